@@ -1,0 +1,349 @@
+/**
+ * The configuration schema: the single source of truth for every key, its type, default and
+ * documentation (`.describe()`). Where Centrifugo v6 has a concept, the key has Centrifugo's
+ * name and place, so a Centrifugo config works for what both support. Bulwark's own additions
+ * live in sections of their own (`node`, `drain`, `demo`).
+ *
+ * Every object is strict: an unknown key is an error, never silently ignored (incident 3).
+ * Durations are Go-style strings ("25s") and are parsed to milliseconds.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { parseDuration } from '../util/duration.js';
+
+/** duration is a Go-style duration string parsed to milliseconds. */
+export function duration(defaultValue: string) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `invalid duration "${text}" (use e.g. "500ms", "25s", "1m30s", "720h")`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .prefault(defaultValue);
+}
+
+const secret = z.string().default('');
+
+const tokenSchema = z
+  .strictObject({
+    hmac_secret_key: secret.describe('HMAC secret for HS256/HS384/HS512 tokens. A secret: never has a default.'),
+    rsa_public_key: z.string().default('').describe('PEM public key for RS256/RS384/RS512 tokens.'),
+    ecdsa_public_key: z.string().default('').describe('PEM public key for ES256/ES384/ES512 tokens.'),
+    audience: z.string().default('').describe('When set, tokens must carry this `aud`.'),
+    issuer: z.string().default('').describe('When set, tokens must carry this `iss`.'),
+  })
+  .prefault({});
+
+/** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
+export const channelOptionsShape = {
+  presence: z.boolean().default(false).describe('Keep presence (who is subscribed) for channels.'),
+  join_leave: z.boolean().default(false).describe('Send join/leave pushes to subscribers who ask for them.'),
+  force_push_join_leave: z.boolean().default(false).describe('Send join/leave pushes to every subscriber.'),
+  history_size: z.number().int().min(0).default(0).describe('Publications kept per channel; 0 keeps no history.'),
+  history_ttl: duration('0s').describe(
+    'How long history is kept after the last publication; required with history_size.',
+  ),
+  history_meta_ttl: duration('0s').describe(
+    'How long a stream position lives after last use; 0 means channel.history_meta_ttl.',
+  ),
+  force_positioning: z.boolean().default(false).describe('Track stream position for every subscriber.'),
+  allow_positioning: z.boolean().default(false).describe('Let clients ask for positioning.'),
+  force_recovery: z.boolean().default(false).describe('Recover missed publications for every subscriber.'),
+  allow_recovery: z.boolean().default(false).describe('Let clients ask for recovery.'),
+  allow_subscribe_for_anonymous: z
+    .boolean()
+    .default(false)
+    .describe('Anonymous (no user) clients may subscribe without a token.'),
+  allow_subscribe_for_client: z
+    .boolean()
+    .default(false)
+    .describe('Authenticated clients may subscribe without a subscription token.'),
+  allow_publish_for_anonymous: z.boolean().default(false).describe('Anonymous clients may publish.'),
+  allow_publish_for_subscriber: z.boolean().default(false).describe('Subscribers of a channel may publish to it.'),
+  allow_publish_for_client: z.boolean().default(false).describe('Any authenticated client may publish.'),
+  allow_presence_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read presence.'),
+  allow_presence_for_subscriber: z.boolean().default(false).describe('Subscribers may read presence.'),
+  allow_presence_for_client: z.boolean().default(false).describe('Any authenticated client may read presence.'),
+  allow_history_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read history.'),
+  allow_history_for_subscriber: z.boolean().default(false).describe('Subscribers may read history.'),
+  allow_history_for_client: z.boolean().default(false).describe('Any authenticated client may read history.'),
+  allow_user_limited_channels: z
+    .boolean()
+    .default(false)
+    .describe('Channels like `ns:room#42,43` are open to the listed users only.'),
+  channel_regex: z
+    .string()
+    .default('')
+    .describe('When set, channel names (without namespace) must match this regular expression.'),
+};
+
+const channelOptions = z.strictObject(channelOptionsShape);
+
+/** ChannelOptions are the resolved options of one namespace (durations in ms). */
+export type ChannelOptions = z.output<typeof channelOptions>;
+
+const namespaceSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[-a-zA-Z0-9_.]{2,}$/, 'namespace name must be 2+ characters of [-a-zA-Z0-9_.]')
+    .describe('Namespace name: the part of a channel before `:`.'),
+  ...channelOptionsShape,
+});
+
+/** configSchema validates a whole Bulwark configuration. */
+export const configSchema = z
+  .strictObject({
+    http_server: z
+      .strictObject({
+        address: z.string().default('').describe('Interface to listen on; empty means all interfaces.'),
+        port: z.number().int().min(0).max(65535).default(8000).describe('HTTP port (WebSocket, API, health, metrics).'),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info')
+          .describe('Log level.'),
+      })
+      .prefault({}),
+    client: z
+      .strictObject({
+        token: tokenSchema.describe('Connection token verification.'),
+        subscription_token: z
+          .strictObject({
+            enabled: z.boolean().default(false).describe('Use separate keys for subscription tokens.'),
+            ...tokenSchema.unwrap().shape,
+          })
+          .prefault({})
+          .describe('Subscription token verification; when disabled, client.token keys verify them.'),
+        insecure: z
+          .boolean()
+          .default(false)
+          .describe('Accept every connection without a token. Local demos only: logs a loud warning.'),
+        allowed_origins: z
+          .array(z.string())
+          .default([])
+          .describe('Origins allowed to connect from a browser; "*" allows all. Empty: same-origin only.'),
+        ping_interval: duration('25s').describe('Server ping period.'),
+        pong_timeout: duration('8s').describe('Disconnect (3012) when the pong to a ping is later than this.'),
+        expired_close_delay: duration('25s').describe(
+          'Grace after a connection token expires before disconnecting (3005).',
+        ),
+        stale_close_delay: duration('10s').describe(
+          'Disconnect (3502) a connection that sent no connect command in this time.',
+        ),
+        channel_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(128)
+          .describe('Subscriptions per connection; over it, disconnect 3505. 0 means no limit.'),
+        user_connection_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('Connections per user on this node; 0 means no limit.'),
+        queue_max_size: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1_048_576)
+          .describe('Bytes queued to one connection before it is disconnected as slow (3008).'),
+        history_max_publication_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(300)
+          .describe('Most publications one history call returns.'),
+        recovery_max_publication_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(300)
+          .describe('Most publications one recovery returns; more means recovered=false.'),
+        connect_include_server_time: z.boolean().default(false).describe('Send server time in the connect reply.'),
+      })
+      .prefault({}),
+    websocket: z
+      .strictObject({
+        message_size_limit: z
+          .number()
+          .int()
+          .min(256)
+          .default(65_536)
+          .describe('Largest incoming WebSocket message in bytes; larger closes with 1009.'),
+        write_timeout: duration('1s').describe(
+          'Reserved for slow writes; the bounded queue (client.queue_max_size) is the main guard.',
+        ),
+        compression: z.boolean().default(false).describe('permessage-deflate; costs CPU per message, off by default.'),
+      })
+      .prefault({}),
+    channel: z
+      .strictObject({
+        without_namespace: channelOptions.prefault({}).describe('Options of channels without a namespace.'),
+        namespaces: z.array(namespaceSchema).default([]).describe('Namespaces: channels named `<name>:<rest>`.'),
+        history_meta_ttl: duration('720h').describe('Default lifetime of a stream position after last use.'),
+        max_length: z.number().int().min(1).default(255).describe('Longest channel name in bytes.'),
+        private_prefix: z.string().default('$').describe('Channels starting with it need a subscription token.'),
+        namespace_boundary: z.string().min(1).default(':').describe('Separates namespace from channel.'),
+        user_boundary: z.string().min(1).default('#').describe('Starts the user list of a user-limited channel.'),
+        user_separator: z.string().min(1).default(',').describe('Separates users in a user-limited channel.'),
+      })
+      .prefault({}),
+    http_api: z
+      .strictObject({
+        key: secret.describe(
+          'API key for /api (X-API-Key or Authorization: apikey). A secret: required unless http_api.insecure.',
+        ),
+        insecure: z.boolean().default(false).describe('Serve the API without a key. Only behind a trusted network.'),
+        max_body_size: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1_048_576)
+          .describe('Largest API request body in bytes (Bulwark addition).'),
+      })
+      .prefault({}),
+    prometheus: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics at /metrics.'),
+      })
+      .prefault({}),
+    health: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Serve /health (liveness) and /ready (readiness).'),
+      })
+      .prefault({}),
+    engine: z
+      .strictObject({
+        type: z
+          .enum(['memory'])
+          .default('memory')
+          .describe('Engine: memory (embedded, one process). Redis comes with the scale-out issue.'),
+      })
+      .prefault({}),
+    shutdown: z
+      .strictObject({
+        timeout: duration('30s').describe('Longest graceful shutdown, drain included; then exit anyway.'),
+      })
+      .prefault({}),
+    node: z
+      .strictObject({
+        name: z.string().default('').describe('Node name shown in info and logs; empty means hostname_port.'),
+      })
+      .prefault({}),
+    drain: z
+      .strictObject({
+        window: duration('10s').describe(
+          'On SIGTERM, disconnect clients (3001, reconnect allowed) spread uniformly over this window.',
+        ),
+      })
+      .prefault({})
+      .describe('Bulwark: graceful drain on shutdown.'),
+    demo: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Serve the bulletin board demo at / and a demo token endpoint. Local demos only.'),
+      })
+      .prefault({})
+      .describe('Bulwark: the demo page.'),
+  })
+  .superRefine((cfg, ctx) => {
+    const namespaces = [{ path: ['channel', 'without_namespace'], opts: cfg.channel.without_namespace }].concat(
+      cfg.channel.namespaces.map((ns, i) => ({ path: ['channel', 'namespaces', String(i)], opts: ns })),
+    );
+    for (const { path, opts } of namespaces) {
+      if (opts.history_size > 0 && opts.history_ttl === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'history_ttl'],
+          message: 'history_ttl must be set when history_size > 0',
+        });
+      }
+      if (opts.history_ttl > 0 && opts.history_size === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'history_size'],
+          message: 'history_size must be set when history_ttl > 0',
+        });
+      }
+      if ((opts.force_recovery || opts.allow_recovery) && opts.history_size === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'force_recovery'],
+          message: 'recovery needs history (history_size and history_ttl)',
+        });
+      }
+      if (opts.channel_regex !== '') {
+        try {
+          new RegExp(opts.channel_regex);
+        } catch (err) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [...path, 'channel_regex'],
+            message: `invalid regular expression: ${(err as Error).message}`,
+          });
+        }
+      }
+    }
+    const seen = new Set<string>();
+    cfg.channel.namespaces.forEach((ns, i) => {
+      if (seen.has(ns.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['channel', 'namespaces', i, 'name'],
+          message: `duplicate namespace "${ns.name}"`,
+        });
+      }
+      seen.add(ns.name);
+    });
+    // Secrets: no silent defaults (incident 3). A missing secret is an error naming the key.
+    const tok = cfg.client.token;
+    if (!cfg.client.insecure && !tok.hmac_secret_key && !tok.rsa_public_key && !tok.ecdsa_public_key) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client', 'token', 'hmac_secret_key'],
+        message:
+          'missing secret: set client.token.hmac_secret_key (or rsa_public_key / ecdsa_public_key), or client.insecure=true for local demos',
+      });
+    }
+    const sub = cfg.client.subscription_token;
+    if (sub.enabled && !sub.hmac_secret_key && !sub.rsa_public_key && !sub.ecdsa_public_key) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client', 'subscription_token', 'hmac_secret_key'],
+        message: 'missing secret: subscription_token.enabled needs hmac_secret_key, rsa_public_key or ecdsa_public_key',
+      });
+    }
+    if (!cfg.http_api.insecure && !cfg.http_api.key) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['http_api', 'key'],
+        message: 'missing secret: set http_api.key, or http_api.insecure=true',
+      });
+    }
+    if (cfg.client.pong_timeout >= cfg.client.ping_interval && cfg.client.ping_interval > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client', 'pong_timeout'],
+        message: 'pong_timeout must be shorter than ping_interval',
+      });
+    }
+  });
+
+/** Config is a validated configuration: defaults applied, durations in milliseconds. */
+export type Config = z.output<typeof configSchema>;
+/** ConfigInput is what a config file may contain. */
+export type ConfigInput = z.input<typeof configSchema>;

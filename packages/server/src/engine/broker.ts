@@ -1,0 +1,82 @@
+/**
+ * The Broker contract: how a publication reaches every node, and the channel history that
+ * makes recovery possible. History belongs to the broker (as in the centrifuge Go library)
+ * because publish and history-append must be one atomic step per channel: a publication is
+ * given its offset, stored and fanned out in that order, so subscribers and history readers
+ * always agree on what offset N is.
+ *
+ * @module
+ */
+import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
+
+/** PublishOptions tells the broker how to store one publication. */
+export interface PublishOptions {
+  /** Keep at most this many publications in the channel stream; 0 keeps no history. */
+  historySize: number;
+  /** Drop the stream's publications this long after the last publish (ms); 0 keeps no history. */
+  historyTtlMs: number;
+  /** Keep the stream position (offset, epoch) this long after the last activity (ms). */
+  historyMetaTtlMs: number;
+  info?: ClientInfo;
+  tags?: Record<string, string>;
+  /** Stamp the publication with the publish time. */
+  time?: number;
+}
+
+/** HistoryQuery selects publications of a channel stream. */
+export interface HistoryQuery {
+  /** Return publications after this position. The epoch must be the stream's current one. */
+  since?: StreamPosition;
+  /** At most this many publications; 0 returns only the stream position; -1 means no limit. */
+  limit: number;
+  /** Newest first (before `since`, when given). */
+  reverse?: boolean;
+  /** Keep the stream position this long after this read (ms), creating it if missing. */
+  metaTtlMs: number;
+}
+
+/** HistoryResult is a page of publications and the stream's current top position. */
+export interface HistoryResult {
+  publications: Publication[];
+  offset: number;
+  epoch: string;
+}
+
+/** BrokerEventHandler receives what the broker delivers to this node. */
+export interface BrokerEventHandler {
+  /** A publication on a channel this node subscribed to, in offset order per channel. */
+  onPublication(channel: string, pub: Publication, epoch: string): void;
+  onJoin(channel: string, info: ClientInfo): void;
+  onLeave(channel: string, info: ClientInfo): void;
+  /** A control message for the nodes (cluster commands). */
+  onControl(data: RawJSON): void;
+}
+
+/**
+ * Broker publishes to channels across nodes and keeps channel history.
+ *
+ * Contract:
+ * - `publish` appends to history (when historySize > 0 and historyTtlMs > 0) and delivers to
+ *   every node subscribed to the channel, atomically per channel: offsets are 1, 2, 3… within an
+ *   epoch, delivery order equals offset order, and history holds exactly what was delivered.
+ * - A stream's epoch changes only when its position is lost (meta TTL expiry, removal, engine
+ *   restart); offsets never repeat within an epoch.
+ * - `history` with `since` whose epoch differs from the stream's throws a ProtocolError
+ *   {@link ErrorCode.UnrecoverablePosition}; otherwise returns publications with
+ *   offset > since.offset (the caller checks for gaps left by trimming).
+ * - Delivery is at most once per node; recovery through history closes the gaps.
+ */
+export interface Broker {
+  /** start begins delivering to `handler`. Called once before anything else. */
+  start(handler: BrokerEventHandler): Promise<void>;
+  /** subscribe makes this node receive the channel's publications and join/leave events. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<StreamPosition>;
+  publishJoin(channel: string, info: ClientInfo): Promise<void>;
+  publishLeave(channel: string, info: ClientInfo): Promise<void>;
+  publishControl(data: RawJSON): Promise<void>;
+  history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+  removeHistory(channel: string): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,163 @@
+/**
+ * Wire types of the Centrifugo client protocol v2 (JSON format), named as in the protocol's
+ * `client.proto`. A command carries an `id` (0 for commands that expect no reply, such as
+ * `send`) and exactly one request field; a reply carries the same `id` and either a result
+ * field or `error`; a push is a reply with no id and a `push` field. An empty object is a
+ * ping (server → client) or a pong (client → server).
+ *
+ * In JSON, the protocol's `bytes` fields (`data`, `info`) hold any JSON value, embedded as is.
+ * Inside Bulwark they travel as {@link RawJSON}: already-encoded text, so a publication is
+ * encoded once and never re-serialised per subscriber.
+ *
+ * @module
+ */
+
+/** RawJSON is a JSON value kept in its encoded form (`'{"a":1}'`, `'"text"'`, `'42'`). */
+export type RawJSON = string & { readonly __rawJson: true };
+
+/** asRaw encodes a JS value as RawJSON. */
+export function asRaw(value: unknown): RawJSON {
+  return JSON.stringify(value ?? null) as RawJSON;
+}
+
+/** ClientInfo describes a connection in presence, join/leave and publications. */
+export interface ClientInfo {
+  user: string;
+  client: string;
+  /** Connection info from the token's `info` claim. */
+  conn_info?: RawJSON;
+  /** Channel info from the subscription token's `info` claim. */
+  chan_info?: RawJSON;
+}
+
+/** StreamPosition is a place in a channel's history stream. */
+export interface StreamPosition {
+  offset: number;
+  epoch: string;
+}
+
+/** Publication is one message of a channel, as stored in history and delivered to clients. */
+export interface Publication {
+  /** Position in the channel stream; 0 when the channel keeps no history. */
+  offset: number;
+  data: RawJSON;
+  info?: ClientInfo;
+  tags?: Record<string, string>;
+  /** Publication time in Unix milliseconds, when the publisher asked for it. */
+  time?: number;
+}
+
+export interface ConnectRequest {
+  token?: string;
+  data?: unknown;
+  subs?: Record<string, SubscribeRequest>;
+  name?: string;
+  version?: string;
+}
+
+export interface SubscribeRequest {
+  channel: string;
+  token?: string;
+  recover?: boolean;
+  epoch?: string;
+  offset?: number;
+  data?: unknown;
+  positioned?: boolean;
+  recoverable?: boolean;
+  join_leave?: boolean;
+}
+
+export interface UnsubscribeRequest {
+  channel: string;
+}
+export interface PublishRequest {
+  channel: string;
+  data: unknown;
+}
+export interface PresenceRequest {
+  channel: string;
+}
+export interface PresenceStatsRequest {
+  channel: string;
+}
+export interface HistoryRequest {
+  channel: string;
+  limit?: number;
+  since?: StreamPosition;
+  reverse?: boolean;
+}
+export interface SendRequest {
+  data: unknown;
+}
+export interface RPCRequest {
+  method?: string;
+  data?: unknown;
+}
+export interface RefreshRequest {
+  token: string;
+}
+export interface SubRefreshRequest {
+  channel: string;
+  token: string;
+}
+
+/** Method names one command may carry, in protocol order. */
+export const commandMethods = [
+  'connect',
+  'subscribe',
+  'unsubscribe',
+  'publish',
+  'presence',
+  'presence_stats',
+  'history',
+  'ping',
+  'send',
+  'rpc',
+  'refresh',
+  'sub_refresh',
+] as const;
+export type CommandMethod = (typeof commandMethods)[number];
+
+/** Command is a decoded client command: exactly one method with its validated request. */
+export type Command =
+  | { id: number; method: 'connect'; req: ConnectRequest }
+  | { id: number; method: 'subscribe'; req: SubscribeRequest }
+  | { id: number; method: 'unsubscribe'; req: UnsubscribeRequest }
+  | { id: number; method: 'publish'; req: PublishRequest }
+  | { id: number; method: 'presence'; req: PresenceRequest }
+  | { id: number; method: 'presence_stats'; req: PresenceStatsRequest }
+  | { id: number; method: 'history'; req: HistoryRequest }
+  | { id: number; method: 'ping'; req: Record<string, never> }
+  | { id: number; method: 'send'; req: SendRequest }
+  | { id: number; method: 'rpc'; req: RPCRequest }
+  | { id: number; method: 'refresh'; req: RefreshRequest }
+  | { id: number; method: 'sub_refresh'; req: SubRefreshRequest }
+  /** An empty command: the client's pong to a server ping. */
+  | { id: 0; method: 'pong'; req: Record<string, never> };
+
+export interface SubscribeResult {
+  expires?: boolean;
+  ttl?: number;
+  recoverable?: boolean;
+  epoch?: string;
+  publications?: Publication[];
+  recovered?: boolean;
+  offset?: number;
+  positioned?: boolean;
+  data?: RawJSON;
+  was_recovering?: boolean;
+}
+
+export interface ConnectResult {
+  client: string;
+  version: string;
+  expires?: boolean;
+  ttl?: number;
+  data?: RawJSON;
+  subs?: Record<string, SubscribeResult>;
+  ping?: number;
+  pong?: boolean;
+  session?: string;
+  node?: string;
+  time?: number;
+}
