@@ -129,10 +129,17 @@ export const configSchema = z
           .boolean()
           .default(false)
           .describe('Accept every connection without a token. Local demos only: logs a loud warning.'),
+        allow_anonymous_connect_without_token: z
+          .boolean()
+          .default(false)
+          .describe('Connections without a token are accepted as anonymous (user "").'),
         allowed_origins: z
           .array(z.string())
           .default([])
           .describe('Origins allowed to connect from a browser; "*" allows all. Empty: same-origin only.'),
+        presence_update_interval: duration('27s').describe(
+          "How often a node refreshes its clients' presence entries; entries live 2.5× this.",
+        ),
         ping_interval: duration('25s').describe('Server ping period.'),
         pong_timeout: duration('8s').describe('Disconnect (3012) when the pong to a ping is later than this.'),
         expired_close_delay: duration('25s').describe(
@@ -146,7 +153,9 @@ export const configSchema = z
           .int()
           .min(0)
           .default(128)
-          .describe('Subscriptions per connection; over it, disconnect 3505. 0 means no limit.'),
+          .describe(
+            'Subscriptions per connection; over it, subscribe gets error 106 (limit exceeded). 0 means no limit.',
+          ),
         user_connection_limit: z
           .number()
           .int()

@@ -1,0 +1,91 @@
+/**
+ * Channel rules: which namespace a channel belongs to, whether its name is valid, and who
+ * may see a user-limited channel. Pure functions over the config; no I/O.
+ *
+ * @module
+ */
+import type { ChannelOptions, Config } from './config/schema.js';
+import { ErrorCode, ProtocolError } from './protocol/codes.js';
+
+/** ResolvedChannel is a valid channel with its namespace options. */
+export interface ResolvedChannel {
+  channel: string;
+  /** Namespace name; '' for channels without a namespace. */
+  namespace: string;
+  /** The channel name without its namespace prefix. */
+  name: string;
+  options: ChannelOptions;
+  /** Starts with channel.private_prefix: needs a subscription token. */
+  isPrivate: boolean;
+}
+
+/** ChannelRules resolves channels against the configured namespaces. */
+export class ChannelRules {
+  readonly #cfg: Config['channel'];
+  readonly #namespaces: Map<string, ChannelOptions>;
+  readonly #regexes = new Map<string, RegExp>();
+
+  constructor(cfg: Config['channel']) {
+    this.#cfg = cfg;
+    this.#namespaces = new Map(cfg.namespaces.map((ns) => [ns.name, ns]));
+    for (const [name, opts] of [['', cfg.without_namespace] as const, ...this.#namespaces]) {
+      if (opts.channel_regex) this.#regexes.set(name, new RegExp(opts.channel_regex));
+    }
+  }
+
+  /**
+   * resolve validates `channel` and returns its namespace options. It throws ProtocolError
+   * 107 (bad request) for an invalid name and 102 (unknown channel) for an unknown namespace
+   * or a name its namespace's channel_regex rejects.
+   */
+  resolve(channel: string): ResolvedChannel {
+    const cfg = this.#cfg;
+    if (channel.length === 0) throw new ProtocolError(ErrorCode.BadRequest, 'channel required');
+    if (Buffer.byteLength(channel) > cfg.max_length) {
+      throw new ProtocolError(ErrorCode.BadRequest, `channel name longer than ${cfg.max_length} bytes`);
+    }
+    // Control characters and whitespace in names break logs and dashboards; reject them.
+    if (/[\s\p{Cc}]/u.test(channel))
+      throw new ProtocolError(ErrorCode.BadRequest, 'channel name has control or space characters');
+    const isPrivate = cfg.private_prefix !== '' && channel.startsWith(cfg.private_prefix);
+    const bare = isPrivate ? channel.slice(cfg.private_prefix.length) : channel;
+    const boundary = bare.indexOf(cfg.namespace_boundary);
+    let namespace = '';
+    let name = bare;
+    let options = cfg.without_namespace;
+    if (boundary !== -1) {
+      namespace = bare.slice(0, boundary);
+      name = bare.slice(boundary + cfg.namespace_boundary.length);
+      const ns = this.#namespaces.get(namespace);
+      if (!ns) throw new ProtocolError(ErrorCode.UnknownChannel);
+      options = ns;
+    }
+    const re = this.#regexes.get(namespace);
+    if (re && !re.test(name)) throw new ProtocolError(ErrorCode.UnknownChannel);
+    return { channel, namespace, name, options, isPrivate };
+  }
+
+  /**
+   * allowedUsers returns the users a user-limited channel (`ns:room#alice,bob`) is open to,
+   * or undefined when the channel is not user-limited or its namespace does not allow it.
+   */
+  allowedUsers(rc: ResolvedChannel): string[] | undefined {
+    if (!rc.options.allow_user_limited_channels) return undefined;
+    const at = rc.name.lastIndexOf(this.#cfg.user_boundary);
+    if (at === -1) return undefined;
+    return rc.name
+      .slice(at + this.#cfg.user_boundary.length)
+      .split(this.#cfg.user_separator)
+      .filter((u) => u !== '');
+  }
+
+  /** historyMetaTtlMs returns the stream position lifetime for a namespace. */
+  historyMetaTtlMs(opts: ChannelOptions): number {
+    return opts.history_meta_ttl > 0 ? opts.history_meta_ttl : this.#cfg.history_meta_ttl;
+  }
+
+  /** hasHistory tells whether channels of a namespace keep history. */
+  static hasHistory(opts: ChannelOptions): boolean {
+    return opts.history_size > 0 && opts.history_ttl > 0;
+  }
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+/**
+ * The `bulwark` CLI: start, checkconfig, genconfig, gentoken, version.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { signConnectionToken } from '../auth/token-signer.js';
+import { loadConfig, redactConfig } from '../config/load.js';
+import type { Config, ConfigInput } from '../config/schema.js';
+import { BulwarkError } from '../errors.js';
+import { Node } from '../node.js';
+import { version } from '../version.js';
+import { demoConfig } from './demo-config.js';
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('port must be 0-65535');
+  return n;
+}
+
+/** load reads the config from --config (or BULWARK_CONFIG) plus environment, exiting on errors. */
+function load(opts: { config?: string; port?: number; demo?: boolean }): Readonly<Config> {
+  const file = opts.config ?? process.env['BULWARK_CONFIG'];
+  const overrides: Array<{ path: string[]; value: unknown }> = [];
+  if (opts.port !== undefined) overrides.push({ path: ['http_server', 'port'], value: opts.port });
+  try {
+    if (opts.demo && !file) {
+      return loadConfig({ object: demoConfig(), env: process.env, overrides });
+    }
+    if (opts.demo) overrides.push({ path: ['demo', 'enabled'], value: true });
+    return loadConfig({ file, env: process.env, overrides });
+  } catch (err) {
+    if (err instanceof BulwarkError) {
+      process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+const program = new Command();
+program.name('bulwark').description('Realtime messaging server for live-service games (Centrifugo protocol v2)');
+
+program
+  .command('start')
+  .description('start a Bulwark node')
+  .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
+  .option('-p, --port <port>', 'HTTP port (overrides http_server.port)', parsePort)
+  .option('--demo', 'serve the bulletin board demo; without --config, run on fresh random secrets')
+  .action(async (opts: { config?: string; port?: number; demo?: boolean }) => {
+    const config = load(opts);
+    const node = new Node(config);
+    let addr;
+    try {
+      addr = await node.start();
+    } catch (err) {
+      node.log.fatal({ err }, 'startup failed');
+      process.stderr.write(`bulwark: ${(err as Error).message}\n`);
+      process.exit(1);
+    }
+    const host = config.http_server.address || 'localhost';
+    const url = `http://${host}:${addr.port}`;
+    process.stderr.write(
+      `\nBulwark ${version} listening on ${url}\n` +
+        `  WebSocket: ws://${host}:${addr.port}/connection/websocket\n` +
+        (config.demo.enabled ? `  Demo bulletin board: ${url}/  (open it in two tabs)\n` : '') +
+        (opts.demo && !opts.config ? `  Demo API key (fresh each start): ${config.http_api.key}\n` : '') +
+        '\n',
+    );
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        process.stderr.write('bulwark: second signal, exiting now\n');
+        process.exit(1);
+      }
+      stopping = true;
+      node.log.info({ signal }, 'shutdown requested');
+      node.shutdown().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          node.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('checkconfig')
+  .description('validate a config (file + BULWARK_* environment) without starting')
+  .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
+  .option('--print', 'print the effective config, secrets redacted')
+  .action((opts: { config?: string; print?: boolean }) => {
+    const config = load(opts);
+    if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
+    process.stderr.write('config is valid\n');
+  });
+
+program
+  .command('genconfig')
+  .description('write a minimal config with fresh random secrets')
+  .option('-o, --output <file>', 'where to write it', 'config.json')
+  .option('-f, --force', 'overwrite an existing file')
+  .action((opts: { output: string; force?: boolean }) => {
+    if (existsSync(opts.output) && !opts.force) {
+      process.stderr.write(`bulwark: ${opts.output} exists; use --force to overwrite\n`);
+      process.exit(2);
+    }
+    const cfg: ConfigInput = {
+      client: {
+        token: { hmac_secret_key: randomBytes(32).toString('base64url') },
+        allowed_origins: [],
+      },
+      http_api: { key: randomBytes(24).toString('base64url') },
+      channel: {
+        namespaces: [
+          {
+            name: 'chat',
+            presence: true,
+            join_leave: true,
+            history_size: 100,
+            history_ttl: '600s',
+            force_recovery: true,
+            allow_subscribe_for_client: true,
+            allow_publish_for_subscriber: true,
+            allow_history_for_subscriber: true,
+            allow_presence_for_subscriber: true,
+          },
+        ],
+      },
+    };
+    writeFileSync(opts.output, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+    process.stderr.write(`wrote ${opts.output} (keep it secret: it holds the token secret and API key)\n`);
+  });
+
+program
+  .command('gentoken')
+  .description('sign a connection token (HS256) with the configured client.token.hmac_secret_key')
+  .requiredOption('-u, --user <user>', 'user ID (sub claim)')
+  .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
+  .option('-t, --ttl <seconds>', 'lifetime in seconds', (v) => Number(v), 86400)
+  .action(async (opts: { user: string; config?: string; ttl: number }) => {
+    const config = load(opts);
+    const secret = config.client.token.hmac_secret_key;
+    if (!secret) {
+      process.stderr.write('bulwark: gentoken needs client.token.hmac_secret_key\n');
+      process.exit(2);
+    }
+    const token = await signConnectionToken({ secret, user: opts.user, ttlSeconds: opts.ttl });
+    process.stdout.write(token + '\n');
+  });
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    process.stdout.write(`bulwark ${version}\n`);
+  });
+
+await program.parseAsync(process.argv);

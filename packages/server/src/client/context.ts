@@ -1,0 +1,64 @@
+/**
+ * What a client session needs from its node. An interface (not the Node class) so the
+ * session depends on capabilities, not on how the node wires them.
+ *
+ * @module
+ */
+import type { Logger } from 'pino';
+import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
+import type { Config } from '../config/schema.js';
+import type { Broker } from '../engine/broker.js';
+import type { PresenceManager } from '../engine/presence.js';
+import type { Hub } from '../hub.js';
+import type { Metrics } from '../metrics.js';
+import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
+import type { ClientSession } from './session.js';
+
+/** RpcContext is what an RPC handler learns about its caller. */
+export interface RpcContext {
+  client: string;
+  user: string;
+  info?: RawJSON;
+}
+
+/** RpcHandler answers an RPC method: it returns the reply data, or throws a ProtocolError. */
+export type RpcHandler = (data: unknown, ctx: RpcContext) => unknown | Promise<unknown>;
+
+/** MessageHandler receives `send` commands (fire-and-forget messages from clients). */
+export type MessageHandler = (data: unknown, ctx: RpcContext) => void | Promise<void>;
+
+/** SessionContext is the node as seen by a session. */
+export interface SessionContext {
+  readonly config: Readonly<Config>;
+  readonly rules: ChannelRules;
+  readonly hub: Hub;
+  readonly broker: Broker;
+  readonly presence: PresenceManager;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly nodeId: string;
+  readonly version: string;
+  readonly rpcHandlers: ReadonlyMap<string, RpcHandler>;
+  readonly messageHandler: MessageHandler | undefined;
+  /** verifyConnectToken verifies a connection token; `expectedUser` is set on refresh. */
+  verifyConnectToken(token: string, expectedUser?: string): Promise<ConnectTokenClaims>;
+  /** verifySubscriptionToken verifies a subscription token for this client and channel. */
+  verifySubscriptionToken(
+    token: string,
+    channel: string,
+    user: string,
+    clientId: string,
+    purpose: SubscriptionTokenPurpose,
+  ): Promise<SubscriptionTokenClaims>;
+  /** scheduleFlush queues the session for the next write pass (write coalescing). */
+  scheduleFlush(session: ClientSession): void;
+  /** nodeSubscribe makes the broker deliver `channel` to this node (idempotent, shared). */
+  nodeSubscribe(channel: string): Promise<void>;
+  /** nodeUnsubscribe stops delivery of `channel` when no local subscriber is left. */
+  nodeUnsubscribe(channel: string): Promise<void>;
+  /** publishFromClient appends to history and fans out, with the namespace's options. */
+  publishFromClient(rc: ResolvedChannel, data: RawJSON, info?: ClientInfo): Promise<StreamPosition>;
+  /** Presence entries are refreshed at this period and live for a few periods. */
+  readonly presenceTtlMs: number;
+}

@@ -1,0 +1,831 @@
+/**
+ * ClientSession: the state machine of one connection — connecting → connected → closed —
+ * with its subscriptions, its ping/pong and expiry timers, and its bounded write queue.
+ *
+ * Commands of one connection are handled one at a time, in order (a reply never overtakes
+ * an earlier one). Replies and pushes are queued and written in one frame per flush pass
+ * (write coalescing: several protocol messages per WebSocket message under load, as the
+ * protocol allows). The queue is bounded in bytes: a client that cannot keep up is
+ * disconnected as slow (3008) instead of growing the process's memory.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
+import {
+  DisconnectCode,
+  DisconnectError,
+  ErrorCode,
+  ProtocolError,
+  UnsubscribeCode,
+  disconnect,
+  type Disconnect,
+} from '../protocol/codes.js';
+import { FrameError, decodeFrame } from '../protocol/decode.js';
+import {
+  encodeConnectResult,
+  encodeErrorReply,
+  encodeHistoryResult,
+  encodePresenceResult,
+  encodeRefreshPush,
+  encodeReply,
+  encodeSubscribePush,
+  encodeSubscribeResult,
+  encodeUnsubscribePush,
+  pingFrame,
+} from '../protocol/encode.js';
+import {
+  asRaw,
+  type ClientInfo,
+  type Command,
+  type ConnectRequest,
+  type ConnectResult,
+  type HistoryRequest,
+  type Publication,
+  type RawJSON,
+  type SubscribeRequest,
+  type SubscribeResult,
+} from '../protocol/types.js';
+import type { Transport } from '../transport/transport.js';
+import type { ConnectTokenClaims, SubscriptionTokenClaims } from '../auth/token-verifier.js';
+import type { SessionContext } from './context.js';
+
+/** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
+export interface SubState {
+  readonly channel: string;
+  readonly joinLeave: boolean;
+  readonly positioned: boolean;
+  readonly recoverable: boolean;
+  readonly presence: boolean;
+  readonly joinLeaveEnabled: boolean;
+  /**
+   * Publications that arrived while the subscribe was in flight, with their shared frames.
+   * They are delivered after the subscribe reply, skipping any the reply already carried,
+   * so a subscriber sees every publication exactly once and in order.
+   */
+  buffer: Array<[Publication, Buffer]> | undefined;
+  /** Offset of the last publication delivered (positioned subscriptions). */
+  offset: number;
+  epoch: string;
+  /** Subscription token expiry in ms since epoch; 0 means never. */
+  expireAt: number;
+  chanInfo: RawJSON | undefined;
+}
+
+/** SubscribeOptions describes one subscription to make (client, token or API initiated). */
+interface SubscribeOptions {
+  recover: boolean;
+  offset: number;
+  epoch: string;
+  wantPositioned: boolean;
+  wantRecoverable: boolean;
+  wantJoinLeave: boolean;
+  chanInfo?: RawJSON;
+  data?: RawJSON;
+  expireAt: number;
+  /** Server-side subscriptions ignore the allow_* flags of clients: they were granted. */
+  serverSide: boolean;
+}
+
+/** SessionMeta is what the transport knows about the peer. */
+export interface SessionMeta {
+  remoteAddress: string;
+  transport: string;
+}
+
+type State = 'connecting' | 'connected' | 'closed';
+
+const newline = Buffer.from('\n');
+
+/** ClientSession is one client connection. */
+export class ClientSession {
+  /** Client id, unique per connection (the protocol's `client`). */
+  readonly id: string = randomUUID();
+  user = '';
+  /** Connection info from the token (`info` claim), attached to presence and publications. */
+  connInfo: RawJSON | undefined;
+  /** Connection expiry in ms since epoch; 0 means never. */
+  expireAt = 0;
+  readonly meta: SessionMeta;
+
+  #state: State = 'connecting';
+  readonly #ctx: SessionContext;
+  readonly #transport: Transport;
+  readonly #subs = new Map<string, SubState>();
+  /** Channels whose subscribe is in flight, so a second subscribe is answered 105. */
+  readonly #pendingSubs = new Set<string>();
+
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #flushScheduled = false;
+
+  #chain: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #awaitingPong = false;
+  #expireTimer: NodeJS.Timeout | undefined;
+  #subExpireTimer: NodeJS.Timeout | undefined;
+
+  constructor(ctx: SessionContext, transport: Transport, meta: SessionMeta) {
+    this.#ctx = ctx;
+    this.#transport = transport;
+    this.meta = meta;
+    // A connection that never authenticates is closed: it would hold a socket for nothing.
+    this.#setTimer(ctx.config.client.stale_close_delay, () => this.disconnect(disconnect(DisconnectCode.Stale)));
+    ctx.metrics.connectionsOpened.inc();
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** info returns this connection's ClientInfo (for presence, join/leave, publications). */
+  info(chanInfo?: RawJSON): ClientInfo {
+    const info: ClientInfo = { user: this.user, client: this.id };
+    if (this.connInfo !== undefined) info.conn_info = this.connInfo;
+    if (chanInfo !== undefined) info.chan_info = chanInfo;
+    return info;
+  }
+
+  /** channels lists this session's subscribed channels. */
+  channels(): IterableIterator<string> {
+    return this.#subs.keys();
+  }
+
+  // ---------------------------------------------------------------- incoming
+
+  /** handleFrame decodes one incoming frame and queues its commands for in-order handling. */
+  handleFrame(text: string): void {
+    if (this.#state === 'closed') return;
+    let commands;
+    try {
+      commands = decodeFrame(text).commands;
+    } catch (err) {
+      if (err instanceof FrameError) {
+        this.#ctx.log.info({ client: this.id, user: this.user, err: err.message }, 'bad frame');
+        this.disconnect(disconnect(DisconnectCode.BadRequest));
+        return;
+      }
+      throw err;
+    }
+    this.#chain = this.#chain.then(() => this.#handleCommands(commands));
+  }
+
+  async #handleCommands(commands: ReturnType<typeof decodeFrame>['commands']): Promise<void> {
+    for (const cmd of commands) {
+      if (this.#state === 'closed') return;
+      if (cmd.method === undefined) {
+        this.#ctx.metrics.commands.inc({ method: 'unknown', result: 'error' });
+        if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.MethodNotFound).toWire()));
+        continue;
+      }
+      await this.#handleCommand(cmd);
+    }
+  }
+
+  async #handleCommand(cmd: Command): Promise<void> {
+    const { metrics, log } = this.#ctx;
+    if (cmd.method === 'pong') {
+      this.#awaitingPong = false;
+      return;
+    }
+    // Before connect only connect is valid; after it, connect is not (protocol order).
+    if ((this.#state === 'connecting') !== (cmd.method === 'connect')) {
+      metrics.commands.inc({ method: cmd.method, result: 'error' });
+      this.disconnect(disconnect(DisconnectCode.BadRequest));
+      return;
+    }
+    try {
+      const result = await this.#dispatch(cmd);
+      metrics.commands.inc({ method: cmd.method, result: 'ok' });
+      if (result !== undefined && cmd.id > 0) this.#reply(encodeReply(cmd.id, cmd.method, result.reply));
+      result?.after?.();
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        metrics.commands.inc({ method: cmd.method, result: 'error' });
+        if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, err.toWire()));
+      } else if (err instanceof DisconnectError) {
+        metrics.commands.inc({ method: cmd.method, result: 'disconnect' });
+        this.disconnect(err.disconnect);
+      } else {
+        metrics.commands.inc({ method: cmd.method, result: 'error' });
+        log.error({ err, client: this.id, user: this.user, method: cmd.method }, 'command failed');
+        if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.Internal).toWire()));
+      }
+    }
+  }
+
+  /** A handler's outcome: the encoded result, and work to do once the reply is queued. */
+  async #dispatch(cmd: Command): Promise<{ reply: string; after?: () => void } | undefined> {
+    switch (cmd.method) {
+      case 'connect':
+        return this.#connect(cmd.req);
+      case 'subscribe':
+        return this.#subscribeCmd(cmd.req);
+      case 'unsubscribe':
+        await this.unsubscribe(cmd.req.channel);
+        return { reply: '{}' };
+      case 'publish':
+        return this.#publishCmd(cmd.req.channel, cmd.req.data);
+      case 'presence':
+        return this.#presenceCmd(cmd.req.channel, false);
+      case 'presence_stats':
+        return this.#presenceCmd(cmd.req.channel, true);
+      case 'history':
+        return this.#historyCmd(cmd.req);
+      case 'ping':
+        return { reply: '{}' };
+      case 'send':
+        await this.#ctx.messageHandler?.(cmd.req.data, this.#rpcContext());
+        return undefined;
+      case 'rpc':
+        return this.#rpcCmd(cmd.req.method ?? '', cmd.req.data);
+      case 'refresh':
+        return this.#refreshCmd(cmd.req.token);
+      case 'sub_refresh':
+        return this.#subRefreshCmd(cmd.req.channel, cmd.req.token);
+      case 'pong':
+        return undefined;
+    }
+  }
+
+  #rpcContext() {
+    return { client: this.id, user: this.user, info: this.connInfo };
+  }
+
+  // ---------------------------------------------------------------- connect & refresh
+
+  async #connect(req: ConnectRequest): Promise<{ reply: string; after: () => void }> {
+    const ctx = this.#ctx;
+    const cfg = ctx.config.client;
+    let user = '';
+    let expireAt = 0;
+    let info: RawJSON | undefined;
+    let serverChannels: string[] = [];
+    let subsClaim: ConnectTokenClaims['subs'];
+    if (req.token && !cfg.insecure) {
+      const claims = await ctx.verifyConnectToken(req.token);
+      user = claims.user;
+      expireAt = claims.expireAt * 1000;
+      info = claims.info;
+      serverChannels = claims.channels;
+      subsClaim = claims.subs;
+    } else if (!cfg.insecure && !cfg.allow_anonymous_connect_without_token) {
+      throw new ProtocolError(ErrorCode.Unauthorized);
+    }
+    if (this.#state !== 'connecting') throw new ProtocolError(ErrorCode.BadRequest);
+    if (cfg.user_connection_limit > 0 && user !== '' && ctx.hub.userSessions(user).size >= cfg.user_connection_limit) {
+      ctx.metrics.rejections.inc({ reason: 'user_connection_limit' });
+      throw new DisconnectError(disconnect(DisconnectCode.ConnectionLimit));
+    }
+    this.user = user;
+    this.expireAt = expireAt;
+    this.connInfo = info;
+    this.#state = 'connected';
+    ctx.hub.addSession(this);
+    ctx.metrics.connections.inc();
+    this.#schedulePing();
+    this.#scheduleExpiry();
+
+    // Server-side subscriptions granted by the token; the client may ask to recover them.
+    const subs: Record<string, SubscribeResult> = {};
+    const activations: Array<() => void> = [];
+    const wanted = new Set([...serverChannels, ...Object.keys(subsClaim ?? {})]);
+    for (const channel of wanted) {
+      let rc: ResolvedChannel;
+      try {
+        rc = ctx.rules.resolve(channel);
+      } catch {
+        ctx.log.warn({ client: this.id, user, channel }, 'token grants an invalid channel; skipped');
+        continue;
+      }
+      const asked = req.subs?.[channel];
+      const made = await this.#subscribe(rc, {
+        recover: asked?.recover === true,
+        offset: asked?.offset ?? 0,
+        epoch: asked?.epoch ?? '',
+        wantPositioned: false,
+        wantRecoverable: false,
+        wantJoinLeave: false,
+        chanInfo: subsClaim?.[channel]?.info,
+        data: subsClaim?.[channel]?.data,
+        expireAt: 0,
+        serverSide: true,
+      });
+      subs[channel] = made.result;
+      activations.push(made.activate);
+    }
+
+    const result: ConnectResult = {
+      client: this.id,
+      version: ctx.version,
+      ping: Math.round(cfg.ping_interval / 1000),
+      pong: cfg.ping_interval > 0,
+      node: ctx.nodeId,
+      subs,
+    };
+    if (expireAt > 0) {
+      result.expires = true;
+      result.ttl = Math.max(0, Math.ceil((expireAt - Date.now()) / 1000));
+    }
+    if (cfg.connect_include_server_time) result.time = Date.now();
+    ctx.log.debug({ client: this.id, user, remote: this.meta.remoteAddress }, 'client connected');
+    return { reply: encodeConnectResult(result), after: () => activations.forEach((a) => a()) };
+  }
+
+  async #refreshCmd(token: string): Promise<{ reply: string }> {
+    if (this.#ctx.config.client.insecure) throw new ProtocolError(ErrorCode.NotAvailable);
+    // A refresh token for another user would switch identities mid-connection: 3500.
+    // An expired one means the client cannot stay: Centrifugo closes with 3005 here.
+    const claims = await this.#ctx.verifyConnectToken(token, this.user).catch((err: unknown) => {
+      if (err instanceof ProtocolError && err.code === ErrorCode.TokenExpired) {
+        throw new DisconnectError(disconnect(DisconnectCode.Expired));
+      }
+      throw err;
+    });
+    this.expireAt = claims.expireAt * 1000;
+    if (claims.info !== undefined) this.connInfo = claims.info;
+    this.#scheduleExpiry();
+    const ttl = this.expireAt > 0 ? Math.max(0, Math.ceil((this.expireAt - Date.now()) / 1000)) : 0;
+    const parts = [`"client":${JSON.stringify(this.id)}`, `"version":${JSON.stringify(this.#ctx.version)}`];
+    if (this.expireAt > 0) parts.push(`"expires":true`, `"ttl":${ttl}`);
+    return { reply: `{${parts.join(',')}}` };
+  }
+
+  /**
+   * applyRefresh changes the connection's expiry and info from the server side (API
+   * `refresh`). `expireAt` in ms since epoch; 0 clears expiry. An expired connection is
+   * disconnected at once.
+   */
+  applyRefresh(expireAt: number, info?: RawJSON, expired = false): void {
+    if (this.#state !== 'connected') return;
+    if (expired) {
+      this.disconnect(disconnect(DisconnectCode.Expired));
+      return;
+    }
+    this.expireAt = expireAt;
+    if (info !== undefined) this.connInfo = info;
+    this.#scheduleExpiry();
+    const ttl = expireAt > 0 ? Math.max(0, Math.ceil((expireAt - Date.now()) / 1000)) : 0;
+    this.#reply(encodeRefreshPush(expireAt > 0, ttl));
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  async #subscribeCmd(req: SubscribeRequest): Promise<{ reply: string; after: () => void }> {
+    const ctx = this.#ctx;
+    const rc = ctx.rules.resolve(req.channel);
+    if (this.#subs.has(rc.channel) || this.#pendingSubs.has(rc.channel)) {
+      throw new ProtocolError(ErrorCode.AlreadySubscribed);
+    }
+    const limit = ctx.config.client.channel_limit;
+    if (limit > 0 && this.#subs.size + this.#pendingSubs.size >= limit) {
+      ctx.metrics.rejections.inc({ reason: 'channel_limit' });
+      throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
+    }
+    let claims: SubscriptionTokenClaims | undefined;
+    if (req.token) {
+      claims = await ctx.verifySubscriptionToken(req.token, rc.channel, this.user, this.id, 'subscribe');
+    } else {
+      this.#checkSubscribePermission(rc);
+    }
+    const made = await this.#subscribe(rc, {
+      recover: req.recover === true,
+      offset: req.offset ?? 0,
+      epoch: req.epoch ?? '',
+      wantPositioned: req.positioned === true,
+      wantRecoverable: req.recoverable === true,
+      wantJoinLeave: req.join_leave === true,
+      chanInfo: claims?.info,
+      data: claims?.data,
+      expireAt: (claims?.expireAt ?? 0) * 1000,
+      serverSide: false,
+    });
+    return { reply: encodeSubscribeResult(made.result), after: made.activate };
+  }
+
+  #checkSubscribePermission(rc: ResolvedChannel): void {
+    if (rc.isPrivate) throw new ProtocolError(ErrorCode.PermissionDenied);
+    const users = this.#ctx.rules.allowedUsers(rc);
+    if (users !== undefined) {
+      if (this.user !== '' && users.includes(this.user)) return;
+      throw new ProtocolError(ErrorCode.PermissionDenied);
+    }
+    const o = rc.options;
+    const allowed = this.user === '' ? o.allow_subscribe_for_anonymous : o.allow_subscribe_for_client;
+    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+  }
+
+  /**
+   * subscribe makes one subscription. The session is indexed in the hub *before* the stream
+   * position is read, and publications arriving meanwhile are buffered: together with the
+   * history read this leaves no gap and, after filtering by offset, no duplicate. The caller
+   * queues the reply and then calls `activate`, which releases the buffer.
+   */
+  async #subscribe(
+    rc: ResolvedChannel,
+    o: SubscribeOptions,
+  ): Promise<{ result: SubscribeResult; activate: () => void }> {
+    const ctx = this.#ctx;
+    const ns = rc.options;
+    const hasHistory = ChannelRules.hasHistory(ns);
+    const recoverable = hasHistory && (ns.force_recovery || (ns.allow_recovery && (o.wantRecoverable || o.serverSide)));
+    const positioned =
+      recoverable || (hasHistory && (ns.force_positioning || (ns.allow_positioning && o.wantPositioned)));
+    const joinLeaveEnabled = ns.join_leave || ns.force_push_join_leave;
+    const state: SubState = {
+      channel: rc.channel,
+      joinLeave: ns.force_push_join_leave || (ns.join_leave && (o.wantJoinLeave || o.serverSide)),
+      positioned,
+      recoverable,
+      presence: ns.presence,
+      joinLeaveEnabled,
+      buffer: [],
+      offset: 0,
+      epoch: '',
+      expireAt: o.expireAt,
+      chanInfo: o.chanInfo,
+    };
+    this.#pendingSubs.add(rc.channel);
+    ctx.hub.addSub(rc.channel, this, state);
+    const result: SubscribeResult = {};
+    try {
+      await ctx.nodeSubscribe(rc.channel);
+      if (positioned) {
+        const metaTtlMs = ctx.rules.historyMetaTtlMs(ns);
+        if (recoverable && o.recover) {
+          await this.#recover(rc.channel, o, metaTtlMs, result);
+        } else {
+          const top = await ctx.broker.history(rc.channel, { limit: 0, metaTtlMs });
+          result.offset = top.offset;
+          result.epoch = top.epoch;
+        }
+        result.positioned = true;
+        if (recoverable) result.recoverable = true;
+        state.epoch = result.epoch ?? '';
+        const pubs = result.publications;
+        state.offset = pubs && pubs.length > 0 ? (pubs[pubs.length - 1] as Publication).offset : (result.offset ?? 0);
+      }
+      if (ns.presence) await ctx.presence.addPresence(rc.channel, this.info(o.chanInfo), ctx.presenceTtlMs);
+      if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, this.info(o.chanInfo));
+    } catch (err) {
+      this.#pendingSubs.delete(rc.channel);
+      if (ctx.hub.removeSub(rc.channel, this)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
+      throw err;
+    }
+    this.#pendingSubs.delete(rc.channel);
+    if (this.#state === 'closed') {
+      // Closed while subscribing: cleanup already ran for registered subs; undo this one.
+      if (ctx.hub.removeSub(rc.channel, this)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
+      throw new ProtocolError(ErrorCode.Internal);
+    }
+    this.#subs.set(rc.channel, state);
+    ctx.metrics.subscriptions.inc();
+    if (state.expireAt > 0) {
+      result.expires = true;
+      result.ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
+      this.#scheduleSubExpiry();
+    }
+    if (o.data !== undefined) result.data = o.data;
+    const activate = () => {
+      const buffered = state.buffer ?? [];
+      state.buffer = undefined;
+      for (const [pub, frame] of buffered) this.deliverPublication(state, pub, frame);
+    };
+    return { result, activate };
+  }
+
+  async #recover(channel: string, o: SubscribeOptions, metaTtlMs: number, result: SubscribeResult): Promise<void> {
+    const ctx = this.#ctx;
+    const max = ctx.config.client.recovery_max_publication_limit;
+    result.was_recovering = true;
+    try {
+      const h = await ctx.broker.history(channel, {
+        since: { offset: o.offset, epoch: o.epoch },
+        // One more than allowed tells "too many to recover" apart from "exactly the limit".
+        limit: max > 0 ? max + 1 : -1,
+        metaTtlMs,
+      });
+      const pubs = h.publications;
+      const first = pubs[0];
+      const recovered =
+        (max === 0 || pubs.length <= max) &&
+        (o.epoch === '' || o.epoch === h.epoch) &&
+        (first ? first.offset === o.offset + 1 : h.offset === o.offset);
+      result.epoch = h.epoch;
+      result.recovered = recovered;
+      if (recovered && first) {
+        // The position recovered from; each recovered publication moves the client past it.
+        result.offset = o.offset;
+        result.publications = pubs;
+      } else {
+        result.offset = h.offset;
+      }
+    } catch (err) {
+      if (!(err instanceof ProtocolError && err.code === ErrorCode.UnrecoverablePosition)) throw err;
+      const top = await ctx.broker.history(channel, { limit: 0, metaTtlMs });
+      result.offset = top.offset;
+      result.epoch = top.epoch;
+      result.recovered = false;
+    }
+    ctx.metrics.recoveries.inc({ result: result.recovered ? 'recovered' : 'not_recovered' });
+  }
+
+  /**
+   * serverSubscribe subscribes this session from the server side (API `subscribe`) and
+   * tells the client with a subscribe push. Already subscribed is a no-op.
+   */
+  async serverSubscribe(
+    channel: string,
+    opts: { info?: RawJSON; data?: RawJSON; since?: { offset: number; epoch: string }; expireAt?: number },
+  ): Promise<void> {
+    if (this.#state !== 'connected' || this.#subs.has(channel) || this.#pendingSubs.has(channel)) return;
+    const rc = this.#ctx.rules.resolve(channel);
+    const made = await this.#subscribe(rc, {
+      recover: opts.since !== undefined,
+      offset: opts.since?.offset ?? 0,
+      epoch: opts.since?.epoch ?? '',
+      wantPositioned: false,
+      wantRecoverable: false,
+      wantJoinLeave: false,
+      chanInfo: opts.info,
+      data: opts.data,
+      expireAt: opts.expireAt ?? 0,
+      serverSide: true,
+    });
+    this.#reply(encodeSubscribePush(channel, made.result));
+    made.activate();
+  }
+
+  /**
+   * unsubscribe removes a subscription. With `push`, the client is told (server-side
+   * unsubscribe); a client's own unsubscribe needs no push.
+   */
+  async unsubscribe(channel: string, push?: { code: number; reason: string }): Promise<void> {
+    const state = this.#subs.get(channel);
+    if (!state) return;
+    this.#subs.delete(channel);
+    if (push) this.#reply(encodeUnsubscribePush(channel, push.code, push.reason));
+    await this.#removeSub(state);
+  }
+
+  async #removeSub(state: SubState): Promise<void> {
+    const ctx = this.#ctx;
+    ctx.metrics.subscriptions.dec();
+    if (ctx.hub.removeSub(state.channel, this)) await ctx.nodeUnsubscribe(state.channel);
+    if (state.presence) await ctx.presence.removePresence(state.channel, this.id, this.user);
+    if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, this.info(state.chanInfo));
+  }
+
+  async #subRefreshCmd(channel: string, token: string): Promise<{ reply: string }> {
+    const state = this.#subs.get(channel);
+    if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
+    const claims = await this.#ctx.verifySubscriptionToken(token, channel, this.user, this.id, 'sub_refresh');
+    state.expireAt = claims.expireAt * 1000;
+    this.#scheduleSubExpiry();
+    if (state.expireAt === 0) return { reply: '{}' };
+    const ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
+    return { reply: `{"expires":true,"ttl":${ttl}}` };
+  }
+
+  // ---------------------------------------------------------------- publish, presence, history, rpc
+
+  async #publishCmd(channel: string, data: unknown): Promise<{ reply: string }> {
+    const ctx = this.#ctx;
+    const rc = ctx.rules.resolve(channel);
+    const o = rc.options;
+    const subscribed = this.#subs.has(channel);
+    const allowed =
+      (this.user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
+      (o.allow_publish_for_subscriber && subscribed);
+    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    await ctx.publishFromClient(rc, asRaw(data), this.info(this.#subs.get(channel)?.chanInfo));
+    return { reply: '{}' };
+  }
+
+  #checkReadPermission(rc: ResolvedChannel, kind: 'presence' | 'history'): void {
+    const o = rc.options;
+    const forAnon = kind === 'presence' ? o.allow_presence_for_anonymous : o.allow_history_for_anonymous;
+    const forClient = kind === 'presence' ? o.allow_presence_for_client : o.allow_history_for_client;
+    const forSub = kind === 'presence' ? o.allow_presence_for_subscriber : o.allow_history_for_subscriber;
+    const allowed = (this.user === '' ? forAnon : forClient) || (forSub && this.#subs.has(rc.channel));
+    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+  }
+
+  async #presenceCmd(channel: string, statsOnly: boolean): Promise<{ reply: string }> {
+    const ctx = this.#ctx;
+    const rc = ctx.rules.resolve(channel);
+    if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
+    this.#checkReadPermission(rc, 'presence');
+    if (statsOnly) {
+      const s = await ctx.presence.presenceStats(channel);
+      return { reply: `{"num_clients":${s.numClients},"num_users":${s.numUsers}}` };
+    }
+    return { reply: encodePresenceResult(await ctx.presence.presence(channel)) };
+  }
+
+  async #historyCmd(req: HistoryRequest): Promise<{ reply: string }> {
+    const ctx = this.#ctx;
+    const rc = ctx.rules.resolve(req.channel);
+    if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
+    this.#checkReadPermission(rc, 'history');
+    const max = ctx.config.client.history_max_publication_limit;
+    const asked = req.limit ?? 0;
+    const limit = asked < 0 || asked > max ? max : asked;
+    const h = await ctx.broker.history(req.channel, {
+      since: req.since,
+      limit,
+      reverse: req.reverse === true,
+      metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
+    });
+    return { reply: encodeHistoryResult(h.publications, h.offset, h.epoch) };
+  }
+
+  async #rpcCmd(method: string, data: unknown): Promise<{ reply: string }> {
+    const handler = this.#ctx.rpcHandlers.get(method);
+    if (!handler) throw new ProtocolError(ErrorCode.MethodNotFound);
+    const out = await handler(data, this.#rpcContext());
+    return { reply: out === undefined ? '{}' : `{"data":${asRaw(out)}}` };
+  }
+
+  // ---------------------------------------------------------------- outgoing
+
+  /** deliverPublication hands a publication (and its shared frame) to this subscriber. */
+  deliverPublication(state: SubState, pub: Publication, frame: Buffer): void {
+    if (state.buffer) {
+      state.buffer.push([pub, frame]);
+      return;
+    }
+    if (state.positioned && pub.offset > 0) {
+      if (pub.offset <= state.offset) return; // already delivered (e.g. in the subscribe reply)
+      if (pub.offset !== state.offset + 1) {
+        // A gap: this subscriber lost its place. Make the client resubscribe and recover.
+        this.#ctx.log.info({ client: this.id, channel: state.channel }, 'insufficient state');
+        void this.unsubscribe(state.channel, { code: UnsubscribeCode.InsufficientState, reason: 'insufficient state' });
+        return;
+      }
+      state.offset = pub.offset;
+    }
+    this.enqueue(frame);
+  }
+
+  /** deliverEvent hands a join/leave frame to this subscriber (after its subscribe reply). */
+  deliverEvent(state: SubState, frame: Buffer): void {
+    if (state.buffer) return;
+    this.enqueue(frame);
+  }
+
+  /** sendMessage pushes an asynchronous message (API or library `send`). */
+  sendMessage(frame: Buffer): void {
+    if (this.#state === 'connected') this.enqueue(frame);
+  }
+
+  #reply(text: string): void {
+    this.enqueue(Buffer.from(text));
+  }
+
+  /**
+   * enqueue adds a frame to the write queue. Over client.queue_max_size bytes (queued here
+   * plus not yet written by the socket) the client is disconnected as slow.
+   */
+  enqueue(frame: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.length;
+    if (this.#queuedBytes + this.#transport.bufferedAmount > this.#ctx.config.client.queue_max_size) {
+      this.#ctx.metrics.slowDisconnects.inc();
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      this.disconnect(disconnect(DisconnectCode.Slow));
+      return;
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#ctx.scheduleFlush(this);
+    }
+  }
+
+  /** flush writes everything queued as one frame (newline-separated messages). */
+  flush(): void {
+    this.#flushScheduled = false;
+    const q = this.#queue;
+    if (q.length === 0 || this.#state === 'closed') return;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (q.length === 1) {
+      this.#transport.send(q[0] as Buffer);
+      return;
+    }
+    const parts: Buffer[] = new Array(q.length * 2 - 1);
+    for (let i = 0; i < q.length; i++) {
+      if (i > 0) parts[i * 2 - 1] = newline;
+      parts[i * 2] = q[i] as Buffer;
+    }
+    this.#transport.send(Buffer.concat(parts));
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  #setTimer(ms: number, fn: () => void): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = ms > 0 ? setTimeout(fn, ms) : undefined;
+  }
+
+  /**
+   * One timer alternates between "send ping" and "check pong": after a ping the client has
+   * pong_timeout to answer, and the next ping follows ping_interval after the previous one.
+   */
+  #schedulePing(): void {
+    const interval = this.#ctx.config.client.ping_interval;
+    this.#setTimer(interval, () => this.#ping());
+  }
+
+  #ping(): void {
+    const cfg = this.#ctx.config.client;
+    if (this.#state !== 'connected') return;
+    this.#awaitingPong = true;
+    this.enqueue(Buffer.from(pingFrame));
+    this.#setTimer(cfg.pong_timeout, () => {
+      if (this.#awaitingPong) this.disconnect(disconnect(DisconnectCode.NoPong));
+      else this.#setTimer(cfg.ping_interval - cfg.pong_timeout, () => this.#ping());
+    });
+  }
+
+  /** Disconnect (3005) when the token expired and no refresh came within the grace period. */
+  #scheduleExpiry(): void {
+    if (this.#expireTimer) clearTimeout(this.#expireTimer);
+    this.#expireTimer = undefined;
+    if (this.expireAt <= 0) return;
+    const delay = this.expireAt - Date.now() + this.#ctx.config.client.expired_close_delay;
+    this.#expireTimer = setTimeout(
+      () => {
+        if (this.expireAt > 0 && this.expireAt <= Date.now()) this.disconnect(disconnect(DisconnectCode.Expired));
+        else this.#scheduleExpiry();
+      },
+      Math.max(0, Math.min(delay, 2_147_000_000)),
+    );
+  }
+
+  /** An expired subscription is unsubscribed with a resubscribe code (client gets a new token). */
+  #scheduleSubExpiry(): void {
+    if (this.#subExpireTimer) clearTimeout(this.#subExpireTimer);
+    this.#subExpireTimer = undefined;
+    let next = 0;
+    for (const s of this.#subs.values()) if (s.expireAt > 0 && (next === 0 || s.expireAt < next)) next = s.expireAt;
+    if (next === 0) return;
+    const delay = next - Date.now() + this.#ctx.config.client.expired_close_delay;
+    this.#subExpireTimer = setTimeout(
+      () => {
+        const now = Date.now();
+        for (const s of [...this.#subs.values()]) {
+          if (s.expireAt > 0 && s.expireAt <= now) {
+            void this.unsubscribe(s.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
+          }
+        }
+        this.#scheduleSubExpiry();
+      },
+      Math.max(0, Math.min(delay, 2_147_000_000)),
+    );
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /** disconnect flushes what is queued, closes the transport with `d` and cleans up. */
+  disconnect(d: Disconnect): void {
+    if (this.#state === 'closed') return;
+    this.flush();
+    this.#transport.close(d);
+    this.#ctx.metrics.disconnects.inc({ code: String(d.code) });
+    void this.#close();
+  }
+
+  /** onTransportClose is called by the transport when the peer went away. */
+  onTransportClose(): void {
+    if (this.#state === 'closed') return;
+    this.#ctx.metrics.disconnects.inc({ code: String(DisconnectCode.ConnectionClosed) });
+    void this.#close();
+  }
+
+  async #close(): Promise<void> {
+    const ctx = this.#ctx;
+    const wasConnected = this.#state === 'connected';
+    this.#state = 'closed';
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#expireTimer) clearTimeout(this.#expireTimer);
+    if (this.#subExpireTimer) clearTimeout(this.#subExpireTimer);
+    ctx.metrics.connectionsClosed.inc();
+    if (!wasConnected) return;
+    ctx.metrics.connections.dec();
+    ctx.hub.removeSession(this);
+    const subs = [...this.#subs.values()];
+    this.#subs.clear();
+    for (const s of subs) {
+      try {
+        await this.#removeSub(s);
+      } catch (err) {
+        ctx.log.warn({ err, client: this.id, channel: s.channel }, 'cleanup of subscription failed');
+      }
+    }
+  }
+}

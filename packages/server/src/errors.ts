@@ -1,0 +1,31 @@
+/**
+ * Bulwark's programmer and runtime errors: prefixed string codes (`BW_ERR_…`), all defined
+ * here, documented in docs/errors.md (a test keeps the two in sync). Wire codes (protocol
+ * errors and disconnects) live in protocol/codes.ts instead. Codes are never reused.
+ *
+ * @module
+ */
+
+/** errorCodes maps every BW_ERR code to its meaning. */
+export const errorCodes = {
+  BW_ERR_CONFIG_INVALID: 'The configuration failed validation; the message lists every bad key.',
+  BW_ERR_CONFIG_FILE: 'The configuration file could not be read or is not valid JSON.',
+  BW_ERR_CONFIG_ENV: 'A BULWARK_* environment variable is unknown or its value cannot be parsed.',
+  BW_ERR_LISTEN: 'The HTTP server could not listen on the configured address and port.',
+  BW_ERR_NOT_STARTED: 'The node was used before start() finished.',
+  BW_ERR_ALREADY_STARTED: 'start() was called twice on one node.',
+  BW_ERR_RPC_HANDLER: 'An RPC handler is registered twice for one method.',
+} as const;
+
+/** BulwarkErrorCode is one of the codes in {@link errorCodes}. */
+export type BulwarkErrorCode = keyof typeof errorCodes;
+
+/** BulwarkError is an error with a stable `code` for programs and a message for people. */
+export class BulwarkError extends Error {
+  readonly code: BulwarkErrorCode;
+  constructor(code: BulwarkErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BulwarkError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The Hub: this node's index of sessions by client id, by user, and by channel. Fan-out
+ * lives here: a publication is encoded once per channel and the same Buffer is handed to
+ * every subscribed session.
+ *
+ * @module
+ */
+import type { ClientSession, SubState } from './client/session.js';
+import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from './protocol/encode.js';
+import type { ClientInfo, Publication } from './protocol/types.js';
+
+/** Hub indexes this node's sessions and subscriptions. */
+export class Hub {
+  readonly #sessions = new Map<string, ClientSession>();
+  readonly #users = new Map<string, Set<ClientSession>>();
+  /** channel → session → its subscription state; iterating yields the state with no lookup. */
+  readonly #channels = new Map<string, Map<ClientSession, SubState>>();
+  #numSubs = 0;
+
+  /** addSession registers a connected session. */
+  addSession(s: ClientSession): void {
+    this.#sessions.set(s.id, s);
+    let set = this.#users.get(s.user);
+    if (!set) this.#users.set(s.user, (set = new Set()));
+    set.add(s);
+  }
+
+  /** removeSession forgets a session (its subscriptions must be removed first). */
+  removeSession(s: ClientSession): void {
+    if (this.#sessions.get(s.id) !== s) return;
+    this.#sessions.delete(s.id);
+    const set = this.#users.get(s.user);
+    if (set) {
+      set.delete(s);
+      if (set.size === 0) this.#users.delete(s.user);
+    }
+  }
+
+  /** addSub indexes a subscription; returns true when it is the channel's first on this node. */
+  addSub(channel: string, s: ClientSession, state: SubState): boolean {
+    let subs = this.#channels.get(channel);
+    const first = !subs;
+    if (!subs) this.#channels.set(channel, (subs = new Map()));
+    if (!subs.has(s)) this.#numSubs++;
+    subs.set(s, state);
+    return first;
+  }
+
+  /** removeSub removes a subscription; returns true when the channel has none left here. */
+  removeSub(channel: string, s: ClientSession): boolean {
+    const subs = this.#channels.get(channel);
+    if (!subs || !subs.delete(s)) return false;
+    this.#numSubs--;
+    if (subs.size === 0) {
+      this.#channels.delete(channel);
+      return true;
+    }
+    return false;
+  }
+
+  /** broadcastPublication delivers `pub` to every local subscriber; returns how many. */
+  broadcastPublication(channel: string, pub: Publication): number {
+    const subs = this.#channels.get(channel);
+    if (!subs) return 0;
+    const frame = Buffer.from(encodePublicationPush(channel, pub));
+    for (const [session, state] of subs) session.deliverPublication(state, pub, frame);
+    return subs.size;
+  }
+
+  /** broadcastJoin sends a join push to subscribers that asked for join/leave. */
+  broadcastJoin(channel: string, info: ClientInfo): void {
+    this.#broadcastPresenceEvent(channel, () => encodeJoinPush(channel, info));
+  }
+
+  /** broadcastLeave sends a leave push to subscribers that asked for join/leave. */
+  broadcastLeave(channel: string, info: ClientInfo): void {
+    this.#broadcastPresenceEvent(channel, () => encodeLeavePush(channel, info));
+  }
+
+  #broadcastPresenceEvent(channel: string, encode: () => string): void {
+    const subs = this.#channels.get(channel);
+    if (!subs) return;
+    let frame: Buffer | undefined;
+    for (const [session, state] of subs) {
+      if (!state.joinLeave) continue;
+      frame ??= Buffer.from(encode());
+      session.deliverEvent(state, frame);
+    }
+  }
+
+  /** session returns a connected session by client id. */
+  session(clientId: string): ClientSession | undefined {
+    return this.#sessions.get(clientId);
+  }
+
+  /** userSessions returns the sessions of a user (empty when none). */
+  userSessions(user: string): ReadonlySet<ClientSession> {
+    return this.#users.get(user) ?? new Set();
+  }
+
+  /** sessions iterates over all sessions. */
+  sessions(): IterableIterator<ClientSession> {
+    return this.#sessions.values();
+  }
+
+  /** channels iterates over channels with local subscribers and their counts. */
+  *channels(): IterableIterator<[string, number]> {
+    for (const [ch, subs] of this.#channels) yield [ch, subs.size];
+  }
+
+  /** hasSubscribers tells whether `channel` has subscribers on this node. */
+  hasSubscribers(channel: string): boolean {
+    return this.#channels.has(channel);
+  }
+
+  get numClients(): number {
+    return this.#sessions.size;
+  }
+  get numUsers(): number {
+    return this.#users.size;
+  }
+  get numChannels(): number {
+    return this.#channels.size;
+  }
+  get numSubs(): number {
+    return this.#numSubs;
+  }
+}

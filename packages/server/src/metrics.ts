@@ -1,0 +1,110 @@
+/**
+ * Prometheus metrics of one node, on a registry of its own (several nodes in one process,
+ * as in tests or an embedding game backend, never collide).
+ *
+ * @module
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Metrics holds every metric a node exports at /metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections: Gauge;
+  readonly connectionsOpened: Counter;
+  readonly connectionsClosed: Counter;
+  readonly subscriptions: Gauge;
+  readonly commands: Counter<'method' | 'result'>;
+  readonly apiCommands: Counter<'method' | 'result'>;
+  readonly publications: Counter<'source'>;
+  readonly deliveries: Counter;
+  readonly recoveries: Counter<'result'>;
+  readonly disconnects: Counter<'code'>;
+  readonly rejections: Counter<'reason'>;
+  readonly slowDisconnects: Counter;
+  readonly eventLoopLag: Gauge;
+  readonly #histogram: IntervalHistogram;
+
+  constructor(nodeName: string) {
+    const r = this.registry;
+    r.setDefaultLabels({ node: nodeName });
+    collectDefaultMetrics({ register: r, prefix: 'bulwark_process_' });
+    const registers = [r];
+    this.connections = new Gauge({ name: 'bulwark_connections', help: 'Connected clients.', registers });
+    this.connectionsOpened = new Counter({
+      name: 'bulwark_connections_opened_total',
+      help: 'Transport connections accepted.',
+      registers,
+    });
+    this.connectionsClosed = new Counter({
+      name: 'bulwark_connections_closed_total',
+      help: 'Transport connections closed.',
+      registers,
+    });
+    this.subscriptions = new Gauge({ name: 'bulwark_subscriptions', help: 'Client subscriptions.', registers });
+    this.commands = new Counter({
+      name: 'bulwark_client_commands_total',
+      help: 'Client protocol commands by method and result (ok, error, disconnect).',
+      labelNames: ['method', 'result'],
+      registers,
+    });
+    this.apiCommands = new Counter({
+      name: 'bulwark_api_commands_total',
+      help: 'Server API commands by method and result.',
+      labelNames: ['method', 'result'],
+      registers,
+    });
+    this.publications = new Counter({
+      name: 'bulwark_publications_total',
+      help: 'Publications accepted, by source (client, api).',
+      labelNames: ['source'],
+      registers,
+    });
+    this.deliveries = new Counter({
+      name: 'bulwark_deliveries_total',
+      help: 'Publications handed to subscribers.',
+      registers,
+    });
+    this.recoveries = new Counter({
+      name: 'bulwark_recoveries_total',
+      help: 'Subscribe recoveries by result (recovered, not_recovered).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.disconnects = new Counter({
+      name: 'bulwark_disconnects_total',
+      help: 'Disconnects by protocol code (3000: closed by the client or network).',
+      labelNames: ['code'],
+      registers,
+    });
+    this.rejections = new Counter({
+      name: 'bulwark_rejections_total',
+      help: 'Requests refused by a limit, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.slowDisconnects = new Counter({
+      name: 'bulwark_slow_disconnects_total',
+      help: 'Clients disconnected because their write queue exceeded client.queue_max_size.',
+      registers,
+    });
+    // Event-loop lag as p99 of the last scrape interval: the one number that says "overloaded".
+    this.#histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.#histogram.enable();
+    const histogram = this.#histogram;
+    this.eventLoopLag = new Gauge({
+      name: 'bulwark_event_loop_lag_p99_seconds',
+      help: 'p99 event-loop delay since the previous scrape.',
+      registers,
+      collect() {
+        this.set(histogram.percentile(99) / 1e9);
+        histogram.reset();
+      },
+    });
+  }
+
+  /** close stops background sampling. */
+  close(): void {
+    this.#histogram.disable();
+  }
+}

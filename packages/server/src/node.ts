@@ -1,0 +1,312 @@
+/**
+ * Node: one running Bulwark. It owns the config, the engine (broker + presence), the hub,
+ * metrics and the HTTP server (WebSocket transport, server API, health, metrics).
+ *
+ * @example
+ * ```ts
+ * import { Node } from 'bulwark';
+ * const node = new Node({ client: { token: { hmac_secret_key: process.env.SECRET } }, http_api: { key: process.env.API_KEY } });
+ * node.rpc('echo', (data) => data);
+ * const { port } = await node.start();
+ * await node.publish('news', { text: 'hello' });
+ * ```
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { TokenVerifier, tokenVerifierOptions } from './auth/token-verifier.js';
+import { ChannelRules, type ResolvedChannel } from './channel-rules.js';
+import type { MessageHandler, RpcHandler, SessionContext } from './client/context.js';
+import type { ClientSession } from './client/session.js';
+import { loadConfig } from './config/load.js';
+import type { Config, ConfigInput } from './config/schema.js';
+import type { Broker } from './engine/broker.js';
+import { MemoryBroker } from './engine/broker-memory.js';
+import type { PresenceManager } from './engine/presence.js';
+import { MemoryPresenceManager } from './engine/presence-memory.js';
+import { BulwarkError } from './errors.js';
+import { HttpServer } from './http-server.js';
+import { Hub } from './hub.js';
+import { Metrics } from './metrics.js';
+import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
+import { encodeMessagePush } from './protocol/encode.js';
+import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from './protocol/types.js';
+import { version } from './version.js';
+
+/** NodeOptions injects parts of a node; everything is optional. */
+export interface NodeOptions {
+  /** A pino logger; by default one is made from `log.level`, writing JSON to stdout. */
+  logger?: Logger;
+  /** The broker; defaults to the embedded memory broker. */
+  broker?: Broker;
+  /** The presence manager; defaults to the embedded memory presence manager. */
+  presence?: PresenceManager;
+}
+
+/** PublishOptionsApi are the options of a server-side publish. */
+export interface NodePublishOptions {
+  /** Publish without appending to history (live subscribers only). */
+  skipHistory?: boolean;
+  tags?: Record<string, string>;
+  info?: ClientInfo;
+}
+
+/** Node is one Bulwark server. */
+export class Node implements SessionContext {
+  readonly config: Readonly<Config>;
+  readonly rules: ChannelRules;
+  readonly hub = new Hub();
+  readonly broker: Broker;
+  readonly presence: PresenceManager;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Unique id of this process's node, new on every start. */
+  readonly nodeId = randomUUID();
+  readonly version = version;
+  readonly rpcHandlers = new Map<string, RpcHandler>();
+  messageHandler: MessageHandler | undefined;
+  /** Presence entries are refreshed every client.presence_update_interval and live 2.5× that. */
+  readonly presenceTtlMs: number;
+  readonly startedAt = Date.now();
+
+  readonly #connectVerifier: TokenVerifier | undefined;
+  readonly #subVerifier: TokenVerifier | undefined;
+  readonly #http: HttpServer;
+  readonly #nodeSubs = new Map<string, Promise<void>>();
+  #dirty: ClientSession[] = [];
+  #flushScheduled = false;
+  #started = false;
+  #draining = false;
+  #presenceTimer: NodeJS.Timeout | undefined;
+  #name = '';
+
+  /**
+   * Builds a node from a validated Config, or from config input (validated here: throws
+   * BulwarkError BW_ERR_CONFIG_INVALID listing every bad key).
+   */
+  constructor(config: Readonly<Config> | ConfigInput, options: NodeOptions = {}) {
+    this.config = isValidated(config) ? config : loadConfig({ object: config });
+    const cfg = this.config;
+    this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
+    this.rules = new ChannelRules(cfg.channel);
+    this.broker = options.broker ?? new MemoryBroker();
+    this.presence = options.presence ?? new MemoryPresenceManager();
+    this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
+    const tok = cfg.client.token;
+    if (tok.hmac_secret_key || tok.rsa_public_key || tok.ecdsa_public_key) {
+      this.#connectVerifier = new TokenVerifier(tokenVerifierOptions(tok, 'client.token'));
+    }
+    const sub = cfg.client.subscription_token;
+    this.#subVerifier = sub.enabled
+      ? new TokenVerifier(tokenVerifierOptions(sub, 'client.subscription_token'))
+      : this.#connectVerifier;
+    this.metrics = new Metrics(cfg.node.name || 'bulwark');
+    this.#http = new HttpServer(this);
+  }
+
+  /** name is the node's display name (node.name, else hostname_port). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** draining is true once shutdown began: readiness is false and new connections are refused. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** start starts the engine and listens. Resolves with the bound address. */
+  async start(): Promise<{ port: number; address: string }> {
+    if (this.#started) throw new BulwarkError('BW_ERR_ALREADY_STARTED', 'node already started');
+    this.#started = true;
+    const cfg = this.config;
+    if (cfg.client.insecure) {
+      this.log.warn(
+        'client.insecure is ON: every connection is accepted without a token and may do anything the namespaces allow. Local demos only, never in production.',
+      );
+    }
+    if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
+    await this.broker.start({
+      onPublication: (channel: string, pub: Publication) => {
+        const n = this.hub.broadcastPublication(channel, pub);
+        if (n > 0) this.metrics.deliveries.inc(n);
+      },
+      onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
+      onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
+      onControl: () => undefined,
+    });
+    const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
+    this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
+    this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
+    this.#presenceTimer.unref();
+    this.log.info({ node: this.#name, port: addr.port, engine: cfg.engine.type, version }, 'bulwark started');
+    return addr;
+  }
+
+  // ---------------------------------------------------------------- library API
+
+  /** rpc registers the handler of an RPC method (clients call it with the `rpc` command). */
+  rpc(method: string, handler: RpcHandler): this {
+    if (this.rpcHandlers.has(method))
+      throw new BulwarkError('BW_ERR_RPC_HANDLER', `rpc method "${method}" already registered`);
+    this.rpcHandlers.set(method, handler);
+    return this;
+  }
+
+  /** onMessage sets the handler of `send` commands (asynchronous client messages). */
+  onMessage(handler: MessageHandler): this {
+    this.messageHandler = handler;
+    return this;
+  }
+
+  /**
+   * publish publishes `data` (any JSON value) to a channel, as the server API does. Throws
+   * ProtocolError 102/107 for an invalid or unknown channel.
+   */
+  async publish(channel: string, data: unknown, opts: NodePublishOptions = {}): Promise<StreamPosition> {
+    const rc = this.rules.resolve(channel);
+    const pos = await this.publishResolved(rc, asRaw(data), opts.info, opts);
+    this.metrics.publications.inc({ source: 'api' });
+    return pos;
+  }
+
+  /** publishResolved publishes pre-encoded data to a resolved channel. */
+  async publishResolved(
+    rc: ResolvedChannel,
+    data: RawJSON,
+    info?: ClientInfo,
+    opts: NodePublishOptions = {},
+  ): Promise<StreamPosition> {
+    const o = rc.options;
+    const history = !opts.skipHistory && ChannelRules.hasHistory(o);
+    return this.broker.publish(rc.channel, data, {
+      historySize: history ? o.history_size : 0,
+      historyTtlMs: history ? o.history_ttl : 0,
+      historyMetaTtlMs: this.rules.historyMetaTtlMs(o),
+      info,
+      tags: opts.tags,
+    });
+  }
+
+  /** sendMessage pushes an asynchronous message to every connection of `user` on this node. */
+  sendMessage(user: string, data: unknown): number {
+    const frame = Buffer.from(encodeMessagePush(asRaw(data)));
+    const sessions = this.hub.userSessions(user);
+    for (const s of sessions) s.sendMessage(frame);
+    return sessions.size;
+  }
+
+  // ---------------------------------------------------------------- SessionContext
+
+  /** publish from a client session (counted separately from API publishes). */
+  async publishFromClient(rc: ResolvedChannel, data: RawJSON, info?: ClientInfo): Promise<StreamPosition> {
+    const pos = await this.publishResolved(rc, data, info);
+    this.metrics.publications.inc({ source: 'client' });
+    return pos;
+  }
+
+  async verifyConnectToken(token: string, expectedUser?: string) {
+    if (!this.#connectVerifier) throw new ProtocolError(ErrorCode.Unauthorized, 'no token keys configured');
+    return this.#connectVerifier.verifyConnectToken(token, expectedUser === undefined ? {} : { expectedUser });
+  }
+
+  async verifySubscriptionToken(
+    token: string,
+    channel: string,
+    user: string,
+    clientId: string,
+    purpose: 'subscribe' | 'sub_refresh',
+  ) {
+    if (!this.#subVerifier) throw new ProtocolError(ErrorCode.PermissionDenied, 'no token keys configured');
+    return this.#subVerifier.verifySubscriptionToken(token, channel, user, { clientId, purpose });
+  }
+
+  scheduleFlush(session: ClientSession): void {
+    this.#dirty.push(session);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // One pass after the current I/O phase: everything queued meanwhile (replies, a burst
+    // of publications) leaves each socket as one frame and one write.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const dirty = this.#dirty;
+      this.#dirty = [];
+      for (const s of dirty) s.flush();
+    });
+  }
+
+  nodeSubscribe(channel: string): Promise<void> {
+    let p = this.#nodeSubs.get(channel);
+    if (!p) {
+      p = this.broker.subscribe(channel);
+      this.#nodeSubs.set(channel, p);
+      p.catch(() => this.#nodeSubs.delete(channel));
+    }
+    return p;
+  }
+
+  async nodeUnsubscribe(channel: string): Promise<void> {
+    if (this.hub.hasSubscribers(channel)) return;
+    this.#nodeSubs.delete(channel);
+    await this.broker.unsubscribe(channel);
+  }
+
+  async #refreshPresence(): Promise<void> {
+    for (const s of this.hub.sessions()) {
+      for (const channel of s.channels()) {
+        const rc = this.rules.resolve(channel);
+        if (!rc.options.presence) continue;
+        await this.presence.addPresence(channel, s.info(), this.presenceTtlMs).catch((err: unknown) => {
+          this.log.warn({ err, channel }, 'presence refresh failed');
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /**
+   * shutdown drains and stops the node: readiness turns false, new connections are refused,
+   * connected clients are disconnected with 3001 (reconnect allowed) spread uniformly over
+   * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
+   * Bounded by `shutdown.timeout`.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    const cfg = this.config;
+    this.log.info({ clients: this.hub.numClients, windowMs: cfg.drain.window }, 'draining');
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, cfg.shutdown.timeout).unref());
+    await Promise.race([this.#drain(cfg.drain.window), deadline]);
+    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
+    await this.#http.close();
+    await this.broker.close();
+    await this.presence.close();
+    this.metrics.close();
+    this.log.info('bulwark stopped');
+  }
+
+  async #drain(windowMs: number): Promise<void> {
+    const sessions = [...this.hub.sessions()];
+    if (sessions.length === 0 || windowMs <= 0) return;
+    // Uniform spread: session i leaves at i/n of the window (shuffled so no group leaves together).
+    for (let i = sessions.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [sessions[i], sessions[j]] = [sessions[j] as ClientSession, sessions[i] as ClientSession];
+    }
+    const started = Date.now();
+    for (let i = 0; i < sessions.length; i++) {
+      const due = started + (windowMs * i) / sessions.length;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      sessions[i]?.disconnect(disconnect(DisconnectCode.Shutdown));
+    }
+  }
+}
+
+function isValidated(c: Readonly<Config> | ConfigInput): c is Readonly<Config> {
+  // loadConfig freezes its result; user-supplied input objects are not frozen.
+  return Object.isFrozen(c);
+}

@@ -1,0 +1,138 @@
+/**
+ * Encoding server frames (JSON protocol). Publications and client infos carry their JSON
+ * payloads as RawJSON, spliced in by string concatenation: a publication is encoded once per
+ * channel and the same bytes go to every subscriber (fan-out never re-serialises).
+ *
+ * @module
+ */
+import type { ProtocolErrorShape, Disconnect } from './codes.js';
+import type { ClientInfo, ConnectResult, Publication, RawJSON, SubscribeResult } from './types.js';
+
+const q = JSON.stringify;
+
+/** encodeClientInfo encodes a ClientInfo. */
+export function encodeClientInfo(i: ClientInfo): string {
+  let s = `{"user":${q(i.user)},"client":${q(i.client)}`;
+  if (i.conn_info !== undefined) s += `,"conn_info":${i.conn_info}`;
+  if (i.chan_info !== undefined) s += `,"chan_info":${i.chan_info}`;
+  return s + '}';
+}
+
+/** encodePublication encodes a Publication (offset omitted when 0, as protobuf JSON does). */
+export function encodePublication(p: Publication): string {
+  let s = `{"data":${p.data}`;
+  if (p.info !== undefined) s += `,"info":${encodeClientInfo(p.info)}`;
+  if (p.offset > 0) s += `,"offset":${p.offset}`;
+  if (p.tags !== undefined) s += `,"tags":${q(p.tags)}`;
+  if (p.time !== undefined) s += `,"time":${p.time}`;
+  return s + '}';
+}
+
+function encodePublications(pubs: readonly Publication[]): string {
+  return '[' + pubs.map(encodePublication).join(',') + ']';
+}
+
+/** encodePublicationPush encodes the push that delivers `pub` on `channel`. */
+export function encodePublicationPush(channel: string, pub: Publication): string {
+  return `{"push":{"channel":${q(channel)},"pub":${encodePublication(pub)}}}`;
+}
+
+/** encodeJoinPush encodes a join push. */
+export function encodeJoinPush(channel: string, info: ClientInfo): string {
+  return `{"push":{"channel":${q(channel)},"join":{"info":${encodeClientInfo(info)}}}}`;
+}
+
+/** encodeLeavePush encodes a leave push. */
+export function encodeLeavePush(channel: string, info: ClientInfo): string {
+  return `{"push":{"channel":${q(channel)},"leave":{"info":${encodeClientInfo(info)}}}}`;
+}
+
+/** encodeUnsubscribePush tells the client it was unsubscribed from `channel`. */
+export function encodeUnsubscribePush(channel: string, code: number, reason: string): string {
+  return `{"push":{"channel":${q(channel)},"unsubscribe":{"code":${code},"reason":${q(reason)}}}}`;
+}
+
+/** encodeSubscribePush tells the client the server subscribed it to `channel`. */
+export function encodeSubscribePush(channel: string, res: SubscribeResult): string {
+  return `{"push":{"channel":${q(channel)},"subscribe":${encodeSubscribeResult(res)}}}`;
+}
+
+/** encodeMessagePush encodes an asynchronous message to one client. */
+export function encodeMessagePush(data: RawJSON): string {
+  return `{"push":{"message":{"data":${data}}}}`;
+}
+
+/** encodeDisconnectPush encodes a disconnect advice as a push. */
+export function encodeDisconnectPush(d: Disconnect): string {
+  return `{"push":{"disconnect":{"code":${d.code},"reason":${q(d.reason)}}}}`;
+}
+
+/** encodeRefreshPush tells the client its connection now expires in `ttl` seconds. */
+export function encodeRefreshPush(expires: boolean, ttl: number): string {
+  return `{"push":{"refresh":{"expires":${expires},"ttl":${ttl}}}}`;
+}
+
+/** encodeConnectPush encodes a connect result as a push (unidirectional transports). */
+export function encodeConnectPush(res: ConnectResult): string {
+  return `{"push":{"connect":${encodeConnectResult(res)}}}`;
+}
+
+/** encodeSubscribeResult encodes a SubscribeResult, omitting empty fields. */
+export function encodeSubscribeResult(r: SubscribeResult): string {
+  const parts: string[] = [];
+  if (r.expires) parts.push(`"expires":true`, `"ttl":${r.ttl ?? 0}`);
+  if (r.recoverable) parts.push(`"recoverable":true`);
+  if (r.epoch) parts.push(`"epoch":${q(r.epoch)}`);
+  if (r.publications && r.publications.length > 0) parts.push(`"publications":${encodePublications(r.publications)}`);
+  if (r.recovered) parts.push(`"recovered":true`);
+  if (r.offset) parts.push(`"offset":${r.offset}`);
+  if (r.positioned) parts.push(`"positioned":true`);
+  if (r.data !== undefined) parts.push(`"data":${r.data}`);
+  if (r.was_recovering) parts.push(`"was_recovering":true`);
+  return '{' + parts.join(',') + '}';
+}
+
+/** encodeConnectResult encodes a ConnectResult. */
+export function encodeConnectResult(r: ConnectResult): string {
+  const parts = [`"client":${q(r.client)}`, `"version":${q(r.version)}`];
+  if (r.expires) parts.push(`"expires":true`, `"ttl":${r.ttl ?? 0}`);
+  if (r.data !== undefined) parts.push(`"data":${r.data}`);
+  if (r.subs && Object.keys(r.subs).length > 0) {
+    const subs = Object.entries(r.subs).map(([ch, s]) => `${q(ch)}:${encodeSubscribeResult(s)}`);
+    parts.push(`"subs":{${subs.join(',')}}`);
+  }
+  if (r.ping) parts.push(`"ping":${r.ping}`);
+  if (r.pong) parts.push(`"pong":true`);
+  if (r.session) parts.push(`"session":${q(r.session)}`);
+  if (r.node) parts.push(`"node":${q(r.node)}`);
+  if (r.time) parts.push(`"time":${r.time}`);
+  return '{' + parts.join(',') + '}';
+}
+
+/** encodeHistoryResult encodes a history result. */
+export function encodeHistoryResult(pubs: readonly Publication[], offset: number, epoch: string): string {
+  const parts: string[] = [];
+  if (pubs.length > 0) parts.push(`"publications":${encodePublications(pubs)}`);
+  if (epoch) parts.push(`"epoch":${q(epoch)}`);
+  if (offset) parts.push(`"offset":${offset}`);
+  return '{' + parts.join(',') + '}';
+}
+
+/** encodePresenceResult encodes a presence result. */
+export function encodePresenceResult(presence: Record<string, ClientInfo>): string {
+  const entries = Object.entries(presence).map(([id, info]) => `${q(id)}:${encodeClientInfo(info)}`);
+  return `{"presence":{${entries.join(',')}}}`;
+}
+
+/** encodeReply wraps an encoded result in a reply to command `id` for `method`. */
+export function encodeReply(id: number, method: string, result: string): string {
+  return `{"id":${id},${q(method)}:${result}}`;
+}
+
+/** encodeErrorReply encodes an error reply to command `id`. */
+export function encodeErrorReply(id: number, err: ProtocolErrorShape): string {
+  return `{"id":${id},"error":${q(err)}}`;
+}
+
+/** pingFrame is the server ping (and the client pong): an empty object. */
+export const pingFrame = '{}';

@@ -1,0 +1,19 @@
+/**
+ * The Transport contract: how bytes reach one client. A transport knows framing and
+ * backpressure, nothing about channels.
+ *
+ * @module
+ */
+import type { Disconnect } from '../protocol/codes.js';
+
+/** Transport carries frames to one client. */
+export interface Transport {
+  /** Name for logs and metrics ("websocket"). */
+  readonly name: string;
+  /** send writes one frame (one or more newline-separated protocol messages). */
+  send(frame: Buffer): void;
+  /** close ends the connection with a disconnect advice (WebSocket close code and reason). */
+  close(d: Disconnect): void;
+  /** Bytes accepted by send() but not yet written to the socket. */
+  readonly bufferedAmount: number;
+}
