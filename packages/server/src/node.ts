@@ -91,7 +91,8 @@ export class Node implements SessionContext {
     const cfg = this.config;
     this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
     this.rules = new ChannelRules(cfg.channel);
-    this.broker = options.broker ?? new MemoryBroker();
+    this.broker =
+      options.broker ?? new MemoryBroker({ onHandlerError: (err) => this.log.error({ err }, 'fan-out failed') });
     this.presence = options.presence ?? new MemoryPresenceManager();
     this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
     const tok = cfg.client.token;

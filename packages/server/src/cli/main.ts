@@ -53,6 +53,8 @@ program
   .action(async (opts: { config?: string; port?: number; demo?: boolean }) => {
     const config = load(opts);
     const node = new Node(config);
+    // A bug in one request must not take every player offline: log it loudly, keep serving.
+    process.on('unhandledRejection', (err) => node.log.error({ err }, 'unhandled rejection'));
     let addr;
     try {
       addr = await node.start();
