@@ -28,7 +28,7 @@ export class Metrics {
   constructor(nodeName: string) {
     const r = this.registry;
     r.setDefaultLabels({ node: nodeName });
-    collectDefaultMetrics({ register: r, prefix: 'bulwark_process_' });
+    collectDefaultMetrics({ register: r, prefix: 'bulwark_' });
     const registers = [r];
     this.connections = new Gauge({ name: 'bulwark_connections', help: 'Connected clients.', registers });
     this.connectionsOpened = new Counter({
@@ -101,6 +101,11 @@ export class Metrics {
         histogram.reset();
       },
     });
+  }
+
+  /** setNodeName labels every metric with the node's name once it is known (after listen). */
+  setNodeName(name: string): void {
+    this.registry.setDefaultLabels({ node: name });
   }
 
   /** close stops background sampling. */

@@ -139,6 +139,7 @@ export class Node implements SessionContext {
     });
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
+    this.metrics.setNodeName(this.#name);
     this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
     this.#presenceTimer.unref();
     this.log.info({ node: this.#name, port: addr.port, engine: cfg.engine.type, version }, 'bulwark started');
@@ -278,14 +279,21 @@ export class Node implements SessionContext {
     this.#draining = true;
     const cfg = this.config;
     this.log.info({ clients: this.hub.numClients, windowMs: cfg.drain.window }, 'draining');
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, cfg.shutdown.timeout).unref());
-    await Promise.race([this.#drain(cfg.drain.window), deadline]);
-    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
-    for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
-    await this.#http.close();
-    await this.broker.close();
-    await this.presence.close();
+    const timedOut = Symbol('timeout');
+    const deadline = new Promise<typeof timedOut>((resolve) =>
+      setTimeout(() => resolve(timedOut), cfg.shutdown.timeout).unref(),
+    );
+    const stop = async () => {
+      await this.#drain(cfg.drain.window);
+      if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+      for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
+      await this.#http.close();
+      await this.broker.close();
+      await this.presence.close();
+    };
+    const outcome = await Promise.race([stop(), deadline]);
     this.metrics.close();
+    if (outcome === timedOut) this.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
     this.log.info('bulwark stopped');
   }
 

@@ -48,7 +48,8 @@ const broadcastBody = z
   });
 
 const targetFields = {
-  user: z.string(),
+  // An empty user would target every anonymous connection at once.
+  user: z.string().min(1),
   client: z.string().optional(),
   session: z.string().optional(),
 };
@@ -70,7 +71,13 @@ const schemas = {
   disconnect: z.object({
     ...targetFields,
     whitelist: z.array(z.string()).optional(),
-    disconnect: z.object({ code: z.number().int().min(3000).max(4999), reason: z.string().max(123) }).optional(),
+    disconnect: z
+      .object({
+        code: z.number().int().min(3000).max(4999),
+        // A WebSocket close reason holds at most 123 bytes (not characters).
+        reason: z.string().refine((r) => Buffer.byteLength(r) <= 123, 'reason longer than 123 bytes'),
+      })
+      .optional(),
   }),
   refresh: z.object({
     ...targetFields,

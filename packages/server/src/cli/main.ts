@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { signConnectionToken } from '../auth/token-signer.js';
-import { loadConfig, redactConfig } from '../config/load.js';
+import { loadConfig, redactConfig, toConfigInput } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { BulwarkError } from '../errors.js';
 import { Node } from '../node.js';
@@ -60,7 +60,8 @@ program
       addr = await node.start();
     } catch (err) {
       node.log.fatal({ err }, 'startup failed');
-      process.stderr.write(`bulwark: ${(err as Error).message}\n`);
+      const code = err instanceof BulwarkError ? `${err.code}: ` : '';
+      process.stderr.write(`bulwark: ${code}${(err as Error).message}\n`);
       process.exit(1);
     }
     const host = config.http_server.address || 'localhost';
@@ -99,7 +100,7 @@ program
   .option('--print', 'print the effective config, secrets redacted')
   .action((opts: { config?: string; print?: boolean }) => {
     const config = load(opts);
-    if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
+    if (opts.print) process.stdout.write(JSON.stringify(redactConfig(toConfigInput(config)), null, 2) + '\n');
     process.stderr.write('config is valid\n');
   });
 

@@ -167,7 +167,14 @@ export class ClientSession {
       }
       throw err;
     }
-    this.#chain = this.#chain.then(() => this.#handleCommands(commands));
+    // Handlers catch their own errors; anything escaping is a bug, answered with 3004 for
+    // this connection only: it must never become an unhandled rejection that ends the process.
+    this.#chain = this.#chain
+      .then(() => this.#handleCommands(commands))
+      .catch((err: unknown) => {
+        this.#ctx.log.error({ err, client: this.id }, 'command handling failed');
+        this.disconnect(disconnect(DisconnectCode.ServerError));
+      });
   }
 
   async #handleCommands(commands: ReturnType<typeof decodeFrame>['commands']): Promise<void> {

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BulwarkError } from '../errors.js';
+import { formatDuration } from '../util/duration.js';
 import { configSchema, type Config } from './schema.js';
 
 /** Variables starting with this prefix configure Bulwark. */
@@ -39,11 +40,18 @@ export interface ConfigLeaf {
 }
 
 let leavesCache: ConfigLeaf[] | undefined;
+let inputSchemaCache: JsonSchemaNode | undefined;
+
+/** inputSchema is the JSON Schema of what a config file may contain. */
+function inputSchema(): JsonSchemaNode {
+  inputSchemaCache ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  return inputSchemaCache;
+}
 
 /** configLeaves lists every settable key of the schema (objects are walked; arrays are leaves). */
 export function configLeaves(): ConfigLeaf[] {
   if (leavesCache) return leavesCache;
-  const root = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const root = inputSchema();
   const out: ConfigLeaf[] = [];
   const walk = (node: JsonSchemaNode, path: string[]) => {
     if (node.type === 'object' && node.properties) {
@@ -188,6 +196,24 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/**
+ * toConfigInput turns a validated config back into file form: durations (numbers of ms
+ * where the file holds a string) become Go-style strings again, so printed configs load back.
+ */
+export function toConfigInput(config: unknown, schema: JsonSchemaNode = inputSchema()): unknown {
+  if (Array.isArray(config)) return config.map((v) => (schema.items ? toConfigInput(v, schema.items) : v));
+  if (typeof config === 'object' && config !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(config)) {
+      const child = schema.properties?.[k];
+      out[k] = child ? toConfigInput(v, child) : v;
+    }
+    return out;
+  }
+  if (typeof config === 'number' && schema.type === 'string') return formatDuration(config);
+  return config;
 }
 
 const secretKeys = new Set(['hmac_secret_key', 'key', 'password']);

@@ -191,9 +191,6 @@ export const configSchema = z
           .min(256)
           .default(65_536)
           .describe('Largest incoming WebSocket message in bytes; larger closes with 1009.'),
-        write_timeout: duration('1s').describe(
-          'Reserved for slow writes; the bounded queue (client.queue_max_size) is the main guard.',
-        ),
         compression: z.boolean().default(false).describe('permessage-deflate; costs CPU per message, off by default.'),
       })
       .prefault({}),
