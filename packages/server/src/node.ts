@@ -79,6 +79,10 @@ export class Node implements SessionContext {
   #flushScheduled = false;
   #started = false;
   #draining = false;
+  /** The one shutdown in progress (every shutdown() call waits for it). */
+  #stopping: Promise<void> | undefined;
+  /** Set when shutdown.timeout cut the drain short: the drain loop stops. */
+  #drainCut = false;
   #presenceTimer: NodeJS.Timeout | undefined;
   #name = '';
 
@@ -274,8 +278,13 @@ export class Node implements SessionContext {
    * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
    * Bounded by `shutdown.timeout`.
    */
-  async shutdown(): Promise<void> {
-    if (this.#draining) return;
+  shutdown(): Promise<void> {
+    // A second call waits for the same shutdown instead of resolving before the node stopped.
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
     this.#draining = true;
     const cfg = this.config;
     this.log.info({ clients: this.hub.numClients, windowMs: cfg.drain.window }, 'draining');
@@ -283,14 +292,19 @@ export class Node implements SessionContext {
     const deadline = new Promise<typeof timedOut>((resolve) =>
       setTimeout(() => resolve(timedOut), cfg.shutdown.timeout).unref(),
     );
+    // At the deadline the drain is cut short: whoever is still connected leaves (3001) now,
+    // and the listener closes, so nothing of the node outlives shutdown().
+    await Promise.race([this.#drain(cfg.drain.window), deadline]);
+    this.#drainCut = true;
+    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
     const stop = async () => {
-      await this.#drain(cfg.drain.window);
-      if (this.#presenceTimer) clearInterval(this.#presenceTimer);
-      for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
       await this.#http.close();
       await this.broker.close();
       await this.presence.close();
     };
+    // After a timed-out drain the deadline has passed: this resolves at once, while the
+    // listener is already closed (stop() closes it synchronously) and the engine closes behind.
     const outcome = await Promise.race([stop(), deadline]);
     this.metrics.close();
     if (outcome === timedOut) this.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
@@ -310,6 +324,7 @@ export class Node implements SessionContext {
       const due = started + (windowMs * i) / sessions.length;
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (this.#drainCut) return;
       sessions[i]?.disconnect(disconnect(DisconnectCode.Shutdown));
     }
   }

@@ -47,7 +47,7 @@ import {
   type SubscribeResult,
 } from '../protocol/types.js';
 import type { Transport } from '../transport/transport.js';
-import type { ConnectTokenClaims, SubscriptionTokenClaims } from '../auth/token-verifier.js';
+import type { ConnectTokenClaims, SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import type { SessionContext } from './context.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -59,11 +59,12 @@ export interface SubState {
   readonly presence: boolean;
   readonly joinLeaveEnabled: boolean;
   /**
-   * Publications that arrived while the subscribe was in flight, with their shared frames.
+   * Publications (and join/leave frames, with no publication) that arrived while the
+   * subscribe was in flight, with their shared frames.
    * They are delivered after the subscribe reply, skipping any the reply already carried,
    * so a subscriber sees every publication exactly once and in order.
    */
-  buffer: Array<[Publication, Buffer]> | undefined;
+  buffer: Array<[Publication | undefined, Buffer]> | undefined;
   /** Offset of the last publication delivered (positioned subscriptions). */
   offset: number;
   epoch: string;
@@ -85,6 +86,8 @@ interface SubscribeOptions {
   expireAt: number;
   /** Server-side subscriptions ignore the allow_* flags of clients: they were granted. */
   serverSide: boolean;
+  /** Per-subscription overrides of namespace options, from a token. */
+  override?: SubscriptionOverride | undefined;
 }
 
 /** SessionMeta is what the transport knows about the peer. */
@@ -182,6 +185,11 @@ export class ClientSession {
       if (this.#state === 'closed') return;
       if (cmd.method === undefined) {
         this.#ctx.metrics.commands.inc({ method: 'unknown', result: 'error' });
+        if (this.#state === 'connecting') {
+          // Before connect, only connect is valid: anything else is a bad request.
+          this.disconnect(disconnect(DisconnectCode.BadRequest));
+          return;
+        }
         if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.MethodNotFound).toWire()));
         continue;
       }
@@ -317,6 +325,7 @@ export class ClientSession {
         data: subsClaim?.[channel]?.data,
         expireAt: 0,
         serverSide: true,
+        override: subsClaim?.[channel]?.override,
       });
       subs[channel] = made.result;
       activations.push(made.activate);
@@ -325,7 +334,8 @@ export class ClientSession {
     const result: ConnectResult = {
       client: this.id,
       version: ctx.version,
-      ping: Math.round(cfg.ping_interval / 1000),
+      // The protocol advertises whole seconds; a sub-second interval must not read as 0 (off).
+      ping: cfg.ping_interval > 0 ? Math.max(1, Math.round(cfg.ping_interval / 1000)) : 0,
       pong: cfg.ping_interval > 0,
       node: ctx.nodeId,
       subs,
@@ -365,7 +375,7 @@ export class ClientSession {
    */
   applyRefresh(expireAt: number, info?: RawJSON, expired = false): void {
     if (this.#state !== 'connected') return;
-    if (expired) {
+    if (expired || (expireAt > 0 && expireAt <= Date.now())) {
       this.disconnect(disconnect(DisconnectCode.Expired));
       return;
     }
@@ -390,7 +400,7 @@ export class ClientSession {
       throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
     }
     let claims: SubscriptionTokenClaims | undefined;
-    if (req.token) {
+    if (req.token && !ctx.config.client.insecure) {
       claims = await ctx.verifySubscriptionToken(req.token, rc.channel, this.user, this.id, 'subscribe');
     } else {
       this.#checkSubscribePermission(rc);
@@ -406,11 +416,14 @@ export class ClientSession {
       data: claims?.data,
       expireAt: (claims?.expireAt ?? 0) * 1000,
       serverSide: false,
+      override: claims?.override,
     });
     return { reply: encodeSubscribeResult(made.result), after: made.activate };
   }
 
   #checkSubscribePermission(rc: ResolvedChannel): void {
+    // Insecure mode (local demos only) lifts every channel permission check, as in Centrifugo.
+    if (this.#ctx.config.client.insecure) return;
     if (rc.isPrivate) throw new ProtocolError(ErrorCode.PermissionDenied);
     const users = this.#ctx.rules.allowedUsers(rc);
     if (users !== undefined) {
@@ -434,17 +447,22 @@ export class ClientSession {
   ): Promise<{ result: SubscribeResult; activate: () => void }> {
     const ctx = this.#ctx;
     const ns = rc.options;
+    const ov = o.override ?? {};
     const hasHistory = ChannelRules.hasHistory(ns);
-    const recoverable = hasHistory && (ns.force_recovery || (ns.allow_recovery && (o.wantRecoverable || o.serverSide)));
-    const positioned =
-      recoverable || (hasHistory && (ns.force_positioning || (ns.allow_positioning && o.wantPositioned)));
-    const joinLeaveEnabled = ns.join_leave || ns.force_push_join_leave;
+    const forceRecovery = ov.forceRecovery ?? ns.force_recovery;
+    const forcePositioning = ov.forcePositioning ?? ns.force_positioning;
+    const joinLeave = ov.joinLeave ?? ns.join_leave;
+    const forcePushJoinLeave = ov.forcePushJoinLeave ?? ns.force_push_join_leave;
+    const presence = ov.presence ?? ns.presence;
+    const recoverable = hasHistory && (forceRecovery || (ns.allow_recovery && (o.wantRecoverable || o.serverSide)));
+    const positioned = recoverable || (hasHistory && (forcePositioning || (ns.allow_positioning && o.wantPositioned)));
+    const joinLeaveEnabled = joinLeave || forcePushJoinLeave;
     const state: SubState = {
       channel: rc.channel,
-      joinLeave: ns.force_push_join_leave || (ns.join_leave && (o.wantJoinLeave || o.serverSide)),
+      joinLeave: forcePushJoinLeave || (joinLeave && (o.wantJoinLeave || o.serverSide)),
       positioned,
       recoverable,
-      presence: ns.presence,
+      presence,
       joinLeaveEnabled,
       buffer: [],
       offset: 0,
@@ -472,7 +490,7 @@ export class ClientSession {
         const pubs = result.publications;
         state.offset = pubs && pubs.length > 0 ? (pubs[pubs.length - 1] as Publication).offset : (result.offset ?? 0);
       }
-      if (ns.presence) await ctx.presence.addPresence(rc.channel, this.info(o.chanInfo), ctx.presenceTtlMs);
+      if (presence) await ctx.presence.addPresence(rc.channel, this.info(o.chanInfo), ctx.presenceTtlMs);
       if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, this.info(o.chanInfo));
     } catch (err) {
       this.#pendingSubs.delete(rc.channel);
@@ -496,7 +514,10 @@ export class ClientSession {
     const activate = () => {
       const buffered = state.buffer ?? [];
       state.buffer = undefined;
-      for (const [pub, frame] of buffered) this.deliverPublication(state, pub, frame);
+      for (const [pub, frame] of buffered) {
+        if (pub) this.deliverPublication(state, pub, frame);
+        else this.enqueue(frame);
+      }
     };
     return { result, activate };
   }
@@ -602,6 +623,7 @@ export class ClientSession {
     const o = rc.options;
     const subscribed = this.#subs.has(channel);
     const allowed =
+      this.#ctx.config.client.insecure ||
       (this.user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
       (o.allow_publish_for_subscriber && subscribed);
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
@@ -614,7 +636,10 @@ export class ClientSession {
     const forAnon = kind === 'presence' ? o.allow_presence_for_anonymous : o.allow_history_for_anonymous;
     const forClient = kind === 'presence' ? o.allow_presence_for_client : o.allow_history_for_client;
     const forSub = kind === 'presence' ? o.allow_presence_for_subscriber : o.allow_history_for_subscriber;
-    const allowed = (this.user === '' ? forAnon : forClient) || (forSub && this.#subs.has(rc.channel));
+    const allowed =
+      this.#ctx.config.client.insecure ||
+      (this.user === '' ? forAnon : forClient) ||
+      (forSub && this.#subs.has(rc.channel));
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
   }
 
@@ -677,8 +702,8 @@ export class ClientSession {
 
   /** deliverEvent hands a join/leave frame to this subscriber (after its subscribe reply). */
   deliverEvent(state: SubState, frame: Buffer): void {
-    if (state.buffer) return;
-    this.enqueue(frame);
+    if (state.buffer) state.buffer.push([undefined, frame]);
+    else this.enqueue(frame);
   }
 
   /** sendMessage pushes an asynchronous message (API or library `send`). */

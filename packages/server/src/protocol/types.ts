@@ -12,12 +12,25 @@
  * @module
  */
 
+import { ErrorCode, ProtocolError } from './codes.js';
+
 /** RawJSON is a JSON value kept in its encoded form (`'{"a":1}'`, `'"text"'`, `'42'`). */
 export type RawJSON = string & { readonly __rawJson: true };
 
-/** asRaw encodes a JS value as RawJSON. */
+/**
+ * asRaw encodes a JS value as RawJSON. A value JSON.stringify cannot encode (nested deeper
+ * than its recursion limit, circular, BigInt) throws ProtocolError 107: it is the caller's
+ * input at fault, never a (temporary) internal error.
+ */
 export function asRaw(value: unknown): RawJSON {
-  return JSON.stringify(value ?? null) as RawJSON;
+  try {
+    return JSON.stringify(value ?? null) as RawJSON;
+  } catch (err) {
+    if (err instanceof RangeError || err instanceof TypeError) {
+      throw new ProtocolError(ErrorCode.BadRequest, 'data cannot be encoded as JSON (too deeply nested?)');
+    }
+    throw err;
+  }
 }
 
 /** ClientInfo describes a connection in presence, join/leave and publications. */
