@@ -1,0 +1,179 @@
+/**
+ * Reading another process's resource use from Linux /proc, CPU pinning with taskset, and a
+ * description of the machine for the results file.
+ *
+ * @module
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+let clkTck: number | undefined;
+
+/** clockTicksPerSecond is the kernel's USER_HZ (`getconf CLK_TCK`, almost always 100). */
+export function clockTicksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+      clkTck = Number.isFinite(n) && n > 0 ? n : 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/**
+ * readCpuMicros returns the CPU time (user + system, all threads) process `pid` has used so
+ * far, in microseconds, from fields 14 and 15 of /proc/<pid>/stat. The resolution is one
+ * clock tick (10 ms at USER_HZ=100), so measure over windows of seconds, not milliseconds.
+ */
+export function readCpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  // Field 2 (comm) is in parentheses and may contain spaces or ')': split after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), so field 14 (utime) is rest[11] and field 15 (stime) rest[12].
+  const ticks = Number(rest[11]) + Number(rest[12]);
+  if (!Number.isFinite(ticks)) throw new Error(`cannot parse /proc/${pid}/stat`);
+  return (ticks * 1e6) / clockTicksPerSecond();
+}
+
+/** readRssBytes returns the resident set size of process `pid` (VmRSS in /proc/<pid>/status). */
+export function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+/** readComm returns the command name of process `pid`, or undefined if it is gone. */
+export function readComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+let tasksetOk: boolean | undefined;
+
+/** tasksetAvailable reports whether the `taskset` binary (util-linux) can be run. */
+export function tasksetAvailable(): boolean {
+  if (tasksetOk === undefined) {
+    const r = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
+    tasksetOk = r.status === 0;
+  }
+  return tasksetOk;
+}
+
+/**
+ * pinSelf pins every thread of this process (main, libuv pool, V8 helpers: `-a`) to `cpu`;
+ * threads created later inherit it. Returns false when taskset is missing or refuses.
+ */
+export function pinSelf(cpu: number): boolean {
+  if (!tasksetAvailable()) return false;
+  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(process.pid)], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+/** MachineInfo describes where a benchmark ran. */
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  platform: string;
+  kernel: string;
+  memoryGiB: number;
+  clockTicksPerSecond: number;
+}
+
+/** machineInfo describes this machine (nproc, /proc/cpuinfo model name, node version). */
+export function machineInfo(): MachineInfo {
+  let model = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m?.[1]) model = m[1].trim();
+  } catch {
+    // Not Linux: keep os.cpus()'s answer.
+  }
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: model,
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+    kernel: os.release(),
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    clockTicksPerSecond: clockTicksPerSecond(),
+  };
+}
+
+/**
+ * KernelNetCounters are machine-wide TCP/loopback counters; on an otherwise idle machine they
+ * are this benchmark's. On loopback nearly all retransmissions are tail-loss probes: the
+ * receiver (the load generator) was slow to ACK, not a lost segment. Zero-window events mean
+ * the load generator fell behind reading. Real drops (softnet, backlog) would add ≥ 200 ms RTO
+ * stalls to the latency tail.
+ */
+export interface KernelNetCounters {
+  /** Tcp RetransSegs (/proc/net/snmp). */
+  tcpRetransSegs: number;
+  /** TcpExt TCPLossProbes: retransmissions sent as tail-loss probes (spurious on loopback). */
+  tcpLossProbes: number;
+  /** TcpExt TCPToZeroWindowAdv: a receiver's buffer filled up (it was not reading fast enough). */
+  zeroWindow: number;
+  /** TcpExt ListenOverflows + ListenDrops (/proc/net/netstat): refused or dropped connects. */
+  listenDrops: number;
+  /** TcpExt TCPBacklogDrop: segments dropped because a socket's backlog was full. */
+  backlogDrops: number;
+  /** Packets dropped at the per-CPU input queue (netdev_max_backlog), /proc/net/softnet_stat. */
+  softnetDrops: number;
+}
+
+function snmpTable(text: string, prefix: string): Map<string, number> {
+  const lines = text.split('\n').filter((l) => l.startsWith(`${prefix}:`));
+  const out = new Map<string, number>();
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const keys = (lines[i] as string).split(/\s+/).slice(1);
+    const vals = (lines[i + 1] as string).split(/\s+/).slice(1);
+    keys.forEach((k, j) => out.set(k, Number(vals[j])));
+  }
+  return out;
+}
+
+/** readKernelNetCounters reads {@link KernelNetCounters}; zeros where /proc lacks them. */
+export function readKernelNetCounters(): KernelNetCounters {
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'latin1');
+    } catch {
+      return '';
+    }
+  };
+  const tcp = snmpTable(read('/proc/net/snmp'), 'Tcp');
+  const ext = snmpTable(read('/proc/net/netstat'), 'TcpExt');
+  let softnetDrops = 0;
+  for (const line of read('/proc/net/softnet_stat').split('\n')) {
+    const col = line.trim().split(/\s+/)[1];
+    if (col) softnetDrops += parseInt(col, 16) || 0;
+  }
+  return {
+    tcpRetransSegs: tcp.get('RetransSegs') ?? 0,
+    tcpLossProbes: ext.get('TCPLossProbes') ?? 0,
+    zeroWindow: ext.get('TCPToZeroWindowAdv') ?? 0,
+    listenDrops: (ext.get('ListenOverflows') ?? 0) + (ext.get('ListenDrops') ?? 0),
+    backlogDrops: ext.get('TCPBacklogDrop') ?? 0,
+    softnetDrops,
+  };
+}
+
+/** diffKernelNetCounters returns `after − before` field by field. */
+export function diffKernelNetCounters(before: KernelNetCounters, after: KernelNetCounters): KernelNetCounters {
+  return {
+    tcpRetransSegs: after.tcpRetransSegs - before.tcpRetransSegs,
+    tcpLossProbes: after.tcpLossProbes - before.tcpLossProbes,
+    zeroWindow: after.zeroWindow - before.zeroWindow,
+    listenDrops: after.listenDrops - before.listenDrops,
+    backlogDrops: after.backlogDrops - before.backlogDrops,
+    softnetDrops: after.softnetDrops - before.softnetDrops,
+  };
+}

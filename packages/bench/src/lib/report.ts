@@ -1,0 +1,225 @@
+/**
+ * Turning scenario results into ratio checks, text tables and results files.
+ *
+ * @module
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ConnectionsResult } from '../scenarios/connections.js';
+import type { FanoutResult } from '../scenarios/fanout.js';
+import type { MachineInfo } from './proc.js';
+
+/**
+ * TargetOutcome is what one server produced in one scenario: a result (the field-wise median
+ * of `runs` when the scenario was repeated), an error, or a skip.
+ */
+export type TargetOutcome<R> =
+  { result: R; runs?: R[] } | { error: string; serverLog?: string[] } | { skipped: string };
+
+/** Ratio is one Bulwark/raw comparison with its target (Bulwark ≤ target × raw). */
+export interface Ratio {
+  name: string;
+  bulwark: number;
+  raw: number;
+  /** bulwark / raw. */
+  ratio: number;
+  /** Highest acceptable ratio. */
+  target: number;
+  met: boolean;
+}
+
+/** ScenarioReport is what a results file holds for one scenario. */
+export interface ScenarioReport<R> {
+  scenario: string;
+  timestamp: string;
+  quick: boolean;
+  machine: MachineInfo;
+  pinning: { serverCpu: number | null; loadgenCpu: number | null };
+  options: object;
+  results: { raw?: TargetOutcome<R>; bulwark?: TargetOutcome<R> };
+  ratios: Ratio[];
+}
+
+function resultOf<R>(o: TargetOutcome<R> | undefined): R | undefined {
+  return o && 'result' in o ? o.result : undefined;
+}
+
+function ratio(name: string, bulwark: number, raw: number, target: number): Ratio {
+  const r = Math.round((bulwark / raw) * 100) / 100;
+  return { name, bulwark, raw, ratio: r, target, met: Number.isFinite(r) && r <= target };
+}
+
+/** fanoutRatios compares CPU per delivered message at the fixed load (target ≤ 1.0×). */
+export function fanoutRatios(results: ScenarioReport<FanoutResult>['results']): Ratio[] {
+  const raw = resultOf(results.raw);
+  const bw = resultOf(results.bulwark);
+  if (!raw || !bw) return [];
+  return [
+    ratio(
+      'server CPU per delivered message',
+      bw.fixed.serverCpuMicrosPerDelivery,
+      raw.fixed.serverCpuMicrosPerDelivery,
+      1.0,
+    ),
+  ];
+}
+
+/** connectionsRatios compares memory per idle connection (≤ 1.2×) and CPU per connect (≤ 1.5×). */
+export function connectionsRatios(results: ScenarioReport<ConnectionsResult>['results']): Ratio[] {
+  const raw = resultOf(results.raw);
+  const bw = resultOf(results.bulwark);
+  if (!raw || !bw) return [];
+  return [
+    ratio('server memory per idle connection', bw.rssPerConnectionBytes, raw.rssPerConnectionBytes, 1.2),
+    ratio('server CPU per connect (JWT included)', bw.serverCpuMicrosPerConnect, raw.serverCpuMicrosPerConnect, 1.5),
+  ];
+}
+
+/** formatTable lays out rows as left-aligned, space-padded columns. */
+export function formatTable(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
+    .join('\n');
+}
+
+const fmt = (v: number | undefined, digits = 0): string =>
+  v === undefined || !Number.isFinite(v)
+    ? '-'
+    : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function cell<R>(o: TargetOutcome<R> | undefined, f: (r: R) => string): string {
+  if (!o) return '(not run)';
+  if ('skipped' in o) return '(skipped)';
+  if ('error' in o) return '(error)';
+  return f(o.result);
+}
+
+function ratioCell(ratios: Ratio[], name: string): [string, string] {
+  const r = ratios.find((x) => x.name === name);
+  if (!r) return ['', ''];
+  return [`${r.ratio.toFixed(2)}×`, `≤ ${r.target.toFixed(1)}× ${r.met ? 'met' : 'NOT met'}`];
+}
+
+function notes<R>(report: ScenarioReport<R>): string[] {
+  const out: string[] = [];
+  for (const [name, o] of Object.entries(report.results) as [string, TargetOutcome<R> | undefined][]) {
+    if (o && 'skipped' in o) out.push(`${name}: skipped: ${o.skipped}`);
+    if (o && 'error' in o) out.push(`${name}: ERROR: ${o.error}`);
+  }
+  return out;
+}
+
+/** fanoutTable renders the fan-out report. */
+export function fanoutTable(report: ScenarioReport<FanoutResult>): string {
+  const { raw, bulwark } = report.results;
+  const any = resultOf(raw) ?? resultOf(bulwark);
+  const head = any
+    ? `fanout: ${any.subscribers} subscribers over ${any.channels} channels (${any.subscribersPerChannel}/channel), ` +
+      `one publisher, ${any.padBytes} B padding; fixed ${fmt(any.fixed.targetRate)} pub/s for ${fmt(any.fixed.publishSeconds, 1)} s`
+    : 'fanout';
+  const row = (label: string, f: (r: FanoutResult) => string, extra: [string, string] = ['', '']): string[] => [
+    label,
+    cell(raw, f),
+    cell(bulwark, f),
+    ...extra,
+  ];
+  const rows: string[][] = [
+    ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'],
+    row('publications/s (achieved)', (r) => fmt(r.fixed.achievedRate, 1)),
+    row('delivered msgs/s', (r) => fmt(r.fixed.deliveredPerSec)),
+    row('latency p50 / p99 / max (ms)', (r) => {
+      const l = r.fixed.latencyMs;
+      return `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.max, 1)}`;
+    }),
+    row('loss (missing deliveries)', (r) => `${r.fixed.loss.missing} of ${fmt(r.fixed.loss.expected)}`),
+    row(
+      'server CPU per delivery (µs)',
+      (r) => fmt(r.fixed.serverCpuMicrosPerDelivery, 3),
+      ratioCell(report.ratios, 'server CPU per delivered message'),
+    ),
+    row('server CPU (% of a core)', (r) => fmt(r.fixed.serverCpuPercent, 1)),
+    row('load generator CPU (% of a core)', (r) => fmt(r.fixed.loadgenCpuPercent, 1)),
+    row('load generator loop delay max (ms)', (r) => fmt(r.fixed.loadgenLoopDelayMs.max, 1)),
+    row(
+      'TCP retransmits (loss probes) / zero-window',
+      (r) =>
+        `${fmt(r.fixed.kernel.tcpRetransSegs)} (${fmt(r.fixed.kernel.tcpLossProbes)}) / ${fmt(r.fixed.kernel.zeroWindow)}`,
+    ),
+  ];
+  if (resultOf(raw)?.ramp || resultOf(bulwark)?.ramp) {
+    rows.push(
+      row('ramp: max pub/s (p99<limit, 0 loss)', (r) =>
+        r.ramp ? `${r.ramp.limitFound ? '' : '≥ '}${fmt(r.ramp.maxPassingRate)}` : '-',
+      ),
+      row('ramp: delivered msgs/s at max', (r) => (r.ramp ? fmt(r.ramp.maxPassingDeliveriesPerSec) : '-')),
+      row('ramp: steps run', (r) => (r.ramp ? String(r.ramp.steps.length) : '-')),
+    );
+  }
+  const limits = (['raw', 'bulwark'] as const)
+    .map((k) => {
+      const r = resultOf(report.results[k]);
+      return r?.ramp ? `  ramp limit (${k}): ${r.ramp.limitedBy}` : '';
+    })
+    .filter(Boolean);
+  return [head, formatTable(rows), ...limits, ...notes(report).map((n) => `  ${n}`)].join('\n');
+}
+
+/** connectionsTable renders the idle-connections report. */
+export function connectionsTable(report: ScenarioReport<ConnectionsResult>): string {
+  const { raw, bulwark } = report.results;
+  const any = resultOf(raw) ?? resultOf(bulwark);
+  const runs = [raw, bulwark].map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
+  const reps = Math.max(...runs);
+  const head = any
+    ? `connections: ${fmt(any.requested)} idle connections, JWT + one subscription each` +
+      (reps > 1 ? ` (median of ${reps} runs per server, servers alternating)` : '')
+    : 'connections';
+  const row = (label: string, f: (r: ConnectionsResult) => string, extra: [string, string] = ['', '']): string[] => [
+    label,
+    cell(raw, f),
+    cell(bulwark, f),
+    ...extra,
+  ];
+  const rows: string[][] = [
+    ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'],
+    row('connected / failed', (r) => `${fmt(r.connected)} / ${fmt(r.failed)}`),
+    row('connect rate (conn/s)', (r) => fmt(r.connectRate)),
+    row('handshake p50 / p99 (ms)', (r) => `${fmt(r.handshakeMs.p50, 1)} / ${fmt(r.handshakeMs.p99, 1)}`),
+    row(
+      'server CPU per connect (µs)',
+      (r) => fmt(r.serverCpuMicrosPerConnect, 1),
+      ratioCell(report.ratios, 'server CPU per connect (JWT included)'),
+    ),
+    row(
+      'server RSS per connection (KiB)',
+      (r) => fmt(r.rssPerConnectionBytes / 1024, 2),
+      ratioCell(report.ratios, 'server memory per idle connection'),
+    ),
+    row(
+      'server RSS before → after (MiB)',
+      (r) => `${fmt(r.rssBaselineBytes / 2 ** 20, 1)} → ${fmt(r.rssAfterBytes / 2 ** 20, 1)}`,
+    ),
+    row('server CPU while connecting (%)', (r) => fmt(r.serverCpuPercent, 1)),
+    row('load generator CPU (%)', (r) => fmt(r.loadgenCpuPercent, 1)),
+    row('closed during settle', (r) => fmt(r.closedDuringSettle)),
+    row('TCP retransmits / listen drops', (r) => `${fmt(r.kernel.tcpRetransSegs)} / ${fmt(r.kernel.listenDrops)}`),
+  ];
+  const firstErrors = (['raw', 'bulwark'] as const)
+    .map((k) => {
+      const r = resultOf(report.results[k]);
+      return r?.firstError ? `  first connect error (${k}): ${r.firstError}` : '';
+    })
+    .filter(Boolean);
+  return [head, formatTable(rows), ...firstErrors, ...notes(report).map((n) => `  ${n}`)].join('\n');
+}
+
+/** writeReport writes `report` to `<dir>/<scenario>-<timestamp>.json` and returns the path. */
+export function writeReport(dir: string, report: ScenarioReport<unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  const stamp = report.timestamp.replace(/[:.]/g, '-');
+  const file = path.join(dir, `${report.scenario}-${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}

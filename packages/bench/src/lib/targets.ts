@@ -1,0 +1,217 @@
+/**
+ * Starting and stopping the servers under test as child processes: Bulwark (its CLI with a
+ * generated config) and the raw-ws reference server. Each is pinned to a CPU with taskset when
+ * asked, polled on GET /ready until it answers 200, and always killed (SIGTERM, then SIGKILL).
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readComm, tasksetAvailable } from './proc.js';
+import { sleep } from './util.js';
+
+/** TargetName names a server under test. */
+export type TargetName = 'raw' | 'bulwark';
+
+/** RunningServer is a started, ready server under test. */
+export interface RunningServer {
+  name: TargetName;
+  /** PID of the server's node process (taskset execs node, so it is the child's PID). */
+  pid: number;
+  port: number;
+  /** WebSocket URL clients connect to. */
+  wsUrl: string;
+  /** Client protocol the server speaks. */
+  protocol: 'centrifugo' | 'raw';
+  /** HMAC secret the server verifies connection tokens with. */
+  tokenSecret: string;
+  /** HTTP API key (Bulwark only). */
+  apiKey?: string;
+  /** CPU the server is pinned to, if pinned. */
+  pinnedCpu?: number;
+  /** Last lines the server wrote (stdout and stderr), for error reports. */
+  logTail(): string[];
+  /** Whether the process has exited (crash or stop). */
+  exited(): boolean;
+  /**
+   * stop kills the server: SIGTERM, then SIGKILL after `graceMs` (the grace is short on purpose:
+   * a graceful drain is not what is measured, and it would only lengthen the run). Idempotent.
+   */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** StartOptions configure {@link startServer}. */
+export interface StartOptions {
+  /** CPU to pin the server to with taskset; undefined for no pinning. */
+  cpu?: number;
+  /** Bulwark's CLI entry (packages/server/dist/src/cli/main.js by default). */
+  bulwarkMain?: string;
+  /** Bulwark's WebSocket path. */
+  wsPath?: string;
+  /** How long to wait for readiness. */
+  readyTimeoutMs?: number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** defaultBulwarkMain is where the server workspace's build puts Bulwark's CLI. */
+export const defaultBulwarkMain = path.resolve(here, '../../../../server/dist/src/cli/main.js');
+const rawServerMain = path.resolve(here, '../reference/raw-ws-server.js');
+
+/** Every child we started and have not yet seen exit: killed on any way out of the process. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** killAllServers SIGKILLs every server child still running (for signal handlers). */
+export function killAllServers(): void {
+  for (const child of live) child.kill('SIGKILL');
+}
+
+/** freePort asks the kernel for a free loopback TCP port (bind to 0, read, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function httpStatus(url: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+  });
+}
+
+/** bulwarkAvailable reports whether Bulwark's built CLI exists at `main`. */
+export function bulwarkAvailable(main = defaultBulwarkMain): boolean {
+  return existsSync(main);
+}
+
+/** startServer starts target `name` on a free loopback port and waits until it is ready. */
+export async function startServer(name: TargetName, opts: StartOptions = {}): Promise<RunningServer> {
+  const port = await freePort();
+  const tokenSecret = randomBytes(32).toString('hex');
+  const apiKey = randomBytes(16).toString('hex');
+  let tmpDir: string | undefined;
+  let args: string[];
+  if (name === 'bulwark') {
+    const main = opts.bulwarkMain ?? defaultBulwarkMain;
+    if (!existsSync(main)) throw new Error(`Bulwark is not built: ${main} does not exist`);
+    tmpDir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
+    const configFile = path.join(tmpDir, 'config.json');
+    const config = {
+      http_server: { address: '127.0.0.1' },
+      client: { token: { hmac_secret_key: tokenSecret }, channel_limit: 128 },
+      http_api: { key: apiKey },
+      log: { level: 'warn' },
+      channel: {
+        namespaces: [{ name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true }],
+      },
+    };
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    args = [main, 'start', '--config', configFile, '--port', String(port)];
+  } else {
+    args = [rawServerMain, '--port', String(port), '--jwt-secret', tokenSecret, '--watch-stdin'];
+  }
+  const pin = opts.cpu !== undefined && tasksetAvailable();
+  const cmd = pin ? 'taskset' : process.execPath;
+  const argv = pin ? ['-c', String(opts.cpu), process.execPath, ...args] : args;
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
+  live.add(child);
+
+  const tail: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      tail.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
+      if (tail.length > 40) tail.shift();
+    }
+  };
+  // Always drain the pipes: a child blocked on a full stdout pipe would skew every number.
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.stdin?.on('error', () => undefined);
+  let exitedFlag = false;
+  const exitedPromise = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitedFlag = true;
+      live.delete(child);
+      tail.push(`[process exited: code=${code} signal=${signal}]`);
+      resolve();
+    });
+  });
+  child.once('error', (err) => {
+    tail.push(`[spawn error: ${err.message}]`);
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = 1000): Promise<void> => {
+    stopping ??= (async () => {
+      if (!exitedFlag) {
+        child.kill('SIGTERM');
+        await Promise.race([exitedPromise, sleep(graceMs)]);
+        if (!exitedFlag) {
+          child.kill('SIGKILL');
+          await Promise.race([exitedPromise, sleep(2000)]);
+        }
+      }
+      child.stdin?.destroy();
+      if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  try {
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+    const readyUrl = `http://127.0.0.1:${port}/ready`;
+    for (;;) {
+      if (exitedFlag) throw new Error(`${name} exited before becoming ready`);
+      if ((await httpStatus(readyUrl, 1000)) === 200) break;
+      if (Date.now() > deadline) throw new Error(`${name} not ready after ${opts.readyTimeoutMs ?? 20_000} ms`);
+      await sleep(50);
+    }
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`${name}: no pid`);
+    const comm = readComm(pid);
+    // taskset execs the command, so the PID becomes node's; if it is still taskset's, every
+    // /proc reading would measure the wrong process.
+    if (comm === 'taskset') {
+      throw new Error(`${name}: pid ${pid} is still taskset, not node; /proc readings would be wrong`);
+    }
+    const wsPath = name === 'bulwark' ? (opts.wsPath ?? '/connection/websocket') : '/';
+    return {
+      name,
+      pid,
+      port,
+      wsUrl: `ws://127.0.0.1:${port}${wsPath}`,
+      protocol: name === 'bulwark' ? 'centrifugo' : 'raw',
+      tokenSecret,
+      apiKey: name === 'bulwark' ? apiKey : undefined,
+      pinnedCpu: pin ? opts.cpu : undefined,
+      logTail: () => [...tail],
+      exited: () => exitedFlag,
+      stop,
+    };
+  } catch (err) {
+    await stop(500);
+    const detail = tail.length ? `\n  server output:\n    ${tail.slice(-15).join('\n    ')}` : '';
+    throw new Error(`${(err as Error).message}${detail}`, { cause: err });
+  }
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env node
+/**
+ * bulwark-bench: runs the benchmark scenarios against Bulwark and the raw-ws reference
+ * server, each started here as a child process pinned to CPU 0 while this load generator
+ * pins itself to CPU 1, prints a comparison table (or JSON with --json), and writes
+ * bench-results/<scenario>-<timestamp>.json.
+ *
+ *   node packages/bench/dist/src/main.js [fanout] [connections] [--quick] [--json] [--target raw|bulwark|both]
+ *
+ * @module
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { machineInfo, pinSelf, tasksetAvailable } from './lib/proc.js';
+import { medianOf } from './lib/stats.js';
+import {
+  connectionsRatios,
+  connectionsTable,
+  fanoutRatios,
+  fanoutTable,
+  writeReport,
+  type ScenarioReport,
+} from './lib/report.js';
+import {
+  bulwarkAvailable,
+  defaultBulwarkMain,
+  killAllServers,
+  startServer,
+  type RunningServer,
+  type TargetName,
+} from './lib/targets.js';
+import { runConnections, type ConnectionsOptions, type ConnectionsResult } from './scenarios/connections.js';
+import { runFanout, type FanoutOptions, type FanoutResult } from './scenarios/fanout.js';
+
+const USAGE = `Usage: bulwark-bench [fanout] [connections] [options]
+
+Scenarios (default: both):
+  fanout        subscribers over channels, one publisher: fixed rate + ramp to the limit
+  connections   idle connections, each with a JWT and one subscription
+
+Options:
+  --target T           raw | bulwark | both (default both; bulwark is skipped if not built)
+  --quick              small counts and durations (smoke test, < 30 s)
+  --json               print the results as JSON instead of tables
+  --out-dir DIR        where results files go (default ./bench-results)
+  --no-pin             do not pin server (CPU 0) and load generator (CPU 1) with taskset
+  --bulwark-main FILE  Bulwark CLI entry (default packages/server/dist/src/cli/main.js)
+  --ws-path PATH       Bulwark WebSocket path (default /connection/websocket)
+ fanout:
+  --subscribers N      (default 2000; quick 200)
+  --channels N         (default 20)
+  --rate N             fixed publications/s, all channels (default 400; quick 100)
+  --duration S         fixed-rate seconds (default 15; quick 2)
+  --pad N              padding bytes in each publication's data (default 64)
+  --no-ramp            skip the ramp
+  --ramp-start N       first ramp rate, pub/s (default 200)
+  --p99-limit MS       ramp pass criterion (default 100)
+ connections:
+  --connections N      (default 10000; quick 1000)
+  --concurrency N      connects in flight (default 200)
+  --source-ips N       spread over 127.0.0.1..N (default 1)
+  --settle MS          idle time before reading RSS (default 3000; quick 1000)
+  --repeat N           runs per server, alternating servers; medians reported (default 3; quick 1)
+  -h, --help`;
+
+function int(values: Record<string, unknown>, name: string, fallback: number, min = 0): number {
+  const v = values[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got "${String(v)}"`);
+  return n;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      target: { type: 'string', default: 'both' },
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'out-dir': { type: 'string' },
+      'no-pin': { type: 'boolean', default: false },
+      'bulwark-main': { type: 'string' },
+      'ws-path': { type: 'string', default: '/connection/websocket' },
+      subscribers: { type: 'string' },
+      channels: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      pad: { type: 'string' },
+      'no-ramp': { type: 'boolean', default: false },
+      'ramp-start': { type: 'string' },
+      'p99-limit': { type: 'string' },
+      connections: { type: 'string' },
+      concurrency: { type: 'string' },
+      'source-ips': { type: 'string' },
+      settle: { type: 'string' },
+      repeat: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const scenarios = positionals.length ? positionals : ['fanout', 'connections'];
+  for (const s of scenarios) if (s !== 'fanout' && s !== 'connections') throw new Error(`unknown scenario "${s}"`);
+  const targetArg = values.target;
+  if (targetArg !== 'raw' && targetArg !== 'bulwark' && targetArg !== 'both') {
+    throw new Error(`--target must be raw, bulwark or both, got "${targetArg}"`);
+  }
+  const targets: TargetName[] = targetArg === 'both' ? ['raw', 'bulwark'] : [targetArg];
+  const quick = values.quick;
+  const outDir = path.resolve(values['out-dir'] ?? 'bench-results');
+  const bulwarkMain = values['bulwark-main'] ? path.resolve(values['bulwark-main']) : defaultBulwarkMain;
+  const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+  // Read before pinning: once pinned, availableParallelism() reports our affinity (1 CPU).
+  const machine = machineInfo();
+  // Pinning: server on CPU 0, this load generator on CPU 1, so neither steals the other's core.
+  let serverCpu: number | null = null;
+  let loadgenCpu: number | null = null;
+  if (!values['no-pin']) {
+    if (os.availableParallelism() < 2) log('pinning skipped: fewer than 2 CPUs');
+    else if (!tasksetAvailable()) log('pinning skipped: taskset not found (install util-linux)');
+    else {
+      serverCpu = 0;
+      if (pinSelf(1)) loadgenCpu = 1;
+      else log('could not pin the load generator to CPU 1');
+    }
+  }
+
+  // Hard ceiling on the whole run, whatever happens: kill the servers and leave.
+  const watchdog = setTimeout(
+    () => {
+      log('bulwark-bench: watchdog expired; killing servers');
+      killAllServers();
+      process.exit(2);
+    },
+    (quick ? 3 : 15) * 60_000,
+  );
+  watchdog.unref();
+
+  const fanoutOpts: FanoutOptions = {
+    subscribers: int(values, 'subscribers', quick ? 200 : 2000, 1),
+    channels: int(values, 'channels', 20, 1),
+    padBytes: int(values, 'pad', 64),
+    fixedRate: int(values, 'rate', quick ? 100 : 400, 1),
+    fixedSeconds: int(values, 'duration', quick ? 2 : 15, 1),
+    warmupSeconds: quick ? 0 : 3,
+    ramp: !values['no-ramp'],
+    rampStartRate: int(values, 'ramp-start', quick ? 200 : 200, 1),
+    rampFactor: quick ? 2 : 1.5,
+    rampStepSeconds: quick ? 1 : 4,
+    rampMaxSteps: quick ? 3 : 14,
+    rampRefineSteps: quick ? 0 : 2,
+    rampRetryLatencyFailures: !quick,
+    rampBudgetSeconds: quick ? 8 : 75,
+    p99LimitMs: int(values, 'p99-limit', 100, 1),
+    drainTimeoutMs: quick ? 1000 : 3000,
+    connectConcurrency: 100,
+  };
+  const connOpts: ConnectionsOptions = {
+    connections: int(values, 'connections', quick ? 1000 : 10_000, 1),
+    channels: 100,
+    concurrency: int(values, 'concurrency', 200, 1),
+    baselineSettleMs: quick ? 500 : 2000,
+    settleMs: int(values, 'settle', quick ? 1000 : 3000),
+    sourceIps: int(values, 'source-ips', 1, 1),
+  };
+  if (fanoutOpts.subscribers % fanoutOpts.channels !== 0) {
+    throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
+  }
+  if (connOpts.sourceIps > 254) throw new Error('--source-ips must be ≤ 254');
+
+  log(
+    `bulwark-bench: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}; ` +
+      `server CPU ${serverCpu ?? 'unpinned'}, load generator CPU ${loadgenCpu ?? 'unpinned'}${quick ? '; quick mode' : ''}`,
+  );
+
+  /**
+   * Runs one scenario against each target, each run on a fresh server process. With
+   * `repeat` > 1 the targets alternate (raw, bulwark, raw, bulwark, …) so that drift in the
+   * machine's state biases neither, and each target's result is the field-wise median.
+   */
+  async function runScenario<R extends object>(
+    name: string,
+    run: (server: RunningServer) => Promise<R>,
+    repeat = 1,
+  ): Promise<ScenarioReport<R>['results']> {
+    const results: ScenarioReport<R>['results'] = {};
+    const runs: Partial<Record<TargetName, R[]>> = {};
+    for (let rep = 1; rep <= repeat; rep++) {
+      for (const target of targets) {
+        if (results[target]) continue; // skipped or failed earlier
+        const label = repeat > 1 ? `${name} / ${target} (run ${rep}/${repeat})` : `${name} / ${target}`;
+        if (target === 'bulwark' && !bulwarkAvailable(bulwarkMain)) {
+          const why = `Bulwark is not built (${path.relative(process.cwd(), bulwarkMain)} missing)`;
+          log(`${label}: skipped: ${why}`);
+          results.bulwark = { skipped: why };
+          continue;
+        }
+        log(`${label}: starting server`);
+        let server: RunningServer | undefined;
+        try {
+          server = await startServer(target, { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: values['ws-path'] });
+          log(`${label}: server pid ${server.pid} on port ${server.port}`);
+          const r = await run(server);
+          if (server.exited()) throw new Error('server exited during the run');
+          (runs[target] ??= []).push(r);
+        } catch (err) {
+          const message = (err as Error).message;
+          log(`${label}: ERROR: ${message}`);
+          results[target] = { error: message, ...(server ? { serverLog: server.logTail() } : {}) };
+        } finally {
+          await server?.stop();
+        }
+      }
+    }
+    for (const target of targets) {
+      const done = runs[target];
+      if (results[target] || !done) continue;
+      results[target] = done.length === 1 ? { result: done[0] as R } : { result: medianOf(done), runs: done };
+    }
+    return results;
+  }
+
+  let failed = false;
+  const reports: ScenarioReport<unknown>[] = [];
+  const timestamp = new Date().toISOString();
+  const base = { timestamp, quick, machine, pinning: { serverCpu, loadgenCpu } };
+  for (const scenario of scenarios) {
+    if (scenario === 'fanout') {
+      const results = await runScenario<FanoutResult>('fanout', (s) => runFanout(s, fanoutOpts, log));
+      const report: ScenarioReport<FanoutResult> = {
+        scenario,
+        ...base,
+        options: fanoutOpts,
+        results,
+        ratios: fanoutRatios(results),
+      };
+      reports.push(report);
+      if (!values.json) process.stdout.write(`\n${fanoutTable(report)}\n`);
+    } else {
+      const results = await runScenario<ConnectionsResult>(
+        'connections',
+        (s) => runConnections(s, connOpts, log),
+        int(values, 'repeat', quick ? 1 : 3, 1),
+      );
+      const report: ScenarioReport<ConnectionsResult> = {
+        scenario,
+        ...base,
+        options: connOpts,
+        results,
+        ratios: connectionsRatios(results),
+      };
+      reports.push(report);
+      if (!values.json) process.stdout.write(`\n${connectionsTable(report)}\n`);
+    }
+    const last = reports[reports.length - 1] as ScenarioReport<unknown>;
+    if (Object.values(last.results).some((o) => o && 'error' in o)) failed = true;
+    log(`results written to ${path.relative(process.cwd(), writeReport(outDir, last))}`);
+  }
+  if (quick && !values.json) {
+    process.stdout.write(
+      '\nquick mode: a smoke test. The counts are too small for meaningful numbers or ratios ' +
+        '(CPU is read in 10 ms ticks, RSS moves in heap-sized steps); use the full run.\n',
+    );
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2)}\n`);
+  return failed ? 1 : 0;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAllServers();
+    process.exit(130);
+  });
+}
+
+main().then(
+  (code) => {
+    killAllServers();
+    process.exitCode = code;
+    // Thousands of just-terminated sockets may keep the loop busy briefly; do not wait on them.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    killAllServers();
+    process.stderr.write(`bulwark-bench: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

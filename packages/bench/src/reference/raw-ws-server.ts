@@ -1,0 +1,91 @@
+/**
+ * The raw-`ws` reference broadcast server: the floor Bulwark is measured against. It does the
+ * least a pub/sub server can do on `ws` and no more:
+ *
+ * - `{"sub":"ch","token":"<jwt>"}` subscribes the socket to `ch` and is answered `{"sub":"ch"}`.
+ *   With `--jwt-secret`, the first subscribe of a connection must carry a valid HS256 token
+ *   (verified with node:crypto: the same per-connection work as a real server's JWT check);
+ *   an invalid token closes the socket with 3500.
+ * - `{"pub":"ch","data":…}` builds one string `{"push":{"channel":"ch","pub":{"data":…}}}`
+ *   (the Centrifugo push shape, so the load generator decodes both servers alike) and sends
+ *   that same string to every subscriber: `for (const ws of subs) ws.send(sameString)`.
+ * - `GET /ready` answers 200, like Bulwark's readiness probe.
+ *
+ * Usage: `node raw-ws-server.js --port 0 [--host 127.0.0.1] [--jwt-secret S] [--watch-stdin]`;
+ * prints `{"listening":<port>}` on stdout; exits on SIGTERM/SIGINT and, with `--watch-stdin`,
+ * when its stdin closes (the bench uses that so the server never outlives the bench process).
+ *
+ * @module
+ */
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { verifyHs256 } from '../lib/jwt.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'jwt-secret': { type: 'string' },
+    'watch-stdin': { type: 'boolean', default: false },
+  },
+});
+const secret = values['jwt-secret'];
+
+const channels = new Map<string, Set<WebSocket>>();
+
+const server = http.createServer((req, res) => {
+  res.writeHead(req.url === '/ready' || req.url === '/health' ? 200 : 404).end();
+});
+const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false });
+
+wss.on('connection', (ws) => {
+  let authed = secret === undefined;
+  const mine: string[] = [];
+  ws.on('error', () => ws.terminate());
+  ws.on('message', (raw) => {
+    let msg: { sub?: unknown; pub?: unknown; token?: unknown; data?: unknown };
+    try {
+      msg = JSON.parse(String(raw)) as typeof msg;
+    } catch {
+      ws.close(3501, 'bad request');
+      return;
+    }
+    if (typeof msg.pub === 'string') {
+      const subs = channels.get(msg.pub);
+      if (!subs) return;
+      const out = JSON.stringify({ push: { channel: msg.pub, pub: { data: msg.data } } });
+      for (const sub of subs) sub.send(out);
+    } else if (typeof msg.sub === 'string') {
+      if (!authed) {
+        if (!secret || !verifyHs256(msg.token, secret)) {
+          ws.close(3500, 'invalid token');
+          return;
+        }
+        authed = true;
+      }
+      let subs = channels.get(msg.sub);
+      if (!subs) channels.set(msg.sub, (subs = new Set()));
+      subs.add(ws);
+      mine.push(msg.sub);
+      ws.send(JSON.stringify({ sub: msg.sub }));
+    }
+  });
+  ws.on('close', () => {
+    for (const ch of mine) {
+      const subs = channels.get(ch);
+      subs?.delete(ws);
+      if (subs?.size === 0) channels.delete(ch);
+    }
+  });
+});
+
+server.listen(Number(values.port), values.host, () => {
+  const addr = server.address();
+  process.stdout.write(`${JSON.stringify({ listening: typeof addr === 'object' && addr ? addr.port : 0 })}\n`);
+});
+
+const exit = () => process.exit(0);
+// With --watch-stdin the parent holds our stdin open: when it dies, stdin closes and so do we.
+if (values['watch-stdin']) process.stdin.on('end', exit).on('close', exit).resume();
+process.on('SIGTERM', exit).on('SIGINT', exit);
