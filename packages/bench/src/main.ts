@@ -47,6 +47,7 @@ Options:
   --no-pin             do not pin server (CPU 0) and load generator (CPU 1) with taskset
   --bulwark-main FILE  Bulwark CLI entry (default packages/server/dist/src/cli/main.js)
   --ws-path PATH       Bulwark WebSocket path (default /connection/websocket)
+  --bulwark-config J   JSON merged into Bulwark's config, e.g. '{"client":{"write_delay":"20ms"}}'
  fanout:
   --subscribers N      (default 2000; quick 200)
   --channels N         (default 20)
@@ -83,6 +84,7 @@ async function main(): Promise<number> {
       'no-pin': { type: 'boolean', default: false },
       'bulwark-main': { type: 'string' },
       'ws-path': { type: 'string', default: '/connection/websocket' },
+      'bulwark-config': { type: 'string' },
       subscribers: { type: 'string' },
       channels: { type: 'string' },
       rate: { type: 'string' },
@@ -113,6 +115,9 @@ async function main(): Promise<number> {
   const quick = values.quick;
   const outDir = path.resolve(values['out-dir'] ?? 'bench-results');
   const bulwarkMain = values['bulwark-main'] ? path.resolve(values['bulwark-main']) : defaultBulwarkMain;
+  const bulwarkConfig = values['bulwark-config']
+    ? (JSON.parse(values['bulwark-config']) as Record<string, unknown>)
+    : {};
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
   // Read before pinning: once pinned, availableParallelism() reports our affinity (1 CPU).
@@ -203,7 +208,12 @@ async function main(): Promise<number> {
         log(`${label}: starting server`);
         let server: RunningServer | undefined;
         try {
-          server = await startServer(target, { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: values['ws-path'] });
+          server = await startServer(target, {
+            cpu: serverCpu ?? undefined,
+            bulwarkMain,
+            wsPath: values['ws-path'],
+            bulwarkConfig,
+          });
           log(`${label}: server pid ${server.pid} on port ${server.port}`);
           const r = await run(server);
           if (server.exited()) throw new Error('server exited during the run');

@@ -125,8 +125,12 @@ export class HttpServer {
 
   #accept(ws: WebSocket, req: IncomingMessage): void {
     const node = this.#node;
+    const socket = req.socket;
     const session = new ClientSession(node, new WebSocketTransport(ws), {
-      remoteAddress: req.socket.remoteAddress ?? '',
+      // Read on demand (logs): remoteAddress is a getpeername syscall, paid per connect otherwise.
+      get remoteAddress() {
+        return socket.remoteAddress ?? '';
+      },
       transport: 'websocket',
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -12,7 +12,7 @@ import type { ClientInfo, Publication } from './protocol/types.js';
 /** Hub indexes this node's sessions and subscriptions. */
 export class Hub {
   readonly #sessions = new Map<string, ClientSession>();
-  readonly #users = new Map<string, Set<ClientSession>>();
+  readonly #users = new Map<string, ClientSession | Set<ClientSession>>();
   /** channel → session → its subscription state; iterating yields the state with no lookup. */
   readonly #channels = new Map<string, Map<ClientSession, SubState>>();
   #numSubs = 0;
@@ -20,19 +20,22 @@ export class Hub {
   /** addSession registers a connected session. */
   addSession(s: ClientSession): void {
     this.#sessions.set(s.id, s);
-    let set = this.#users.get(s.user);
-    if (!set) this.#users.set(s.user, (set = new Set()));
-    set.add(s);
+    // Most users hold one connection: store it bare, and make a Set only for the second.
+    const cur = this.#users.get(s.user);
+    if (cur === undefined) this.#users.set(s.user, s);
+    else if (cur instanceof Set) cur.add(s);
+    else if (cur !== s) this.#users.set(s.user, new Set([cur, s]));
   }
 
   /** removeSession forgets a session (its subscriptions must be removed first). */
   removeSession(s: ClientSession): void {
     if (this.#sessions.get(s.id) !== s) return;
     this.#sessions.delete(s.id);
-    const set = this.#users.get(s.user);
-    if (set) {
-      set.delete(s);
-      if (set.size === 0) this.#users.delete(s.user);
+    const cur = this.#users.get(s.user);
+    if (cur === s) this.#users.delete(s.user);
+    else if (cur instanceof Set) {
+      cur.delete(s);
+      if (cur.size === 1) this.#users.set(s.user, cur.values().next().value as ClientSession);
     }
   }
 
@@ -95,7 +98,9 @@ export class Hub {
 
   /** userSessions returns the sessions of a user (empty when none). */
   userSessions(user: string): ReadonlySet<ClientSession> {
-    return this.#users.get(user) ?? new Set();
+    const cur = this.#users.get(user);
+    if (cur === undefined) return new Set();
+    return cur instanceof Set ? cur : new Set([cur]);
   }
 
   /** sessions iterates over all sessions. */

@@ -29,6 +29,8 @@ import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
 import { HttpServer } from './http-server.js';
 import { Hub } from './hub.js';
+import { FlushScheduler } from './client/flush-scheduler.js';
+import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
 import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
@@ -58,6 +60,7 @@ export class Node implements SessionContext {
   readonly config: Readonly<Config>;
   readonly rules: ChannelRules;
   readonly hub = new Hub();
+  readonly wheel = new TimerWheel(100);
   readonly broker: Broker;
   readonly presence: PresenceManager;
   readonly metrics: Metrics;
@@ -75,8 +78,7 @@ export class Node implements SessionContext {
   readonly #subVerifier: TokenVerifier | undefined;
   readonly #http: HttpServer;
   readonly #nodeSubs = new Map<string, Promise<void>>();
-  #dirty: ClientSession[] = [];
-  #flushScheduled = false;
+  readonly #flusher: FlushScheduler;
   #started = false;
   #draining = false;
   /** The one shutdown in progress (every shutdown() call waits for it). */
@@ -109,6 +111,7 @@ export class Node implements SessionContext {
       : this.#connectVerifier;
     this.metrics = new Metrics(cfg.node.name || 'bulwark');
     this.#http = new HttpServer(this);
+    this.#flusher = new FlushScheduler(cfg.client.write_delay);
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -228,18 +231,8 @@ export class Node implements SessionContext {
     return this.#subVerifier.verifySubscriptionToken(token, channel, user, { clientId, purpose });
   }
 
-  scheduleFlush(session: ClientSession): void {
-    this.#dirty.push(session);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    // One pass after the current I/O phase: everything queued meanwhile (replies, a burst
-    // of publications) leaves each socket as one frame and one write.
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      const dirty = this.#dirty;
-      this.#dirty = [];
-      for (const s of dirty) s.flush();
-    });
+  scheduleFlush(session: ClientSession, urgent: boolean): void {
+    this.#flusher.schedule(session, urgent);
   }
 
   nodeSubscribe(channel: string): Promise<void> {
@@ -307,6 +300,8 @@ export class Node implements SessionContext {
     // listener is already closed (stop() closes it synchronously) and the engine closes behind.
     const outcome = await Promise.race([stop(), deadline]);
     this.metrics.close();
+    this.wheel.close();
+    this.#flusher.close();
     if (outcome === timedOut) this.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
     this.log.info('bulwark stopped');
   }

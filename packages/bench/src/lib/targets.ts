@@ -56,6 +56,19 @@ export interface StartOptions {
   wsPath?: string;
   /** How long to wait for readiness. */
   readyTimeoutMs?: number;
+  /** Extra Bulwark config, deep-merged over the bench's own (e.g. `{client: {write_delay: "20ms"}}`). */
+  bulwarkConfig?: Record<string, unknown>;
+}
+
+/** deepMerge returns `base` with `extra` merged in; objects merge, everything else replaces. */
+export function deepMerge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(extra)) {
+    const cur = out[k];
+    const bothObjects = [cur, v].every((x) => typeof x === 'object' && x !== null && !Array.isArray(x));
+    out[k] = bothObjects ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -116,15 +129,18 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     if (!existsSync(main)) throw new Error(`Bulwark is not built: ${main} does not exist`);
     tmpDir = mkdtempSync(path.join(os.tmpdir(), 'bulwark-bench-'));
     const configFile = path.join(tmpDir, 'config.json');
-    const config = {
-      http_server: { address: '127.0.0.1' },
-      client: { token: { hmac_secret_key: tokenSecret }, channel_limit: 128 },
-      http_api: { key: apiKey },
-      log: { level: 'warn' },
-      channel: {
-        namespaces: [{ name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true }],
+    const config = deepMerge(
+      {
+        http_server: { address: '127.0.0.1' },
+        client: { token: { hmac_secret_key: tokenSecret }, channel_limit: 128 },
+        http_api: { key: apiKey },
+        log: { level: 'warn' },
+        channel: {
+          namespaces: [{ name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true }],
+        },
       },
-    };
+      opts.bulwarkConfig ?? {},
+    );
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     args = [main, 'start', '--config', configFile, '--port', String(port)];
   } else {

@@ -14,6 +14,7 @@ import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
 import type { ClientSession } from './session.js';
+import type { TimerWheel } from './timer-wheel.js';
 
 /** RpcContext is what an RPC handler learns about its caller. */
 export interface RpcContext {
@@ -51,14 +52,16 @@ export interface SessionContext {
     clientId: string,
     purpose: SubscriptionTokenPurpose,
   ): Promise<SubscriptionTokenClaims>;
-  /** scheduleFlush queues the session for the next write pass (write coalescing). */
-  scheduleFlush(session: ClientSession): void;
+  /** scheduleFlush queues the session for a write pass: the next one if urgent, else after client.write_delay. */
+  scheduleFlush(session: ClientSession, urgent: boolean): void;
   /** nodeSubscribe makes the broker deliver `channel` to this node (idempotent, shared). */
   nodeSubscribe(channel: string): Promise<void>;
   /** nodeUnsubscribe stops delivery of `channel` when no local subscriber is left. */
   nodeUnsubscribe(channel: string): Promise<void>;
   /** publishFromClient appends to history and fans out, with the namespace's options. */
   publishFromClient(rc: ResolvedChannel, data: RawJSON, info?: ClientInfo): Promise<StreamPosition>;
+  /** The wheel that serves every session deadline (ping, pong, stale, expiry). */
+  readonly wheel: TimerWheel;
   /** Presence entries are refreshed at this period and live for a few periods. */
   readonly presenceTtlMs: number;
 }

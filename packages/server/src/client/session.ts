@@ -99,6 +99,8 @@ export interface SessionMeta {
 type State = 'connecting' | 'connected' | 'closed';
 
 const newline = Buffer.from('\n');
+/** One ping frame for every session: queued frames are never mutated, so sharing is safe. */
+const pingBuffer = Buffer.from(pingFrame);
 
 /** ClientSession is one client connection. */
 export class ClientSession {
@@ -115,26 +117,37 @@ export class ClientSession {
   readonly #ctx: SessionContext;
   readonly #transport: Transport;
   readonly #subs = new Map<string, SubState>();
-  /** Channels whose subscribe is in flight, so a second subscribe is answered 105. */
-  readonly #pendingSubs = new Set<string>();
+  /** Channels whose subscribe is in flight, so a second subscribe is answered 105 (made on first use). */
+  #pending: Set<string> | undefined;
 
   #queue: Buffer[] = [];
   #queuedBytes = 0;
-  #flushScheduled = false;
+  #flushPending = 0;
 
   #chain: Promise<void> = Promise.resolve();
-  #timer: NodeJS.Timeout | undefined;
+  /** Deadlines, all served by the node's TimerWheel (one interval, not timers per connection). */
+  wheelSlot: number | undefined;
+  #staleAt = 0;
+  #nextPingAt = 0;
+  #pongDeadline = 0;
   #awaitingPong = false;
-  #expireTimer: NodeJS.Timeout | undefined;
-  #subExpireTimer: NodeJS.Timeout | undefined;
+  /** Earliest subscription token expiry among subscriptions; 0 when none expires. */
+  #nextSubExpiry = 0;
 
   constructor(ctx: SessionContext, transport: Transport, meta: SessionMeta) {
     this.#ctx = ctx;
     this.#transport = transport;
     this.meta = meta;
     // A connection that never authenticates is closed: it would hold a socket for nothing.
-    this.#setTimer(ctx.config.client.stale_close_delay, () => this.disconnect(disconnect(DisconnectCode.Stale)));
+    if (ctx.config.client.stale_close_delay > 0) {
+      this.#staleAt = Date.now() + ctx.config.client.stale_close_delay;
+      ctx.wheel.schedule(this, this.#staleAt);
+    }
     ctx.metrics.connectionsOpened.inc();
+  }
+
+  #pendingHas(channel: string): boolean {
+    return this.#pending !== undefined && this.#pending.has(channel);
   }
 
   get state(): State {
@@ -298,8 +311,8 @@ export class ClientSession {
     this.#state = 'connected';
     ctx.hub.addSession(this);
     ctx.metrics.connections.inc();
-    this.#schedulePing();
-    this.#scheduleExpiry();
+    if (cfg.ping_interval > 0) this.#nextPingAt = Date.now() + cfg.ping_interval;
+    this.#reschedule();
 
     // Server-side subscriptions granted by the token; the client may ask to recover them.
     const subs: Record<string, SubscribeResult> = {};
@@ -361,7 +374,7 @@ export class ClientSession {
     });
     this.expireAt = claims.expireAt * 1000;
     if (claims.info !== undefined) this.connInfo = claims.info;
-    this.#scheduleExpiry();
+    this.#reschedule();
     const ttl = this.expireAt > 0 ? Math.max(0, Math.ceil((this.expireAt - Date.now()) / 1000)) : 0;
     const parts = [`"client":${JSON.stringify(this.id)}`, `"version":${JSON.stringify(this.#ctx.version)}`];
     if (this.expireAt > 0) parts.push(`"expires":true`, `"ttl":${ttl}`);
@@ -381,7 +394,7 @@ export class ClientSession {
     }
     this.expireAt = expireAt;
     if (info !== undefined) this.connInfo = info;
-    this.#scheduleExpiry();
+    this.#reschedule();
     const ttl = expireAt > 0 ? Math.max(0, Math.ceil((expireAt - Date.now()) / 1000)) : 0;
     this.#reply(encodeRefreshPush(expireAt > 0, ttl));
   }
@@ -391,11 +404,11 @@ export class ClientSession {
   async #subscribeCmd(req: SubscribeRequest): Promise<{ reply: string; after: () => void }> {
     const ctx = this.#ctx;
     const rc = ctx.rules.resolve(req.channel);
-    if (this.#subs.has(rc.channel) || this.#pendingSubs.has(rc.channel)) {
+    if (this.#subs.has(rc.channel) || this.#pendingHas(rc.channel)) {
       throw new ProtocolError(ErrorCode.AlreadySubscribed);
     }
     const limit = ctx.config.client.channel_limit;
-    if (limit > 0 && this.#subs.size + this.#pendingSubs.size >= limit) {
+    if (limit > 0 && this.#subs.size + (this.#pending?.size ?? 0) >= limit) {
       ctx.metrics.rejections.inc({ reason: 'channel_limit' });
       throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
     }
@@ -470,7 +483,7 @@ export class ClientSession {
       expireAt: o.expireAt,
       chanInfo: o.chanInfo,
     };
-    this.#pendingSubs.add(rc.channel);
+    (this.#pending ??= new Set()).add(rc.channel);
     ctx.hub.addSub(rc.channel, this, state);
     const result: SubscribeResult = {};
     try {
@@ -493,11 +506,11 @@ export class ClientSession {
       if (presence) await ctx.presence.addPresence(rc.channel, this.info(o.chanInfo), ctx.presenceTtlMs);
       if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, this.info(o.chanInfo));
     } catch (err) {
-      this.#pendingSubs.delete(rc.channel);
+      this.#pending?.delete(rc.channel);
       if (ctx.hub.removeSub(rc.channel, this)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
       throw err;
     }
-    this.#pendingSubs.delete(rc.channel);
+    this.#pending?.delete(rc.channel);
     if (this.#state === 'closed') {
       // Closed while subscribing: cleanup already ran for registered subs; undo this one.
       if (ctx.hub.removeSub(rc.channel, this)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
@@ -508,7 +521,7 @@ export class ClientSession {
     if (state.expireAt > 0) {
       result.expires = true;
       result.ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
-      this.#scheduleSubExpiry();
+      this.#updateSubExpiry();
     }
     if (o.data !== undefined) result.data = o.data;
     const activate = () => {
@@ -566,7 +579,7 @@ export class ClientSession {
     channel: string,
     opts: { info?: RawJSON; data?: RawJSON; since?: { offset: number; epoch: string }; expireAt?: number },
   ): Promise<void> {
-    if (this.#state !== 'connected' || this.#subs.has(channel) || this.#pendingSubs.has(channel)) return;
+    if (this.#state !== 'connected' || this.#subs.has(channel) || this.#pendingHas(channel)) return;
     const rc = this.#ctx.rules.resolve(channel);
     const made = await this.#subscribe(rc, {
       recover: opts.since !== undefined,
@@ -609,7 +622,7 @@ export class ClientSession {
     if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
     const claims = await this.#ctx.verifySubscriptionToken(token, channel, this.user, this.id, 'sub_refresh');
     state.expireAt = claims.expireAt * 1000;
-    this.#scheduleSubExpiry();
+    this.#updateSubExpiry();
     if (state.expireAt === 0) return { reply: '{}' };
     const ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
     return { reply: `{"expires":true,"ttl":${ttl}}` };
@@ -711,15 +724,16 @@ export class ClientSession {
     if (this.#state === 'connected') this.enqueue(frame);
   }
 
+  /** #reply queues a reply (or a push the client must see at once): flushed without write delay. */
   #reply(text: string): void {
-    this.enqueue(Buffer.from(text));
+    this.enqueue(Buffer.from(text), true);
   }
 
   /**
    * enqueue adds a frame to the write queue. Over client.queue_max_size bytes (queued here
    * plus not yet written by the socket) the client is disconnected as slow.
    */
-  enqueue(frame: Buffer): void {
+  enqueue(frame: Buffer, urgent = false): void {
     if (this.#state === 'closed') return;
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
@@ -730,15 +744,17 @@ export class ClientSession {
       this.disconnect(disconnect(DisconnectCode.Slow));
       return;
     }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#ctx.scheduleFlush(this);
+    // 0: no flush pending, 1: a delayed one (client.write_delay), 2: an immediate one.
+    const want = urgent ? 2 : 1;
+    if (this.#flushPending < want) {
+      this.#flushPending = want;
+      this.#ctx.scheduleFlush(this, urgent);
     }
   }
 
   /** flush writes everything queued as one frame (newline-separated messages). */
   flush(): void {
-    this.#flushScheduled = false;
+    this.#flushPending = 0;
     const q = this.#queue;
     if (q.length === 0 || this.#state === 'closed') return;
     this.#queue = [];
@@ -757,66 +773,70 @@ export class ClientSession {
 
   // ---------------------------------------------------------------- timers
 
-  #setTimer(ms: number, fn: () => void): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = ms > 0 ? setTimeout(fn, ms) : undefined;
-  }
-
   /**
-   * One timer alternates between "send ping" and "check pong": after a ping the client has
-   * pong_timeout to answer, and the next ping follows ping_interval after the previous one.
+   * onTimer handles every deadline of this connection: stale (no connect in time), ping and
+   * pong (a ping every ping_interval; no pong within pong_timeout → 3012), token expiry (3005
+   * after expired_close_delay without refresh) and subscription expiry (resubscribe code).
    */
-  #schedulePing(): void {
-    const interval = this.#ctx.config.client.ping_interval;
-    this.#setTimer(interval, () => this.#ping());
-  }
-
-  #ping(): void {
+  onTimer(now: number): void {
     const cfg = this.#ctx.config.client;
-    if (this.#state !== 'connected') return;
-    this.#awaitingPong = true;
-    this.enqueue(Buffer.from(pingFrame));
-    this.#setTimer(cfg.pong_timeout, () => {
-      if (this.#awaitingPong) this.disconnect(disconnect(DisconnectCode.NoPong));
-      else this.#setTimer(cfg.ping_interval - cfg.pong_timeout, () => this.#ping());
-    });
-  }
-
-  /** Disconnect (3005) when the token expired and no refresh came within the grace period. */
-  #scheduleExpiry(): void {
-    if (this.#expireTimer) clearTimeout(this.#expireTimer);
-    this.#expireTimer = undefined;
-    if (this.expireAt <= 0) return;
-    const delay = this.expireAt - Date.now() + this.#ctx.config.client.expired_close_delay;
-    this.#expireTimer = setTimeout(
-      () => {
-        if (this.expireAt > 0 && this.expireAt <= Date.now()) this.disconnect(disconnect(DisconnectCode.Expired));
-        else this.#scheduleExpiry();
-      },
-      Math.max(0, Math.min(delay, 2_147_000_000)),
-    );
-  }
-
-  /** An expired subscription is unsubscribed with a resubscribe code (client gets a new token). */
-  #scheduleSubExpiry(): void {
-    if (this.#subExpireTimer) clearTimeout(this.#subExpireTimer);
-    this.#subExpireTimer = undefined;
-    let next = 0;
-    for (const s of this.#subs.values()) if (s.expireAt > 0 && (next === 0 || s.expireAt < next)) next = s.expireAt;
-    if (next === 0) return;
-    const delay = next - Date.now() + this.#ctx.config.client.expired_close_delay;
-    this.#subExpireTimer = setTimeout(
-      () => {
-        const now = Date.now();
-        for (const s of [...this.#subs.values()]) {
-          if (s.expireAt > 0 && s.expireAt <= now) {
-            void this.unsubscribe(s.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
-          }
+    if (this.#state === 'closed') return;
+    if (this.#state === 'connecting') {
+      if (this.#staleAt > 0 && now >= this.#staleAt) this.disconnect(disconnect(DisconnectCode.Stale));
+      else this.#reschedule();
+      return;
+    }
+    if (this.#awaitingPong && now >= this.#pongDeadline) {
+      this.disconnect(disconnect(DisconnectCode.NoPong));
+      return;
+    }
+    if (this.expireAt > 0 && now >= this.expireAt + cfg.expired_close_delay) {
+      this.disconnect(disconnect(DisconnectCode.Expired));
+      return;
+    }
+    if (this.#nextPingAt > 0 && now >= this.#nextPingAt) {
+      this.#awaitingPong = true;
+      this.#pongDeadline = now + cfg.pong_timeout;
+      // Anchored to the due time, not to `now`: the wheel fires up to one step late, and
+      // that lateness must not accumulate into longer ping periods than advertised.
+      this.#nextPingAt = Math.max(this.#nextPingAt + cfg.ping_interval, now + 1);
+      this.enqueue(pingBuffer);
+    }
+    if (this.#nextSubExpiry > 0 && now >= this.#nextSubExpiry + cfg.expired_close_delay) {
+      for (const sub of [...this.#subs.values()]) {
+        if (sub.expireAt > 0 && sub.expireAt <= now) {
+          void this.unsubscribe(sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
         }
-        this.#scheduleSubExpiry();
-      },
-      Math.max(0, Math.min(delay, 2_147_000_000)),
-    );
+      }
+      this.#updateSubExpiry();
+    }
+    this.#reschedule();
+  }
+
+  /** #reschedule puts the earliest pending deadline on the wheel. */
+  #reschedule(): void {
+    if (this.#state === 'closed') return;
+    const grace = this.#ctx.config.client.expired_close_delay;
+    let next = Infinity;
+    if (this.#state === 'connecting') {
+      if (this.#staleAt > 0) next = this.#staleAt;
+    } else {
+      if (this.#nextPingAt > 0) next = this.#nextPingAt;
+      if (this.#awaitingPong) next = Math.min(next, this.#pongDeadline);
+      if (this.expireAt > 0) next = Math.min(next, this.expireAt + grace);
+      if (this.#nextSubExpiry > 0) next = Math.min(next, this.#nextSubExpiry + grace);
+    }
+    if (next === Infinity) this.#ctx.wheel.cancel(this);
+    else this.#ctx.wheel.schedule(this, next);
+  }
+
+  /** #updateSubExpiry recomputes the earliest subscription expiry and reschedules. */
+  #updateSubExpiry(): void {
+    let next = 0;
+    for (const sub of this.#subs.values())
+      if (sub.expireAt > 0 && (next === 0 || sub.expireAt < next)) next = sub.expireAt;
+    this.#nextSubExpiry = next;
+    this.#reschedule();
   }
 
   // ---------------------------------------------------------------- closing
@@ -843,9 +863,7 @@ export class ClientSession {
     this.#state = 'closed';
     this.#queue = [];
     this.#queuedBytes = 0;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#expireTimer) clearTimeout(this.#expireTimer);
-    if (this.#subExpireTimer) clearTimeout(this.#subExpireTimer);
+    ctx.wheel.cancel(this);
     ctx.metrics.connectionsClosed.inc();
     if (!wasConnected) return;
     ctx.metrics.connections.dec();

@@ -140,6 +140,9 @@ export const configSchema = z
         presence_update_interval: duration('27s').describe(
           "How often a node refreshes its clients' presence entries; entries live 2.5× this.",
         ),
+        write_delay: duration('0s').describe(
+          'Hold pushes to a connection up to this long so several share one write (less CPU per message, that much more latency). Replies are never delayed. 0: flush after each I/O pass.',
+        ),
         ping_interval: duration('25s').describe('Server ping period.'),
         pong_timeout: duration('8s').describe('Disconnect (3012) when the pong to a ping is later than this.'),
         expired_close_delay: duration('25s').describe(
