@@ -105,7 +105,10 @@ export class HttpServer {
 
   #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const node = this.#node;
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // A plain split, not WHATWG URL parsing: this runs for every connection attempt.
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
     if (path !== websocketPath) {
       rejectUpgrade(socket, 404, 'Not Found');
       return;

@@ -197,7 +197,7 @@ export class ClientSession {
     for (const cmd of commands) {
       if (this.#state === 'closed') return;
       if (cmd.method === undefined) {
-        this.#ctx.metrics.commands.inc({ method: 'unknown', result: 'error' });
+        this.#ctx.metrics.command('unknown', 'error');
         if (this.#state === 'connecting') {
           // Before connect, only connect is valid: anything else is a bad request.
           this.disconnect(disconnect(DisconnectCode.BadRequest));
@@ -218,24 +218,24 @@ export class ClientSession {
     }
     // Before connect only connect is valid; after it, connect is not (protocol order).
     if ((this.#state === 'connecting') !== (cmd.method === 'connect')) {
-      metrics.commands.inc({ method: cmd.method, result: 'error' });
+      metrics.command(cmd.method, 'error');
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
     }
     try {
       const result = await this.#dispatch(cmd);
-      metrics.commands.inc({ method: cmd.method, result: 'ok' });
+      metrics.command(cmd.method, 'ok');
       if (result !== undefined && cmd.id > 0) this.#reply(encodeReply(cmd.id, cmd.method, result.reply));
       result?.after?.();
     } catch (err) {
       if (err instanceof ProtocolError) {
-        metrics.commands.inc({ method: cmd.method, result: 'error' });
+        metrics.command(cmd.method, 'error');
         if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, err.toWire()));
       } else if (err instanceof DisconnectError) {
-        metrics.commands.inc({ method: cmd.method, result: 'disconnect' });
+        metrics.command(cmd.method, 'disconnect');
         this.disconnect(err.disconnect);
       } else {
-        metrics.commands.inc({ method: cmd.method, result: 'error' });
+        metrics.command(cmd.method, 'error');
         log.error({ err, client: this.id, user: this.user, method: cmd.method }, 'command failed');
         if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.Internal).toWire()));
       }
