@@ -123,13 +123,13 @@ export class HttpServer {
       rejectUpgrade(socket, 403, 'Forbidden');
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, socket));
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage): void {
+  #accept(ws: WebSocket, req: IncomingMessage, socket: Socket): void {
     const node = this.#node;
-    const socket = req.socket;
-    const session = new ClientSession(node, new WebSocketTransport(ws), {
+    const transport = new WebSocketTransport(ws, node.config.websocket.compression ? undefined : socket);
+    const session = new ClientSession(node, transport, {
       // Read on demand (logs): remoteAddress is a getpeername syscall, paid per connect otherwise.
       get remoteAddress() {
         return socket.remoteAddress ?? '';

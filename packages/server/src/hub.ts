@@ -8,6 +8,7 @@
 import type { ClientSession, SubState } from './client/session.js';
 import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from './protocol/encode.js';
 import type { ClientInfo, Publication } from './protocol/types.js';
+import { markShared } from './transport/prepared-frame.js';
 
 /** Hub indexes this node's sessions and subscriptions. */
 export class Hub {
@@ -65,7 +66,7 @@ export class Hub {
   broadcastPublication(channel: string, pub: Publication): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
-    const frame = Buffer.from(encodePublicationPush(channel, pub));
+    const frame = markShared(Buffer.from(encodePublicationPush(channel, pub)));
     for (const [session, state] of subs) session.deliverPublication(state, pub, frame);
     return subs.size;
   }
@@ -86,7 +87,7 @@ export class Hub {
     let frame: Buffer | undefined;
     for (const [session, state] of subs) {
       if (!state.joinLeave) continue;
-      frame ??= Buffer.from(encode());
+      frame ??= markShared(Buffer.from(encode()));
       session.deliverEvent(state, frame);
     }
   }

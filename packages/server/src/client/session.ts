@@ -759,16 +759,24 @@ export class ClientSession {
     if (q.length === 0 || this.#state === 'closed') return;
     this.#queue = [];
     this.#queuedBytes = 0;
+    let frame: Buffer;
     if (q.length === 1) {
-      this.#transport.send(q[0] as Buffer);
-      return;
+      frame = q[0] as Buffer;
+    } else {
+      const parts: Buffer[] = new Array(q.length * 2 - 1);
+      for (let i = 0; i < q.length; i++) {
+        if (i > 0) parts[i * 2 - 1] = newline;
+        parts[i * 2] = q[i] as Buffer;
+      }
+      frame = Buffer.concat(parts);
     }
-    const parts: Buffer[] = new Array(q.length * 2 - 1);
-    for (let i = 0; i < q.length; i++) {
-      if (i > 0) parts[i * 2 - 1] = newline;
-      parts[i * 2] = q[i] as Buffer;
+    try {
+      this.#transport.send(frame);
+    } catch (err) {
+      // One connection's write failure must not stop the flush pass of every other one.
+      this.#ctx.log.warn({ err, client: this.id }, 'write failed');
+      this.disconnect(disconnect(DisconnectCode.WriteError));
     }
-    this.#transport.send(Buffer.concat(parts));
   }
 
   // ---------------------------------------------------------------- timers

@@ -4,22 +4,35 @@
  *
  * @module
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Disconnect } from '../protocol/codes.js';
+import { preparedTextFrame } from './prepared-frame.js';
 import type { Transport } from './transport.js';
 
 /** WebSocketTransport adapts one `ws` socket to the Transport contract. */
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
   readonly #ws: WebSocket;
+  /** The upgraded TCP socket, for prepared frames; undefined when frames must go through ws (compression). */
+  readonly #socket: Socket | undefined;
 
-  constructor(ws: WebSocket) {
+  /**
+   * @param socket the socket `ws` took over in the upgrade. Pass it only when compression is
+   *   off: without compression ws writes each frame to the socket synchronously, so a complete
+   *   prepared frame written beside it can never land inside another frame.
+   */
+  constructor(ws: WebSocket, socket?: Socket) {
     this.#ws = ws;
+    this.#socket = socket;
   }
 
   send(frame: Buffer): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    const wire = this.#socket ? preparedTextFrame(frame) : undefined;
+    if (wire) this.#socket?.write(wire);
     // JSON protocol frames are text frames: browsers' SDKs expect strings.
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(frame, { binary: false });
+    else this.#ws.send(frame, { binary: false });
   }
 
   close(d: Disconnect): void {
