@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signConnectionToken } from './auth/token-signer.js';
 import { sendJson } from './http-server.js';
@@ -17,10 +18,12 @@ import type { Node } from './node.js';
 const pagePath = fileURLToPath(new URL('../../demo/index.html', import.meta.url));
 let clientPath: string | undefined;
 
+/** centrifugeBundlePath finds the SDK's browser bundle (`dist/`, beside its `build/` entry). */
 function centrifugeBundlePath(): string {
   if (!clientPath) {
-    const require = createRequire(import.meta.url);
-    clientPath = require.resolve('centrifuge/dist/centrifuge.js');
+    // The package's `exports` map does not expose dist/, so resolve its entry and step over.
+    const entry = createRequire(import.meta.url).resolve('centrifuge');
+    clientPath = join(dirname(dirname(entry)), 'dist', 'centrifuge.js');
   }
   return clientPath;
 }
