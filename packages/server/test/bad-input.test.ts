@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { PublicationContext } from 'centrifuge';
+import { commandMethods } from '../src/protocol/types.js';
 import {
   connected,
   nextEvent,
@@ -193,21 +194,7 @@ interface FuzzFrame {
   id: number;
 }
 
-const methods = [
-  'connect',
-  'subscribe',
-  'unsubscribe',
-  'publish',
-  'presence',
-  'presence_stats',
-  'history',
-  'ping',
-  'send',
-  'rpc',
-  'refresh',
-  'sub_refresh',
-  'foo',
-];
+const methods = [...commandMethods, 'foo'];
 const fieldNames = [
   'channel',
   'token',

@@ -23,13 +23,18 @@ export const envPrefix = 'BULWARK_';
 /** Environment variables that are not config keys (read by the CLI itself). */
 const nonConfigEnv = new Set(['BULWARK_CONFIG', 'BULWARK_REQUIRE_SERVICES']);
 
-interface JsonSchemaNode {
+/** JsonSchemaNode is the part of a JSON Schema node Bulwark reads (env parsing, docs, printing). */
+export interface JsonSchemaNode {
   type?: string | string[];
   properties?: Record<string, JsonSchemaNode>;
   items?: JsonSchemaNode;
   default?: unknown;
   description?: string;
   enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  pattern?: string;
 }
 
 /** ConfigLeaf describes one settable key: its path, env name and input JSON schema. */
@@ -42,8 +47,8 @@ export interface ConfigLeaf {
 let leavesCache: ConfigLeaf[] | undefined;
 let inputSchemaCache: JsonSchemaNode | undefined;
 
-/** inputSchema is the JSON Schema of what a config file may contain. */
-function inputSchema(): JsonSchemaNode {
+/** inputSchema is the JSON Schema of what a config file may contain (computed once). */
+export function inputSchema(): JsonSchemaNode {
   inputSchemaCache ??= z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
   return inputSchemaCache;
 }

@@ -10,23 +10,8 @@
  *
  * @module
  */
-import { z } from 'zod';
-import { configLeaves, envPrefix, type ConfigLeaf } from './load.js';
+import { configLeaves, envPrefix, inputSchema, type ConfigLeaf, type JsonSchemaNode } from './load.js';
 import { configSchema } from './schema.js';
-
-/** JsonNode is the part of a JSON Schema node the reference reads. */
-interface JsonNode {
-  type?: string | string[];
-  properties?: Record<string, JsonNode>;
-  items?: JsonNode;
-  default?: unknown;
-  description?: string;
-  enum?: unknown[];
-  minimum?: number;
-  maximum?: number;
-  minLength?: number;
-  pattern?: string;
-}
 
 /** Keys holding secrets: shown without a default (they have none that would be usable). */
 const secretKeys = new Set(['hmac_secret_key', 'key', 'password']);
@@ -57,7 +42,7 @@ function code(text: string): string {
 }
 
 /** renderType describes a key's input type, with its bounds. */
-function renderType(node: JsonNode, isDuration: boolean): string {
+function renderType(node: JsonSchemaNode, isDuration: boolean): string {
   if (isDuration) return 'duration';
   if (node.enum) return `enum: ${node.enum.map((v) => String(v)).join(', ')}`;
   const type = Array.isArray(node.type) ? node.type.join(' or ') : (node.type ?? 'any');
@@ -84,7 +69,7 @@ function renderType(node: JsonNode, isDuration: boolean): string {
  * renderDefault shows a key's default as it would be written in the config file; `parsed` is
  * the key's value in the parsed minimal config, used when the JSON Schema has no default.
  */
-function renderDefault(node: JsonNode, key: string, parsed: unknown): string {
+function renderDefault(node: JsonSchemaNode, key: string, parsed: unknown): string {
   if (secretKeys.has(key) && node.type === 'string') return 'none (secret)';
   if (node.default !== undefined) return code(JSON.stringify(node.default));
   if (parsed !== undefined) return code(JSON.stringify(parsed));
@@ -156,10 +141,10 @@ comma-separated list (\`${envPrefix}CLIENT_ALLOWED_ORIGINS=https://a.example,htt
  * The output is deterministic: it depends on the schema only.
  */
 export function renderConfigReference(): string {
-  const root = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonNode;
+  const root = inputSchema();
   const probe = configSchema.parse(probeInput);
   const leaves = configLeaves();
-  const isDuration = (path: readonly string[], node: JsonNode) =>
+  const isDuration = (path: readonly string[], node: JsonSchemaNode) =>
     node.type === 'string' && typeof valueAt(probe, path) === 'number';
 
   const nsPath = ['channel', 'without_namespace'];
