@@ -29,6 +29,7 @@ import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
 import { HttpServer } from './http-server.js';
 import { Hub } from './hub.js';
+import { BurstLog } from './protection/burst-log.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
@@ -73,6 +74,8 @@ export class Node implements SessionContext {
   /** Presence entries are refreshed every client.presence_update_interval and live 2.5× that. */
   readonly presenceTtlMs: number;
   readonly startedAt = Date.now();
+  /** Logs each kind of protection event at most once per protection.log_interval. */
+  readonly burstLog: BurstLog;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -97,6 +100,7 @@ export class Node implements SessionContext {
     const cfg = this.config;
     this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
     this.rules = new ChannelRules(cfg.channel);
+    this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
     this.broker =
       options.broker ?? new MemoryBroker({ onHandlerError: (err) => this.log.error({ err }, 'fan-out failed') });
     this.presence = options.presence ?? new MemoryPresenceManager();

@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import type { Broker } from '../engine/broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { Hub } from '../hub.js';
+import type { BurstLog } from '../protection/burst-log.js';
 import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
@@ -38,6 +39,8 @@ export interface SessionContext {
   readonly presence: PresenceManager;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Logs protection events once per burst (see protection/burst-log.ts). */
+  readonly burstLog: BurstLog;
   readonly nodeId: string;
   readonly version: string;
   readonly rpcHandlers: ReadonlyMap<string, RpcHandler>;

@@ -98,6 +98,45 @@ const namespaceSchema = z.strictObject({
   ...channelOptionsShape,
 });
 
+/** rateLimit is one token bucket: `rate` commands per second with bursts of `burst`. */
+function rateLimit(rate: number, burst: number, what: string) {
+  return z
+    .strictObject({
+      rate: z.number().min(0).default(rate).describe(`${what}: commands per second (0: no limit).`),
+      burst: z.number().int().min(1).default(burst).describe(`${what}: bucket size (commands allowed at once).`),
+    })
+    .prefault({});
+}
+
+/** rateLimitClasses is one bucket per method class, with defaults generous for real clients. */
+function rateLimitClasses(scope: string) {
+  return z
+    .strictObject({
+      publish: rateLimit(
+        scope === 'Per connection' ? 50 : 100,
+        scope === 'Per connection' ? 100 : 200,
+        `${scope}, publish`,
+      ),
+      rpc: rateLimit(
+        scope === 'Per connection' ? 50 : 100,
+        scope === 'Per connection' ? 100 : 200,
+        `${scope}, rpc and send`,
+      ),
+      read: rateLimit(
+        scope === 'Per connection' ? 20 : 40,
+        scope === 'Per connection' ? 50 : 100,
+        `${scope}, history/presence/presence_stats`,
+      ),
+      subscribe: rateLimit(
+        scope === 'Per connection' ? 50 : 100,
+        scope === 'Per connection' ? 200 : 400,
+        `${scope}, subscribe/unsubscribe/sub_refresh/refresh`,
+      ),
+    })
+    .prefault({})
+    .describe(`${scope}: token buckets per method class.`);
+}
+
 /** configSchema validates a whole Bulwark configuration. */
 export const configSchema = z
   .strictObject({
@@ -165,6 +204,22 @@ export const configSchema = z
           .min(0)
           .default(0)
           .describe('Connections per user on this node; 0 means no limit.'),
+        connection_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Most connections this node holds; over it new WebSocket upgrades get HTTP 503 with a jittered Retry-After. 0 means no limit (the file-descriptor limit still applies).',
+          ),
+        connection_rate_limit: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Most new connections accepted per second on this node (token bucket, burst = one second); over it, HTTP 503 with a jittered Retry-After. 0 means no limit.',
+          ),
         queue_max_size: z
           .number()
           .int()
@@ -251,6 +306,40 @@ export const configSchema = z
         name: z.string().default('').describe('Node name shown in info and logs; empty means hostname_port.'),
       })
       .prefault({}),
+    protection: z
+      .strictObject({
+        retry_after_min: duration('1s').describe(
+          'Shortest Retry-After advised to a rejected connection (jittered up to retry_after_max).',
+        ),
+        retry_after_max: duration('10s').describe('Longest Retry-After advised to a rejected connection.'),
+        fd_headroom: z
+          .number()
+          .min(1)
+          .default(1.25)
+          .describe(
+            'At start, the open-file limit must hold this many times client.connection_limit (sockets plus files, logs, engine connections); Bulwark raises the soft limit up to the hard one, else refuses to start.',
+          ),
+        rate_limit: z
+          .strictObject({
+            connection: rateLimitClasses('Per connection'),
+            user: rateLimitClasses('Per user on this node (all of their connections together)'),
+            disconnect_after: z
+              .number()
+              .int()
+              .min(0)
+              .default(20)
+              .describe(
+                'A connection refused this many commands in a row (error 111) is disconnected with 3013 (too many requests, reconnect allowed). 0: never disconnect.',
+              ),
+          })
+          .prefault({})
+          .describe('Command rate limits: token buckets per method class. A rate of 0 means no limit.'),
+        log_interval: duration('10s').describe(
+          'A protection that triggers logs at most once per interval per kind, with the count since the last line (a storm must not become a log storm).',
+        ),
+      })
+      .prefault({})
+      .describe('Bulwark: launch-day protections (admission, file descriptors, rate limits).'),
     drain: z
       .strictObject({
         window: duration('10s').describe(
@@ -341,6 +430,13 @@ export const configSchema = z
         code: 'custom',
         path: ['http_api', 'key'],
         message: 'missing secret: set http_api.key, or http_api.insecure=true',
+      });
+    }
+    if (cfg.protection.retry_after_max < cfg.protection.retry_after_min) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['protection', 'retry_after_max'],
+        message: 'retry_after_max must not be shorter than retry_after_min',
       });
     }
     if (cfg.client.pong_timeout >= cfg.client.ping_interval && cfg.client.ping_interval > 0) {
