@@ -30,6 +30,7 @@ import { BulwarkError } from './errors.js';
 import { HttpServer } from './http-server.js';
 import { Hub } from './hub.js';
 import { BurstLog } from './protection/burst-log.js';
+import { CommandRateLimiter } from './protection/rate-limit.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
@@ -76,6 +77,7 @@ export class Node implements SessionContext {
   readonly startedAt = Date.now();
   /** Logs each kind of protection event at most once per protection.log_interval. */
   readonly burstLog: BurstLog;
+  readonly rateLimiter: CommandRateLimiter;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -101,6 +103,7 @@ export class Node implements SessionContext {
     this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
     this.rules = new ChannelRules(cfg.channel);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
+    this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
     this.broker =
       options.broker ?? new MemoryBroker({ onHandlerError: (err) => this.log.error({ err }, 'fan-out failed') });
     this.presence = options.presence ?? new MemoryPresenceManager();

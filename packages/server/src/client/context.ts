@@ -11,6 +11,7 @@ import type { Broker } from '../engine/broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { Hub } from '../hub.js';
 import type { BurstLog } from '../protection/burst-log.js';
+import type { CommandRateLimiter } from '../protection/rate-limit.js';
 import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
@@ -39,6 +40,8 @@ export interface SessionContext {
   readonly presence: PresenceManager;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Command rate limits (per connection buckets live on the session, per user ones here). */
+  readonly rateLimiter: CommandRateLimiter;
   /** Logs protection events once per burst (see protection/burst-log.ts). */
   readonly burstLog: BurstLog;
   readonly nodeId: string;

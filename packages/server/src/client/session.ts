@@ -48,6 +48,7 @@ import {
 } from '../protocol/types.js';
 import type { Transport } from '../transport/transport.js';
 import type { ConnectTokenClaims, SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
+import type { TokenBuckets } from '../protection/rate-limit.js';
 import type { SessionContext } from './context.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -133,6 +134,10 @@ export class ClientSession {
   #awaitingPong = false;
   /** Earliest subscription token expiry among subscriptions; 0 when none expires. */
   #nextSubExpiry = 0;
+  /** This connection's command rate buckets, made on its first limited command. */
+  buckets: TokenBuckets | undefined;
+  /** Commands refused by rate limits in a row; reset by any admitted command. */
+  #refusedInRow = 0;
 
   constructor(ctx: SessionContext, transport: Transport, meta: SessionMeta) {
     this.#ctx = ctx;
@@ -222,6 +227,7 @@ export class ClientSession {
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
     }
+    if (this.#rateLimited(cmd)) return;
     try {
       const result = await this.#dispatch(cmd);
       metrics.command(cmd.method, 'ok');
@@ -240,6 +246,35 @@ export class ClientSession {
         if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.Internal).toWire()));
       }
     }
+  }
+
+  /**
+   * #rateLimited spends the command's rate tokens. Refused: error 111 (temporary, so SDKs back
+   * off and retry), and disconnect 3013 (reconnect allowed) after
+   * protection.rate_limit.disconnect_after refusals in a row — a client stuck in a retry loop
+   * costs a reconnect with backoff instead of an endless stream of refused commands.
+   */
+  #rateLimited(cmd: Command): boolean {
+    const ctx = this.#ctx;
+    const verdict = ctx.rateLimiter.check(cmd.method, this.user, this, performance.now());
+    if (verdict === undefined) {
+      this.#refusedInRow = 0;
+      return false;
+    }
+    ctx.metrics.command(cmd.method, 'error');
+    ctx.metrics.rejections.inc({ reason: `rate_limit_${verdict.scope}_${verdict.cls}` });
+    ctx.burstLog.warn(
+      `rate_limit_${verdict.scope}`,
+      { client: this.id, user: this.user, method: cmd.method, class: verdict.cls },
+      'command rate limit exceeded',
+    );
+    const limit = ctx.config.protection.rate_limit.disconnect_after;
+    if (limit > 0 && ++this.#refusedInRow >= limit) {
+      this.disconnect(disconnect(DisconnectCode.TooManyRequests));
+      return true;
+    }
+    if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.TooManyRequests).toWire()));
+    return true;
   }
 
   /** A handler's outcome: the encoded result, and work to do once the reply is queued. */
@@ -876,6 +911,8 @@ export class ClientSession {
     if (!wasConnected) return;
     ctx.metrics.connections.dec();
     ctx.hub.removeSession(this);
+    // Per-user buckets live as long as the user has a connection here (bounded memory).
+    if (ctx.hub.userSessions(this.user).size === 0) ctx.rateLimiter.forgetUser(this.user);
     const subs = [...this.#subs.values()];
     this.#subs.clear();
     for (const s of subs) {
