@@ -104,6 +104,13 @@ export class Hub {
     return cur instanceof Set ? cur : new Set([cur]);
   }
 
+  /** userConnectionCount counts a user's sessions without allocating. */
+  userConnectionCount(user: string): number {
+    const cur = this.#users.get(user);
+    if (cur === undefined) return 0;
+    return cur instanceof Set ? cur.size : 1;
+  }
+
   /** sessions iterates over all sessions. */
   sessions(): IterableIterator<ClientSession> {
     return this.#sessions.values();

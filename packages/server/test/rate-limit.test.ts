@@ -35,15 +35,35 @@ describe('command rate limits (unit)', () => {
       },
     }).protection.rate_limit;
     const limiter = new CommandRateLimiter(cfg);
-    const a = { buckets: undefined };
-    const b = { buckets: undefined };
-    assert.equal(limiter.check('publish', 'u', a, 0), undefined);
-    assert.equal(limiter.check('publish', 'u', b, 0), undefined);
-    assert.deepEqual(limiter.check('publish', 'u', a, 0), { scope: 'user', cls: 'publish' });
-    assert.equal(limiter.check('publish', '', a, 0), undefined, 'anonymous: per connection only');
+    const a = { buckets: undefined, limitedCommands: 0 };
+    const b = { buckets: undefined, limitedCommands: 0 };
+    assert.equal(limiter.check('publish', 'u', a, 2, 0), undefined);
+    assert.equal(limiter.check('publish', 'u', b, 2, 0), undefined);
+    assert.deepEqual(limiter.check('publish', 'u', a, 2, 0), { scope: 'user', cls: 'publish' });
+    assert.equal(limiter.check('publish', '', a, 1, 0), undefined, 'anonymous: per connection only');
     assert.equal(limiter.trackedUsers, 1);
     limiter.forgetUser('u');
     assert.equal(limiter.trackedUsers, 0);
+  });
+
+  it('gives a connection no buckets while it is under its smallest burst (idle connections stay small)', () => {
+    const cfg = loadConfig({ object: base }).protection.rate_limit;
+    const limiter = new CommandRateLimiter(cfg);
+    const conn = { buckets: undefined, limitedCommands: 0 };
+    for (let i = 0; i < 10; i++) assert.equal(limiter.check('subscribe', 'idle', conn, 1, 0), undefined);
+    assert.equal(conn.buckets, undefined);
+    assert.equal(limiter.trackedUsers, 0, 'a single-connection user needs no shared bucket');
+  });
+
+  it('is never more lenient than eager buckets: the free commands count as spent', () => {
+    // read: burst 50 (the smallest), so the first 50 limited commands are free; then buckets.
+    const cfg = loadConfig({ object: base }).protection.rate_limit;
+    const limiter = new CommandRateLimiter(cfg);
+    const conn = { buckets: undefined, limitedCommands: 0 };
+    let ok = 0;
+    for (let i = 0; i < 200; i++) if (limiter.check('history', 'reader', conn, 1, 0) === undefined) ok++;
+    assert.equal(ok, 50, 'exactly the read burst, as a full bucket would allow');
+    assert.ok(conn.buckets);
   });
 });
 

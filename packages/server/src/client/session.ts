@@ -134,8 +134,10 @@ export class ClientSession {
   #awaitingPong = false;
   /** Earliest subscription token expiry among subscriptions; 0 when none expires. */
   #nextSubExpiry = 0;
-  /** This connection's command rate buckets, made on its first limited command. */
+  /** This connection's command rate buckets, made once it has used its free commands (see rate-limit.ts). */
   buckets: TokenBuckets | undefined;
+  /** Rate-limited commands this connection sent so far. */
+  limitedCommands = 0;
   /** Commands refused by rate limits in a row; reset by any admitted command. */
   #refusedInRow = 0;
 
@@ -256,7 +258,13 @@ export class ClientSession {
    */
   #rateLimited(cmd: Command): boolean {
     const ctx = this.#ctx;
-    const verdict = ctx.rateLimiter.check(cmd.method, this.user, this, performance.now());
+    const verdict = ctx.rateLimiter.check(
+      cmd.method,
+      this.user,
+      this,
+      ctx.hub.userConnectionCount(this.user),
+      performance.now(),
+    );
     if (verdict === undefined) {
       this.#refusedInRow = 0;
       return false;
@@ -336,7 +344,11 @@ export class ClientSession {
       throw new ProtocolError(ErrorCode.Unauthorized);
     }
     if (this.#state !== 'connecting') throw new ProtocolError(ErrorCode.BadRequest);
-    if (cfg.user_connection_limit > 0 && user !== '' && ctx.hub.userSessions(user).size >= cfg.user_connection_limit) {
+    if (
+      cfg.user_connection_limit > 0 &&
+      user !== '' &&
+      ctx.hub.userConnectionCount(user) >= cfg.user_connection_limit
+    ) {
       ctx.metrics.rejections.inc({ reason: 'user_connection_limit' });
       throw new DisconnectError(disconnect(DisconnectCode.ConnectionLimit));
     }
@@ -912,7 +924,7 @@ export class ClientSession {
     ctx.metrics.connections.dec();
     ctx.hub.removeSession(this);
     // Per-user buckets live as long as the user has a connection here (bounded memory).
-    if (ctx.hub.userSessions(this.user).size === 0) ctx.rateLimiter.forgetUser(this.user);
+    if (ctx.hub.userConnectionCount(this.user) === 0) ctx.rateLimiter.forgetUser(this.user);
     const subs = [...this.#subs.values()];
     this.#subs.clear();
     for (const s of subs) {

@@ -40,14 +40,14 @@ type Limits = Config['protection']['rate_limit']['connection'];
 
 /**
  * TokenBuckets holds one bucket per method class: `tokens[i]` refilled at `rate` per second up
- * to `burst`, from `last[i]` (ms). Made full, so a fresh connection gets its whole burst.
+ * to `burst`, from `last[i]` (ms). Made with `spent` tokens already used from every bucket.
  */
 export class TokenBuckets {
   readonly #tokens: number[];
   readonly #last: number[];
 
-  constructor(limits: Limits, now: number) {
-    this.#tokens = classes.map((c) => limits[c].burst);
+  constructor(limits: Limits, now: number, spent = 0) {
+    this.#tokens = classes.map((c) => Math.max(0, limits[c].burst - spent));
     this.#last = [now, now, now, now];
   }
 
@@ -70,37 +70,62 @@ export class TokenBuckets {
   }
 }
 
+/** RateOwner is a connection as the limiter sees it: its buckets and its count of limited commands. */
+export interface RateOwner {
+  buckets: TokenBuckets | undefined;
+  limitedCommands: number;
+}
+
 /** RateVerdict says whether a command may run and, if not, which limit refused it. */
 export type RateVerdict = undefined | { scope: 'connection' | 'user'; cls: MethodClass };
 
 /**
  * CommandRateLimiter decides for every command of this node. One instance per node; the
- * per-connection buckets live with each session (passed in), per-user buckets here.
+ * per-connection buckets live with each session, per-user buckets here.
+ *
+ * Memory: a bucket starts full, so the first `burst` commands of a connection can never be
+ * refused — a connection gets its buckets only after `freeCommands` (the smallest burst)
+ * limited commands, made as if those had been spent from every class (never more lenient). And
+ * a user's shared buckets matter only when the user holds several connections here, or when
+ * the user limit of a class is stricter than the connection's. So an idle connection that
+ * subscribed once carries no buckets at all.
  */
 export class CommandRateLimiter {
   readonly #cfg: Config['protection']['rate_limit'];
   readonly #users = new Map<string, TokenBuckets>();
+  readonly #freeCommands: number;
+  readonly #userStricter: boolean[];
 
   constructor(cfg: Config['protection']['rate_limit']) {
     this.#cfg = cfg;
+    const limited = classes.filter((c) => cfg.connection[c].rate > 0);
+    // Only when every class is limited is "fewer commands than the smallest burst" always safe.
+    this.#freeCommands =
+      limited.length === classes.length ? Math.min(...limited.map((c) => cfg.connection[c].burst)) : 0;
+    this.#userStricter = classes.map((c) => {
+      const u = cfg.user[c];
+      const k = cfg.connection[c];
+      return u.rate > 0 && (k.rate === 0 || u.rate < k.rate || u.burst < k.burst);
+    });
   }
 
   /**
-   * check spends a token from the connection's and the user's bucket for `method`'s class.
-   * `own` holds the connection's buckets (created on first use through `make`). Anonymous
-   * connections (user '') have no shared user bucket: they are limited per connection only.
+   * check spends a token from the connection's (and, where it matters, the user's) bucket for
+   * `method`'s class; `userConnections` is how many connections the user holds on this node.
+   * Anonymous connections (user '') share no user bucket: they are limited per connection only.
    */
-  check(method: string, user: string, own: { buckets: TokenBuckets | undefined }, now: number): RateVerdict {
+  check(method: string, user: string, own: RateOwner, userConnections: number, now: number): RateVerdict {
     const i = classOf[method];
     if (i === undefined) return undefined;
     const cls = classes[i] as MethodClass;
     const c = this.#cfg.connection[cls];
-    if (c.rate > 0) {
-      own.buckets ??= new TokenBuckets(this.#cfg.connection, now);
+    own.limitedCommands++;
+    if (c.rate > 0 && (own.buckets !== undefined || own.limitedCommands > this.#freeCommands)) {
+      own.buckets ??= new TokenBuckets(this.#cfg.connection, now, own.limitedCommands - 1);
       if (!own.buckets.take(i, c.rate, c.burst, now)) return { scope: 'connection', cls };
     }
     const u = this.#cfg.user[cls];
-    if (u.rate > 0 && user !== '') {
+    if (u.rate > 0 && user !== '' && (userConnections > 1 || this.#userStricter[i] || this.#users.has(user))) {
       let b = this.#users.get(user);
       if (!b) this.#users.set(user, (b = new TokenBuckets(this.#cfg.user, now)));
       if (!b.take(i, u.rate, u.burst, now)) return { scope: 'user', cls };
