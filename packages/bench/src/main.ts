@@ -5,7 +5,7 @@
  * pins itself to CPU 1, prints a comparison table (or JSON with --json), and writes
  * bench-results/<scenario>-<timestamp>.json.
  *
- *   node packages/bench/dist/src/main.js [fanout] [connections] [--quick] [--json] [--target raw|bulwark|both]
+ *   node packages/bench/dist/src/main.js [fanout] [connections] [admission] [--quick] [--json] [--target raw|bulwark|both]
  *
  * @module
  */
@@ -30,14 +30,16 @@ import {
   type RunningServer,
   type TargetName,
 } from './lib/targets.js';
+import { admissionTable, runAdmission, type AdmissionOptions, type AdmissionResult } from './scenarios/admission.js';
 import { runConnections, type ConnectionsOptions, type ConnectionsResult } from './scenarios/connections.js';
 import { runFanout, type FanoutOptions, type FanoutResult } from './scenarios/fanout.js';
 
-const USAGE = `Usage: bulwark-bench [fanout] [connections] [options]
+const USAGE = `Usage: bulwark-bench [fanout] [connections] [admission] [options]
 
-Scenarios (default: both):
+Scenarios (default: fanout and connections):
   fanout        subscribers over channels, one publisher: fixed rate + ramp to the limit
   connections   idle connections, each with a JWT and one subscription
+  admission     Bulwark only: server CPU per refused upgrade (HTTP 503) vs per accepted connect
 
 Options:
   --target T           raw | bulwark | both (default both; bulwark is skipped if not built)
@@ -63,6 +65,9 @@ Options:
   --source-ips N       spread over 127.0.0.1..N (default 1)
   --settle MS          idle time before reading RSS (default 3000; quick 1000)
   --repeat N           runs per server, alternating servers; medians reported (default 3; quick 1)
+ admission (also --concurrency, --repeat):
+  --accepted N         client.connection_limit: connections accepted first (default 1000; quick 200)
+  --attempts N         upgrade attempts at the full node (default 10000; quick 1000)
   -h, --help`;
 
 function int(values: Record<string, unknown>, name: string, fallback: number, min = 0): number {
@@ -98,6 +103,8 @@ async function main(): Promise<number> {
       'source-ips': { type: 'string' },
       settle: { type: 'string' },
       repeat: { type: 'string' },
+      accepted: { type: 'string' },
+      attempts: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -106,7 +113,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const scenarios = positionals.length ? positionals : ['fanout', 'connections'];
-  for (const s of scenarios) if (s !== 'fanout' && s !== 'connections') throw new Error(`unknown scenario "${s}"`);
+  for (const s of scenarios) {
+    if (s !== 'fanout' && s !== 'connections' && s !== 'admission') throw new Error(`unknown scenario "${s}"`);
+  }
   const targetArg = values.target;
   if (targetArg !== 'raw' && targetArg !== 'bulwark' && targetArg !== 'both') {
     throw new Error(`--target must be raw, bulwark or both, got "${targetArg}"`);
@@ -172,6 +181,13 @@ async function main(): Promise<number> {
     baselineSettleMs: quick ? 500 : 2000,
     settleMs: int(values, 'settle', quick ? 1000 : 3000),
     sourceIps: int(values, 'source-ips', 1, 1),
+  };
+  const admissionOpts: AdmissionOptions = {
+    accepted: int(values, 'accepted', quick ? 200 : 1000, 1),
+    attempts: int(values, 'attempts', quick ? 1000 : 10_000, 1),
+    concurrency: int(values, 'concurrency', 100, 1),
+    repeat: int(values, 'repeat', quick ? 1 : 3, 1),
+    idleMs: quick ? 500 : 1000,
   };
   if (fanoutOpts.subscribers % fanoutOpts.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
@@ -251,6 +267,21 @@ async function main(): Promise<number> {
       };
       reports.push(report);
       if (!values.json) process.stdout.write(`\n${fanoutTable(report)}\n`);
+    } else if (scenario === 'admission') {
+      const results = await runAdmission(
+        { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: values['ws-path'], bulwarkConfig },
+        admissionOpts,
+        log,
+      );
+      const report: ScenarioReport<AdmissionResult> = {
+        scenario,
+        ...base,
+        options: admissionOpts,
+        results,
+        ratios: [],
+      };
+      reports.push(report);
+      if (!values.json) process.stdout.write(`\n${admissionTable(report)}\n`);
     } else {
       const results = await runScenario<ConnectionsResult>(
         'connections',

@@ -15,6 +15,8 @@ export const errorCodes = {
   BW_ERR_NOT_STARTED: 'The node was used before start() finished.',
   BW_ERR_ALREADY_STARTED: 'start() was called twice on one node.',
   BW_ERR_RPC_HANDLER: 'An RPC handler is registered twice for one method.',
+  BW_ERR_FD_LIMIT:
+    'The open-file limit is too low for client.connection_limit (or leaves no room for any connection); the message says what to set.',
 } as const;
 
 /** BulwarkErrorCode is one of the codes in {@link errorCodes}. */

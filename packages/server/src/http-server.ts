@@ -13,6 +13,7 @@ import { handleDemoRequest } from './demo.js';
 import { BulwarkError } from './errors.js';
 import { DisconnectCode, disconnect } from './protocol/codes.js';
 import type { Node } from './node.js';
+import { writeRawResponse } from './protection/admission.js';
 import { WebSocketTransport } from './transport/transport-ws.js';
 
 /** The WebSocket endpoint path, as Centrifugo serves it. */
@@ -113,11 +114,9 @@ export class HttpServer {
       rejectUpgrade(socket, 404, 'Not Found');
       return;
     }
-    if (node.draining) {
-      // Reconnect elsewhere: this node is going away. Jitter keeps retries from syncing.
-      rejectUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': String(1 + Math.floor(Math.random() * 5)) });
-      return;
-    }
+    // Admission first (draining, connection count, accept rate): a refusal is a prepared 503
+    // written to the raw socket, before any per-connection work, origin check included.
+    if (!node.admission.admit(socket)) return;
     if (!originAllowed(req, node.config.client.allowed_origins)) {
       node.metrics.rejections.inc({ reason: 'origin' });
       rejectUpgrade(socket, 403, 'Forbidden');
@@ -128,14 +127,13 @@ export class HttpServer {
 
   #accept(ws: WebSocket, req: IncomingMessage, socket: Socket): void {
     const node = this.#node;
+    // Counted from here until the WebSocket closes ('close' is emitted exactly once, also after
+    // 'error'), so admission's count includes sessions that have not sent connect yet.
+    const admission = node.admission;
+    admission.opened();
+    ws.on('close', () => admission.closed());
     const transport = new WebSocketTransport(ws, node.config.websocket.compression ? undefined : socket);
-    const session = new ClientSession(node, transport, {
-      // Read on demand (logs): remoteAddress is a getpeername syscall, paid per connect otherwise.
-      get remoteAddress() {
-        return socket.remoteAddress ?? '';
-      },
-      transport: 'websocket',
-    });
+    const session = new ClientSession(node, transport);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.
       if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
@@ -178,11 +176,8 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function rejectUpgrade(socket: Socket, status: number, text: string, headers: Record<string, string> = {}): void {
-  const extra = Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n${extra}\r\n`);
+function rejectUpgrade(socket: Socket, status: number, text: string): void {
+  writeRawResponse(socket, `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
 /** sendJson writes a JSON response. */

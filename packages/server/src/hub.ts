@@ -13,13 +13,31 @@ import { markShared } from './transport/prepared-frame.js';
 /** Hub indexes this node's sessions and subscriptions. */
 export class Hub {
   readonly #sessions = new Map<string, ClientSession>();
+  /** Sessions that opened a transport but sent no connect yet (not in #sessions). */
+  readonly #connecting = new Set<ClientSession>();
   readonly #users = new Map<string, ClientSession | Set<ClientSession>>();
   /** channel → session → its subscription state; iterating yields the state with no lookup. */
   readonly #channels = new Map<string, Map<ClientSession, SubState>>();
   #numSubs = 0;
 
+  /** addConnecting tracks a session until it connects or closes (shutdown closes these too). */
+  addConnecting(s: ClientSession): void {
+    this.#connecting.add(s);
+  }
+
+  /** removeConnecting stops tracking a session that connected or closed. */
+  removeConnecting(s: ClientSession): void {
+    this.#connecting.delete(s);
+  }
+
+  /** connecting iterates over sessions that have not connected yet. */
+  connecting(): IterableIterator<ClientSession> {
+    return this.#connecting.values();
+  }
+
   /** addSession registers a connected session. */
   addSession(s: ClientSession): void {
+    this.#connecting.delete(s);
     this.#sessions.set(s.id, s);
     // Most users hold one connection: store it bare, and make a Set only for the second.
     const cur = this.#users.get(s.user);

@@ -103,17 +103,9 @@ export class Metrics {
     });
   }
 
-  readonly #commandChildren = new Map<string, { inc(): void }>();
-
-  /**
-   * command counts one client command. Children are cached per (method, result): prom-client
-   * otherwise hashes the label object on every increment, on the path of every command.
-   */
+  /** command counts one client command by method and result. */
   command(method: string, result: 'ok' | 'error' | 'disconnect'): void {
-    const key = `${method}:${result}`;
-    let child = this.#commandChildren.get(key);
-    if (!child) this.#commandChildren.set(key, (child = this.commands.labels(method, result)));
-    child.inc();
+    this.commands.inc({ method, result });
   }
 
   /** setNodeName labels every metric with the node's name once it is known (after listen). */

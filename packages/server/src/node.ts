@@ -29,7 +29,9 @@ import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
 import { HttpServer } from './http-server.js';
 import { Hub } from './hub.js';
+import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
+import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
@@ -47,6 +49,11 @@ export interface NodeOptions {
   broker?: Broker;
   /** The presence manager; defaults to the embedded memory presence manager. */
   presence?: PresenceManager;
+  /**
+   * Reads the process's open-file limits at start (see protection/fd-limit.ts); defaults to
+   * /proc/self/limits on Linux. Returning undefined skips the check. For tests.
+   */
+  readFdLimits?: FdLimitsReader;
 }
 
 /** PublishOptionsApi are the options of a server-side publish. */
@@ -77,6 +84,12 @@ export class Node implements SessionContext {
   readonly startedAt = Date.now();
   /** Logs each kind of protection event at most once per protection.log_interval. */
   readonly burstLog: BurstLog;
+  /**
+   * Accepts or refuses each WebSocket upgrade (draining, connection count, accept rate). Its
+   * connection limit is decided at start(): client.connection_limit, or when that is 0, what
+   * the open-file limit holds.
+   */
+  readonly admission: Admission;
   readonly rateLimiter: CommandRateLimiter;
 
   readonly #connectVerifier: TokenVerifier | undefined;
@@ -84,6 +97,7 @@ export class Node implements SessionContext {
   readonly #http: HttpServer;
   readonly #nodeSubs = new Map<string, Promise<void>>();
   readonly #flusher: FlushScheduler;
+  readonly #readFdLimits: FdLimitsReader;
   #started = false;
   #draining = false;
   /** The one shutdown in progress (every shutdown() call waits for it). */
@@ -117,6 +131,8 @@ export class Node implements SessionContext {
       ? new TokenVerifier(tokenVerifierOptions(sub, 'client.subscription_token'))
       : this.#connectVerifier;
     this.metrics = new Metrics(cfg.node.name || 'bulwark');
+    this.#readFdLimits = options.readFdLimits ?? readFdLimits;
+    this.admission = new Admission(this);
     this.#http = new HttpServer(this);
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
   }
@@ -131,11 +147,23 @@ export class Node implements SessionContext {
     return this.#draining;
   }
 
-  /** start starts the engine and listens. Resolves with the bound address. */
+  /**
+   * start checks the open-file limit against the connection limit, starts the engine and
+   * listens. Resolves with the bound address. Throws BulwarkError BW_ERR_FD_LIMIT when the
+   * open-file limit cannot hold client.connection_limit (see protection/fd-limit.ts).
+   */
   async start(): Promise<{ port: number; address: string }> {
     if (this.#started) throw new BulwarkError('BW_ERR_ALREADY_STARTED', 'node already started');
     this.#started = true;
     const cfg = this.config;
+    // Before anything listens: a node that cannot hold its connections must not start, and a
+    // node without client.connection_limit gets the limit its open-file limit holds.
+    const fd = applyFdLimit(
+      { connectionLimit: cfg.client.connection_limit, fdHeadroom: cfg.protection.fd_headroom },
+      this.log,
+      this.#readFdLimits,
+    );
+    this.admission.setConnectionLimit(fd.connectionLimit);
     if (cfg.client.insecure) {
       this.log.warn(
         'client.insecure is ON: every connection is accepted without a token and may do anything the namespaces allow. Local demos only, never in production.',
@@ -297,7 +325,10 @@ export class Node implements SessionContext {
     await Promise.race([this.#drain(cfg.drain.window), deadline]);
     this.#drainCut = true;
     if (this.#presenceTimer) clearInterval(this.#presenceTimer);
-    for (const s of [...this.hub.sessions()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
+    // Connected sessions left after the drain, and those that never sent connect (not in the
+    // hub's session index): none may keep shutdown waiting for its stale timeout.
+    for (const s of [...this.hub.sessions(), ...this.hub.connecting()])
+      s.disconnect(disconnect(DisconnectCode.Shutdown));
     const stop = async () => {
       await this.#http.close();
       await this.broker.close();

@@ -91,17 +91,14 @@ interface SubscribeOptions {
   override?: SubscriptionOverride | undefined;
 }
 
-/** SessionMeta is what the transport knows about the peer. */
-export interface SessionMeta {
-  remoteAddress: string;
-  transport: string;
-}
-
 type State = 'connecting' | 'connected' | 'closed';
 
 const newline = Buffer.from('\n');
 /** One ping frame for every session: queued frames are never mutated, so sharing is safe. */
 const pingBuffer = Buffer.from(pingFrame);
+/** Shared placeholders, so an idle connection holds no queue array and no promise of its own. */
+const noFrames: Buffer[] = [];
+const idle: Promise<void> = Promise.resolve();
 
 /** ClientSession is one client connection. */
 export class ClientSession {
@@ -112,7 +109,6 @@ export class ClientSession {
   connInfo: RawJSON | undefined;
   /** Connection expiry in ms since epoch; 0 means never. */
   expireAt = 0;
-  readonly meta: SessionMeta;
 
   #state: State = 'connecting';
   readonly #ctx: SessionContext;
@@ -121,11 +117,14 @@ export class ClientSession {
   /** Channels whose subscribe is in flight, so a second subscribe is answered 105 (made on first use). */
   #pending: Set<string> | undefined;
 
-  #queue: Buffer[] = [];
+  /** Frames waiting for the next flush; a shared empty array while there are none. */
+  #queue: Buffer[] = noFrames;
   #queuedBytes = 0;
   #flushPending = 0;
 
-  #chain: Promise<void> = Promise.resolve();
+  /** The command chain's tail; the shared resolved promise while idle (no per-connection promise). */
+  #chain: Promise<void> = idle;
+  #pendingFrames = 0;
   /** Deadlines, all served by the node's TimerWheel (one interval, not timers per connection). */
   wheelSlot: number | undefined;
   #staleAt = 0;
@@ -141,11 +140,11 @@ export class ClientSession {
   /** Commands refused by rate limits in a row; reset by any admitted command. */
   #refusedInRow = 0;
 
-  constructor(ctx: SessionContext, transport: Transport, meta: SessionMeta) {
+  constructor(ctx: SessionContext, transport: Transport) {
     this.#ctx = ctx;
     this.#transport = transport;
-    this.meta = meta;
     // A connection that never authenticates is closed: it would hold a socket for nothing.
+    ctx.hub.addConnecting(this);
     if (ctx.config.client.stale_close_delay > 0) {
       this.#staleAt = Date.now() + ctx.config.client.stale_close_delay;
       ctx.wheel.schedule(this, this.#staleAt);
@@ -192,12 +191,18 @@ export class ClientSession {
     }
     // Handlers catch their own errors; anything escaping is a bug, answered with 3004 for
     // this connection only: it must never become an unhandled rejection that ends the process.
-    this.#chain = this.#chain
-      .then(() => this.#handleCommands(commands))
-      .catch((err: unknown) => {
+    this.#pendingFrames++;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        await this.#handleCommands(commands);
+      } catch (err) {
         this.#ctx.log.error({ err, client: this.id }, 'command handling failed');
         this.disconnect(disconnect(DisconnectCode.ServerError));
-      });
+      } finally {
+        // The last frame done: let go of the chain's promises (an idle connection keeps none).
+        if (--this.#pendingFrames === 0) this.#chain = idle;
+      }
+    });
   }
 
   async #handleCommands(commands: ReturnType<typeof decodeFrame>['commands']): Promise<void> {
@@ -405,7 +410,7 @@ export class ClientSession {
       result.ttl = Math.max(0, Math.ceil((expireAt - Date.now()) / 1000));
     }
     if (cfg.connect_include_server_time) result.time = Date.now();
-    ctx.log.debug({ client: this.id, user, remote: this.meta.remoteAddress }, 'client connected');
+    ctx.log.debug({ client: this.id, user, remote: this.#transport.remoteAddress }, 'client connected');
     return { reply: encodeConnectResult(result), after: () => activations.forEach((a) => a()) };
   }
 
@@ -782,11 +787,12 @@ export class ClientSession {
    */
   enqueue(frame: Buffer, urgent = false): void {
     if (this.#state === 'closed') return;
+    if (this.#queue === noFrames) this.#queue = [];
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
     if (this.#queuedBytes + this.#transport.bufferedAmount > this.#ctx.config.client.queue_max_size) {
       this.#ctx.metrics.slowDisconnects.inc();
-      this.#queue = [];
+      this.#queue = noFrames;
       this.#queuedBytes = 0;
       this.disconnect(disconnect(DisconnectCode.Slow));
       return;
@@ -804,7 +810,7 @@ export class ClientSession {
     this.#flushPending = 0;
     const q = this.#queue;
     if (q.length === 0 || this.#state === 'closed') return;
-    this.#queue = [];
+    this.#queue = noFrames;
     this.#queuedBytes = 0;
     let frame: Buffer;
     if (q.length === 1) {
@@ -916,9 +922,10 @@ export class ClientSession {
     const ctx = this.#ctx;
     const wasConnected = this.#state === 'connected';
     this.#state = 'closed';
-    this.#queue = [];
+    this.#queue = noFrames;
     this.#queuedBytes = 0;
     ctx.wheel.cancel(this);
+    ctx.hub.removeConnecting(this);
     ctx.metrics.connectionsClosed.inc();
     if (!wasConnected) return;
     ctx.metrics.connections.dec();

@@ -210,7 +210,7 @@ export const configSchema = z
           .min(0)
           .default(0)
           .describe(
-            'Most connections this node holds; over it new WebSocket upgrades get HTTP 503 with a jittered Retry-After. 0 means no limit (the file-descriptor limit still applies).',
+            'Most WebSocket connections this node holds (from accept until close, authenticated or not); over it new upgrades get HTTP 503 with a jittered Retry-After. 0: no configured limit, and the node enforces what its open-file limit holds (logged at start).',
           ),
         connection_rate_limit: z
           .number()
@@ -317,7 +317,7 @@ export const configSchema = z
           .min(1)
           .default(1.25)
           .describe(
-            'At start, the open-file limit must hold this many times client.connection_limit (sockets plus files, logs, engine connections); Bulwark raises the soft limit up to the hard one, else refuses to start.',
+            'File descriptors per connection, as a factor: at start the open-file soft limit (Node.js raises it to the hard limit) must hold ceil(client.connection_limit × this) + 64, else the node refuses to start (BW_ERR_FD_LIMIT, saying what to set). With client.connection_limit 0, floor((limit − 64) / this) becomes the connection limit.',
           ),
         rate_limit: z
           .strictObject({

@@ -46,4 +46,8 @@ export class WebSocketTransport implements Transport {
   get bufferedAmount(): number {
     return this.#ws.bufferedAmount;
   }
+
+  get remoteAddress(): string {
+    return this.#socket?.remoteAddress ?? '';
+  }
 }

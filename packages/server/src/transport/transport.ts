@@ -16,4 +16,6 @@ export interface Transport {
   close(d: Disconnect): void;
   /** Bytes accepted by send() but not yet written to the socket. */
   readonly bufferedAmount: number;
+  /** The peer's address, read on demand (for logs): a syscall, not paid per connect. */
+  readonly remoteAddress: string;
 }
