@@ -221,7 +221,7 @@ describe('fd-limit: this machine', () => {
   it('reads the real limits (Linux), the same ones a child shell inherits', (t) => {
     if (process.platform !== 'linux') {
       assert.equal(readFdLimits(), undefined);
-      t.skip('not Linux');
+      t.skip('reads /proc/self/limits, which only Linux has');
       return;
     }
     const limits = readFdLimits();
@@ -235,7 +235,7 @@ describe('fd-limit: this machine', () => {
   });
 
   it('a node without client.connection_limit enforces what the real limit holds', async (t) => {
-    if (process.platform !== 'linux') return t.skip('not Linux');
+    if (process.platform !== 'linux') return t.skip('reads /proc/self/limits, which only Linux has');
     const node = new Node(nodeConfig({}), { logger: pino({ level: 'silent' }) });
     await node.start();
     t.after(() => node.shutdown());
@@ -268,7 +268,7 @@ describe('fd-limit: this machine', () => {
   });
 
   it('a real `ulimit -n 256` makes a node with client.connection_limit 1000 refuse to start', (t) => {
-    if (process.platform !== 'linux') return t.skip('not Linux');
+    if (process.platform !== 'linux') return t.skip('reads /proc/self/limits, which only Linux has');
     const nodeUrl = new URL('../src/node.js', import.meta.url).href;
     const script = `
       import { Node } from ${JSON.stringify(nodeUrl)};
