@@ -131,7 +131,6 @@ export class HttpServer {
     // 'error'), so admission's count includes sessions that have not sent connect yet.
     const admission = node.admission;
     admission.opened();
-    ws.on('close', () => admission.closed());
     const transport = new WebSocketTransport(ws, node.config.websocket.compression ? undefined : socket);
     const session = new ClientSession(node, transport);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -139,7 +138,11 @@ export class HttpServer {
       if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
       else session.handleFrame(data.toString('utf8'));
     });
-    ws.on('close', () => session.onTransportClose());
+    // One listener for both: ws 'close' comes exactly once, also after 'error'.
+    ws.on('close', () => {
+      admission.closed();
+      session.onTransportClose();
+    });
     ws.on('error', (err: Error) => {
       node.log.debug({ err: err.message, client: session.id }, 'websocket error');
       session.onTransportClose();

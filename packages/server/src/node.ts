@@ -250,12 +250,12 @@ export class Node implements SessionContext {
     return pos;
   }
 
-  async verifyConnectToken(token: string, expectedUser?: string) {
+  verifyConnectToken(token: string, expectedUser?: string) {
     if (!this.#connectVerifier) throw new ProtocolError(ErrorCode.Unauthorized, 'no token keys configured');
     return this.#connectVerifier.verifyConnectToken(token, expectedUser === undefined ? {} : { expectedUser });
   }
 
-  async verifySubscriptionToken(
+  verifySubscriptionToken(
     token: string,
     channel: string,
     user: string,

@@ -100,6 +100,9 @@ const pingBuffer = Buffer.from(pingFrame);
 const noFrames: Buffer[] = [];
 const idle: Promise<void> = Promise.resolve();
 
+/** Outcome is a handler's result: the encoded reply, and work to do once it is queued. */
+type Outcome = { reply: string; after?: () => void } | undefined;
+
 /** ClientSession is one client connection. */
 export class ClientSession {
   /** Client id, unique per connection (the protocol's `client`). */
@@ -291,15 +294,16 @@ export class ClientSession {
   }
 
   /** A handler's outcome: the encoded result, and work to do once the reply is queued. */
-  async #dispatch(cmd: Command): Promise<{ reply: string; after?: () => void } | undefined> {
+  // Not async itself: each command already goes through its handler's promise, and one more
+  // layer per command is a promise and a microtask on every connect and publish.
+  #dispatch(cmd: Command): Outcome | Promise<Outcome> {
     switch (cmd.method) {
       case 'connect':
         return this.#connect(cmd.req);
       case 'subscribe':
         return this.#subscribeCmd(cmd.req);
       case 'unsubscribe':
-        await this.unsubscribe(cmd.req.channel);
-        return { reply: '{}' };
+        return this.unsubscribe(cmd.req.channel).then(() => ({ reply: '{}' }));
       case 'publish':
         return this.#publishCmd(cmd.req.channel, cmd.req.data);
       case 'presence':
@@ -311,8 +315,7 @@ export class ClientSession {
       case 'ping':
         return { reply: '{}' };
       case 'send':
-        await this.#ctx.messageHandler?.(cmd.req.data, this.#rpcContext());
-        return undefined;
+        return Promise.resolve(this.#ctx.messageHandler?.(cmd.req.data, this.#rpcContext())).then(() => undefined);
       case 'rpc':
         return this.#rpcCmd(cmd.req.method ?? '', cmd.req.data);
       case 'refresh':
