@@ -10,7 +10,6 @@ import type { Centrifuge, PublicationContext, Subscription } from 'centrifuge';
 import { signConnectionToken, signSubscriptionToken } from '../src/auth/token-signer.js';
 import { ProtocolError } from '../src/protocol/codes.js';
 import {
-  connected,
   newCentrifuge,
   nextEvent,
   rawClient,
@@ -18,6 +17,7 @@ import {
   startTestServer,
   waitUntil,
   type TestServer,
+  connectedAs,
 } from './helpers/server.js';
 
 /** Errors the SDK rejects calls with. */
@@ -70,12 +70,8 @@ describe('client protocol with the centrifuge SDK', () => {
   });
   after(() => srv.close());
 
-  /** client connects a Centrifuge client for `user`, disconnected when the test ends. */
-  async function client(t: TestContext, user: string, opts: Parameters<typeof connected>[1] = {}) {
-    const c = await connected(srv.url, { token: await srv.token(user), ...opts });
-    t.after(() => c.disconnect());
-    return c;
-  }
+  const client = (t: TestContext, user: string, opts: Parameters<typeof connectedAs>[3] = {}) =>
+    connectedAs(srv, t, user, opts);
 
   it('connects with a token; the server knows the user and the client id', async (t) => {
     const c = newCentrifuge(srv.url, { token: await srv.token('alice', { info: { name: 'Alice' } }) });

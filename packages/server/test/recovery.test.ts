@@ -12,13 +12,13 @@ import type WebSocket from 'ws';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { HistoryQuery, HistoryResult } from '../src/engine/broker.js';
 import {
-  connected,
   nextEvent,
   rawClient,
   sleep,
   startTestServer,
   waitUntil,
   type TestServer,
+  connectedAs,
 } from './helpers/server.js';
 
 /** range returns [from, from+1, …, to]. */
@@ -78,11 +78,8 @@ describe('recovery', () => {
   });
   after(() => srv.close());
 
-  async function client(t: TestContext, user: string, opts: Parameters<typeof connected>[1] = {}) {
-    const c = await connected(srv.url, { token: await srv.token(user), ...opts });
-    t.after(() => c.disconnect());
-    return c;
-  }
+  const client = (t: TestContext, user: string, opts: Parameters<typeof connectedAs>[3] = {}) =>
+    connectedAs(srv, t, user, opts);
 
   /** publish publishes {n} and checks offset === n (the tests rely on it). */
   async function publish(channel: string, n: number): Promise<void> {
@@ -246,11 +243,8 @@ describe('recovery with a broker that answers asynchronously', () => {
   });
   after(() => srv.close());
 
-  async function client(t: TestContext, user: string, opts: Parameters<typeof connected>[1] = {}) {
-    const c = await connected(srv.url, { token: await srv.token(user), ...opts });
-    t.after(() => c.disconnect());
-    return c;
-  }
+  const client = (t: TestContext, user: string, opts: Parameters<typeof connectedAs>[3] = {}) =>
+    connectedAs(srv, t, user, opts);
 
   it('publications racing with subscribes and recovering resubscribes are neither lost nor duplicated', async (t) => {
     const ch = 'race:storm';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ProtocolErrorShape, Disconnect } from './codes.js';
+import type { ProtocolErrorShape } from './codes.js';
 import type { ClientInfo, ConnectResult, Publication, RawJSON, SubscribeResult } from './types.js';
 
 const q = JSON.stringify;
@@ -62,19 +62,9 @@ export function encodeMessagePush(data: RawJSON): string {
   return `{"push":{"message":{"data":${data}}}}`;
 }
 
-/** encodeDisconnectPush encodes a disconnect advice as a push. */
-export function encodeDisconnectPush(d: Disconnect): string {
-  return `{"push":{"disconnect":{"code":${d.code},"reason":${q(d.reason)}}}}`;
-}
-
 /** encodeRefreshPush tells the client its connection now expires in `ttl` seconds. */
 export function encodeRefreshPush(expires: boolean, ttl: number): string {
   return `{"push":{"refresh":{"expires":${expires},"ttl":${ttl}}}}`;
-}
-
-/** encodeConnectPush encodes a connect result as a push (unidirectional transports). */
-export function encodeConnectPush(res: ConnectResult): string {
-  return `{"push":{"connect":${encodeConnectResult(res)}}}`;
 }
 
 /** encodeSubscribeResult encodes a SubscribeResult, omitting empty fields. */

@@ -552,3 +552,18 @@ export async function connected(url: string, opts: Partial<Options> = {}): Promi
   await ready;
   return client;
 }
+
+/**
+ * connectedAs connects a real Centrifuge client to `srv` as `user` (token signed by the server's
+ * secret) and disconnects it when the test `t` ends.
+ */
+export async function connectedAs(
+  srv: TestServer,
+  t: { after(fn: () => void): void },
+  user: string,
+  opts: Partial<Options> = {},
+): Promise<Centrifuge> {
+  const c = await connected(srv.url, { token: await srv.token(user), ...opts });
+  t.after(() => c.disconnect());
+  return c;
+}
