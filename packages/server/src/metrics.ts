@@ -23,6 +23,9 @@ export class Metrics {
   readonly rejections: Counter<'reason'>;
   readonly slowDisconnects: Counter;
   readonly eventLoopLag: Gauge;
+  readonly shedding: Gauge<'level'>;
+  readonly sheddingTransitions: Counter<'level'>;
+  readonly killSwitches: Gauge;
   readonly #histogram: IntervalHistogram;
 
   constructor(nodeName: string) {
@@ -88,6 +91,21 @@ export class Metrics {
       help: 'Clients disconnected because their write queue exceeded client.queue_max_size.',
       registers,
     });
+    this.shedding = new Gauge({
+      name: 'bulwark_shedding',
+      help: 'Load shedding level on (1) or off (0): connect (new connections refused), read (history, presence, rpc refused).',
+      labelNames: ['level'],
+      registers,
+    });
+    this.shedding.set({ level: 'connect' }, 0);
+    this.shedding.set({ level: 'read' }, 0);
+    this.sheddingTransitions = new Counter({
+      name: 'bulwark_shedding_started_total',
+      help: 'Times a load shedding level turned on.',
+      labelNames: ['level'],
+      registers,
+    });
+    this.killSwitches = new Gauge({ name: 'bulwark_kill_switches', help: 'Kill switches on.', registers });
     // Event-loop lag as p99 of the last scrape interval: the one number that says "overloaded".
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();

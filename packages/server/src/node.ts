@@ -32,7 +32,10 @@ import { Hub } from './hub.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
+import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
+import { LoadShedder } from './protection/load-shedder.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
+import { ControlBus, type ControlMessage } from './control.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
@@ -91,6 +94,12 @@ export class Node implements SessionContext {
    */
   readonly admission: Admission;
   readonly rateLimiter: CommandRateLimiter;
+  /** Sheds new connections, then reads and RPC, while the event loop lags (protection.shedding). */
+  readonly shedder: LoadShedder;
+  /** The kill switches on this node; change them with setKillSwitch/removeKillSwitch (cluster-wide). */
+  readonly killSwitches = new KillSwitches();
+  /** Messages to and from the other nodes, through the broker. */
+  readonly control: ControlBus;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -106,6 +115,8 @@ export class Node implements SessionContext {
   #drainCut = false;
   #presenceTimer: NodeJS.Timeout | undefined;
   #name = '';
+  /** The drain in progress (API drain or shutdown), if any. */
+  #drainRun: Promise<void> | undefined;
 
   /**
    * Builds a node from a validated Config, or from config input (validated here: throws
@@ -132,6 +143,12 @@ export class Node implements SessionContext {
       : this.#connectVerifier;
     this.metrics = new Metrics(cfg.node.name || 'bulwark');
     this.#readFdLimits = options.readFdLimits ?? readFdLimits;
+    this.shedder = new LoadShedder(cfg.protection.shedding, {
+      onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
+    });
+    this.control = new ControlBus(this.nodeId, this.broker, this.log, (msg) => this.#onControl(msg));
+    for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason);
+    this.metrics.killSwitches.set(this.killSwitches.size);
     this.admission = new Admission(this);
     this.#http = new HttpServer(this);
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
@@ -177,8 +194,13 @@ export class Node implements SessionContext {
       },
       onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
       onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
-      onControl: () => undefined,
+      onControl: (data: RawJSON) => this.control.receive(data),
     });
+    // Switches set at runtime on the nodes already running reach this one too.
+    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
+      this.log.warn({ err }, 'kill switch sync request failed; this node starts with the configured switches only');
+    });
+    this.shedder.start();
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
@@ -222,6 +244,14 @@ export class Node implements SessionContext {
     info?: ClientInfo,
     opts: NodePublishOptions = {},
   ): Promise<StreamPosition> {
+    const max = this.config.protection.publication_max_size;
+    // data.length counts UTF-16 units, never more than the UTF-8 bytes: count bytes only when it could matter.
+    if (max > 0 && data.length * 3 > max && Buffer.byteLength(data) > max) {
+      throw new ProtocolError(
+        ErrorCode.LimitExceeded,
+        `publication data larger than protection.publication_max_size (${max} bytes)`,
+      );
+    }
     const o = rc.options;
     const history = !opts.skipHistory && ChannelRules.hasHistory(o);
     return this.broker.publish(rc.channel, data, {
@@ -239,6 +269,83 @@ export class Node implements SessionContext {
     const sessions = this.hub.userSessions(user);
     for (const s of sessions) s.sendMessage(frame);
     return sessions.size;
+  }
+
+  /**
+   * setKillSwitch turns a kill switch on (or changes its reason) on this node at once and on
+   * every other node through the broker. Clients refused by it get `reason`.
+   */
+  async setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
+    const sw = this.killSwitches.set(kind, target, reason);
+    this.#killSwitchesChanged(sw, true);
+    await this.control.send({ type: 'kill_switch_set', switch: sw });
+    return sw;
+  }
+
+  /** removeKillSwitch turns a kill switch off here and on every other node; false if it was not on here. */
+  async removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
+    const removed = this.killSwitches.remove(kind, target);
+    if (removed) this.#killSwitchesChanged({ kind, target }, false);
+    // Sent even when it was not on here: another node may have missed the change that removed it.
+    await this.control.send({ type: 'kill_switch_remove', kind, target });
+    return removed;
+  }
+
+  #killSwitchesChanged(
+    sw: Pick<KillSwitch, 'kind' | 'target'> & { reason?: string },
+    on: boolean,
+    from?: string,
+  ): void {
+    this.metrics.killSwitches.set(this.killSwitches.size);
+    this.log.warn(
+      { kind: sw.kind, target: sw.target, reason: sw.reason, from },
+      on ? 'kill switch on' : 'kill switch off',
+    );
+  }
+
+  #onControl(msg: ControlMessage): void {
+    switch (msg.type) {
+      case 'kill_switch_set': {
+        const sw = msg.switch;
+        this.killSwitches.set(sw.kind, sw.target, sw.reason, sw.since);
+        this.#killSwitchesChanged(sw, true, msg.from);
+        return;
+      }
+      case 'kill_switch_remove':
+        if (this.killSwitches.remove(msg.kind, msg.target)) this.#killSwitchesChanged(msg, false, msg.from);
+        return;
+      case 'kill_switch_sync':
+        if (this.killSwitches.size === 0) return;
+        this.control
+          .send({ type: 'kill_switch_state', to: msg.from, switches: this.killSwitches.list() })
+          .catch((err: unknown) => this.log.warn({ err }, 'kill switch state reply failed'));
+        return;
+      case 'kill_switch_state':
+        if (msg.to !== this.nodeId) return;
+        // Only switches missing here: a switch set on this node since it started is newer.
+        for (const sw of msg.switches) {
+          if (this.killSwitches.get(sw.kind, sw.target) !== undefined) continue;
+          this.killSwitches.set(sw.kind, sw.target, sw.reason, sw.since);
+          this.#killSwitchesChanged(sw, true, msg.from);
+        }
+        return;
+    }
+  }
+
+  #onShedding(level: 'connect' | 'read', on: boolean, lagMs: number): void {
+    this.metrics.shedding.set({ level }, on ? 1 : 0);
+    if (!on) {
+      this.log.info({ level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
+      return;
+    }
+    this.metrics.sheddingTransitions.inc({ level });
+    this.burstLog.warn(
+      `shedding.${level}`,
+      { level, lagMs: Math.round(lagMs) },
+      level === 'connect'
+        ? 'load shedding: event loop lagging, new connections refused'
+        : 'load shedding: event loop lagging, history/presence/rpc refused',
+    );
   }
 
   // ---------------------------------------------------------------- SessionContext
@@ -312,19 +419,35 @@ export class Node implements SessionContext {
     return this.#stopping;
   }
 
-  async #shutdown(): Promise<void> {
+  /**
+   * drain stops admitting connections (readiness turns false) and disconnects the connected
+   * clients with 3001 (reconnect allowed) spread uniformly over `windowMs` (default
+   * drain.window), without stopping the node: the server API and metrics keep answering until
+   * shutdown(). For rolling restarts driven by an orchestrator's pre-stop hook. A second call
+   * while a drain runs changes nothing. Returns the number of clients to disconnect.
+   */
+  drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
+    const clients = this.hub.numClients;
+    if (this.#drainRun !== undefined) return { clients, windowMs: 0 };
     this.#draining = true;
+    this.log.info({ clients, windowMs }, 'draining');
+    this.#drainRun = this.#drain(windowMs);
+    return { clients, windowMs };
+  }
+
+  async #shutdown(): Promise<void> {
     const cfg = this.config;
-    this.log.info({ clients: this.hub.numClients, windowMs: cfg.drain.window }, 'draining');
+    this.drain();
     const timedOut = Symbol('timeout');
     const deadline = new Promise<typeof timedOut>((resolve) =>
       setTimeout(() => resolve(timedOut), cfg.shutdown.timeout).unref(),
     );
     // At the deadline the drain is cut short: whoever is still connected leaves (3001) now,
     // and the listener closes, so nothing of the node outlives shutdown().
-    await Promise.race([this.#drain(cfg.drain.window), deadline]);
+    await Promise.race([this.#drainRun, deadline]);
     this.#drainCut = true;
     if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    this.shedder.stop();
     // Connected sessions left after the drain, and those that never sent connect (not in the
     // hub's session index): none may keep shutdown waiting for its stale timeout.
     for (const s of [...this.hub.sessions(), ...this.hub.connecting()])
@@ -346,7 +469,10 @@ export class Node implements SessionContext {
 
   async #drain(windowMs: number): Promise<void> {
     const sessions = [...this.hub.sessions()];
-    if (sessions.length === 0 || windowMs <= 0) return;
+    if (windowMs <= 0) {
+      for (const s of sessions) s.disconnect(disconnect(DisconnectCode.Shutdown));
+      return;
+    }
     // Uniform spread: session i leaves at i/n of the window (shuffled so no group leaves together).
     for (let i = sessions.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));

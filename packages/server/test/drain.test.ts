@@ -5,27 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import WebSocket from 'ws';
 import { rawClient, startTestServer, waitUntil, type CloseInfo, type RawClient } from './helpers/server.js';
-
-/** upgradeAttempt tries a WebSocket upgrade and reports the HTTP status and Retry-After of a refusal. */
-function upgradeAttempt(url: string): Promise<{ status: number; retryAfter: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.on('error', () => undefined);
-    ws.once('open', () => {
-      ws.terminate();
-      resolve({ status: 101, retryAfter: undefined });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      const retry = res.headers['retry-after'];
-      resolve({ status: res.statusCode ?? 0, retryAfter: Array.isArray(retry) ? retry[0] : retry });
-      res.resume();
-      ws.terminate();
-    });
-    setTimeout(() => reject(new Error('upgrade attempt timed out')), 2000).unref();
-  });
-}
+import { upgradeAttempt } from './helpers/protection.js';
 
 /** connectMany opens `n` raw clients and connects each as its own user. */
 async function connectMany(srv: Awaited<ReturnType<typeof startTestServer>>, n: number): Promise<RawClient[]> {
@@ -115,5 +96,34 @@ describe('drain on shutdown', () => {
     await Promise.all(clients.map((c) => c.waitClose(1000)));
     for (const c of clients) assert.equal((await c.closed).code, 3001);
     await assert.rejects(fetch(`${srv.httpUrl}/health`), 'listener closed');
+  });
+});
+
+describe('drain through the server API', () => {
+  it('drain spreads 3001 over window_ms, refuses upgrades, and the API keeps answering', async (t) => {
+    const srv = await startTestServer();
+    t.after(() => srv.close());
+    const clients = await connectMany(srv, 20);
+    t.after(() => clients.forEach((c) => c.close()));
+    const closes: number[] = [];
+    for (const c of clients) void c.closed.then(() => closes.push(Date.now()));
+    const started = Date.now();
+    const res = await srv.api('drain', { window_ms: 600 });
+    assert.deepEqual(res.body.result, { clients: 20, window_ms: 600 });
+    assert.equal((await upgradeAttempt(srv.url)).status, 503);
+    assert.equal((await fetch(`${srv.httpUrl}/ready`)).status, 503);
+    await waitUntil(() => closes.length === 20, 3000, 'every client drained');
+    for (const c of clients) assert.equal((await c.closed).code, 3001);
+    const spread = Math.max(...closes) - Math.min(...closes);
+    assert.ok(spread >= 300, `closes spread over ${spread} ms of a 600 ms window`);
+    assert.ok(Math.max(...closes) - started < 2000);
+    // Not stopped: the API and metrics still answer, and a second drain is a no-op.
+    const info = await srv.api('info', {});
+    assert.equal(info.body.result.nodes[0].num_clients, 0);
+    assert.deepEqual((await srv.api('drain', {})).body.result, { clients: 0, window_ms: 0 });
+    // A later shutdown finds the drain done and stops at once.
+    const t0 = Date.now();
+    await srv.node.shutdown();
+    assert.ok(Date.now() - t0 < 1000);
   });
 });

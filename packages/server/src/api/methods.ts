@@ -10,6 +10,7 @@ import { ChannelRules } from '../channel-rules.js';
 import type { Node } from '../node.js';
 import { DisconnectCode, ErrorCode, ProtocolError, UnsubscribeCode, disconnect } from '../protocol/codes.js';
 import { asRaw, type RawJSON, type Publication } from '../protocol/types.js';
+import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 
 const channel = z.string().min(1);
 const json = z.unknown();
@@ -98,6 +99,15 @@ const schemas = {
   channels: z.object({ pattern: z.string().optional() }),
   info: z.object({}),
   send: z.object({ user: z.string(), data: json.optional(), b64data: b64json }),
+  kill_switch_set: z.object({
+    kind: z.enum(killSwitchKinds),
+    target: z.string().default(ANY),
+    // Travels to clients in an error message and in a 503 body: short and printable.
+    reason: z.string().min(1).max(200),
+  }),
+  kill_switch_remove: z.object({ kind: z.enum(killSwitchKinds), target: z.string().default(ANY) }),
+  kill_switch_list: z.object({}),
+  drain: z.object({ window_ms: z.number().int().min(0).max(3_600_000).optional() }),
 } as const;
 
 /** ApiMethod is a server API method name. */
@@ -275,6 +285,21 @@ export async function callApiMethod(node: Node, method: ApiMethod, body: unknown
       const p = b as z.output<(typeof schemas)['send']>;
       node.sendMessage(p.user, p.b64data ?? p.data ?? null);
       return {};
+    }
+    case 'kill_switch_set': {
+      const p = b as z.output<(typeof schemas)['kill_switch_set']>;
+      return { switch: await node.setKillSwitch(p.kind, p.target, p.reason) };
+    }
+    case 'kill_switch_remove': {
+      const p = b as z.output<(typeof schemas)['kill_switch_remove']>;
+      return { removed: await node.removeKillSwitch(p.kind, p.target) };
+    }
+    case 'kill_switch_list':
+      return { switches: node.killSwitches.list() };
+    case 'drain': {
+      const p = b as z.output<(typeof schemas)['drain']>;
+      const d = node.drain(p.window_ms);
+      return { clients: d.clients, window_ms: d.windowMs };
     }
   }
 }

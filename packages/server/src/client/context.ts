@@ -12,6 +12,8 @@ import type { PresenceManager } from '../engine/presence.js';
 import type { Hub } from '../hub.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import type { CommandRateLimiter } from '../protection/rate-limit.js';
+import type { KillSwitches } from '../protection/kill-switches.js';
+import type { SheddingState } from '../protection/load-shedder.js';
 import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
@@ -42,6 +44,10 @@ export interface SessionContext {
   readonly log: Logger;
   /** Command rate limits (per connection buckets live on the session, per user ones here). */
   readonly rateLimiter: CommandRateLimiter;
+  /** What load shedding refuses right now (see protection/load-shedder.ts). */
+  readonly shedder: SheddingState;
+  /** Kill switches on this node (see protection/kill-switches.ts). */
+  readonly killSwitches: KillSwitches;
   /** Logs protection events once per burst (see protection/burst-log.ts). */
   readonly burstLog: BurstLog;
   readonly nodeId: string;

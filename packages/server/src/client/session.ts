@@ -49,6 +49,7 @@ import {
 import type { Transport } from '../transport/transport.js';
 import type { ConnectTokenClaims, SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
+import { killSwitchError } from '../protection/kill-switch-error.js';
 import type { SessionContext } from './context.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -99,6 +100,15 @@ const pingBuffer = Buffer.from(pingFrame);
 /** Shared placeholders, so an idle connection holds no queue array and no promise of its own. */
 const noFrames: Buffer[] = [];
 const idle: Promise<void> = Promise.resolve();
+
+/** The commands load shedding refuses at its read level, with their rejection label. */
+const shedReasons: Readonly<Partial<Record<string, { reason: string }>>> = {
+  history: { reason: 'overload_read' },
+  presence: { reason: 'overload_read' },
+  presence_stats: { reason: 'overload_read' },
+  rpc: { reason: 'overload_rpc' },
+};
+const overloadError = new ProtocolError(ErrorCode.TooManyRequests, 'too many requests: server overloaded').toWire();
 
 /** Outcome is a handler's result: the encoded reply, and work to do once it is queued. */
 type Outcome = { reply: string; after?: () => void } | undefined;
@@ -237,7 +247,7 @@ export class ClientSession {
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
     }
-    if (this.#rateLimited(cmd)) return;
+    if (this.#rateLimited(cmd) || this.#shed(cmd)) return;
     try {
       const result = await this.#dispatch(cmd);
       metrics.command(cmd.method, 'ok');
@@ -290,6 +300,22 @@ export class ClientSession {
       return true;
     }
     if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.TooManyRequests).toWire()));
+    return true;
+  }
+
+  /**
+   * #shed refuses a read or rpc command while load shedding is at its read level (see
+   * protection/load-shedder.ts): error 111, temporary, so the SDK backs off. Cheaper than
+   * serving it by far — no engine call, no encoding of a result.
+   */
+  #shed(cmd: Command): boolean {
+    const ctx = this.#ctx;
+    if (!ctx.shedder.read) return false;
+    const reason = shedReasons[cmd.method];
+    if (reason === undefined) return false;
+    ctx.metrics.command(cmd.method, 'error');
+    ctx.metrics.rejections.inc(reason);
+    if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, overloadError));
     return true;
   }
 
@@ -695,6 +721,7 @@ export class ClientSession {
       (this.user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
       (o.allow_publish_for_subscriber && subscribed);
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    this.#checkKillSwitch('publish', rc.namespace);
     await ctx.publishFromClient(rc, asRaw(data), this.info(this.#subs.get(channel)?.chanInfo));
     return { reply: '{}' };
   }
@@ -709,6 +736,21 @@ export class ClientSession {
       (this.user === '' ? forAnon : forClient) ||
       (forSub && this.#subs.has(rc.channel));
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    this.#checkKillSwitch('read', rc.namespace);
+  }
+
+  /** #checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
+  #checkKillSwitch(kind: 'publish' | 'read' | 'rpc', target: string): void {
+    const ctx = this.#ctx;
+    const off = ctx.killSwitches.find(kind, target);
+    if (off === undefined) return;
+    ctx.metrics.rejections.inc({ reason: `kill_switch_${kind}` });
+    ctx.burstLog.warn(
+      `kill_switch.${kind}`,
+      { kind, target: off.target, reason: off.reason },
+      'refused by a kill switch',
+    );
+    throw killSwitchError(off);
   }
 
   async #presenceCmd(channel: string, statsOnly: boolean): Promise<{ reply: string }> {
@@ -743,6 +785,7 @@ export class ClientSession {
   async #rpcCmd(method: string, data: unknown): Promise<{ reply: string }> {
     const handler = this.#ctx.rpcHandlers.get(method);
     if (!handler) throw new ProtocolError(ErrorCode.MethodNotFound);
+    this.#checkKillSwitch('rpc', method);
     const out = await handler(data, this.#rpcContext());
     return { reply: out === undefined ? '{}' : `{"data":${asRaw(out)}}` };
   }

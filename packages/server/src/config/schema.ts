@@ -337,13 +337,57 @@ export const configSchema = z
         log_interval: duration('10s').describe(
           'A protection that triggers logs at most once per interval per kind, with the count since the last line (a storm must not become a log storm).',
         ),
+        publication_max_size: z
+          .number()
+          .int()
+          .min(0)
+          .default(65_536)
+          .describe(
+            'Largest publication data in bytes (JSON-encoded), from clients (error 106) and the server API (error 106 in the reply). Every byte is stored in history and written to every subscriber. 0 means no limit.',
+          ),
+        shedding: z
+          .strictObject({
+            enabled: z.boolean().default(true).describe('Shed work when the event loop lags (see docs/OPERATIONS.md).'),
+            sample_interval: duration('20ms').describe(
+              'How often the event-loop lag is sampled; the lag is smoothed over about four samples.',
+            ),
+            connect_lag: duration('50ms').describe(
+              'Smoothed lag over which new connections are refused (HTTP 503, Retry-After; reason overload). Cleared below half of it.',
+            ),
+            read_lag: duration('100ms').describe(
+              'Smoothed lag over which history, presence, presence_stats and rpc commands are also refused (error 111, temporary). Cleared below half of it. Publications to connected clients are never shed.',
+            ),
+          })
+          .prefault({})
+          .describe('Load shedding on event-loop lag: new connections first, then reads and RPC.'),
+        kill_switches: z
+          .array(
+            z.strictObject({
+              kind: z
+                .enum(['publish', 'rpc', 'read', 'connect'])
+                .describe(
+                  'What is switched off: client publish, an rpc method, history/presence reads, new connections.',
+                ),
+              target: z
+                .string()
+                .default('*')
+                .describe('Namespace (publish, read; "" for channels without one), rpc method, or "*" for all.'),
+              reason: z.string().min(1).describe('Told to the clients refused.'),
+            }),
+          )
+          .default([])
+          .describe(
+            'Kill switches on from start. More are set at runtime with the kill_switch_set API method (held in memory, cluster-wide; see docs/OPERATIONS.md).',
+          ),
       })
       .prefault({})
-      .describe('Bulwark: launch-day protections (admission, file descriptors, rate limits).'),
+      .describe(
+        'Bulwark: launch-day protections (admission, file descriptors, rate limits, load shedding, kill switches).',
+      ),
     drain: z
       .strictObject({
         window: duration('10s').describe(
-          'On SIGTERM, disconnect clients (3001, reconnect allowed) spread uniformly over this window.',
+          'On SIGTERM or the drain API method, disconnect clients (3001, reconnect allowed) spread uniformly over this window.',
         ),
       })
       .prefault({})
@@ -437,6 +481,13 @@ export const configSchema = z
         code: 'custom',
         path: ['protection', 'retry_after_max'],
         message: 'retry_after_max must not be shorter than retry_after_min',
+      });
+    }
+    if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['protection', 'shedding', 'read_lag'],
+        message: 'read_lag must not be shorter than connect_lag: new connections are shed first',
       });
     }
     if (cfg.client.pong_timeout >= cfg.client.ping_interval && cfg.client.ping_interval > 0) {

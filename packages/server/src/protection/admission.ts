@@ -18,10 +18,12 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from './burst-log.js';
+import type { KillSwitches } from './kill-switches.js';
+import type { SheddingState } from './load-shedder.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** RejectReason is why admission refused an upgrade: the `reason` label of bulwark_rejections_total. */
-export type RejectReason = 'connection_limit' | 'connection_rate' | 'draining';
+export type RejectReason = 'connection_limit' | 'connection_rate' | 'draining' | 'overload' | 'kill_switch';
 
 /** AdmissionContext is what admission needs from its node (a Node satisfies it). */
 export interface AdmissionContext {
@@ -30,6 +32,10 @@ export interface AdmissionContext {
   readonly burstLog: BurstLog;
   /** True once shutdown began: every upgrade is refused. */
   readonly draining: boolean;
+  /** Load shedding: at its connect level every upgrade is refused. */
+  readonly shedder: SheddingState;
+  /** A `connect` kill switch refuses every upgrade, telling its reason. */
+  readonly killSwitches: KillSwitches;
 }
 
 /** AdmissionOptions inject randomness and time, for tests. */
@@ -54,13 +60,15 @@ export function retryAfterRange(minMs: number, maxMs: number): [lo: number, hi: 
 }
 
 /** rejectionResponse is the raw HTTP response of a refused upgrade, with its Retry-After in seconds. */
-export function rejectionResponse(retryAfterSeconds: number): string {
+export function rejectionResponse(retryAfterSeconds: number, body = ''): string {
   return (
     'HTTP/1.1 503 Service Unavailable\r\n' +
     'Connection: close\r\n' +
-    'Content-Length: 0\r\n' +
+    (body === '' ? '' : 'Content-Type: text/plain; charset=utf-8\r\n') +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     `Retry-After: ${retryAfterSeconds}\r\n` +
-    '\r\n'
+    '\r\n' +
+    body
   );
 }
 
@@ -122,6 +130,8 @@ export class Admission {
       connection_limit: { reason: 'connection_limit' },
       connection_rate: { reason: 'connection_rate' },
       draining: { reason: 'draining' },
+      overload: { reason: 'overload' },
+      kill_switch: { reason: 'kill_switch' },
     };
     this.#limit = cfg.client.connection_limit;
     this.#fields = this.#makeFields();
@@ -152,13 +162,19 @@ export class Admission {
    * the upgrade was refused — a 503 with Retry-After is written to `socket`, which is closed,
    * the refusal counted and burst-logged — and the caller must not touch the socket again.
    *
-   * Checks, cheapest and most final first: draining, then the count, then the rate. A refusal
-   * by count takes no rate token. The count is of accepted WebSockets: it is exact because
+   * Checks, cheapest and most final first: draining, a connect kill switch, load shedding,
+   * then the count, then the rate. A refusal by anything before the rate takes no rate token. The count is of accepted WebSockets: it is exact because
    * ws's handleUpgrade accepts synchronously (no verifyClient), so no other upgrade runs
    * between admit() and opened().
    */
   admit(socket: Socket): boolean {
-    if (this.#ctx.draining) return this.#reject(socket, 'draining');
+    const ctx = this.#ctx;
+    if (ctx.draining) return this.#reject(socket, 'draining');
+    if (ctx.killSwitches.size > 0) {
+      const off = ctx.killSwitches.find('connect');
+      if (off !== undefined) return this.#reject(socket, 'kill_switch', `disabled: ${off.reason}\n`);
+    }
+    if (ctx.shedder.connect) return this.#reject(socket, 'overload');
     if (this.#limit > 0 && this.#open >= this.#limit) return this.#reject(socket, 'connection_limit');
     if (this.#bucket !== undefined && !this.#bucket.take(this.#now())) return this.#reject(socket, 'connection_rate');
     return true;
@@ -179,9 +195,14 @@ export class Admission {
     return this.#lo + Math.floor(this.#random() * (this.#hi - this.#lo + 1));
   }
 
-  #reject(socket: Socket, reason: RejectReason): false {
+  #reject(socket: Socket, reason: RejectReason, body = ''): false {
     const seconds = this.retryAfterSeconds();
-    writeRawResponse(socket, this.#responses[seconds - this.#lo] ?? rejectionResponse(seconds));
+    writeRawResponse(
+      socket,
+      body === ''
+        ? (this.#responses[seconds - this.#lo] ?? rejectionResponse(seconds))
+        : rejectionResponse(seconds, body),
+    );
     const ctx = this.#ctx;
     ctx.metrics.rejections.inc(this.#labels[reason]);
     ctx.burstLog.warn(`admission.${reason}`, this.#fields[reason], messages[reason]);
@@ -194,6 +215,8 @@ export class Admission {
       connection_limit: { reason: 'connection_limit', connectionLimit: this.#limit, retryAfter },
       connection_rate: { reason: 'connection_rate', connectionRateLimit: this.#bucket?.rate ?? 0, retryAfter },
       draining: { reason: 'draining', retryAfter },
+      overload: { reason: 'overload', retryAfter },
+      kill_switch: { reason: 'kill_switch', retryAfter },
     };
   }
 }
@@ -202,4 +225,6 @@ const messages: Record<RejectReason, string> = {
   connection_limit: 'connections refused: the node holds its connection limit (HTTP 503, Retry-After)',
   connection_rate: 'connections refused: over client.connection_rate_limit (HTTP 503, Retry-After)',
   draining: 'connections refused: the node is draining (HTTP 503, Retry-After)',
+  overload: 'connections refused: load shedding, the event loop lags (HTTP 503, Retry-After)',
+  kill_switch: 'connections refused: the connect kill switch is on (HTTP 503, Retry-After)',
 };

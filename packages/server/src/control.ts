@@ -1,0 +1,86 @@
+/**
+ * Control messages: what one node tells the others through the broker's control channel
+ * (`Broker.publishControl`, delivered to every node, the sender included). It is the only
+ * way nodes talk to each other — no cluster protocol of our own — so a change made through
+ * any node's API reaches the whole cluster as fast as the engine delivers a publication.
+ *
+ * Messages from other nodes are external input: each is validated, and one that does not
+ * parse is logged and dropped, never thrown into the broker's delivery loop.
+ *
+ * @module
+ */
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Broker } from './engine/broker.js';
+import { killSwitchKinds } from './protection/kill-switches.js';
+import type { RawJSON } from './protocol/types.js';
+
+const killSwitch = z.object({
+  kind: z.enum(killSwitchKinds),
+  target: z.string(),
+  reason: z.string(),
+  since: z.number(),
+});
+
+const controlMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('kill_switch_set'), from: z.string(), switch: killSwitch }),
+  z.object({
+    type: z.literal('kill_switch_remove'),
+    from: z.string(),
+    kind: z.enum(killSwitchKinds),
+    target: z.string(),
+  }),
+  // A node that just started asks the others for the switches that are on.
+  z.object({ type: z.literal('kill_switch_sync'), from: z.string() }),
+  // The answer to a sync, addressed to the node that asked.
+  z.object({ type: z.literal('kill_switch_state'), from: z.string(), to: z.string(), switches: z.array(killSwitch) }),
+]);
+
+/** ControlMessage is one validated control message. */
+export type ControlMessage = z.output<typeof controlMessage>;
+
+/** OutgoingControl is a control message before the bus stamps its sender. */
+export type OutgoingControl = ControlMessage extends infer M ? (M extends unknown ? Omit<M, 'from'> : never) : never;
+
+/** ControlBus sends and receives control messages for one node. */
+export class ControlBus {
+  readonly #nodeId: string;
+  readonly #broker: Broker;
+  readonly #log: Logger;
+  readonly #handle: (msg: ControlMessage) => void;
+
+  /** `handle` receives every valid message from another node (this node's own are skipped). */
+  constructor(nodeId: string, broker: Broker, log: Logger, handle: (msg: ControlMessage) => void) {
+    this.#nodeId = nodeId;
+    this.#broker = broker;
+    this.#log = log;
+    this.#handle = handle;
+  }
+
+  /** send publishes a message to every node. */
+  send(msg: OutgoingControl): Promise<void> {
+    return this.#broker.publishControl(JSON.stringify({ ...msg, from: this.#nodeId }) as RawJSON);
+  }
+
+  /**
+   * receive handles one control message from the broker. The sender already applied its own
+   * change, so its echo is skipped: applying it again could undo a later change made on the
+   * sender in between.
+   */
+  receive(data: RawJSON): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      this.#log.warn({ bytes: data.length }, 'control message dropped: not JSON');
+      return;
+    }
+    const result = controlMessage.safeParse(parsed);
+    if (!result.success) {
+      this.#log.warn({ issue: result.error.issues[0]?.message }, 'control message dropped: unknown or invalid');
+      return;
+    }
+    if (result.data.from === this.#nodeId) return;
+    this.#handle(result.data);
+  }
+}

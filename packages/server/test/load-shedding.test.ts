@@ -1,0 +1,132 @@
+/**
+ * Load shedding on event-loop lag: the levels and their hysteresis (unit), and over real
+ * sockets a node whose loop is kept busy refuses new connections (503 + Retry-After) and
+ * history/presence/rpc (error 111, temporary) while its subscribers keep receiving
+ * publications; once the lag is gone, everything is served again.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LoadShedder } from '../src/protection/load-shedder.js';
+import { assertRetryAfterIn, connectClient, rejectionsMetric, upgradeAttempt } from './helpers/protection.js';
+import { startTestServer, waitUntil } from './helpers/server.js';
+
+const cfg = { enabled: true, sample_interval: 20, connect_lag: 50, read_lag: 100 };
+
+/** busyFor blocks the event loop for `ms`, as a CPU-bound burst of work would. */
+function busyFor(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // spin
+  }
+}
+
+describe('LoadShedder levels', () => {
+  it('sheds connects first, then reads; each level clears below half its threshold', () => {
+    const changes: string[] = [];
+    const s = new LoadShedder(cfg, { onChange: (level, on) => changes.push(`${level}:${on ? 'on' : 'off'}`) });
+    s.sample(0);
+    assert.deepEqual([s.connect, s.read], [false, false]);
+    // One 240 ms stall: smoothed lag 60 ms, over connect_lag only.
+    s.sample(240);
+    assert.equal(s.lagMs, 60);
+    assert.deepEqual([s.connect, s.read], [true, false]);
+    // Sustained lag: smoothed lag climbs over read_lag.
+    for (let i = 0; i < 5; i++) s.sample(300);
+    assert.ok(s.lagMs > 100, `lag ${s.lagMs}`);
+    assert.deepEqual([s.connect, s.read], [true, true]);
+    // Recovering: under read_lag but above half of it, reads stay shed (no flapping).
+    while (s.lagMs >= 90) s.sample(0);
+    assert.ok(s.lagMs >= 50);
+    assert.equal(s.read, true);
+    while (s.lagMs >= 50) s.sample(0);
+    assert.deepEqual([s.connect, s.read], [true, false], 'reads served again below read_lag / 2');
+    while (s.lagMs >= 25) s.sample(0);
+    assert.deepEqual([s.connect, s.read], [false, false], 'connections admitted again below connect_lag / 2');
+    assert.deepEqual(changes, ['connect:on', 'read:on', 'read:off', 'connect:off']);
+  });
+
+  it('a lag just over a threshold and back just under it does not turn the level off', () => {
+    const s = new LoadShedder(cfg);
+    for (let i = 0; i < 20; i++) s.sample(60);
+    assert.equal(s.connect, true);
+    for (let i = 0; i < 20; i++) s.sample(40);
+    assert.equal(s.connect, true, '40 ms is under connect_lag but over half of it');
+  });
+
+  it('disabled: start() samples nothing and nothing is shed', async () => {
+    const s = new LoadShedder({ ...cfg, enabled: false, sample_interval: 1 });
+    s.start();
+    busyFor(50);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual([s.connect, s.read, s.lagMs], [false, false, 0]);
+    s.stop();
+  });
+});
+
+describe('load shedding over real sockets', () => {
+  it('a busy loop sheds connects and reads, publications keep flowing, then everything is served again', async (t) => {
+    const srv = await startTestServer({
+      protection: { shedding: { sample_interval: '10ms', connect_lag: '20ms', read_lag: '40ms' } },
+    });
+    t.after(() => srv.close());
+    srv.node.rpc('echo', (data) => data);
+    const sub = await connectClient(srv, 'subscriber', 'chat:room');
+    const reader = await connectClient(srv, 'reader', 'chat:room');
+    const before = await reader.call('history', { channel: 'chat:room', limit: 10 });
+    assert.ok(before.history, JSON.stringify(before));
+
+    // Overload: the loop runs 150 ms of work every 160 ms, as a node at its CPU limit would.
+    const load = setInterval(() => busyFor(150), 160);
+    t.after(() => clearInterval(load));
+    await waitUntil(() => srv.node.shedder.read, 5000, 'read shedding on');
+
+    for (const [method, body] of [
+      ['history', { channel: 'chat:room', limit: 10 }],
+      ['presence', { channel: 'chat:room' }],
+      ['presence_stats', { channel: 'chat:room' }],
+      ['rpc', { method: 'echo', data: { x: 1 } }],
+    ] as const) {
+      const reply = await reader.call(method, body, 5000);
+      assert.deepEqual(
+        reply.error,
+        { code: 111, message: 'too many requests: server overloaded', temporary: true },
+        `${method} is shed`,
+      );
+    }
+    const refused = await upgradeAttempt(srv.url);
+    assertRetryAfterIn(refused, 1, 10);
+
+    // The live stream is not shed: an API publication reaches the subscriber.
+    const pub = await srv.api('publish', { channel: 'chat:room', data: { text: 'still flowing' } });
+    assert.equal(pub.status, 200, JSON.stringify(pub.body));
+    await sub.waitFor((m) => (m.push?.pub?.data as { text?: string } | undefined)?.text === 'still flowing', 5000);
+    // So is publishing from a client.
+    const own = await reader.call('publish', { channel: 'chat:room', data: { text: 'from a client' } }, 5000);
+    assert.ok(own.publish !== undefined && own.error === undefined, JSON.stringify(own));
+
+    clearInterval(load);
+    await waitUntil(() => !srv.node.shedder.read && !srv.node.shedder.connect, 5000, 'shedding off');
+    const after = await reader.call('history', { channel: 'chat:room', limit: 10 });
+    assert.ok(after.history, JSON.stringify(after));
+    assert.equal((await upgradeAttempt(srv.url)).status, 101, 'connections admitted again');
+
+    assert.ok((await rejectionsMetric(srv.httpUrl, 'overload_read')) >= 3);
+    assert.ok((await rejectionsMetric(srv.httpUrl, 'overload_rpc')) >= 1);
+    assert.ok((await rejectionsMetric(srv.httpUrl, 'overload')) >= 1);
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    assert.match(metrics, /bulwark_shedding_started_total\{level="read"[^}]*\} [1-9]/);
+    assert.match(metrics, /bulwark_shedding\{level="read"[^}]*\} 0/);
+  });
+
+  it('shedding.enabled=false: the same busy loop sheds nothing', async (t) => {
+    const srv = await startTestServer({ protection: { shedding: { enabled: false } } });
+    t.after(() => srv.close());
+    const reader = await connectClient(srv, 'reader', 'chat:room');
+    const load = setInterval(() => busyFor(150), 160);
+    t.after(() => clearInterval(load));
+    await new Promise((r) => setTimeout(r, 400));
+    const reply = await reader.call('history', { channel: 'chat:room', limit: 10 }, 5000);
+    assert.ok(reply.history, JSON.stringify(reply));
+    assert.equal(srv.node.shedder.lagMs, 0);
+  });
+});
