@@ -35,7 +35,10 @@ import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd
 import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
-import { ControlBus, type ControlMessage } from './control.js';
+import { ControlBus, type ControlMessage, type NodeInfo } from './cluster/control.js';
+import { NodeRegistry } from './cluster/node-registry.js';
+import { Surveys } from './cluster/survey.js';
+import { applyUserCommand } from './api/methods.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
@@ -100,6 +103,10 @@ export class Node implements SessionContext {
   readonly killSwitches = new KillSwitches();
   /** Messages to and from the other nodes, through the broker. */
   readonly control: ControlBus;
+  /** The other live nodes (from their node_info messages). */
+  readonly nodes: NodeRegistry;
+  /** Cluster-wide questions (channels API). */
+  readonly surveys: Surveys;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -114,6 +121,7 @@ export class Node implements SessionContext {
   /** Set when shutdown.timeout cut the drain short: the drain loop stops. */
   #drainCut = false;
   #presenceTimer: NodeJS.Timeout | undefined;
+  #infoTimer: NodeJS.Timeout | undefined;
   #name = '';
   /** The drain in progress (API drain or shutdown), if any. */
   #drainRun: Promise<void> | undefined;
@@ -147,6 +155,8 @@ export class Node implements SessionContext {
       onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
     });
     this.control = new ControlBus(this.nodeId, this.broker, this.log, (msg) => this.#onControl(msg));
+    this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
+    this.surveys = new Surveys(this.control, cfg.node.survey_timeout);
     for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason);
     this.metrics.killSwitches.set(this.killSwitches.size);
     this.admission = new Admission(this);
@@ -206,6 +216,9 @@ export class Node implements SessionContext {
     this.metrics.setNodeName(this.#name);
     this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
     this.#presenceTimer.unref();
+    this.#publishInfo();
+    this.#infoTimer = setInterval(() => this.#publishInfo(), cfg.node.info_interval);
+    this.#infoTimer.unref();
     this.log.info({ node: this.#name, port: addr.port, engine: cfg.engine.type, version }, 'bulwark started');
     return addr;
   }
@@ -303,8 +316,48 @@ export class Node implements SessionContext {
     );
   }
 
+  /** info returns this node's counts, as the info API method lists them. */
+  info(): NodeInfo {
+    const hub = this.hub;
+    return {
+      uid: this.nodeId,
+      name: this.name,
+      version: this.version,
+      num_clients: hub.numClients,
+      num_users: hub.numUsers,
+      num_channels: hub.numChannels,
+      num_subs: hub.numSubs,
+      uptime: Math.floor((Date.now() - this.startedAt) / 1000),
+    };
+  }
+
+  #publishInfo(): void {
+    this.control.send({ type: 'node_info', info: this.info() }).catch((err: unknown) => {
+      this.burstLog.warn('control.node_info', { err }, 'node info not sent: the engine is unreachable');
+    });
+  }
+
   #onControl(msg: ControlMessage): void {
     switch (msg.type) {
+      case 'node_info':
+        this.nodes.update(msg.info);
+        return;
+      case 'node_leave':
+        this.nodes.remove(msg.from);
+        return;
+      case 'user_command':
+        applyUserCommand(this, msg.method, msg.body).catch((err: unknown) => {
+          this.log.warn({ err, method: msg.method, from: msg.from }, 'user command from another node failed');
+        });
+        return;
+      case 'survey':
+        this.control
+          .send({ type: 'survey_reply', to: msg.from, id: msg.id, result: Object.fromEntries(this.hub.channels()) })
+          .catch((err: unknown) => this.log.warn({ err }, 'survey reply not sent'));
+        return;
+      case 'survey_reply':
+        if (msg.to === this.nodeId) this.surveys.onReply(msg.id, msg.result);
+        return;
       case 'kill_switch_set': {
         const sw = msg.switch;
         this.killSwitches.set(sw.kind, sw.target, sw.reason, sw.since);
@@ -447,12 +500,15 @@ export class Node implements SessionContext {
     await Promise.race([this.#drainRun, deadline]);
     this.#drainCut = true;
     if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    if (this.#infoTimer) clearInterval(this.#infoTimer);
     this.shedder.stop();
     // Connected sessions left after the drain, and those that never sent connect (not in the
     // hub's session index): none may keep shutdown waiting for its stale timeout.
     for (const s of [...this.hub.sessions(), ...this.hub.connecting()])
       s.disconnect(disconnect(DisconnectCode.Shutdown));
     const stop = async () => {
+      // The other nodes drop this one from info at once instead of after 3 info intervals.
+      if (this.#started) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
       await this.#http.close();
       await this.broker.close();
       await this.presence.close();

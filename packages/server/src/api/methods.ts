@@ -11,6 +11,7 @@ import type { Node } from '../node.js';
 import { DisconnectCode, ErrorCode, ProtocolError, UnsubscribeCode, disconnect } from '../protocol/codes.js';
 import { asRaw, type RawJSON, type Publication } from '../protocol/types.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
+import { userCommandMethods } from '../cluster/control.js';
 
 const channel = z.string().min(1);
 const json = z.unknown();
@@ -146,19 +147,43 @@ function targets(node: Node, t: { user: string; client?: string | undefined }) {
   return [...node.hub.userSessions(t.user)].filter((s) => !t.client || s.id === t.client);
 }
 
-/**
- * callApiMethod validates `body` for `method` and runs it. Returns the `result` object, or
- * throws ProtocolError (107 bad request with the first validation problem, or the method's
- * own error).
- */
-export async function callApiMethod(node: Node, method: ApiMethod, body: unknown): Promise<unknown> {
+/** parseBody validates an API body; throws ProtocolError 107 naming the first problem. */
+function parseBody<M extends ApiMethod>(method: M, body: unknown): z.output<(typeof schemas)[M]> {
   const parsed = schemas[method].safeParse(body ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
     throw new ProtocolError(ErrorCode.BadRequest, `bad request: ${where}${issue?.message ?? 'invalid body'}`);
   }
-  const b = parsed.data;
+  return parsed.data as z.output<(typeof schemas)[M]>;
+}
+
+/** UserCommandMethod is an API method on a user's connections, run on every node. */
+export type UserCommandMethod = (typeof userCommandMethods)[number];
+
+function isUserCommand(method: ApiMethod): method is UserCommandMethod {
+  return (userCommandMethods as readonly string[]).includes(method);
+}
+
+/**
+ * callApiMethod validates `body` for `method` and runs it. Returns the `result` object, or
+ * throws ProtocolError (107 bad request with the first validation problem, or the method's
+ * own error).
+ *
+ * Methods on a user's connections (subscribe, unsubscribe, disconnect, refresh, send) reach
+ * the user wherever they are connected: once the body is valid, it is sent to every other
+ * node as a control message, and applied to this node's sessions.
+ */
+export async function callApiMethod(node: Node, method: ApiMethod, body: unknown): Promise<unknown> {
+  if (isUserCommand(method)) {
+    const p = parseBody(method, body);
+    // A bad channel is the caller's error, answered before anything is sent anywhere.
+    if ('channel' in p) node.rules.resolve(p.channel);
+    await node.control.send({ type: 'user_command', method, body });
+    await runUserCommand(node, method, p);
+    return {};
+  }
+  const b = parseBody(method, body);
   switch (method) {
     case 'publish': {
       const p = b as z.output<typeof publishBody>;
@@ -181,40 +206,6 @@ export async function callApiMethod(node: Node, method: ApiMethod, body: unknown
         }),
       );
       return { responses };
-    }
-    case 'subscribe': {
-      const p = b as z.output<(typeof schemas)['subscribe']>;
-      node.rules.resolve(p.channel);
-      for (const s of targets(node, p)) {
-        await s.serverSubscribe(p.channel, {
-          info: raw(p.b64info ?? p.info),
-          data: raw(p.b64data ?? p.data),
-          since: p.recover_since,
-          expireAt: p.expire_at ? p.expire_at * 1000 : 0,
-        });
-      }
-      return {};
-    }
-    case 'unsubscribe': {
-      const p = b as z.output<(typeof schemas)['unsubscribe']>;
-      for (const s of targets(node, p)) {
-        await s.unsubscribe(p.channel, { code: UnsubscribeCode.Server, reason: 'server unsubscribe' });
-      }
-      return {};
-    }
-    case 'disconnect': {
-      const p = b as z.output<(typeof schemas)['disconnect']>;
-      const d = p.disconnect ?? disconnect(DisconnectCode.ForceNoReconnect);
-      const keep = new Set(p.whitelist ?? []);
-      for (const s of targets(node, p)) if (!keep.has(s.id)) s.disconnect(d);
-      return {};
-    }
-    case 'refresh': {
-      const p = b as z.output<(typeof schemas)['refresh']>;
-      for (const s of targets(node, p)) {
-        s.applyRefresh((p.expire_at ?? 0) * 1000, raw(p.b64info ?? p.info), p.expired === true);
-      }
-      return {};
     }
     case 'presence': {
       const p = b as z.output<(typeof schemas)['presence']>;
@@ -260,32 +251,19 @@ export async function callApiMethod(node: Node, method: ApiMethod, body: unknown
     case 'channels': {
       const p = b as z.output<(typeof schemas)['channels']>;
       const re = p.pattern ? globToRegExp(p.pattern) : undefined;
+      const counts = new Map(node.hub.channels());
+      // Every other live node's channels: the same channel on several nodes adds up.
+      for (const reply of await node.surveys.ask('channels', node.nodes.size)) {
+        const parsed = channelCounts.safeParse(reply);
+        if (!parsed.success) continue;
+        for (const [ch, n] of Object.entries(parsed.data)) counts.set(ch, (counts.get(ch) ?? 0) + n);
+      }
       const channels: Record<string, { num_clients: number }> = {};
-      for (const [ch, n] of node.hub.channels()) if (!re || re.test(ch)) channels[ch] = { num_clients: n };
+      for (const [ch, n] of counts) if (!re || re.test(ch)) channels[ch] = { num_clients: n };
       return { channels };
     }
-    case 'info': {
-      const hub = node.hub;
-      return {
-        nodes: [
-          {
-            uid: node.nodeId,
-            name: node.name,
-            version: node.version,
-            num_clients: hub.numClients,
-            num_users: hub.numUsers,
-            num_channels: hub.numChannels,
-            num_subs: hub.numSubs,
-            uptime: Math.floor((Date.now() - node.startedAt) / 1000),
-          },
-        ],
-      };
-    }
-    case 'send': {
-      const p = b as z.output<(typeof schemas)['send']>;
-      node.sendMessage(p.user, p.b64data ?? p.data ?? null);
-      return {};
-    }
+    case 'info':
+      return { nodes: [node.info(), ...node.nodes.list()] };
     case 'kill_switch_set': {
       const p = b as z.output<(typeof schemas)['kill_switch_set']>;
       return { switch: await node.setKillSwitch(p.kind, p.target, p.reason) };
@@ -300,6 +278,61 @@ export async function callApiMethod(node: Node, method: ApiMethod, body: unknown
       const p = b as z.output<(typeof schemas)['drain']>;
       const d = node.drain(p.window_ms);
       return { clients: d.clients, window_ms: d.windowMs };
+    }
+  }
+}
+
+/** A node's answer to the channels survey: channel → its subscribers there. */
+const channelCounts = z.record(z.string(), z.number().int().min(0));
+
+/**
+ * applyUserCommand runs a user command received from another node on this node's sessions.
+ * The body is validated again: another node's message is input like any other.
+ */
+export async function applyUserCommand(node: Node, method: UserCommandMethod, body: unknown): Promise<void> {
+  await runUserCommand(node, method, parseBody(method, body));
+}
+
+async function runUserCommand(node: Node, method: UserCommandMethod, b: unknown): Promise<void> {
+  switch (method) {
+    case 'subscribe': {
+      const p = b as z.output<(typeof schemas)['subscribe']>;
+      node.rules.resolve(p.channel);
+      for (const s of targets(node, p)) {
+        await s.serverSubscribe(p.channel, {
+          info: raw(p.b64info ?? p.info),
+          data: raw(p.b64data ?? p.data),
+          since: p.recover_since,
+          expireAt: p.expire_at ? p.expire_at * 1000 : 0,
+        });
+      }
+      return;
+    }
+    case 'unsubscribe': {
+      const p = b as z.output<(typeof schemas)['unsubscribe']>;
+      for (const s of targets(node, p)) {
+        await s.unsubscribe(p.channel, { code: UnsubscribeCode.Server, reason: 'server unsubscribe' });
+      }
+      return;
+    }
+    case 'disconnect': {
+      const p = b as z.output<(typeof schemas)['disconnect']>;
+      const d = p.disconnect ?? disconnect(DisconnectCode.ForceNoReconnect);
+      const keep = new Set(p.whitelist ?? []);
+      for (const s of targets(node, p)) if (!keep.has(s.id)) s.disconnect(d);
+      return;
+    }
+    case 'refresh': {
+      const p = b as z.output<(typeof schemas)['refresh']>;
+      for (const s of targets(node, p)) {
+        s.applyRefresh((p.expire_at ?? 0) * 1000, raw(p.b64info ?? p.info), p.expired === true);
+      }
+      return;
+    }
+    case 'send': {
+      const p = b as z.output<(typeof schemas)['send']>;
+      node.sendMessage(p.user, p.b64data ?? p.data ?? null);
+      return;
     }
   }
 }

@@ -304,6 +304,12 @@ export const configSchema = z
     node: z
       .strictObject({
         name: z.string().default('').describe('Node name shown in info and logs; empty means hostname_port.'),
+        info_interval: duration('3s').describe(
+          'How often a node tells the others its counts (the info API lists every node); a node silent for 3 intervals is dropped.',
+        ),
+        survey_timeout: duration('1s').describe(
+          'Longest wait for the other nodes to answer a cluster-wide question (the channels API method).',
+        ),
       })
       .prefault({}),
     protection: z

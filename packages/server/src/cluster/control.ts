@@ -11,9 +11,9 @@
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Broker } from './engine/broker.js';
-import { killSwitchKinds } from './protection/kill-switches.js';
-import type { RawJSON } from './protocol/types.js';
+import type { Broker } from '../engine/broker.js';
+import { killSwitchKinds } from '../protection/kill-switches.js';
+import type { RawJSON } from '../protocol/types.js';
 
 const killSwitch = z.object({
   kind: z.enum(killSwitchKinds),
@@ -22,7 +22,40 @@ const killSwitch = z.object({
   since: z.number(),
 });
 
+/** NodeInfo is what a node tells the others about itself (the `info` API method lists them). */
+const nodeInfo = z.object({
+  uid: z.string(),
+  name: z.string(),
+  version: z.string(),
+  num_clients: z.number(),
+  num_users: z.number(),
+  num_channels: z.number(),
+  num_subs: z.number(),
+  uptime: z.number(),
+});
+
+/** NodeInfo is one node's entry in the `info` API result. */
+export type NodeInfo = z.output<typeof nodeInfo>;
+
+/** The server API methods that act on a user's connections wherever they are. */
+export const userCommandMethods = ['subscribe', 'unsubscribe', 'disconnect', 'refresh', 'send'] as const;
+
 const controlMessage = z.discriminatedUnion('type', [
+  // Sent every node.info_interval: the other nodes list it in `info` until it stops.
+  z.object({ type: z.literal('node_info'), from: z.string(), info: nodeInfo }),
+  // Sent at shutdown: the other nodes forget it at once.
+  z.object({ type: z.literal('node_leave'), from: z.string() }),
+  // A server API call on a user's connections, run by every other node on its own sessions.
+  // `body` is the API request body as received; each node validates it again.
+  z.object({
+    type: z.literal('user_command'),
+    from: z.string(),
+    method: z.enum(userCommandMethods),
+    body: z.unknown(),
+  }),
+  // A question to every node (e.g. its channels); each answers with a survey_reply to `from`.
+  z.object({ type: z.literal('survey'), from: z.string(), id: z.string(), op: z.enum(['channels']) }),
+  z.object({ type: z.literal('survey_reply'), from: z.string(), to: z.string(), id: z.string(), result: z.unknown() }),
   z.object({ type: z.literal('kill_switch_set'), from: z.string(), switch: killSwitch }),
   z.object({
     type: z.literal('kill_switch_remove'),
