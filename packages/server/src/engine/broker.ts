@@ -79,4 +79,10 @@ export interface Broker {
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
   removeHistory(channel: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * isReady tells whether the broker can publish and deliver right now (an engine backed by a
+   * service, such as Redis, is not while the service is unreachable). Optional: a broker
+   * without it, such as the memory broker, is always ready.
+   */
+  isReady?(): boolean;
 }

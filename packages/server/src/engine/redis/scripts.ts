@@ -1,0 +1,209 @@
+/**
+ * The Redis engine's key layout and Lua scripts.
+ *
+ * Every key and pub/sub channel of one Bulwark channel carries the channel name as a hash tag
+ * (`{channel}`), so in a Redis Cluster they share one hash slot: a script may touch all of
+ * them, and the script's SPUBLISH goes to the same shard. The prefix contains no braces, so the
+ * tag always starts at the channel name whatever the channel contains.
+ *
+ * Broker, per channel:
+ * - `<prefix>.meta.{ch}`    hash: `e` epoch, `t` top offset. Expires after the meta TTL.
+ * - `<prefix>.stream.{ch}`  stream: one entry per publication, ID `<offset>-0`, fields `d` (data,
+ *   raw JSON) and `m` (info/tags/time as JSON, absent when none). Expires after the history TTL.
+ * - `<prefix>.pub.{ch}`     pub/sub channel (sharded in cluster mode) carrying publications,
+ *   joins and leaves in one ordered flow.
+ * - `<prefix>.control`      pub/sub channel of control messages for all nodes.
+ *
+ * Presence, per channel:
+ * - `<prefix>.presence.data.{ch}`    hash: client id → ClientInfo JSON.
+ * - `<prefix>.presence.expire.{ch}`  sorted set: client id → expiry time (Redis clock, ms).
+ * - `<prefix>.presence.users.{ch}`   hash: user id → number of its clients in the data hash.
+ *
+ * TTLs are set with PEXPIRE (milliseconds), and a key's expiry is only ever moved later
+ * ({@link extendFn}), as in the memory engine.
+ *
+ * @module
+ */
+import { lua } from './connection.js';
+
+/** brokerKeys are the names of one channel's broker keys and pub/sub channel. */
+export function brokerKeys(prefix: string, channel: string): { meta: string; stream: string; pubsub: string } {
+  return {
+    meta: `${prefix}.meta.{${channel}}`,
+    stream: `${prefix}.stream.{${channel}}`,
+    pubsub: pubsubChannel(prefix, channel),
+  };
+}
+
+/** pubsubChannel is the pub/sub channel carrying one channel's publications, joins and leaves. */
+export function pubsubChannel(prefix: string, channel: string): string {
+  return `${prefix}.pub.{${channel}}`;
+}
+
+/** controlChannel is the pub/sub channel of control messages. */
+export function controlChannel(prefix: string): string {
+  return `${prefix}.control`;
+}
+
+/** presenceKeys are the names of one channel's presence keys, in the order the scripts take them. */
+export function presenceKeys(prefix: string, channel: string): [data: string, expire: string, users: string] {
+  return [
+    `${prefix}.presence.data.{${channel}}`,
+    `${prefix}.presence.expire.{${channel}}`,
+    `${prefix}.presence.users.{${channel}}`,
+  ];
+}
+
+/**
+ * extendFn sets a key's TTL to `ttl` ms unless it already lives longer, so a call with a short
+ * TTL never cuts short what an earlier call promised. PTTL is -1 for a key without expiry (one
+ * this script just created), which is below any TTL, so new keys always get one.
+ */
+const extendFn = `
+local function extend(key, ttl)
+  if redis.call('pttl', key) < ttl then redis.call('pexpire', key, ttl) end
+end
+`;
+
+/**
+ * ensureEpochFn returns the stream's epoch, creating the position (new epoch, top 0) when
+ * missing. A stream left over without its position (the meta key was evicted) is deleted:
+ * offsets restart at 1 in the new epoch and must not collide with old entry IDs.
+ */
+const ensureEpochFn = `
+local function ensure_epoch(meta_key, stream_key, new_epoch)
+  local epoch = redis.call('hget', meta_key, 'e')
+  if epoch then return epoch end
+  redis.call('del', stream_key)
+  redis.call('hset', meta_key, 'e', new_epoch, 't', 0)
+  return new_epoch
+end
+`;
+
+/**
+ * PUBLISH appends a publication to the channel stream and publishes it, in one atomic step:
+ * no other publish of the channel can run in between, so offsets are gapless, history holds
+ * exactly what was published, and the pub/sub messages leave Redis in offset order.
+ *
+ * KEYS: meta, stream. ARGV: data, meta JSON ('' when none), history size, history TTL (ms),
+ * meta TTL (ms), epoch to use if the position is missing, pub/sub channel, publish command
+ * (PUBLISH, or SPUBLISH in a cluster). Returns {offset, epoch}.
+ *
+ * The meta key lives at least as long as the stream (`max(meta TTL, history TTL)`), so
+ * publications never outlive their position. The pub/sub message is
+ * `p\n<offset>\n<epoch>\n<meta JSON>\n<data>`: the header lines cannot contain a newline, and
+ * data, last, is passed on as is whatever it contains.
+ */
+export const publishScript = lua(`${extendFn}${ensureEpochFn}
+local meta_key, stream_key = KEYS[1], KEYS[2]
+local data, pub_meta = ARGV[1], ARGV[2]
+local size, history_ttl, meta_ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local epoch = ensure_epoch(meta_key, stream_key, ARGV[6])
+local offset = redis.call('hincrby', meta_key, 't', 1)
+if pub_meta == '' then
+  redis.call('xadd', stream_key, 'MAXLEN', size, offset .. '-0', 'd', data)
+else
+  redis.call('xadd', stream_key, 'MAXLEN', size, offset .. '-0', 'd', data, 'm', pub_meta)
+end
+extend(stream_key, history_ttl)
+extend(meta_key, math.max(meta_ttl, history_ttl))
+redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
+return {offset, epoch}
+`);
+
+/**
+ * HISTORY reads the stream position and a range of publications in one atomic step (so the
+ * returned top offset and publications agree), creating the position if missing and keeping
+ * it for at least the meta TTL.
+ *
+ * KEYS: meta, stream. ARGV: epoch to use if the position is missing, meta TTL (ms), direction
+ * ('f' forward: XRANGE start → end, 'r' reverse: XREVRANGE end → start, 'n' none: position
+ * only), first ID, last ID, count (0: no limit). Returns {top offset, epoch, entries}.
+ */
+export const historyScript = lua(`${extendFn}${ensureEpochFn}
+local meta_key, stream_key = KEYS[1], KEYS[2]
+local epoch = ensure_epoch(meta_key, stream_key, ARGV[1])
+extend(meta_key, tonumber(ARGV[2]))
+local top = tonumber(redis.call('hget', meta_key, 't'))
+local dir, first, last, count = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local entries = {}
+if dir == 'f' then
+  if count > 0 then entries = redis.call('xrange', stream_key, first, last, 'COUNT', count)
+  else entries = redis.call('xrange', stream_key, first, last) end
+elseif dir == 'r' then
+  if count > 0 then entries = redis.call('xrevrange', stream_key, last, first, 'COUNT', count)
+  else entries = redis.call('xrevrange', stream_key, last, first) end
+end
+return {top, epoch, entries}
+`);
+
+/**
+ * pruneFn drops the channel's expired presence entries (expiry before `now`), keeping the
+ * users hash equal to a count of the data hash by user. Every presence script runs it first,
+ * so reads never see an expired entry and memory stays bounded by live entries.
+ */
+const presencePruneFn = `
+local data_key, expire_key, users_key = KEYS[1], KEYS[2], KEYS[3]
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function forget_user(info)
+  local user = cjson.decode(info).user
+  if redis.call('hincrby', users_key, user, -1) <= 0 then redis.call('hdel', users_key, user) end
+end
+local expired = redis.call('zrangebyscore', expire_key, '-inf', '(' .. now)
+for _, client in ipairs(expired) do
+  local info = redis.call('hget', data_key, client)
+  if info then
+    forget_user(info)
+    redis.call('hdel', data_key, client)
+  end
+end
+if #expired > 0 then redis.call('zremrangebyscore', expire_key, '-inf', '(' .. now) end
+`;
+
+/**
+ * PRESENCE_ADD adds or replaces a client's entry, expiring `ttl` ms from now by the Redis
+ * clock (one clock for every node, so node clock skew cannot expire entries early). A client
+ * added again under another user moves its count to the new user. The three keys live as long
+ * as their longest-lived entry, so an abandoned channel frees itself.
+ *
+ * KEYS: data, expire, users. ARGV: client id, user id, ClientInfo JSON, TTL (ms).
+ */
+export const presenceAddScript = lua(`${extendFn}${presencePruneFn}
+local client, user, info, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local old = redis.call('hget', data_key, client)
+if old then forget_user(old) end
+redis.call('hincrby', users_key, user, 1)
+redis.call('hset', data_key, client, info)
+redis.call('zadd', expire_key, now + ttl, client)
+extend(data_key, ttl)
+extend(expire_key, ttl)
+extend(users_key, ttl)
+return 1
+`);
+
+/**
+ * PRESENCE_REMOVE removes a client's entry at once. The user whose count drops is taken from
+ * the stored entry, the authority on what was counted.
+ *
+ * KEYS: data, expire, users. ARGV: client id.
+ */
+export const presenceRemoveScript = lua(`${presencePruneFn}
+local old = redis.call('hget', data_key, ARGV[1])
+if old then
+  forget_user(old)
+  redis.call('hdel', data_key, ARGV[1])
+  redis.call('zrem', expire_key, ARGV[1])
+end
+return 1
+`);
+
+/** PRESENCE_GET returns the live entries as a flat list: client id, ClientInfo JSON, …. KEYS: data, expire, users. */
+export const presenceGetScript = lua(`${presencePruneFn}
+return redis.call('hgetall', data_key)
+`);
+
+/** PRESENCE_STATS returns {number of clients, number of distinct users}. KEYS: data, expire, users. */
+export const presenceStatsScript = lua(`${presencePruneFn}
+return {redis.call('hlen', data_key), redis.call('hlen', users_key)}
+`);
