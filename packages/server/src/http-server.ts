@@ -81,8 +81,12 @@ export class HttpServer {
         return;
       }
       if (cfg.health.enabled && path === '/ready' && req.method === 'GET') {
-        const ready = !node.draining;
-        sendJson(res, ready ? 200 : 503, { ready, draining: node.draining });
+        const ready = node.ready;
+        sendJson(res, ready ? 200 : 503, {
+          ready,
+          draining: node.draining,
+          ...(ready || node.draining ? {} : { engine: 'unavailable' }),
+        });
         return;
       }
       if (cfg.prometheus.enabled && path === '/metrics' && req.method === 'GET') {

@@ -81,12 +81,17 @@ export class Hub {
   }
 
   /** broadcastPublication delivers `pub` to every local subscriber; returns how many. */
-  broadcastPublication(channel: string, pub: Publication): number {
+  broadcastPublication(channel: string, pub: Publication, epoch = ''): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
     const frame = markShared(Buffer.from(encodePublicationPush(channel, pub)));
-    for (const [session, state] of subs) session.deliverPublication(state, pub, frame);
+    for (const [session, state] of subs) session.deliverPublication(state, pub, frame, epoch);
     return subs.size;
+  }
+
+  /** subscriptions iterates over the local subscribers of `channel` with their subscription state. */
+  subscriptions(channel: string): IterableIterator<[ClientSession, SubState]> {
+    return (this.#channels.get(channel) ?? new Map<ClientSession, SubState>()).entries();
   }
 
   /** broadcastJoin sends a join push to subscribers that asked for join/leave. */

@@ -26,6 +26,7 @@ export class Metrics {
   readonly shedding: Gauge<'level'>;
   readonly sheddingTransitions: Counter<'level'>;
   readonly killSwitches: Gauge;
+  readonly engineUp: Gauge;
   readonly #histogram: IntervalHistogram;
 
   constructor(nodeName: string) {
@@ -106,6 +107,12 @@ export class Metrics {
       registers,
     });
     this.killSwitches = new Gauge({ name: 'bulwark_kill_switches', help: 'Kill switches on.', registers });
+    this.engineUp = new Gauge({
+      name: 'bulwark_engine_up',
+      help: 'The engine (Redis) is reachable (1) or not (0); the memory engine is always 1.',
+      registers,
+    });
+    this.engineUp.set(1);
     // Event-loop lag as p99 of the last scrape interval: the one number that says "overloaded".
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();

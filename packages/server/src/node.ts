@@ -22,8 +22,9 @@ import type { MessageHandler, RpcHandler, SessionContext } from './client/contex
 import type { ClientSession } from './client/session.js';
 import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
-import type { Broker } from './engine/broker.js';
-import { MemoryBroker } from './engine/broker-memory.js';
+import type { Broker, BrokerEventHandler } from './engine/broker.js';
+import { createEngine, injectedEngine, type Engine } from './engine/engine.js';
+import { EngineUnavailableError } from './engine/errors.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
@@ -51,9 +52,9 @@ import { version } from './version.js';
 export interface NodeOptions {
   /** A pino logger; by default one is made from `log.level`, writing JSON to stdout. */
   logger?: Logger;
-  /** The broker; defaults to the embedded memory broker. */
+  /** The broker; defaults to the one engine.type names. Given, it replaces the configured engine. */
   broker?: Broker;
-  /** The presence manager; defaults to the embedded memory presence manager. */
+  /** The presence manager (with `broker`); defaults to the embedded memory presence manager. */
   presence?: PresenceManager;
   /**
    * Reads the process's open-file limits at start (see protection/fd-limit.ts); defaults to
@@ -76,8 +77,6 @@ export class Node implements SessionContext {
   readonly rules: ChannelRules;
   readonly hub = new Hub();
   readonly wheel = new TimerWheel(100);
-  readonly broker: Broker;
-  readonly presence: PresenceManager;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Unique id of this process's node, new on every start. */
@@ -123,6 +122,13 @@ export class Node implements SessionContext {
   #presenceTimer: NodeJS.Timeout | undefined;
   #infoTimer: NodeJS.Timeout | undefined;
   #name = '';
+  /** The engine: replaced by a fresh one on each retry while it cannot start (see #startEngine). */
+  #engine: Engine;
+  #makeEngine: () => Engine;
+  /** True once the engine started: until then upgrades are refused and the node is not ready. */
+  #engineStarted = false;
+  #engineRetry: NodeJS.Timeout | undefined;
+  #engineUp = true;
   /** The drain in progress (API drain or shutdown), if any. */
   #drainRun: Promise<void> | undefined;
 
@@ -137,9 +143,16 @@ export class Node implements SessionContext {
     this.rules = new ChannelRules(cfg.channel);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
     this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
-    this.broker =
-      options.broker ?? new MemoryBroker({ onHandlerError: (err) => this.log.error({ err }, 'fan-out failed') });
-    this.presence = options.presence ?? new MemoryPresenceManager();
+    const events = {
+      onStateChange: () => this.#engineStateChanged(),
+      onError: (err: unknown) => this.#engineError(err),
+    };
+    const { broker, presence } = options;
+    this.#makeEngine =
+      broker !== undefined
+        ? () => injectedEngine(broker, presence ?? new MemoryPresenceManager())
+        : () => createEngine(this.config, events);
+    this.#engine = this.#makeEngine();
     this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
     const tok = cfg.client.token;
     if (tok.hmac_secret_key || tok.rsa_public_key || tok.ecdsa_public_key) {
@@ -154,7 +167,12 @@ export class Node implements SessionContext {
     this.shedder = new LoadShedder(cfg.protection.shedding, {
       onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
     });
-    this.control = new ControlBus(this.nodeId, this.broker, this.log, (msg) => this.#onControl(msg));
+    this.control = new ControlBus(
+      this.nodeId,
+      (data) => this.broker.publishControl(data),
+      this.log,
+      (msg) => this.#onControl(msg),
+    );
     this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
     this.surveys = new Surveys(this.control, cfg.node.survey_timeout);
     for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason);
@@ -172,6 +190,29 @@ export class Node implements SessionContext {
   /** draining is true once shutdown began: readiness is false and new connections are refused. */
   get draining(): boolean {
     return this.#draining;
+  }
+
+  /** The broker of the engine (see engine.type). */
+  get broker(): Broker {
+    return this.#engine.broker;
+  }
+
+  /** The presence manager of the engine. */
+  get presence(): PresenceManager {
+    return this.#engine.presence;
+  }
+
+  /** engineStarted is false until the engine could start: upgrades are refused meanwhile. */
+  get engineStarted(): boolean {
+    return this.#engineStarted;
+  }
+
+  /**
+   * ready is what /ready answers: not draining, the engine started, and its service reachable
+   * now. A load balancer then sends new players only to nodes that can serve them.
+   */
+  get ready(): boolean {
+    return !this.#draining && this.#engineStarted && this.#engine.isReady();
   }
 
   /**
@@ -197,30 +238,120 @@ export class Node implements SessionContext {
       );
     }
     if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
-    await this.broker.start({
-      onPublication: (channel: string, pub: Publication) => {
-        const n = this.hub.broadcastPublication(channel, pub);
-        if (n > 0) this.metrics.deliveries.inc(n);
-      },
-      onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
-      onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
-      onControl: (data: RawJSON) => this.control.receive(data),
-    });
-    // Switches set at runtime on the nodes already running reach this one too.
-    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
-      this.log.warn({ err }, 'kill switch sync request failed; this node starts with the configured switches only');
-    });
+    await this.#startEngine();
     this.shedder.start();
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
     this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
     this.#presenceTimer.unref();
-    this.#publishInfo();
+    if (this.#engineStarted) this.#publishInfo();
     this.#infoTimer = setInterval(() => this.#publishInfo(), cfg.node.info_interval);
     this.#infoTimer.unref();
-    this.log.info({ node: this.#name, port: addr.port, engine: cfg.engine.type, version }, 'bulwark started');
+    this.log.info(
+      { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
+      'bulwark started',
+    );
     return addr;
+  }
+
+  // ---------------------------------------------------------------- engine
+
+  /**
+   * #startEngine starts the engine. When its service is unreachable (Redis down at start) the
+   * node neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back
+   * to memory (a silent split brain): it logs a loud error naming the address, stays up with
+   * /ready false and upgrades refused, and tries again with a fresh engine every
+   * engine.redis.reconnect_max_delay until it starts.
+   */
+  async #startEngine(): Promise<void> {
+    const handler: BrokerEventHandler = {
+      onPublication: (channel: string, pub: Publication, epoch: string) => {
+        const n = this.hub.broadcastPublication(channel, pub, epoch);
+        if (n > 0) this.metrics.deliveries.inc(n);
+      },
+      onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
+      onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
+      onControl: (data: RawJSON) => this.control.receive(data),
+    };
+    try {
+      await this.#engine.start(handler);
+    } catch (err) {
+      if (!(err instanceof EngineUnavailableError)) throw err;
+      const retryMs = this.config.engine.redis.reconnect_max_delay;
+      this.metrics.engineUp.set(0);
+      this.burstLog.error(
+        'engine.start',
+        { err: err.message, address: this.#engine.address, retryMs },
+        `engine unavailable at start: ${err.message}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
+      );
+      this.#engineRetry = setTimeout(() => {
+        if (this.#stopping !== undefined) return;
+        this.#engine = this.#makeEngine();
+        void this.#startEngine().catch((e: unknown) => this.log.error({ err: e }, 'engine start failed'));
+      }, retryMs);
+      this.#engineRetry.unref();
+      return;
+    }
+    this.#engineStarted = true;
+    this.#engineUp = true;
+    this.metrics.engineUp.set(1);
+    if (this.#name !== '') {
+      this.log.info({ address: this.#engine.address }, 'engine started: node ready');
+      this.#publishInfo();
+    }
+    // Switches set at runtime on the nodes already running reach this one too.
+    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
+      this.log.warn({ err }, 'kill switch sync request failed; this node starts with the configured switches only');
+    });
+  }
+
+  #engineStateChanged(): void {
+    if (!this.#engineStarted) return;
+    const up = this.#engine.isReady();
+    if (up === this.#engineUp) return;
+    this.#engineUp = up;
+    this.metrics.engineUp.set(up ? 1 : 0);
+    if (up) {
+      this.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
+      // Publications sent while the engine was unreachable never reached this node.
+      void this.#checkPositions();
+    } else {
+      this.log.error(
+        { address: this.#engine.address },
+        'engine unreachable: node NOT READY; publishes, history and presence fail with temporary errors; connected clients stay connected',
+      );
+    }
+  }
+
+  /**
+   * #checkPositions compares every positioned subscription with its stream's position after
+   * the engine came back: a subscriber that missed publications meanwhile is told to
+   * resubscribe (2500), and its SDK recovers them from history where history still holds
+   * them. One history read (limit 0) per channel with such subscribers.
+   */
+  async #checkPositions(): Promise<void> {
+    for (const [channel] of [...this.hub.channels()]) {
+      const rc = this.rules.resolve(channel);
+      if (!ChannelRules.hasHistory(rc.options)) continue;
+      let top;
+      try {
+        top = await this.broker.history(channel, { limit: 0, metaTtlMs: this.rules.historyMetaTtlMs(rc.options) });
+      } catch (err) {
+        this.log.warn({ err, channel }, 'position check failed');
+        return;
+      }
+      for (const [session, state] of this.hub.subscriptions(channel))
+        session.checkPosition(state, top.offset, top.epoch);
+    }
+  }
+
+  #engineError(err: unknown): void {
+    if (err instanceof EngineUnavailableError) {
+      this.burstLog.error('engine.error', { err: err.message, address: err.address }, 'engine unavailable');
+      return;
+    }
+    this.log.error({ err }, 'engine error');
   }
 
   // ---------------------------------------------------------------- library API
@@ -332,6 +463,7 @@ export class Node implements SessionContext {
   }
 
   #publishInfo(): void {
+    if (!this.#engineStarted) return;
     this.control.send({ type: 'node_info', info: this.info() }).catch((err: unknown) => {
       this.burstLog.warn('control.node_info', { err }, 'node info not sent: the engine is unreachable');
     });
@@ -501,6 +633,7 @@ export class Node implements SessionContext {
     this.#drainCut = true;
     if (this.#presenceTimer) clearInterval(this.#presenceTimer);
     if (this.#infoTimer) clearInterval(this.#infoTimer);
+    if (this.#engineRetry) clearTimeout(this.#engineRetry);
     this.shedder.stop();
     // Connected sessions left after the drain, and those that never sent connect (not in the
     // hub's session index): none may keep shutdown waiting for its stale timeout.
@@ -508,7 +641,7 @@ export class Node implements SessionContext {
       s.disconnect(disconnect(DisconnectCode.Shutdown));
     const stop = async () => {
       // The other nodes drop this one from info at once instead of after 3 info intervals.
-      if (this.#started) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
+      if (this.#engineStarted) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
       await this.#http.close();
       await this.broker.close();
       await this.presence.close();

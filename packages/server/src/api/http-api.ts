@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson } from '../http-server.js';
 import type { Node } from '../node.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import { callApiMethod, isApiMethod } from './methods.js';
 
 function keyMatches(given: string, expected: string): boolean {
@@ -91,6 +92,14 @@ export async function handleApiRequest(
     node.metrics.apiCommands.inc({ method, result: 'error' });
     if (err instanceof ProtocolError) {
       sendJson(res, 200, { error: { code: err.code, message: err.message } });
+      return;
+    }
+    if (err instanceof EngineUnavailableError) {
+      // Nothing was (reliably) done: the caller must retry. Once per burst in the log.
+      node.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
+      sendJson(res, 200, {
+        error: { code: ErrorCode.Internal, message: 'engine unavailable, retry later', temporary: true },
+      });
       return;
     }
     node.log.error({ err, method }, 'api method failed');

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { signConnectionToken } from '../auth/token-signer.js';
 import { loadConfig, redactConfig, toConfigInput } from '../config/load.js';
@@ -14,6 +15,13 @@ import { BulwarkError } from '../errors.js';
 import { Node } from '../node.js';
 import { version } from '../version.js';
 import { demoConfig } from './demo-config.js';
+import { isWorker, runPrimary, workerId } from './workers.js';
+
+function parseWorkers(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('workers must be 1-256');
+  return n;
+}
 
 function parsePort(v: string): number {
   const n = Number(v);
@@ -27,11 +35,17 @@ function load(opts: { config?: string; port?: number; demo?: boolean }): Readonl
   const overrides: Array<{ path: string[]; value: unknown }> = [];
   if (opts.port !== undefined) overrides.push({ path: ['http_server', 'port'], value: opts.port });
   try {
-    if (opts.demo && !file) {
-      return loadConfig({ object: demoConfig(), env: process.env, overrides });
-    }
-    if (opts.demo) overrides.push({ path: ['demo', 'enabled'], value: true });
-    return loadConfig({ file, env: process.env, overrides });
+    const read = () =>
+      opts.demo && !file
+        ? loadConfig({ object: demoConfig(), env: process.env, overrides })
+        : loadConfig({ file, env: process.env, overrides });
+    if (opts.demo && file) overrides.push({ path: ['demo', 'enabled'], value: true });
+    const config = read();
+    const slot = process.env['BULWARK_WORKER_SLOT'] ?? workerId();
+    if (slot === undefined) return config;
+    // Workers of one machine need names of their own in info, logs and metrics.
+    overrides.push({ path: ['node', 'name'], value: `${config.node.name || hostname()}#${slot}` });
+    return read();
   } catch (err) {
     if (err instanceof BulwarkError) {
       process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
@@ -50,8 +64,23 @@ program
   .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
   .option('-p, --port <port>', 'HTTP port (overrides http_server.port)', parsePort)
   .option('--demo', 'serve the bulletin board demo; without --config, run on fresh random secrets')
-  .action(async (opts: { config?: string; port?: number; demo?: boolean }) => {
+  .option('-w, --workers <n>', 'run N processes sharing the port (needs engine.type redis)', parseWorkers, 1)
+  .action(async (opts: { config?: string; port?: number; demo?: boolean; workers: number }) => {
     const config = load(opts);
+    if (opts.workers > 1 && !isWorker()) {
+      if (config.engine.type !== 'redis') {
+        process.stderr.write(
+          'bulwark: --workers needs engine.type "redis": with the memory engine each process would be an island (publications would not reach the other processes\' clients)\n',
+        );
+        process.exit(2);
+      }
+      const status = await runPrimary(
+        opts.workers,
+        (line) => process.stderr.write(`bulwark: ${line}\n`),
+        (port) => process.stderr.write(banner(config, port, opts, `${opts.workers} workers`)),
+      );
+      process.exit(status);
+    }
     const node = new Node(config);
     // A bug in one request must not take every player offline: log it loudly, keep serving.
     process.on('unhandledRejection', (err) => node.log.error({ err }, 'unhandled rejection'));
@@ -64,15 +93,8 @@ program
       process.stderr.write(`bulwark: ${code}${(err as Error).message}\n`);
       process.exit(1);
     }
-    const host = config.http_server.address || 'localhost';
-    const url = `http://${host}:${addr.port}`;
-    process.stderr.write(
-      `\nBulwark ${version} listening on ${url}\n` +
-        `  WebSocket: ws://${host}:${addr.port}/connection/websocket\n` +
-        (config.demo.enabled ? `  Demo bulletin board: ${url}/  (open it in two tabs)\n` : '') +
-        (opts.demo && !opts.config ? `  Demo API key (fresh each start): ${config.http_api.key}\n` : '') +
-        '\n',
-    );
+    // The primary prints the banner of a multi-process node.
+    if (!isWorker()) process.stderr.write(banner(config, addr.port, opts));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -90,8 +112,23 @@ program
       );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    // A terminal's Ctrl-C reaches every process of the group: workers leave it to the
+    // primary, which sends them SIGTERM (a second signal would cut their drain short).
+    process.on('SIGINT', () => (isWorker() ? undefined : stop('SIGINT')));
   });
+
+/** banner is the human-readable start message (stderr). */
+function banner(config: Readonly<Config>, port: number, opts: { config?: string; demo?: boolean }, extra = ''): string {
+  const host = config.http_server.address || 'localhost';
+  const url = `http://${host}:${port}`;
+  return (
+    `\nBulwark ${version} listening on ${url}${extra ? ` (${extra})` : ''}\n` +
+    `  WebSocket: ws://${host}:${port}/connection/websocket\n` +
+    (config.demo.enabled ? `  Demo bulletin board: ${url}/  (open it in two tabs)\n` : '') +
+    (opts.demo && !opts.config ? `  Demo API key (fresh each start): ${config.http_api.key}\n` : '') +
+    '\n'
+  );
+}
 
 program
   .command('checkconfig')

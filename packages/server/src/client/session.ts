@@ -50,6 +50,7 @@ import type { Transport } from '../transport/transport.js';
 import type { ConnectTokenClaims, SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import type { SessionContext } from './context.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -108,6 +109,11 @@ const shedReasons: Readonly<Partial<Record<string, { reason: string }>>> = {
   presence_stats: { reason: 'overload_read' },
   rpc: { reason: 'overload_rpc' },
 };
+const engineUnavailable = new ProtocolError(
+  ErrorCode.Internal,
+  'internal server error: engine unavailable',
+  true,
+).toWire();
 const overloadError = new ProtocolError(ErrorCode.TooManyRequests, 'too many requests: server overloaded').toWire();
 
 /** Outcome is a handler's result: the encoded reply, and work to do once it is queued. */
@@ -260,6 +266,16 @@ export class ClientSession {
       } else if (err instanceof DisconnectError) {
         metrics.command(cmd.method, 'disconnect');
         this.disconnect(err.disconnect);
+      } else if (err instanceof EngineUnavailableError) {
+        // Redis unreachable: a temporary error, so the SDK retries after its backoff. Once per
+        // burst in the log — an outage fails every command of every client.
+        metrics.command(cmd.method, 'error');
+        this.#ctx.burstLog.error(
+          'engine.command',
+          { method: cmd.method, err: err.message },
+          'command failed: engine unavailable',
+        );
+        if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, engineUnavailable));
       } else {
         metrics.command(cmd.method, 'error');
         log.error({ err, client: this.id, user: this.user, method: cmd.method }, 'command failed');
@@ -793,22 +809,42 @@ export class ClientSession {
   // ---------------------------------------------------------------- outgoing
 
   /** deliverPublication hands a publication (and its shared frame) to this subscriber. */
-  deliverPublication(state: SubState, pub: Publication, frame: Buffer): void {
+  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch = ''): void {
     if (state.buffer) {
       state.buffer.push([pub, frame]);
       return;
     }
     if (state.positioned && pub.offset > 0) {
+      // Another epoch: the stream was lost and began anew (Redis restarted without its data).
+      // Offsets restarted at 1, so comparing them would drop these publications as old.
+      if (epoch !== '' && epoch !== state.epoch) {
+        this.checkPosition(state, pub.offset, epoch);
+        return;
+      }
       if (pub.offset <= state.offset) return; // already delivered (e.g. in the subscribe reply)
       if (pub.offset !== state.offset + 1) {
-        // A gap: this subscriber lost its place. Make the client resubscribe and recover.
-        this.#ctx.log.info({ client: this.id, channel: state.channel }, 'insufficient state');
-        void this.unsubscribe(state.channel, { code: UnsubscribeCode.InsufficientState, reason: 'insufficient state' });
+        // A gap: this subscriber lost its place.
+        this.checkPosition(state, pub.offset - 1, state.epoch);
         return;
       }
       state.offset = pub.offset;
     }
     this.enqueue(frame);
+  }
+
+  /**
+   * checkPosition compares a positioned subscription with the stream's position (top offset
+   * and epoch). Behind it, or in another epoch, the subscriber missed publications (a gap in
+   * delivery, or the engine was unreachable for a while): it is unsubscribed with 2500
+   * (insufficient state), and its SDK resubscribes at once, recovering from history.
+   * Returns true when the subscriber lost its place.
+   */
+  checkPosition(state: SubState, offset: number, epoch: string): boolean {
+    if (!state.positioned || state.buffer !== undefined) return false;
+    if (state.epoch === epoch && state.offset >= offset) return false;
+    this.#ctx.log.info({ client: this.id, channel: state.channel }, 'insufficient state');
+    void this.unsubscribe(state.channel, { code: UnsubscribeCode.InsufficientState, reason: 'insufficient state' });
+    return true;
   }
 
   /** deliverEvent hands a join/leave frame to this subscriber (after its subscribe reply). */
@@ -984,7 +1020,11 @@ export class ClientSession {
       try {
         await this.#removeSub(s);
       } catch (err) {
-        ctx.log.warn({ err, client: this.id, channel: s.channel }, 'cleanup of subscription failed');
+        ctx.burstLog.warn(
+          'session.cleanup',
+          { err, client: this.id, channel: s.channel },
+          'cleanup of subscription failed',
+        );
       }
     }
   }

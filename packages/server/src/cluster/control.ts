@@ -11,7 +11,6 @@
  */
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Broker } from '../engine/broker.js';
 import { killSwitchKinds } from '../protection/kill-switches.js';
 import type { RawJSON } from '../protocol/types.js';
 
@@ -78,21 +77,29 @@ export type OutgoingControl = ControlMessage extends infer M ? (M extends unknow
 /** ControlBus sends and receives control messages for one node. */
 export class ControlBus {
   readonly #nodeId: string;
-  readonly #broker: Broker;
+  readonly #publish: (data: RawJSON) => Promise<void>;
   readonly #log: Logger;
   readonly #handle: (msg: ControlMessage) => void;
 
-  /** `handle` receives every valid message from another node (this node's own are skipped). */
-  constructor(nodeId: string, broker: Broker, log: Logger, handle: (msg: ControlMessage) => void) {
+  /**
+   * `publish` sends to every node (the broker's publishControl); `handle` receives every valid
+   * message from another node (this node's own are skipped).
+   */
+  constructor(
+    nodeId: string,
+    publish: (data: RawJSON) => Promise<void>,
+    log: Logger,
+    handle: (msg: ControlMessage) => void,
+  ) {
     this.#nodeId = nodeId;
-    this.#broker = broker;
+    this.#publish = publish;
     this.#log = log;
     this.#handle = handle;
   }
 
   /** send publishes a message to every node. */
   send(msg: OutgoingControl): Promise<void> {
-    return this.#broker.publishControl(JSON.stringify({ ...msg, from: this.#nodeId }) as RawJSON);
+    return this.#publish(JSON.stringify({ ...msg, from: this.#nodeId }) as RawJSON);
   }
 
   /**

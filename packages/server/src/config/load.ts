@@ -20,8 +20,16 @@ import { configSchema, type Config } from './schema.js';
 /** Variables starting with this prefix configure Bulwark. */
 export const envPrefix = 'BULWARK_';
 
-/** Environment variables that are not config keys (read by the CLI itself). */
-const nonConfigEnv = new Set(['BULWARK_CONFIG', 'BULWARK_REQUIRE_SERVICES']);
+/**
+ * Environment variables that are not config keys: read by the CLI (BULWARK_CONFIG; the
+ * worker number the primary gives each --workers process) and by the test suites.
+ */
+const nonConfigEnv = new Set([
+  'BULWARK_CONFIG',
+  'BULWARK_WORKER_SLOT',
+  'BULWARK_REQUIRE_SERVICES',
+  'BULWARK_TEST_REDIS_URL',
+]);
 
 /** JsonSchemaNode is the part of a JSON Schema node Bulwark reads (env parsing, docs, printing). */
 export interface JsonSchemaNode {

@@ -24,4 +24,9 @@ export interface PresenceManager {
   presence(channel: string): Promise<Record<string, ClientInfo>>;
   presenceStats(channel: string): Promise<PresenceStats>;
   close(): Promise<void>;
+  /**
+   * isReady tells whether presence can be read and written right now. Optional: a manager
+   * without it, such as the memory one, is always ready.
+   */
+  isReady?(): boolean;
 }

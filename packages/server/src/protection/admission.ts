@@ -23,7 +23,8 @@ import type { SheddingState } from './load-shedder.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** RejectReason is why admission refused an upgrade: the `reason` label of bulwark_rejections_total. */
-export type RejectReason = 'connection_limit' | 'connection_rate' | 'draining' | 'overload' | 'kill_switch';
+export type RejectReason =
+  'connection_limit' | 'connection_rate' | 'draining' | 'overload' | 'kill_switch' | 'engine_unavailable';
 
 /** AdmissionContext is what admission needs from its node (a Node satisfies it). */
 export interface AdmissionContext {
@@ -32,6 +33,8 @@ export interface AdmissionContext {
   readonly burstLog: BurstLog;
   /** True once shutdown began: every upgrade is refused. */
   readonly draining: boolean;
+  /** False until the engine started (Redis unreachable at start): every upgrade is refused. */
+  readonly engineStarted: boolean;
   /** Load shedding: at its connect level every upgrade is refused. */
   readonly shedder: SheddingState;
   /** A `connect` kill switch refuses every upgrade, telling its reason. */
@@ -132,6 +135,7 @@ export class Admission {
       draining: { reason: 'draining' },
       overload: { reason: 'overload' },
       kill_switch: { reason: 'kill_switch' },
+      engine_unavailable: { reason: 'engine_unavailable' },
     };
     this.#limit = cfg.client.connection_limit;
     this.#fields = this.#makeFields();
@@ -170,6 +174,7 @@ export class Admission {
   admit(socket: Socket): boolean {
     const ctx = this.#ctx;
     if (ctx.draining) return this.#reject(socket, 'draining');
+    if (!ctx.engineStarted) return this.#reject(socket, 'engine_unavailable');
     if (ctx.killSwitches.size > 0) {
       const off = ctx.killSwitches.find('connect');
       if (off !== undefined) return this.#reject(socket, 'kill_switch', `disabled: ${off.reason}\n`);
@@ -217,6 +222,7 @@ export class Admission {
       draining: { reason: 'draining', retryAfter },
       overload: { reason: 'overload', retryAfter },
       kill_switch: { reason: 'kill_switch', retryAfter },
+      engine_unavailable: { reason: 'engine_unavailable', retryAfter },
     };
   }
 }
@@ -227,4 +233,5 @@ const messages: Record<RejectReason, string> = {
   draining: 'connections refused: the node is draining (HTTP 503, Retry-After)',
   overload: 'connections refused: load shedding, the event loop lags (HTTP 503, Retry-After)',
   kill_switch: 'connections refused: the connect kill switch is on (HTTP 503, Retry-After)',
+  engine_unavailable: 'connections refused: the engine has not started, Redis unreachable (HTTP 503, Retry-After)',
 };

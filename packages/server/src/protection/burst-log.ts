@@ -23,13 +23,22 @@ export class BurstLog {
    * line carries `suppressed`, the number of events not logged in between.
    */
   warn(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    this.#write('warn', kind, fields, msg, now);
+  }
+
+  /** error is {@link warn} at error level (an outage, not a limit doing its job). */
+  error(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    this.#write('error', kind, fields, msg, now);
+  }
+
+  #write(level: 'warn' | 'error', kind: string, fields: Record<string, unknown>, msg: string, now: number): void {
     let k = this.#kinds.get(kind);
     if (!k) this.#kinds.set(kind, (k = { last: -Infinity, suppressed: 0 }));
     if (now - k.last < this.#intervalMs) {
       k.suppressed++;
       return;
     }
-    this.#log.warn({ ...fields, kind, suppressed: k.suppressed }, msg);
+    this.#log[level]({ ...fields, kind, suppressed: k.suppressed }, msg);
     k.last = now;
     k.suppressed = 0;
   }
