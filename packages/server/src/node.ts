@@ -129,6 +129,8 @@ export class Node implements SessionContext {
   #engineStarted = false;
   #engineRetry: NodeJS.Timeout | undefined;
   #engineUp = true;
+  /** The last error Redis itself answered while starting (e.g. NOAUTH), for the start failure message. */
+  #engineRefusal: string | undefined;
   /** The drain in progress (API drain or shutdown), if any. */
   #drainRun: Promise<void> | undefined;
 
@@ -280,11 +282,13 @@ export class Node implements SessionContext {
       if (!(err instanceof EngineUnavailableError)) throw err;
       const retryMs = this.config.engine.redis.reconnect_max_delay;
       this.metrics.engineUp.set(0);
+      const why = this.#engineRefusal ?? err.message.replace(/\.+$/, '');
       this.burstLog.error(
         'engine.start',
-        { err: err.message, address: this.#engine.address, retryMs },
-        `engine unavailable at start: ${err.message}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
+        { err: why, address: this.#engine.address, retryMs },
+        `engine unavailable at start: ${why}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
       );
+      this.#engineRefusal = undefined;
       this.#engineRetry = setTimeout(() => {
         if (this.#stopping !== undefined) return;
         this.#engine = this.#makeEngine();
@@ -347,6 +351,14 @@ export class Node implements SessionContext {
   }
 
   #engineError(err: unknown): void {
+    const refusal = err instanceof Error && err.name === 'ReplyError' ? err.message : undefined;
+    if (refusal !== undefined && !this.#engineStarted) {
+      // Redis answered, and said no: most often a missing or wrong password (incident 3).
+      this.#engineRefusal = /NOAUTH|WRONGPASS|invalid password/i.test(refusal)
+        ? `Redis at ${this.#engine.address} refused authentication (${refusal.replace(/\.+$/, '')}): set engine.redis.password (BULWARK_ENGINE_REDIS_PASSWORD) and engine.redis.user if it uses ACLs`
+        : `Redis at ${this.#engine.address} answered: ${refusal}`;
+      return;
+    }
     if (err instanceof EngineUnavailableError) {
       this.burstLog.error('engine.error', { err: err.message, address: err.address }, 'engine unavailable');
       return;
