@@ -5,7 +5,7 @@
  * pins itself to CPU 1, prints a comparison table (or JSON with --json), and writes
  * bench-results/<scenario>-<timestamp>.json.
  *
- *   node packages/bench/dist/src/main.js [fanout] [connections] [admission] [--quick] [--json] [--target raw|bulwark|both]
+ *   node packages/bench/dist/src/main.js [fanout] [connections] [admission] [overload] [stalled] [--quick] [--json] [--target raw|bulwark|both]
  *
  * @module
  */
@@ -33,17 +33,23 @@ import {
 import { admissionTable, runAdmission, type AdmissionOptions, type AdmissionResult } from './scenarios/admission.js';
 import { runConnections, type ConnectionsOptions, type ConnectionsResult } from './scenarios/connections.js';
 import { runFanout, type FanoutOptions, type FanoutResult } from './scenarios/fanout.js';
+import { overloadTable, runOverload, type OverloadOptions, type OverloadResult } from './scenarios/overload.js';
+import { runStalled, stalledTable, type StalledOptions, type StalledResult } from './scenarios/stalled.js';
 
-const USAGE = `Usage: bulwark-bench [fanout] [connections] [admission] [options]
+const SCENARIOS = ['fanout', 'connections', 'admission', 'overload', 'stalled'];
+
+const USAGE = `Usage: bulwark-bench [fanout] [connections] [admission] [overload] [stalled] [options]
 
 Scenarios (default: fanout and connections):
   fanout        subscribers over channels, one publisher: fixed rate + ramp to the limit
   connections   idle connections, each with a JWT and one subscription
   admission     Bulwark only: server CPU per refused upgrade (HTTP 503) vs per accepted connect
+  overload      Bulwark only: history polls at 1x, 2x, 10x capacity, load shedding on and off
+  stalled       Bulwark only: server memory and healthy latency with 5% of clients not reading
 
 Options:
   --target T           raw | bulwark | both (default both; bulwark is skipped if not built)
-  --quick              small counts and durations (smoke test, < 30 s)
+  --quick              small counts and durations (smoke test: < 30 s a scenario; overload, stalled ~45 s)
   --json               print the results as JSON instead of tables
   --out-dir DIR        where results files go (default ./bench-results)
   --no-pin             do not pin server (CPU 0) and load generator (CPU 1) with taskset
@@ -68,6 +74,14 @@ Options:
  admission (also --concurrency, --repeat):
   --accepted N         client.connection_limit: connections accepted first (default 1000; quick 200)
   --attempts N         upgrade attempts at the full node (default 10000; quick 1000)
+ overload (also --subscribers: live-channel subscribers, default 500, quick 100;
+           --rate: live pub/s, default 50; --duration: seconds per run, default 10, quick 2):
+  --pollers N          connections polling history (default 200; quick 50)
+  --page N             publications per history reply (default 100, ~300 B each)
+  --max-offered N      cap on the offered polls/s, what the load generator can send (default 50000)
+ stalled (also --subscribers: default 2000, quick 200; --channels: default 20; --rate: API pub/s,
+          default 500; --pad: default 1000; --duration: default 20, quick 12):
+  --stalled-percent P  share of subscribers that stop reading (default 5)
   -h, --help`;
 
 function int(values: Record<string, unknown>, name: string, fallback: number, min = 0): number {
@@ -105,6 +119,10 @@ async function main(): Promise<number> {
       repeat: { type: 'string' },
       accepted: { type: 'string' },
       attempts: { type: 'string' },
+      pollers: { type: 'string' },
+      page: { type: 'string' },
+      'max-offered': { type: 'string' },
+      'stalled-percent': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -114,7 +132,7 @@ async function main(): Promise<number> {
   }
   const scenarios = positionals.length ? positionals : ['fanout', 'connections'];
   for (const s of scenarios) {
-    if (s !== 'fanout' && s !== 'connections' && s !== 'admission') throw new Error(`unknown scenario "${s}"`);
+    if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"`);
   }
   const targetArg = values.target;
   if (targetArg !== 'raw' && targetArg !== 'bulwark' && targetArg !== 'both') {
@@ -189,7 +207,39 @@ async function main(): Promise<number> {
     repeat: int(values, 'repeat', quick ? 1 : 3, 1),
     idleMs: quick ? 500 : 1000,
   };
-  if (fanoutOpts.subscribers % fanoutOpts.channels !== 0) {
+  const overloadOpts: OverloadOptions = {
+    pollers: int(values, 'pollers', quick ? 50 : 200, 1),
+    subscribers: int(values, 'subscribers', quick ? 100 : 500, 1),
+    publishRate: int(values, 'rate', 50, 1),
+    page: int(values, 'page', 100, 1),
+    seconds: int(values, 'duration', quick ? 2 : 10, 1),
+    capacitySeconds: quick ? 1 : 3,
+    depth: 4,
+    multipliers: [1, 2, 10],
+    maxOfferedRate: int(values, 'max-offered', 50_000, 1),
+    warmupSeconds: quick ? 0.5 : 1,
+    graceMs: quick ? 1000 : 2000,
+    connectConcurrency: 100,
+  };
+  const stalledOpts: StalledOptions = {
+    subscribers: int(values, 'subscribers', quick ? 200 : 2000, 2),
+    channels: int(values, 'channels', 20, 1),
+    stalledPercent: int(values, 'stalled-percent', 5),
+    publishRate: int(values, 'rate', 500, 1),
+    padBytes: int(values, 'pad', 1000),
+    seconds: int(values, 'duration', quick ? 12 : 20, 1),
+    warmupSeconds: quick ? 0 : 1,
+    drainMs: quick ? 1000 : 3000,
+    sampleMs: 100,
+    uncappedQueueBytes: 2 ** 30,
+    connectConcurrency: 100,
+  };
+  if (scenarios.includes('stalled')) {
+    // The bench config's client.channel_limit is 128, and every stalled client subscribes to every channel.
+    if (stalledOpts.channels > 128) throw new Error('stalled: --channels must be ≤ 128');
+    if (stalledOpts.stalledPercent > 50) throw new Error('stalled: --stalled-percent must be ≤ 50');
+  }
+  if (scenarios.includes('fanout') && fanoutOpts.subscribers % fanoutOpts.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
   }
   if (connOpts.sourceIps > 254) throw new Error('--source-ips must be ≤ 254');
@@ -251,6 +301,8 @@ async function main(): Promise<number> {
     return results;
   }
 
+  /** How the Bulwark-only scenarios start their servers. */
+  const bulwarkStart = { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: values['ws-path'], bulwarkConfig };
   let failed = false;
   const reports: ScenarioReport<unknown>[] = [];
   const timestamp = new Date().toISOString();
@@ -267,12 +319,18 @@ async function main(): Promise<number> {
       };
       reports.push(report);
       if (!values.json) process.stdout.write(`\n${fanoutTable(report)}\n`);
+    } else if (scenario === 'overload') {
+      const results = await runOverload(bulwarkStart, overloadOpts, log);
+      const report: ScenarioReport<OverloadResult> = { scenario, ...base, options: overloadOpts, results, ratios: [] };
+      reports.push(report);
+      if (!values.json) process.stdout.write(`\n${overloadTable(report)}\n`);
+    } else if (scenario === 'stalled') {
+      const results = await runStalled(bulwarkStart, stalledOpts, log);
+      const report: ScenarioReport<StalledResult> = { scenario, ...base, options: stalledOpts, results, ratios: [] };
+      reports.push(report);
+      if (!values.json) process.stdout.write(`\n${stalledTable(report)}\n`);
     } else if (scenario === 'admission') {
-      const results = await runAdmission(
-        { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: values['ws-path'], bulwarkConfig },
-        admissionOpts,
-        log,
-      );
+      const results = await runAdmission(bulwarkStart, admissionOpts, log);
       const report: ScenarioReport<AdmissionResult> = {
         scenario,
         ...base,

@@ -7,6 +7,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { round } from './util.js';
 
 let clkTck: number | undefined;
 
@@ -175,5 +177,34 @@ export function diffKernelNetCounters(before: KernelNetCounters, after: KernelNe
     listenDrops: after.listenDrops - before.listenDrops,
     backlogDrops: after.backlogDrops - before.backlogDrops,
     softnetDrops: after.softnetDrops - before.softnetDrops,
+  };
+}
+
+/** CpuReading is the CPU use of the server and of this load generator over a window. */
+export interface CpuReading {
+  /** Server CPU, % of one core (10 ms ticks: read over seconds). */
+  serverCpuPercent: number;
+  /** This process's CPU, % of one core (≥ ~90 % means the load generator is the bottleneck). */
+  loadgenCpuPercent: number;
+  /** This process's event-loop delay: stalls here delay every reply and delivery behind them. */
+  loadgenLoopDelayMs: { p99: number; max: number };
+}
+
+/** watchCpu starts measuring server `pid` and this process; the returned function ends the window. */
+export function watchCpu(pid: number): () => CpuReading {
+  const cpu0 = readCpuMicros(pid);
+  const own0 = process.cpuUsage();
+  const t0 = performance.now();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  return () => {
+    const wallMicros = (performance.now() - t0) * 1000;
+    const own = process.cpuUsage(own0);
+    loop.disable();
+    return {
+      serverCpuPercent: round(((readCpuMicros(pid) - cpu0) / wallMicros) * 100, 1),
+      loadgenCpuPercent: round(((own.user + own.system) / wallMicros) * 100, 1),
+      loadgenLoopDelayMs: { p99: round(loop.percentile(99) / 1e6, 1), max: round(loop.max / 1e6, 1) },
+    };
   };
 }

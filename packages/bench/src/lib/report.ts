@@ -84,10 +84,17 @@ export function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
-const fmt = (v: number | undefined, digits = 0): string =>
+/** fmt formats a number with thousands separators and `digits` decimals; '-' when missing or not finite. */
+export const fmt = (v: number | undefined, digits = 0): string =>
   v === undefined || !Number.isFinite(v)
     ? '-'
     : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** fmtCounts formats counts by key (e.g. close codes) as `5× 3008, 2× 1006`; '-' when empty. */
+export const fmtCounts = (counts: Record<string, number>): string =>
+  Object.entries(counts)
+    .map(([key, n]) => `${fmt(n)}× ${key}`)
+    .join(', ') || '-';
 
 function cell<R>(o: TargetOutcome<R> | undefined, f: (r: R) => string): string {
   if (!o) return '(not run)';

@@ -234,3 +234,44 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     throw new Error(`${(err as Error).message}${detail}`, { cause: err });
   }
 }
+
+/** ServerRunError is a run that failed on a server, with the server's last output lines. */
+export class ServerRunError extends Error {
+  constructor(
+    message: string,
+    readonly serverLog: string[],
+  ) {
+    super(message);
+    this.name = 'ServerRunError';
+  }
+}
+
+/**
+ * onFreshBulwark starts a Bulwark with `start`'s options and `config` deep-merged over its
+ * `bulwarkConfig` (the scenario's settings win over the user's), runs `fn` on it, and always
+ * stops it. A failure, or the server exiting during the run, rejects with a
+ * {@link ServerRunError} carrying the server's output.
+ */
+export async function onFreshBulwark<R>(
+  start: StartOptions,
+  config: Record<string, unknown>,
+  label: string,
+  log: (msg: string) => void,
+  fn: (server: RunningServer) => Promise<R>,
+): Promise<R> {
+  log(`${label}: starting server`);
+  const server = await startServer('bulwark', {
+    ...start,
+    bulwarkConfig: deepMerge(start.bulwarkConfig ?? {}, config),
+  });
+  log(`${label}: server pid ${server.pid} on port ${server.port}`);
+  try {
+    const result = await fn(server);
+    if (server.exited()) throw new Error('server exited during the run');
+    return result;
+  } catch (err) {
+    throw new ServerRunError(`${label}: ${(err as Error).message}`, server.logTail());
+  } finally {
+    await server.stop();
+  }
+}

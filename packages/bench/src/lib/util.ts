@@ -57,3 +57,10 @@ export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** tally counts how often each defined value occurs, e.g. close codes: `{"3008": 5, "1006": 2}`. */
+export function tally(values: Iterable<string | number | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) if (v !== undefined) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}

@@ -1,0 +1,580 @@
+/**
+ * The overload scenario (incident 1: a team bulletin board whose clients poll history): how much
+ * admitted work Bulwark still does, and how fast, when offered 1×, 2× and 10× what it can serve —
+ * with load shedding (`protection.shedding`) on and off.
+ *
+ * Every run is on a fresh Bulwark with a `board` namespace keeping history, the per-connection
+ * and per-user read rate limits lifted (the pollers are the load, not abusers to throttle), a
+ * larger write-queue cap (see {@link POLLER_QUEUE_BYTES}), and `board:history` filled with `page`
+ * publications of ~300 bytes through the server API.
+ *
+ * - Pollers: K connections sending `history {channel: board:history, limit: page}`. Each reply
+ *   is matched to its command by id; latency = reply time − send time.
+ * - A live feed: S subscribers on `board:live` receive API publications at a fixed rate; their
+ *   delivery latency and loss show whether publications keep flowing under overload.
+ * - Capacity C: a closed loop (each poller keeps `depth` polls outstanding) on a server with
+ *   shedding off, after a warm-up; C = successful replies per second.
+ * - Then open loop (sends on a fixed schedule whatever the replies do) at 1×, 2×, 10× C, each
+ *   with shedding on and off. Replies are ok (goodput), refused with 111 (shed), other errors,
+ *   or missing once the window and a grace period are over (timeouts).
+ *
+ * Bulwark only: the raw-ws reference server has neither history nor shedding.
+ *
+ * @module
+ */
+import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
+import { CommandClient, type ReplyHead } from '../lib/command-client.js';
+import { LiveFeed, type FeedResult } from '../lib/live-feed.js';
+import { runPaced, staggeredStreams } from '../lib/pacing.js';
+import { watchCpu, type CpuReading } from '../lib/proc.js';
+import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../lib/report.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
+import {
+  bulwarkAvailable,
+  onFreshBulwark,
+  ServerRunError,
+  type RunningServer,
+  type StartOptions,
+} from '../lib/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../lib/util.js';
+
+/** OverloadOptions size the overload scenario. */
+export interface OverloadOptions {
+  /** Connections polling history. */
+  pollers: number;
+  /** Subscribers of the live channel. */
+  subscribers: number;
+  /** Publications per second to the live channel. */
+  publishRate: number;
+  /** Publications kept in the board channel's history, and the page each poll asks for. */
+  page: number;
+  /** Seconds of each open-loop run. */
+  seconds: number;
+  /** Seconds of the closed-loop capacity run. */
+  capacitySeconds: number;
+  /** Polls each poller keeps outstanding in the capacity run. */
+  depth: number;
+  /** Offered load of the open-loop runs, in multiples of the capacity. */
+  multipliers: number[];
+  /** Highest offered rate, polls/s: beyond it the one-core load generator cannot send on time. */
+  maxOfferedRate: number;
+  /** Unmeasured closed-loop polling (one outstanding per poller) before each run, seconds. */
+  warmupSeconds: number;
+  /** How long replies may still arrive after a run's window. */
+  graceMs: number;
+  connectConcurrency: number;
+}
+
+/** ReplyCounts tallies the replies to a run's polls. */
+export interface ReplyCounts {
+  sent: number;
+  ok: number;
+  /** Refused with error 111 (too many requests, temporary): shed. */
+  shed: number;
+  /** Other error replies, by code. */
+  otherErrors: Record<string, number>;
+  /** Polls without a reply when the grace period ended. */
+  timeouts: number;
+}
+
+/** OverloadRun is one open-loop run at a multiple of the capacity (CPU over the window and grace). */
+export interface OverloadRun extends ReplyCounts, CpuReading {
+  multiplier: number;
+  shedding: boolean;
+  /** Polls per second asked for: multiplier × capacity, capped at maxOfferedRate. */
+  targetRate: number;
+  /** Whether maxOfferedRate capped the target. */
+  capped: boolean;
+  /** Polls per second actually sent. */
+  offeredPerSec: number;
+  /** Successful replies per second of the window. */
+  goodputPerSec: number;
+  shedPerSec: number;
+  /** Latency of successful replies. */
+  okLatencyMs: LatencySummary;
+  /** Latency of refusals: how fast a shed poll is answered. */
+  shedLatencyMs: LatencySummary;
+  feed: FeedResult;
+  /** Pollers the server closed during the run, by close code. */
+  pollersClosed: Record<string, number>;
+  /**
+   * From the server's /metrics after the grace (absent when it did not answer in 5 s): refusals
+   * by reason (`overload_read`: polls shed, whether or not the refusal reached the poller in
+   * time) and the p99 event-loop lag over the run.
+   */
+  server?: { rejections: Record<string, number>; eventLoopLagP99Ms: number };
+}
+
+/** OverloadCapacity is the closed-loop measurement of C. */
+export interface OverloadCapacity {
+  /** C: successful polls per second. */
+  perSec: number;
+  ok: number;
+  errors: number;
+  okLatencyMs: LatencySummary;
+  serverCpuPercent: number;
+  loadgenCpuPercent: number;
+  /** Which side most likely set C, judged from the two CPU readings. */
+  limitedBy: string;
+}
+
+/** OverloadVerdict is the pass/fail judgement of shedding at the highest multiplier. */
+export interface OverloadVerdict {
+  multiplier: number;
+  /** Goodput must reach this: half of C. */
+  goodputFloor: number;
+  goodput: number;
+  /** p99 of successful replies must stay within this: 10 × the p99 at 1× with shedding. */
+  p99Ceiling: number;
+  p99: number;
+  pass: boolean;
+  reasons: string[];
+}
+
+/** OverloadResult is the whole scenario's outcome. */
+export interface OverloadResult {
+  page: number;
+  /** Size of one history reply, bytes. */
+  replyBytes: number;
+  capacity: OverloadCapacity;
+  runs: OverloadRun[];
+  verdict: OverloadVerdict;
+}
+
+type Log = (msg: string) => void;
+
+const HISTORY_CHANNEL = 'board:history';
+const LIVE_CHANNEL = 'board:live';
+/** Bytes of text in each history publication (about 300 bytes of data with its JSON). */
+const HISTORY_TEXT_BYTES = 280;
+/** Padding of each live publication (~150-byte pushes, as in the fan-out scenario). */
+const LIVE_PAD_BYTES = 64;
+/**
+ * client.queue_max_size of the runs. Each poller connection stands in for many real clients
+ * (200 connections carry thousands of polls/s, where a real client has one poll outstanding),
+ * so under overload hundreds of polls wait in one poller's socket, and the server answers all
+ * it reads in one pass. At the default 1 MiB, the ~30 replies of 33 KB that makes disconnect
+ * the poller as slow (3008) before shedding can act, and the run would measure that instead
+ * (stalled readers are the `stalled` scenario's). 64 MiB keeps a flushed frame below the ws
+ * client's 100 MiB message limit.
+ */
+const POLLER_QUEUE_BYTES = 64 * 2 ** 20;
+/** A successful run at 10× keeps at least this share of C... */
+const GOODPUT_FLOOR = 0.5;
+/** ...and a p99 within this multiple of the 1× p99. */
+const P99_FACTOR = 10;
+
+/** overloadConfig is the Bulwark config of one run. */
+function overloadConfig(opts: OverloadOptions, shedding: boolean): Record<string, unknown> {
+  const board = {
+    name: 'board',
+    history_size: opts.page,
+    history_ttl: '300s',
+    allow_history_for_client: true,
+    allow_subscribe_for_client: true,
+  };
+  return {
+    channel: { namespaces: [board] },
+    client: { history_max_publication_limit: opts.page, queue_max_size: POLLER_QUEUE_BYTES },
+    protection: {
+      rate_limit: { connection: { read: { rate: 0 } }, user: { read: { rate: 0 } } },
+      shedding: { enabled: shedding },
+    },
+  };
+}
+
+/** A poller's connection and the send times of its polls in the current phase. */
+interface Poller {
+  client: CommandClient;
+  /** Id of the phase's first poll; send times are indexed by id − firstId. */
+  firstId: number;
+  /** Send time (performance.now() ms) per poll; 0 once answered. */
+  sentAt: Float64Array;
+}
+
+/** Per-phase tallies the reply handler writes to. */
+interface Phase {
+  open: boolean;
+  /** Closed loop: answer each reply tallied with a new poll on the same poller. */
+  refill: boolean;
+  /** Until when replies are tallied (closed loop: the window's end). */
+  countUntil: number;
+  sent: number;
+  /** Replies received, tallied or not: sent − replies are still outstanding. */
+  replies: number;
+  ok: number;
+  shed: number;
+  otherErrors: Map<number, number>;
+  okLatency: LatencyRecorder;
+  shedLatency: LatencyRecorder;
+}
+
+function newPhase(refill: boolean): Phase {
+  return {
+    open: true,
+    refill,
+    countUntil: Number.POSITIVE_INFINITY,
+    sent: 0,
+    replies: 0,
+    ok: 0,
+    shed: 0,
+    otherErrors: new Map(),
+    okLatency: new LatencyRecorder(),
+    shedLatency: new LatencyRecorder(),
+  };
+}
+
+/** A started server with its pollers and live feed. */
+interface Rig {
+  server: RunningServer;
+  pollers: Poller[];
+  feed: LiveFeed;
+  replyBytes: number;
+  /** Starts a phase: resets send times and routes replies to the returned tallies. */
+  startPhase(refill: boolean): Phase;
+  /** Sends `count` polls on poller `i`. */
+  poll(i: number, count: number): void;
+}
+
+const pollBody = (page: number) => `"history":{"channel":"${HISTORY_CHANNEL}","limit":${page}}`;
+
+/**
+ * setUp fills the board's history and connects the feed's subscribers and the pollers (into
+ * `pollers`, so that the caller can close whatever connected even when setting up fails).
+ */
+async function setUp(
+  server: RunningServer,
+  api: ServerApi,
+  feed: LiveFeed,
+  pollers: Poller[],
+  opts: OverloadOptions,
+  log: Log,
+): Promise<Rig> {
+  const text = 'x'.repeat(HISTORY_TEXT_BYTES);
+  for (let i = 0; i < opts.page; i++) {
+    await api.publish(HISTORY_CHANNEL, `{"author":"user-${i % 17}","n":${i},"text":"${text}"}`);
+  }
+  const page = await api.call('history', `{"channel":"${HISTORY_CHANNEL}","limit":${opts.page}}`);
+  // The API's result is the client reply's body; ~20 bytes of `{"id":N,"history":…}` wrap it.
+  const replyBytes = Buffer.byteLength(JSON.stringify(page)) + 20;
+
+  await feed.subscribe(opts.subscribers, () => 0, opts.connectConcurrency);
+
+  const body = pollBody(opts.page);
+  let phase = newPhase(false);
+  const record = (p: Poller, first: number, count: number) => {
+    const need = first - p.firstId + count;
+    if (need > p.sentAt.length) {
+      const bigger = new Float64Array(Math.max(need, p.sentAt.length * 2));
+      bigger.set(p.sentAt);
+      p.sentAt = bigger;
+    }
+    const now = performance.now();
+    for (let k = 0; k < count; k++) p.sentAt[first - p.firstId + k] = now;
+    phase.sent += count;
+  };
+  const onReply = (p: Poller, head: ReplyHead) => {
+    const idx = head.id - p.firstId;
+    const t0 = idx >= 0 && idx < p.sentAt.length ? (p.sentAt[idx] as number) : 0;
+    if (!phase.open || !(t0 > 0)) return; // a reply to an earlier phase's poll
+    p.sentAt[idx] = 0;
+    phase.replies++;
+    const now = performance.now();
+    if (now > phase.countUntil) return;
+    if (head.errorCode === 0) {
+      phase.ok++;
+      phase.okLatency.add(now - t0);
+    } else if (head.errorCode === 111) {
+      phase.shed++;
+      phase.shedLatency.add(now - t0);
+    } else {
+      phase.otherErrors.set(head.errorCode, (phase.otherErrors.get(head.errorCode) ?? 0) + 1);
+    }
+    if (phase.refill) record(p, p.client.send(body), 1);
+  };
+  const failures: string[] = [];
+  await mapLimit(
+    opts.pollers,
+    opts.connectConcurrency,
+    async (i) => {
+      const p: Poller = {
+        client: new CommandClient(server.wsUrl, (h) => onReply(p, h)),
+        firstId: 2,
+        sentAt: new Float64Array(64),
+      };
+      pollers.push(p);
+      await p.client.connect(`poller-${i}`, server.tokenSecret);
+    },
+    (_i, err) => failures.push((err as Error).message),
+  );
+  if (failures.length) throw new Error(`${failures.length}/${opts.pollers} pollers failed; first: ${failures[0]}`);
+  log(
+    `  ${HISTORY_CHANNEL} holds ${opts.page} publications (${(replyBytes / 1024).toFixed(1)} KiB per reply); ` +
+      `${opts.subscribers} subscribers and ${opts.pollers} pollers connected`,
+  );
+  return {
+    server,
+    pollers,
+    feed,
+    replyBytes,
+    startPhase(refill) {
+      phase.open = false;
+      phase = newPhase(refill);
+      for (const p of pollers) {
+        p.firstId = p.client.peekId;
+        p.sentAt.fill(0);
+      }
+      return phase;
+    },
+    poll(i, count) {
+      const p = pollers[i] as Poller;
+      record(p, p.client.send(body, count), count);
+    },
+  };
+}
+
+/**
+ * closedLoop keeps `depth` polls outstanding per poller for `seconds`, with the live feed
+ * publishing as in the open-loop runs; returns the tallies of replies within the window.
+ */
+async function closedLoop(rig: Rig, opts: OverloadOptions, depth: number, seconds: number): Promise<Phase> {
+  const phase = rig.startPhase(true);
+  phase.countUntil = performance.now() + seconds * 1000;
+  rig.pollers.forEach((_p, i) => rig.poll(i, depth));
+  // Replies after the window are not tallied, and so not refilled either.
+  await Promise.all([sleep(seconds * 1000), rig.feed.publish(opts.publishRate, seconds * 1000)]);
+  await waitFor(() => phase.replies >= phase.sent, opts.graceMs);
+  phase.open = false;
+  return phase;
+}
+
+async function warmUp(rig: Rig, opts: OverloadOptions): Promise<void> {
+  if (opts.warmupSeconds > 0) await closedLoop(rig, opts, 1, opts.warmupSeconds);
+  // Let the server's smoothed lag settle before the measured window.
+  await sleep(300);
+}
+
+/** measureCapacity is the closed-loop run that finds C. */
+async function measureCapacity(rig: Rig, opts: OverloadOptions, log: Log): Promise<OverloadCapacity> {
+  await warmUp(rig, opts);
+  const done = watchCpu(rig.server.pid);
+  const phase = await closedLoop(rig, opts, opts.depth, opts.capacitySeconds);
+  const cpu = done();
+  const perSec = Math.round(phase.ok / opts.capacitySeconds);
+  let limitedBy = `neither CPU saturated (server ${cpu.serverCpuPercent}%, load generator ${cpu.loadgenCpuPercent}%)`;
+  if (cpu.serverCpuPercent >= 90) limitedBy = `server CPU (${cpu.serverCpuPercent}%)`;
+  else if (cpu.loadgenCpuPercent >= 90) limitedBy = `load generator CPU (${cpu.loadgenCpuPercent}%): C is understated`;
+  const errors = phase.shed + [...phase.otherErrors.values()].reduce((a, b) => a + b, 0);
+  log(`  capacity C = ${perSec} polls/s (${opts.depth} in flight per poller); limited by ${limitedBy}`);
+  return {
+    perSec,
+    ok: phase.ok,
+    errors,
+    okLatencyMs: roundSummary(phase.okLatency.summary(), 2),
+    serverCpuPercent: cpu.serverCpuPercent,
+    loadgenCpuPercent: cpu.loadgenCpuPercent,
+    limitedBy,
+  };
+}
+
+/** openLoop runs one open-loop window at `rate` polls/s with the live feed publishing. */
+async function openLoop(
+  rig: Rig,
+  opts: OverloadOptions,
+  rate: number,
+): Promise<Omit<OverloadRun, 'multiplier' | 'shedding' | 'targetRate' | 'capped'>> {
+  await warmUp(rig, opts);
+  const windowMs = opts.seconds * 1000;
+  const phase = rig.startPhase(false);
+  rig.feed.startPhase();
+  const done = watchCpu(rig.server.pid);
+  const streams = staggeredStreams(rig.pollers.length, rate, windowMs);
+  const [elapsedMs] = await Promise.all([
+    runPaced(streams, windowMs, (i, count) => rig.poll(i, count)),
+    rig.feed.publish(opts.publishRate, windowMs),
+  ]);
+  await Promise.all([waitFor(() => phase.replies >= phase.sent, opts.graceMs), rig.feed.drain(opts.graceMs)]);
+  phase.open = false;
+  const cpu = done();
+  const server = await fetchMetrics(rig.server).then(
+    (text) => ({
+      rejections: Object.fromEntries(metricSeries(text, 'bulwark_rejections_total', 'reason')),
+      eventLoopLagP99Ms: round(
+        (metricSeries(text, 'bulwark_event_loop_lag_p99_seconds').get('') ?? Number.NaN) * 1000,
+        1,
+      ),
+    }),
+    () => undefined,
+  );
+  return {
+    sent: phase.sent,
+    ok: phase.ok,
+    shed: phase.shed,
+    otherErrors: Object.fromEntries(phase.otherErrors),
+    timeouts: phase.sent - phase.replies,
+    offeredPerSec: Math.round(phase.sent / (elapsedMs / 1000)),
+    goodputPerSec: Math.round(phase.ok / opts.seconds),
+    shedPerSec: Math.round(phase.shed / opts.seconds),
+    okLatencyMs: roundSummary(phase.okLatency.summary(), 2),
+    shedLatencyMs: roundSummary(phase.shedLatency.summary(), 2),
+    feed: rig.feed.result(),
+    ...cpu,
+    pollersClosed: tally(rig.pollers.map((p) => p.client.closeCode)),
+    server,
+  };
+}
+
+/** onRig runs `fn` on a fresh server set up for the scenario, and always tears the rig down. */
+function onRig<R>(
+  start: StartOptions,
+  opts: OverloadOptions,
+  shedding: boolean,
+  label: string,
+  log: Log,
+  fn: (rig: Rig) => Promise<R>,
+): Promise<R> {
+  return onFreshBulwark(start, overloadConfig(opts, shedding), label, log, async (server) => {
+    const api = new ServerApi(server);
+    const feed = new LiveFeed(server, api, () => LIVE_CHANNEL, 1, LIVE_PAD_BYTES);
+    const pollers: Poller[] = [];
+    try {
+      return await fn(await setUp(server, api, feed, pollers, opts, log));
+    } finally {
+      for (const p of pollers) p.client.terminate();
+      feed.terminate();
+      api.close();
+    }
+  });
+}
+
+/** judgeOverload applies the pass criteria to shedding at the highest multiplier. */
+export function judgeOverload(capacity: number, runs: readonly OverloadRun[]): OverloadVerdict {
+  const shedRuns = runs.filter((r) => r.shedding);
+  const top = Math.max(...shedRuns.map((r) => r.multiplier));
+  const base = shedRuns.find((r) => r.multiplier === 1);
+  const high = shedRuns.find((r) => r.multiplier === top);
+  const goodputFloor = Math.round(GOODPUT_FLOOR * capacity);
+  const p99Ceiling = round((base?.okLatencyMs.p99 ?? Number.NaN) * P99_FACTOR, 2);
+  const goodput = high?.goodputPerSec ?? 0;
+  const p99 = high?.okLatencyMs.p99 ?? Number.NaN;
+  const reasons: string[] = [];
+  if (!(goodput >= goodputFloor)) reasons.push(`goodput ${goodput}/s < ${goodputFloor}/s`);
+  if (!(p99 <= p99Ceiling)) reasons.push(`ok p99 ${p99} ms > ${p99Ceiling} ms`);
+  return { multiplier: top, goodputFloor, goodput, p99Ceiling, p99, pass: reasons.length === 0, reasons };
+}
+
+/**
+ * runOverload measures the capacity, then runs every multiplier with shedding on and off, each on
+ * a fresh Bulwark started with `start`, and returns the Bulwark outcome.
+ */
+export async function runOverload(
+  start: StartOptions,
+  opts: OverloadOptions,
+  log: Log,
+): Promise<ScenarioReport<OverloadResult>['results']> {
+  if (!bulwarkAvailable(start.bulwarkMain)) return { bulwark: { skipped: 'Bulwark is not built' } };
+  try {
+    let replyBytes = 0;
+    const capacity = await onRig(start, opts, false, 'overload / capacity', log, async (rig) => {
+      replyBytes = rig.replyBytes;
+      return measureCapacity(rig, opts, log);
+    });
+    if (capacity.perSec <= 0) throw new Error('capacity run completed no polls');
+    const runs: OverloadRun[] = [];
+    for (const multiplier of opts.multipliers) {
+      for (const shedding of [true, false]) {
+        const wanted = multiplier * capacity.perSec;
+        const targetRate = Math.min(wanted, opts.maxOfferedRate);
+        const capped = targetRate < wanted;
+        const label = `overload / ${multiplier}× ${shedding ? 'with' : 'without'} shedding`;
+        if (capped) log(`${label}: ${wanted} polls/s is past the load generator's ${opts.maxOfferedRate}/s: capped`);
+        const r = await onRig(start, opts, shedding, label, log, (rig) => openLoop(rig, opts, targetRate));
+        runs.push({ multiplier, shedding, targetRate, capped, ...r });
+        log(`  ${describe(runs[runs.length - 1] as OverloadRun)}`);
+      }
+    }
+    return {
+      bulwark: {
+        result: { page: opts.page, replyBytes, capacity, runs, verdict: judgeOverload(capacity.perSec, runs) },
+      },
+    };
+  } catch (err) {
+    log(`overload: ERROR: ${(err as Error).message}`);
+    return {
+      bulwark: {
+        error: (err as Error).message,
+        ...(err instanceof ServerRunError ? { serverLog: err.serverLog } : {}),
+      },
+    };
+  }
+}
+
+function describe(r: OverloadRun): string {
+  return (
+    `offered ${r.offeredPerSec}/s: ok ${r.goodputPerSec}/s (p50 ${r.okLatencyMs.p50} / p99 ${r.okLatencyMs.p99} ms), ` +
+    `shed ${r.shedPerSec}/s, timeouts ${r.timeouts}; feed p99 ${r.feed.latencyMs.p99} ms, loss ${r.feed.loss.missing}; ` +
+    `server ${r.serverCpuPercent}% CPU, load generator ${r.loadgenCpuPercent}%`
+  );
+}
+
+/** overloadTable renders the overload report. */
+export function overloadTable(report: ScenarioReport<OverloadResult>): string {
+  const o = report.results.bulwark;
+  if (!o || !('result' in o)) {
+    return `overload: ${o && 'error' in o ? `ERROR: ${o.error}` : o && 'skipped' in o ? `skipped: ${o.skipped}` : 'not run'}`;
+  }
+  const r = o.result;
+  const c = r.capacity;
+  const opts = report.options as OverloadOptions;
+  const rows: string[][] = [
+    [
+      'run',
+      'offered/s',
+      'goodput/s',
+      'shed/s',
+      'other err',
+      'timeouts',
+      'ok p50 / p99 (ms)',
+      'shed p99 (ms)',
+      'server shed',
+      'server lag p99 (ms)',
+      'feed p99 (ms) / undelivered',
+      'server CPU',
+      'pollers closed',
+    ],
+    ...r.runs.map((run) => [
+      `${run.multiplier}× ${run.shedding ? 'shedding' : 'no shedding'}${run.capped ? ' (capped)' : ''}`,
+      fmt(run.offeredPerSec),
+      fmt(run.goodputPerSec),
+      fmt(run.shedPerSec),
+      fmt(Object.values(run.otherErrors).reduce((a, b) => a + b, 0)),
+      fmt(run.timeouts),
+      `${fmt(run.okLatencyMs.p50, 1)} / ${fmt(run.okLatencyMs.p99, 1)}`,
+      fmt(run.shedLatencyMs.p99, 1),
+      run.server ? fmt(run.server.rejections.overload_read ?? 0) : '-',
+      fmt(run.server?.eventLoopLagP99Ms, 0),
+      `${fmt(run.feed.latencyMs.p99, 1)} / ${fmt(run.feed.loss.missing)}`,
+      `${fmt(run.serverCpuPercent)}%`,
+      fmtCounts(run.pollersClosed),
+    ]),
+  ];
+  const v = r.verdict;
+  const capped = r.runs.some((run) => run.capped);
+  return [
+    `overload: ${opts.pollers} pollers × history(${HISTORY_CHANNEL}, limit ${r.page}; ${fmt(r.replyBytes / 1024, 1)} KiB replies), ` +
+      `${opts.subscribers} subscribers on ${LIVE_CHANNEL} at ${opts.publishRate} pub/s; ${opts.seconds} s per run, fresh server each`,
+    `capacity C = ${fmt(c.perSec)} polls/s (closed loop, ${opts.depth} in flight per poller, shedding off; ` +
+      `ok p99 ${fmt(c.okLatencyMs.p99, 1)} ms; server CPU ${fmt(c.serverCpuPercent)}%, load generator ${fmt(c.loadgenCpuPercent)}%; ` +
+      `limited by ${c.limitedBy})`,
+    formatTable(rows),
+    ...(capped
+      ? [
+          `  (capped): the offered rate was held at --max-offered ${fmt(opts.maxOfferedRate)} polls/s, what one load-generator core ` +
+            'can send on time; raise --page to make each poll heavier and C lower',
+        ]
+      : []),
+    `verdict (shedding at ${v.multiplier}×): goodput ${fmt(v.goodput)}/s ≥ ${fmt(v.goodputFloor)}/s (${GOODPUT_FLOOR * 100}% of C) ` +
+      `and ok p99 ${fmt(v.p99, 1)} ms ≤ ${fmt(v.p99Ceiling, 1)} ms (${P99_FACTOR}× the 1× p99): ` +
+      (v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`),
+  ].join('\n');
+}

@@ -1,0 +1,350 @@
+/**
+ * The stalled-clients scenario: what clients that stop reading (a phone in a tunnel, a frozen
+ * tab) cost the server's memory and the healthy clients' latency, with and without Bulwark's
+ * write-queue cap (`client.queue_max_size`: over it a client is disconnected with 3008 "slow").
+ *
+ * Three runs, each on a fresh Bulwark, with the same healthy subscribers (subscriber i on
+ * channel `bench:ch{i mod channels}`) and the same API publications (fixed rate, ~1 KB each,
+ * round-robin over the channels):
+ * (a) no stalled clients;
+ * (b) plus stalled clients (5 % of all subscribers) that stop reading their sockets, so TCP
+ *     backpressure builds up in the server, with the default queue_max_size (1 MiB);
+ * (c) the same with queue_max_size 1 GiB: the cap is effectively off.
+ *
+ * Each stalled client subscribes to every channel. Why: a stalled socket first fills the
+ * kernel's buffers (the server's send buffer grows to a few MB on loopback) before anything
+ * queues in the server; at one channel's share (25 KB/s at the defaults) that takes minutes,
+ * longer than a run, while all channels' (~500 KB/s) cross it and the 1 MiB cap in seconds.
+ *
+ * Reported: server RSS (sampled from /proc), slow disconnects from the server's /metrics and
+ * as seen by the stalled clients once they read again, and the healthy clients' delivery
+ * latency and loss.
+ *
+ * @module
+ */
+import { LeanClient } from '../client/lean-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
+import { connectionToken } from '../lib/jwt.js';
+import { LiveFeed, type FeedResult } from '../lib/live-feed.js';
+import { readRssBytes, watchCpu, type CpuReading } from '../lib/proc.js';
+import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../lib/report.js';
+import {
+  bulwarkAvailable,
+  onFreshBulwark,
+  ServerRunError,
+  type RunningServer,
+  type StartOptions,
+} from '../lib/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../lib/util.js';
+
+/** StalledOptions size the stalled-clients scenario. */
+export interface StalledOptions {
+  /** All subscribers, healthy and stalled. */
+  subscribers: number;
+  channels: number;
+  /** Share of the subscribers that stall in runs (b) and (c), %. */
+  stalledPercent: number;
+  /** API publications per second, all channels together. */
+  publishRate: number;
+  /** Padding bytes in each publication's data (~1 KB publications). */
+  padBytes: number;
+  /** Seconds of publishing per run. */
+  seconds: number;
+  /** Unmeasured publishing to the healthy clients before the stalled ones connect, seconds. */
+  warmupSeconds: number;
+  /** How long to wait for the last deliveries, and for stalled clients to see their close. */
+  drainMs: number;
+  /** How often server RSS is sampled, ms. */
+  sampleMs: number;
+  /** client.queue_max_size of run (c). */
+  uncappedQueueBytes: number;
+  connectConcurrency: number;
+}
+
+/** StalledRun is one run's outcome. */
+export interface StalledRun extends CpuReading {
+  label: string;
+  stalledClients: number;
+  /** client.queue_max_size, or undefined for the server's default. */
+  queueMaxSize: number | undefined;
+  /** Server RSS in MiB: after setup, highest sample during the run, and at its end. */
+  rssMiB: { baseline: number; peak: number; final: number };
+  /** bulwark_slow_disconnects_total at the end of the run. */
+  slowDisconnects: number;
+  /**
+   * Seconds into the window by which the first and the last slow disconnect had happened (the
+   * counter is read once a second), or null when none did: how long stalled clients held on.
+   */
+  slowDisconnectsBySecond: { first: number | null; last: number | null };
+  /** bulwark_disconnects_total by code at the end of the run. */
+  disconnectsByCode: Record<string, number>;
+  /** Close codes the stalled clients saw once they read again (1006: no close frame reached them). */
+  stalledCloseCodes: Record<string, number>;
+  /** Stalled clients still open at the end. */
+  stalledStillOpen: number;
+  /** The healthy subscribers' deliveries. */
+  healthy: FeedResult;
+}
+
+/** StalledVerdict judges (b) against (a) and (c). */
+export interface StalledVerdict {
+  /** Healthy p99 in (b) must stay within 2 × that of (a). */
+  p99Ceiling: number;
+  p99: number;
+  /**
+   * Memory the stalled clients add — a run's RSS growth (peak − baseline) beyond that of (a),
+   * which has the same healthy traffic — must in (b) stay within half of that in (c).
+   */
+  addedRssCeilingMiB: number;
+  addedRssMiB: number;
+  pass: boolean;
+  reasons: string[];
+}
+
+/** StalledResult is the whole scenario's outcome. */
+export interface StalledResult {
+  runs: StalledRun[];
+  verdict: StalledVerdict;
+}
+
+type Log = (msg: string) => void;
+
+const P99_FACTOR = 2;
+const RSS_SHARE = 0.5;
+const MiB = 2 ** 20;
+
+const channelName = (ch: number) => `bench:ch${ch}`;
+
+/** stalledCount is how many of `subscribers` stall at `percent` %. */
+export function stalledCount(subscribers: number, percent: number): number {
+  return Math.round((subscribers * percent) / 100);
+}
+
+/** connectStalled connects `count` clients subscribed to every channel. */
+async function connectStalled(server: RunningServer, count: number, opts: StalledOptions): Promise<LeanClient[]> {
+  const clients: LeanClient[] = [];
+  const failures: string[] = [];
+  await mapLimit(
+    count,
+    opts.connectConcurrency,
+    async (i) => {
+      // A no-op push handler keeps the JSON.parse-free path when they read their backlog at the end.
+      const c = new LeanClient({ url: server.wsUrl, protocol: 'centrifugo', onPush: () => undefined });
+      clients.push(c);
+      await c.open();
+      await c.connect(connectionToken(`stalled-${i}`, server.tokenSecret));
+      for (let ch = 0; ch < opts.channels; ch++) await c.subscribe(channelName(ch));
+    },
+    (_i, err) => failures.push((err as Error).message),
+  );
+  if (failures.length) {
+    for (const c of clients) c.terminate();
+    throw new Error(`${failures.length}/${count} stalled clients failed; first: ${failures[0]}`);
+  }
+  return clients;
+}
+
+const slowCount = (metrics: string) => metricSeries(metrics, 'bulwark_slow_disconnects_total').get('') ?? 0;
+
+/**
+ * sampleServer samples the server's RSS every `sampleMs` and its slow-disconnect counter once a
+ * second (a /metrics scrape costs the server about a millisecond) until stopped.
+ */
+function sampleServer(server: RunningServer, sampleMs: number) {
+  const t0 = performance.now();
+  let peak = readRssBytes(server.pid);
+  const bySecond: { first: number | null; last: number | null } = { first: null, last: null };
+  let seen = 0;
+  let scraping = false;
+  const rss = setInterval(() => {
+    try {
+      peak = Math.max(peak, readRssBytes(server.pid));
+    } catch {
+      // The server exited; the run reports that once the window is over.
+    }
+  }, sampleMs);
+  const scrape = setInterval(() => {
+    if (scraping) return;
+    scraping = true;
+    fetchMetrics(server)
+      .then((text) => {
+        const n = slowCount(text);
+        if (n <= seen) return;
+        seen = n;
+        const t = Math.ceil((performance.now() - t0) / 1000);
+        bySecond.first ??= t;
+        bySecond.last = t;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        scraping = false;
+      });
+  }, 1000);
+  return {
+    /** stop ends sampling (idempotent) and returns the peak RSS and the slow-disconnect times. */
+    stop() {
+      clearInterval(rss);
+      clearInterval(scrape);
+      return { peak, slowDisconnectsBySecond: { ...bySecond } };
+    },
+  };
+}
+
+/** runOnce runs one of the three runs on a fresh server. */
+async function runOnce(
+  server: RunningServer,
+  opts: StalledOptions,
+  stalled: number,
+  log: Log,
+): Promise<Omit<StalledRun, 'label' | 'queueMaxSize'>> {
+  const api = new ServerApi(server);
+  const feed = new LiveFeed(server, api, channelName, opts.channels, opts.padBytes);
+  let stalledClients: LeanClient[] = [];
+  let sampler: ReturnType<typeof sampleServer> | undefined;
+  try {
+    const healthy = opts.subscribers - stalledCount(opts.subscribers, opts.stalledPercent);
+    await feed.subscribe(healthy, (i) => i % opts.channels, opts.connectConcurrency);
+    if (opts.warmupSeconds > 0) {
+      await feed.publish(opts.publishRate, opts.warmupSeconds * 1000);
+      await feed.drain(opts.drainMs);
+    }
+    stalledClients = await connectStalled(server, stalled, opts);
+    log(`  ${healthy} healthy + ${stalled} stalled subscribers connected`);
+    await sleep(500);
+    const baseline = readRssBytes(server.pid);
+
+    for (const c of stalledClients) c.ws.pause();
+    feed.startPhase();
+    sampler = sampleServer(server, opts.sampleMs);
+    const done = watchCpu(server.pid);
+    await feed.publish(opts.publishRate, opts.seconds * 1000);
+    await feed.drain(opts.drainMs);
+    const cpu = done();
+    const { peak, slowDisconnectsBySecond } = sampler.stop();
+    const final = readRssBytes(server.pid);
+    const metrics = await fetchMetrics(server);
+
+    // Let the stalled clients read again: what reaches them tells whether a close frame did.
+    for (const c of stalledClients) c.ws.resume();
+    await waitFor(() => stalledClients.every((c) => c.closeCode !== undefined), opts.drainMs);
+    return {
+      stalledClients: stalled,
+      rssMiB: {
+        baseline: round(baseline / MiB, 1),
+        peak: round(Math.max(peak, final) / MiB, 1),
+        final: round(final / MiB, 1),
+      },
+      slowDisconnects: slowCount(metrics),
+      slowDisconnectsBySecond,
+      disconnectsByCode: Object.fromEntries(metricSeries(metrics, 'bulwark_disconnects_total', 'code')),
+      stalledCloseCodes: tally(stalledClients.map((c) => c.closeCode)),
+      stalledStillOpen: stalledClients.filter((c) => c.closeCode === undefined).length,
+      healthy: feed.result(),
+      ...cpu,
+    };
+  } finally {
+    sampler?.stop();
+    for (const c of stalledClients) c.terminate();
+    feed.terminate();
+    api.close();
+  }
+}
+
+/** judgeStalled applies the pass criteria: (b) against (a) for latency, against (c) for memory. */
+export function judgeStalled(none: StalledRun, capped: StalledRun, uncapped: StalledRun): StalledVerdict {
+  const added = (r: StalledRun) =>
+    round(r.rssMiB.peak - r.rssMiB.baseline - (none.rssMiB.peak - none.rssMiB.baseline), 1);
+  const p99Ceiling = round(none.healthy.latencyMs.p99 * P99_FACTOR, 2);
+  const p99 = capped.healthy.latencyMs.p99;
+  const addedRssCeilingMiB = round(added(uncapped) * RSS_SHARE, 1);
+  const addedRssMiB = added(capped);
+  const reasons: string[] = [];
+  if (!(p99 <= p99Ceiling)) reasons.push(`healthy p99 ${p99} ms > ${p99Ceiling} ms`);
+  if (!(added(uncapped) > 0)) reasons.push('(c) added no memory to compare with: run longer (--duration)');
+  else if (!(addedRssMiB <= addedRssCeilingMiB)) {
+    reasons.push(`memory added in (b) ${addedRssMiB} MiB > ${addedRssCeilingMiB} MiB`);
+  }
+  return { p99Ceiling, p99, addedRssCeilingMiB, addedRssMiB, pass: reasons.length === 0, reasons };
+}
+
+/** runStalled runs (a), (b) and (c), each on a fresh Bulwark started with `start`. */
+export async function runStalled(
+  start: StartOptions,
+  opts: StalledOptions,
+  log: Log,
+): Promise<ScenarioReport<StalledResult>['results']> {
+  if (!bulwarkAvailable(start.bulwarkMain)) return { bulwark: { skipped: 'Bulwark is not built' } };
+  const stalled = stalledCount(opts.subscribers, opts.stalledPercent);
+  const plan: { label: string; stalled: number; queueMaxSize: number | undefined }[] = [
+    { label: '(a) none stalled', stalled: 0, queueMaxSize: undefined },
+    { label: `(b) ${opts.stalledPercent}% stalled, default queue cap`, stalled, queueMaxSize: undefined },
+    { label: `(c) ${opts.stalledPercent}% stalled, queue cap off`, stalled, queueMaxSize: opts.uncappedQueueBytes },
+  ];
+  try {
+    const runs: StalledRun[] = [];
+    for (const p of plan) {
+      const config = p.queueMaxSize === undefined ? {} : { client: { queue_max_size: p.queueMaxSize } };
+      const r = await onFreshBulwark(start, config, `stalled / ${p.label}`, log, (s) =>
+        runOnce(s, opts, p.stalled, log),
+      );
+      runs.push({ label: p.label, queueMaxSize: p.queueMaxSize, ...r });
+      log(
+        `  RSS ${r.rssMiB.baseline} → peak ${r.rssMiB.peak} MiB; slow disconnects ${r.slowDisconnects}; ` +
+          `healthy p99 ${r.healthy.latencyMs.p99} ms, loss ${r.healthy.loss.missing}; server ${r.serverCpuPercent}% CPU`,
+      );
+    }
+    const [none, capped, uncapped] = runs as [StalledRun, StalledRun, StalledRun];
+    return { bulwark: { result: { runs, verdict: judgeStalled(none, capped, uncapped) } } };
+  } catch (err) {
+    log(`stalled: ERROR: ${(err as Error).message}`);
+    return {
+      bulwark: {
+        error: (err as Error).message,
+        ...(err instanceof ServerRunError ? { serverLog: err.serverLog } : {}),
+      },
+    };
+  }
+}
+
+/** stalledTable renders the stalled-clients report. */
+export function stalledTable(report: ScenarioReport<StalledResult>): string {
+  const o = report.results.bulwark;
+  if (!o || !('result' in o)) {
+    return `stalled: ${o && 'error' in o ? `ERROR: ${o.error}` : o && 'skipped' in o ? `skipped: ${o.skipped}` : 'not run'}`;
+  }
+  const { runs, verdict: v } = o.result;
+  const opts = report.options as StalledOptions;
+  const stalled = stalledCount(opts.subscribers, opts.stalledPercent);
+  const col = (label: string, f: (r: StalledRun) => string): string[] => [label, ...runs.map(f)];
+  const rows = [
+    ['metric', ...runs.map((r) => r.label)],
+    col(
+      'server RSS baseline → peak → final (MiB)',
+      (r) => `${fmt(r.rssMiB.baseline, 1)} → ${fmt(r.rssMiB.peak, 1)} → ${fmt(r.rssMiB.final, 1)}`,
+    ),
+    col('slow disconnects (metric)', (r) => {
+      const t = r.slowDisconnectsBySecond;
+      return t.first === null ? fmt(r.slowDisconnects) : `${fmt(r.slowDisconnects)} (by ${t.first}–${t.last} s)`;
+    }),
+    col('server disconnects by code (metric)', (r) => fmtCounts(r.disconnectsByCode)),
+    col('stalled clients saw close code', (r) => (r.stalledClients ? fmtCounts(r.stalledCloseCodes) : '-')),
+    col('stalled clients still open', (r) => (r.stalledClients ? fmt(r.stalledStillOpen) : '-')),
+    col('healthy delivery p50 / p99 / max (ms)', (r) => {
+      const l = r.healthy.latencyMs;
+      return `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 0)}`;
+    }),
+    col('healthy loss', (r) => `${fmt(r.healthy.loss.missing)} of ${fmt(r.healthy.loss.expected)}`),
+    col('publications sent / API errors', (r) => `${fmt(r.healthy.published)} / ${fmt(r.healthy.apiErrors)}`),
+    col('server CPU / load generator CPU', (r) => `${fmt(r.serverCpuPercent)}% / ${fmt(r.loadgenCpuPercent)}%`),
+  ];
+  return [
+    `stalled: ${fmt(opts.subscribers - stalled)} healthy subscribers over ${opts.channels} channels + ${stalled} stalled ` +
+      `(${opts.stalledPercent}%, subscribed to every channel); ${fmt(opts.publishRate)} API pub/s of ~${fmt(opts.padBytes + 40)} B ` +
+      `for ${opts.seconds} s; fresh server per run`,
+    formatTable(rows),
+    `verdict: healthy p99 in (b) ${fmt(v.p99, 1)} ms ≤ ${fmt(v.p99Ceiling, 1)} ms (${P99_FACTOR}× (a)) and memory the ` +
+      `stalled clients add (RSS growth beyond (a)'s) in (b) ${fmt(v.addedRssMiB, 1)} MiB ≤ ${fmt(v.addedRssCeilingMiB, 1)} MiB ` +
+      `(${RSS_SHARE * 100}% of (c)'s): ` +
+      (v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`),
+  ].join('\n');
+}
