@@ -122,7 +122,7 @@ export class HttpServer {
     // written to the raw socket, before any per-connection work, origin check included.
     if (!node.admission.admit(socket)) return;
     if (!originAllowed(req, node.config.client.allowed_origins)) {
-      node.metrics.rejections.inc({ reason: 'origin' });
+      node.metrics.reject('origin');
       rejectUpgrade(socket, 403, 'Forbidden');
       return;
     }

@@ -28,6 +28,12 @@ export class Metrics {
   readonly killSwitches: Gauge;
   readonly engineUp: Gauge;
   readonly #histogram: IntervalHistogram;
+  /**
+   * Bound counters per label value: prom-client hashes the label set on every inc(), which
+   * costs more than a refused command itself under a storm of refusals.
+   */
+  readonly #commandChildren = new Map<string, { inc(): void }>();
+  readonly #rejectionChildren = new Map<string, { inc(): void }>();
 
   constructor(nodeName: string) {
     const r = this.registry;
@@ -130,7 +136,17 @@ export class Metrics {
 
   /** command counts one client command by method and result. */
   command(method: string, result: 'ok' | 'error' | 'disconnect'): void {
-    this.commands.inc({ method, result });
+    const key = `${method}\u0000${result}`;
+    let child = this.#commandChildren.get(key);
+    if (child === undefined) this.#commandChildren.set(key, (child = this.commands.labels({ method, result })));
+    child.inc();
+  }
+
+  /** reject counts one request refused by a check or limit (bulwark_rejections_total{reason}). */
+  reject(reason: string): void {
+    let child = this.#rejectionChildren.get(reason);
+    if (child === undefined) this.#rejectionChildren.set(reason, (child = this.rejections.labels({ reason })));
+    child.inc();
   }
 
   /** setNodeName labels every metric with the node's name once it is known (after listen). */

@@ -103,11 +103,11 @@ const noFrames: Buffer[] = [];
 const idle: Promise<void> = Promise.resolve();
 
 /** The commands load shedding refuses at its read level, with their rejection label. */
-const shedReasons: Readonly<Partial<Record<string, { reason: string }>>> = {
-  history: { reason: 'overload_read' },
-  presence: { reason: 'overload_read' },
-  presence_stats: { reason: 'overload_read' },
-  rpc: { reason: 'overload_rpc' },
+const shedReasons: Readonly<Partial<Record<string, string>>> = {
+  history: 'overload_read',
+  presence: 'overload_read',
+  presence_stats: 'overload_read',
+  rpc: 'overload_rpc',
 };
 const engineUnavailable = new ProtocolError(
   ErrorCode.Internal,
@@ -304,7 +304,7 @@ export class ClientSession {
       return false;
     }
     ctx.metrics.command(cmd.method, 'error');
-    ctx.metrics.rejections.inc({ reason: `rate_limit_${verdict.scope}_${verdict.cls}` });
+    ctx.metrics.reject(`rate_limit_${verdict.scope}_${verdict.cls}`);
     ctx.burstLog.warn(
       `rate_limit_${verdict.scope}`,
       { client: this.id, user: this.user, method: cmd.method, class: verdict.cls },
@@ -330,7 +330,7 @@ export class ClientSession {
     const reason = shedReasons[cmd.method];
     if (reason === undefined) return false;
     ctx.metrics.command(cmd.method, 'error');
-    ctx.metrics.rejections.inc(reason);
+    ctx.metrics.reject(reason);
     if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, overloadError));
     return true;
   }
@@ -399,7 +399,7 @@ export class ClientSession {
       user !== '' &&
       ctx.hub.userConnectionCount(user) >= cfg.user_connection_limit
     ) {
-      ctx.metrics.rejections.inc({ reason: 'user_connection_limit' });
+      ctx.metrics.reject('user_connection_limit');
       throw new DisconnectError(disconnect(DisconnectCode.ConnectionLimit));
     }
     this.user = user;
@@ -506,7 +506,7 @@ export class ClientSession {
     }
     const limit = ctx.config.client.channel_limit;
     if (limit > 0 && this.#subs.size + (this.#pending?.size ?? 0) >= limit) {
-      ctx.metrics.rejections.inc({ reason: 'channel_limit' });
+      ctx.metrics.reject('channel_limit');
       throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
     }
     let claims: SubscriptionTokenClaims | undefined;
@@ -760,7 +760,7 @@ export class ClientSession {
     const ctx = this.#ctx;
     const off = ctx.killSwitches.find(kind, target);
     if (off === undefined) return;
-    ctx.metrics.rejections.inc({ reason: `kill_switch_${kind}` });
+    ctx.metrics.reject(`kill_switch_${kind}`);
     ctx.burstLog.warn(
       `kill_switch.${kind}`,
       { kind, target: off.target, reason: off.reason },

@@ -106,8 +106,7 @@ export class Admission {
   readonly #hi: number;
   /** Prepared 503 responses, index = Retry-After − #lo; empty for ranges wider than MAX_PREPARED. */
   readonly #responses: Buffer[] = [];
-  /** Label objects and log fields made once, so a refusal allocates none. */
-  readonly #labels: Record<RejectReason, { reason: RejectReason }>;
+  /** Log fields made once, so a refusal allocates none. */
   #fields: Record<RejectReason, Record<string, unknown>>;
   #limit: number;
   #open = 0;
@@ -129,14 +128,6 @@ export class Admission {
     if (this.#hi - this.#lo < MAX_PREPARED) {
       for (let s = this.#lo; s <= this.#hi; s++) this.#responses.push(Buffer.from(rejectionResponse(s), 'latin1'));
     }
-    this.#labels = {
-      connection_limit: { reason: 'connection_limit' },
-      connection_rate: { reason: 'connection_rate' },
-      draining: { reason: 'draining' },
-      overload: { reason: 'overload' },
-      kill_switch: { reason: 'kill_switch' },
-      engine_unavailable: { reason: 'engine_unavailable' },
-    };
     this.#limit = cfg.client.connection_limit;
     this.#fields = this.#makeFields();
   }
@@ -209,7 +200,7 @@ export class Admission {
         : rejectionResponse(seconds, body),
     );
     const ctx = this.#ctx;
-    ctx.metrics.rejections.inc(this.#labels[reason]);
+    ctx.metrics.reject(reason);
     ctx.burstLog.warn(`admission.${reason}`, this.#fields[reason], messages[reason]);
     return false;
   }
