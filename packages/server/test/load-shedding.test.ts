@@ -53,6 +53,23 @@ describe('LoadShedder levels', () => {
     assert.equal(s.connect, true, '40 ms is under connect_lag but over half of it');
   });
 
+  it('a loop turn running past a threshold sheds at once, before any sample sees it', () => {
+    let now = 1000;
+    const s = new LoadShedder(cfg, undefined, () => now);
+    s.start();
+    try {
+      // The sampler is due at 1020; a burst of work still running at 1100 is 80 ms late.
+      now = 1100;
+      assert.deepEqual([s.connect, s.read], [true, false]);
+      now = 1130;
+      assert.deepEqual([s.connect, s.read], [true, true]);
+      assert.equal(s.lagMs, 0, 'no sample was taken: the burst is measured from inside');
+    } finally {
+      s.stop();
+    }
+    assert.deepEqual([s.connect, s.read], [false, false], 'stopped: nothing is shed');
+  });
+
   it('disabled: start() samples nothing and nothing is shed', async () => {
     const s = new LoadShedder({ ...cfg, enabled: false, sample_interval: 1 });
     s.start();
@@ -78,7 +95,8 @@ describe('load shedding over real sockets', () => {
     // Overload: the loop runs 150 ms of work every 160 ms, as a node at its CPU limit would.
     const load = setInterval(() => busyFor(150), 160);
     t.after(() => clearInterval(load));
-    await waitUntil(() => srv.node.shedder.read, 5000, 'read shedding on');
+    // The smoothed lag over read_lag turns the read level on (it stays on until under 20 ms).
+    await waitUntil(() => srv.node.shedder.lagMs > 40, 5000, 'read shedding on');
 
     for (const [method, body] of [
       ['history', { channel: 'chat:room', limit: 10 }],

@@ -325,10 +325,10 @@ export class ClientSession {
    * serving it by far — no engine call, no encoding of a result.
    */
   #shed(cmd: Command): boolean {
-    const ctx = this.#ctx;
-    if (!ctx.shedder.read) return false;
     const reason = shedReasons[cmd.method];
     if (reason === undefined) return false;
+    const ctx = this.#ctx;
+    if (!ctx.shedder.read) return false;
     ctx.metrics.command(cmd.method, 'error');
     ctx.metrics.reject(reason);
     if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, overloadError));

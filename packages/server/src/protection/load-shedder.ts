@@ -49,15 +49,30 @@ export class LoadShedder implements SheddingState {
   readonly #events: LoadShedderEvents | undefined;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
+  /** When the next sample is due: a turn of the loop running past it is lag already happening. */
   #expected = 0;
   #lag = 0;
-  connect = false;
-  read = false;
+  #connect = false;
+  #read = false;
 
   constructor(cfg: Config['protection']['shedding'], events?: LoadShedderEvents, now = () => performance.now()) {
     this.#cfg = cfg;
     this.#events = events;
     this.#now = now;
+  }
+
+  /**
+   * connect: new connections are refused — the level is on, or the loop turn running now is
+   * already later than connect_lag past the sampler (a long burst of work, measured from
+   * inside it: a sample would only come after the burst).
+   */
+  get connect(): boolean {
+    return this.#connect || (this.#timer !== undefined && this.#now() - this.#expected > this.#cfg.connect_lag);
+  }
+
+  /** read: history/presence/rpc are refused — the level is on, or the running turn is past read_lag. */
+  get read(): boolean {
+    return this.#read || (this.#timer !== undefined && this.#now() - this.#expected > this.#cfg.read_lag);
   }
 
   /** lagMs is the smoothed event-loop lag, in milliseconds. */
@@ -83,21 +98,23 @@ export class LoadShedder implements SheddingState {
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#set('connect', false);
-    this.#set('read', false);
+    this.#lag = 0;
+    this.sample(0);
   }
 
   /** sample folds one lag measurement (ms) into the smoothed lag and updates the levels. */
   sample(lagMs: number): void {
     this.#lag += (lagMs - this.#lag) * SMOOTHING;
     const { connect_lag: connectLag, read_lag: readLag } = this.#cfg;
-    this.#set('connect', this.connect ? this.#lag >= connectLag / 2 : this.#lag > connectLag);
-    this.#set('read', this.read ? this.#lag >= readLag / 2 : this.#lag > readLag);
-  }
-
-  #set(level: keyof SheddingState, on: boolean): void {
-    if (this[level] === on) return;
-    this[level] = on;
-    this.#events?.onChange(level, on, this.#lag);
+    const connect = this.#connect ? this.#lag >= connectLag / 2 : this.#lag > connectLag;
+    if (connect !== this.#connect) {
+      this.#connect = connect;
+      this.#events?.onChange('connect', connect, this.#lag);
+    }
+    const read = this.#read ? this.#lag >= readLag / 2 : this.#lag > readLag;
+    if (read !== this.#read) {
+      this.#read = read;
+      this.#events?.onChange('read', read, this.#lag);
+    }
   }
 }
