@@ -56,6 +56,7 @@ Options:
   --bulwark-main FILE  Bulwark CLI entry (default packages/server/dist/src/cli/main.js)
   --ws-path PATH       Bulwark WebSocket path (default /connection/websocket)
   --bulwark-config J   JSON merged into Bulwark's config, e.g. '{"client":{"write_delay":"20ms"}}'
+  --workers N          start Bulwark with --workers N (needs '{"engine":{"type":"redis"}}'; not pinned)
  fanout:
   --subscribers N      (default 2000; quick 200)
   --channels N         (default 20)
@@ -104,6 +105,7 @@ async function main(): Promise<number> {
       'bulwark-main': { type: 'string' },
       'ws-path': { type: 'string', default: '/connection/websocket' },
       'bulwark-config': { type: 'string' },
+      workers: { type: 'string' },
       subscribers: { type: 'string' },
       channels: { type: 'string' },
       rate: { type: 'string' },
@@ -146,6 +148,7 @@ async function main(): Promise<number> {
     ? (JSON.parse(values['bulwark-config']) as Record<string, unknown>)
     : {};
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
+  const workers = int(values, 'workers', 1, 1);
 
   // Read before pinning: once pinned, availableParallelism() reports our affinity (1 CPU).
   const machine = machineInfo();
@@ -279,6 +282,7 @@ async function main(): Promise<number> {
             bulwarkMain,
             wsPath: values['ws-path'],
             bulwarkConfig,
+            workers,
           });
           log(`${label}: server pid ${server.pid} on port ${server.port}`);
           const r = await run(server);
@@ -306,7 +310,7 @@ async function main(): Promise<number> {
   let failed = false;
   const reports: ScenarioReport<unknown>[] = [];
   const timestamp = new Date().toISOString();
-  const base = { timestamp, quick, machine, pinning: { serverCpu, loadgenCpu } };
+  const base = { timestamp, quick, machine, pinning: { serverCpu, loadgenCpu }, bulwarkConfig, workers };
   for (const scenario of scenarios) {
     if (scenario === 'fanout') {
       const results = await runScenario<FanoutResult>('fanout', (s) => runFanout(s, fanoutOpts, log));

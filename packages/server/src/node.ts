@@ -33,7 +33,12 @@ import { Hub } from './hub.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
-import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
+import {
+  KillSwitches,
+  type KillSwitch,
+  type KillSwitchKind,
+  type KillSwitchRemoval,
+} from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
 import { ControlBus, type ControlMessage, type NodeInfo } from './cluster/control.js';
@@ -177,7 +182,8 @@ export class Node implements SessionContext {
     );
     this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
     this.surveys = new Surveys(this.control, cfg.node.survey_timeout);
-    for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason);
+    // Time 0: a removal made at runtime anywhere in the cluster wins over the config's switch.
+    for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason, 0);
     this.metrics.killSwitches.set(this.killSwitches.size);
     this.admission = new Admission(this);
     this.#http = new HttpServer(this);
@@ -304,10 +310,8 @@ export class Node implements SessionContext {
       this.log.info({ address: this.#engine.address }, 'engine started: node ready');
       this.#publishInfo();
     }
-    // Switches set at runtime on the nodes already running reach this one too.
-    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
-      this.log.warn({ err }, 'kill switch sync request failed; this node starts with the configured switches only');
-    });
+    // Switches changed at runtime on the nodes already running reach this one too.
+    this.#syncKillSwitches();
   }
 
   #engineStateChanged(): void {
@@ -318,6 +322,8 @@ export class Node implements SessionContext {
     this.metrics.engineUp.set(up ? 1 : 0);
     if (up) {
       this.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
+      // Kill switch changes sent while this node's connection was down never reached it.
+      this.#syncKillSwitches();
       // Publications sent while the engine was unreachable never reached this node.
       void this.#checkPositions();
     } else {
@@ -432,7 +438,8 @@ export class Node implements SessionContext {
    * every other node through the broker. Clients refused by it get `reason`.
    */
   async setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
-    const sw = this.killSwitches.set(kind, target, reason);
+    // A change made here is the latest known: set() stamps it after every change it knows.
+    const sw = this.killSwitches.set(kind, target, reason) as KillSwitch;
     this.#killSwitchesChanged(sw, true);
     await this.control.send({ type: 'kill_switch_set', switch: sw });
     return sw;
@@ -440,11 +447,19 @@ export class Node implements SessionContext {
 
   /** removeKillSwitch turns a kill switch off here and on every other node; false if it was not on here. */
   async removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
-    const removed = this.killSwitches.remove(kind, target);
-    if (removed) this.#killSwitchesChanged({ kind, target }, false);
+    const wasOn = this.killSwitches.isOn(kind, target);
+    const removal = this.killSwitches.remove(kind, target) as KillSwitchRemoval;
+    if (wasOn) this.#killSwitchesChanged({ kind, target }, false);
     // Sent even when it was not on here: another node may have missed the change that removed it.
-    await this.control.send({ type: 'kill_switch_remove', kind, target });
-    return removed;
+    await this.control.send({ type: 'kill_switch_remove', removal });
+    return wasOn;
+  }
+
+  /** #syncKillSwitches asks the other nodes for their switches (at engine start and reconnect). */
+  #syncKillSwitches(): void {
+    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
+      this.log.warn({ err }, 'kill switch sync request failed; switches changed meanwhile may be missing here');
+    });
   }
 
   #killSwitchesChanged(
@@ -503,29 +518,34 @@ export class Node implements SessionContext {
         if (msg.to === this.nodeId) this.surveys.onReply(msg.id, msg.result);
         return;
       case 'kill_switch_set': {
-        const sw = msg.switch;
-        this.killSwitches.set(sw.kind, sw.target, sw.reason, sw.since);
-        this.#killSwitchesChanged(sw, true, msg.from);
+        const sw = this.killSwitches.set(msg.switch.kind, msg.switch.target, msg.switch.reason, msg.switch.since);
+        if (sw !== undefined) this.#killSwitchesChanged(sw, true, msg.from);
         return;
       }
-      case 'kill_switch_remove':
-        if (this.killSwitches.remove(msg.kind, msg.target)) this.#killSwitchesChanged(msg, false, msg.from);
-        return;
-      case 'kill_switch_sync':
-        if (this.killSwitches.size === 0) return;
-        this.control
-          .send({ type: 'kill_switch_state', to: msg.from, switches: this.killSwitches.list() })
-          .catch((err: unknown) => this.log.warn({ err }, 'kill switch state reply failed'));
-        return;
-      case 'kill_switch_state':
-        if (msg.to !== this.nodeId) return;
-        // Only switches missing here: a switch set on this node since it started is newer.
-        for (const sw of msg.switches) {
-          if (this.killSwitches.get(sw.kind, sw.target) !== undefined) continue;
-          this.killSwitches.set(sw.kind, sw.target, sw.reason, sw.since);
-          this.#killSwitchesChanged(sw, true, msg.from);
+      case 'kill_switch_remove': {
+        const { kind, target, at } = msg.removal;
+        const wasOn = this.killSwitches.isOn(kind, target);
+        if (this.killSwitches.remove(kind, target, at) !== undefined && wasOn) {
+          this.#killSwitchesChanged(msg.removal, false, msg.from);
         }
         return;
+      }
+      case 'kill_switch_sync': {
+        const state = this.killSwitches.state();
+        if (state.switches.length === 0 && state.removed.length === 0) return;
+        this.control
+          .send({ type: 'kill_switch_state', to: msg.from, ...state })
+          .catch((err: unknown) => this.log.warn({ err }, 'kill switch state reply failed'));
+        return;
+      }
+      case 'kill_switch_state': {
+        if (msg.to !== this.nodeId) return;
+        // The latest change of each switch wins, so missed sets and missed removals both heal.
+        const { on, off } = this.killSwitches.merge(msg);
+        for (const sw of on) this.#killSwitchesChanged(sw, true, msg.from);
+        for (const r of off) this.#killSwitchesChanged(r, false, msg.from);
+        return;
+      }
     }
   }
 

@@ -3,10 +3,11 @@
  * names with error 108 and the operator's reason (or, for connect, HTTP 503 with the reason
  * and Retry-After), leaves everything else working, is listed and counted, and turns off
  * again. Switches from config are on from start. Cross-node delivery is tested with the
- * Redis engine (engine-redis-cluster tests).
+ * Redis engine (cluster-redis.test.ts, redis-outage.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { KillSwitches } from '../src/protection/kill-switches.js';
 import { asRaw, type RawJSON } from '../src/protocol/types.js';
 import { assertRetryAfterIn, connectClient, rejectionsMetric, upgradeAttempt } from './helpers/protection.js';
 import { startTestServer } from './helpers/server.js';
@@ -144,5 +145,46 @@ describe('kill switches', () => {
       }),
     );
     assert.equal(srv.node.killSwitches.find('rpc', 'x')?.reason, 'r');
+  });
+});
+
+describe('KillSwitches: the latest change wins, whatever arrives when', () => {
+  it("a node that missed a removal learns it from another node's state", () => {
+    const a = new KillSwitches();
+    const b = new KillSwitches();
+    const sw = a.set('publish', 'chat', 'spam', 1000);
+    assert.ok(sw);
+    b.set('publish', 'chat', 'spam', 1000);
+    a.remove('publish', 'chat', 2000); // b never hears of it
+    const { on, off } = b.merge(a.state());
+    assert.deepEqual(on, []);
+    assert.deepEqual(off, [{ kind: 'publish', target: 'chat', at: 2000 }]);
+    assert.equal(b.find('publish', 'chat'), undefined);
+  });
+
+  it('a stale set arriving after a later removal stays off; a later set turns it on again', () => {
+    const k = new KillSwitches();
+    k.remove('rpc', 'inventory.get', 2000);
+    assert.equal(k.set('rpc', 'inventory.get', 'old', 1500), undefined);
+    assert.equal(k.find('rpc', 'inventory.get'), undefined);
+    assert.equal(k.set('rpc', 'inventory.get', 'new', 2500)?.reason, 'new');
+    assert.equal(k.remove('rpc', 'inventory.get', 2400), undefined, 'an older removal does not undo it');
+    assert.equal(k.find('rpc', 'inventory.get')?.reason, 'new');
+  });
+
+  it('a change made here is stamped after every change known, even with a clock behind', () => {
+    const k = new KillSwitches();
+    const future = Date.now() + 60_000;
+    k.set('read', 'board', 'from a node whose clock runs ahead', future);
+    const removal = k.remove('read', 'board');
+    assert.ok(removal && removal.at > future);
+    assert.equal(k.isOn('read', 'board'), false);
+  });
+
+  it('a switch from config (time 0) yields to a runtime removal known elsewhere', () => {
+    const k = new KillSwitches();
+    k.set('publish', 'chat', 'from config', 0);
+    k.merge({ switches: [], removed: [{ kind: 'publish', target: 'chat', at: 5 }] });
+    assert.equal(k.isOn('publish', 'chat'), false);
   });
 });

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import type { Centrifuge, SubscribedContext, Subscription } from 'centrifuge';
+import type { Centrifuge, SubscribedContext } from 'centrifuge';
 import type WebSocket from 'ws';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { HistoryQuery, HistoryResult } from '../src/engine/broker.js';
@@ -20,34 +20,7 @@ import {
   type TestServer,
   connectedAs,
 } from './helpers/server.js';
-
-/** range returns [from, from+1, …, to]. */
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
-}
-
-/** Tracked is a subscription with everything it reported. */
-interface Tracked {
-  sub: Subscription;
-  /** `n` of each publication received, in order (the tests publish {n} with n === offset). */
-  received: number[];
-  offsets: number[];
-  subscribedEvents: SubscribedContext[];
-}
-
-/** track subscribes and records publications and subscribed events; waits for the first subscribed. */
-async function track(client: Centrifuge, channel: string, opts: Parameters<Centrifuge['newSubscription']>[1] = {}) {
-  const sub = client.newSubscription(channel, opts);
-  const t: Tracked = { sub, received: [], offsets: [], subscribedEvents: [] };
-  sub.on('publication', (ctx) => {
-    t.received.push((ctx.data as { n: number }).n);
-    t.offsets.push(ctx.offset ?? -1);
-  });
-  sub.on('subscribed', (ctx) => t.subscribedEvents.push(ctx));
-  sub.subscribe();
-  await waitUntil(() => t.subscribedEvents.length === 1, 3000, `subscribed to ${channel}`);
-  return t;
-}
+import { range, track, type Tracked } from './helpers/tracked.js';
 
 /** dropSocket kills the SDK's WebSocket without a close handshake (a network failure). */
 function dropSocket(client: Centrifuge): void {
@@ -92,7 +65,7 @@ describe('recovery', () => {
       const ch = `chat:rec-${how === 'dropped socket' ? 'drop' : 'api'}`;
       const c = await client(t, 'alice');
       const s = await track(c, ch);
-      assert.equal(s.subscribedEvents[0]?.recoverable, true);
+      assert.equal(s.subscribed[0]?.recoverable, true);
       let n = 0;
       for (let i = 0; i < 10; i++) await publish(ch, ++n);
       await waitUntil(() => s.received.length === 10, 2000, 'first 10');
@@ -113,8 +86,8 @@ describe('recovery', () => {
       }
       const ctx = await reconnecting;
       if (how !== 'dropped socket') assert.equal(ctx.code, 3011);
-      await waitUntil(() => s.subscribedEvents.length === 2, 3000, 'resubscribed');
-      const re = s.subscribedEvents[1] as SubscribedContext;
+      await waitUntil(() => s.subscribed.length === 2, 3000, 'resubscribed');
+      const re = s.subscribed[1] as SubscribedContext;
       assert.equal(re.wasRecovering, true);
       assert.equal(re.recovered, true);
       assert.equal(re.hasRecoveredPublications, true);
@@ -139,8 +112,8 @@ describe('recovery', () => {
       for (let i = 0; i < 20; i++) void srv.node.publish(ch, { n: ++n });
     });
     await srv.api('disconnect', { user: 'bob', disconnect: { code: 3011, reason: 'force reconnect' } });
-    await waitUntil(() => s.subscribedEvents.length === 2, 3000, 'resubscribed');
-    const re = s.subscribedEvents[1] as SubscribedContext;
+    await waitUntil(() => s.subscribed.length === 2, 3000, 'resubscribed');
+    const re = s.subscribed[1] as SubscribedContext;
     assert.equal(re.wasRecovering, true);
     assert.equal(re.recovered, false);
     assert.equal(re.streamPosition?.offset, 23, 'the client continues from the current top');
@@ -155,7 +128,7 @@ describe('recovery', () => {
     await publish(ch, 2);
     const c = await client(t, 'carol');
     const s = await track(c, ch, { since: { offset: 1, epoch: 'bogus' } });
-    const ctx = s.subscribedEvents[0] as SubscribedContext;
+    const ctx = s.subscribed[0] as SubscribedContext;
     assert.equal(ctx.wasRecovering, true);
     assert.equal(ctx.recovered, false);
     assert.equal(ctx.streamPosition?.offset, 2);
@@ -177,7 +150,7 @@ describe('recovery', () => {
     const ch = 'brief:room';
     const first = await client(t, 'dave');
     const s = await track(first, ch);
-    const epoch = s.subscribedEvents[0]?.streamPosition?.epoch ?? '';
+    const epoch = s.subscribed[0]?.streamPosition?.epoch ?? '';
     assert.ok(epoch);
     for (let n = 1; n <= 3; n++) await publish(ch, n);
     await waitUntil(() => s.received.length === 3, 2000, 'three publications');
@@ -185,7 +158,7 @@ describe('recovery', () => {
     await sleep(700); // meta TTL is 500 ms after the last publication
     const second = await client(t, 'dave');
     const s2 = await track(second, ch, { since: { offset: 3, epoch } });
-    const ctx = s2.subscribedEvents[0] as SubscribedContext;
+    const ctx = s2.subscribed[0] as SubscribedContext;
     assert.equal(ctx.wasRecovering, true);
     assert.equal(ctx.recovered, false);
     assert.notEqual(ctx.streamPosition?.epoch, epoch, 'a new epoch');
@@ -289,7 +262,7 @@ describe('recovery with a broker that answers asynchronously', () => {
       await srv.api('disconnect', { user, disconnect: { code: 3011, reason: 'force reconnect' } });
     }
     await waitUntil(
-      () => subs.filter((_, i) => i % 2 === 0).every((s) => s.tracked.subscribedEvents.length === 2),
+      () => subs.filter((_, i) => i % 2 === 0).every((s) => s.tracked.subscribed.length === 2),
       3000,
       'forced subscribers resubscribed',
     );
@@ -301,13 +274,13 @@ describe('recovery with a broker that answers asynchronously', () => {
     await waitUntil(() => subs.every((s) => s.tracked.received.at(-1) === total), 5000, 'everyone caught up');
 
     for (const { user, tracked } of subs) {
-      const firstCtx = tracked.subscribedEvents[0] as SubscribedContext;
+      const firstCtx = tracked.subscribed[0] as SubscribedContext;
       const start = (firstCtx.streamPosition?.offset ?? 0) + 1;
       if (firstCtx.wasRecovering) {
         assert.equal(firstCtx.recovered, true, `${user} bootstrapped from a known position`);
         assert.equal(start, (mark?.offset ?? 0) + 1);
       }
-      for (const re of tracked.subscribedEvents.slice(1)) {
+      for (const re of tracked.subscribed.slice(1)) {
         assert.equal(re.recovered, true, `${user} recovered after the forced reconnect`);
       }
       const r = tracked.received;

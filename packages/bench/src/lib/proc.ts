@@ -5,7 +5,7 @@
  * @module
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { round } from './util.js';
@@ -38,6 +38,37 @@ export function readCpuMicros(pid: number): number {
   const ticks = Number(rest[11]) + Number(rest[12]);
   if (!Number.isFinite(ticks)) throw new Error(`cannot parse /proc/${pid}/stat`);
   return (ticks * 1e6) / clockTicksPerSecond();
+}
+
+/**
+ * readTreeCpuMicros is {@link readCpuMicros} of `pid` plus all its descendants (a Bulwark
+ * started with --workers does its work in child processes). Children that exit between the
+ * two readings of a measurement drop out of the sum: measure with the tree stable.
+ */
+export function readTreeCpuMicros(pid: number): number {
+  let total = readCpuMicros(pid);
+  for (const child of childPids(pid)) total += readTreeCpuMicros(child);
+  return total;
+}
+
+/** childPids lists the direct children of `pid` (from every thread's children file). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim();
+      if (text !== '') for (const c of text.split(' ')) out.push(Number(c));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** readRssBytes returns the resident set size of process `pid` (VmRSS in /proc/<pid>/status). */

@@ -58,6 +58,11 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Extra Bulwark config, deep-merged over the bench's own (e.g. `{client: {write_delay: "20ms"}}`). */
   bulwarkConfig?: Record<string, unknown>;
+  /**
+   * Bulwark only: `bulwark start --workers N` (needs the Redis engine in bulwarkConfig). With
+   * N > 1 the server is not pinned: its workers may use every CPU, the load generator's too.
+   */
+  workers?: number;
 }
 
 /** deepMerge returns `base` with `extra` merged in; objects merge, everything else replaces. */
@@ -146,10 +151,11 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     );
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     args = [main, 'start', '--config', configFile, '--port', String(port)];
+    if ((opts.workers ?? 1) > 1) args.push('--workers', String(opts.workers));
   } else {
     args = [rawServerMain, '--port', String(port), '--jwt-secret', tokenSecret, '--watch-stdin'];
   }
-  const pin = opts.cpu !== undefined && tasksetAvailable();
+  const pin = opts.cpu !== undefined && (opts.workers ?? 1) <= 1 && tasksetAvailable();
   const cmd = pin ? 'taskset' : process.execPath;
   const argv = pin ? ['-c', String(opts.cpu), process.execPath, ...args] : args;
   const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
@@ -202,7 +208,14 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     const readyUrl = `http://127.0.0.1:${port}/ready`;
     for (;;) {
       if (exitedFlag) throw new Error(`${name} exited before becoming ready`);
-      if ((await httpStatus(readyUrl, 1000)) === 200) break;
+      const workers = name === 'bulwark' ? (opts.workers ?? 1) : 1;
+      // With --workers, ready means every worker listens: wait until info lists them all.
+      if (
+        (await httpStatus(readyUrl, 1000)) === 200 &&
+        (workers === 1 || (await nodesListed(port, apiKey)) >= workers)
+      ) {
+        break;
+      }
       if (Date.now() > deadline) throw new Error(`${name} not ready after ${opts.readyTimeoutMs ?? 20_000} ms`);
       await sleep(50);
     }
@@ -232,6 +245,22 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     await stop(500);
     const detail = tail.length ? `\n  server output:\n    ${tail.slice(-15).join('\n    ')}` : '';
     throw new Error(`${(err as Error).message}${detail}`, { cause: err });
+  }
+}
+
+/** nodesListed is how many nodes the server's `info` lists (every worker, once they all report). */
+async function nodesListed(port: number, apiKey: string): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/api/info`, {
+      method: 'POST',
+      headers: { 'x-api-key': apiKey },
+      body: '{}',
+      signal: AbortSignal.timeout(1000),
+    });
+    const body = (await res.json()) as { result?: { nodes?: unknown[] } };
+    return body.result?.nodes?.length ?? 0;
+  } catch {
+    return 0;
   }
 }
 

@@ -16,7 +16,12 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchData, LeanClient } from '../client/lean-client.js';
 import { connectionToken } from '../lib/jwt.js';
-import { diffKernelNetCounters, readCpuMicros, readKernelNetCounters, type KernelNetCounters } from '../lib/proc.js';
+import {
+  diffKernelNetCounters,
+  readKernelNetCounters,
+  readTreeCpuMicros,
+  type KernelNetCounters,
+} from '../lib/proc.js';
 import {
   LatencyRecorder,
   SeqTracker,
@@ -263,7 +268,7 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
       const errors0 = publisher.publishErrors;
       const alive0 = subs.filter((s) => !s.dead).length;
       // Measurement window starts here: server CPU and our own CPU, read back after the drain.
-      const cpu0 = readCpuMicros(server.pid);
+      const cpu0 = readTreeCpuMicros(server.pid);
       const net0 = readKernelNetCounters();
       const own0 = process.cpuUsage();
       const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -300,7 +305,7 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
         await waitFor(() => publisher.publishAcks + publisher.publishErrors >= sent, 1000, 5);
       }
       const end = performance.now();
-      const cpu1 = readCpuMicros(server.pid);
+      const cpu1 = readTreeCpuMicros(server.pid);
       const own = process.cpuUsage(own0);
       loopDelay.disable();
       const kernel = diffKernelNetCounters(net0, readKernelNetCounters());

@@ -39,6 +39,8 @@ export function runPrimary(
   onListening: (port: number) => void,
 ): Promise<number> {
   let stopping = false;
+  /** A worker that did not stop cleanly during a stop makes the primary's exit status 1. */
+  let failed = false;
   let listening = 0;
   const started = new Map<Worker, number>();
   const delays = new Map<number, number>();
@@ -52,7 +54,10 @@ export function runPrimary(
     w.once('exit', (code, signal) => {
       const lived = Date.now() - (started.get(w) ?? Date.now());
       started.delete(w);
-      if (stopping) return;
+      if (stopping) {
+        if (code !== 0) failed = true;
+        return;
+      }
       const last = lived > HEALTHY_AFTER_MS ? 0 : (delays.get(slot) ?? 0);
       const delay = Math.min(RESTART_MAX_MS, Math.max(RESTART_MIN_MS, last * 2));
       delays.set(slot, delay);
@@ -79,7 +84,7 @@ export function runPrimary(
       const check = setInterval(() => {
         if (started.size > 0) return;
         clearInterval(check);
-        resolve(0);
+        resolve(failed ? 1 : 0);
       }, 50);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));

@@ -59,13 +59,18 @@ const controlMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('kill_switch_remove'),
     from: z.string(),
-    kind: z.enum(killSwitchKinds),
-    target: z.string(),
+    removal: z.object({ kind: z.enum(killSwitchKinds), target: z.string(), at: z.number() }),
   }),
-  // A node that just started asks the others for the switches that are on.
+  // A node that (re)joined — started, or got its engine connection back — asks for the others' state.
   z.object({ type: z.literal('kill_switch_sync'), from: z.string() }),
-  // The answer to a sync, addressed to the node that asked.
-  z.object({ type: z.literal('kill_switch_state'), from: z.string(), to: z.string(), switches: z.array(killSwitch) }),
+  // The answer to a sync, addressed to the node that asked: switches on and removals, with their times.
+  z.object({
+    type: z.literal('kill_switch_state'),
+    from: z.string(),
+    to: z.string(),
+    switches: z.array(killSwitch),
+    removed: z.array(z.object({ kind: z.enum(killSwitchKinds), target: z.string(), at: z.number() })),
+  }),
 ]);
 
 /** ControlMessage is one validated control message. */
