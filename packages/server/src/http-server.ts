@@ -136,7 +136,7 @@ export class HttpServer {
     const admission = node.admission;
     admission.opened();
     const transport = new WebSocketTransport(ws, node.config.websocket.compression ? undefined : socket);
-    const session = new ClientSession(node, transport);
+    const session = new ClientSession(node, transport, forwardedHeaders(req, node.proxies.forwardedHeaders));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.
       if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
@@ -152,6 +152,20 @@ export class HttpServer {
       session.onTransportClose();
     });
   }
+}
+
+/**
+ * forwardedHeaders keeps the upgrade request headers that proxies forward (their http_headers),
+ * so a connection holds nothing of its request when no proxy forwards any.
+ */
+function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
+  if (names.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const v = req.headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
 }
 
 /**

@@ -5,10 +5,12 @@
  * @module
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProxyCallObserver, ProxyCallResult } from './proxy/http-proxy-client.js';
+import type { ProxyKind } from './proxy/proxies.js';
 
 /** Metrics holds every metric a node exports at /metrics. */
-export class Metrics {
+export class Metrics implements ProxyCallObserver {
   readonly registry = new Registry();
   readonly connections: Gauge;
   readonly connectionsOpened: Counter;
@@ -27,6 +29,8 @@ export class Metrics {
   readonly sheddingTransitions: Counter<'level'>;
   readonly killSwitches: Gauge;
   readonly engineUp: Gauge;
+  readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
+  readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly #histogram: IntervalHistogram;
   /**
    * Bound counters per label value: prom-client hashes the label set on every inc(), which
@@ -119,6 +123,19 @@ export class Metrics {
       registers,
     });
     this.engineUp.set(1);
+    this.proxyCalls = new Counter({
+      name: 'bulwark_proxy_calls_total',
+      help: 'Proxy calls to the backend by event (connect, refresh, subscribe, publish, sub_refresh, rpc), target (config path or proxies[] name) and result (ok, error, disconnect: answered by the backend; timeout, unavailable, http_error, malformed, rejected: failed, the client got error 100 temporary).',
+      labelNames: ['proxy', 'target', 'result'],
+      registers,
+    });
+    this.proxyDuration = new Histogram({
+      name: 'bulwark_proxy_call_duration_seconds',
+      help: 'Duration of proxy calls to the backend (guard queueing included), by event and target.',
+      labelNames: ['proxy', 'target'],
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     // Event-loop lag as p99 of the last scrape interval: the one number that says "overloaded".
     this.#histogram = monitorEventLoopDelay({ resolution: 10 });
     this.#histogram.enable();
@@ -147,6 +164,12 @@ export class Metrics {
     let child = this.#rejectionChildren.get(reason);
     if (child === undefined) this.#rejectionChildren.set(reason, (child = this.rejections.labels({ reason })));
     child.inc();
+  }
+
+  /** proxyCall counts one proxy call to the backend and its duration. */
+  proxyCall(kind: ProxyKind, target: string, result: ProxyCallResult, seconds: number): void {
+    this.proxyCalls.inc({ proxy: kind, target, result });
+    this.proxyDuration.observe({ proxy: kind, target }, seconds);
   }
 
   /** setNodeName labels every metric with the node's name once it is known (after listen). */

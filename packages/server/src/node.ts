@@ -48,6 +48,9 @@ import { applyUserCommand } from './api/methods.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
+import { BackendProxy } from './proxy/backend-proxy.js';
+import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
+import { ProxyResolver } from './proxy/proxies.js';
 import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
 import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from './protocol/types.js';
@@ -66,6 +69,12 @@ export interface NodeOptions {
    * /proc/self/limits on Linux. Returning undefined skips the check. For tests.
    */
   readFdLimits?: FdLimitsReader;
+  /**
+   * Wraps every proxy call to the backend (see proxy/http-proxy-client.ts): the seam for
+   * protected calls (concurrency limit, circuit breaker, kill switch per target). Defaults to
+   * the timeout-only guard: each call is bounded by its proxy's `timeout` and nothing else.
+   */
+  proxyGuard?: ProxyGuard;
 }
 
 /** PublishOptionsApi are the options of a server-side publish. */
@@ -111,6 +120,10 @@ export class Node implements SessionContext {
   readonly nodes: NodeRegistry;
   /** Cluster-wide questions (channels API). */
   readonly surveys: Surveys;
+  /** Which backend proxy handles an event (connect, refresh, subscribe, publish, sub_refresh, rpc). */
+  readonly proxies: ProxyResolver;
+  /** Sends proxy events to the backend over HTTP. */
+  readonly backend: BackendProxy;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -185,6 +198,16 @@ export class Node implements SessionContext {
     // Time 0: a removal made at runtime anywhere in the cluster wins over the config's switch.
     for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason, 0);
     this.metrics.killSwitches.set(this.killSwitches.size);
+    this.proxies = new ProxyResolver(cfg);
+    this.backend = new BackendProxy(
+      new HttpProxyClient({
+        guard: options.proxyGuard,
+        maxResponseBytes: cfg.proxy.max_response_size,
+        observer: this.metrics,
+        burstLog: this.burstLog,
+        version,
+      }),
+    );
     this.admission = new Admission(this);
     this.#http = new HttpServer(this);
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
@@ -568,8 +591,13 @@ export class Node implements SessionContext {
   // ---------------------------------------------------------------- SessionContext
 
   /** publish from a client session (counted separately from API publishes). */
-  async publishFromClient(rc: ResolvedChannel, data: RawJSON, info?: ClientInfo): Promise<StreamPosition> {
-    const pos = await this.publishResolved(rc, data, info);
+  async publishFromClient(
+    rc: ResolvedChannel,
+    data: RawJSON,
+    info?: ClientInfo,
+    opts?: { skipHistory?: boolean; tags?: Record<string, string> | undefined },
+  ): Promise<StreamPosition> {
+    const pos = await this.publishResolved(rc, data, info, opts);
     this.metrics.publications.inc({ source: 'client' });
     return pos;
   }

@@ -17,6 +17,8 @@ import type { SheddingState } from '../protection/load-shedder.js';
 import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
+import type { BackendProxy } from '../proxy/backend-proxy.js';
+import type { ProxyResolver } from '../proxy/proxies.js';
 import type { ClientSession } from './session.js';
 import type { TimerWheel } from './timer-wheel.js';
 
@@ -70,8 +72,20 @@ export interface SessionContext {
   nodeSubscribe(channel: string): Promise<void>;
   /** nodeUnsubscribe stops delivery of `channel` when no local subscriber is left. */
   nodeUnsubscribe(channel: string): Promise<void>;
-  /** publishFromClient appends to history and fans out, with the namespace's options. */
-  publishFromClient(rc: ResolvedChannel, data: RawJSON, info?: ClientInfo): Promise<StreamPosition>;
+  /**
+   * publishFromClient appends to history and fans out, with the namespace's options; a publish
+   * proxy may ask to skip history or add tags.
+   */
+  publishFromClient(
+    rc: ResolvedChannel,
+    data: RawJSON,
+    info?: ClientInfo,
+    opts?: { skipHistory?: boolean; tags?: Record<string, string> | undefined },
+  ): Promise<StreamPosition>;
+  /** Which backend proxy, if any, handles an event (see proxy/proxies.ts). */
+  readonly proxies: ProxyResolver;
+  /** Sends proxy events to the backend (see proxy/backend-proxy.ts). */
+  readonly backend: BackendProxy;
   /** The wheel that serves every session deadline (ping, pong, stale, expiry). */
   readonly wheel: TimerWheel;
   /** Presence entries are refreshed at this period and live for a few periods. */

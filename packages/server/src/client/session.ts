@@ -51,6 +51,8 @@ import type { ConnectTokenClaims, SubscriptionOverride, SubscriptionTokenClaims 
 import type { TokenBuckets } from '../protection/rate-limit.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import type { ProxyConnection, SubscribeOutcome } from '../proxy/backend-proxy.js';
+import type { ProxyTarget } from '../proxy/proxies.js';
 import type { SessionContext } from './context.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -74,6 +76,14 @@ export interface SubState {
   /** Subscription token expiry in ms since epoch; 0 means never. */
   expireAt: number;
   chanInfo: RawJSON | undefined;
+  /**
+   * The sub_refresh proxy that prolongs this subscription when it expires (a subscription the
+   * subscribe proxy allowed, in a namespace with sub_refresh_proxy_enabled); undefined when the
+   * client refreshes it with a token.
+   */
+  readonly subRefreshProxy: ProxyTarget | undefined;
+  /** A sub_refresh proxy call for this subscription is in flight. */
+  refreshing: boolean;
 }
 
 /** SubscribeOptions describes one subscription to make (client, token or API initiated). */
@@ -89,8 +99,10 @@ interface SubscribeOptions {
   expireAt: number;
   /** Server-side subscriptions ignore the allow_* flags of clients: they were granted. */
   serverSide: boolean;
-  /** Per-subscription overrides of namespace options, from a token. */
+  /** Per-subscription overrides of namespace options, from a token or the subscribe proxy. */
   override?: SubscriptionOverride | undefined;
+  /** Set when the backend, not the client, prolongs this subscription (sub_refresh proxy). */
+  subRefreshProxy?: ProxyTarget | undefined;
 }
 
 type State = 'connecting' | 'connected' | 'closed';
@@ -128,6 +140,8 @@ export class ClientSession {
   connInfo: RawJSON | undefined;
   /** Connection expiry in ms since epoch; 0 means never. */
   expireAt = 0;
+  /** Server-only connection meta (token `meta` claim or connect proxy result), for proxy requests. */
+  meta: RawJSON | undefined;
 
   #state: State = 'connecting';
   readonly #ctx: SessionContext;
@@ -152,6 +166,12 @@ export class ClientSession {
   #awaitingPong = false;
   /** Earliest subscription token expiry among subscriptions; 0 when none expires. */
   #nextSubExpiry = 0;
+  /** Earliest expiry among subscriptions the sub_refresh proxy prolongs (none in flight); 0 when none. */
+  #nextSubRefresh = 0;
+  /** The client's upgrade request headers that proxies forward (lower-case names); undefined when none do. */
+  readonly #headers: Readonly<Record<string, string>> | undefined;
+  /** A refresh proxy call for this connection is in flight. */
+  #refreshing = false;
   /** This connection's command rate buckets, made once it has used its free commands (see rate-limit.ts). */
   buckets: TokenBuckets | undefined;
   /** Rate-limited commands this connection sent so far. */
@@ -159,9 +179,14 @@ export class ClientSession {
   /** Commands refused by rate limits in a row; reset by any admitted command. */
   #refusedInRow = 0;
 
-  constructor(ctx: SessionContext, transport: Transport) {
+  /**
+   * @param headers the upgrade request headers proxies forward (http_headers), kept only when
+   *   some proxy forwards headers: a connection holds nothing of its request otherwise.
+   */
+  constructor(ctx: SessionContext, transport: Transport, headers?: Readonly<Record<string, string>>) {
     this.#ctx = ctx;
     this.#transport = transport;
+    this.#headers = headers;
     // A connection that never authenticates is closed: it would hold a socket for nothing.
     ctx.hub.addConnecting(this);
     if (ctx.config.client.stale_close_delay > 0) {
@@ -373,6 +398,17 @@ export class ClientSession {
     return { client: this.id, user: this.user, info: this.connInfo };
   }
 
+  /** #proxyConnection describes this connection in proxy requests. */
+  #proxyConnection(): ProxyConnection {
+    return {
+      client: this.id,
+      transport: this.#transport.name,
+      user: this.user,
+      meta: this.meta,
+      headers: this.#headers,
+    };
+  }
+
   // ---------------------------------------------------------------- connect & refresh
 
   async #connect(req: ConnectRequest): Promise<{ reply: string; after: () => void }> {
@@ -383,6 +419,8 @@ export class ClientSession {
     let info: RawJSON | undefined;
     let serverChannels: string[] = [];
     let subsClaim: ConnectTokenClaims['subs'];
+    let data: RawJSON | undefined;
+    let meta: RawJSON | undefined;
     if (req.token && !cfg.insecure) {
       const claims = await ctx.verifyConnectToken(req.token);
       user = claims.user;
@@ -390,6 +428,22 @@ export class ClientSession {
       info = claims.info;
       serverChannels = claims.channels;
       subsClaim = claims.subs;
+      meta = claims.meta;
+    } else if (ctx.proxies.connect !== undefined) {
+      // No token: the backend says who this is (connect proxy), or refuses with its error/disconnect.
+      const out = await ctx.backend.connect(ctx.proxies.connect, this.#proxyConnection(), {
+        name: req.name,
+        version: req.version,
+        data: req.data,
+        channels: req.subs === undefined ? undefined : Object.keys(req.subs),
+      });
+      user = out.user;
+      expireAt = out.expireAt;
+      info = out.info;
+      serverChannels = out.channels;
+      subsClaim = out.subs;
+      data = out.data;
+      meta = out.meta === undefined ? undefined : asRaw(out.meta);
     } else if (!cfg.insecure && !cfg.allow_anonymous_connect_without_token) {
       throw new ProtocolError(ErrorCode.Unauthorized);
     }
@@ -405,6 +459,7 @@ export class ClientSession {
     this.user = user;
     this.expireAt = expireAt;
     this.connInfo = info;
+    this.meta = meta;
     this.#state = 'connected';
     ctx.hub.addSession(this);
     ctx.metrics.connections.inc();
@@ -420,7 +475,7 @@ export class ClientSession {
       try {
         rc = ctx.rules.resolve(channel);
       } catch {
-        ctx.log.warn({ client: this.id, user, channel }, 'token grants an invalid channel; skipped');
+        ctx.log.warn({ client: this.id, user, channel }, 'token or connect proxy grants an invalid channel; skipped');
         continue;
       }
       const asked = req.subs?.[channel];
@@ -450,10 +505,12 @@ export class ClientSession {
       node: ctx.nodeId,
       subs,
     };
-    if (expireAt > 0) {
+    // With the refresh proxy the backend prolongs the connection: the client is not told to.
+    if (expireAt > 0 && ctx.proxies.refresh === undefined) {
       result.expires = true;
       result.ttl = Math.max(0, Math.ceil((expireAt - Date.now()) / 1000));
     }
+    if (data !== undefined) result.data = data;
     if (cfg.connect_include_server_time) result.time = Date.now();
     ctx.log.debug({ client: this.id, user, remote: this.#transport.remoteAddress }, 'client connected');
     return { reply: encodeConnectResult(result), after: () => activations.forEach((a) => a()) };
@@ -476,6 +533,38 @@ export class ClientSession {
     const parts = [`"client":${JSON.stringify(this.id)}`, `"version":${JSON.stringify(this.#ctx.version)}`];
     if (this.expireAt > 0) parts.push(`"expires":true`, `"ttl":${ttl}`);
     return { reply: `{${parts.join(',')}}` };
+  }
+
+  /**
+   * #proxyRefresh asks the backend to prolong this expired connection (refresh proxy): expired →
+   * disconnect 3005; a new expire_at prolongs it (0: never expires). When the call fails (backend
+   * down, timeout, bad answer), the connection is kept and asked about again after
+   * proxy.refresh_retry_interval, so a backend outage does not disconnect everyone.
+   */
+  #proxyRefresh(target: ProxyTarget): void {
+    const ctx = this.#ctx;
+    this.#refreshing = true;
+    ctx.backend
+      .refresh(target, this.#proxyConnection())
+      .then(
+        (out) => {
+          if (this.#state !== 'connected') return;
+          if (out.expired || (out.expireAt > 0 && out.expireAt <= Date.now())) {
+            this.disconnect(disconnect(DisconnectCode.Expired));
+            return;
+          }
+          this.expireAt = out.expireAt;
+          if (out.info !== undefined) this.connInfo = out.info;
+        },
+        () => {
+          // Already logged and counted by the proxy client: try again later.
+          this.expireAt = Date.now() + ctx.config.proxy.refresh_retry_interval;
+        },
+      )
+      .finally(() => {
+        this.#refreshing = false;
+        this.#reschedule();
+      });
   }
 
   /**
@@ -510,10 +599,20 @@ export class ClientSession {
       throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
     }
     let claims: SubscriptionTokenClaims | undefined;
+    let proxied: SubscribeOutcome | undefined;
+    let subRefreshProxy: ProxyTarget | undefined;
     if (req.token && !ctx.config.client.insecure) {
       claims = await ctx.verifySubscriptionToken(req.token, rc.channel, this.user, this.id, 'subscribe');
     } else {
-      this.#checkSubscribePermission(rc);
+      // As in Centrifugo, the subscribe proxy decides for channels without their own access
+      // control: private channels still need a token, user-limited ones list their users.
+      const target = ctx.proxies.channel('subscribe', rc.options);
+      if (target !== undefined && !rc.isPrivate && ctx.rules.allowedUsers(rc) === undefined) {
+        proxied = await ctx.backend.subscribe(target, this.#proxyConnection(), rc.channel, req.data);
+        subRefreshProxy = ctx.proxies.channel('sub_refresh', rc.options);
+      } else {
+        this.#checkSubscribePermission(rc);
+      }
     }
     const made = await this.#subscribe(rc, {
       recover: req.recover === true,
@@ -522,11 +621,12 @@ export class ClientSession {
       wantPositioned: req.positioned === true,
       wantRecoverable: req.recoverable === true,
       wantJoinLeave: req.join_leave === true,
-      chanInfo: claims?.info,
-      data: claims?.data,
-      expireAt: (claims?.expireAt ?? 0) * 1000,
+      chanInfo: claims?.info ?? proxied?.info,
+      data: claims?.data ?? proxied?.data,
+      expireAt: claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0),
       serverSide: false,
-      override: claims?.override,
+      override: claims?.override ?? proxied?.override,
+      subRefreshProxy,
     });
     return { reply: encodeSubscribeResult(made.result), after: made.activate };
   }
@@ -579,6 +679,8 @@ export class ClientSession {
       epoch: '',
       expireAt: o.expireAt,
       chanInfo: o.chanInfo,
+      subRefreshProxy: o.subRefreshProxy,
+      refreshing: false,
     };
     (this.#pending ??= new Set()).add(rc.channel);
     ctx.hub.addSub(rc.channel, this, state);
@@ -616,8 +718,11 @@ export class ClientSession {
     this.#subs.set(rc.channel, state);
     ctx.metrics.subscriptions.inc();
     if (state.expireAt > 0) {
-      result.expires = true;
-      result.ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
+      // With the sub_refresh proxy the backend prolongs the subscription: the client is not told to.
+      if (state.subRefreshProxy === undefined) {
+        result.expires = true;
+        result.ttl = Math.max(0, Math.ceil((state.expireAt - Date.now()) / 1000));
+      }
       this.#updateSubExpiry();
     }
     if (o.data !== undefined) result.data = o.data;
@@ -725,20 +830,63 @@ export class ClientSession {
     return { reply: `{"expires":true,"ttl":${ttl}}` };
   }
 
+  /**
+   * #proxySubRefresh asks the backend to prolong an expired subscription (sub_refresh proxy):
+   * expired → unsubscribe with 2501 (the SDK resubscribes, asking the subscribe proxy again); a
+   * new expire_at prolongs it (0: never expires). A failed call keeps the subscription and asks
+   * again after proxy.refresh_retry_interval.
+   */
+  #proxySubRefresh(sub: SubState, target: ProxyTarget): void {
+    const ctx = this.#ctx;
+    sub.refreshing = true;
+    ctx.backend
+      .subRefresh(target, this.#proxyConnection(), sub.channel)
+      .then(
+        (out) => {
+          if (this.#subs.get(sub.channel) !== sub) return; // unsubscribed meanwhile
+          if (out.expired || (out.expireAt > 0 && out.expireAt <= Date.now())) {
+            void this.unsubscribe(sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
+            return;
+          }
+          sub.expireAt = out.expireAt;
+          if (out.info !== undefined) sub.chanInfo = out.info;
+        },
+        () => {
+          // Already logged and counted by the proxy client: try again later.
+          sub.expireAt = Date.now() + ctx.config.proxy.refresh_retry_interval;
+        },
+      )
+      .finally(() => {
+        sub.refreshing = false;
+        if (this.#state === 'connected') this.#updateSubExpiry();
+      });
+  }
+
   // ---------------------------------------------------------------- publish, presence, history, rpc
 
   async #publishCmd(channel: string, data: unknown): Promise<{ reply: string }> {
     const ctx = this.#ctx;
     const rc = ctx.rules.resolve(channel);
     const o = rc.options;
-    const subscribed = this.#subs.has(channel);
-    const allowed =
-      this.#ctx.config.client.insecure ||
-      (this.user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
-      (o.allow_publish_for_subscriber && subscribed);
-    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    // With the publish proxy the backend decides instead of the allow_publish_* options.
+    const target = ctx.proxies.channel('publish', o);
+    if (target === undefined) {
+      const subscribed = this.#subs.has(channel);
+      const allowed =
+        this.#ctx.config.client.insecure ||
+        (this.user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
+        (o.allow_publish_for_subscriber && subscribed);
+      if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    }
+    // Kill switch before the backend call: a switched-off namespace costs the backend nothing.
     this.#checkKillSwitch('publish', rc.namespace);
-    await ctx.publishFromClient(rc, asRaw(data), this.info(this.#subs.get(channel)?.chanInfo));
+    const info = this.info(this.#subs.get(channel)?.chanInfo);
+    if (target === undefined) {
+      await ctx.publishFromClient(rc, asRaw(data), info);
+      return { reply: '{}' };
+    }
+    const out = await ctx.backend.publish(target, this.#proxyConnection(), channel, data);
+    await ctx.publishFromClient(rc, out.data ?? asRaw(data), info, { skipHistory: out.skipHistory, tags: out.tags });
     return { reply: '{}' };
   }
 
@@ -799,11 +947,18 @@ export class ClientSession {
   }
 
   async #rpcCmd(method: string, data: unknown): Promise<{ reply: string }> {
-    const handler = this.#ctx.rpcHandlers.get(method);
-    if (!handler) throw new ProtocolError(ErrorCode.MethodNotFound);
+    const ctx = this.#ctx;
+    // Handlers registered in-process (node.rpc) win over the RPC proxy of the method's namespace.
+    const handler = ctx.rpcHandlers.get(method);
+    const target = handler === undefined ? ctx.proxies.rpc(method) : undefined;
+    if (!handler && !target) throw new ProtocolError(ErrorCode.MethodNotFound);
     this.#checkKillSwitch('rpc', method);
-    const out = await handler(data, this.#rpcContext());
-    return { reply: out === undefined ? '{}' : `{"data":${asRaw(out)}}` };
+    if (handler) {
+      const out = await handler(data, this.#rpcContext());
+      return { reply: out === undefined ? '{}' : `{"data":${asRaw(out)}}` };
+    }
+    const out = await ctx.backend.rpc(target as ProxyTarget, this.#proxyConnection(), method, data);
+    return { reply: out === undefined ? '{}' : `{"data":${out}}` };
   }
 
   // ---------------------------------------------------------------- outgoing
@@ -933,7 +1088,11 @@ export class ClientSession {
       this.disconnect(disconnect(DisconnectCode.NoPong));
       return;
     }
-    if (this.expireAt > 0 && now >= this.expireAt + cfg.expired_close_delay) {
+    const refreshProxy = this.#ctx.proxies.refresh;
+    if (refreshProxy !== undefined) {
+      // The backend prolongs connections (refresh proxy): ask it when the connection expires.
+      if (this.expireAt > 0 && now >= this.expireAt && !this.#refreshing) this.#proxyRefresh(refreshProxy);
+    } else if (this.expireAt > 0 && now >= this.expireAt + cfg.expired_close_delay) {
       this.disconnect(disconnect(DisconnectCode.Expired));
       return;
     }
@@ -947,8 +1106,17 @@ export class ClientSession {
     }
     if (this.#nextSubExpiry > 0 && now >= this.#nextSubExpiry + cfg.expired_close_delay) {
       for (const sub of [...this.#subs.values()]) {
-        if (sub.expireAt > 0 && sub.expireAt <= now) {
+        if (sub.expireAt > 0 && sub.expireAt <= now && sub.subRefreshProxy === undefined) {
           void this.unsubscribe(sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
+        }
+      }
+      this.#updateSubExpiry();
+    }
+    if (this.#nextSubRefresh > 0 && now >= this.#nextSubRefresh) {
+      for (const sub of this.#subs.values()) {
+        const target = sub.subRefreshProxy;
+        if (target !== undefined && !sub.refreshing && sub.expireAt > 0 && sub.expireAt <= now) {
+          this.#proxySubRefresh(sub, target);
         }
       }
       this.#updateSubExpiry();
@@ -966,8 +1134,13 @@ export class ClientSession {
     } else {
       if (this.#nextPingAt > 0) next = this.#nextPingAt;
       if (this.#awaitingPong) next = Math.min(next, this.#pongDeadline);
-      if (this.expireAt > 0) next = Math.min(next, this.expireAt + grace);
+      if (this.expireAt > 0) {
+        // With the refresh proxy: due at expiry (no grace), and not while a call is in flight.
+        if (this.#ctx.proxies.refresh === undefined) next = Math.min(next, this.expireAt + grace);
+        else if (!this.#refreshing) next = Math.min(next, this.expireAt);
+      }
       if (this.#nextSubExpiry > 0) next = Math.min(next, this.#nextSubExpiry + grace);
+      if (this.#nextSubRefresh > 0) next = Math.min(next, this.#nextSubRefresh);
     }
     if (next === Infinity) this.#ctx.wheel.cancel(this);
     else this.#ctx.wheel.schedule(this, next);
@@ -976,9 +1149,17 @@ export class ClientSession {
   /** #updateSubExpiry recomputes the earliest subscription expiry and reschedules. */
   #updateSubExpiry(): void {
     let next = 0;
-    for (const sub of this.#subs.values())
-      if (sub.expireAt > 0 && (next === 0 || sub.expireAt < next)) next = sub.expireAt;
+    let refresh = 0;
+    for (const sub of this.#subs.values()) {
+      if (sub.expireAt === 0) continue;
+      if (sub.subRefreshProxy === undefined) {
+        if (next === 0 || sub.expireAt < next) next = sub.expireAt;
+      } else if (!sub.refreshing && (refresh === 0 || sub.expireAt < refresh)) {
+        refresh = sub.expireAt;
+      }
+    }
     this.#nextSubExpiry = next;
+    this.#nextSubRefresh = refresh;
     this.#reschedule();
   }
 

@@ -97,6 +97,14 @@ function parseEnvValue(raw: string, leaf: ConfigLeaf): unknown {
       if (leaf.schema.items?.type === 'string') return trimmed === '' ? [] : trimmed.split(',').map((s) => s.trim());
       throw new Error('expected a JSON array');
     }
+    case 'object': {
+      // A map of strings (e.g. a proxy's http.static_headers): JSON, as Centrifugo takes it.
+      const parsed: unknown = JSON.parse(raw.trim());
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw new Error('expected a JSON object');
+      }
+      return parsed;
+    }
     default:
       return raw;
   }

@@ -114,7 +114,7 @@ effective configuration with secrets redacted. \`bulwark genconfig\` writes a mi
 fresh random secrets.
 
 Key names and places follow Centrifugo v6 where both have the concept, so a Centrifugo config
-works for what both support. Bulwark's own sections are \`node\`, \`drain\` and \`demo\`.
+works for what both support. Bulwark's own sections are \`node\`, \`protection\`, \`proxy\`, \`drain\` and \`demo\`.
 
 **Environment variables.** The name is \`${envPrefix}\` plus the key path in upper case joined by
 \`_\`: \`http_api.key\` → \`${envPrefix}HTTP_API_KEY\`. Booleans take \`true\`/\`false\`/\`1\`/\`0\`;
@@ -131,7 +131,11 @@ comma-separated list (\`${envPrefix}CLIENT_ALLOWED_ORIGINS=https://a.example,htt
 - \`force_recovery\` / \`allow_recovery\` need history (\`history_size\` and \`history_ttl\`);
 - \`channel_regex\` must be a valid regular expression; namespace names are unique;
 - \`client.subscription_token.enabled\` needs one of its keys;
-- \`client.pong_timeout\` must be shorter than \`client.ping_interval\`.
+- \`client.pong_timeout\` must be shorter than \`client.ping_interval\`;
+- an enabled proxy needs an http(s) endpoint: \`client.proxy.connect.enabled\` needs
+  \`client.proxy.connect.endpoint\`, a namespace's \`subscribe_proxy_enabled\` needs
+  \`channel.proxy.subscribe.endpoint\` (or a \`subscribe_proxy_name\` naming an entry of \`proxies[]\`),
+  and so on; with the connect proxy on, \`client.token\` keys are optional (see docs/PROXY.md).
 `;
 
 /**

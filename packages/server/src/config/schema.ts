@@ -2,7 +2,7 @@
  * The configuration schema: the single source of truth for every key, its type, default and
  * documentation (`.describe()`). Where Centrifugo v6 has a concept, the key has Centrifugo's
  * name and place, so a Centrifugo config works for what both support. Bulwark's own additions
- * live in sections of their own (`node`, `drain`, `demo`).
+ * live in sections of their own (`node`, `protection`, `proxy`, `drain`, `demo`).
  *
  * Every object is strict: an unknown key is an error, never silently ignored (incident 3).
  * Durations are Go-style strings ("25s") and are parsed to milliseconds.
@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 import { redisConfigProblem } from '../engine/redis/config.js';
+import { proxyConfigIssues } from './proxy-rules.js';
 
 /** duration is a Go-style duration string parsed to milliseconds. */
 export function duration(defaultValue: string) {
@@ -42,6 +43,63 @@ const tokenSchema = z
     issuer: z.string().default('').describe('When set, tokens must carry this `iss`.'),
   })
   .prefault({});
+
+/**
+ * proxyShape is Centrifugo v6's proxy configuration object (`endpoint`, `timeout`,
+ * `http_headers`, `include_connection_meta`, `http.static_headers`), shared by every proxy:
+ * `client.proxy.connect`, `client.proxy.refresh`, `channel.proxy.*`, `rpc.proxy` and each
+ * entry of `proxies[]`. Only HTTP(S) endpoints: gRPC proxies, binary encoding, emulated headers
+ * and status code transforms are not supported, and their keys are refused as unknown.
+ */
+const proxyShape = {
+  endpoint: z
+    .string()
+    .default('')
+    .describe(
+      'HTTP(S) URL the proxy POSTs JSON to, e.g. `http://game-backend:3000/centrifugo/subscribe`; gRPC endpoints are not supported.',
+    ),
+  timeout: duration('1s').describe(
+    'Longest wait for the backend to answer one proxy request; then the client gets error 100 (temporary).',
+  ),
+  http_headers: z
+    .array(z.string().min(1))
+    .default([])
+    .describe(
+      "Headers of the client's WebSocket upgrade request copied into proxy requests (e.g. `Cookie`, `Authorization`, `X-Real-Ip`). None by default.",
+    ),
+  include_connection_meta: z
+    .boolean()
+    .default(false)
+    .describe('Send the connection `meta` (from the connect proxy result or the token) in proxy requests.'),
+  http: z
+    .strictObject({
+      static_headers: z
+        .record(z.string(), z.string())
+        .default({})
+        .describe(
+          'Headers added to every request of this proxy (e.g. a shared secret the backend checks). Forwarded http_headers of the same name win.',
+        ),
+    })
+    .prefault({}),
+};
+
+const proxySchema = z.strictObject(proxyShape).prefault({});
+
+/** ProxyConfig is one resolved proxy configuration object (timeout in ms). */
+export type ProxyConfig = z.output<typeof proxySchema>;
+
+/** proxyNamePattern is what Centrifugo accepts as a proxy or namespace name. */
+const proxyNamePattern = /^[-a-zA-Z0-9_.]{2,}$/;
+
+/** proxyName references `default` (the section's own proxy) or an entry of `proxies[]`. */
+function proxyName(kind: string) {
+  return z
+    .string()
+    .default('default')
+    .describe(
+      `Proxy for ${kind}: \`default\` is the section's own proxy object, any other name an entry of \`proxies[]\`.`,
+    );
+}
 
 /** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
 export const channelOptionsShape = {
@@ -84,6 +142,27 @@ export const channelOptionsShape = {
     .string()
     .default('')
     .describe('When set, channel names (without namespace) must match this regular expression.'),
+  subscribe_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Ask the backend (subscribe proxy) whether a client may subscribe, instead of the allow_subscribe_* options. Not for subscriptions with a token or to user-limited channels.',
+    ),
+  subscribe_proxy_name: proxyName('subscribe (channel.proxy.subscribe)'),
+  publish_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Ask the backend (publish proxy) whether a client may publish, instead of the allow_publish_* options; it may change the data.',
+    ),
+  publish_proxy_name: proxyName('publish (channel.proxy.publish)'),
+  sub_refresh_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'When a subscription with an expiry expires, ask the backend (sub_refresh proxy) to prolong it instead of the client.',
+    ),
+  sub_refresh_proxy_name: proxyName('sub_refresh (channel.proxy.sub_refresh)'),
 };
 
 const channelOptions = z.strictObject(channelOptionsShape);
@@ -98,6 +177,15 @@ const namespaceSchema = z.strictObject({
     .describe('Namespace name: the part of a channel before `:`.'),
   ...channelOptionsShape,
 });
+
+/** rpcOptionsShape holds the per-namespace RPC options, named as in Centrifugo v6. */
+const rpcOptionsShape = {
+  proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe('Send RPC calls of this namespace to the backend (RPC proxy). Methods registered with node.rpc() win.'),
+  proxy_name: proxyName('rpc (rpc.proxy)'),
+};
 
 /** redisSchema: where the Redis engine finds Redis, with Centrifugo v6's key names. */
 const redisSchema = z
@@ -285,6 +373,33 @@ export const configSchema = z
           .default(300)
           .describe('Most publications one recovery returns; more means recovered=false.'),
         connect_include_server_time: z.boolean().default(false).describe('Send server time in the connect reply.'),
+        proxy: z
+          .strictObject({
+            connect: z
+              .strictObject({
+                enabled: z
+                  .boolean()
+                  .default(false)
+                  .describe(
+                    'A connect without a token is authenticated by the backend (connect proxy): it returns the user, expiry, info, data, channels and meta.',
+                  ),
+                ...proxyShape,
+              })
+              .prefault({}),
+            refresh: z
+              .strictObject({
+                enabled: z
+                  .boolean()
+                  .default(false)
+                  .describe(
+                    'When a connection expires, ask the backend (refresh proxy) to prolong it, instead of the client refreshing its token.',
+                  ),
+                ...proxyShape,
+              })
+              .prefault({}),
+          })
+          .prefault({})
+          .describe('Client-wide proxies to the backend (see docs/PROXY.md).'),
       })
       .prefault({}),
     websocket: z
@@ -308,8 +423,53 @@ export const configSchema = z
         namespace_boundary: z.string().min(1).default(':').describe('Separates namespace from channel.'),
         user_boundary: z.string().min(1).default('#').describe('Starts the user list of a user-limited channel.'),
         user_separator: z.string().min(1).default(',').describe('Separates users in a user-limited channel.'),
+        proxy: z
+          .strictObject({
+            subscribe: proxySchema.describe('The `default` subscribe proxy (namespaces turn it on).'),
+            publish: proxySchema.describe('The `default` publish proxy (namespaces turn it on).'),
+            sub_refresh: proxySchema.describe('The `default` sub_refresh proxy (namespaces turn it on).'),
+          })
+          .prefault({})
+          .describe('Channel-wide proxies, used by namespaces with *_proxy_enabled (see docs/PROXY.md).'),
       })
       .prefault({}),
+    rpc: z
+      .strictObject({
+        proxy: proxySchema.describe('The `default` RPC proxy (namespaces turn it on).'),
+        without_namespace: z
+          .strictObject(rpcOptionsShape)
+          .prefault({})
+          .describe('Options of RPC methods without a namespace.'),
+        namespaces: z
+          .array(
+            z.strictObject({
+              name: z
+                .string()
+                .regex(proxyNamePattern, 'rpc namespace name must be 2+ characters of [-a-zA-Z0-9_.]')
+                .describe('RPC namespace: the part of a method before rpc.namespace_boundary.'),
+              ...rpcOptionsShape,
+            }),
+          )
+          .default([])
+          .describe('RPC namespaces: methods named `<name>:<rest>`, each with proxy_enabled and proxy_name.'),
+        namespace_boundary: z.string().min(1).default(':').describe('Separates RPC namespace from method.'),
+      })
+      .prefault({})
+      .describe('RPC proxying to the backend (see docs/PROXY.md).'),
+    proxies: z
+      .array(
+        z.strictObject({
+          name: z
+            .string()
+            .regex(proxyNamePattern, 'proxy name must be 2+ characters of [-a-zA-Z0-9_.]')
+            .describe('Name namespaces refer to with *_proxy_name.'),
+          ...proxyShape,
+        }),
+      )
+      .default([])
+      .describe(
+        'Named proxies for channel and RPC namespaces (subscribe_proxy_name, publish_proxy_name, sub_refresh_proxy_name, rpc proxy_name): each a proxy object plus `name`.',
+      ),
     http_api: z
       .strictObject({
         key: secret.describe(
@@ -447,6 +607,24 @@ export const configSchema = z
       })
       .prefault({})
       .describe('Bulwark: graceful drain on shutdown.'),
+    proxy: z
+      .strictObject({
+        refresh_retry_interval: duration('60s').describe(
+          'When a refresh or sub_refresh proxy call fails (backend down, timeout, bad answer), the connection or subscription is kept and the call is tried again after this long, as Centrifugo does.',
+        ),
+        max_response_size: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1_048_576)
+          .describe(
+            'Largest proxy response body in bytes; a larger answer is a failed call (error 100, temporary) and is not read further.',
+          ),
+      })
+      .prefault({})
+      .describe(
+        'Bulwark: how proxy calls to the backend behave (the proxies themselves are configured where Centrifugo has them).',
+      ),
     demo: z
       .strictObject({
         enabled: z
@@ -508,12 +686,13 @@ export const configSchema = z
     });
     // Secrets: no silent defaults (incident 3). A missing secret is an error naming the key.
     const tok = cfg.client.token;
-    if (!cfg.client.insecure && !tok.hmac_secret_key && !tok.rsa_public_key && !tok.ecdsa_public_key) {
+    const tokenless = cfg.client.insecure || cfg.client.proxy.connect.enabled;
+    if (!tokenless && !tok.hmac_secret_key && !tok.rsa_public_key && !tok.ecdsa_public_key) {
       ctx.addIssue({
         code: 'custom',
         path: ['client', 'token', 'hmac_secret_key'],
         message:
-          'missing secret: set client.token.hmac_secret_key (or rsa_public_key / ecdsa_public_key), or client.insecure=true for local demos',
+          'missing secret: set client.token.hmac_secret_key (or rsa_public_key / ecdsa_public_key), or enable client.proxy.connect, or client.insecure=true for local demos',
       });
     }
     const sub = cfg.client.subscription_token;
@@ -556,6 +735,7 @@ export const configSchema = z
         message: 'pong_timeout must be shorter than ping_interval',
       });
     }
+    for (const issue of proxyConfigIssues(cfg)) ctx.addIssue({ code: 'custom', ...issue });
   });
 
 /** Config is a validated configuration: defaults applied, durations in milliseconds. */
