@@ -30,6 +30,8 @@ export class Metrics implements ProxyCallObserver {
   readonly killSwitches: Gauge;
   readonly engineUp: Gauge;
   readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
+  readonly proxyProtection: Counter<'target' | 'outcome'>;
+  readonly proxyBreakerOpen: Gauge<'target'>;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly #histogram: IntervalHistogram;
   /**
@@ -123,6 +125,18 @@ export class Metrics implements ProxyCallObserver {
       registers,
     });
     this.engineUp.set(1);
+    this.proxyProtection = new Counter({
+      name: 'bulwark_proxy_protected_calls_total',
+      help: 'Backend calls through the protections, by target and outcome (ok, timeout, overloaded, circuit_open, killed, origin_error).',
+      labelNames: ['target', 'outcome'],
+      registers,
+    });
+    this.proxyBreakerOpen = new Gauge({
+      name: 'bulwark_proxy_breaker_open',
+      help: 'Circuit breaker of a backend target: 0 closed, 1 open or half-open (probing).',
+      labelNames: ['target'],
+      registers,
+    });
     this.proxyCalls = new Counter({
       name: 'bulwark_proxy_calls_total',
       help: 'Proxy calls to the backend by event (connect, refresh, subscribe, publish, sub_refresh, rpc), target (config path or proxies[] name) and result (ok, error, disconnect: answered by the backend; timeout, unavailable, http_error, malformed, rejected: failed, the client got error 100 temporary).',

@@ -50,6 +50,7 @@ import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
 import { BackendProxy } from './proxy/backend-proxy.js';
 import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
+import { ProtectedGuard } from './proxy/protected-guard.js';
 import { ProxyResolver } from './proxy/proxies.js';
 import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
@@ -201,7 +202,8 @@ export class Node implements SessionContext {
     this.proxies = new ProxyResolver(cfg);
     this.backend = new BackendProxy(
       new HttpProxyClient({
-        guard: options.proxyGuard,
+        // Every backend call through the protections, unless a guard is injected (tests, embedding).
+        guard: options.proxyGuard ?? new ProtectedGuard(this).guard,
         maxResponseBytes: cfg.proxy.max_response_size,
         observer: this.metrics,
         burstLog: this.burstLog,

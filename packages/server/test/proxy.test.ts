@@ -179,9 +179,9 @@ describe('proxy to the backend', () => {
   const connectAnswers: Array<Record<string, unknown>> = [];
   const guardCalls: string[] = [];
   let refuseRpc = false;
-  const guard: ProxyGuard = (name, fn) => {
-    guardCalls.push(name);
-    if (refuseRpc && name === 'rpc.proxy') return Promise.reject(new Error('circuit open'));
+  const guard: ProxyGuard = (target, fn) => {
+    guardCalls.push(target.name);
+    if (refuseRpc && target.name === 'rpc.proxy') return Promise.reject(new Error('circuit open'));
     return fn(new AbortController().signal);
   };
 

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 import { redisConfigProblem } from '../engine/redis/config.js';
+import { killSwitchKinds } from '../protection/kill-switches.js';
 import { proxyConfigIssues } from './proxy-rules.js';
 
 /** duration is a Go-style duration string parsed to milliseconds. */
@@ -579,14 +580,16 @@ export const configSchema = z
           .array(
             z.strictObject({
               kind: z
-                .enum(['publish', 'rpc', 'read', 'connect'])
+                .enum(killSwitchKinds)
                 .describe(
                   'What is switched off: client publish, an rpc method, history/presence reads, new connections.',
                 ),
               target: z
                 .string()
                 .default('*')
-                .describe('Namespace (publish, read; "" for channels without one), rpc method, or "*" for all.'),
+                .describe(
+                  'Namespace (publish, read; "" for channels without one), rpc method, proxy target, or "*" for all.',
+                ),
               reason: z.string().min(1).describe('Told to the clients refused.'),
             }),
           )
@@ -620,6 +623,49 @@ export const configSchema = z
           .describe(
             'Largest proxy response body in bytes; a larger answer is a failed call (error 100, temporary) and is not read further.',
           ),
+        max_concurrent: z
+          .number()
+          .int()
+          .min(1)
+          .default(64)
+          .describe('Backend calls in flight at once per target (a proxy endpoint); more wait in the queue.'),
+        max_queue: z
+          .number()
+          .int()
+          .min(0)
+          .default(256)
+          .describe(
+            'Calls waiting for a slot per target; over it a call is refused at once with error 111 (temporary), never queued without bound. The wait counts in the proxy timeout.',
+          ),
+        breaker: z
+          .strictObject({
+            failure_rate: z
+              .number()
+              .gt(0)
+              .max(1)
+              .default(0.5)
+              .describe(
+                'Share of failed calls (timeouts, backend down, non-200, bad answers) over the window that opens it.',
+              ),
+            min_requests: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe('Fewest calls in the window before the failure rate is judged.'),
+            window: duration('10s').describe('Rolling window the failure rate is measured over.'),
+            open_time: duration('5s').describe(
+              'How long an open breaker fails calls at once (error 100, temporary) before letting probes through.',
+            ),
+            probes: z
+              .number()
+              .int()
+              .min(1)
+              .default(1)
+              .describe('Probe calls let through at once when half-open; that many successes close it.'),
+          })
+          .prefault({})
+          .describe('Circuit breaker per target: a failing backend gets a rest instead of a stampede of retries.'),
       })
       .prefault({})
       .describe(

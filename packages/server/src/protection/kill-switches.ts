@@ -14,10 +14,16 @@
  */
 
 /** KillSwitchKind is what a switch turns off. */
-export type KillSwitchKind = 'publish' | 'rpc' | 'read' | 'connect';
+export type KillSwitchKind = 'publish' | 'rpc' | 'read' | 'connect' | 'proxy';
 
 /** killSwitchKinds lists the kinds, for validation. */
-export const killSwitchKinds = ['publish', 'rpc', 'read', 'connect'] as const satisfies readonly KillSwitchKind[];
+export const killSwitchKinds = [
+  'publish',
+  'rpc',
+  'read',
+  'connect',
+  'proxy',
+] as const satisfies readonly KillSwitchKind[];
 
 /** ANY is the target that matches every namespace or RPC method. */
 export const ANY = '*';
@@ -25,7 +31,11 @@ export const ANY = '*';
 /** KillSwitch is one switch that is on. */
 export interface KillSwitch {
   kind: KillSwitchKind;
-  /** Namespace (publish, read; '' for channels without one), RPC method (rpc), or '*' for all. */
+  /**
+   * Namespace (publish, read; '' for channels without one), RPC method (rpc), proxy target
+   * (proxy: `client.proxy.connect`, `channel.proxy.subscribe`, `rpc.proxy`, a `proxies[]`
+   * name…), or '*' for all.
+   */
   target: string;
   /** Why: sent to every client refused by this switch. */
   reason: string;

@@ -28,7 +28,7 @@ import { proxyResponseSchema } from './proxy-protocol.js';
  * delay it (queue), or abort it through the signal it hands to `fn`. Every backend call goes
  * through exactly one guard invocation.
  */
-export type ProxyGuard = <T>(targetName: string, fn: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+export type ProxyGuard = <T>(target: ProxyTarget, fn: (signal: AbortSignal) => Promise<T>) => Promise<T>;
 
 const neverAborted = new AbortController().signal;
 
@@ -36,7 +36,7 @@ const neverAborted = new AbortController().signal;
  * timeoutOnlyGuard is the default guard: it adds nothing to the call, whose only protection is
  * then the per-target timeout that callBackend always enforces.
  */
-export const timeoutOnlyGuard: ProxyGuard = (_targetName, fn) => fn(neverAborted);
+export const timeoutOnlyGuard: ProxyGuard = (_target, fn) => fn(neverAborted);
 
 /** ProxyCallResult is how one call ended, as counted in `bulwark_proxy_calls_total{result}`. */
 export type ProxyCallResult =
@@ -135,8 +135,8 @@ export class HttpProxyClient {
         },
         `${c.kind} proxy call failed (${outcome}): the client gets error 100 (temporary)`,
       );
-      // A refusal the guard already words for the client (e.g. 111 too many requests) stays.
-      if (err instanceof ProtocolError && err.temporary) throw err;
+      // A refusal the guard already words for the client (111 backend busy, 108 kill switch) stays.
+      if (err instanceof ProtocolError) throw err;
       throw internalTemporary();
     } finally {
       this.#observer.proxyCall(c.kind, c.target.name, outcome, (performance.now() - started) / 1000);
@@ -155,7 +155,7 @@ export class HttpProxyClient {
     body: string,
     forwarded: Readonly<Record<string, string>> | undefined,
   ): Promise<unknown> {
-    return this.#guard(target.name, (signal) => this.#post(target, body, forwarded, signal));
+    return this.#guard(target, (signal) => this.#post(target, body, forwarded, signal));
   }
 
   async #post(
