@@ -32,6 +32,8 @@ export class Metrics implements ProxyCallObserver {
   readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
   readonly proxyProtection: Counter<'target' | 'outcome'>;
   readonly proxyBreakerOpen: Gauge<'target'>;
+  readonly rpcCache: Gauge<'method' | 'stat'>;
+  #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly #histogram: IntervalHistogram;
   /**
@@ -137,6 +139,17 @@ export class Metrics implements ProxyCallObserver {
       labelNames: ['target'],
       registers,
     });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read in prom-client's collect callback
+    const self = this;
+    this.rpcCache = new Gauge({
+      name: 'bulwark_rpc_cache',
+      help: 'Cacheable RPC counters by method: hits, negativeHits, misses, coalesced, staleServes, originCalls, originErrors, evictions, size.',
+      labelNames: ['method', 'stat'],
+      registers,
+      collect() {
+        self.#rpcCacheSource?.();
+      },
+    });
     this.proxyCalls = new Counter({
       name: 'bulwark_proxy_calls_total',
       help: 'Proxy calls to the backend by event (connect, refresh, subscribe, publish, sub_refresh, rpc), target (config path or proxies[] name) and result (ok, error, disconnect: answered by the backend; timeout, unavailable, http_error, malformed, rejected: failed, the client got error 100 temporary).',
@@ -178,6 +191,18 @@ export class Metrics implements ProxyCallObserver {
     let child = this.#rejectionChildren.get(reason);
     if (child === undefined) this.#rejectionChildren.set(reason, (child = this.rejections.labels({ reason })));
     child.inc();
+  }
+
+  /** setRpcCacheSource sets what fills bulwark_rpc_cache at each scrape. */
+  setRpcCacheSource(source: () => void): void {
+    this.#rpcCacheSource = source;
+  }
+
+  /** setRpcCacheStats copies one method's cache counters into bulwark_rpc_cache. */
+  setRpcCacheStats(method: string, stats: object): void {
+    for (const [stat, value] of Object.entries(stats)) {
+      if (typeof value === 'number') this.rpcCache.set({ method, stat }, value);
+    }
   }
 
   /** proxyCall counts one proxy call to the backend and its duration. */

@@ -51,6 +51,11 @@ import { Metrics } from './metrics.js';
 import { BackendProxy } from './proxy/backend-proxy.js';
 import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
 import { ProtectedGuard } from './proxy/protected-guard.js';
+import { RpcCache } from './proxy/rpc-cache.js';
+import { RedisTier } from './cache/redis-tier.js';
+import { connectClient, createClient, type RedisClient } from './engine/redis/connection.js';
+import { redisOptions } from './engine/redis/config.js';
+import { resolveRedisOptions } from './engine/redis/options.js';
 import { ProxyResolver } from './proxy/proxies.js';
 import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
@@ -125,6 +130,8 @@ export class Node implements SessionContext {
   readonly proxies: ProxyResolver;
   /** Sends proxy events to the backend over HTTP. */
   readonly backend: BackendProxy;
+  /** Cacheable RPC methods (proxy.cache.rpc), shared through Redis with the Redis engine. */
+  readonly rpcCache: RpcCache;
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
@@ -148,6 +155,8 @@ export class Node implements SessionContext {
   #engineStarted = false;
   #engineRetry: NodeJS.Timeout | undefined;
   #engineUp = true;
+  /** The shared cache tier's Redis connection (proxy.cache.shared with the Redis engine). */
+  #cacheRedis: RedisClient | undefined;
   /** The last error Redis itself answered while starting (e.g. NOAUTH), for the start failure message. */
   #engineRefusal: string | undefined;
   /** The drain in progress (API drain or shutdown), if any. */
@@ -210,6 +219,19 @@ export class Node implements SessionContext {
         version,
       }),
     );
+    // The shared cache tier uses its own Redis connection, connected once the engine is up.
+    const shared = cfg.engine.type === 'redis' && cfg.proxy.cache.shared && cfg.proxy.cache.rpc.length > 0;
+    if (shared) this.#cacheRedis = createClient(resolveRedisOptions(redisOptions(cfg.engine.redis)), 'command');
+    this.rpcCache = new RpcCache(
+      cfg.proxy.cache,
+      this.#cacheRedis &&
+        new RedisTier({
+          client: this.#cacheRedis,
+          prefix: `${cfg.engine.redis.prefix}.cache`,
+          waitTimeoutMs: cfg.proxy.cache.shared_wait,
+        }),
+    );
+    this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
     this.admission = new Admission(this);
     this.#http = new HttpServer(this);
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
@@ -329,6 +351,13 @@ export class Node implements SessionContext {
       return;
     }
     this.#engineStarted = true;
+    if (this.#cacheRedis !== undefined) {
+      const client = this.#cacheRedis;
+      // Until it connects, the cache tier falls back to the backend (and counts it).
+      connectClient(client, resolveRedisOptions(redisOptions(this.config.engine.redis))).catch((err: unknown) =>
+        this.log.warn({ err }, 'rpc cache: shared tier not connected; nodes cache on their own'),
+      );
+    }
     this.#engineUp = true;
     this.metrics.engineUp.set(1);
     if (this.#name !== '') {
@@ -707,6 +736,8 @@ export class Node implements SessionContext {
       await this.#http.close();
       await this.broker.close();
       await this.presence.close();
+      this.rpcCache.close();
+      this.#cacheRedis?.disconnect();
     };
     // After a timed-out drain the deadline has passed: this resolves at once, while the
     // listener is already closed (stop() closes it synchronously) and the engine closes behind.

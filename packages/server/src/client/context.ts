@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics.js';
 import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurpose } from '../auth/token-verifier.js';
 import type { BackendProxy } from '../proxy/backend-proxy.js';
+import type { RpcCache } from '../proxy/rpc-cache.js';
 import type { ProxyResolver } from '../proxy/proxies.js';
 import type { ClientSession } from './session.js';
 import type { TimerWheel } from './timer-wheel.js';
@@ -86,6 +87,8 @@ export interface SessionContext {
   readonly proxies: ProxyResolver;
   /** Sends proxy events to the backend (see proxy/backend-proxy.ts). */
   readonly backend: BackendProxy;
+  /** Answers the cacheable RPC methods (proxy.cache.rpc) through the protected cache. */
+  readonly rpcCache: RpcCache;
   /** The wheel that serves every session deadline (ping, pong, stale, expiry). */
   readonly wheel: TimerWheel;
   /** Presence entries are refreshed at this period and live for a few periods. */

@@ -957,7 +957,9 @@ export class ClientSession {
       const out = await handler(data, this.#rpcContext());
       return { reply: out === undefined ? '{}' : `{"data":${asRaw(out)}}` };
     }
-    const out = await ctx.backend.rpc(target as ProxyTarget, this.#proxyConnection(), method, data);
+    const out = await ctx.rpcCache.call(method, this.user, data, () =>
+      ctx.backend.rpc(target as ProxyTarget, this.#proxyConnection(), method, data),
+    );
     return { reply: out === undefined ? '{}' : `{"data":${out}}` };
   }
 

@@ -666,6 +666,53 @@ export const configSchema = z
           })
           .prefault({})
           .describe('Circuit breaker per target: a failing backend gets a rest instead of a stampede of retries.'),
+        cache: z
+          .strictObject({
+            rpc: z
+              .array(
+                z.strictObject({
+                  method: z.string().min(1).describe('RPC method answered through the cache (by the RPC proxy).'),
+                  ttl: duration('60s').describe('How long an answer is fresh (jittered by cache.jitter).'),
+                  negative_ttl: duration('10s').describe(
+                    'How long a backend error listed in negative_codes is cached.',
+                  ),
+                  negative_codes: z
+                    .array(z.number().int())
+                    .default([])
+                    .describe('Backend error codes that mean "not found" or "denied": cached as answers, not retried.'),
+                  per_user: z
+                    .boolean()
+                    .default(true)
+                    .describe('Answers differ per user (the key includes the user); false shares them across users.'),
+                }),
+              )
+              .default([])
+              .describe('Cacheable RPC methods: the same arguments within the TTL make one backend call.'),
+            jitter: z
+              .number()
+              .min(0)
+              .max(0.5)
+              .default(0.1)
+              .describe('TTLs are spread by ± this fraction, so answers loaded together do not expire together.'),
+            stale_while_revalidate: duration('10s').describe(
+              'After expiry, serve the stale answer at once for this long while one refresh runs.',
+            ),
+            stale_if_error: duration('5m').describe(
+              'After expiry, serve the stale answer for this long when the backend fails.',
+            ),
+            max_entries: z.number().int().min(1).default(10_000).describe('Answers kept per method (LRU).'),
+            shared: z
+              .boolean()
+              .default(true)
+              .describe(
+                'With engine.type redis, share answers through Redis: a cold cluster makes about one backend call per key, not one per node.',
+              ),
+            shared_wait: duration('5s').describe(
+              'How long a node waits for another node loading the same key before calling the backend itself; keep it above the proxy timeout.',
+            ),
+          })
+          .prefault({})
+          .describe('Protected cache of backend answers (single flight, TTL jitter, negative caching, stale serving).'),
       })
       .prefault({})
       .describe(
