@@ -1,13 +1,17 @@
 /**
  * Cacheable RPC through the real RPC proxy (incident 2, the cold-cache stampede): concurrent
  * calls with the same arguments make one backend call; "not found" answers are cached; stale
- * answers are served while the backend is down; and a cold cluster of 3 nodes sharing Redis
- * makes about one backend call per key, where per-node caches alone make one per key per node.
+ * answers are served while the backend is down; and a cold cluster of 3 `bulwark start`
+ * processes sharing Redis makes about one backend call per key, where per-node caches alone
+ * make one per key per process.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { signConnectionToken } from '../src/auth/token-signer.js';
 import { OriginServer, type OriginRequest } from './helpers/origin.js';
-import { describeRedis, removeKeys, uniquePrefix } from './helpers/redis.js';
+import { startBulwark, writeConfigFile } from './helpers/process.js';
+import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
 import { rawClient, startTestServer, type RawClient, type TestServer } from './helpers/server.js';
 
 const NOT_FOUND = 4404;
@@ -109,7 +113,7 @@ describe('cacheable RPC (one node)', () => {
   });
 });
 
-await describeRedis('cacheable RPC: a cold cluster sharing Redis', () => {
+await describeRedis('cacheable RPC: a cold cluster of 3 processes sharing Redis', () => {
   let origin: OriginServer;
   before(async () => {
     origin = await OriginServer.start();
@@ -117,23 +121,37 @@ await describeRedis('cacheable RPC: a cold cluster sharing Redis', () => {
   });
   after(() => origin.close());
 
-  /** coldStart asks every key on each of 3 nodes at once and returns the backend calls made. */
-  async function coldStart(t: { after: (fn: () => Promise<unknown>) => void }, shared: boolean): Promise<number> {
+  /** coldStart starts 3 `bulwark start` processes, asks every key on each at once, and returns the backend calls. */
+  async function coldStart(t: TestContext, shared: boolean): Promise<number> {
     const prefix = uniquePrefix();
-    t.after(() => removeKeys(prefix));
+    t.after(() => removeKeys(prefix).then(() => undefined));
     origin.resetCounters();
-    const config = {
-      engine: { type: 'redis', redis: { prefix } },
+    const secret = randomBytes(24).toString('hex');
+    const file = writeConfigFile({
+      http_server: { address: '127.0.0.1' },
+      log: { level: 'warn' },
+      client: { token: { hmac_secret_key: secret } },
+      http_api: { key: randomBytes(24).toString('hex') },
+      engine: { type: 'redis', redis: { address: [redisUrl], prefix } },
+      rpc: { proxy: { endpoint: `${origin.url}/rpc`, timeout: '2s' }, without_namespace: { proxy_enabled: true } },
+      protection: { rate_limit: { connection: { rpc: { rate: 0 } }, user: { rpc: { rate: 0 } } } },
       proxy: cacheRules({ shared }),
-    };
-    const nodes = await Promise.all([0, 1, 2].map(() => cachingNode(origin, config)));
-    t.after(() => Promise.all(nodes.map((n) => n.close())));
+    });
+    t.after(async () => file.remove());
+    const procs = await Promise.all([0, 1, 2].map(() => startBulwark(file.path, {}, t)));
     const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
     await Promise.all(
-      nodes.map(async (srv) => {
-        const cs = await clients(srv, 20);
-        // Each node's 20 clients share the 1,000 keys, in the same order on every node: the
-        // nodes miss the same keys at the same moment, the worst case for a stampede.
+      procs.map(async (proc) => {
+        const cs = await Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const c = await rawClient(proc.url);
+            t.after(async () => c.close());
+            assert.ok((await c.connect(await signConnectionToken({ secret, user: `p${i}` }))).connect);
+            return c;
+          }),
+        );
+        // Each process's 20 clients share the 1,000 keys, in the same order on every process:
+        // the processes miss the same keys at the same moment, the worst case for a stampede.
         await Promise.all(
           cs.map(async (c, ci) => {
             for (let k = ci; k < keys.length; k += cs.length) {
@@ -147,7 +165,7 @@ await describeRedis('cacheable RPC: a cold cluster sharing Redis', () => {
     return origin.callsTo('/rpc');
   }
 
-  it('1,000 keys on 3 cold nodes: about 1,000 backend calls with the shared tier, 3,000 without', async (t) => {
+  it('1,000 keys on 3 cold processes: about 1,000 backend calls with the shared tier, 3,000 without', async (t) => {
     const withTier = await coldStart(t, true);
     const without = await coldStart(t, false);
     t.diagnostic(`backend calls: ${withTier} with the shared tier, ${without} with per-node caches only`);
