@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { OriginServer } from './helpers/origin.js';
 import { rejectionsMetric } from './helpers/protection.js';
-import { rawClient, startTestServer, type RawClient, type TestServer } from './helpers/server.js';
+import { describeRedis, removeKeys, uniquePrefix } from './helpers/redis.js';
+import { rawClient, startTestServer, waitUntil, type RawClient, type TestServer } from './helpers/server.js';
 
 /** rpcProxyServer starts a node whose RPC proxy is the origin's /rpc, with tight protections. */
 async function rpcProxyServer(origin: OriginServer, proxy: Record<string, unknown>): Promise<TestServer> {
@@ -110,5 +111,35 @@ describe('proxy protections', () => {
     assert.equal(await rejectionsMetric(srv.httpUrl, 'kill_switch_proxy'), 0, 'counted as a proxy outcome instead');
     const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
     assert.match(text, /bulwark_proxy_protected_calls_total\{[^}]*target="rpc\.proxy"[^}]*outcome="killed"[^}]*\} 1/);
+  });
+});
+
+await describeRedis('proxy kill switch across nodes', () => {
+  it('set through node A, it stops calls to the backend target on node B within a second', async (t) => {
+    const origin = await OriginServer.start();
+    t.after(() => origin.close());
+    origin.route('/rpc', { body: { result: { data: { ok: true } } } });
+    const prefix = uniquePrefix();
+    t.after(() => removeKeys(prefix).then(() => undefined));
+    const config = {
+      engine: { type: 'redis' as const, redis: { prefix } },
+      rpc: { proxy: { endpoint: `${origin.url}/rpc`, timeout: '1s' }, without_namespace: { proxy_enabled: true } },
+    };
+    const a = await startTestServer(config);
+    t.after(() => a.close());
+    const b = await startTestServer(config);
+    t.after(() => b.close());
+    const c = await client(b);
+    assert.deepEqual((await c.call('rpc', { method: 'm', data: {} })).rpc, { data: { ok: true } });
+    const started = Date.now();
+    await a.api('kill_switch_set', { kind: 'proxy', target: 'rpc.proxy', reason: 'backend on fire' });
+    await waitUntil(() => b.node.killSwitches.find('proxy', 'rpc.proxy') !== undefined, 1000, 'switch on B');
+    const tookMs = Date.now() - started;
+    const before = origin.calls;
+    const r = await c.call('rpc', { method: 'm', data: {} });
+    assert.deepEqual(r.error, { code: 108, message: 'disabled: backend on fire' });
+    assert.equal(origin.calls, before, 'B sent nothing to the backend');
+    t.diagnostic(`kill switch reached node B in ${tookMs} ms`);
+    assert.ok(tookMs < 1000);
   });
 });
