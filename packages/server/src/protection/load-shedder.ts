@@ -6,9 +6,9 @@
  * thread, and everything it does — reading frames, answering commands, writing fan-out —
  * waits in the same loop. The lag of a timer is exactly the time every piece of work spends
  * queued behind the rest, so it measures overload directly, for every kind of work at once,
- * with one timer and no per-request bookkeeping. An adaptive concurrency limit (Vegas,
- * gradient) fits calls that wait on something outside the process, and that is where
- * Bulwark uses one: calls to the game backend (the proxy), whose latency is not ours.
+ * with one timer and no per-request bookkeeping. Concurrency limits fit calls that wait on
+ * something outside the process, whose latency is not ours: Bulwark puts one (fixed, with a
+ * bounded queue and a circuit breaker) on each backend target of the proxy.
  *
  * Priority, cheapest to refuse and least harmful first:
  * 1. over `connect_lag`: new connections are refused before the upgrade (HTTP 503 with a
