@@ -7,11 +7,12 @@
  * test process exits) is killed by pid, its forked workers (`--workers`) first, so a failed
  * run leaves none behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { withTimeout, type ApiResponse } from './server.js';
 
@@ -150,19 +151,8 @@ export async function startBulwark(
   opts: StartOptions = {},
   t?: { after(fn: () => Promise<void>): void },
 ): Promise<BulwarkProcess> {
-  const argv = [cliPath, 'start', '-c', configFile, '-p', String(opts.port ?? 0), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, argv, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let stderr = '';
-  let stdout = '';
-  proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  proc.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  const exited = new Promise<Exit>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      running.delete(proc);
-      resolve({ code, signal });
-    });
-  });
+  const cli = spawnCli(['start', '-c', configFile, '-p', String(opts.port ?? 0), ...(opts.args ?? [])]);
+  const { proc, exited } = cli;
   const pid = proc.pid ?? 0;
   const kill = async (): Promise<void> => {
     if (!running.has(proc)) return;
@@ -176,7 +166,7 @@ export async function startBulwark(
     port = await withTimeout(
       new Promise<number>((resolve, reject) => {
         const check = (): void => {
-          const m = /listening on http:\/\/[^\s:]+:(\d+)/.exec(stderr);
+          const m = /listening on http:\/\/[^\s:]+:(\d+)/.exec(cli.stderr);
           if (m) resolve(Number(m[1]));
         };
         proc.stderr.on('data', check);
@@ -187,7 +177,7 @@ export async function startBulwark(
     );
   } catch (err) {
     await kill();
-    throw new Error(`${(err as Error).message}\nstderr:\n${stderr}\nstdout:\n${stdout.slice(0, 4000)}`);
+    throw new Error(`${(err as Error).message}\nstderr:\n${cli.stderr}\nstdout:\n${cli.stdout.slice(0, 4000)}`);
   }
 
   return {
@@ -196,10 +186,10 @@ export async function startBulwark(
     httpUrl: `http://127.0.0.1:${port}`,
     url: `ws://127.0.0.1:${port}/connection/websocket`,
     get stderr() {
-      return stderr;
+      return cli.stderr;
     },
     get stdout() {
-      return stdout;
+      return cli.stdout;
     },
     exited,
     childPids: () => (running.has(proc) ? childPidsOf(pid) : []),
@@ -218,23 +208,49 @@ export async function startBulwark(
 
 /** runBulwark runs the CLI with `args` to completion (killed after `ms`) and returns its exit and output. */
 export async function runBulwark(args: string[], ms = 10_000): Promise<{ exit: Exit; stderr: string; stdout: string }> {
+  const cli = spawnCli(args);
+  try {
+    return {
+      exit: await withTimeout(cli.exited, ms, `bulwark ${args.join(' ')}`),
+      stderr: cli.stderr,
+      stdout: cli.stdout,
+    };
+  } finally {
+    killTree(cli.proc);
+  }
+}
+
+/** SpawnedCli is a CLI process with its output collected so far. */
+interface SpawnedCli {
+  readonly proc: ChildProcessByStdio<null, Readable, Readable>;
+  readonly stderr: string;
+  readonly stdout: string;
+  readonly exited: Promise<Exit>;
+}
+
+/** spawnCli runs `node <cli> ...args` with a clean environment, collecting its output; tracked until it exits. */
+function spawnCli(args: string[]): SpawnedCli {
   const proc = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
-  let stderr = '';
-  let stdout = '';
-  proc.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  proc.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  const out = { stderr: '', stdout: '' };
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s));
   const exited = new Promise<Exit>((resolve) => {
     proc.once('exit', (code, signal) => {
       running.delete(proc);
       resolve({ code, signal });
     });
   });
-  try {
-    return { exit: await withTimeout(exited, ms, `bulwark ${args.join(' ')}`), stderr, stdout };
-  } finally {
-    killTree(proc);
-  }
+  return {
+    proc,
+    exited,
+    get stderr() {
+      return out.stderr;
+    },
+    get stdout() {
+      return out.stdout;
+    },
+  };
 }
 
 /** callApi POSTs `body` to `<httpUrl>/api/<method>` with the API key and returns the status and parsed answer. */
