@@ -35,10 +35,15 @@ import { runConnections, type ConnectionsOptions, type ConnectionsResult } from 
 import { runFanout, type FanoutOptions, type FanoutResult } from './scenarios/fanout.js';
 import { overloadTable, runOverload, type OverloadOptions, type OverloadResult } from './scenarios/overload.js';
 import { runStalled, stalledTable, type StalledOptions, type StalledResult } from './scenarios/stalled.js';
+import { registry } from './scenarios/index.js';
+import { writeHtmlReport } from './lib/html-report.js';
+import { Progress } from './lib/progress.js';
+import type { Check, Flags, ScenarioOutput } from './lib/scenario.js';
 
-const SCENARIOS = ['fanout', 'connections', 'admission', 'overload', 'stalled'];
+const BUILTIN = ['fanout', 'connections', 'admission', 'overload', 'stalled'];
+const SCENARIOS = [...BUILTIN, ...registry.map((s) => s.name)];
 
-const USAGE = `Usage: bulwark-bench [fanout] [connections] [admission] [overload] [stalled] [options]
+const USAGE = `Usage: bulwark-bench [scenario ...] [options]
 
 Scenarios (default: fanout and connections):
   fanout        subscribers over channels, one publisher: fixed rate + ramp to the limit
@@ -83,7 +88,42 @@ Options:
  stalled (also --subscribers: default 2000, quick 200; --channels: default 20; --rate: API pub/s,
           default 500; --pad: default 1000; --duration: default 20, quick 12):
   --stalled-percent P  share of subscribers that stop reading (default 5)
+  --no-html            do not write the HTML report next to the JSON results
   -h, --help`;
+
+/** usage is the help text: the built-in scenarios' options, then each registered scenario's. */
+function usage(): string {
+  const extra = registry.map((s) => [` ${s.name}: ${s.summary}`, ...s.flags.map((f) => `  ${f.help}`)].join('\n'));
+  return [USAGE, ...extra].join('\n');
+}
+
+/** flagsOf reads parsed values for a registered scenario, with defaults and validation. */
+function flagsOf(values: Record<string, unknown>): Flags {
+  return {
+    num: (name, fallback, min = 0) => int(values, name, fallback, min),
+    int: (name, fallback, min = 0) => {
+      const n = int(values, name, fallback, min);
+      if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${String(values[name])}"`);
+      return n;
+    },
+    str: (name, fallback) => (typeof values[name] === 'string' ? (values[name] as string) : fallback),
+    bool: (name) => values[name] === true,
+  };
+}
+
+/** checksTable prints a scenario's pass/fail verdicts. */
+function checksTable(checks: readonly Check[]): string {
+  if (checks.length === 0) return '';
+  const rows = checks.map((c) => {
+    const v = Number.isInteger(c.value) ? c.value.toLocaleString('en-US') : c.value.toFixed(2);
+    const unit = c.unit ? ` ${c.unit}` : '';
+    return `  ${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${v}${unit} (must be ${c.op} ${c.limit.toLocaleString('en-US')}${unit})`;
+  });
+  const passed = checks.filter((c) => c.pass).length;
+  return [`verdict: ${passed === checks.length ? 'PASS' : 'FAIL'} (${passed}/${checks.length} checks)`, ...rows].join(
+    '\n',
+  );
+}
 
 function int(values: Record<string, unknown>, name: string, fallback: number, min = 0): number {
   const v = values[name];
@@ -94,9 +134,13 @@ function int(values: Record<string, unknown>, name: string, fallback: number, mi
 }
 
 async function main(): Promise<number> {
+  const registryFlags: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const sc of registry) for (const f of sc.flags) registryFlags[f.name] = { type: f.type };
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
+      ...registryFlags,
+      'no-html': { type: 'boolean', default: false },
       target: { type: 'string', default: 'both' },
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -129,7 +173,7 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${usage()}\n`);
     return 0;
   }
   const scenarios = positionals.length ? positionals : ['fanout', 'connections'];
@@ -172,7 +216,7 @@ async function main(): Promise<number> {
       killAllServers();
       process.exit(2);
     },
-    (quick ? 3 : 15) * 60_000,
+    (quick ? 3 : 15) * 60_000 * Math.max(1, scenarios.length),
   );
   watchdog.unref();
 
@@ -311,7 +355,60 @@ async function main(): Promise<number> {
   const reports: ScenarioReport<unknown>[] = [];
   const timestamp = new Date().toISOString();
   const base = { timestamp, quick, machine, pinning: { serverCpu, loadgenCpu }, bulwarkConfig, workers };
+  const progress = new Progress();
+  const flags = flagsOf(values);
   for (const scenario of scenarios) {
+    const registered = registry.find((s) => s.name === scenario);
+    if (registered) {
+      let out: ScenarioOutput;
+      try {
+        out = await registered.run({
+          quick,
+          flags,
+          log: (msg) => {
+            progress.end();
+            log(msg);
+          },
+          progress,
+          bulwark: bulwarkStart,
+          targets,
+          loadgenCpu,
+        });
+      } catch (err) {
+        progress.end();
+        const message = (err as Error).message;
+        log(`${scenario}: ERROR: ${message}`);
+        const serverLog = (err as { serverLog?: string[] }).serverLog;
+        if (serverLog?.length) log(`  server output:\n    ${serverLog.slice(-15).join('\n    ')}`);
+        out = {
+          options: {},
+          results: { error: message },
+          checks: [],
+          charts: [],
+          table: `${scenario}: ERROR: ${message}`,
+        };
+        failed = true;
+      }
+      progress.end();
+      const report = {
+        scenario,
+        ...base,
+        options: out.options,
+        results: out.results,
+        checks: out.checks,
+        charts: out.charts,
+      };
+      reports.push(report as unknown as ScenarioReport<unknown>);
+      if (out.checks.some((c) => !c.pass)) failed = true;
+      if (!values.json) process.stdout.write(`\n${out.table}\n${checksTable(out.checks)}\n`);
+      const file = writeReport(outDir, report);
+      log(`results written to ${path.relative(process.cwd(), file)}`);
+      if (!values['no-html']) {
+        const html = writeHtmlReport(file.replace(/\.json$/, '.html'), { ...report, table: out.table });
+        log(`HTML report: ${path.relative(process.cwd(), html)}`);
+      }
+      continue;
+    }
     if (scenario === 'fanout') {
       const results = await runScenario<FanoutResult>('fanout', (s) => runFanout(s, fanoutOpts, log));
       const report: ScenarioReport<FanoutResult> = {

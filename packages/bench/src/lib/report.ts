@@ -223,7 +223,7 @@ export function connectionsTable(report: ScenarioReport<ConnectionsResult>): str
 }
 
 /** writeReport writes `report` to `<dir>/<scenario>-<timestamp>.json` and returns the path. */
-export function writeReport(dir: string, report: ScenarioReport<unknown>): string {
+export function writeReport(dir: string, report: { scenario: string; timestamp: string }): string {
   mkdirSync(dir, { recursive: true });
   const stamp = report.timestamp.replace(/[:.]/g, '-');
   const file = path.join(dir, `${report.scenario}-${stamp}.json`);

@@ -63,6 +63,12 @@ export interface StartOptions {
    * N > 1 the server is not pinned: its workers may use every CPU, the load generator's too.
    */
   workers?: number;
+  /**
+   * HMAC secret for connection tokens and HTTP API key; random when absent. Several Bulwark
+   * processes of one run (on a shared Redis) must be given the same pair.
+   */
+  tokenSecret?: string;
+  apiKey?: string;
 }
 
 /** deepMerge returns `base` with `extra` merged in; objects merge, everything else replaces. */
@@ -125,8 +131,8 @@ export function bulwarkAvailable(main = defaultBulwarkMain): boolean {
 /** startServer starts target `name` on a free loopback port and waits until it is ready. */
 export async function startServer(name: TargetName, opts: StartOptions = {}): Promise<RunningServer> {
   const port = await freePort();
-  const tokenSecret = randomBytes(32).toString('hex');
-  const apiKey = randomBytes(16).toString('hex');
+  const tokenSecret = opts.tokenSecret ?? randomBytes(32).toString('hex');
+  const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
   let tmpDir: string | undefined;
   let args: string[];
   if (name === 'bulwark') {
