@@ -38,7 +38,16 @@ import { runStalled, stalledTable, type StalledOptions, type StalledResult } fro
 import { registry } from './scenarios/index.js';
 import { writeHtmlReport } from './lib/html-report.js';
 import { Progress } from './lib/progress.js';
-import type { Check, Flags, ScenarioOutput } from './lib/scenario.js';
+import type { Chart, Check, Flags, ScenarioOutput } from './lib/scenario.js';
+import {
+  admissionChecks,
+  connectionsChecks,
+  fanoutCharts,
+  fanoutChecks,
+  overloadCharts,
+  overloadChecks,
+  stalledChecks,
+} from './lib/builtin-checks.js';
 
 const BUILTIN = ['fanout', 'connections', 'admission', 'overload', 'stalled'];
 const SCENARIOS = [...BUILTIN, ...registry.map((s) => s.name)];
@@ -109,6 +118,32 @@ function flagsOf(values: Record<string, unknown>): Flags {
     str: (name, fallback) => (typeof values[name] === 'string' ? (values[name] as string) : fallback),
     bool: (name) => values[name] === true,
   };
+}
+
+/** builtinVerdict gives the checks and charts of the five scenarios wired here directly. */
+function builtinVerdict(report: ScenarioReport<unknown>, p99LimitMs: number): { checks: Check[]; charts: Chart[] } {
+  // Quick runs are too small for CPU and memory ratios to mean anything (10 ms CPU ticks): no ratio checks.
+  const ratios = report.quick ? [] : report.ratios;
+  switch (report.scenario) {
+    case 'fanout': {
+      const r = report as ScenarioReport<FanoutResult>;
+      return { checks: fanoutChecks(r.results, ratios, p99LimitMs), charts: fanoutCharts(r.results) };
+    }
+    case 'connections': {
+      const r = report as ScenarioReport<ConnectionsResult>;
+      return { checks: connectionsChecks(r.results, ratios), charts: [] };
+    }
+    case 'admission':
+      return { checks: admissionChecks((report as ScenarioReport<AdmissionResult>).results), charts: [] };
+    case 'overload': {
+      const r = report as ScenarioReport<OverloadResult>;
+      return { checks: overloadChecks(r.results), charts: overloadCharts(r.results) };
+    }
+    case 'stalled':
+      return { checks: stalledChecks((report as ScenarioReport<StalledResult>).results), charts: [] };
+    default:
+      return { checks: [], charts: [] };
+  }
 }
 
 /** checksTable prints a scenario's pass/fail verdicts. */
@@ -459,7 +494,16 @@ async function main(): Promise<number> {
     }
     const last = reports[reports.length - 1] as ScenarioReport<unknown>;
     if (Object.values(last.results).some((o) => o && 'error' in o)) failed = true;
-    log(`results written to ${path.relative(process.cwd(), writeReport(outDir, last))}`);
+    const { checks, charts } = builtinVerdict(last, fanoutOpts.p99LimitMs);
+    Object.assign(last, { checks, charts });
+    if (checks.some((c) => !c.pass)) failed = true;
+    if (!values.json) process.stdout.write(`${checksTable(checks)}\n`);
+    const file = writeReport(outDir, last);
+    log(`results written to ${path.relative(process.cwd(), file)}`);
+    if (!values['no-html']) {
+      const html = writeHtmlReport(file.replace(/\.json$/, '.html'), { ...last, checks, charts });
+      log(`HTML report: ${path.relative(process.cwd(), html)}`);
+    }
   }
   if (quick && !values.json) {
     process.stdout.write(
