@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
- * bulwark-bench: runs the benchmark scenarios against Bulwark and the raw-ws reference
- * server, each started here as a child process pinned to CPU 0 while this load generator
+ * bulwark-bench: runs the benchmark scenarios against Bulwark, the raw-ws reference server
+ * and (fanout, connections) the Socket.IO reference server, each started here as a child process pinned to CPU 0 while this load generator
  * pins itself to CPU 1, prints a comparison table (or JSON with --json), and writes
  * bench-results/<scenario>-<timestamp>.json.
  *
- *   node packages/bench/dist/src/main.js [fanout] [connections] [admission] [overload] [stalled] [--quick] [--json] [--target raw|bulwark|both]
+ *   node packages/bench/dist/src/main.js [fanout] [connections] [admission] [overload] [stalled] [--quick] [--json] [--target raw|bulwark|socketio|both|all]
  *
  * @module
  */
@@ -16,8 +16,10 @@ import { machineInfo, pinSelf, tasksetAvailable } from './lib/proc.js';
 import { medianOf } from './lib/stats.js';
 import {
   connectionsRatios,
+  connectionsSocketIoRatios,
   connectionsTable,
   fanoutRatios,
+  fanoutSocketIoRatios,
   fanoutTable,
   writeReport,
   type ScenarioReport,
@@ -26,6 +28,7 @@ import {
   bulwarkAvailable,
   defaultBulwarkMain,
   killAllServers,
+  parseTargets,
   startServer,
   type RunningServer,
   type TargetName,
@@ -62,7 +65,8 @@ Scenarios (default: fanout and connections):
   stalled       Bulwark only: server memory and healthy latency with 5% of clients not reading
 
 Options:
-  --target T           raw | bulwark | both (default both; bulwark is skipped if not built)
+  --target T           raw | bulwark | socketio | both (raw + bulwark) | all (raw + bulwark + socketio)
+                       (default all for fanout and connections, else both; bulwark is skipped if not built)
   --quick              small counts and durations (smoke test: < 30 s a scenario; overload, stalled ~45 s)
   --json               print the results as JSON instead of tables
   --out-dir DIR        where results files go (default ./bench-results)
@@ -176,7 +180,8 @@ async function main(): Promise<number> {
     options: {
       ...registryFlags,
       'no-html': { type: 'boolean', default: false },
-      target: { type: 'string', default: 'both' },
+      // No default here: fanout and connections default to all, the other scenarios to both.
+      target: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'out-dir': { type: 'string' },
@@ -215,11 +220,10 @@ async function main(): Promise<number> {
   for (const s of scenarios) {
     if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"`);
   }
-  const targetArg = values.target;
-  if (targetArg !== 'raw' && targetArg !== 'bulwark' && targetArg !== 'both') {
-    throw new Error(`--target must be raw, bulwark or both, got "${targetArg}"`);
-  }
-  const targets: TargetName[] = targetArg === 'both' ? ['raw', 'bulwark'] : [targetArg];
+  // The registered scenarios get the original pair by default; fanout and connections compare
+  // all three servers (Socket.IO included) unless told otherwise.
+  const targets: TargetName[] = parseTargets(values.target ?? 'both');
+  const comparisonTargets: TargetName[] = parseTargets(values.target ?? 'all');
   const quick = values.quick;
   const outDir = path.resolve(values['out-dir'] ?? 'bench-results');
   const bulwarkMain = values['bulwark-main'] ? path.resolve(values['bulwark-main']) : defaultBulwarkMain;
@@ -333,8 +337,9 @@ async function main(): Promise<number> {
 
   /**
    * Runs one scenario against each target, each run on a fresh server process. With
-   * `repeat` > 1 the targets alternate (raw, bulwark, raw, bulwark, …) so that drift in the
-   * machine's state biases neither, and each target's result is the field-wise median.
+   * `repeat` > 1 the targets alternate (raw, bulwark, socketio, raw, bulwark, socketio, …) so
+   * that drift in the machine's state biases none, and each target's result is the field-wise
+   * median.
    */
   async function runScenario<R extends object>(
     name: string,
@@ -344,7 +349,7 @@ async function main(): Promise<number> {
     const results: ScenarioReport<R>['results'] = {};
     const runs: Partial<Record<TargetName, R[]>> = {};
     for (let rep = 1; rep <= repeat; rep++) {
-      for (const target of targets) {
+      for (const target of comparisonTargets) {
         if (results[target]) continue; // skipped or failed earlier
         const label = repeat > 1 ? `${name} / ${target} (run ${rep}/${repeat})` : `${name} / ${target}`;
         if (target === 'bulwark' && !bulwarkAvailable(bulwarkMain)) {
@@ -376,7 +381,7 @@ async function main(): Promise<number> {
         }
       }
     }
-    for (const target of targets) {
+    for (const target of comparisonTargets) {
       const done = runs[target];
       if (results[target] || !done) continue;
       results[target] = done.length === 1 ? { result: done[0] as R } : { result: medianOf(done), runs: done };
@@ -452,6 +457,7 @@ async function main(): Promise<number> {
         options: fanoutOpts,
         results,
         ratios: fanoutRatios(results),
+        socketioRatios: fanoutSocketIoRatios(results),
       };
       reports.push(report);
       if (!values.json) process.stdout.write(`\n${fanoutTable(report)}\n`);
@@ -488,6 +494,7 @@ async function main(): Promise<number> {
         options: connOpts,
         results,
         ratios: connectionsRatios(results),
+        socketioRatios: connectionsSocketIoRatios(results),
       };
       reports.push(report);
       if (!values.json) process.stdout.write(`\n${connectionsTable(report)}\n`);

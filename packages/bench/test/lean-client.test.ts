@@ -1,10 +1,19 @@
 /**
  * Tests of the load generator's wire handling: the JSON.parse-free push decoder, the HS256
- * token helper, the ramp verdict, and a round trip against the raw-ws reference server.
+ * token helper, the ramp verdict, the Socket.IO packet handling, and round trips against the
+ * raw-ws and Socket.IO reference servers.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { benchData, LeanClient, parseBenchPush } from '../src/client/lean-client.js';
+import { WebSocketServer } from 'ws';
+import {
+  benchData,
+  LeanClient,
+  parseBenchPush,
+  parseSocketIoBenchPush,
+  parseSocketIoPacket,
+} from '../src/client/lean-client.js';
 import { connectionToken, signHs256, verifyHs256 } from '../src/lib/jwt.js';
 import { startServer } from '../src/lib/targets.js';
 import { waitFor } from '../src/lib/util.js';
@@ -87,6 +96,119 @@ describe('LeanClient against the raw-ws reference server', () => {
       await bad.open();
       await assert.rejects(bad.subscribe('bench:ch0', 'not-a-token'), /closed: 3500 invalid token/);
       assert.equal(bad.closeCode, 3500);
+    } finally {
+      for (const c of clients) c.terminate();
+      await server.stop();
+    }
+  });
+});
+
+describe('Socket.IO packets', () => {
+  it('decodes the bench markers of a push event frame in place', () => {
+    const frame = `42["push","bench:ch3",${benchData(3, 17, 123456789, 'xx')}]`;
+    assert.deepEqual(parseSocketIoBenchPush(Buffer.from(frame)), { channel: 3, seq: 17, sentAtMicros: 123456789 });
+  });
+
+  it('rejects acks, pings, other events and pushes without markers', () => {
+    assert.equal(parseSocketIoBenchPush(Buffer.from(`431[${benchData(1, 2, 3)}]`)), undefined);
+    assert.equal(parseSocketIoBenchPush(Buffer.from('2')), undefined);
+    assert.equal(parseSocketIoBenchPush(Buffer.from(`42["pushed","c",${benchData(1, 2, 3)}]`)), undefined);
+    assert.equal(parseSocketIoBenchPush(Buffer.from('42["push","c",{"other":1}]')), undefined);
+    assert.equal(parseSocketIoBenchPush(Buffer.from('42["push","c",{"bch":1,"bseq":"x","bts":3}]')), undefined);
+  });
+
+  it('parses packet type, namespace, ack id and payload', () => {
+    assert.deepEqual(parseSocketIoPacket('0{"sid":"abc"}'), { type: 0, nsp: '/', data: { sid: 'abc' } });
+    assert.deepEqual(parseSocketIoPacket('312["bench:ch0"]'), { type: 3, nsp: '/', ackId: 12, data: ['bench:ch0'] });
+    assert.deepEqual(parseSocketIoPacket('2["push","c",1]'), { type: 2, nsp: '/', data: ['push', 'c', 1] });
+    assert.deepEqual(parseSocketIoPacket('2/admin,7["x"]'), { type: 2, nsp: '/admin', ackId: 7, data: ['x'] });
+    assert.deepEqual(parseSocketIoPacket('1'), { type: 1, nsp: '/' });
+    assert.throws(() => parseSocketIoPacket('51-["bin",{"_placeholder":true,"num":0}]'), /unsupported/);
+    assert.throws(() => parseSocketIoPacket('2["unterminated'));
+  });
+
+  it('connects to the namespace after the Engine.IO open packet and answers pings with pongs', async () => {
+    // A scripted Engine.IO server: open packet, expect "40", confirm, ping, expect the pong.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    const port = (wss.address() as { port: number }).port;
+    const received: string[] = [];
+    const pong = new Promise<void>((resolve) => {
+      wss.on('connection', (ws) => {
+        ws.send('0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}');
+        ws.on('message', (data: Buffer) => {
+          const text = data.toString();
+          received.push(text);
+          if (text === '40') {
+            ws.send('40{"sid":"n1"}');
+            ws.send('2');
+          } else if (text === '3') resolve();
+        });
+      });
+    });
+    const client = new LeanClient({
+      url: `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`,
+      protocol: 'socketio',
+    });
+    try {
+      await client.open();
+      await pong;
+      assert.deepEqual(received, ['40', '3']);
+      assert.equal(client.pings, 1);
+    } finally {
+      client.terminate();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  });
+});
+
+describe('LeanClient against the Socket.IO reference server', () => {
+  it('subscribes with a token, receives publications in order, and is refused a bad token', async () => {
+    const server = await startServer('socketio');
+    const clients: LeanClient[] = [];
+    try {
+      assert.equal(server.protocol, 'socketio');
+      const got: number[] = [];
+      const sub = new LeanClient({
+        url: server.wsUrl,
+        protocol: 'socketio',
+        onPush: (ch, seq) => {
+          assert.equal(ch, 0);
+          got.push(seq);
+        },
+      });
+      const other = new LeanClient({
+        url: server.wsUrl,
+        protocol: 'socketio',
+        onPush: () => assert.fail('wrong room'),
+      });
+      const pub = new LeanClient({ url: server.wsUrl, protocol: 'socketio' });
+      clients.push(sub, other, pub);
+      // The server's push frames, to check that each one takes the in-place decoding path.
+      const frames: Buffer[] = [];
+      sub.ws.on('message', (data: Buffer) => frames.push(data));
+      await Promise.all([sub.open(), other.open(), pub.open()]);
+      await sub.subscribe('bench:ch0', connectionToken('user-1', server.tokenSecret));
+      await other.subscribe('bench:ch1', connectionToken('user-2', server.tokenSecret));
+      for (let seq = 1; seq <= 50; seq++) pub.publish('bench:ch0', benchData(0, seq, 1, 'pad'));
+      assert.ok(await waitFor(() => got.length === 50, 5000));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      assert.equal(sub.otherPushes, 0);
+      const pushes = frames.filter((f) => f.toString().startsWith('42'));
+      assert.equal(pushes.length, 50);
+      pushes.forEach((f, i) =>
+        assert.deepEqual(parseSocketIoBenchPush(f), { channel: 0, seq: i + 1, sentAtMicros: 1 }),
+      );
+
+      const bad = new LeanClient({ url: server.wsUrl, protocol: 'socketio' });
+      clients.push(bad);
+      await bad.open();
+      await assert.rejects(bad.subscribe('bench:ch0', 'not-a-token'), /invalid token/);
+      assert.ok(await waitFor(() => bad.closeCode !== undefined, 5000), 'the server closes a refused connection');
     } finally {
       for (const c of clients) c.terminate();
       await server.stop();

@@ -1,8 +1,10 @@
 /**
  * A lean load-generator client over `ws` that speaks just enough of the Centrifugo client
  * protocol v2 (JSON) — connect, subscribe, publish, ping/pong — or the raw-ws reference
- * server's three-message protocol. It is built to hold 10,000 sockets in one process and to
- * consume tens of thousands of pushes per second on one core:
+ * server's three-message protocol, or Engine.IO v4 / Socket.IO v5 over a bare WebSocket (for
+ * the Socket.IO reference server; socket.io-client is too heavy for 10,000 sockets). It is
+ * built to hold 10,000 sockets in one process and to consume tens of thousands of pushes per
+ * second on one core:
  *
  * - frames are handled as Buffers; several `\n`-separated messages per frame are split in place;
  * - a push carrying the bench's markers is decoded without JSON.parse or any string
@@ -14,7 +16,13 @@
 import WebSocket from 'ws';
 
 /** WireProtocol selects what the client speaks. */
-export type WireProtocol = 'centrifugo' | 'raw';
+export type WireProtocol = 'centrifugo' | 'raw' | 'socketio';
+
+/**
+ * SOCKETIO_WS_PATH is the path (with query) a Socket.IO server accepts a WebSocket on directly,
+ * without the HTTP long-polling handshake first: Engine.IO protocol 4, websocket transport.
+ */
+export const SOCKETIO_WS_PATH = '/socket.io/?EIO=4&transport=websocket';
 
 /**
  * PushHandler receives one decoded bench publication: the channel index, sequence number and
@@ -80,6 +88,11 @@ function decodeBenchPush(buf: Buffer, start: number, end: number, handler: PushH
   if (end - start < PUSH_PREFIX.length || buf.compare(PUSH_PREFIX, 0, PUSH_PREFIX.length, start, start + 7) !== 0) {
     return false;
   }
+  return decodeMarkers(buf, start, end, handler);
+}
+
+/** decodeMarkers finds the bench markers in buf[start…end) and hands them to `handler`. */
+function decodeMarkers(buf: Buffer, start: number, end: number, handler: PushHandler): boolean {
   // The markers appear in the order they are written, so each search starts after the last.
   const iCh = buf.indexOf(M_CH, start);
   if (iCh === -1 || iCh >= end) return false;
@@ -108,6 +121,71 @@ export function parseBenchPush(buf: Buffer, start = 0, end = buf.length): BenchP
     out = { channel, seq, sentAtMicros };
   });
   return out;
+}
+
+// --- Socket.IO (Engine.IO v4 / Socket.IO v5 over a bare WebSocket) ---
+//
+// Engine.IO sends one packet per WebSocket frame, its type as the first character: `0` open
+// (JSON handshake), `1` close, `2` ping (server → client), `3` pong, `4` message. A message
+// carries a Socket.IO packet, its type next: `0` namespace connect, `1` disconnect, `2` event,
+// `3` ack, `4` connect error; then an optional ack id and a JSON array `["event", ...args]`.
+
+/** The frame of a `push` event from the Socket.IO reference server: `42["push","<channel>",<data>]`. */
+const SIO_PUSH_PREFIX = Buffer.from('42["push",');
+
+/** decodeSocketIoBenchPush is {@link decodeBenchPush} for a Socket.IO `push` event frame. */
+function decodeSocketIoBenchPush(buf: Buffer, handler: PushHandler): boolean {
+  const n = SIO_PUSH_PREFIX.length;
+  if (buf.length < n || buf.compare(SIO_PUSH_PREFIX, 0, n, 0, n) !== 0) return false;
+  return decodeMarkers(buf, n, buf.length, handler);
+}
+
+/**
+ * parseSocketIoBenchPush decodes the bench markers of a Socket.IO `push` event frame without
+ * JSON.parse, or returns undefined when the frame is something else or lacks a marker.
+ */
+export function parseSocketIoBenchPush(buf: Buffer): BenchPush | undefined {
+  let out: BenchPush | undefined;
+  decodeSocketIoBenchPush(buf, (channel, seq, sentAtMicros) => {
+    out = { channel, seq, sentAtMicros };
+  });
+  return out;
+}
+
+/** SocketIoPacket is a decoded Socket.IO packet (default namespace, text only). */
+export interface SocketIoPacket {
+  /** 0 connect, 1 disconnect, 2 event, 3 ack, 4 connect error. */
+  type: number;
+  /** Namespace ('/' when absent). */
+  nsp: string;
+  ackId?: number;
+  /** The JSON payload (event array, ack arguments, handshake object), if any. */
+  data?: unknown;
+}
+
+/**
+ * parseSocketIoPacket decodes the Socket.IO packet in `text` (an Engine.IO message without its
+ * leading `4`): `<type>[/<nsp>,][<ackId>][<json>]`. Binary packets (types 5 and 6) are not
+ * supported: the bench never sends binary. Throws on a malformed packet.
+ */
+export function parseSocketIoPacket(text: string): SocketIoPacket {
+  const type = text.charCodeAt(0) - 48;
+  if (!(type >= 0 && type <= 4)) throw new Error(`unsupported Socket.IO packet type in ${text.slice(0, 40)}`);
+  let i = 1;
+  let nsp = '/';
+  if (text[i] === '/') {
+    const comma = text.indexOf(',', i);
+    nsp = comma === -1 ? text.slice(i) : text.slice(i, comma);
+    i = comma === -1 ? text.length : comma + 1;
+  }
+  let ackId: number | undefined;
+  const digitsFrom = i;
+  while (i < text.length && text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
+  if (i > digitsFrom) ackId = Number(text.slice(digitsFrom, i));
+  const packet: SocketIoPacket = { type, nsp };
+  if (ackId !== undefined) packet.ackId = ackId;
+  if (i < text.length) packet.data = JSON.parse(text.slice(i)) as unknown;
+  return packet;
 }
 
 /** Pending is a request waiting for its reply. */
@@ -139,8 +217,13 @@ export class LeanClient {
   private nextId = 1;
   private readonly pending = new Map<number | string, Pending>();
   private readonly opened: Promise<void>;
+  /** Socket.IO: resolves {@link opened} once the server confirmed the namespace connect. */
+  private socketIoConnected: (() => void) | undefined;
 
-  /** Starts connecting; await {@link LeanClient.open} before sending. */
+  /**
+   * Starts connecting; await {@link LeanClient.open} before sending. Socket.IO: open also covers
+   * the Engine.IO handshake and the connect to the default namespace.
+   */
   constructor(private readonly opts: LeanClientOptions) {
     this.ws = new WebSocket(opts.url, {
       perMessageDeflate: false,
@@ -150,7 +233,8 @@ export class LeanClient {
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     });
     this.opened = new Promise<void>((resolve, reject) => {
-      this.ws.once('open', () => resolve());
+      if (opts.protocol === 'socketio') this.socketIoConnected = resolve;
+      else this.ws.once('open', () => resolve());
       this.ws.once('close', (code: number) =>
         reject(new Error(`could not open ${opts.url}: ${this.lastError ?? `closed with ${code}`}`)),
       );
@@ -160,7 +244,8 @@ export class LeanClient {
     this.ws.on('error', (err) => {
       this.lastError = err.message;
     });
-    this.ws.on('message', (data: Buffer) => this.onFrame(data));
+    if (opts.protocol === 'socketio') this.ws.on('message', (data: Buffer) => this.onSocketIoFrame(data));
+    else this.ws.on('message', (data: Buffer) => this.onFrame(data));
     this.ws.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
@@ -174,7 +259,7 @@ export class LeanClient {
     });
   }
 
-  /** open resolves once the WebSocket handshake completed. */
+  /** open resolves once the WebSocket handshake (Socket.IO: and the namespace connect) completed. */
   open(): Promise<void> {
     return this.opened;
   }
@@ -186,10 +271,10 @@ export class LeanClient {
 
   /**
    * connect sends the Centrifugo connect command with `token` and resolves with the connect
-   * result. Raw protocol: a no-op (the raw server authenticates on subscribe).
+   * result. Raw and Socket.IO protocols: a no-op (those servers authenticate on subscribe).
    */
   async connect(token: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-    if (this.opts.protocol === 'raw') return {};
+    if (this.opts.protocol !== 'centrifugo') return {};
     const id = this.nextId++;
     const reply = this.request(id, timeoutMs);
     this.ws.send(`{"id":${id},"connect":{"token":${JSON.stringify(token)},"name":"bench"}}`);
@@ -198,10 +283,18 @@ export class LeanClient {
 
   /**
    * subscribe subscribes to `channel` and resolves on the server's confirmation. Raw protocol:
-   * sends `{"sub":channel,"token":token}` and waits for `{"sub":channel}`.
+   * sends `{"sub":channel,"token":token}` and waits for `{"sub":channel}`. Socket.IO: emits
+   * `sub` with an ack id (`42<id>["sub",channel,token]`) and waits for the ack (`43<id>[…]`).
    */
   async subscribe(channel: string, token?: string, timeoutMs = 15_000): Promise<void> {
     const ch = JSON.stringify(channel);
+    if (this.opts.protocol === 'socketio') {
+      const id = this.nextId++;
+      const reply = this.request(id, timeoutMs);
+      this.ws.send(token === undefined ? `42${id}["sub",${ch}]` : `42${id}["sub",${ch},${JSON.stringify(token)}]`);
+      await reply;
+      return;
+    }
     if (this.opts.protocol === 'raw') {
       const reply = this.request(`sub:${channel}`, timeoutMs);
       this.ws.send(token === undefined ? `{"sub":${ch}}` : `{"sub":${ch},"token":${JSON.stringify(token)}}`);
@@ -216,11 +309,14 @@ export class LeanClient {
 
   /**
    * publish sends one publication with `dataJson` (already-encoded JSON) to `channel`,
-   * fire-and-forget: Centrifugo replies are only counted (`publishAcks`/`publishErrors`).
+   * fire-and-forget: Centrifugo replies are only counted (`publishAcks`/`publishErrors`);
+   * Socket.IO emits `pub` without an ack id (`42["pub",channel,data]`).
    */
   publish(channel: string, dataJson: string): void {
     if (this.opts.protocol === 'raw') {
       this.ws.send(`{"pub":${JSON.stringify(channel)},"data":${dataJson}}`);
+    } else if (this.opts.protocol === 'socketio') {
+      this.ws.send(`42["pub",${JSON.stringify(channel)},${dataJson}]`);
     } else {
       this.ws.send(`{"id":${this.nextId++},"publish":{"channel":${JSON.stringify(channel)},"data":${dataJson}}}`);
     }
@@ -257,7 +353,7 @@ export class LeanClient {
     this.pending.delete(key);
     clearTimeout(p.timer);
     const error = msg.error as { code?: number; message?: string } | undefined;
-    if (error) p.reject(new Error(`error ${error.code}: ${error.message}`));
+    if (error) p.reject(new Error(`error${error.code === undefined ? '' : ` ${error.code}`}: ${error.message}`));
     else p.resolve(msg);
     return true;
   }
@@ -321,6 +417,73 @@ export class LeanClient {
       typeof data.bts === 'number'
     ) {
       this.opts.onPush(data.bch, data.bseq, data.bts);
+    } else {
+      this.otherPushes++;
+    }
+  }
+
+  /** One Engine.IO packet (Socket.IO protocol): one per WebSocket frame. */
+  private onSocketIoFrame(buf: Buffer): void {
+    // Hot path: a bench push, decoded in place.
+    if (this.opts.onPush && decodeSocketIoBenchPush(buf, this.opts.onPush)) return;
+    const kind = buf[0];
+    if (kind === 0x32 && buf.length === 1) {
+      // Engine.IO ping ('2', server → client): answer pong ('3') or the server closes us.
+      this.pings++;
+      this.ws.send('3');
+      return;
+    }
+    if (kind === 0x30) {
+      // Engine.IO open ('0{"sid":…,"pingInterval":…}'): connect to the default namespace.
+      this.ws.send('40');
+      return;
+    }
+    if (kind !== 0x34) return; // '1' close (the socket close follows), '6' noop
+    let packet: SocketIoPacket;
+    try {
+      packet = parseSocketIoPacket(buf.toString('utf8', 1));
+    } catch {
+      this.lastError = `unparsable message: ${buf.toString('utf8', 0, Math.min(buf.length, 200))}`;
+      return;
+    }
+    switch (packet.type) {
+      case 0: // namespace connect confirmed: '40{"sid":…}'
+        this.socketIoConnected?.();
+        return;
+      case 1: // namespace disconnect: the server closes the socket next
+        this.lastError = 'disconnected by the server (Socket.IO disconnect packet)';
+        return;
+      case 3: {
+        // Ack: the server acks `sub` with the channel, or with {"error":…} when refused.
+        if (packet.ackId === undefined) return;
+        const arg = Array.isArray(packet.data) ? (packet.data[0] as unknown) : undefined;
+        const error = typeof arg === 'object' && arg !== null ? (arg as { error?: unknown }).error : undefined;
+        this.settle(packet.ackId, error === undefined ? { ack: packet.data } : { error: { message: String(error) } });
+        return;
+      }
+      case 4: // connect error: '44{"message":…}'
+        this.lastError = `Socket.IO connect error: ${JSON.stringify(packet.data)}`;
+        this.ws.close();
+        return;
+      default:
+        this.onSocketIoEvent(packet.data);
+    }
+  }
+
+  /** An event the fast path did not decode: a `push` with markers read from the parsed JSON. */
+  private onSocketIoEvent(args: unknown): void {
+    const [name, , data] = Array.isArray(args) ? (args as unknown[]) : [];
+    const d = data as Record<string, unknown> | undefined;
+    if (
+      name === 'push' &&
+      this.opts.onPush &&
+      typeof d === 'object' &&
+      d !== null &&
+      typeof d.bch === 'number' &&
+      typeof d.bseq === 'number' &&
+      typeof d.bts === 'number'
+    ) {
+      this.opts.onPush(d.bch, d.bseq, d.bts);
     } else {
       this.otherPushes++;
     }

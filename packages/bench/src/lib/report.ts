@@ -36,8 +36,19 @@ export interface ScenarioReport<R> {
   machine: MachineInfo;
   pinning: { serverCpu: number | null; loadgenCpu: number | null };
   options: object;
-  results: { raw?: TargetOutcome<R>; bulwark?: TargetOutcome<R> };
+  results: { raw?: TargetOutcome<R>; bulwark?: TargetOutcome<R>; socketio?: TargetOutcome<R> };
   ratios: Ratio[];
+  /** Bulwark/Socket.IO comparisons (informational: no target), when Socket.IO ran too. */
+  socketioRatios?: InfoRatio[];
+}
+
+/** InfoRatio is one informational Bulwark/Socket.IO comparison (lower means Bulwark uses less). */
+export interface InfoRatio {
+  name: string;
+  bulwark: number;
+  socketio: number;
+  /** bulwark / socketio. */
+  ratio: number;
 }
 
 function resultOf<R>(o: TargetOutcome<R> | undefined): R | undefined {
@@ -75,6 +86,35 @@ export function connectionsRatios(results: ScenarioReport<ConnectionsResult>['re
   ];
 }
 
+function infoRatio(name: string, bulwark: number, socketio: number): InfoRatio {
+  return { name, bulwark, socketio, ratio: Math.round((bulwark / socketio) * 100) / 100 };
+}
+
+/** fanoutSocketIoRatios compares Bulwark with Socket.IO on CPU per delivered message at the fixed load. */
+export function fanoutSocketIoRatios(results: ScenarioReport<FanoutResult>['results']): InfoRatio[] {
+  const sio = resultOf(results.socketio);
+  const bw = resultOf(results.bulwark);
+  if (!sio || !bw) return [];
+  return [
+    infoRatio(
+      'server CPU per delivered message',
+      bw.fixed.serverCpuMicrosPerDelivery,
+      sio.fixed.serverCpuMicrosPerDelivery,
+    ),
+  ];
+}
+
+/** connectionsSocketIoRatios compares Bulwark with Socket.IO on memory per idle connection and CPU per connect. */
+export function connectionsSocketIoRatios(results: ScenarioReport<ConnectionsResult>['results']): InfoRatio[] {
+  const sio = resultOf(results.socketio);
+  const bw = resultOf(results.bulwark);
+  if (!sio || !bw) return [];
+  return [
+    infoRatio('server memory per idle connection', bw.rssPerConnectionBytes, sio.rssPerConnectionBytes),
+    infoRatio('server CPU per connect (JWT included)', bw.serverCpuMicrosPerConnect, sio.serverCpuMicrosPerConnect),
+  ];
+}
+
 /** formatTable lays out rows as left-aligned, space-padded columns. */
 export function formatTable(rows: string[][]): string {
   const widths: number[] = [];
@@ -109,6 +149,44 @@ function ratioCell(ratios: Ratio[], name: string): [string, string] {
   return [`${r.ratio.toFixed(2)}×`, `≤ ${r.target.toFixed(1)}× ${r.met ? 'met' : 'NOT met'}`];
 }
 
+/** The Bulwark/Socket.IO cell: the ratio, or '' when not computed (or not finite). */
+function infoRatioCell(ratios: InfoRatio[] | undefined, name: string): string {
+  const r = ratios?.find((x) => x.name === name);
+  return r && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : '';
+}
+
+/**
+ * comparisonRow builds one table row: the metric, raw, Bulwark, then (when Socket.IO ran)
+ * Socket.IO, the Bulwark/raw ratio and its target, then (when Socket.IO ran) Bulwark/Socket.IO.
+ */
+function comparisonRow<R>(
+  results: ScenarioReport<R>['results'],
+  label: string,
+  f: (r: R) => string,
+  extra: [string, string],
+  sioRatio: string,
+): string[] {
+  const withSio = results.socketio !== undefined;
+  return [
+    label,
+    cell(results.raw, f),
+    cell(results.bulwark, f),
+    ...(withSio ? [cell(results.socketio, f)] : []),
+    ...extra,
+    ...(withSio ? [sioRatio] : []),
+  ];
+}
+
+/** The header row of a comparison table (see {@link comparisonRow}). */
+function comparisonHeader<R>(results: ScenarioReport<R>['results']): string[] {
+  return results.socketio !== undefined
+    ? ['metric', 'raw ws', 'bulwark', 'socket.io', 'bulwark/raw', 'target', 'bulwark/socket.io']
+    : ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'];
+}
+
+/** The targets a table's per-target notes go over, in column order. */
+const TABLE_TARGETS = ['raw', 'bulwark', 'socketio'] as const;
+
 function notes<R>(report: ScenarioReport<R>): string[] {
   const out: string[] = [];
   for (const [name, o] of Object.entries(report.results) as [string, TargetOutcome<R> | undefined][]) {
@@ -120,20 +198,16 @@ function notes<R>(report: ScenarioReport<R>): string[] {
 
 /** fanoutTable renders the fan-out report. */
 export function fanoutTable(report: ScenarioReport<FanoutResult>): string {
-  const { raw, bulwark } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark);
+  const { raw, bulwark, socketio } = report.results;
+  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio);
   const head = any
     ? `fanout: ${any.subscribers} subscribers over ${any.channels} channels (${any.subscribersPerChannel}/channel), ` +
       `one publisher, ${any.padBytes} B padding; fixed ${fmt(any.fixed.targetRate)} pub/s for ${fmt(any.fixed.publishSeconds, 1)} s`
     : 'fanout';
-  const row = (label: string, f: (r: FanoutResult) => string, extra: [string, string] = ['', '']): string[] => [
-    label,
-    cell(raw, f),
-    cell(bulwark, f),
-    ...extra,
-  ];
+  const row = (label: string, f: (r: FanoutResult) => string, extra: [string, string] = ['', ''], sio = '') =>
+    comparisonRow(report.results, label, f, extra, sio);
   const rows: string[][] = [
-    ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'],
+    comparisonHeader(report.results),
     row('publications/s (achieved)', (r) => fmt(r.fixed.achievedRate, 1)),
     row('delivered msgs/s', (r) => fmt(r.fixed.deliveredPerSec)),
     row('latency p50 / p99 / max (ms)', (r) => {
@@ -145,6 +219,7 @@ export function fanoutTable(report: ScenarioReport<FanoutResult>): string {
       'server CPU per delivery (µs)',
       (r) => fmt(r.fixed.serverCpuMicrosPerDelivery, 3),
       ratioCell(report.ratios, 'server CPU per delivered message'),
+      infoRatioCell(report.socketioRatios, 'server CPU per delivered message'),
     ),
     row('server CPU (% of a core)', (r) => fmt(r.fixed.serverCpuPercent, 1)),
     row('load generator CPU (% of a core)', (r) => fmt(r.fixed.loadgenCpuPercent, 1)),
@@ -155,7 +230,7 @@ export function fanoutTable(report: ScenarioReport<FanoutResult>): string {
         `${fmt(r.fixed.kernel.tcpRetransSegs)} (${fmt(r.fixed.kernel.tcpLossProbes)}) / ${fmt(r.fixed.kernel.zeroWindow)}`,
     ),
   ];
-  if (resultOf(raw)?.ramp || resultOf(bulwark)?.ramp) {
+  if (resultOf(raw)?.ramp || resultOf(bulwark)?.ramp || resultOf(socketio)?.ramp) {
     rows.push(
       row('ramp: max pub/s (p99<limit, 0 loss)', (r) =>
         r.ramp ? `${r.ramp.limitFound ? '' : '≥ '}${fmt(r.ramp.maxPassingRate)}` : '-',
@@ -164,33 +239,27 @@ export function fanoutTable(report: ScenarioReport<FanoutResult>): string {
       row('ramp: steps run', (r) => (r.ramp ? String(r.ramp.steps.length) : '-')),
     );
   }
-  const limits = (['raw', 'bulwark'] as const)
-    .map((k) => {
-      const r = resultOf(report.results[k]);
-      return r?.ramp ? `  ramp limit (${k}): ${r.ramp.limitedBy}` : '';
-    })
-    .filter(Boolean);
+  const limits = TABLE_TARGETS.map((k) => {
+    const r = resultOf(report.results[k]);
+    return r?.ramp ? `  ramp limit (${k}): ${r.ramp.limitedBy}` : '';
+  }).filter(Boolean);
   return [head, formatTable(rows), ...limits, ...notes(report).map((n) => `  ${n}`)].join('\n');
 }
 
 /** connectionsTable renders the idle-connections report. */
 export function connectionsTable(report: ScenarioReport<ConnectionsResult>): string {
-  const { raw, bulwark } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark);
-  const runs = [raw, bulwark].map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
+  const { raw, bulwark, socketio } = report.results;
+  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio);
+  const runs = [raw, bulwark, socketio].map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
   const reps = Math.max(...runs);
   const head = any
     ? `connections: ${fmt(any.requested)} idle connections, JWT + one subscription each` +
       (reps > 1 ? ` (median of ${reps} runs per server, servers alternating)` : '')
     : 'connections';
-  const row = (label: string, f: (r: ConnectionsResult) => string, extra: [string, string] = ['', '']): string[] => [
-    label,
-    cell(raw, f),
-    cell(bulwark, f),
-    ...extra,
-  ];
+  const row = (label: string, f: (r: ConnectionsResult) => string, extra: [string, string] = ['', ''], sio = '') =>
+    comparisonRow(report.results, label, f, extra, sio);
   const rows: string[][] = [
-    ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'],
+    comparisonHeader(report.results),
     row('connected / failed', (r) => `${fmt(r.connected)} / ${fmt(r.failed)}`),
     row('connect rate (conn/s)', (r) => fmt(r.connectRate)),
     row('handshake p50 / p99 (ms)', (r) => `${fmt(r.handshakeMs.p50, 1)} / ${fmt(r.handshakeMs.p99, 1)}`),
@@ -198,11 +267,13 @@ export function connectionsTable(report: ScenarioReport<ConnectionsResult>): str
       'server CPU per connect (µs)',
       (r) => fmt(r.serverCpuMicrosPerConnect, 1),
       ratioCell(report.ratios, 'server CPU per connect (JWT included)'),
+      infoRatioCell(report.socketioRatios, 'server CPU per connect (JWT included)'),
     ),
     row(
       'server RSS per connection (KiB)',
       (r) => fmt(r.rssPerConnectionBytes / 1024, 2),
       ratioCell(report.ratios, 'server memory per idle connection'),
+      infoRatioCell(report.socketioRatios, 'server memory per idle connection'),
     ),
     row(
       'server RSS before → after (MiB)',
@@ -213,12 +284,10 @@ export function connectionsTable(report: ScenarioReport<ConnectionsResult>): str
     row('closed during settle', (r) => fmt(r.closedDuringSettle)),
     row('TCP retransmits / listen drops', (r) => `${fmt(r.kernel.tcpRetransSegs)} / ${fmt(r.kernel.listenDrops)}`),
   ];
-  const firstErrors = (['raw', 'bulwark'] as const)
-    .map((k) => {
-      const r = resultOf(report.results[k]);
-      return r?.firstError ? `  first connect error (${k}): ${r.firstError}` : '';
-    })
-    .filter(Boolean);
+  const firstErrors = TABLE_TARGETS.map((k) => {
+    const r = resultOf(report.results[k]);
+    return r?.firstError ? `  first connect error (${k}): ${r.firstError}` : '';
+  }).filter(Boolean);
   return [head, formatTable(rows), ...firstErrors, ...notes(report).map((n) => `  ${n}`)].join('\n');
 }
 

@@ -1,6 +1,6 @@
 /**
  * Starting and stopping the servers under test as child processes: Bulwark (its CLI with a
- * generated config) and the raw-ws reference server. Each is pinned to a CPU with taskset when
+ * generated config), the raw-ws reference server and the Socket.IO reference server. Each is pinned to a CPU with taskset when
  * asked, polled on GET /ready until it answers 200, and always killed (SIGTERM, then SIGKILL).
  *
  * @module
@@ -13,11 +13,23 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SOCKETIO_WS_PATH, type WireProtocol } from '../client/lean-client.js';
 import { readComm, tasksetAvailable } from './proc.js';
 import { sleep } from './util.js';
 
 /** TargetName names a server under test. */
-export type TargetName = 'raw' | 'bulwark';
+export type TargetName = 'raw' | 'bulwark' | 'socketio';
+
+/**
+ * parseTargets reads `--target`: one server, `both` (raw and Bulwark: the original pair, kept
+ * for compatibility) or `all` (raw, Bulwark and Socket.IO), in the order they run.
+ */
+export function parseTargets(arg: string): TargetName[] {
+  if (arg === 'both') return ['raw', 'bulwark'];
+  if (arg === 'all') return ['raw', 'bulwark', 'socketio'];
+  if (arg === 'raw' || arg === 'bulwark' || arg === 'socketio') return [arg];
+  throw new Error(`--target must be raw, bulwark, socketio, both or all, got "${arg}"`);
+}
 
 /** RunningServer is a started, ready server under test. */
 export interface RunningServer {
@@ -28,7 +40,7 @@ export interface RunningServer {
   /** WebSocket URL clients connect to. */
   wsUrl: string;
   /** Client protocol the server speaks. */
-  protocol: 'centrifugo' | 'raw';
+  protocol: WireProtocol;
   /** HMAC secret the server verifies connection tokens with. */
   tokenSecret: string;
   /** HTTP API key (Bulwark only). */
@@ -87,6 +99,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** defaultBulwarkMain is where the server workspace's build puts Bulwark's CLI. */
 export const defaultBulwarkMain = path.resolve(here, '../../../../server/dist/src/cli/main.js');
 const rawServerMain = path.resolve(here, '../reference/raw-ws-server.js');
+const socketioServerMain = path.resolve(here, '../reference/socketio-server.js');
 
 /** Every child we started and have not yet seen exit: killed on any way out of the process. */
 const live = new Set<ChildProcess>();
@@ -159,7 +172,8 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     args = [main, 'start', '--config', configFile, '--port', String(port)];
     if ((opts.workers ?? 1) > 1) args.push('--workers', String(opts.workers));
   } else {
-    args = [rawServerMain, '--port', String(port), '--jwt-secret', tokenSecret, '--watch-stdin'];
+    const main = name === 'socketio' ? socketioServerMain : rawServerMain;
+    args = [main, '--port', String(port), '--jwt-secret', tokenSecret, '--watch-stdin'];
   }
   const pin = opts.cpu !== undefined && (opts.workers ?? 1) <= 1 && tasksetAvailable();
   const cmd = pin ? 'taskset' : process.execPath;
@@ -233,13 +247,14 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     if (comm === 'taskset') {
       throw new Error(`${name}: pid ${pid} is still taskset, not node; /proc readings would be wrong`);
     }
-    const wsPath = name === 'bulwark' ? (opts.wsPath ?? '/connection/websocket') : '/';
+    const wsPath =
+      name === 'bulwark' ? (opts.wsPath ?? '/connection/websocket') : name === 'socketio' ? SOCKETIO_WS_PATH : '/';
     return {
       name,
       pid,
       port,
       wsUrl: `ws://127.0.0.1:${port}${wsPath}`,
-      protocol: name === 'bulwark' ? 'centrifugo' : 'raw',
+      protocol: name === 'bulwark' ? 'centrifugo' : name,
       tokenSecret,
       apiKey: name === 'bulwark' ? apiKey : undefined,
       pinnedCpu: pin ? opts.cpu : undefined,
