@@ -449,6 +449,7 @@ async function main(): Promise<number> {
       }
       continue;
     }
+    let table = '';
     if (scenario === 'fanout') {
       const results = await runScenario<FanoutResult>('fanout', (s) => runFanout(s, fanoutOpts, log));
       const report: ScenarioReport<FanoutResult> = {
@@ -460,17 +461,17 @@ async function main(): Promise<number> {
         socketioRatios: fanoutSocketIoRatios(results),
       };
       reports.push(report);
-      if (!values.json) process.stdout.write(`\n${fanoutTable(report)}\n`);
+      table = fanoutTable(report);
     } else if (scenario === 'overload') {
       const results = await runOverload(bulwarkStart, overloadOpts, log);
       const report: ScenarioReport<OverloadResult> = { scenario, ...base, options: overloadOpts, results, ratios: [] };
       reports.push(report);
-      if (!values.json) process.stdout.write(`\n${overloadTable(report)}\n`);
+      table = overloadTable(report);
     } else if (scenario === 'stalled') {
       const results = await runStalled(bulwarkStart, stalledOpts, log);
       const report: ScenarioReport<StalledResult> = { scenario, ...base, options: stalledOpts, results, ratios: [] };
       reports.push(report);
-      if (!values.json) process.stdout.write(`\n${stalledTable(report)}\n`);
+      table = stalledTable(report);
     } else if (scenario === 'admission') {
       const results = await runAdmission(bulwarkStart, admissionOpts, log);
       const report: ScenarioReport<AdmissionResult> = {
@@ -481,7 +482,7 @@ async function main(): Promise<number> {
         ratios: [],
       };
       reports.push(report);
-      if (!values.json) process.stdout.write(`\n${admissionTable(report)}\n`);
+      table = admissionTable(report);
     } else {
       const results = await runScenario<ConnectionsResult>(
         'connections',
@@ -497,18 +498,18 @@ async function main(): Promise<number> {
         socketioRatios: connectionsSocketIoRatios(results),
       };
       reports.push(report);
-      if (!values.json) process.stdout.write(`\n${connectionsTable(report)}\n`);
+      table = connectionsTable(report);
     }
     const last = reports[reports.length - 1] as ScenarioReport<unknown>;
     if (Object.values(last.results).some((o) => o && 'error' in o)) failed = true;
     const { checks, charts } = builtinVerdict(last, fanoutOpts.p99LimitMs);
     Object.assign(last, { checks, charts });
     if (checks.some((c) => !c.pass)) failed = true;
-    if (!values.json) process.stdout.write(`${checksTable(checks)}\n`);
+    if (!values.json) process.stdout.write(`\n${table}\n${checksTable(checks)}\n`);
     const file = writeReport(outDir, last);
     log(`results written to ${path.relative(process.cwd(), file)}`);
     if (!values['no-html']) {
-      const html = writeHtmlReport(file.replace(/\.json$/, '.html'), { ...last, checks, charts });
+      const html = writeHtmlReport(file.replace(/\.json$/, '.html'), { ...last, checks, charts, table });
       log(`HTML report: ${path.relative(process.cwd(), html)}`);
     }
   }
