@@ -6,7 +6,8 @@
  * @module
  */
 import type { Scenario } from '../lib/scenario.js';
+import { coldCacheScenario } from './cold-cache.js';
 import { fanoutMixedScenario } from './fanout-mixed.js';
 
 /** Every registered scenario, in the order --help lists them. */
-export const registry: Scenario[] = [fanoutMixedScenario];
+export const registry: Scenario[] = [fanoutMixedScenario, coldCacheScenario];

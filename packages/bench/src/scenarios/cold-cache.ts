@@ -1,0 +1,704 @@
+/**
+ * The cold-cache scenario (incident 2: after a deploy, 50 servers each missing on ~3k unique
+ * stickers would have sent ~150k lookups to a database tuned for 1–2k/s): M Bulwark processes
+ * start cold on one Redis, and their clients ask for K unique keys through a cacheable RPC
+ * (`proxy.cache.rpc`) at once. What reaches the origin — how many calls, how many per key, at
+ * what peak rate — is counted by an origin in the bench process ({@link OriginServer}).
+ *
+ * Variants, each on fresh processes, a fresh origin and a fresh Redis prefix:
+ * - `shared`: the RPC cache with its shared Redis tier (`proxy.cache.shared`, the default with
+ *   the Redis engine): about one origin call per key for the whole cluster;
+ * - `local`: per-node caches only (`proxy.cache.shared: false`): one call per key per node;
+ * - `none`: no cache rule, every RPC goes to the origin — but through Bulwark's protections;
+ * - `naive`: no cache and the protections lifted (concurrency limit and breaker out of the
+ *   way): the incident's per-server path, every lookup straight to the database.
+ *
+ * The protection that keeps the origin under its capacity is the proxy's concurrency limit
+ * (`proxy.max_concurrent` per node, see {@link protectedMaxConcurrent} for the arithmetic);
+ * the cache decides how many calls there are, the limit how fast they may come.
+ *
+ * Load: on every node N clients connect first; then, at once on all nodes, they ask for the K
+ * keys, each key C times (`--asks-per-key`, by C different clients, back to back: concurrent
+ * asks of one key on one node, which single flight coalesces), in the same order on every node
+ * (every server warms the same keys at the same moment: the worst case). Each client keeps
+ * `--inflight` RPCs outstanding. Each reply is checked (it must carry the key asked for) and
+ * timed.
+ *
+ * Origin peak rate: the most calls arriving in any 1 s window (sliding, exact timestamps; see
+ * lib/arrivals.ts) — what "a database tuned for 2k/s" is compared with. The most in any 100 ms
+ * window × 10 is reported too, to show bursts inside the second, but not judged.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { outcomeLabel, RpcClient } from '../client/rpc-client.js';
+import { peakRate, slidingRateSeries } from '../lib/arrivals.js';
+import { fetchMetrics, metricSeries } from '../lib/api.js';
+import { OriginServer } from '../lib/origin-server.js';
+import { deleteKeysWithPrefix, redisReachable } from '../lib/redis-keys.js';
+import { fmt, fmtCounts, formatTable } from '../lib/report.js';
+import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
+import { deepMerge, ServerRunError, startServer, type RunningServer, type StartOptions } from '../lib/targets.js';
+import { Timeline } from '../lib/timeline.js';
+import { mapLimit, round, sleep } from '../lib/util.js';
+
+/** Variant is one way the cluster is configured for the cold start. */
+export type Variant = 'shared' | 'local' | 'none' | 'naive';
+
+/** VARIANTS are the variants in the order they run, with what each one is. */
+export const VARIANTS: Record<Variant, string> = {
+  shared: 'RPC cache + shared Redis tier, protected',
+  local: 'RPC cache per node only, protected',
+  none: 'no cache, protected',
+  naive: 'no cache, unprotected (the incident)',
+};
+
+/** The cacheable RPC method the clients call (a sticker lookup, as in the incident). */
+export const METHOD = 'sticker.get';
+
+/** ColdCacheOptions size the scenario (see the flags for defaults). */
+export interface ColdCacheOptions {
+  /** M: Bulwark processes. */
+  nodes: number;
+  /** N: clients per process. */
+  clients: number;
+  /** K: unique keys. */
+  keys: number;
+  /** C: asks of each key per process. */
+  asksPerKey: number;
+  /** RPCs each client keeps outstanding. */
+  inflight: number;
+  /** The origin's service time per call (ms). */
+  serviceMs: number;
+  /** What the origin (database) sustains, calls/s: the peak-rate check's limit. */
+  originCapacity: number;
+  /** Calls in flight at the origin over which it answers 503 (0: unlimited). */
+  originConcurrency: number;
+  /** proxy.max_concurrent of the protected variants (per node). */
+  maxConcurrent: number;
+  /** proxy.max_queue of the protected variants (per node). */
+  maxQueue: number;
+  /** rpc.proxy.timeout (ms). */
+  proxyTimeoutMs: number;
+  /** Client-side bound on one RPC (ms). */
+  rpcTimeoutMs: number;
+  /** Bound on one variant's load phase (s): later asks are not sent and count as failed. */
+  maxSeconds: number;
+  /** Allowed excess of origin calls over one per key (shared) or one per key per node (local), e.g. 0.05. */
+  slack: number;
+  variants: Variant[];
+  redisUrl: string;
+  /** protection.shedding.enabled on every node. */
+  shedding: boolean;
+  connectConcurrency: number;
+}
+
+/** OriginSummary is what the origin saw in one variant. */
+export interface OriginSummary {
+  calls: number;
+  /** Distinct keys called. */
+  keys: number;
+  /** Most calls for one key. */
+  maxPerKey: number;
+  /** Keys called more than once. */
+  keysCalledAgain: number;
+  /** Most calls in any 1 s window (calls/s): compared with the origin's capacity. */
+  peakPerSec: number;
+  /** Most calls in any 100 ms window, × 10 (calls/s): the burstiness inside a second. */
+  peak100msPerSec: number;
+  /** Calls answered 503 for being over the origin's concurrency. */
+  rejected: number;
+  /** Calls whose caller went away before the answer. */
+  aborted: number;
+  maxInFlight: number;
+}
+
+/** VariantResult is one variant's outcome. */
+export interface VariantResult {
+  variant: Variant;
+  /** The proxy settings the variant ran with. */
+  proxy: { cache: 'shared' | 'per node' | 'none'; maxConcurrent: number; maxQueue: number; breaker: boolean };
+  /** RPCs the plan asked for: nodes × keys × asks per key. */
+  rpcs: number;
+  ok: number;
+  /** Successful replies carrying another key's answer. */
+  wrong: number;
+  /** Failed RPCs by outcome (error code, "timeout", "closed", "not sent"). */
+  failed: Record<string, number>;
+  /** Latency of successful RPCs. */
+  latencyMs: LatencySummary;
+  /** From the first ask to the last reply (s). */
+  serveSeconds: number;
+  origin: OriginSummary;
+  /** Bulwark's own counters, summed over the nodes (from /metrics; empty when unread). */
+  bulwark: { cache: Record<string, number>; protections: Record<string, number>; rejections: Record<string, number> };
+}
+
+/** ColdCacheResult is the whole scenario's outcome. */
+export interface ColdCacheResult {
+  /** The highest origin rate the protected variants' concurrency limit allows (calls/s). */
+  protectedRateBound: number;
+  variants: VariantResult[];
+}
+
+/**
+ * protectedMaxConcurrent is the per-node `proxy.max_concurrent` that keeps M nodes' calls to an
+ * origin with service time `serviceMs` within `capacityPerSec`. A slot holds a call from before
+ * it is sent until its answer is read, and the origin answers no earlier than `serviceMs` after
+ * a call arrives, so the calls of one slot arrive at least `serviceMs` apart: at most
+ * ceil(1000 / serviceMs) of them in any 1 s window. M nodes × c slots × that ≤ capacity gives
+ * c = floor(capacity / (M × ceil(1000 / serviceMs))), at least 1. E.g. 2,000/s, 20 ms, 3 nodes:
+ * floor(2000 / 150) = 13 → at most 1,950 calls/s (and 39 in flight, under the 40 that 2,000/s ×
+ * 20 ms means).
+ */
+export function protectedMaxConcurrent(capacityPerSec: number, serviceMs: number, nodes: number): number {
+  if (!(serviceMs > 0)) throw new RangeError('protectedMaxConcurrent: serviceMs must be > 0');
+  return Math.max(1, Math.floor(capacityPerSec / (nodes * Math.ceil(1000 / serviceMs))));
+}
+
+/** originRateBound is the most origin calls in any 1 s window that M nodes × `maxConcurrent` slots can make. */
+export function originRateBound(nodes: number, maxConcurrent: number, serviceMs: number): number {
+  return nodes * maxConcurrent * Math.ceil(1000 / serviceMs);
+}
+
+/** originConcurrencyFor is the concurrency a `capacityPerSec` origin with `serviceMs` per call has. */
+export function originConcurrencyFor(capacityPerSec: number, serviceMs: number): number {
+  return Math.ceil((capacityPerSec * serviceMs) / 1000);
+}
+
+/** keyName is the i-th key's id. */
+export const keyName = (i: number): string => `s${i}`;
+
+/** askKey is the key index of ask `i` of a node's plan: each key `asksPerKey` times, back to back. */
+export const askKey = (i: number, asksPerKey: number): number => Math.floor(i / asksPerKey);
+
+/** perKeySummary summarises calls per key: keys called, the most for one key, keys called more than once. */
+export function perKeySummary(perKey: ReadonlyMap<string, number>): {
+  keys: number;
+  calls: number;
+  maxPerKey: number;
+  keysCalledAgain: number;
+} {
+  let calls = 0;
+  let maxPerKey = 0;
+  let keysCalledAgain = 0;
+  for (const n of perKey.values()) {
+    calls += n;
+    maxPerKey = Math.max(maxPerKey, n);
+    if (n > 1) keysCalledAgain++;
+  }
+  return { keys: perKey.size, calls, maxPerKey, keysCalledAgain };
+}
+
+/** parseVariants reads `--variants` ("shared,local"), refusing unknown names and empty lists. */
+export function parseVariants(text: string): Variant[] {
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const out: Variant[] = [];
+  for (const n of names) {
+    if (!(n in VARIANTS))
+      throw new Error(`--variants: unknown variant "${n}" (known: ${Object.keys(VARIANTS).join(', ')})`);
+    if (!out.includes(n as Variant)) out.push(n as Variant);
+  }
+  if (out.length === 0) throw new Error('--variants: name at least one variant');
+  return out;
+}
+
+/**
+ * judgeColdCache turns the results into checks:
+ * - every variant: no successful reply carrying another key's answer;
+ * - protected variants (all but `naive`): the origin's peak rate in any 1 s window within its
+ *   capacity, and no failed RPC (no error, timeout or unsent ask);
+ * - `shared`: origin calls ≤ K × (1 + slack) — about one per key for the whole cluster;
+ * - `local`: origin calls ≤ M × K × (1 + slack) — single flight holds per node.
+ * `naive` is the before-picture: reported, not judged (what it does depends on the machine).
+ */
+export function judgeColdCache(results: readonly VariantResult[], o: ColdCacheOptions): Check[] {
+  const checks: Check[] = [];
+  for (const r of results) {
+    const v = r.variant;
+    checks.push(check(`${v}: wrong answers`, r.wrong, '==', 0, 'RPCs'));
+    if (v === 'naive') continue;
+    checks.push(check(`${v}: origin peak rate (any 1 s)`, r.origin.peakPerSec, '<=', o.originCapacity, 'calls/s'));
+    const failed = Object.values(r.failed).reduce((a, b) => a + b, 0);
+    checks.push(check(`${v}: failed RPCs`, failed, '==', 0, 'RPCs'));
+    if (v === 'shared') {
+      checks.push(check('shared: origin calls', r.origin.calls, '<=', Math.floor(o.keys * (1 + o.slack)), 'calls'));
+    }
+    if (v === 'local') {
+      const limit = Math.floor(o.nodes * o.keys * (1 + o.slack));
+      checks.push(check('local: origin calls', r.origin.calls, '<=', limit, 'calls'));
+    }
+  }
+  return checks;
+}
+
+/** variantConfig is the Bulwark config of one variant (merged over the bench's base config). */
+export function variantConfig(
+  v: Variant,
+  o: ColdCacheOptions,
+  originUrl: string,
+  prefix: string,
+): Record<string, unknown> {
+  const cached = v === 'shared' || v === 'local';
+  const proxy: Record<string, unknown> = {
+    max_concurrent: o.maxConcurrent,
+    max_queue: o.maxQueue,
+    cache: {
+      rpc: cached ? [{ method: METHOD, ttl: '5m', per_user: false }] : [],
+      shared: v === 'shared',
+      // Every key fits: an eviction would be a reload, counted against the cache.
+      max_entries: Math.max(10_000, o.keys),
+    },
+  };
+  if (v === 'naive') {
+    // Protections out of the way: more slots than calls can ever be in flight, a breaker that
+    // never judges. What is left is the incident's per-server path.
+    proxy.max_concurrent = 1_000_000;
+    proxy.max_queue = 0;
+    proxy.breaker = { min_requests: 1_000_000_000 };
+  }
+  return {
+    engine: { type: 'redis', redis: { address: [o.redisUrl], prefix } },
+    rpc: {
+      proxy: { endpoint: `${originUrl}/rpc`, timeout: `${o.proxyTimeoutMs}ms` },
+      without_namespace: { proxy_enabled: true },
+    },
+    protection: {
+      // The clients are players warming their sticker cache, not abusers: lift the RPC rate limits.
+      rate_limit: { connection: { rpc: { rate: 0 } }, user: { rpc: { rate: 0 } } },
+      // Load shedding reacts to this process's event-loop lag, which on a machine shared with the
+      // load generator says more about the machine than about the origin path measured here
+      // (the overload scenario measures shedding). Off unless --shedding.
+      shedding: { enabled: o.shedding },
+    },
+    proxy,
+  };
+}
+
+/** The origin's answer: the sticker, and the fallback text old clients show (the incident's "upgrade" message). */
+function stickerAnswer(key: string): { result: { data: unknown } } {
+  const n = Number(key.slice(1));
+  return { result: { data: { id: key, animated: n % 3 === 0, fallback: `Update the app to see sticker ${key}` } } };
+}
+
+type Log = (msg: string) => void;
+
+/** roundPoints rounds a series' y values to 0.1 (ms) for a readable results file. */
+function roundPoints(s: Series): Series {
+  return { label: s.label, points: s.points.map(([x, y]) => [x, round(y, 1)]) };
+}
+
+/**
+ * startCluster starts M Bulwark processes sharing one secret pair (and Redis prefix, via the
+ * config); if any fails, the others are stopped and the error carries its output.
+ */
+async function startCluster(start: StartOptions, config: Record<string, unknown>, nodes: number, log: Log) {
+  const tokenSecret = randomBytes(32).toString('hex');
+  const apiKey = randomBytes(16).toString('hex');
+  const opts: StartOptions = {
+    ...start,
+    tokenSecret,
+    apiKey,
+    bulwarkConfig: deepMerge(start.bulwarkConfig ?? {}, config),
+  };
+  const started = await Promise.allSettled(Array.from({ length: nodes }, () => startServer('bulwark', opts)));
+  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failure) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw failure.reason;
+  }
+  log(`  ${nodes} Bulwark processes: pids ${servers.map((s) => s.pid).join(', ')}`);
+  return { servers, tokenSecret };
+}
+
+/** connectClients connects N clients to a node, retrying a refused connection a few times. */
+async function connectClients(
+  server: RunningServer,
+  node: number,
+  o: ColdCacheOptions,
+  secret: string,
+): Promise<RpcClient[]> {
+  const clients: RpcClient[] = [];
+  let lastError: unknown;
+  await mapLimit(
+    o.clients,
+    o.connectConcurrency,
+    async (i) => {
+      for (let attempt = 1; ; attempt++) {
+        const c = new RpcClient(server.wsUrl);
+        try {
+          await c.connect(`n${node}-p${i}`, secret);
+          clients[i] = c;
+          return;
+        } catch (err) {
+          c.close();
+          if (attempt >= 3) throw err;
+          await sleep(200 * attempt); // e.g. refused while the fresh process sheds connections
+        }
+      }
+    },
+    (_i, err) => (lastError = err),
+  );
+  if (lastError !== undefined) {
+    for (const c of clients) c?.close();
+    throw new Error(`node ${node}: could not connect every client: ${(lastError as Error).message}`);
+  }
+  return clients;
+}
+
+/** readBulwarkCounters sums the RPC cache and protection counters of every node. */
+async function readBulwarkCounters(servers: RunningServer[]): Promise<VariantResult['bulwark']> {
+  const out: VariantResult['bulwark'] = { cache: {}, protections: {}, rejections: {} };
+  const add = (into: Record<string, number>, text: string, metric: string, label: string): void => {
+    for (const [k, v] of metricSeries(text, metric, label)) if (k !== '') into[k] = (into[k] ?? 0) + v;
+  };
+  for (const s of servers) {
+    try {
+      const text = await fetchMetrics(s);
+      add(out.cache, text, 'bulwark_rpc_cache', 'stat');
+      add(out.protections, text, 'bulwark_proxy_protected_calls_total', 'outcome');
+      add(out.rejections, text, 'bulwark_rejections_total', 'reason');
+    } catch {
+      // Counters are for the record only; a node that does not answer leaves them partial.
+    }
+  }
+  return out;
+}
+
+/** VariantRun is a variant's result and its time series. */
+interface VariantRun {
+  result: VariantResult;
+  originRate: Series;
+  originTotal: Series;
+  p99: Series;
+}
+
+async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions): Promise<VariantRun> {
+  const log = ctx.log;
+  const prefix = `bench-cold-${v}-${randomBytes(4).toString('hex')}`;
+  const origin = await OriginServer.start({
+    serviceMs: o.serviceMs,
+    capacity: o.originConcurrency > 0 ? o.originConcurrency : undefined,
+    answer: (_req, key) => stickerAnswer(key),
+  });
+  let servers: RunningServer[] = [];
+  const clients: RpcClient[][] = [];
+  try {
+    const cluster = await startCluster(ctx.bulwark, variantConfig(v, o, origin.url, prefix), o.nodes, log);
+    servers = cluster.servers;
+    ctx.progress.begin(`cold-cache ${v}: connecting`);
+    for (let n = 0; n < o.nodes; n++) {
+      clients.push(await connectClients(servers[n] as RunningServer, n, o, cluster.tokenSecret));
+      ctx.progress.update((n + 1) / o.nodes, `${fmt((n + 1) * o.clients)} clients`);
+    }
+    origin.reset(); // nothing should have called it yet; start the count at the load
+
+    const perNode = o.keys * o.asksPerKey;
+    const total = perNode * o.nodes;
+    const latency = new LatencyRecorder();
+    const failed: Record<string, number> = {};
+    let ok = 0;
+    let wrong = 0;
+    let done = 0;
+    let lastReplyAt = 0;
+    const t0 = performance.now();
+    const deadline = t0 + o.maxSeconds * 1000;
+    const timeline = new Timeline(250, t0);
+    const originTimeline = new Timeline(100, t0);
+    origin.onCall = (at) => originTimeline.count('calls', 1, at);
+    ctx.progress.begin(`cold-cache ${v}: ${fmt(total)} RPCs`);
+
+    // Per node, one cursor over the plan; worker w asks through client w mod N, so the
+    // back-to-back asks of one key go out on different connections at about the same time.
+    const nodeLoad = async (n: number): Promise<void> => {
+      const cs = clients[n] as RpcClient[];
+      let next = 0;
+      const worker = async (w: number): Promise<void> => {
+        const client = cs[w % cs.length] as RpcClient;
+        while (next < perNode) {
+          if (performance.now() >= deadline) {
+            const unsent = perNode - next;
+            next = perNode;
+            failed['not sent'] = (failed['not sent'] ?? 0) + unsent;
+            done += unsent;
+            return;
+          }
+          const key = keyName(askKey(next++, o.asksPerKey));
+          const sentAt = performance.now();
+          const out = await client.call(METHOD, { id: key }, o.rpcTimeoutMs);
+          const at = performance.now();
+          lastReplyAt = at;
+          done++;
+          if (out.code === 0) {
+            ok++;
+            latency.add(at - sentAt);
+            timeline.sample('rpc', at - sentAt, at);
+            if ((out.data as { id?: unknown } | undefined)?.id !== key) wrong++;
+          } else {
+            const label = outcomeLabel(out.code);
+            failed[label] = (failed[label] ?? 0) + 1;
+          }
+          ctx.progress.update(
+            done / total,
+            `${fmt(ok)} ok, ${fmt(done - ok)} failed, origin ${fmt(origin.stats().calls)} calls`,
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: cs.length * o.inflight }, (_, w) => worker(w)));
+    };
+    await Promise.all(Array.from({ length: o.nodes }, (_, n) => nodeLoad(n)));
+    const serveSeconds = (Math.max(lastReplyAt, t0) - t0) / 1000;
+    origin.onCall = undefined;
+    ctx.progress.end();
+
+    const times = origin.arrivals.times();
+    const stats = origin.stats();
+    const keys = perKeySummary(origin.perKey);
+    const bulwark = await readBulwarkCounters(servers);
+    for (const s of servers) if (s.exited()) throw new Error(`server pid ${s.pid} exited during the run`);
+    const result: VariantResult = {
+      variant: v,
+      proxy: {
+        cache: v === 'shared' ? 'shared' : v === 'local' ? 'per node' : 'none',
+        maxConcurrent: v === 'naive' ? 1_000_000 : o.maxConcurrent,
+        maxQueue: v === 'naive' ? 0 : o.maxQueue,
+        breaker: v !== 'naive',
+      },
+      rpcs: total,
+      ok,
+      wrong,
+      failed,
+      latencyMs: roundSummary(latency.summary(), 2),
+      serveSeconds: round(serveSeconds, 2),
+      origin: {
+        calls: stats.calls,
+        keys: keys.keys,
+        maxPerKey: keys.maxPerKey,
+        keysCalledAgain: keys.keysCalledAgain,
+        peakPerSec: peakRate(times, 1000),
+        peak100msPerSec: peakRate(times, 100),
+        rejected: stats.rejected,
+        aborted: stats.aborted,
+        maxInFlight: stats.maxInFlight,
+      },
+      bulwark,
+    };
+    const end = t0 + Math.max(serveSeconds * 1000, 1000);
+    return {
+      result,
+      originRate: slidingRateSeries(times, v, t0, end, 1000, 100),
+      originTotal: originTimeline.total('calls', v),
+      p99: roundPoints(timeline.quantile('rpc', 99, v)),
+    };
+  } catch (err) {
+    if (err instanceof ServerRunError) throw err;
+    const tail = servers.flatMap((s) => s.logTail().slice(-5));
+    throw new ServerRunError(`cold-cache ${v}: ${(err as Error).message}`, tail);
+  } finally {
+    ctx.progress.end();
+    for (const cs of clients) for (const c of cs) c?.close();
+    await Promise.all(servers.map((s) => s.stop()));
+    await origin.close();
+    try {
+      const removed = await deleteKeysWithPrefix(o.redisUrl, prefix);
+      log(`  ${v}: removed ${removed} Redis keys under ${prefix}`);
+    } catch (err) {
+      log(`  ${v}: could not remove Redis keys under ${prefix}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** coldCacheTable renders the per-variant table. */
+export function coldCacheTable(r: ColdCacheResult, o: ColdCacheOptions): string {
+  const header = [
+    'variant',
+    'origin calls',
+    'max/key',
+    'peak/s (1 s)',
+    'peak/s (100 ms)',
+    'origin 503',
+    'RPCs ok',
+    'failed',
+    'wrong',
+    'p50 ms',
+    'p99 ms',
+    'all served s',
+  ];
+  const rows = r.variants.map((x) => [
+    x.variant,
+    fmt(x.origin.calls),
+    fmt(x.origin.maxPerKey),
+    fmt(x.origin.peakPerSec),
+    fmt(x.origin.peak100msPerSec),
+    fmt(x.origin.rejected),
+    `${fmt(x.ok)}/${fmt(x.rpcs)}`,
+    fmtCounts(x.failed),
+    fmt(x.wrong),
+    fmt(x.latencyMs.p50, 1),
+    fmt(x.latencyMs.p99, 1),
+    fmt(x.serveSeconds, 2),
+  ]);
+  const lines = [
+    `cold-cache: ${o.nodes} cold Bulwark processes × ${fmt(o.clients)} clients; ${fmt(o.keys)} unique keys, each asked ` +
+      `${o.asksPerKey}× per process (${fmt(o.nodes * o.keys * o.asksPerKey)} RPCs); origin ${o.serviceMs} ms/call, ` +
+      `capacity ${fmt(o.originCapacity)}/s (${o.originConcurrency > 0 ? `503 over ${o.originConcurrency} in flight` : 'no 503'})`,
+    `protected: proxy.max_concurrent ${o.maxConcurrent}/node, max_queue ${o.maxQueue} → at most ` +
+      `${fmt(r.protectedRateBound)} origin calls/s (${o.nodes} × ${o.maxConcurrent} × ⌈1000/${o.serviceMs}⌉)`,
+    '',
+    formatTable([header, ...rows]),
+    '',
+    ...r.variants.map((x) => `  ${x.variant.padEnd(6)} ${VARIANTS[x.variant]}`),
+  ];
+  return lines.join('\n');
+}
+
+function options(ctx: ScenarioContext): ColdCacheOptions {
+  const f = ctx.flags;
+  const q = ctx.quick;
+  const nodes = f.int('nodes', q ? 2 : 3, 1);
+  const clients = f.int('clients', q ? 50 : 200, 1);
+  const inflight = f.int('inflight', 2, 1);
+  const serviceMs = f.num('service-ms', 20, 1);
+  const originCapacity = f.num('origin-capacity', 2000, 1);
+  const derived = protectedMaxConcurrent(originCapacity, serviceMs, nodes);
+  const maxConcurrent = f.int('max-concurrent', 0, 0) || derived;
+  return {
+    nodes,
+    clients,
+    keys: f.int('keys', q ? 1000 : 10_000, 1),
+    asksPerKey: f.int('asks-per-key', 2, 1),
+    inflight,
+    serviceMs,
+    originCapacity,
+    originConcurrency: f.int('origin-concurrency', originConcurrencyFor(originCapacity, serviceMs), 0),
+    maxConcurrent,
+    // A node holds at most clients × inflight RPCs: a queue that long never refuses one.
+    maxQueue: f.int('max-queue', Math.max(256, clients * inflight), 0),
+    proxyTimeoutMs: f.int('proxy-timeout-ms', 3000, 1),
+    rpcTimeoutMs: 15_000,
+    maxSeconds: f.num('max-seconds', q ? 30 : 90, 1),
+    slack: f.num('slack-percent', 5, 0) / 100,
+    variants: parseVariants(f.str('variants', 'shared,local,none,naive')),
+    redisUrl: f.str('redis-url', 'redis://127.0.0.1:6379'),
+    shedding: f.bool('shedding'),
+    connectConcurrency: 50,
+  };
+}
+
+/** coldCacheScenario is the registered scenario. */
+export const coldCacheScenario: Scenario = {
+  name: 'cold-cache',
+  summary: 'M cold Bulwark processes, K unique keys through a cacheable RPC: origin calls and peak rate (incident 2)',
+  flags: [
+    { name: 'nodes', type: 'string', help: '--nodes M            Bulwark processes on one Redis (default 3; quick 2)' },
+    { name: 'clients', type: 'string', help: '--clients N          clients per process (default 200; quick 50)' },
+    { name: 'keys', type: 'string', help: '--keys K             unique keys (default 10000; quick 1000)' },
+    { name: 'asks-per-key', type: 'string', help: '--asks-per-key C     asks of each key per process (default 2)' },
+    { name: 'inflight', type: 'string', help: '--inflight N         RPCs each client keeps outstanding (default 2)' },
+    { name: 'service-ms', type: 'string', help: '--service-ms MS      origin service time per call (default 20)' },
+    {
+      name: 'origin-capacity',
+      type: 'string',
+      help: '--origin-capacity R  origin calls/s it sustains; the peak-rate check (default 2000)',
+    },
+    {
+      name: 'origin-concurrency',
+      type: 'string',
+      help: '--origin-concurrency N  origin answers 503 over N in flight (default ⌈capacity × service⌉ = 40; 0 off)',
+    },
+    {
+      name: 'max-concurrent',
+      type: 'string',
+      help: '--max-concurrent N   proxy.max_concurrent per node (default ⌊capacity / (M × ⌈1000/service⌉)⌋)',
+    },
+    {
+      name: 'max-queue',
+      type: 'string',
+      help: '--max-queue N        proxy.max_queue per node (default max(256, clients × inflight))',
+    },
+    { name: 'proxy-timeout-ms', type: 'string', help: '--proxy-timeout-ms MS  rpc.proxy.timeout (default 3000)' },
+    {
+      name: 'max-seconds',
+      type: 'string',
+      help: '--max-seconds S      bound on each variant’s load (default 90; quick 30)',
+    },
+    {
+      name: 'slack-percent',
+      type: 'string',
+      help: '--slack-percent P    origin calls allowed over 1/key (shared), 1/key/node (local) (default 5)',
+    },
+    {
+      name: 'variants',
+      type: 'string',
+      help: '--variants LIST      of shared,local,none,naive (default all)',
+    },
+    {
+      name: 'redis-url',
+      type: 'string',
+      help: '--redis-url URL      Redis for the engine (default redis://127.0.0.1:6379)',
+    },
+    {
+      name: 'shedding',
+      type: 'boolean',
+      help: '--shedding           keep load shedding on (default off: it would measure the machine)',
+    },
+  ],
+  async run(ctx) {
+    const o = options(ctx);
+    const unreachable = await redisReachable(o.redisUrl);
+    if (unreachable) throw new Error(`cold-cache needs Redis: ${unreachable} (--redis-url)`);
+    const bound = originRateBound(o.nodes, o.maxConcurrent, o.serviceMs);
+    ctx.log(
+      `cold-cache: protected variants use proxy.max_concurrent ${o.maxConcurrent}/node → origin ≤ ${fmt(bound)} calls/s ` +
+        `(capacity ${fmt(o.originCapacity)}/s)`,
+    );
+    const runs: VariantRun[] = [];
+    for (const v of o.variants) {
+      ctx.log(`cold-cache ${v}: ${VARIANTS[v]}`);
+      runs.push(await runVariant(ctx, v, o));
+    }
+    const result: ColdCacheResult = { protectedRateBound: bound, variants: runs.map((r) => r.result) };
+    const lastX = Math.max(1, ...runs.flatMap((r) => r.originRate.points.map(([x]) => x)));
+    const charts: Chart[] = [
+      {
+        title: 'Origin calls per second (trailing 1 s window)',
+        xLabel: 's since the cold start',
+        yLabel: 'calls/s',
+        series: [
+          ...runs.map((r) => r.originRate),
+          {
+            label: `capacity ${fmt(o.originCapacity)}/s`,
+            points: [
+              [0, o.originCapacity],
+              [lastX, o.originCapacity],
+            ],
+          },
+        ],
+      },
+      {
+        title: 'Origin calls, running total',
+        xLabel: 's since the cold start',
+        yLabel: 'calls',
+        series: runs.map((r) => r.originTotal),
+      },
+      {
+        title: 'Client RPC latency p99 (250 ms buckets)',
+        xLabel: 's since the cold start',
+        yLabel: 'ms',
+        series: runs.map((r) => r.p99),
+      },
+    ];
+    return {
+      options: o,
+      results: result,
+      checks: judgeColdCache(result.variants, o),
+      charts,
+      table: coldCacheTable(result, o),
+    };
+  },
+};
