@@ -33,6 +33,7 @@ export class Metrics implements ProxyCallObserver {
   readonly proxyProtection: Counter<'target' | 'outcome'>;
   readonly proxyBreakerOpen: Gauge<'target'>;
   readonly rpcCache: Gauge<'method' | 'stat'>;
+  readonly rpcCacheShared: Gauge<'stat'>;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly #histogram: IntervalHistogram;
@@ -150,6 +151,12 @@ export class Metrics implements ProxyCallObserver {
         self.#rpcCacheSource?.();
       },
     });
+    this.rpcCacheShared = new Gauge({
+      name: 'bulwark_rpc_cache_shared',
+      help: "The RPC cache's shared Redis tier on this node (Redis engine only): sharedHits, sharedMisses, lockWaits, waitTimeouts (waits for another node's load that ran out; this node then called the backend itself), redisErrors, fallbacks (backend calls made because Redis failed).",
+      labelNames: ['stat'],
+      registers,
+    });
     this.proxyCalls = new Counter({
       name: 'bulwark_proxy_calls_total',
       help: 'Proxy calls to the backend by event (connect, refresh, subscribe, publish, sub_refresh, rpc), target (config path or proxies[] name) and result (ok, error, disconnect: answered by the backend; timeout, unavailable, http_error, malformed, rejected: failed, the client got error 100 temporary).',
@@ -202,6 +209,13 @@ export class Metrics implements ProxyCallObserver {
   setRpcCacheStats(method: string, stats: object): void {
     for (const [stat, value] of Object.entries(stats)) {
       if (typeof value === 'number') this.rpcCache.set({ method, stat }, value);
+    }
+  }
+
+  /** setRpcCacheSharedStats copies the shared tier's counters into bulwark_rpc_cache_shared. */
+  setRpcCacheSharedStats(stats: object): void {
+    for (const [stat, value] of Object.entries(stats)) {
+      if (typeof value === 'number') this.rpcCacheShared.set({ stat }, value);
     }
   }
 

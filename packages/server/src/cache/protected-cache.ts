@@ -69,6 +69,8 @@ export type StoredAnswer<V> = CacheAnswer<V> & { readonly expiresAt: number };
  */
 export interface SharedTier<V> {
   fetch(key: string, load: () => Promise<StoredAnswer<V>>, signal: AbortSignal): Promise<StoredAnswer<V>>;
+  /** Monotonic counters for metrics (numbers by name), when the tier keeps any. */
+  stats?(): object;
 }
 
 /** ProtectedCacheOptions tunes a {@link ProtectedCache}. */

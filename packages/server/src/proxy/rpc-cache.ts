@@ -26,9 +26,11 @@ type Rule = Config['proxy']['cache']['rpc'][number];
 /** RpcCache answers the cacheable RPC methods of one node. */
 export class RpcCache {
   readonly #rules = new Map<string, { rule: Rule; cache: ProtectedCache<CachedRpc> }>();
+  readonly #shared: SharedTier<CachedRpc> | undefined;
 
   /** `shared` is the Redis tier when the cluster shares one (undefined: per node only). */
   constructor(cfg: Config['proxy']['cache'], shared: SharedTier<CachedRpc> | undefined) {
+    this.#shared = shared;
     for (const rule of cfg.rpc) {
       const cache = new ProtectedCache<CachedRpc>({
         ttlMs: rule.ttl,
@@ -84,6 +86,9 @@ export class RpcCache {
   /** collect copies the caches' counters into the metrics (called at each scrape). */
   collect(metrics: Metrics): void {
     for (const [method, { cache }] of this.#rules) metrics.setRpcCacheStats(method, cache.stats());
+    // The shared tier is one per node, used by every method: its counters are the node's.
+    const shared = this.#shared?.stats?.();
+    if (shared) metrics.setRpcCacheSharedStats(shared);
   }
 
   /** close aborts the loads in progress. */
