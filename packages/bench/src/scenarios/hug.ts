@@ -755,7 +755,10 @@ export function hugTable(r: HugResult, o: HugOptions): string {
   const ra = adv.retryAfterSeconds;
   const reasons = r.serverRejections ? fmtCounts(r.serverRejections) : '(no /metrics)';
   return [
-    `hug: ${fmt(o.rate)} new players/s normally (sessions ~${o.sessionSeconds} s: ~${fmt(r.normalOnline)} online), ` +
+    `hug: ${fmt(o.rate)} new players/s normally (` +
+      (o.sessionSeconds > 0
+        ? `sessions ~${o.sessionSeconds} s: ~${fmt(r.normalOnline)} online), `
+        : 'players stay until the end), ') +
       `ramp 1x→${o.top}x in ${o.steps} steps of ${o.stepSeconds} s after a ${o.warmupSeconds} s warm-up, ` +
       `${o.tailSeconds} s tail; node: client.connection_limit ${fmt(o.connectionLimit)}, ` +
       `connection_rate_limit ${o.connectionRateLimit > 0 ? `${fmt(o.connectionRateLimit)}/s` : 'off'}; ` +
