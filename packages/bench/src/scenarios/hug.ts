@@ -1,0 +1,938 @@
+/**
+ * The hug scenario (incident 5, the hug of death: a link on the front page of Reddit brought 10×
+ * the usual traffic; a chat server pegged its core and refused everyone, a push server hit its
+ * file-descriptor limit). New players arrive at a normal rate R, open loop, each opening a
+ * WebSocket, sending connect with its own JWT and subscribing to a channel, then staying for a
+ * session (uniform 0.5–1.5 × S seconds, so the normal load is about R × S players online)
+ * before leaving. After a warm-up at R, the arrival rate ramps in steps to 10 × R, then stops
+ * (the tail) while refused players still come back.
+ *
+ * The node is configured for a capacity that the normal load fits comfortably
+ * (`client.connection_limit`, `client.connection_rate_limit`; load shedding on as by default).
+ * A refused upgrade is an HTTP response read with ws's 'unexpected-response'
+ * (client/admission-attempt.ts); the player behaves as a good native SDK should: it reads
+ * `Retry-After` and tries again after it plus growing full jitter (lib/retry-advice.ts), at most
+ * `--retries` times. Everything else (timeouts, resets, error replies) is a failure and final.
+ *
+ * Measured: per phase, attempts, admissions, refusals and failures, the handshake latency of
+ * admitted players (socket opened → subscribe confirmed) and of refusals; the Retry-After
+ * advice; the server's refusal reasons (/metrics); connections held (client side, and the
+ * server's opened − closed counters, sampled); server RSS and CPU (/proc), event-loop lag
+ * (/metrics); `/ready` polled throughout with its latency.
+ *
+ * Bulwark only: the reference servers have no admission.
+ *
+ * @module
+ */
+import { classifyFailure, openAttempt } from '../client/admission-attempt.js';
+import type { LeanClient } from '../client/lean-client.js';
+import { fetchMetrics, metricSeries } from '../lib/api.js';
+import {
+  arrivalsDue,
+  hugSchedule,
+  phaseAt,
+  phaseOfArrival,
+  plannedArrivals,
+  type Phase,
+} from '../lib/arrival-schedule.js';
+import { HttpProbe, type ProbeSummary } from '../lib/http-probe.js';
+import { connectionToken } from '../lib/jwt.js';
+import { watchCpu, type CpuReading } from '../lib/proc.js';
+import { fmt, fmtCounts, formatTable } from '../lib/report.js';
+import { parseRetryAfter, retryDelayMs } from '../lib/retry-advice.js';
+import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
+import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../lib/server-watch.js';
+import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../lib/stats.js';
+import { bulwarkAvailable, deepMerge, startServer, type RunningServer } from '../lib/targets.js';
+import { Timeline } from '../lib/timeline.js';
+import { round, sleep, tally, waitFor } from '../lib/util.js';
+
+/** HugOptions size the scenario. */
+export interface HugOptions {
+  /** Normal arrival rate: new players per second. */
+  rate: number;
+  /** Mean session, seconds (each player stays 0.5–1.5 × this); 0: stay until the end. */
+  sessionSeconds: number;
+  warmupSeconds: number;
+  steps: number;
+  stepSeconds: number;
+  /** Highest multiple of the normal rate. */
+  top: number;
+  tailSeconds: number;
+  /** client.connection_limit of the node. */
+  connectionLimit: number;
+  /** client.connection_rate_limit of the node (0: none). */
+  connectionRateLimit: number;
+  /** Retries after refusals, per player. */
+  retries: number;
+  /** Attempts in flight at most (the load generator's sockets and memory). */
+  maxInFlight: number;
+  /** Attempts (arrivals and retries) at most over the run. */
+  maxAttempts: number;
+  /** Channels the players spread over. */
+  channels: number;
+  p99LimitMs: number;
+  maxRssMiB: number;
+  maxFailedPercent: number;
+  readyTimeoutMs: number;
+  /** Width of the chart buckets. */
+  bucketMs: number;
+}
+
+/** PhaseResult is one phase's row. */
+export interface PhaseResult {
+  label: string;
+  multiplier: number;
+  /** New players per second the schedule offered. */
+  offeredPerSec: number;
+  seconds: number;
+  /** First attempts of new players. */
+  arrivals: number;
+  /** Arrivals and retries. */
+  attempts: number;
+  admitted: number;
+  refused: number;
+  failed: number;
+  /** Socket opened → subscribe confirmed, admitted attempts started in this phase. */
+  handshakeMs: LatencySummary;
+  /** Socket opened → refusal read. */
+  refusalMs: LatencySummary;
+  /** Client-side connections held at the phase's end. */
+  heldAtEnd: number;
+  rssAtEndBytes: number;
+  serverCpuPercent: number;
+}
+
+/** HugResult is the scenario's outcome. */
+export interface HugResult {
+  /** rate × session: players online at the normal rate. */
+  normalOnline: number;
+  plannedArrivals: number;
+  players: {
+    arrived: number;
+    admittedFirstTry: number;
+    admittedAfterRetry: number;
+    /** Admitted players by the refusals they had before getting in. */
+    admittedAfterRefusals: Record<string, number>;
+    /** Refused 1 + retries times: gave up. */
+    gaveUp: number;
+    /** Refused, and their next try would have come after the run's end. */
+    retryPendingAtEnd: number;
+    failed: number;
+    /** Arrivals or retries the load generator did not send (in-flight or attempt cap). */
+    notSent: number;
+    /** Attempts still in flight when the run ended (counted nowhere else). */
+    unfinished: number;
+  };
+  attempts: {
+    total: number;
+    admitted: number;
+    refused: number;
+    failed: number;
+    refusedByStatus: Record<string, number>;
+    failedByKind: Record<string, number>;
+    firstFailure?: string;
+  };
+  advice: {
+    refusalsWithRetryAfter: number;
+    refusalsWithout: number;
+    /** Retry-After values (seconds) as read, and how often each came. */
+    retryAfterSeconds: { min: number; p50: number; max: number };
+    retryAfterCounts: Record<string, number>;
+  };
+  /** bulwark_rejections_total over the run, by reason (absent if /metrics did not answer). */
+  serverRejections?: Record<string, number>;
+  /** Admitted handshakes after the warm-up (ramp and tail). */
+  handshakeMs: LatencySummary;
+  /** Admitted handshakes of the whole run. */
+  handshakeAllMs: LatencySummary;
+  refusalMs: LatencySummary;
+  /** First attempt → subscribed, for players admitted after refusals (Retry-After waits included). */
+  timeToAdmitAfterRefusalMs: LatencySummary;
+  held: { limit: number; peakClient: number; peakServerSampled: number; atEnd: number };
+  closes: { left: number; unexpected: number; unexpectedByCode: Record<string, number> };
+  server: {
+    alive: boolean;
+    rssIdleBytes: number;
+    rssPeakBytes: number;
+    rssEndBytes: number;
+    /** (peak RSS − idle RSS) / peak connections held. */
+    rssPerHeldBytes: number;
+    cpuPercentPeak: number;
+    eventLoopLagP99MaxMs: number;
+  };
+  ready: ProbeSummary;
+  cpu: CpuReading;
+  phases: PhaseResult[];
+}
+
+/** HugMeasures is what the verdict looks at. */
+export interface HugMeasures {
+  serverAlive: boolean;
+  readyFailed: number;
+  refused: number;
+  refusedWithoutAdvice: number;
+  admittedP99Ms: number;
+  peakRssBytes: number;
+  peakHeld: number;
+  connectionLimit: number;
+  unexpectedCloses: number;
+  attempts: number;
+  failed: number;
+  notSent: number;
+}
+
+/** HugThresholds are the limits the checks compare with. */
+export interface HugThresholds {
+  p99LimitMs: number;
+  maxRssMiB: number;
+  maxFailedPercent: number;
+  /** Most attempts (arrivals and retries) the load generator may fail to send, %. */
+  maxNotSentPercent: number;
+}
+
+/** Unrounded: a rounded value would pass a check it fails (1.0025 % ≤ 1 %); the table rounds for display. */
+const pct = (part: number, whole: number): number => (whole > 0 ? (part / whole) * 100 : 0);
+
+/** hugChecks is the scenario's verdict. */
+export function hugChecks(m: HugMeasures, t: HugThresholds): Check[] {
+  return [
+    check('server process alive at the end (1 = yes)', m.serverAlive ? 1 : 0, '==', 1),
+    check('/ready probes unanswered or not 200', m.readyFailed, '==', 0, 'probes'),
+    check('attempts refused (the ramp must exceed capacity)', m.refused, '>', 0, 'attempts'),
+    check('refusals without a readable Retry-After', m.refusedWithoutAdvice, '==', 0, 'refusals'),
+    check('admitted handshake p99 after the warm-up', m.admittedP99Ms, '<=', t.p99LimitMs, 'ms'),
+    check('peak server RSS', m.peakRssBytes / 2 ** 20, '<=', t.maxRssMiB, 'MiB'),
+    check('peak connections held', m.peakHeld, '<=', m.connectionLimit, 'connections'),
+    check('admitted players closed by the server', m.unexpectedCloses, '==', 0, 'players'),
+    check('attempts failed without a refusal', pct(m.failed, m.attempts), '<=', t.maxFailedPercent, '%'),
+    check(
+      'attempts the load generator could not send (its caps)',
+      pct(m.notSent, m.attempts + m.notSent),
+      '<=',
+      t.maxNotSentPercent,
+      '%',
+    ),
+  ];
+}
+
+/** Per-phase tallies while running. */
+interface PhaseTally {
+  arrivals: number;
+  attempts: number;
+  admitted: number;
+  refused: number;
+  failed: number;
+  handshake: LatencyRecorder;
+  refusal: LatencyRecorder;
+  heldAtEnd: number;
+  rssAtEndBytes: number;
+  serverCpuPercent: number;
+}
+
+/** How often the client-side counts are sampled for the charts. */
+const SAMPLE_MS = 500;
+/** Timeout of connect and subscribe replies. */
+const REPLY_TIMEOUT_MS = 10_000;
+/** How long the end of the run waits for attempts in flight. */
+const SETTLE_MS = 5000;
+/** The load generator's own open-file limit is 20,000 on the benchmark machine; keep clear of it. */
+const LOADGEN_FD_BUDGET = 19_000;
+
+/**
+ * HugRun is one run's players and tallies. Each player runs {@link HugRun.player}: attempts
+ * until admitted, refused too often, failed, or the run ended; an admitted player holds its
+ * connection for its session, then leaves.
+ */
+class HugRun {
+  readonly tallies: PhaseTally[];
+  readonly tl: Timeline;
+  /** Admitted handshakes after the warm-up (what the p99 check judges), and all of them. */
+  readonly handshakeHug = new LatencyRecorder();
+  readonly handshakeAll = new LatencyRecorder();
+  readonly refusals = new LatencyRecorder();
+  /** First attempt → subscribed, for players admitted after refusals. */
+  readonly timeToAdmit = new LatencyRecorder();
+  readonly retryAfterValues: number[] = [];
+  readonly refusedByStatus: string[] = [];
+  readonly failedByKind: string[] = [];
+  /** Per admitted player, the refusals it had before getting in. */
+  readonly admittedAfterRefusals: number[] = [];
+  /** Close codes of admitted players closed by the server. */
+  readonly unexpectedCodes: number[] = [];
+  readonly heldSeries: Array<[number, number]> = [];
+  readonly inFlightSeries: Array<[number, number]> = [];
+  firstFailure: string | undefined;
+  refusalsWithout = 0;
+  attempts = 0;
+  inFlight = 0;
+  /** Client side: WebSockets upgraded and not closed (the server counts them from accept). */
+  held = 0;
+  peakHeld = 0;
+  left = 0;
+  gaveUp = 0;
+  retryPendingAtEnd = 0;
+  playersFailed = 0;
+  notSent = 0;
+  arrived = 0;
+  /** Set at the end: closes from here on are ours, and nobody retries. */
+  stopping = false;
+  private readonly clients = new Set<LeanClient>();
+  private readonly leaveTimers = new Set<NodeJS.Timeout>();
+  private readonly hugStartMs: number;
+  private readonly runEndMs: number;
+
+  constructor(
+    private readonly server: RunningServer,
+    private readonly o: HugOptions,
+    readonly phases: readonly Phase[],
+    readonly t0: number,
+  ) {
+    this.tallies = phases.map(() => ({
+      arrivals: 0,
+      attempts: 0,
+      admitted: 0,
+      refused: 0,
+      failed: 0,
+      handshake: new LatencyRecorder(),
+      refusal: new LatencyRecorder(),
+      heldAtEnd: 0,
+      rssAtEndBytes: Number.NaN,
+      serverCpuPercent: Number.NaN,
+    }));
+    this.tl = new Timeline(o.bucketMs, t0);
+    this.hugStartMs = phases[0]?.label === 'warm-up' ? phases[0].endMs : 0;
+    this.runEndMs = phases[phases.length - 1]?.endMs ?? 0;
+  }
+
+  /** sampleClientSide records held and in-flight connections for the charts. */
+  sampleClientSide(now: number): void {
+    const x = round((now - this.t0) / 1000, 3);
+    this.heldSeries.push([x, this.held]);
+    this.inFlightSeries.push([x, this.inFlight]);
+  }
+
+  /** arrive starts new player number `index` (scheduled by phase `phase`). */
+  arrive(index: number, phase: number, now: number): void {
+    this.arrived++;
+    (this.tallies[phase] as PhaseTally).arrivals++;
+    this.tl.count('arrival', 1, now);
+    void this.player(index);
+  }
+
+  /** stop ends the run: closes from here on are ours, nobody retries, scheduled leaves are cancelled. */
+  stop(): void {
+    this.stopping = true;
+    for (const t of this.leaveTimers) clearTimeout(t);
+  }
+
+  /** closeAll destroys every socket (after the final readings). */
+  closeAll(): void {
+    for (const c of this.clients) c.terminate();
+  }
+
+  private async player(index: number): Promise<void> {
+    const token = connectionToken(`hug-${index}`, this.server.tokenSecret);
+    const channel = `bench:hug${index % this.o.channels}`;
+    const firstAt = performance.now();
+    for (let refusals = 0; ;) {
+      if (this.stopping) {
+        this.retryPendingAtEnd++;
+        return;
+      }
+      if (this.inFlight >= this.o.maxInFlight || this.attempts >= this.o.maxAttempts) {
+        this.notSent++;
+        return;
+      }
+      const outcome = await this.attempt(token, channel, refusals, firstAt);
+      if (outcome.kind !== 'refused') return;
+      refusals++;
+      if (refusals > this.o.retries) {
+        this.gaveUp++;
+        return;
+      }
+      // Come back after the advice plus growing jitter, as a good SDK does.
+      const delay = retryDelayMs(outcome.retryAfter, refusals);
+      if (performance.now() + delay - this.t0 >= this.runEndMs) {
+        this.retryPendingAtEnd++;
+        return;
+      }
+      await sleep(delay);
+    }
+  }
+
+  /** attempt makes one try: open, then connect and subscribe if admitted. */
+  private async attempt(
+    token: string,
+    channel: string,
+    refusals: number,
+    firstAt: number,
+  ): Promise<{ kind: 'admitted' | 'failed' } | { kind: 'refused'; retryAfter: number | undefined }> {
+    this.inFlight++;
+    this.attempts++;
+    const h0 = performance.now();
+    const ph = this.tallies[phaseAt(this.phases, h0 - this.t0)] as PhaseTally;
+    ph.attempts++;
+    this.tl.count('attempt', 1, h0);
+    const state = { counted: false, admitted: false, leaving: false };
+    const out = await openAttempt({
+      url: this.server.wsUrl,
+      protocol: 'centrifugo',
+      onClose: (code) => {
+        if (!state.counted) return;
+        state.counted = false;
+        this.held--;
+        if (state.admitted && !state.leaving && !this.stopping) this.unexpectedCodes.push(code);
+      },
+    });
+    try {
+      if (out.kind === 'refused') {
+        const now = performance.now();
+        ph.refused++;
+        ph.refusal.add(now - h0);
+        this.refusals.add(now - h0);
+        this.refusedByStatus.push(String(out.status));
+        this.tl.count('refused', 1, now);
+        this.tl.sample('refusal', now - h0, now);
+        const retryAfter = parseRetryAfter(out.retryAfter);
+        if (retryAfter === undefined) this.refusalsWithout++;
+        else this.retryAfterValues.push(retryAfter);
+        return { kind: 'refused', retryAfter };
+      }
+      if (out.kind === 'failed') return this.fail(ph, out.error);
+      const client = out.client;
+      this.clients.add(client);
+      state.counted = true;
+      this.held++;
+      this.peakHeld = Math.max(this.peakHeld, this.held);
+      try {
+        await client.connect(token, REPLY_TIMEOUT_MS);
+        await client.subscribe(channel, undefined, REPLY_TIMEOUT_MS);
+      } catch (err) {
+        if (state.counted) {
+          state.counted = false;
+          this.held--;
+        }
+        client.terminate();
+        return this.fail(ph, (err as Error).message);
+      }
+      const now = performance.now();
+      const ms = now - h0;
+      state.admitted = true;
+      ph.admitted++;
+      ph.handshake.add(ms);
+      this.handshakeAll.add(ms);
+      if (h0 - this.t0 >= this.hugStartMs) this.handshakeHug.add(ms);
+      this.tl.count('admitted', 1, now);
+      this.tl.sample('handshake', ms, now);
+      this.admittedAfterRefusals.push(refusals);
+      if (refusals > 0) this.timeToAdmit.add(now - firstAt);
+      if (this.o.sessionSeconds > 0) this.scheduleLeave(client, state);
+      return { kind: 'admitted' };
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private fail(ph: PhaseTally, message: string): { kind: 'failed' } {
+    this.firstFailure ??= message;
+    this.failedByKind.push(classifyFailure(message));
+    ph.failed++;
+    this.playersFailed++;
+    this.tl.count('failed');
+    return { kind: 'failed' };
+  }
+
+  /** scheduleLeave closes the player's connection (normally, 1000) after 0.5–1.5 × the mean session. */
+  private scheduleLeave(client: LeanClient, state: { counted: boolean; leaving: boolean }): void {
+    const timer = setTimeout(
+      () => {
+        this.leaveTimers.delete(timer);
+        if (this.stopping || !state.counted) return;
+        state.leaving = true;
+        // Uncounted now: from here the server may still hold it for a moment, never the reverse.
+        state.counted = false;
+        this.held--;
+        this.left++;
+        this.tl.count('left');
+        client.close();
+      },
+      this.o.sessionSeconds * 1000 * (0.5 + Math.random()),
+    );
+    this.leaveTimers.add(timer);
+  }
+}
+
+/** runHug runs the scenario against a started Bulwark configured with the options' limits. */
+async function runHug(
+  server: RunningServer,
+  o: HugOptions,
+  ctx: ScenarioContext,
+): Promise<{ result: HugResult; charts: Chart[] }> {
+  const phases = hugSchedule({
+    rate: o.rate,
+    warmupSeconds: o.warmupSeconds,
+    steps: o.steps,
+    stepSeconds: o.stepSeconds,
+    top: o.top,
+    tailSeconds: o.tailSeconds,
+  });
+  const runEndMs = phases[phases.length - 1]?.endMs ?? 0;
+  await sleep(500);
+  const rssIdle = rssOrNaN(server.pid);
+  const metrics0 = await fetchMetrics(server).catch(() => undefined);
+  const probe = new HttpProbe(`http://127.0.0.1:${server.port}/ready`, 500, o.readyTimeoutMs);
+  const cpuWindow = watchCpu(server.pid);
+  const t0 = performance.now();
+  const run = new HugRun(server, o, phases, t0);
+  const watch = new ServerWatch(server, t0, SAMPLE_MS, 1000);
+  probe.start();
+  watch.start();
+
+  // The arrival ticker: open loop, on schedule whatever the server does.
+  ctx.progress.begin('hug');
+  let phaseIdx = 0;
+  let phaseCpu0 = cpuOrNaN(server.pid);
+  let phaseT0 = t0;
+  let nextSample = t0 + SAMPLE_MS;
+  const endPhase = (i: number, now: number) => {
+    const t = run.tallies[i] as PhaseTally;
+    t.heldAtEnd = run.held;
+    t.rssAtEndBytes = rssOrNaN(server.pid);
+    const cpu = cpuOrNaN(server.pid);
+    t.serverCpuPercent = round(((cpu - phaseCpu0) / ((now - phaseT0) * 1000)) * 100, 1);
+    phaseCpu0 = cpu;
+    phaseT0 = now;
+  };
+  for (;;) {
+    const now = performance.now();
+    const elapsed = now - t0;
+    const idx = phaseAt(phases, elapsed);
+    while (phaseIdx < idx) endPhase(phaseIdx++, now);
+    if (elapsed >= runEndMs) break;
+    if (now >= nextSample) {
+      run.sampleClientSide(now);
+      nextSample += SAMPLE_MS;
+    }
+    const phase = phases[idx] as Phase;
+    const due = arrivalsDue(phases, elapsed);
+    // After a stall of the load generator, catch up over several ticks, not in one burst.
+    const burst = Math.max(1, Math.ceil(phase.rate * 0.1));
+    for (let k = 0; k < burst && run.arrived < due; k++) {
+      run.arrive(run.arrived, phaseOfArrival(phases, run.arrived), now);
+    }
+    ctx.progress.update(
+      elapsed / runEndMs,
+      `${phase.label}: ${fmt(phase.rate)}/s offered, ${fmt(run.held)} held, ${fmt(run.inFlight)} in flight, ` +
+        `${fmt(run.attempts)} attempts, ${fmt(run.refusals.count)} refused`,
+    );
+    await sleep(2);
+  }
+  endPhase(phaseIdx, performance.now());
+  run.stop();
+  await waitFor(() => run.inFlight === 0, SETTLE_MS, 20);
+  // Final readings while the admitted players are still connected.
+  const unfinished = run.inFlight;
+  const unexpected = run.unexpectedCodes.length;
+  const heldAtEnd = run.held;
+  const cpu = cpuWindow();
+  await Promise.all([watch.stop(), probe.stop()]);
+  const metrics1 = await fetchMetrics(server).catch(() => undefined);
+  if (metrics1) watch.noteHeld(heldOnServer(metrics1));
+  const rssEnd = rssOrNaN(server.pid);
+  const rssPeak = Math.max(watch.peakRssBytes, Number.isFinite(rssEnd) ? rssEnd : 0);
+  const alive = !server.exited();
+  ctx.progress.end();
+  run.closeAll();
+
+  let serverRejections: Record<string, number> | undefined;
+  if (metrics0 && metrics1) {
+    const before = metricSeries(metrics0, 'bulwark_rejections_total', 'reason');
+    serverRejections = {};
+    for (const [reason, n] of metricSeries(metrics1, 'bulwark_rejections_total', 'reason')) {
+      const d = n - (before.get(reason) ?? 0);
+      if (d > 0) serverRejections[reason] = d;
+    }
+  }
+  const raSorted = Float64Array.from(run.retryAfterValues);
+  const ra = summarize(raSorted);
+  const admittedTally = tally(run.admittedAfterRefusals);
+  const admittedFirstTry = admittedTally['0'] ?? 0;
+  delete admittedTally['0'];
+  const refused = run.refusals.count;
+  const admitted = run.handshakeAll.count;
+  const failed = run.failedByKind.length;
+  ctx.log(
+    `  ${fmt(run.attempts)} attempts: ${fmt(admitted)} admitted, ${fmt(refused)} refused, ${fmt(failed)} failed; ` +
+      `peak held ${fmt(run.peakHeld)} (server ${fmt(watch.peakHeld)}) of ${fmt(o.connectionLimit)}`,
+  );
+  const result: HugResult = {
+    normalOnline: Math.round(o.rate * o.sessionSeconds),
+    plannedArrivals: plannedArrivals(phases),
+    players: {
+      arrived: run.arrived,
+      admittedFirstTry,
+      admittedAfterRetry: admitted - admittedFirstTry,
+      admittedAfterRefusals: admittedTally,
+      gaveUp: run.gaveUp,
+      retryPendingAtEnd: run.retryPendingAtEnd,
+      failed: run.playersFailed,
+      notSent: run.notSent,
+      unfinished,
+    },
+    attempts: {
+      total: run.attempts,
+      admitted,
+      refused,
+      failed,
+      refusedByStatus: tally(run.refusedByStatus),
+      failedByKind: tally(run.failedByKind),
+      ...(run.firstFailure !== undefined ? { firstFailure: run.firstFailure } : {}),
+    },
+    advice: {
+      refusalsWithRetryAfter: run.retryAfterValues.length,
+      refusalsWithout: run.refusalsWithout,
+      retryAfterSeconds: { min: raSorted.length ? (raSorted[0] as number) : Number.NaN, p50: ra.p50, max: ra.max },
+      retryAfterCounts: tally(run.retryAfterValues),
+    },
+    ...(serverRejections ? { serverRejections } : {}),
+    handshakeMs: roundSummary(run.handshakeHug.summary(), 2),
+    handshakeAllMs: roundSummary(run.handshakeAll.summary(), 2),
+    refusalMs: roundSummary(run.refusals.summary(), 2),
+    timeToAdmitAfterRefusalMs: roundSummary(run.timeToAdmit.summary(), 0),
+    held: { limit: o.connectionLimit, peakClient: run.peakHeld, peakServerSampled: watch.peakHeld, atEnd: heldAtEnd },
+    closes: { left: run.left, unexpected, unexpectedByCode: tally(run.unexpectedCodes) },
+    server: {
+      alive,
+      rssIdleBytes: rssIdle,
+      rssPeakBytes: rssPeak,
+      rssEndBytes: rssEnd,
+      rssPerHeldBytes: run.peakHeld > 0 ? Math.round((rssPeak - rssIdle) / run.peakHeld) : Number.NaN,
+      cpuPercentPeak: watch.peakCpuPercent,
+      eventLoopLagP99MaxMs: round(watch.maxLagMs, 1),
+    },
+    ready: probe.summary(),
+    cpu,
+    phases: phases.map((p, i) => {
+      const t = run.tallies[i] as PhaseTally;
+      return {
+        label: p.label,
+        multiplier: p.multiplier,
+        offeredPerSec: p.rate,
+        seconds: (p.endMs - p.startMs) / 1000,
+        arrivals: t.arrivals,
+        attempts: t.attempts,
+        admitted: t.admitted,
+        refused: t.refused,
+        failed: t.failed,
+        handshakeMs: roundSummary(t.handshake.summary(), 2),
+        refusalMs: roundSummary(t.refusal.summary(), 2),
+        heldAtEnd: t.heldAtEnd,
+        rssAtEndBytes: t.rssAtEndBytes,
+        serverCpuPercent: t.serverCpuPercent,
+      };
+    }),
+  };
+  return { result, charts: hugCharts(run, watch, probe, o) };
+}
+
+/** hugCharts draws the run over time. */
+function hugCharts(run: HugRun, watch: ServerWatch, probe: HttpProbe, o: HugOptions): Chart[] {
+  const tl = run.tl;
+  const end = run.heldSeries[run.heldSeries.length - 1]?.[0] ?? 0;
+  const limit: Series = {
+    label: 'client.connection_limit',
+    points: [
+      [0, o.connectionLimit],
+      [end, o.connectionLimit],
+    ],
+  };
+  const ready: Series = {
+    label: '/ready latency (ms)',
+    points: probe.samples
+      .filter((s) => s.status !== 0)
+      .map((s) => [round((s.atMs - run.t0) / 1000, 3), round(s.latencyMs, 2)]),
+  };
+  return [
+    {
+      title: 'New players offered, attempts, admitted and refused per second',
+      xLabel: 's',
+      yLabel: 'per second',
+      series: [
+        tl.rate('arrival', 'new players offered/s'),
+        tl.rate('attempt', 'attempts/s (with retries)'),
+        tl.rate('admitted', 'admitted/s'),
+        tl.rate('refused', 'refused/s (503)'),
+        tl.rate('failed', 'failed/s'),
+      ],
+    },
+    {
+      title: 'Connections held',
+      xLabel: 's',
+      yLabel: 'connections',
+      series: [
+        { label: 'held (client side)', points: run.heldSeries },
+        { label: 'held (server: opened − closed)', points: watch.held },
+        { label: 'authenticated (bulwark_connections)', points: watch.authenticated },
+        { label: 'attempts in flight', points: run.inFlightSeries },
+        limit,
+      ],
+    },
+    {
+      title: 'Handshake of admitted players (socket opened → subscribed) and of refusals',
+      xLabel: 's',
+      yLabel: 'ms',
+      series: [
+        tl.quantile('handshake', 50, 'admitted p50'),
+        tl.quantile('handshake', 99, 'admitted p99'),
+        tl.quantile('refusal', 99, 'refusal p99'),
+      ],
+    },
+    { title: 'Server memory (RSS)', xLabel: 's', yLabel: 'MiB', series: [{ label: 'RSS', points: watch.rssMiB }] },
+    {
+      title: 'Server CPU, event-loop lag and /ready latency',
+      xLabel: 's',
+      yLabel: '% of a core / ms',
+      series: [
+        { label: 'server CPU %', points: watch.cpuPercent },
+        { label: 'event-loop lag p99 (ms)', points: watch.lagMs },
+        ready,
+      ],
+    },
+  ];
+}
+
+const mib = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
+const p50p99 = (s: LatencySummary): string => (s.count > 0 ? `${fmt(s.p50, 1)} / ${fmt(s.p99, 1)}` : '-');
+
+/** hugTable renders the result for the terminal. */
+export function hugTable(r: HugResult, o: HugOptions): string {
+  const rows: string[][] = [
+    [
+      'phase',
+      'offered/s',
+      'arrivals',
+      'attempts',
+      'admitted',
+      'refused',
+      'failed',
+      'handshake p50/p99 ms',
+      'refusal p99 ms',
+      'held at end',
+      'server CPU %',
+      'RSS MiB',
+    ],
+  ];
+  for (const p of r.phases) {
+    rows.push([
+      p.label,
+      fmt(p.offeredPerSec),
+      fmt(p.arrivals),
+      fmt(p.attempts),
+      fmt(p.admitted),
+      fmt(p.refused),
+      fmt(p.failed),
+      p50p99(p.handshakeMs),
+      p.refusalMs.count > 0 ? fmt(p.refusalMs.p99, 1) : '-',
+      fmt(p.heldAtEnd),
+      fmt(p.serverCpuPercent, 0),
+      mib(p.rssAtEndBytes),
+    ]);
+  }
+  const a = r.attempts;
+  rows.push([
+    'total',
+    '',
+    fmt(r.players.arrived),
+    fmt(a.total),
+    fmt(a.admitted),
+    fmt(a.refused),
+    fmt(a.failed),
+    p50p99(r.handshakeAllMs),
+    a.refused > 0 ? fmt(r.refusalMs.p99, 1) : '-',
+    fmt(r.held.atEnd),
+    '',
+    mib(r.server.rssEndBytes),
+  ]);
+  const pl = r.players;
+  const adv = r.advice;
+  const h = r.handshakeMs;
+  const ra = adv.retryAfterSeconds;
+  const reasons = r.serverRejections ? fmtCounts(r.serverRejections) : '(no /metrics)';
+  return [
+    `hug: ${fmt(o.rate)} new players/s normally (` +
+      (o.sessionSeconds > 0
+        ? `sessions ~${o.sessionSeconds} s: ~${fmt(r.normalOnline)} online), `
+        : 'players stay until the end), ') +
+      `ramp 1x→${o.top}x in ${o.steps} steps of ${o.stepSeconds} s after a ${o.warmupSeconds} s warm-up, ` +
+      `${o.tailSeconds} s tail; node: client.connection_limit ${fmt(o.connectionLimit)}, ` +
+      `connection_rate_limit ${o.connectionRateLimit > 0 ? `${fmt(o.connectionRateLimit)}/s` : 'off'}; ` +
+      `clients retry ≤ ${o.retries}× after Retry-After + jitter`,
+    formatTable(rows),
+    `players: ${fmt(pl.arrived)} arrived; admitted ${fmt(pl.admittedFirstTry)} at the first try, ` +
+      `${fmt(pl.admittedAfterRetry)} after refusals (${fmtCounts(pl.admittedAfterRefusals)} refusals before); ` +
+      `gave up after ${o.retries + 1} refusals: ${fmt(pl.gaveUp)}; retry due after the run: ${fmt(pl.retryPendingAtEnd)}; ` +
+      `failed: ${fmt(pl.failed)}; not sent (load generator caps): ${fmt(pl.notSent)}; unfinished: ${fmt(pl.unfinished)}`,
+    `refusals: ${fmtCounts(Object.fromEntries(Object.entries(a.refusedByStatus).map(([k, v]) => [`HTTP ${k}`, v])))}; ` +
+      `Retry-After on ${fmt(adv.refusalsWithRetryAfter)} of ${fmt(a.refused)}` +
+      (adv.refusalsWithRetryAfter > 0 ? `: ${fmt(ra.min)}–${fmt(ra.max)} s, p50 ${fmt(ra.p50)} s` : '') +
+      `; server reasons: ${reasons}`,
+    `failures: ${fmtCounts(a.failedByKind)}${a.firstFailure ? ` (first: ${a.firstFailure})` : ''}`,
+    `admitted handshake after the warm-up: p50 ${fmt(h.p50, 1)}, p99 ${fmt(h.p99, 1)}, max ${fmt(h.max, 1)} ms ` +
+      `(${fmt(h.count)}); refusal answered in p99 ${fmt(r.refusalMs.p99, 1)} ms; ` +
+      `first try → in, for players refused first: p50 ${fmt(r.timeToAdmitAfterRefusalMs.p50 / 1000, 1)} s, ` +
+      `p99 ${fmt(r.timeToAdmitAfterRefusalMs.p99 / 1000, 1)} s`,
+    `connections held: peak ${fmt(r.held.peakClient)} (client) / ${fmt(r.held.peakServerSampled)} (server, sampled) ` +
+      `of limit ${fmt(r.held.limit)}; left on their own ${fmt(r.closes.left)}; closed by the server ` +
+      `${fmt(r.closes.unexpected)}${r.closes.unexpected ? ` (${fmtCounts(r.closes.unexpectedByCode)})` : ''}`,
+    `server: ${r.server.alive ? 'alive' : 'EXITED'}; RSS idle ${mib(r.server.rssIdleBytes)} → peak ${mib(r.server.rssPeakBytes)} ` +
+      `MiB (${fmt(r.server.rssPerHeldBytes / 1024, 1)} KiB per peak held connection); CPU ${fmt(r.cpu.serverCpuPercent, 0)} % ` +
+      `average, ${fmt(r.server.cpuPercentPeak, 0)} % peak (${SAMPLE_MS} ms samples); event-loop lag p99 up to ` +
+      `${fmt(r.server.eventLoopLagP99MaxMs, 1)} ms`,
+    `/ready: ${fmt(r.ready.probes)} probes, ${fmt(r.ready.ok)} answered 200; latency p50 ${fmt(r.ready.latencyMs.p50, 1)}, ` +
+      `p99 ${fmt(r.ready.latencyMs.p99, 1)}, max ${fmt(r.ready.latencyMs.max, 1)} ms`,
+    `load generator: CPU ${fmt(r.cpu.loadgenCpuPercent, 0)} %, event-loop delay p99 ${fmt(r.cpu.loadgenLoopDelayMs.p99, 1)} ` +
+      `ms, max ${fmt(r.cpu.loadgenLoopDelayMs.max, 1)} ms (high values inflate every latency above)`,
+  ].join('\n');
+}
+
+/** hugOptions resolves the flags (quick: smaller, shorter). */
+function hugOptions(ctx: ScenarioContext): HugOptions {
+  const f = ctx.flags;
+  const q = ctx.quick;
+  const rate = f.num('rate', q ? 100 : 200, 1);
+  const sessionSeconds = f.num('session', q ? 6 : 20, 0);
+  // Capacity the normal load fits comfortably: twice the players online at the normal rate, and
+  // new connections at twice the normal arrival rate (so the rate limit refuses first, the count
+  // limit once the node has filled up).
+  const normalOnline = rate * sessionSeconds;
+  const o: HugOptions = {
+    rate,
+    sessionSeconds,
+    warmupSeconds: f.num('warmup', q ? 6 : 20, 0),
+    steps: f.int('steps', 10, 1),
+    stepSeconds: f.num('step-seconds', q ? 1.5 : 3, 0.1),
+    top: f.num('top', 10, 1),
+    tailSeconds: f.num('tail', q ? 6 : 15, 0),
+    connectionLimit: f.int('connection-limit', normalOnline > 0 ? Math.ceil(2 * normalOnline) : q ? 1200 : 8000, 1),
+    connectionRateLimit: f.int('rate-limit', Math.ceil(2 * rate), 0),
+    retries: f.int('retries', 3, 0),
+    maxInFlight: f.int('max-in-flight', 2000, 1),
+    maxAttempts: f.int('max-attempts', 200_000, 1),
+    channels: 100,
+    p99LimitMs: f.num('p99-limit', 500, 0),
+    maxRssMiB: f.num('max-rss-mib', 512, 1),
+    maxFailedPercent: f.num('max-failed-percent', 1, 0),
+    readyTimeoutMs: f.int('ready-timeout', 2000, 1),
+    bucketMs: q ? 500 : 1000,
+  };
+  // The server needs ceil(limit × fd_headroom 1.25) + 64 descriptors of its 20,000; the load
+  // generator holds every admitted socket plus those in flight.
+  if (o.connectionLimit > 15_900) throw new Error('hug: --connection-limit must be ≤ 15,900 (open-file limit 20,000)');
+  if (o.connectionLimit + o.maxInFlight > LOADGEN_FD_BUDGET) {
+    throw new Error(
+      `hug: --connection-limit + --max-in-flight must be ≤ ${fmt(LOADGEN_FD_BUDGET)} (one process's sockets)`,
+    );
+  }
+  return o;
+}
+
+/** hugScenario: connection ramp to 10× normal against admission limits. */
+export const hugScenario: Scenario = {
+  name: 'hug',
+  summary:
+    'Bulwark only: new players ramp to 10x the normal arrival rate; admitted, refused (503 + Retry-After, retried), handshake p99, memory',
+  flags: [
+    {
+      name: 'rate',
+      type: 'string',
+      help: '--rate N             normal arrival rate, new players/s (default 200; quick 100)',
+    },
+    {
+      name: 'session',
+      type: 'string',
+      help: '--session S          mean seconds a player stays (0.5–1.5×; 0: to the end) (default 20; quick 6)',
+    },
+    {
+      name: 'warmup',
+      type: 'string',
+      help: '--warmup S           seconds at the normal rate first (default 20; quick 6)',
+    },
+    { name: 'steps', type: 'string', help: '--steps N            ramp steps from 1x to --top (default 10)' },
+    { name: 'step-seconds', type: 'string', help: '--step-seconds S     seconds per step (default 3; quick 1.5)' },
+    { name: 'top', type: 'string', help: '--top X              highest multiple of the normal rate (default 10)' },
+    {
+      name: 'tail',
+      type: 'string',
+      help: '--tail S             seconds without new players after the ramp (default 15; quick 6)',
+    },
+    {
+      name: 'connection-limit',
+      type: 'string',
+      help: '--connection-limit N client.connection_limit (default 2 × rate × session: 8000; quick 1200)',
+    },
+    {
+      name: 'rate-limit',
+      type: 'string',
+      help: '--rate-limit N       client.connection_rate_limit per s, 0 off (default 2 × rate: 400; quick 200)',
+    },
+    { name: 'retries', type: 'string', help: '--retries N          retries per player after refusals (default 3)' },
+    { name: 'max-in-flight', type: 'string', help: '--max-in-flight N    attempts in flight at most (default 2000)' },
+    {
+      name: 'max-attempts',
+      type: 'string',
+      help: '--max-attempts N     attempts at most, arrivals and retries (default 200000)',
+    },
+    {
+      name: 'p99-limit',
+      type: 'string',
+      help: '--p99-limit MS       admitted handshake p99 after the warm-up (default 500)',
+    },
+    { name: 'max-rss-mib', type: 'string', help: '--max-rss-mib N      peak server RSS (default 512)' },
+    {
+      name: 'max-failed-percent',
+      type: 'string',
+      help: '--max-failed-percent P attempts failed without a refusal (default 1)',
+    },
+    { name: 'ready-timeout', type: 'string', help: '--ready-timeout MS   /ready probe timeout (default 2000)' },
+  ],
+  async run(ctx: ScenarioContext) {
+    const o = hugOptions(ctx);
+    if (!bulwarkAvailable(ctx.bulwark.bulwarkMain)) throw new Error('hug: Bulwark is not built');
+    ctx.log('hug / bulwark: starting server');
+    const server = await startServer('bulwark', {
+      ...ctx.bulwark,
+      bulwarkConfig: deepMerge(ctx.bulwark.bulwarkConfig ?? {}, {
+        client: { connection_limit: o.connectionLimit, connection_rate_limit: o.connectionRateLimit },
+      }),
+    });
+    ctx.log(`hug / bulwark: server pid ${server.pid} on port ${server.port}`);
+    let out: { result: HugResult; charts: Chart[] };
+    try {
+      out = await runHug(server, o, ctx);
+    } catch (err) {
+      throw Object.assign(new Error(`hug: ${(err as Error).message}`), { serverLog: server.logTail() });
+    } finally {
+      await server.stop();
+    }
+    const r = out.result;
+    const checks = hugChecks(
+      {
+        serverAlive: r.server.alive,
+        readyFailed: r.ready.failed,
+        refused: r.attempts.refused,
+        refusedWithoutAdvice: r.advice.refusalsWithout,
+        admittedP99Ms: r.handshakeMs.p99,
+        peakRssBytes: r.server.rssPeakBytes,
+        peakHeld: Math.max(r.held.peakClient, r.held.peakServerSampled),
+        connectionLimit: o.connectionLimit,
+        unexpectedCloses: r.closes.unexpected,
+        attempts: r.attempts.total,
+        failed: r.attempts.failed,
+        notSent: r.players.notSent,
+      },
+      { p99LimitMs: o.p99LimitMs, maxRssMiB: o.maxRssMiB, maxFailedPercent: o.maxFailedPercent, maxNotSentPercent: 1 },
+    );
+    return { options: o, results: r, checks, charts: out.charts, table: hugTable(r, o) };
+  },
+};
