@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { escapeHtml, niceMax, renderChart, renderHtmlReport } from '../src/lib/html-report.js';
+import { escapeHtml, niceScale, renderChart, renderHtmlReport } from '../src/lib/html-report.js';
 import { renderBar } from '../src/lib/progress.js';
 import { check } from '../src/lib/scenario.js';
 import { Timeline } from '../src/lib/timeline.js';
@@ -76,13 +76,12 @@ describe('HTML report', () => {
     assert.equal(escapeHtml(`<a href="x">'&'</a>`), '&#60;a href=&#34;x&#34;&#62;&#39;&#38;&#39;&#60;/a&#62;');
   });
 
-  it('rounds axis tops to 1, 2 or 5 times a power of ten', () => {
-    assert.equal(niceMax(0), 1);
-    assert.equal(niceMax(0.7), 1);
-    assert.equal(niceMax(1.5), 2);
-    assert.equal(niceMax(3), 5);
-    assert.equal(niceMax(730), 1000);
-    assert.equal(niceMax(2000), 2000);
+  it('ends an axis at the first nice step at or above the largest value', () => {
+    assert.deepEqual(niceScale(0), { top: 1, step: 0.25 });
+    assert.deepEqual(niceScale(27), { top: 30, step: 10 });
+    assert.deepEqual(niceScale(100), { top: 100, step: 25 });
+    assert.deepEqual(niceScale(730), { top: 800, step: 200 });
+    assert.deepEqual(niceScale(3.2), { top: 4, step: 1 });
   });
 
   it('draws one polyline per series with points inside the plot', () => {

@@ -27,12 +27,17 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** niceMax rounds a chart's top up to 1, 2 or 5 × a power of ten, so the axis labels read well. */
-export function niceMax(v: number): number {
-  if (!(v > 0) || !Number.isFinite(v)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+/**
+ * niceScale picks an axis for values up to `max`: a step of 1, 2, 2.5 or 5 × a power of ten that
+ * gives about four ticks, and the top as the first multiple of the step at or above `max` (so a
+ * 27 s run ends its axis at 30 s, not 50 s).
+ */
+export function niceScale(max: number): { top: number; step: number } {
+  if (!(max > 0) || !Number.isFinite(max)) return { top: 1, step: 0.25 };
+  const rough = max / 4;
+  const p = 10 ** Math.floor(Math.log10(rough));
+  const step = ([1, 2, 2.5, 5, 10].find((m) => rough <= m * p) ?? 10) * p;
+  return { top: Math.ceil(max / step - 1e-9) * step, step };
 }
 
 function label(v: number): string {
@@ -47,22 +52,24 @@ export function renderChart(chart: Chart, width = 760, height = 280): string {
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
   const all = chart.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  const xMax = niceMax(Math.max(0, ...all.map(([x]) => x)));
-  const yMax = niceMax(Math.max(0, ...all.map(([, y]) => y)));
+  const xs = niceScale(Math.max(0, ...all.map(([x]) => x)));
+  const ys = niceScale(Math.max(0, ...all.map(([, y]) => y)));
+  const xMax = xs.top;
+  const yMax = ys.top;
   const sx = (x: number) => m.left + (x / xMax) * w;
   const sy = (y: number) => m.top + h - (y / yMax) * h;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(chart.title)}">`,
     `<text x="${m.left}" y="18" class="title">${escapeHtml(chart.title)}</text>`,
   ];
-  for (let i = 0; i <= 4; i++) {
-    const yv = (yMax * i) / 4;
-    const xv = (xMax * i) / 4;
+  for (let yv = 0; yv <= yMax + ys.step / 2; yv += ys.step) {
     parts.push(
       `<line x1="${m.left}" x2="${m.left + w}" y1="${sy(yv)}" y2="${sy(yv)}" class="grid"/>`,
       `<text x="${m.left - 6}" y="${sy(yv) + 4}" text-anchor="end">${label(yv)}</text>`,
-      `<text x="${sx(xv)}" y="${m.top + h + 16}" text-anchor="middle">${label(xv)}</text>`,
     );
+  }
+  for (let xv = 0; xv <= xMax + xs.step / 2; xv += xs.step) {
+    parts.push(`<text x="${sx(xv)}" y="${m.top + h + 16}" text-anchor="middle">${label(xv)}</text>`);
   }
   parts.push(
     `<text x="${m.left + w / 2}" y="${height - 6}" text-anchor="middle">${escapeHtml(chart.xLabel)}</text>`,
