@@ -245,6 +245,7 @@ function result(over: Partial<RollingResult> = {}): RollingResult {
     notRecoveredExamples: [],
     notSubscribedAtEnd: 0,
     gaveUp: 0,
+    failedAttemptsOutsideRestarts: {},
     closeCodes: { 3001: 100 },
     liveLatencyMs: { outside: noLatency, during: noLatency },
     recoveredAgeMs: noLatency,
@@ -447,4 +448,62 @@ describe('RecoveringClient against a scripted server', () => {
     assert.equal(client.subscribes, 2);
     assert.match(client.failure ?? '', /3501/);
   });
+});
+
+describe('RecoveringClient.start', () => {
+  /** A server that refuses its first `refusals` upgrades with 503, then accepts connect and subscribe. */
+  async function refusingServer(refusals: number): Promise<{ url: string; close: () => Promise<void> }> {
+    let upgrades = 0;
+    const wss = new WebSocketServer({
+      port: 0,
+      host: '127.0.0.1',
+      verifyClient: (_info, cb) => (++upgrades <= refusals ? cb(false, 503, 'overloaded') : cb(true)),
+    });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    wss.on('connection', (sock) =>
+      sock.on('message', (raw) => {
+        const msg = JSON.parse(raw.toString()) as { id: number; connect?: unknown };
+        sock.send(msg.connect ? `{"id":${msg.id},"connect":{"client":"c"}}` : `{"id":${msg.id},"subscribe":{}}`);
+      }),
+    );
+    return {
+      url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`,
+      close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
+    };
+  }
+
+  const quiet = { publication: () => undefined, subscribed: () => undefined, disconnected: () => undefined };
+
+  for (const [retries, ok] of [
+    [1, true],
+    [0, false],
+  ] as const) {
+    it(`${ok ? 'retries' : 'gives up on'} a refused first upgrade with ${retries} retries`, async () => {
+      const srv = await refusingServer(1);
+      const failures: string[] = [];
+      const client = new RecoveringClient({
+        id: 0,
+        token: 't',
+        channel: 'rr:ch0',
+        channelIndex: 0,
+        pool: new AddressPool(),
+        minReconnectDelayMs: 1,
+        maxReconnectDelayMs: 5,
+        events: { ...quiet, attemptFailed: (_c, why) => failures.push(why) },
+      });
+      try {
+        if (ok) {
+          await client.start(srv.url, retries);
+          assert.equal(client.state, 'subscribed');
+        } else {
+          await assert.rejects(client.start(srv.url, retries), /503/);
+          assert.equal(client.state, 'failed');
+        }
+        assert.equal(failures.length, 1);
+      } finally {
+        client.stop();
+        await srv.close();
+      }
+    });
+  }
 });

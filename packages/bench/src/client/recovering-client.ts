@@ -145,9 +145,8 @@ export class RecoveringClient {
   private step = 0;
   /** URL of the current (or last) connection. */
   url = '';
-  /** Close code of the last accepted connection, and when it closed (performance.now()). */
+  /** Close code of the last accepted connection. */
   lastCloseCode: number | undefined;
-  lastDisconnectAtMs = 0;
   /** The last reason the client gave up (terminal close, connect refused), if it did. */
   failure: string | undefined;
 
@@ -161,17 +160,22 @@ export class RecoveringClient {
   private attemptTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private firstSubscribe: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private startRetries = 0;
+  private refused = false;
 
   constructor(private readonly opts: RecoveringClientOptions) {
     this.id = opts.id;
   }
 
   /**
-   * start connects to `url` and subscribes; resolves once subscribed, or rejects when that first
-   * attempt fails (the client then stays `failed`: a broken setup should fail the run at once,
-   * not retry). From then on the client reconnects by itself until {@link stop}.
+   * start connects to `url` and subscribes; resolves once subscribed. A failed attempt (e.g. an
+   * upgrade refused with 503 while the node sheds load) is retried at `url` with the backoff, at
+   * most `retries` times; then, or after an error reply, it rejects and the client stays
+   * `failed` (a broken setup should fail the run, not retry forever). Once subscribed, the
+   * client reconnects by itself, wherever the pool says, until {@link stop}.
    */
-  start(url: string): Promise<void> {
+  start(url: string, retries = 0): Promise<void> {
+    this.startRetries = retries;
     return new Promise<void>((resolve, reject) => {
       this.firstSubscribe = { resolve, reject };
       this.open(url);
@@ -196,6 +200,7 @@ export class RecoveringClient {
     this.state = 'connecting';
     this.url = url;
     this.accepted = false;
+    this.refused = false;
     const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 10_000 });
     this.ws = ws;
     let why: string | undefined;
@@ -234,15 +239,17 @@ export class RecoveringClient {
       this.attemptTimer = undefined;
       if (this.state === 'stopped') return;
       const wasSubscribed = this.state === 'subscribed';
-      const now = performance.now();
       if (this.accepted) {
         this.lastCloseCode = code;
-        this.lastDisconnectAtMs = now;
         this.opts.events.disconnected(this, code, reason.toString());
       }
       if (!wasSubscribed) {
         const msg = why ?? `closed with ${code} ${reason.toString()}`.trim();
         this.opts.events.attemptFailed(this, msg);
+        if (this.firstSubscribe && !this.refused && this.startRetries-- > 0) {
+          this.scheduleReconnect(url);
+          return;
+        }
         if (this.firstSubscribe) {
           this.state = 'failed';
           this.failure = msg;
@@ -260,7 +267,8 @@ export class RecoveringClient {
     });
   }
 
-  private scheduleReconnect(): void {
+  /** scheduleReconnect opens a new connection after the backoff, to `url` or where the pool says. */
+  private scheduleReconnect(url?: string): void {
     this.state = 'waiting';
     const delay = reconnectDelayMs(
       this.step++,
@@ -270,12 +278,12 @@ export class RecoveringClient {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.state !== 'waiting') return;
-      const url = this.opts.pool.pick();
-      if (url === undefined) {
+      const next = url ?? this.opts.pool.pick();
+      if (next === undefined) {
         this.opts.events.attemptFailed(this, 'no address in the pool');
         this.scheduleReconnect();
       } else {
-        this.open(url);
+        this.open(next);
       }
     }, delay);
   }
@@ -330,7 +338,10 @@ export class RecoveringClient {
       return undefined;
     }
     if (msg.id === CONNECT_ID) {
-      if (msg.error) return `connect refused: ${msg.error.code} ${msg.error.message}`;
+      if (msg.error) {
+        this.refused = true;
+        return `connect refused: ${msg.error.code} ${msg.error.message}`;
+      }
       this.accepted = true;
       this.connects++;
       this.step = 0;
@@ -338,7 +349,10 @@ export class RecoveringClient {
       return undefined;
     }
     if (msg.id === this.subscribeId) {
-      if (msg.error) return `subscribe refused: ${msg.error.code} ${msg.error.message}`;
+      if (msg.error) {
+        this.refused = true;
+        return `subscribe refused: ${msg.error.code} ${msg.error.message}`;
+      }
       this.onSubscribed(msg.subscribe ?? {});
     }
     return undefined;

@@ -134,6 +134,8 @@ export interface RollingResult {
   /** Players not subscribed at the end, and those that gave up (terminal close or refusal). */
   notSubscribedAtEnd: number;
   gaveUp: number;
+  /** Failed connect attempts outside the restart windows (the first connect to A included), by reason. */
+  failedAttemptsOutsideRestarts: Record<string, number>;
   /** Close codes of every accepted connection that closed during the run. */
   closeCodes: Record<string, number>;
   /** Live delivery latency outside and inside the restart windows (drain start → all back). */
@@ -145,6 +147,8 @@ export interface RollingResult {
 const NAMESPACE = 'rr';
 const channelName = (ch: number) => `${NAMESPACE}:ch${ch}`;
 const MAX_API_IN_FLIGHT = 512;
+/** Failed attempts a player may retry (with the backoff) while everyone first connects to A. */
+const START_RETRIES = 10;
 
 // ---------------------------------------------------------------- pure measurement functions
 
@@ -268,6 +272,8 @@ export function rollingChecks(r: RollingResult, o: RollingOptions): Check[] {
         's',
       ),
     );
+    // With no window everyone is disconnected at once: there is no spread to check.
+    if (o.drainWindowMs <= 0) return;
     checks.push(
       check(
         `restart ${n}: peak reconnects in 1 s`,
@@ -314,6 +320,8 @@ function failureKind(why: string): string {
 /** Observer receives every player's events and keeps the accounts. */
 class Observer implements RecoveringClientEvents {
   readonly trackers: SeqTracker[];
+  /** When each player's connection closed, until it is subscribed again (0: not offline). */
+  private readonly disconnectedAt: Float64Array;
   /** Highest stream offset each player has received. */
   private readonly lastOffset: Float64Array;
   /**
@@ -330,6 +338,8 @@ class Observer implements RecoveringClientEvents {
   liveDeliveries = 0;
   recoveredDeliveries = 0;
   readonly closeCodes: Record<string, number> = {};
+  /** Failed connect attempts outside the restart windows (the first connect included), by reason. */
+  readonly failedOutsideRestarts: Record<string, number> = {};
   readonly notRecovered: Array<SubscribeOutcome & { client: number; channel: string }> = [];
   readonly restarts: RestartAcc[] = [];
   /** A restart is in progress (drain start until every affected player is back). */
@@ -342,6 +352,7 @@ class Observer implements RecoveringClientEvents {
   ) {
     this.trackers = Array.from({ length: clients }, () => new SeqTracker(1));
     this.lastOffset = new Float64Array(clients);
+    this.disconnectedAt = new Float64Array(clients);
     this.history = Array.from({ length: clients }, () => []);
     this.timeline = new Timeline(bucketMs);
   }
@@ -384,11 +395,14 @@ class Observer implements RecoveringClientEvents {
     r.resubscribes++;
     if (!o.recovered) r.notRecovered++;
     r.recoveredPublications += o.publications;
-    if (c.lastDisconnectAtMs > 0) r.offline.add(o.atMs - c.lastDisconnectAtMs);
+    const gone = this.disconnectedAt[c.id] as number;
+    if (gone > 0) r.offline.add(o.atMs - gone);
+    this.disconnectedAt[c.id] = 0;
   }
 
   disconnected(c: RecoveringClient, code: number): void {
     this.closeCodes[code] = (this.closeCodes[code] ?? 0) + 1;
+    this.disconnectedAt[c.id] = performance.now();
     this.timeline.count('disconnect');
     const r = this.cur;
     if (!r || !r.affected.has(c.id)) return;
@@ -398,10 +412,10 @@ class Observer implements RecoveringClientEvents {
 
   attemptFailed(_c: RecoveringClient, why: string): void {
     this.timeline.count('failed attempt');
-    const r = this.cur;
-    if (!r) return;
+    const tally = this.restarting ? this.cur?.failedAttempts : this.failedOutsideRestarts;
+    if (!tally) return;
     const k = failureKind(why);
-    r.failedAttempts[k] = (r.failedAttempts[k] ?? 0) + 1;
+    tally[k] = (tally[k] ?? 0) + 1;
   }
 
   /** beginRestart starts accounting a drain of the node at `drainedUrl`. */
@@ -556,7 +570,8 @@ async function runRolling(
       o.clients,
       o.connectConcurrency,
       async (i) => {
-        await (clients[i] as RecoveringClient).start(a.wsUrl);
+        // Retried: a loaded node may shed a few upgrades (503) while thousands connect at once.
+        await (clients[i] as RecoveringClient).start(a.wsUrl, START_RETRIES);
         connected++;
         ctx.progress.update(connected / o.clients, `${fmt(connected)} / ${fmt(o.clients)} players`);
       },
@@ -719,6 +734,7 @@ function summarize(
     notRecoveredExamples: obs.notRecovered,
     notSubscribedAtEnd: clients.filter((c) => c.state !== 'subscribed').length,
     gaveUp: clients.filter((c) => c.state === 'failed').length,
+    failedAttemptsOutsideRestarts: obs.failedOutsideRestarts,
     closeCodes: obs.closeCodes,
     liveLatencyMs: {
       outside: roundSummary(obs.liveOutside.summary(), 2),
@@ -814,6 +830,7 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
     ['live latency during restarts p50 / p99 / max (ms)', lat(r.liveLatencyMs.during, 2)],
     ['recovered publications age p50 / p99 / max (ms)', lat(r.recoveredAgeMs, 0)],
     ['close codes seen', fmtCounts(r.closeCodes)],
+    ['failed connect attempts outside restarts', fmtCounts(r.failedAttemptsOutsideRestarts)],
   ];
   const lines = [
     `rolling-restart: ${fmt(o.clients)} players on node A over ${o.channels} channels (Redis engine, history ` +
