@@ -174,9 +174,9 @@ describe('judgeCompleteness', () => {
   it('counts every owed publication that never arrived, per player and channel', () => {
     const c = judgeCompleteness(
       [
-        { channel: 0, tracker: tracker([1, 2, 3, 4]) },
-        { channel: 0, tracker: tracker([1, 3, 4]) },
-        { channel: 1, tracker: tracker([1]) },
+        { channel: 0, subscribed: true, tracker: tracker([1, 2, 3, 4]) },
+        { channel: 0, subscribed: true, tracker: tracker([1, 3, 4]) },
+        { channel: 1, subscribed: true, tracker: tracker([1]) },
       ],
       [4, 2],
       [new Set(), new Set()],
@@ -190,8 +190,8 @@ describe('judgeCompleteness', () => {
   it('owes nobody a publication whose API call failed, whether it arrived or not', () => {
     const c = judgeCompleteness(
       [
-        { channel: 0, tracker: tracker([1, 2, 4]) },
-        { channel: 0, tracker: tracker([1, 2, 3, 4]) },
+        { channel: 0, subscribed: true, tracker: tracker([1, 2, 4]) },
+        { channel: 0, subscribed: true, tracker: tracker([1, 2, 3, 4]) },
       ],
       [4],
       [new Set([3])],
@@ -202,9 +202,23 @@ describe('judgeCompleteness', () => {
     assert.equal(c.unconfirmed, 1);
   });
 
+  it('counts what players that never came back missed apart', () => {
+    const c = judgeCompleteness(
+      [
+        { channel: 0, tracker: tracker([1]), subscribed: false },
+        { channel: 0, tracker: tracker([1, 2]), subscribed: true },
+      ],
+      [3],
+      [new Set()],
+    );
+    assert.equal(c.missing, 1);
+    assert.equal(c.clientsWithLoss, 1);
+    assert.equal(c.missingAway, 2);
+  });
+
   it('still counts other losses next to an unconfirmed publication, and duplicates and reordering', () => {
     const t = tracker([1, 4, 3, 3]);
-    const c = judgeCompleteness([{ channel: 0, tracker: t }], [5], [new Set([2])]);
+    const c = judgeCompleteness([{ channel: 0, tracker: t, subscribed: true }], [5], [new Set([2])]);
     assert.equal(c.missing, 1, 'seq 5');
     assert.equal(c.duplicates, 1);
     assert.equal(c.outOfOrder, 1, 'seq 3 after seq 4 (the second 3 is a duplicate)');
@@ -228,6 +242,7 @@ function restart(over: Partial<RestartResult> = {}): RestartResult {
     resubscribes: 100,
     notRecovered: 0,
     recoveredPublications: 500,
+    nodeCounters: {},
     ...over,
   };
 }
@@ -239,7 +254,15 @@ function result(over: Partial<RollingResult> = {}): RollingResult {
     apiFailures: 0,
     liveDeliveries: 9000,
     recoveredDeliveries: 1000,
-    completeness: { expected: 10_000, missing: 0, clientsWithLoss: 0, duplicates: 0, outOfOrder: 0, unconfirmed: 0 },
+    completeness: {
+      expected: 10_000,
+      missing: 0,
+      missingAway: 0,
+      clientsWithLoss: 0,
+      duplicates: 0,
+      outOfOrder: 0,
+      unconfirmed: 0,
+    },
     offsetRegressions: 0,
     missingExamples: [],
     notRecoveredExamples: [],
@@ -282,7 +305,7 @@ describe('rollingChecks', () => {
   it('fails on a missing publication, a duplicate, an offset regression or recovered: false', () => {
     const base = result().completeness;
     assert.deepEqual(failing(result({ completeness: { ...base, missing: 1 } })), [
-      'missing publications (not live, not recovered)',
+      'missing publications at players back (not live, not recovered)',
     ]);
     assert.deepEqual(failing(result({ completeness: { ...base, duplicates: 2 } })), ['duplicate deliveries']);
     assert.deepEqual(failing(result({ offsetRegressions: 1 })), ['deliveries out of stream-offset order']);

@@ -27,8 +27,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AddressPool } from '../client/address-pool.js';
+import { SDK_MAX_RECONNECT_DELAY_MS } from '../client/backoff.js';
 import { RecoveringClient, type RecoveringClientEvents, type SubscribeOutcome } from '../client/recovering-client.js';
-import { ServerApi } from '../lib/api.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
 import { NumberedPublisher } from '../lib/numbered-publisher.js';
 import { connectionToken } from '../lib/jwt.js';
 import { deleteKeysWithPrefix, redisPing } from '../lib/redis-keys.js';
@@ -91,6 +92,18 @@ export interface RestartResult {
   notRecovered: number;
   /** Publications carried in resubscribe replies. */
   recoveredPublications: number;
+  /**
+   * The server's own counters on the nodes that stayed up, read once the players were back
+   * (cumulative since each node started): upgrades refused by reason (`overload` is load
+   * shedding, `draining` only happens on a draining node) and recoveries by result.
+   */
+  nodeCounters: Record<string, NodeCounters>;
+}
+
+/** NodeCounters are a node's /metrics counters that matter here. */
+export interface NodeCounters {
+  rejections: Record<string, number>;
+  recoveries: Record<string, number>;
 }
 
 /** MissingExample shows one player's missing publications, for a report of a real loss. */
@@ -108,8 +121,10 @@ export interface MissingExample {
 export interface Completeness {
   /** Deliveries owed: Σ over players of the publications the API accepted on their channel. */
   expected: number;
-  /** Owed deliveries that never arrived, live or recovered. */
+  /** Owed deliveries that never arrived, live or recovered, at players subscribed at the end. */
   missing: number;
+  /** Owed deliveries not received by players that were not subscribed at the end (they never came back). */
+  missingAway: number;
   clientsWithLoss: number;
   duplicates: number;
   /** Arrivals of a sequence number below one already received (publisher-side reordering included). */
@@ -203,14 +218,18 @@ export function spanOf(timesMs: readonly number[], originMs: number): { first: n
   return { first: round((lo - originMs) / 1000, 3), last: round((hi - originMs) / 1000, 3) };
 }
 
-/** CompletenessInput is one player's account: its channel and what it received. */
+/** CompletenessInput is one player's account: its channel, what it received, whether it is back. */
 export interface CompletenessInput {
   channel: number;
   tracker: SeqTracker;
+  /** Subscribed at the end: everything owed should have arrived. */
+  subscribed: boolean;
 }
 
 /**
- * judgeCompleteness counts, over every player, the publications owed to it that never arrived.
+ * judgeCompleteness counts, over every player, the publications owed to it that never arrived
+ * (separately for players that never came back: their loss is unavailability, not a recovery
+ * failure).
  * Channel `ch` was sent sequence numbers 1 … `sentPerChannel[ch]`; those in `unconfirmed[ch]`
  * (API call failed: maybe published, maybe not) are owed by nobody, so neither their absence nor
  * their arrival counts.
@@ -223,6 +242,7 @@ export function judgeCompleteness(
   const out: Completeness = {
     expected: 0,
     missing: 0,
+    missingAway: 0,
     clientsWithLoss: 0,
     duplicates: 0,
     outOfOrder: 0,
@@ -235,8 +255,11 @@ export function judgeCompleteness(
     for (const seq of skip) if (seq >= 1 && seq <= sent && !p.tracker.has(seq)) skippedMissing++;
     const miss = p.tracker.missing(sent) - skippedMissing;
     out.expected += sent - skip.size;
-    out.missing += miss;
-    if (miss > 0) out.clientsWithLoss++;
+    if (!p.subscribed) out.missingAway += miss;
+    else if (miss > 0) {
+      out.missing += miss;
+      out.clientsWithLoss++;
+    }
     out.duplicates += p.tracker.duplicates;
     out.outOfOrder += p.tracker.outOfOrder;
   }
@@ -247,7 +270,13 @@ export function judgeCompleteness(
 export function rollingChecks(r: RollingResult, o: RollingOptions): Check[] {
   const checks: Check[] = [
     check('players not subscribed at the end', r.notSubscribedAtEnd, '==', 0, 'players'),
-    check('missing publications (not live, not recovered)', r.completeness.missing, '==', 0, 'deliveries'),
+    check(
+      'missing publications at players back (not live, not recovered)',
+      r.completeness.missing,
+      '==',
+      0,
+      'deliveries',
+    ),
     check('duplicate deliveries', r.completeness.duplicates, '==', 0, 'deliveries'),
     check('deliveries out of stream-offset order', r.offsetRegressions, '==', 0, 'deliveries'),
     check(
@@ -305,6 +334,10 @@ interface RestartAcc {
   notRecovered: number;
   recoveredPublications: number;
   allBackAtMs: number | undefined;
+  /** Affected players back when the wait for them ended. */
+  back: number;
+  /** Counters of the nodes that stayed up, read when the wait ended. */
+  nodeCounters: Record<string, NodeCounters>;
 }
 
 /** failureKind shortens an attempt failure to a reason worth tallying. */
@@ -348,6 +381,8 @@ class Observer implements RecoveringClientEvents {
   constructor(
     clients: number,
     private readonly channelOf: (client: number) => number,
+    /** The node name of a WebSocket URL, for failure tallies. */
+    private readonly nodeOf: (url: string) => string,
     bucketMs: number,
   ) {
     this.trackers = Array.from({ length: clients }, () => new SeqTracker(1));
@@ -410,11 +445,11 @@ class Observer implements RecoveringClientEvents {
     if (code === 3001) r.drained++;
   }
 
-  attemptFailed(_c: RecoveringClient, why: string): void {
+  attemptFailed(c: RecoveringClient, why: string): void {
     this.timeline.count('failed attempt');
     const tally = this.restarting ? this.cur?.failedAttempts : this.failedOutsideRestarts;
     if (!tally) return;
-    const k = failureKind(why);
+    const k = `${failureKind(why)} from ${this.nodeOf(c.url)}`;
     tally[k] = (tally[k] ?? 0) + 1;
   }
 
@@ -436,6 +471,8 @@ class Observer implements RecoveringClientEvents {
       notRecovered: 0,
       recoveredPublications: 0,
       allBackAtMs: undefined,
+      back: 0,
+      nodeCounters: {},
     };
     this.restarts.push(acc);
     this.restarting = true;
@@ -461,6 +498,19 @@ type NodeName = 'A' | 'B' | "A'";
 interface Fleet {
   nodes: Map<NodeName, RunningServer>;
   apis: Map<NodeName, ServerApi>;
+}
+
+/** readNodeCounters reads a node's rejection and recovery counters (empty when /metrics does not answer). */
+async function readNodeCounters(server: RunningServer): Promise<NodeCounters> {
+  try {
+    const text = await fetchMetrics(server, 3000);
+    return {
+      rejections: Object.fromEntries(metricSeries(text, 'bulwark_rejections_total', 'reason')),
+      recoveries: Object.fromEntries(metricSeries(text, 'bulwark_recoveries_total', 'result')),
+    };
+  } catch {
+    return { rejections: {}, recoveries: {} };
+  }
 }
 
 /** nodeConfig is one node's Bulwark config: Redis engine, the `rr` namespace, the drain window. */
@@ -547,7 +597,7 @@ async function runRolling(
       [b.wsUrl, 'B'],
     ]);
     const channelOf = (i: number) => i % o.channels;
-    const obs = new Observer(o.clients, channelOf, o.bucketMs);
+    const obs = new Observer(o.clients, channelOf, (url) => labelOf.get(url) ?? url, o.bucketMs);
     const pool = new AddressPool([a.wsUrl, b.wsUrl]);
 
     // Every player on A, as if A had been the only node for a while.
@@ -629,6 +679,10 @@ async function runRolling(
       const allBack = await waitFor(() => obs.backCount(acc, clients) === acc.affected.size, limitMs, 20);
       if (allBack) acc.allBackAtMs = performance.now();
       obs.restarting = false;
+      acc.back = obs.backCount(acc, clients);
+      for (const [other, server] of fleet.nodes) {
+        if (other !== name && !server.exited()) acc.nodeCounters[other] = await readNodeCounters(server);
+      }
       ctx.log(
         `  ${label}: ${fmt(obs.backCount(acc, clients))}/${fmt(acc.affected.size)} players back` +
           (allBack
@@ -651,6 +705,15 @@ async function runRolling(
     }
     ctx.progress.begin('rolling-restart: steady');
     await sleep(o.steadySeconds * 1000);
+    // Players still away (e.g. backing off after refused upgrades) may take up to the SDK's
+    // longest delay to return: wait for them, so that completeness covers every player that
+    // comes back at all (the restart checks already fail a slow return).
+    const settled = () => clients.every((c) => c.state === 'subscribed' || c.state === 'failed');
+    if (!settled()) {
+      const away = clients.filter((c) => c.state !== 'subscribed').length;
+      ctx.log(`  waiting for ${away} players still away`);
+      await waitFor(settled, SDK_MAX_RECONNECT_DELAY_MS + 15_000, 50);
+    }
     await publisher.stop();
     // The last deliveries: every player has everything accepted, or the wait ends.
     const pub = publisher;
@@ -689,12 +752,16 @@ function summarize(
   o: RollingOptions,
   channelOf: (i: number) => number,
 ): RollingResult {
-  const players = clients.map((c) => ({ channel: channelOf(c.id), tracker: obs.trackers[c.id] as SeqTracker }));
+  const players = clients.map((c) => ({
+    channel: channelOf(c.id),
+    tracker: obs.trackers[c.id] as SeqTracker,
+    subscribed: c.state === 'subscribed',
+  }));
   const completeness = judgeCompleteness(players, pub.sent, pub.failed);
   const missingExamples: MissingExample[] = [];
-  for (const p of players.entries()) {
-    const [i, { channel, tracker }] = p;
+  for (const [i, { channel, tracker, subscribed }] of players.entries()) {
     if (missingExamples.length >= 5) break;
+    if (!subscribed) continue;
     const sent = pub.sent[channel] as number;
     const seqs = tracker.missingSeqs(sent, 20).filter((s) => !(pub.failed[channel] as Set<number>).has(s));
     if (seqs.length === 0) continue;
@@ -710,7 +777,7 @@ function summarize(
     label: r.label,
     affected: r.affected.size,
     drained: r.drained,
-    back: obs.backCount(r, clients),
+    back: r.back,
     disconnectsS: spanOf(r.disconnects, r.startMs),
     allBackS: r.allBackAtMs === undefined ? null : round((r.allBackAtMs - r.startMs) / 1000, 3),
     reconnectPeakPerSec: peakPerWindow(r.reconnects, 1000),
@@ -720,6 +787,7 @@ function summarize(
     resubscribes: r.resubscribes,
     notRecovered: r.notRecovered,
     recoveredPublications: r.recoveredPublications,
+    nodeCounters: r.nodeCounters,
   }));
   return {
     restarts,
@@ -814,6 +882,11 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
     col('offline per player p50 / p99 / max (ms)', (x) => lat(x.offlineMs, 0)),
     col('resubscribes / recovered: false', (x) => `${fmt(x.resubscribes)} / ${fmt(x.notRecovered)}`),
     col('publications recovered', (x) => fmt(x.recoveredPublications)),
+    col('other nodes: upgrades refused (metric)', (x) =>
+      Object.entries(x.nodeCounters)
+        .map(([n, c]) => `${n}: ${fmtCounts(c.rejections)}`)
+        .join('; '),
+    ),
   ];
   const c = r.completeness;
   const overall = [
@@ -823,9 +896,10 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
       'deliveries owed / live / recovered',
       `${fmt(c.expected)} / ${fmt(r.liveDeliveries)} / ${fmt(r.recoveredDeliveries)}`,
     ],
-    ['missing / duplicates', `${fmt(c.missing)} / ${fmt(c.duplicates)}`],
+    ['missing at players back / duplicates', `${fmt(c.missing)} / ${fmt(c.duplicates)}`],
     ['out of order: by offset / by seq (publisher)', `${fmt(r.offsetRegressions)} / ${fmt(c.outOfOrder)}`],
-    ['players with loss / not subscribed at end', `${fmt(c.clientsWithLoss)} / ${fmt(r.notSubscribedAtEnd)}`],
+    ['players back with loss', fmt(c.clientsWithLoss)],
+    ['players not subscribed at end / deliveries they missed', `${fmt(r.notSubscribedAtEnd)} / ${fmt(c.missingAway)}`],
     ['live latency outside restarts p50 / p99 / max (ms)', lat(r.liveLatencyMs.outside, 2)],
     ['live latency during restarts p50 / p99 / max (ms)', lat(r.liveLatencyMs.during, 2)],
     ['recovered publications age p50 / p99 / max (ms)', lat(r.recoveredAgeMs, 0)],
