@@ -16,6 +16,13 @@ import type { ServerApi } from './api.js';
 import { dueBy } from './pacing.js';
 import { nowMicros, waitFor } from './util.js';
 
+/** PublisherEvents are optional hooks of a {@link NumberedPublisher}. */
+export interface PublisherEvents {
+  sent?: () => void;
+  /** An API call returned: accepted (`ok`) or failed, after `ms`. */
+  answered?: (ok: boolean, ms: number) => void;
+}
+
 /** NumberedPublisher sends numbered publications through a node's API at a fixed rate. */
 export class NumberedPublisher {
   /** Sequence numbers sent per channel (channel ch got 1 … sent[ch]). */
@@ -36,13 +43,14 @@ export class NumberedPublisher {
 
   /**
    * Creates a publisher over `channels` channels named by `channelName`, sending through `api`;
-   * `onSend` is called for every publication sent (e.g. to count it on a timeline).
+   * `events` hears of every publication sent and of every answer (with the call's duration),
+   * e.g. to chart them.
    */
   constructor(
     private api: ServerApi,
     private readonly channels: number,
     private readonly channelName: (ch: number) => string,
-    private readonly onSend: () => void = () => undefined,
+    private readonly events: PublisherEvents = {},
     private readonly maxInFlight = 512,
   ) {
     this.sent = new Array<number>(channels).fill(0);
@@ -79,17 +87,20 @@ export class NumberedPublisher {
     this.sent[ch] = seq;
     this.published++;
     this.inFlight++;
-    this.onSend();
+    this.events.sent?.();
+    const t0 = performance.now();
     this.api
       .call('publish', `{"channel":${JSON.stringify(this.channelName(ch))},"data":${benchData(ch, seq, nowMicros())}}`)
       .then((result) => {
         const offset = (result as { offset?: unknown } | undefined)?.offset;
         if (typeof offset === 'number') (this.offsets[ch] as number[])[seq] = offset;
+        this.events.answered?.(true, performance.now() - t0);
       })
       .catch((err: unknown) => {
         this.failures++;
         this.lastError = (err as Error).message;
         (this.failed[ch] as Set<number>).add(seq);
+        this.events.answered?.(false, performance.now() - t0);
       })
       .finally(() => {
         this.inFlight--;
