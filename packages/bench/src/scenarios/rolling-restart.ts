@@ -21,7 +21,11 @@
  * channel over the whole run, {@link SeqTracker}), every subscribe reply (recovered or not, how
  * many publications it carried), disconnect and reconnect times (the reconnect rate over time and
  * its peak against N / W), each player's time offline, live delivery latency inside and outside
- * the restart windows, and how old recovered publications were when they arrived.
+ * the restart windows, and how old recovered publications were when they arrived. After the
+ * run, the counters of the nodes that stayed up (upgrades refused by reason: `overload` is load
+ * shedding) tell why a reconnect attempt was refused.
+ *
+ * With CPU pinning every node shares the server CPU (the load generator has the other one).
  *
  * @module
  */
@@ -934,7 +938,9 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
         `subscribes: ${m.subscribes
           .map((s) =>
             s.recovering
-              ? `recover from ${s.sentOffset}@${s.sentEpoch} → recovered=${s.recovered} pubs ${s.firstOffset}..${s.lastOffset} offset ${s.offset}`
+              ? `recover from ${s.sentOffset}@${s.sentEpoch} → recovered=${s.recovered}, ` +
+                (s.publications ? `pubs ${s.firstOffset}..${s.lastOffset}` : 'no pubs') +
+                `, offset ${s.offset}`
               : `first at offset ${s.offset}`,
           )
           .join('; ')}`,
