@@ -243,6 +243,7 @@ function restart(over: Partial<RestartResult> = {}): RestartResult {
     notRecovered: 0,
     recoveredPublications: 500,
     nodeCounters: {},
+    exit: '0/null',
     ...over,
   };
 }
@@ -311,6 +312,12 @@ describe('rollingChecks', () => {
     assert.deepEqual(failing(result({ offsetRegressions: 1 })), ['deliveries out of stream-offset order']);
     assert.deepEqual(failing(result({ restarts: [restart({ notRecovered: 1 })] })), [
       'resubscribes answered recovered: false',
+    ]);
+  });
+
+  it('fails a drained node that did not exit with code 0', () => {
+    assert.deepEqual(failing(result({ restarts: [restart({ exit: 'null/SIGKILL' })] })), [
+      'drained nodes not exiting cleanly (code 0)',
     ]);
   });
 

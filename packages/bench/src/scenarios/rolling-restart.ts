@@ -40,7 +40,7 @@ import { deleteKeysWithPrefix, redisPing } from '../lib/redis-keys.js';
 import { fmt, fmtCounts, formatTable } from '../lib/report.js';
 import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
 import { LatencyRecorder, roundSummary, SeqTracker, type LatencySummary } from '../lib/stats.js';
-import { bulwarkAvailable, deepMerge, startServer, type RunningServer } from '../lib/targets.js';
+import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningServer } from '../lib/targets.js';
 import { Timeline } from '../lib/timeline.js';
 import { mapLimit, nowMicros, round, sleep, waitFor } from '../lib/util.js';
 
@@ -102,6 +102,8 @@ export interface RestartResult {
    * shedding, `draining` only happens on a draining node) and recoveries by result.
    */
   nodeCounters: Record<string, NodeCounters>;
+  /** How the drained process exited: "code/signal", "0/null" when clean. */
+  exit: string;
 }
 
 /** NodeCounters are a node's /metrics counters that matter here. */
@@ -291,6 +293,14 @@ export function rollingChecks(r: RollingResult, o: RollingOptions): Check[] {
       'replies',
     ),
     check('API publications failed', r.apiFailures, '==', 0, 'calls'),
+    // SIGTERM must drain and exit 0 within shutdown.timeout; the bench SIGKILLs after that.
+    check(
+      'drained nodes not exiting cleanly (code 0)',
+      r.restarts.filter((x) => x.exit !== '0/null').length,
+      '==',
+      0,
+      'nodes',
+    ),
   ];
   const windowS = o.drainWindowMs / 1000;
   r.restarts.forEach((x, i) => {
@@ -340,6 +350,8 @@ interface RestartAcc {
   allBackAtMs: number | undefined;
   /** Affected players back when the wait for them ended. */
   back: number;
+  /** How the drained process exited: "code/signal" (0/null is a clean exit). */
+  exit: string;
   /** Counters of the nodes that stayed up, read when the wait ended. */
   nodeCounters: Record<string, NodeCounters>;
 }
@@ -476,6 +488,7 @@ class Observer implements RecoveringClientEvents {
       recoveredPublications: 0,
       allBackAtMs: undefined,
       back: 0,
+      exit: 'running',
       nodeCounters: {},
     };
     this.restarts.push(acc);
@@ -702,7 +715,15 @@ async function runRolling(
       await exited;
       clearTimeout(unroute);
       pool.remove(node.wsUrl);
+      drainedNodes.add(name);
+      // startServer's log tail ends with "[process exited: code=… signal=…]".
+      acc.exit =
+        /code=(\S+) signal=(\S+)\]/
+          .exec(node.logTail().at(-1) ?? '')
+          ?.slice(1)
+          .join('/') ?? 'unknown';
     };
+    const drainedNodes = new Set<NodeName>();
 
     await restart('drain A → B', 'A');
     if (o.restarts >= 2) {
@@ -725,6 +746,11 @@ async function runRolling(
       await waitFor(settled, SDK_MAX_RECONNECT_DELAY_MS + 15_000, 50);
     }
     await publisher.stop();
+    for (const [name, server] of fleet.nodes) {
+      if (!drainedNodes.has(name) && server.exited()) {
+        throw new ServerRunError(`node ${name} exited during the run`, server.logTail());
+      }
+    }
     // The last deliveries: every player has everything accepted, or the wait ends.
     const pub = publisher;
     await waitFor(
@@ -798,6 +824,7 @@ function summarize(
     notRecovered: r.notRecovered,
     recoveredPublications: r.recoveredPublications,
     nodeCounters: r.nodeCounters,
+    exit: r.exit,
   }));
   return {
     restarts,
@@ -900,6 +927,7 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
     col('offline per player p50 / p99 / max (ms)', (x) => lat(x.offlineMs, 0)),
     col('resubscribes / recovered: false', (x) => `${fmt(x.resubscribes)} / ${fmt(x.notRecovered)}`),
     col('publications recovered', (x) => fmt(x.recoveredPublications)),
+    col('drained process exit (code/signal)', (x) => x.exit),
     col('other nodes: upgrades refused (metric)', (x) =>
       Object.entries(x.nodeCounters)
         .map(([n, c]) => `${n}: ${fmtCounts(c.rejections)}`)
