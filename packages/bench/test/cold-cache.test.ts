@@ -10,7 +10,6 @@ import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 import { outcomeLabel, RPC_BAD_REPLY, RPC_CLOSED, RPC_TIMEOUT, RpcClient } from '../src/client/rpc-client.js';
 import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/lib/arrivals.js';
 import { OriginServer } from '../src/lib/origin-server.js';
-import { encodeCommand, parseResp } from '../src/lib/redis-keys.js';
 import type { LatencySummary } from '../src/lib/stats.js';
 import {
   askKey,
@@ -403,38 +402,5 @@ describe('RpcClient', () => {
       'closed',
       'bad reply',
     ]);
-  });
-});
-
-describe('parseResp / encodeCommand', () => {
-  const p = (s: string) => parseResp(Buffer.from(s));
-
-  it('decodes every RESP2 type', () => {
-    assert.deepEqual(p('+PONG\r\n'), { value: 'PONG', next: 7 });
-    assert.deepEqual(p(':42\r\n'), { value: 42, next: 5 });
-    assert.deepEqual(p('$3\r\nfoo\r\n'), { value: 'foo', next: 9 });
-    assert.deepEqual(p('$-1\r\n'), { value: null, next: 5 });
-    assert.deepEqual(p('*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n'), {
-      value: ['0', ['a', 'b']],
-      next: 29,
-    });
-    const err = p('-ERR wrong\r\n')?.value;
-    assert.ok(err instanceof Error && err.message === 'ERR wrong');
-  });
-
-  it('waits for the rest of a value cut anywhere, and refuses bytes that start none', () => {
-    const full = '*2\r\n$3\r\nfoo\r\n:7\r\n';
-    for (let cut = 0; cut < full.length; cut++) assert.equal(p(full.slice(0, cut)), undefined, `cut at ${cut}`);
-    assert.deepEqual(p(full)?.value, ['foo', 7]);
-    assert.throws(() => p('?x\r\n'), /not a RESP reply/);
-  });
-
-  it('reads a value at an offset, and encodes commands as arrays of bulk strings', () => {
-    assert.deepEqual(parseResp(Buffer.from('+A\r\n+B\r\n'), 4), { value: 'B', next: 8 });
-    assert.equal(
-      encodeCommand(['SCAN', '0', 'MATCH', 'p*']),
-      '*4\r\n$4\r\nSCAN\r\n$1\r\n0\r\n$5\r\nMATCH\r\n$2\r\np*\r\n',
-    );
-    assert.equal(encodeCommand(['GET', 'é']), '*2\r\n$3\r\nGET\r\n$2\r\né\r\n');
   });
 });

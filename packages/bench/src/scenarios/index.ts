@@ -9,6 +9,7 @@ import type { Scenario } from '../lib/scenario.js';
 import { coldCacheScenario } from './cold-cache.js';
 import { fanoutMixedScenario } from './fanout-mixed.js';
 import { hugScenario } from './hug.js';
+import { rollingRestartScenario } from './rolling-restart.js';
 
 /** Every registered scenario, in the order --help lists them. */
-export const registry: Scenario[] = [fanoutMixedScenario, coldCacheScenario, hugScenario];
+export const registry: Scenario[] = [fanoutMixedScenario, coldCacheScenario, hugScenario, rollingRestartScenario];
