@@ -165,7 +165,8 @@ interface ModeTrace {
   cpu: Array<[number, number]>;
 }
 
-const TIMELINE_BUCKET_MS = 500;
+/** Timeline buckets (rates and percentiles over time); CPU is sampled separately. */
+const TIMELINE_BUCKET_MS = 1000;
 /** A reply's publications each start with this (Bulwark encodes `{"data":…,"offset":N}`). */
 const DATA_KEY = Buffer.from('{"data":');
 const TEXT =
@@ -184,8 +185,8 @@ export function membersOf(team: number, opts: Pick<BoardOptions, 'players' | 'te
 }
 
 /**
- * postData encodes one board post of about `bytes` bytes: the bench markers first (when `seq`
- * is given), then an author and text, as a real board entry.
+ * postData encodes one board post of about `bytes` bytes: the bench markers first (when
+ * `marker` is given; prefilled posts have none), then an author and text, as a real board entry.
  */
 export function postData(
   bytes: number,
@@ -474,21 +475,21 @@ async function connectPoller(
   return player;
 }
 
-/** The posts of the window: one stream per team, staggered evenly; resolves at the window's end. */
+/** The posts: one stream per team, staggered evenly, for `durationMs` after t0 (resolves then). */
 async function postLoop(
   api: ServerApi,
   opts: BoardOptions,
   seqNext: number[],
   t: Tallies,
   t0: number,
-  windowMs: number,
+  durationMs: number,
 ): Promise<void> {
   const rate = 1 / opts.postIntervalS;
   const streams = Array.from({ length: opts.teams }, (_, team) => {
     const offsetMs = (team * opts.postIntervalS * 1000) / opts.teams;
-    return { rate, offsetMs, total: sendsBefore(windowMs, rate, offsetMs), sent: 0 };
+    return { rate, offsetMs, total: sendsBefore(durationMs, rate, offsetMs), sent: 0 };
   });
-  await runPaced(streams, windowMs, (team, count) => {
+  await runPaced(streams, durationMs, (team, count) => {
     for (let k = 0; k < count; k++) {
       const seq = seqNext[team] as number;
       const author = `player-${team * opts.teamSize + (seq % membersOf(team, opts))}`;
@@ -499,7 +500,7 @@ async function postLoop(
       }
     }
   });
-  await sleep(Math.max(0, t0 + windowMs - performance.now()));
+  await sleep(Math.max(0, t0 + durationMs - performance.now()));
 }
 
 /** pollBody is the newest-page poll of team t's board (newest first). */
@@ -736,20 +737,21 @@ function charts(runs: Runs): Chart[] {
       }),
     },
     {
-      title: 'Push: delivery latency over time',
-      xLabel: 's since event start',
-      yLabel: 'ms',
-      series: each(['push'], (t) => t.quantile('latency', 50, 'p50')).concat(
-        each(['push'], (t) => t.quantile('latency', 99, 'p99')),
-      ),
-    },
-    {
-      title: 'Polls: staleness p99 (by post send time) and reply latency p99 (by reply time)',
+      title: 'Push delivery latency and poll reply latency over time (p99)',
       xLabel: 's since event start',
       yLabel: 'ms',
       series: [
-        ...each(polls, (t, m) => t.quantile('staleness', 99, `${m}: staleness p99`)),
-        ...each(polls, (t, m) => t.quantile('reply', 99, `${m}: reply latency p99`)),
+        ...each(['push'], (t) => t.quantile('latency', 99, 'push: delivery p99')),
+        ...each(polls, (t, m) => t.quantile('reply', 99, `${m}: reply p99`)),
+      ],
+    },
+    {
+      title: 'Polls: staleness (post sent → first reply containing it), by post send time',
+      xLabel: 's since event start',
+      yLabel: 'ms',
+      series: [
+        ...each(polls, (t, m) => t.quantile('staleness', 50, `${m}: p50`)),
+        ...each(polls, (t, m) => t.quantile('staleness', 99, `${m}: p99`)),
       ],
     },
     {
