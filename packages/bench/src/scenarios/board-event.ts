@@ -17,7 +17,9 @@
  *   exact per player ({@link SeqTracker}).
  * - poll: each player sends `history {channel, limit: page, reverse: true}` (the newest page,
  *   what the incident's AJAX board fetched) every `pollIntervalS`, the first at an offset spread
- *   evenly over one interval (client timers), until one interval (+1 s) after the last post.
+ *   evenly over one interval (client timers), until every player has seen every post (a poll
+ *   refused by load shedding delays a post to the next poll), at most 3 intervals after the
+ *   last post.
  *   Staleness of a post for a player = the receive time of the first reply that contained it −
  *   its send time ({@link firstSightings}); poll reply latency is measured too. Posts a player
  *   never saw are misses.
@@ -165,6 +167,8 @@ interface ModeTrace {
   cpu: Array<[number, number]>;
 }
 
+/** Most poll intervals polling goes on after the last post, for posts a refused poll delayed. */
+const POLL_TAIL_INTERVALS = 3;
 /** Timeline buckets (rates and percentiles over time); CPU is sampled separately. */
 const TIMELINE_BUCKET_MS = 1000;
 /** A reply's publications each start with this (Bulwark encodes `{"data":…,"offset":N}`). */
@@ -511,8 +515,18 @@ export const pollBody = (team: number, page: number): string =>
 export const pollSinceBody = (team: number, page: number, offset: number, epoch: string): string =>
   `"history":{"channel":"${channelOf(team)}","limit":${page},"since":{"offset":${offset},"epoch":${JSON.stringify(epoch)}}}`;
 
-/** The polls of a poll mode, on each player's timer until `endMs` after t0. */
-async function pollLoop(players: readonly Player[], opts: BoardOptions, t: Tallies, t0: number, endMs: number) {
+/**
+ * The polls of a poll mode, on each player's timer until `endMs` after t0, or until `caughtUp()`
+ * (every player has seen every post) once posting is over.
+ */
+async function pollLoop(
+  players: readonly Player[],
+  opts: BoardOptions,
+  t: Tallies,
+  t0: number,
+  endMs: number,
+  caughtUp: () => boolean,
+) {
   const bodies = Array.from({ length: opts.teams }, (_, team) => pollBody(team, opts.page));
   const intervalMs = opts.pollIntervalS * 1000;
   const schedule = new PollSchedule(spreadOffsets(players.length, intervalMs), intervalMs, endMs);
@@ -530,7 +544,7 @@ async function pollLoop(players: readonly Player[], opts: BoardOptions, t: Talli
     t.pollsSent++;
     t.timeline.count('polls');
   };
-  while (!schedule.done && performance.now() - t0 < hardStop) {
+  while (!schedule.done && !caughtUp() && performance.now() - t0 < hardStop) {
     schedule.due(performance.now() - t0, send);
     await sleep(2);
   }
@@ -559,7 +573,18 @@ async function runMode(
     const seqNext = new Array<number>(opts.teams).fill(1);
     const warmupMs = opts.warmupS * 1000;
     const postMs = warmupMs + opts.seconds * 1000;
-    const pollEndMs = postMs + opts.pollIntervalS * 1000 + 1000;
+    // Every player polls at least once in the interval after the last post (+1 s for the API call
+    // to land). A refused poll (shedding) only delays a post to the next poll, as for a real
+    // client: polling goes on for up to POLL_TAIL_INTERVALS intervals, until every post was seen.
+    const pollEndMs = postMs + POLL_TAIL_INTERVALS * opts.pollIntervalS * 1000 + 1000;
+    let postingDone = false;
+    const caughtUp = () =>
+      postingDone &&
+      t.seen >=
+        owedDeliveries(
+          seqNext.map((q) => q - 1),
+          opts,
+        );
     const bytesNow = () => players.reduce((n, p) => n + p.bytesReceived(), 0);
     const errors0 = api.errors;
     const skipped0 = api.skipped;
@@ -587,7 +612,7 @@ async function runMode(
     let cpuPoints: Array<[number, number]> = [];
     let measured: { cpu: CpuReading; cpuMicros: number; serverBytesWritten: number; clientBytes: number; owed: number };
     try {
-      const polling = mode === 'push' ? Promise.resolve() : pollLoop(players, opts, t, t0, pollEndMs);
+      const polling = mode === 'push' ? Promise.resolve() : pollLoop(players, opts, t, t0, pollEndMs, caughtUp);
       const posting = postLoop(api, opts, seqNext, t, t0, postMs);
       // The measured window starts once every poller has polled since posting began (steady state).
       await sleep(Math.max(0, t0 + warmupMs - performance.now()));
@@ -597,6 +622,7 @@ async function runMode(
       const bytes0 = bytesNow();
       const seqAt0 = seqNext.slice();
       await posting;
+      postingDone = true;
       const cpu = cpuDone();
       measured = {
         cpu,
