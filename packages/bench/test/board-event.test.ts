@@ -79,11 +79,13 @@ describe('firstSightings', () => {
   it('returns the staleness of posts the player had not seen, once each', () => {
     const seen = new SeqTracker();
     const m = (seq: number, sentMs: number) => ({ channel: 4, seq, sentAtMicros: sentMs * 1000 });
-    assert.deepEqual(firstSightings(seen, 4, [m(2, 1000), m(1, 500)], 3000), [2000, 2500]);
+    // A newest-first page: reported oldest first.
+    assert.deepEqual(firstSightings(seen, 4, [m(2, 1000), m(1, 500)], 3000), [2500, 2000]);
     // The next poll returns the same page plus a newer post: only the new one counts.
     assert.deepEqual(firstSightings(seen, 4, [m(3, 4000), m(2, 1000), m(1, 500)], 8000), [4000]);
     assert.equal(seen.missing(3), 0);
     assert.equal(seen.duplicates, 0);
+    assert.equal(seen.outOfOrder, 0);
   });
 
   it("ignores another team's posts", () => {

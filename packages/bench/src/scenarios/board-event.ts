@@ -207,8 +207,8 @@ export function postData(
 /**
  * firstSightings marks the posts of one poll reply (`markers`) as seen by a player of `team`
  * (`seen`) and returns the staleness, ms, of those the player had not seen before: reply
- * receive time `atMs` − the post's send time (both on the clock of `performance.now()`).
- * Posts of another channel are ignored.
+ * receive time `atMs` − the post's send time (both on the clock of `performance.now()`),
+ * oldest post first. Posts of another channel are ignored.
  */
 export function firstSightings(
   seen: SeqTracker,
@@ -217,7 +217,9 @@ export function firstSightings(
   atMs: number,
 ): number[] {
   const out: number[] = [];
-  for (const m of markers) {
+  // Oldest first (a newest-first page is read in reverse), so that the tracker does not count
+  // a page's order as reordering.
+  for (const m of [...markers].sort((a, b) => a.seq - b.seq)) {
     if (m.channel !== team || seen.has(m.seq)) continue;
     seen.record(m.seq);
     out.push(atMs - m.sentAtMicros / 1000);
