@@ -305,7 +305,7 @@ class Tallies {
   /** Off until the event starts: replies before it (poll-since's first page) are not counted. */
   measuring = false;
   readonly timeline = new Timeline(TIMELINE_BUCKET_MS);
-  latency = new LatencyRecorder();
+  readonly latency = new LatencyRecorder();
   readonly replyLatency = new LatencyRecorder();
   seen = 0;
   pollsSent = 0;
