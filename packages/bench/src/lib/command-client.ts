@@ -59,6 +59,8 @@ export class CommandClient {
   closeCode: number | undefined;
   /** The latest socket error. */
   lastError: string | undefined;
+  /** Bytes of WebSocket message payloads received (replies, pushes and pings alike). */
+  bytesReceived = 0;
 
   private readonly ws: WebSocket;
   private readonly opened: Promise<void>;
@@ -66,10 +68,13 @@ export class CommandClient {
   private nextId = 2;
   private onConnected: ((head: ReplyHead) => void) | undefined;
 
-  /** Starts connecting to `url`; `onReply` gets every reply after the connect reply. */
+  /**
+   * Starts connecting to `url`; `onReply` gets every reply after the connect reply, with the
+   * reply's line (buf[start…end), valid only during the call) for callers that read its body.
+   */
   constructor(
     url: string,
-    private readonly onReply: (head: ReplyHead) => void,
+    private readonly onReply: (head: ReplyHead, buf: Buffer, start: number, end: number) => void,
   ) {
     this.ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 15_000 });
     this.opened = new Promise<void>((resolve, reject) => {
@@ -84,6 +89,7 @@ export class CommandClient {
       this.closeCode = code;
     });
     this.ws.on('message', (data: Buffer) => {
+      this.bytesReceived += data.length;
       let start = 0;
       while (start < data.length) {
         let end = data.indexOf(10, start);
@@ -149,6 +155,6 @@ export class CommandClient {
     const head = parseReplyHead(buf, start, end);
     if (!head) return;
     if (head.id === 1 && this.onConnected) this.onConnected(head);
-    else this.onReply(head);
+    else this.onReply(head, buf, start, end);
   }
 }

@@ -6,10 +6,17 @@
  * @module
  */
 import type { Scenario } from '../lib/scenario.js';
+import { boardEventScenario } from './board-event.js';
 import { coldCacheScenario } from './cold-cache.js';
 import { fanoutMixedScenario } from './fanout-mixed.js';
 import { hugScenario } from './hug.js';
 import { rollingRestartScenario } from './rolling-restart.js';
 
 /** Every registered scenario, in the order --help lists them. */
-export const registry: Scenario[] = [fanoutMixedScenario, coldCacheScenario, hugScenario, rollingRestartScenario];
+export const registry: Scenario[] = [
+  fanoutMixedScenario,
+  boardEventScenario,
+  coldCacheScenario,
+  hugScenario,
+  rollingRestartScenario,
+];
