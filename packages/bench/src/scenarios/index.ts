@@ -6,6 +6,7 @@
  * @module
  */
 import type { Scenario } from '../lib/scenario.js';
+import { retryStormScenario } from './retry-storm.js';
 
 /** Every registered scenario, in the order --help lists them. */
-export const registry: Scenario[] = [];
+export const registry: Scenario[] = [retryStormScenario];
