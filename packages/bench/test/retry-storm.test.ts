@@ -133,9 +133,9 @@ describe('the load model', () => {
     assert.ok(marked.every((b, i) => !(b && marked[i + 1])));
   });
 
-  it('sizes the origin at 2× the normal load', () => {
-    assert.equal(defaultOriginWorkers(500, 20), 20);
-    assert.equal(defaultOriginWorkers(100, 20), 4);
+  it('sizes the origin at 1.6× the normal load', () => {
+    assert.equal(defaultOriginWorkers(500, 20), 16);
+    assert.equal(defaultOriginWorkers(100, 20), 3);
     assert.equal(defaultOriginWorkers(1, 20), 1);
     assert.equal(originCapacity(20, 20), 1000);
   });
