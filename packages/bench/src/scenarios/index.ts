@@ -10,6 +10,7 @@ import { boardEventScenario } from './board-event.js';
 import { coldCacheScenario } from './cold-cache.js';
 import { fanoutMixedScenario } from './fanout-mixed.js';
 import { hugScenario } from './hug.js';
+import { retryStormScenario } from './retry-storm.js';
 import { rollingRestartScenario } from './rolling-restart.js';
 
 /** Every registered scenario, in the order --help lists them. */
@@ -17,6 +18,7 @@ export const registry: Scenario[] = [
   fanoutMixedScenario,
   boardEventScenario,
   coldCacheScenario,
+  retryStormScenario,
   hugScenario,
   rollingRestartScenario,
 ];
