@@ -137,3 +137,66 @@ describe('command rate limits (over sockets)', () => {
     assert.deepEqual(await stuck.waitClose(3000), { code: 3013, reason: 'too many requests' });
   });
 });
+
+describe('commands admitted on arrival (a pipelined retry storm on one connection)', () => {
+  let srv: TestServer;
+  let started = 0;
+  before(async () => {
+    srv = await startTestServer({
+      protection: {
+        rate_limit: {
+          connection: { rpc: { rate: 1, burst: 4 } },
+          user: { rpc: { rate: 0 } },
+          disconnect_after: 0,
+          max_pending_commands: 6,
+        },
+      },
+    });
+    // A slow backend: commands of one connection run one at a time, so a pipelined burst queues.
+    srv.node.rpc('slow', async () => {
+      started++;
+      await new Promise((r) => setTimeout(r, 150));
+      return { ok: true };
+    });
+  });
+  after(() => srv.close());
+
+  it('refuses commands over the rate on arrival, not after those ahead of them ran', async (t) => {
+    started = 0;
+    const c = await rawClient(srv.url);
+    t.after(() => c.close());
+    assert.ok((await c.connect(await srv.token('piper'))).connect);
+    const sentAt = performance.now();
+    const timed = Array.from({ length: 10 }, () =>
+      c.call('rpc', { method: 'slow', data: {} }).then((r) => ({ r, ms: performance.now() - sentAt })),
+    );
+    const replies = await Promise.all(timed);
+    const refused = replies.filter((x) => x.r.error?.code === 111);
+    assert.equal(refused.length, 6, 'the burst of 4 runs, the other 6 are refused');
+    // Checked at execution, the 6th refusal would wait for 4 × 150 ms of handlers ahead of it.
+    for (const x of refused) assert.ok(x.ms < 300, `refused after ${x.ms.toFixed(0)} ms`);
+    assert.equal(started, 4, 'only admitted commands reach the handler');
+  });
+
+  it('refuses commands beyond max_pending_commands waiting on one connection', async (t) => {
+    started = 0;
+    const metricsBefore = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const before = Number(
+      /bulwark_rejections_total\{reason="pending_commands"[^}]*\} (\d+)/.exec(metricsBefore)?.[1] ?? 0,
+    );
+    const c = await rawClient(srv.url);
+    t.after(() => c.close());
+    assert.ok((await c.connect(await srv.token('queuer'))).connect);
+    // Presence stats are limited by the read class (burst 50), not rpc: only the pending cap bites.
+    const replies = await Promise.all([
+      ...Array.from({ length: 4 }, () => c.call('rpc', { method: 'slow', data: {} })),
+      ...Array.from({ length: 5 }, () => c.call('presence_stats', { channel: 'open:x' })),
+    ]);
+    const pendingRefused = replies.filter((r) => r.error?.code === 111).length;
+    assert.equal(pendingRefused, 3, '4 rpc + 2 reads fill the 6 places; 3 reads are refused');
+    assert.equal(started, 4);
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const now = Number(/bulwark_rejections_total\{reason="pending_commands"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    assert.equal(now - before, 3);
+  });
+});

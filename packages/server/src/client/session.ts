@@ -158,6 +158,8 @@ export class ClientSession {
   /** The command chain's tail; the shared resolved promise while idle (no per-connection promise). */
   #chain: Promise<void> = idle;
   #pendingFrames = 0;
+  /** Commands queued on the chain and not yet handled (protection.rate_limit.max_pending_commands). */
+  #pendingCommands = 0;
   /** Deadlines, all served by the node's TimerWheel (one interval, not timers per connection). */
   wheelSlot: number | undefined;
   #staleAt = 0;
@@ -233,23 +235,56 @@ export class ClientSession {
       }
       throw err;
     }
+    // Once connected, commands are admitted as they arrive: a client's rate is how fast it
+    // sends, and a command refused now (111, answered at once; replies match by id) never
+    // waits behind others to be refused later, after its client gave up on it. Before connect
+    // the user is unknown, so the frame's commands are checked as they run.
+    const admitted = this.#state === 'connected';
+    if (admitted) {
+      commands = commands.filter((cmd) => this.#admit(cmd));
+      // A 3013 (too many refusals in a row) may have closed the connection while admitting.
+      if (commands.length === 0 || this.#closed()) return;
+    }
+    const count = commands.length;
+    this.#pendingCommands += count;
     // Handlers catch their own errors; anything escaping is a bug, answered with 3004 for
     // this connection only: it must never become an unhandled rejection that ends the process.
     this.#pendingFrames++;
     this.#chain = this.#chain.then(async () => {
       try {
-        await this.#handleCommands(commands);
+        await this.#handleCommands(commands, admitted);
       } catch (err) {
         this.#ctx.log.error({ err, client: this.id }, 'command handling failed');
         this.disconnect(disconnect(DisconnectCode.ServerError));
       } finally {
+        this.#pendingCommands -= count;
         // The last frame done: let go of the chain's promises (an idle connection keeps none).
         if (--this.#pendingFrames === 0) this.#chain = idle;
       }
     });
   }
 
-  async #handleCommands(commands: ReturnType<typeof decodeFrame>['commands']): Promise<void> {
+  /** #closed reads the state afresh (a call may have closed the connection since a check). */
+  #closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /**
+   * #admit decides on arrival whether a command of a connected client is queued: over
+   * protection.rate_limit.max_pending_commands waiting, or over its rate limit, it is refused
+   * (error 111; see #rateLimited). Pongs and malformed commands always pass (handled in order).
+   */
+  #admit(cmd: ReturnType<typeof decodeFrame>['commands'][number]): boolean {
+    if (cmd.method === undefined || cmd.method === 'pong' || this.#closed()) return true;
+    const max = this.#ctx.config.protection.rate_limit.max_pending_commands;
+    if (max > 0 && this.#pendingCommands >= max) {
+      this.#refuse(cmd, 'pending_commands', 'pending_commands', { client: this.id, user: this.user });
+      return false;
+    }
+    return !this.#rateLimited(cmd);
+  }
+
+  async #handleCommands(commands: ReturnType<typeof decodeFrame>['commands'], admitted: boolean): Promise<void> {
     for (const cmd of commands) {
       if (this.#state === 'closed') return;
       if (cmd.method === undefined) {
@@ -262,11 +297,12 @@ export class ClientSession {
         if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.MethodNotFound).toWire()));
         continue;
       }
-      await this.#handleCommand(cmd);
+      await this.#handleCommand(cmd, admitted);
     }
   }
 
-  async #handleCommand(cmd: Command): Promise<void> {
+  /** #handleCommand runs one command; `admitted`: its rate limit was checked on arrival. */
+  async #handleCommand(cmd: Command, admitted: boolean): Promise<void> {
     const { metrics, log } = this.#ctx;
     if (cmd.method === 'pong') {
       this.#awaitingPong = false;
@@ -278,7 +314,7 @@ export class ClientSession {
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
     }
-    if (this.#rateLimited(cmd) || this.#shed(cmd)) return;
+    if ((!admitted && this.#rateLimited(cmd)) || this.#shed(cmd)) return;
     try {
       const result = await this.#dispatch(cmd);
       metrics.command(cmd.method, 'ok');
@@ -328,20 +364,33 @@ export class ClientSession {
       this.#refusedInRow = 0;
       return false;
     }
-    ctx.metrics.command(cmd.method, 'error');
-    ctx.metrics.reject(`rate_limit_${verdict.scope}_${verdict.cls}`);
-    ctx.burstLog.warn(
-      `rate_limit_${verdict.scope}`,
-      { client: this.id, user: this.user, method: cmd.method, class: verdict.cls },
-      'command rate limit exceeded',
-    );
+    this.#refuse(cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, {
+      client: this.id,
+      user: this.user,
+      method: cmd.method,
+      class: verdict.cls,
+    });
+    return true;
+  }
+
+  /**
+   * #refuse answers a command refused by a limit with error 111 (temporary, so SDKs back off
+   * and retry), counted under `reason` and logged once per burst of `logKind`; after
+   * protection.rate_limit.disconnect_after refusals in a row the connection is closed with 3013
+   * (reconnect allowed): a client stuck in a retry loop costs a reconnect with backoff instead
+   * of an endless stream of refused commands.
+   */
+  #refuse(cmd: Command, reason: string, logKind: string, fields: Record<string, unknown>): void {
+    const ctx = this.#ctx;
+    ctx.metrics.command(cmd.method ?? 'unknown', 'error');
+    ctx.metrics.reject(reason);
+    ctx.burstLog.warn(logKind, { ...fields, method: cmd.method }, `command refused: ${reason}`);
     const limit = ctx.config.protection.rate_limit.disconnect_after;
     if (limit > 0 && ++this.#refusedInRow >= limit) {
       this.disconnect(disconnect(DisconnectCode.TooManyRequests));
-      return true;
+      return;
     }
     if (cmd.id > 0) this.#reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.TooManyRequests).toWire()));
-    return true;
   }
 
   /**

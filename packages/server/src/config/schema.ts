@@ -547,6 +547,14 @@ export const configSchema = z
               .describe(
                 'A connection refused this many commands in a row (error 111) is disconnected with 3013 (too many requests, reconnect allowed). 0: never disconnect.',
               ),
+            max_pending_commands: z
+              .number()
+              .int()
+              .min(0)
+              .default(512)
+              .describe(
+                "Commands one connection may have waiting to be handled (a connection's commands run one at a time, in order); more are refused on arrival with error 111 (temporary), so a client pipelining a retry storm cannot queue work the server would do long after the client gave up. Above client.channel_limit, since an SDK resubscribes every channel at once on reconnect. 0 means no limit.",
+              ),
           })
           .prefault({})
           .describe('Command rate limits: token buckets per method class. A rate of 0 means no limit.'),
