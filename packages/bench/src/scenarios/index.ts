@@ -6,6 +6,7 @@
  * @module
  */
 import type { Scenario } from '../lib/scenario.js';
+import { connectionsScaleScenario } from './connections-scale.js';
 
 /** Every registered scenario, in the order --help lists them. */
-export const registry: Scenario[] = [];
+export const registry: Scenario[] = [connectionsScaleScenario];
