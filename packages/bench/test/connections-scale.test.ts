@@ -7,11 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { errorKind, sourceAddress } from '../src/client/conn-worker-protocol.js';
+import {
+  errorKind,
+  FIRST_SOURCE_PORT,
+  MAX_PER_SOURCE_ADDRESS,
+  sourceEndpoint,
+} from '../src/client/conn-worker-protocol.js';
 import { ConnFleet, splitRange } from '../src/lib/conn-fleet.js';
 import { verifyHs256 } from '../src/lib/jwt.js';
 import { OrphanGuard } from '../src/lib/orphans.js';
@@ -60,11 +66,14 @@ describe('capacity arithmetic', () => {
     for (let k = 1; k < slices.length; k++) assert.equal(slices[k]?.[0], slices[k - 1]?.[1]);
   });
 
-  it('spreads connections over source addresses round-robin', () => {
-    assert.equal(sourceAddress('127.9.8', 5, 0), '127.9.8.1');
-    assert.equal(sourceAddress('127.9.8', 5, 4), '127.9.8.5');
-    assert.equal(sourceAddress('127.9.8', 5, 5), '127.9.8.1');
-    assert.equal(sourceAddress('127.9.8', 0, 3), undefined);
+  it('spreads connections over source addresses round-robin, each with its own port', () => {
+    assert.deepEqual(sourceEndpoint('127.9.8', 5, 0), { localAddress: '127.9.8.1', localPort: FIRST_SOURCE_PORT });
+    assert.deepEqual(sourceEndpoint('127.9.8', 5, 4), { localAddress: '127.9.8.5', localPort: FIRST_SOURCE_PORT });
+    assert.deepEqual(sourceEndpoint('127.9.8', 5, 5), { localAddress: '127.9.8.1', localPort: FIRST_SOURCE_PORT + 1 });
+    // 100,000 over 5 addresses: the last port stays in range.
+    assert.equal(sourceEndpoint('127.9.8', 5, 99_999)?.localPort, FIRST_SOURCE_PORT + 19_999);
+    assert.ok(FIRST_SOURCE_PORT + MAX_PER_SOURCE_ADDRESS - 1 <= 65_535);
+    assert.equal(sourceEndpoint('127.9.8', 0, 3), undefined);
   });
 
   it('computes per-connection growth and the peak of a rate series', () => {
@@ -122,6 +131,7 @@ function result(over: Partial<ConnectionsScaleResult['hold']> = {}, connected = 
       rssAfterHoldBytes: 0,
       rssPerConnectionBytes: 12 * 1024,
       cpuMicrosPerConnect: 500,
+      primaryCpuMicrosPerConnect: 100,
       cpuPercent: 50,
     },
     loadgen: { processes: 2, rssBeforeBytes: 0, rssBytes: [1, 1], rssPerConnectionBytes: 1, cpuMicrosPerConnect: 1 },
@@ -203,6 +213,8 @@ describe('process trees', () => {
 class KnownServer {
   readonly sockets = new Set<WebSocket>();
   readonly byAddress: Record<string, number> = {};
+  /** Source address:port of the accepted connections. */
+  readonly sources = new Set<string>();
   pongs = 0;
   refused = 0;
   private readonly http = http.createServer();
@@ -222,7 +234,10 @@ class KnownServer {
         } else cb(true);
       },
     });
-    this.wss.on('connection', (ws, req) => this.onConnection(ws, req.socket.remoteAddress ?? '?'));
+    this.wss.on('connection', (ws, req) => {
+      this.sources.add(`${req.socket.remoteAddress}:${req.socket.remotePort}`);
+      this.onConnection(ws, req.socket.remoteAddress ?? '?');
+    });
   }
 
   async listen(): Promise<number> {
@@ -272,6 +287,10 @@ describe('ConnFleet against a server with known behaviour', () => {
   after(() => server.close());
 
   it('opens, counts, snapshots and closes connections spread over processes and addresses', async () => {
+    const prefix = `127.${1 + randomInt(254)}.${randomInt(256)}`;
+    // Connection 0's assigned source port is taken: it must still connect (kernel-chosen port).
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(FIRST_SOURCE_PORT, `${prefix}.1`, resolve));
     const progressConnected: number[] = [];
     const fleet = await ConnFleet.start(
       {
@@ -281,7 +300,7 @@ describe('ConnFleet against a server with known behaviour', () => {
         tokenSecret: secret,
         concurrency: 20,
         channels: 10,
-        sourcePrefix: '127.0.0',
+        sourcePrefix: prefix,
         sourceIps: 2,
         timeoutMs: 5000,
         retries: 3,
@@ -301,7 +320,11 @@ describe('ConnFleet against a server with known behaviour', () => {
         198,
       );
       // Round-robin over 127.0.0.1 and 127.0.0.2 (every upgrade accepted in the end).
-      assert.deepEqual(server.byAddress, { '127.0.0.1': 100, '127.0.0.2': 100 });
+      assert.deepEqual(server.byAddress, { [`${prefix}.1`]: 100, [`${prefix}.2`]: 100 });
+      // Connection 2 got its assigned port; connection 0, whose port was taken, another one.
+      assert.ok(server.sources.has(`${prefix}.1:${FIRST_SOURCE_PORT + 1}`));
+      assert.ok(!server.sources.has(`${prefix}.1:${FIRST_SOURCE_PORT}`));
+      assert.ok(server.sources.has(`${prefix}.2:${FIRST_SOURCE_PORT}`));
       assert.equal(server.sockets.size, 198);
 
       const s0 = await fleet.snapshot();
@@ -321,6 +344,7 @@ describe('ConnFleet against a server with known behaviour', () => {
       assert.deepEqual(fleet.deaths, []);
     } finally {
       fleet.kill();
+      squatter.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The IPC messages between a {@link ConnFleet} (the scenario's process) and its connection
  * workers (`conn-worker.js` child processes), and the two naming rules both sides share: which
- * source address connection i binds, and how an error message is tallied.
+ * source address and port connection i binds, and how an error message is tallied.
  *
  * Why child processes: one process cannot hold more than ~19,000 sockets here (the open-file
  * limit is 20,000, hard), so 100,000 connections need several load-generator processes.
@@ -23,7 +23,7 @@ export interface ConnWorkerStart {
   concurrency: number;
   /** Connection i subscribes to `bench:idle<i % channels>`. */
   channels: number;
-  /** Source addresses: see {@link sourceAddress}; `sourceIps` 0 lets the kernel choose. */
+  /** Source addresses and ports: see {@link sourceEndpoint}; `sourceIps` 0 lets the kernel choose. */
   sourcePrefix: string;
   sourceIps: number;
   /** Longest wait for the handshake, the connect reply and the subscribe reply, each. */
@@ -101,13 +101,30 @@ export interface ConnWorkerReady {
 /** FromConnWorker is every message a worker sends. */
 export type FromConnWorker = ConnWorkerReady | ConnWorkerProgress | ConnWorkerSnapshot | ConnWorkerClosed;
 
+/** First source port given out: ports are assigned, not left to the kernel (see sourceEndpoint). */
+export const FIRST_SOURCE_PORT = 20_000;
+
+/** Most connections per source address: ports FIRST_SOURCE_PORT … 65535. */
+export const MAX_PER_SOURCE_ADDRESS = 65_536 - FIRST_SOURCE_PORT;
+
 /**
- * sourceAddress is the source address connection `i` binds: `<prefix>.<1 + i mod ips>`, e.g.
- * 127.31.7.1 … 127.31.7.5; undefined when `ips` is 0 (the kernel chooses). Each address has its
- * own ~28,000 ephemeral ports towards the server's port, so N addresses hold N × 28,000.
+ * sourceEndpoint is the source address and port connection `i` binds: address
+ * `<prefix>.<1 + i mod ips>` (e.g. 127.31.7.1 … 127.31.7.5), port FIRST_SOURCE_PORT + ⌊i / ips⌋;
+ * undefined when `ips` is 0 (the kernel chooses both). Several addresses, because one address
+ * has only ~28,000 ephemeral ports towards the server's port; explicit ports, because asking the
+ * kernel for a free one (bind to port 0) searches the ports in use: ~200 µs of system time per
+ * socket at 10,000 sockets on an address, more than the rest of a connect costs the load
+ * generator. The prefix is random per run, so no other socket uses these addresses; a port that
+ * is taken anyway (a listener on 0.0.0.0) fails with EADDRINUSE and the worker lets the kernel
+ * choose for that connection.
  */
-export function sourceAddress(prefix: string, ips: number, i: number): string | undefined {
-  return ips > 0 ? `${prefix}.${1 + (i % ips)}` : undefined;
+export function sourceEndpoint(
+  prefix: string,
+  ips: number,
+  i: number,
+): { localAddress: string; localPort: number } | undefined {
+  if (ips <= 0) return undefined;
+  return { localAddress: `${prefix}.${1 + (i % ips)}`, localPort: FIRST_SOURCE_PORT + Math.floor(i / ips) };
 }
 
 /**

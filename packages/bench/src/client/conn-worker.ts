@@ -14,7 +14,7 @@ import { mapLimit, sleep } from '../lib/util.js';
 import { LeanClient } from './lean-client.js';
 import {
   errorKind,
-  sourceAddress,
+  sourceEndpoint,
   type ConnWorkerStart,
   type FromConnWorker,
   type ToConnWorker,
@@ -59,14 +59,14 @@ function destroyAll(): number {
 /** openOne opens connection i: socket, connect with its JWT, subscribe; retries HTTP 503. */
 async function openOne(start: ConnWorkerStart, i: number): Promise<void> {
   const token = connectionToken(`user-${i}`, start.tokenSecret);
-  const localAddress = sourceAddress(start.sourcePrefix, start.sourceIps, i);
+  let source = sourceEndpoint(start.sourcePrefix, start.sourceIps, i);
   for (let attempt = 0; ; attempt++) {
     let isEstablished = false;
     const h0 = performance.now();
     const client = new LeanClient({
       url: start.url,
       protocol: 'centrifugo',
-      ...(localAddress ? { localAddress } : {}),
+      ...source,
       onClose: (code) => {
         if (!isEstablished) return;
         closedAfterEstablished++;
@@ -77,8 +77,16 @@ async function openOne(start: ConnWorkerStart, i: number): Promise<void> {
     try {
       await client.open();
     } catch (err) {
+      const message = (err as Error).message;
+      // The assigned port is taken (a listener on 0.0.0.0, a socket of an earlier run with the
+      // same --source-prefix): let the kernel choose one on the same address.
+      if (source && source.localPort !== 0 && /EADDRINUSE/.test(message)) {
+        source = { localAddress: source.localAddress, localPort: 0 };
+        attempt--;
+        continue;
+      }
       // Admission refused the upgrade (overload, limit): back off and try again, as a client would.
-      if (attempt < start.retries && /server response: 503/.test((err as Error).message)) {
+      if (attempt < start.retries && /server response: 503/.test(message)) {
         rejected++;
         await sleep(500 + Math.random() * 1000 * (attempt + 1));
         continue;

@@ -26,7 +26,7 @@
  * @module
  */
 import { randomInt } from 'node:crypto';
-import type { ConnWorkerProgress } from '../client/conn-worker-protocol.js';
+import { MAX_PER_SOURCE_ADDRESS, type ConnWorkerProgress } from '../client/conn-worker-protocol.js';
 import { ServerApi } from '../lib/api.js';
 import { ConnFleet } from '../lib/conn-fleet.js';
 import { OrphanGuard } from '../lib/orphans.js';
@@ -63,7 +63,11 @@ const FD_RESERVED = 64;
 const WORKER_FILL = 0.9;
 /** Most sockets one load process is given (its open-file limit is 20,000, its own fds aside). */
 const MAX_SOCKETS_PER_LOAD_PROCESS = 18_000;
-/** Connections per source address (of ~28,000 ephemeral ports, with room for other sockets). */
+/**
+ * Connections per source address by default: within the ~28,000 ephemeral ports a kernel-chosen
+ * port would have (the scenario assigns ports itself, up to MAX_PER_SOURCE_ADDRESS, but
+ * addresses cost nothing).
+ */
 const CONNECTIONS_PER_SOURCE_IP = 20_000;
 /** Bulwark's default client.ping_interval, seconds (the scenario does not change it). */
 const PING_INTERVAL_SECONDS = 25;
@@ -174,6 +178,8 @@ export interface ConnectionsScaleResult {
     /** (RSS after the hold − RSS before) / connected. */
     rssPerConnectionBytes: number;
     cpuMicrosPerConnect: number;
+    /** The primary's share: it accepts every connection and hands it to a worker (round-robin). */
+    primaryCpuMicrosPerConnect: number;
     /** Tree CPU over the connect phase, % of one core. */
     cpuPercent: number;
   };
@@ -266,6 +272,9 @@ function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
   }
   const sourceIps = f.int('source-ips', sourceIpsFor(connections), 1);
   if (sourceIps > 254) throw new Error('--source-ips must be ≤ 254');
+  if (Math.ceil(connections / sourceIps) > MAX_PER_SOURCE_ADDRESS) {
+    throw new Error(`--source-ips ${sourceIps}: more than ${MAX_PER_SOURCE_ADDRESS} connections per address`);
+  }
   const sourcePrefix = f.str('source-prefix', `127.${1 + randomInt(254)}.${randomInt(256)}`);
   if (!/^127\.\d{1,3}\.\d{1,3}$/.test(sourcePrefix)) throw new Error('--source-prefix must look like 127.A.B');
   return {
@@ -384,6 +393,7 @@ async function measure(
     const t0 = performance.now();
     timeline.restart(t0);
     const cpu0 = readTreeCpuMicros(server.pid);
+    const primaryCpu0 = readCpuMicros(server.pid);
     const loadCpu0 = sumCpu(fleet.pids);
     // The load processes' own memory (node, ws, code) before any socket: subtracted per connection.
     const loadRssBefore = fleet.rssBytes().reduce((a, b) => a + b, 0);
@@ -423,6 +433,7 @@ async function measure(
     }
     const t1 = performance.now();
     const cpu1 = readTreeCpuMicros(server.pid);
+    const primaryCpu1 = readCpuMicros(server.pid);
     const loadCpu1 = sumCpu(fleet.pids);
     const kernel = diffKernelNetCounters(net0, readKernelNetCounters());
     const connected = fleet.connected;
@@ -477,6 +488,7 @@ async function measure(
         rssAfterHoldBytes: rssAfterHold,
         rssPerConnectionBytes: perConnection(rssBefore, rssAfterHold, connected),
         cpuMicrosPerConnect: round(connected > 0 ? (cpu1 - cpu0) / connected : Number.NaN, 1),
+        primaryCpuMicrosPerConnect: round(connected > 0 ? (primaryCpu1 - primaryCpu0) / connected : Number.NaN, 1),
         cpuPercent: round(((cpu1 - cpu0) / ((t1 - t0) * 1000)) * 100, 1),
       },
       loadgen: {
@@ -619,7 +631,11 @@ function table(o: ConnectionsScaleOptions, r: ConnectionsScaleResult): string {
       `${mib(r.server.rssBeforeBytes)} / ${mib(r.server.rssAfterConnectBytes)} / ${mib(r.server.rssAfterHoldBytes)}`,
     ],
     ['server RSS per connection', kib(r.server.rssPerConnectionBytes)],
-    ['server CPU per connect', `${fmt(r.server.cpuMicrosPerConnect)} µs (${fmt(r.server.cpuPercent)} % of a core)`],
+    [
+      'server CPU per connect (primary share)',
+      `${fmt(r.server.cpuMicrosPerConnect)} µs (${fmt(r.server.primaryCpuMicrosPerConnect)} µs); ` +
+        `${fmt(r.server.cpuPercent)} % of a core`,
+    ],
     [
       'load processes RSS (total / per conn)',
       `${mib(loadTotal)} (${r.loadgen.rssBytes.map((b) => fmt(b / MiB)).join(' + ')} MiB) / ${kib(r.loadgen.rssPerConnectionBytes)}`,
