@@ -166,8 +166,8 @@ describe('judgeConnectionsScale', () => {
         .filter((c) => !c.pass)
         .map((c) => c.name);
     assert.deepEqual(fail(result({}, 999)), ['connections established']);
-    assert.deepEqual(fail(result({ closedDuring: 1 })), ['connections closed during the idle hold']);
-    assert.deepEqual(fail(result({ closedBefore: 2 })), ['connections closed during the idle hold']);
+    assert.deepEqual(fail(result({ closedDuring: 1 })), ['established connections closed before the end of the hold']);
+    assert.deepEqual(fail(result({ closedBefore: 2 })), ['established connections closed before the end of the hold']);
     assert.deepEqual(fail(result(), { rssPerConnectionKiB: 11.9, handshakeP99Ms: 1000 }), [
       'server RSS per idle connection (process tree)',
     ]);
