@@ -133,6 +133,7 @@ function result(over: Partial<ConnectionsScaleResult['hold']> = {}, connected = 
       cpuMicrosPerConnect: 500,
       primaryCpuMicrosPerConnect: 100,
       cpuPercent: 50,
+      holdCpuPercent: 5,
     },
     loadgen: { processes: 2, rssBeforeBytes: 0, rssBytes: [1, 1], rssPerConnectionBytes: 1, cpuMicrosPerConnect: 1 },
     hold: {

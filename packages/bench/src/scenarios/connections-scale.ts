@@ -23,6 +23,12 @@
  * processes' memory; and the connections closed during an idle hold (30 s by default: longer
  * than Bulwark's 25 s ping interval, so every connection must also answer a server ping).
  *
+ * Default thresholds, from runs on the 2-core development machine: server RSS per connection
+ * ≤ 12 KiB (100,000 measured 7.3 KiB, 20,000 6.9 KiB; the figure includes the workers' fixed
+ * heap growth, ~70 MB, which is why quick mode's 5,000 connections measure ~15.5 KiB and get
+ * 32 KiB); handshake p99 ≤ 1 s (with 200 connects in flight it is mostly queueing: p99 680 ms
+ * at 562 connects/s on a shared machine).
+ *
  * @module
  */
 import { randomInt } from 'node:crypto';
@@ -182,6 +188,8 @@ export interface ConnectionsScaleResult {
     primaryCpuMicrosPerConnect: number;
     /** Tree CPU over the connect phase, % of one core. */
     cpuPercent: number;
+    /** Tree CPU over the idle hold, % of one core: what holding the connections costs (pings). */
+    holdCpuPercent: number;
   };
   loadgen: {
     processes: number;
@@ -299,12 +307,12 @@ function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
     settleMs: f.int('settle', quick ? 1000 : 3000),
     timeoutMs: 15_000,
     retries: f.int('retries', 3),
-    connectBudgetSeconds: f.num('connect-budget', quick ? 45 : 180, 1),
+    connectBudgetSeconds: f.num('connect-budget', quick ? 45 : 240, 1),
     redis: f.str('redis', 'redis://127.0.0.1:6379'),
     redisPrefix: `bench-conn-scale-${randomInt(2 ** 32).toString(36)}`,
     capacity,
     limits: {
-      rssPerConnectionKiB: f.num('rss-limit', quick ? 32 : 16, 0),
+      rssPerConnectionKiB: f.num('rss-limit', quick ? 32 : 12, 0),
       handshakeP99Ms: f.num('handshake-p99', 1000, 0),
     },
   };
@@ -455,11 +463,14 @@ async function measure(
     ctx.progress.begin(`connections-scale: idle hold ${o.holdSeconds} s`);
     const s0 = await fleet.snapshot();
     const h0 = performance.now();
+    const holdCpu0 = readTreeCpuMicros(server.pid);
     while (performance.now() - h0 < o.holdSeconds * 1000) {
       await sleep(Math.min(250, Math.max(0, o.holdSeconds * 1000 - (performance.now() - h0))));
       const rss = gauges.serverRssMiB[gauges.serverRssMiB.length - 1]?.[1] ?? 0;
       ctx.progress.update((performance.now() - h0) / (o.holdSeconds * 1000), `server RSS ${fmt(rss)} MiB`);
     }
+    const holdCpu = readTreeCpuMicros(server.pid) - holdCpu0;
+    const holdWallMicros = (performance.now() - h0) * 1000;
     const s1 = await fleet.snapshot();
     // Extend the connection series over the hold (no new connects), so they span the memory chart.
     timeline.count('connected', 0);
@@ -498,6 +509,7 @@ async function measure(
         cpuMicrosPerConnect: round(connected > 0 ? (cpu1 - cpu0) / connected : Number.NaN, 1),
         primaryCpuMicrosPerConnect: round(connected > 0 ? (primaryCpu1 - primaryCpu0) / connected : Number.NaN, 1),
         cpuPercent: round(((cpu1 - cpu0) / ((t1 - t0) * 1000)) * 100, 1),
+        holdCpuPercent: round((holdCpu / holdWallMicros) * 100, 1),
       },
       loadgen: {
         processes: o.loadProcesses,
@@ -651,7 +663,7 @@ function table(o: ConnectionsScaleOptions, r: ConnectionsScaleResult): string {
     ['load CPU per connect', `${fmt(r.loadgen.cpuMicrosPerConnect)} µs`],
     [
       `idle hold ${fmt(r.hold.seconds)} s: open at start / end`,
-      `${fmt(r.hold.openAtStart)} / ${fmt(r.hold.openAtEnd)}`,
+      `${fmt(r.hold.openAtStart)} / ${fmt(r.hold.openAtEnd)}; server CPU ${fmt(r.server.holdCpuPercent)} % of a core`,
     ],
     [
       'closed before / during the hold',
@@ -718,7 +730,7 @@ export const connectionsScaleScenario: Scenario = {
     {
       name: 'connect-budget',
       type: 'string',
-      help: '--connect-budget S   longest connect phase (default 180; quick 45)',
+      help: '--connect-budget S   longest connect phase (default 240; quick 45)',
     },
     {
       name: 'redis',
@@ -728,7 +740,7 @@ export const connectionsScaleScenario: Scenario = {
     {
       name: 'rss-limit',
       type: 'string',
-      help: '--rss-limit KIB      pass: server RSS per connection ≤ KIB (default 16; quick 32: fixed heap growth dominates)',
+      help: '--rss-limit KIB      pass: server RSS per connection ≤ KIB (default 12; quick 32: fixed heap growth dominates)',
     },
     { name: 'handshake-p99', type: 'string', help: '--handshake-p99 MS   pass: handshake p99 ≤ MS (default 1000)' },
   ],
