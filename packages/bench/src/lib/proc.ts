@@ -51,6 +51,47 @@ export function readTreeCpuMicros(pid: number): number {
   return total;
 }
 
+/**
+ * readTreeRssBytes is {@link readRssBytes} of `pid` plus all its descendants: the memory of a
+ * Bulwark started with --workers (primary + workers). Pages shared between the processes (the
+ * node binary's text) are counted once per process, so compare sums of the same tree (before
+ * vs after), not a sum with a single process. A process that exits meanwhile counts 0.
+ */
+export function readTreeRssBytes(pid: number): number {
+  let total = 0;
+  for (const p of treePids(pid)) {
+    try {
+      total += readRssBytes(p);
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return total;
+}
+
+/** treePids lists `pid` and all its descendants (depth first, `pid` first). */
+export function treePids(pid: number): number[] {
+  const out = [pid];
+  for (const child of childPids(pid)) out.push(...treePids(child));
+  return out;
+}
+
+/**
+ * readOpenFileLimits reads the open-file limits (soft and hard) of process `pid` ("self" for
+ * this one) from /proc/<pid>/limits; undefined where /proc lacks them (not Linux).
+ * Infinity stands for "unlimited".
+ */
+export function readOpenFileLimits(pid: number | 'self' = 'self'): { soft: number; hard: number } | undefined {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'latin1'));
+    if (!m) return undefined;
+    const num = (v: string) => (v === 'unlimited' ? Number.POSITIVE_INFINITY : Number(v));
+    return { soft: num(m[1] as string), hard: num(m[2] as string) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** childPids lists the direct children of `pid` (from every thread's children file). */
 function childPids(pid: number): number[] {
   const out: number[] = [];
@@ -77,6 +118,22 @@ export function readRssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
   if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(m[1]) * 1024;
+}
+
+/**
+ * readStartTicks is when process `pid` started (field 22 of /proc/<pid>/stat, clock ticks since
+ * boot), or undefined if there is no such process. A pid with its start time names one process
+ * for good (a pid alone may be reused by an unrelated process once the first one exits).
+ */
+export function readStartTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // rest[0] is field 3 (state), so field 22 (starttime) is rest[19].
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** readComm returns the command name of process `pid`, or undefined if it is gone. */

@@ -8,6 +8,7 @@
 import type { Scenario } from '../lib/scenario.js';
 import { boardEventScenario } from './board-event.js';
 import { coldCacheScenario } from './cold-cache.js';
+import { connectionsScaleScenario } from './connections-scale.js';
 import { fanoutMixedScenario } from './fanout-mixed.js';
 import { hugScenario } from './hug.js';
 import { retryStormScenario } from './retry-storm.js';
@@ -16,6 +17,7 @@ import { rollingRestartScenario } from './rolling-restart.js';
 /** Every registered scenario, in the order --help lists them. */
 export const registry: Scenario[] = [
   fanoutMixedScenario,
+  connectionsScaleScenario,
   boardEventScenario,
   coldCacheScenario,
   retryStormScenario,
