@@ -7,10 +7,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
-import { outcomeLabel, RPC_BAD_REPLY, RPC_CLOSED, RPC_TIMEOUT, RpcClient } from '../src/client/rpc-client.js';
+import {
+  outcomeLabel,
+  RPC_BAD_REPLY,
+  RPC_CLOSED,
+  RPC_TIMEOUT,
+  RpcClient,
+  type RpcOutcome,
+} from '../src/client/rpc-client.js';
 import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/lib/arrivals.js';
-import { OriginServer } from '../src/lib/origin-server.js';
+import { RpcOrigin } from '../src/lib/rpc-origin.js';
 import type { LatencySummary } from '../src/lib/stats.js';
+import { waitFor } from '../src/lib/util.js';
 import {
   askKey,
   judgeColdCache,
@@ -279,14 +287,14 @@ describe('variantConfig', () => {
   });
 });
 
-describe('OriginServer', () => {
+describe('RpcOrigin (cold-cache: no queue, 503 over its workers)', () => {
   const post = async (url: string, body: string) => {
     const res = await fetch(`${url}/rpc`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
     return { status: res.status, body: (await res.json()) as unknown };
   };
 
   it('answers proxy requests, counting calls per key and their arrival times', async () => {
-    const origin = await OriginServer.start();
+    const origin = await RpcOrigin.start();
     try {
       const a = await post(origin.url, JSON.stringify({ client: 'c', user: 'u', method: 'm', data: { id: 's1' } }));
       await post(origin.url, JSON.stringify({ method: 'm', data: { id: 's1' } }));
@@ -300,8 +308,11 @@ describe('OriginServer', () => {
       assert.equal(bad.status, 400);
       assert.equal(origin.stats().malformed, 1);
       origin.reset();
-      const { calls, rejected, aborted, malformed } = origin.stats();
-      assert.deepEqual({ calls, rejected, aborted, malformed }, { calls: 0, rejected: 0, aborted: 0, malformed: 0 });
+      const { calls, throttled, abandoned, malformed } = origin.stats();
+      assert.deepEqual(
+        { calls, throttled, abandoned, malformed },
+        { calls: 0, throttled: 0, abandoned: 0, malformed: 0 },
+      );
       assert.equal(origin.arrivals.count, 0);
       assert.equal(origin.perKey.size, 0);
     } finally {
@@ -310,11 +321,11 @@ describe('OriginServer', () => {
   });
 
   it('answers 503 over its capacity, and still counts the call', async () => {
-    const origin = await OriginServer.start({ capacity: 0 });
+    const origin = await RpcOrigin.start({ workers: 0 });
     try {
       const r = await post(origin.url, JSON.stringify({ data: { id: 'x' } }));
       assert.equal(r.status, 503);
-      assert.equal(origin.stats().rejected, 1);
+      assert.equal(origin.stats().throttled, 1);
       assert.equal(origin.perKey.get('x'), 1);
     } finally {
       await origin.close();
@@ -322,7 +333,7 @@ describe('OriginServer', () => {
   });
 
   it('answers no earlier than its service time, with the configured answer', async () => {
-    const origin = await OriginServer.start({
+    const origin = await RpcOrigin.start({
       serviceMs: 30,
       answer: (_req, key) => ({ error: { code: 4404, message: `no ${key}` } }),
     });
@@ -331,6 +342,29 @@ describe('OriginServer', () => {
       const r = await post(origin.url, JSON.stringify({ data: { id: 'gone' } }));
       assert.ok(performance.now() - started >= 30);
       assert.deepEqual(r.body, { error: { code: 4404, message: 'no gone' } });
+    } finally {
+      await origin.close();
+    }
+  });
+  it('counts a call whose caller went away as abandoned, and the work done for it as wasted', async () => {
+    const origin = await RpcOrigin.start({ serviceMs: 200 });
+    try {
+      const abort = new AbortController();
+      const call = fetch(`${origin.url}/rpc`, {
+        method: 'POST',
+        body: JSON.stringify({ method: 'm', data: { id: 'k' } }),
+        signal: abort.signal,
+      });
+      assert.ok(await waitFor(() => origin.inFlight === 1, 5000));
+      abort.abort();
+      await assert.rejects(call);
+      assert.ok(await waitFor(() => origin.stats().wasted === 1, 5000));
+      const s = origin.stats();
+      assert.deepEqual(
+        { calls: s.calls, served: s.served, abandoned: s.abandoned, byMethod: s.callsByMethod },
+        { calls: 1, served: 0, abandoned: 1, byMethod: { m: 1 } },
+      );
+      assert.equal(origin.perKey.get('k'), 1);
     } finally {
       await origin.close();
     }
@@ -379,27 +413,32 @@ describe('RpcClient', () => {
         c.call('odd', {}),
         c.call('hang', {}, 50),
       ]);
-      assert.deepEqual(a, { code: 0, data: { id: 'a' } });
-      assert.deepEqual(b, { code: 0, data: { id: 'b' } });
-      assert.deepEqual(f, { code: 4404 });
-      assert.deepEqual(odd, { code: RPC_BAD_REPLY });
-      assert.deepEqual(hung, { code: RPC_TIMEOUT });
+      assert.deepEqual(a, { outcome: 0, data: { id: 'a' } });
+      assert.deepEqual(b, { outcome: 0, data: { id: 'b' } });
+      assert.deepEqual(f, { outcome: 4404 });
+      assert.deepEqual(odd, { outcome: RPC_BAD_REPLY });
+      assert.deepEqual(hung, { outcome: RPC_TIMEOUT });
+      // The callback form: latency, and the data when asked for.
+      const sent = await new Promise<{ outcome: RpcOutcome; data: unknown }>((resolve) =>
+        assert.ok(c.send('echo', '{"id":"s"}', (outcome, _ms, data) => resolve({ outcome, data }), true)),
+      );
+      assert.deepEqual(sent, { outcome: 0, data: { id: 's' } });
       const pending = c.call('hang', {});
       for (const s of srv.sockets) s.terminate();
-      assert.deepEqual(await pending, { code: RPC_CLOSED });
-      assert.deepEqual(await c.call('echo', {}), { code: RPC_CLOSED });
+      assert.deepEqual(await pending, { outcome: RPC_CLOSED });
+      assert.deepEqual(await c.call('echo', {}), { outcome: RPC_CLOSED });
     } finally {
-      c.close();
+      c.terminate();
       await srv.close();
     }
   });
 
   it('labels outcomes for tallies', () => {
-    assert.deepEqual([0, 111, RPC_TIMEOUT, RPC_CLOSED, RPC_BAD_REPLY].map(outcomeLabel), [
+    assert.deepEqual(([0, 111, RPC_TIMEOUT, RPC_CLOSED, RPC_BAD_REPLY] as RpcOutcome[]).map(outcomeLabel), [
       'ok',
       '111',
       'timeout',
-      'closed',
+      'disconnect',
       'bad reply',
     ]);
   });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
+import { RpcClient, type RpcOutcome } from '../src/client/rpc-client.js';
 import {
   attemptsPerCall,
   outcomeKey,
@@ -15,8 +16,14 @@ import {
   shouldRetry,
   type CallOutcome,
 } from '../src/lib/retry-policy.js';
-import { RpcClient, type RpcOutcome } from '../src/lib/rpc-client.js';
-import { methodOf, originCapacity, originFate, RpcOrigin } from '../src/lib/rpc-origin.js';
+import {
+  emptyOriginStats,
+  methodOf,
+  originCapacity,
+  originFate,
+  parseProxyRequest,
+  RpcOrigin,
+} from '../src/lib/rpc-origin.js';
 import { waitFor } from '../src/lib/util.js';
 import {
   addOutcome,
@@ -242,17 +249,7 @@ describe('retryStormChecks', () => {
       windows,
       disconnects: { good: {}, buggy: {} },
       reconnects: 0,
-      origin: {
-        arrivals: 0,
-        served: 0,
-        throttled: 0,
-        wasted: 0,
-        maxInFlight: 0,
-        maxBusy: 0,
-        maxWaitMs: 0,
-        meanServiceMs: 0,
-        arrivalsByMethod: {},
-      },
+      origin: emptyOriginStats(),
       runSeconds: 1,
       lagP99Ms: { loadgen: 1, server: 1 },
     };
@@ -350,9 +347,9 @@ describe('variantConfig', () => {
   });
 });
 
-describe('RpcOrigin', () => {
+describe('RpcOrigin (retry-storm: workers, queue, then 503)', () => {
   it('decides serve, queue, throttle from busy workers and waiting calls', () => {
-    const o = { concurrency: 2, serviceMs: 10, queueLimit: 1 };
+    const o = { workers: 2, queueLimit: 1 };
     assert.equal(originFate(0, 0, o), 'serve');
     assert.equal(originFate(1, 0, o), 'serve');
     assert.equal(originFate(2, 0, o), 'queue');
@@ -361,16 +358,21 @@ describe('RpcOrigin', () => {
   });
 
   it('reads the method of a proxy request', () => {
-    assert.equal(methodOf(Buffer.from('{"client":"c","method":"inbox.sync","data":{}}')), 'inbox.sync');
-    assert.equal(methodOf(Buffer.from('{"client":"c"}')), '');
-    assert.equal(methodOf(Buffer.from('not json')), '');
+    const method = (body: string) => methodOf(parseProxyRequest(Buffer.from(body)));
+    assert.equal(method('{"client":"c","method":"inbox.sync","data":{}}'), 'inbox.sync');
+    assert.equal(method('{"client":"c"}'), '');
+    assert.equal(method('not json'), '');
   });
 
   it('serves one call, queues one, throttles the next, and serves a call whose caller left', async () => {
     const fates: string[] = [];
-    const origin = await RpcOrigin.start({ concurrency: 1, serviceMs: 300, queueLimit: 1 }, (m, f) =>
-      fates.push(`${m}:${f}`),
-    );
+    const origin = await RpcOrigin.start({
+      workers: 1,
+      serviceMs: 300,
+      queueLimit: 1,
+      answer: (req) => ({ result: { data: { method: methodOf(req), ok: true } } }),
+      onArrival: ({ method, fate }) => fates.push(`${method}:${fate}`),
+    });
     try {
       const post = (method: string, signal?: AbortSignal) =>
         fetch(`${origin.url}/rpc`, { method: 'POST', body: JSON.stringify({ method }), signal });
@@ -388,12 +390,12 @@ describe('RpcOrigin', () => {
       assert.deepEqual(await res.json(), { result: { data: { method: 'a', ok: true } } });
       assert.ok(await waitFor(() => origin.stats().wasted === 1, 5000));
       const s = origin.stats();
-      assert.equal(s.arrivals, 3);
+      assert.equal(s.calls, 3);
       assert.equal(s.served, 1);
       assert.equal(s.throttled, 1);
       assert.equal(s.maxInFlight, 2);
       assert.equal(s.maxBusy, 1);
-      assert.deepEqual(s.arrivalsByMethod, { a: 1, b: 1, c: 1 });
+      assert.deepEqual(s.callsByMethod, { a: 1, b: 1, c: 1 });
       assert.deepEqual(fates, ['a:serve', 'b:queue', 'c:throttle']);
       assert.equal(origin.capacity, 1000 / 300);
     } finally {
@@ -425,7 +427,7 @@ describe('RpcClient', () => {
     try {
       await client.connect('u1', 'secret');
       const outcomes: Record<string, RpcOutcome> = {};
-      const call = (method: string) => assert.ok(client.call(method, '{}', (outcome) => (outcomes[method] = outcome)));
+      const call = (method: string) => assert.ok(client.send(method, '{}', (outcome) => (outcomes[method] = outcome)));
       call('ok');
       call('busy');
       call('hang');
@@ -442,7 +444,7 @@ describe('RpcClient', () => {
       assert.equal(outcomes.hang2, 'disconnect');
       assert.equal(outcomes.kick, 'disconnect');
       assert.equal(
-        client.call('ok', '{}', () => undefined),
+        client.send('ok', '{}', () => undefined),
         false,
       );
     } finally {

@@ -8,15 +8,17 @@
  * three markers come first and adjacent in a fixed order, hold unsigned integers, and no other
  * text of a publication contains `"bch":`. Bulwark embeds publication data as raw JSON.
  *
+ * Why not the lean client's push decoding: a push carries one publication, so it finds the
+ * first `"bch":` and then each later marker wherever it is; in a page of many publications,
+ * some without markers, that search could pair one publication's `"bch":` with the next one's
+ * sequence number. Here the three markers must be adjacent, and the scan goes on after each.
+ *
  * @module
  */
+import type { BenchPush } from '../client/lean-client.js';
 
 /** BenchMarker is one publication's markers: channel index, sequence number, send time (µs). */
-export interface BenchMarker {
-  channel: number;
-  seq: number;
-  sentAtMicros: number;
-}
+export type BenchMarker = BenchPush;
 
 const M_CH = Buffer.from('"bch":');
 const M_SEQ = Buffer.from(',"bseq":');

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RpcOutcome } from './rpc-client.js';
+import { outcomeLabel, type RpcOutcome } from '../client/rpc-client.js';
 
 /** CallOutcome is an {@link RpcOutcome}, or `offline`: the call was due while the client was disconnected. */
 export type CallOutcome = RpcOutcome | 'offline';
@@ -27,9 +27,9 @@ export function shouldRetry(outcome: CallOutcome, attempt: number, policy: Retry
   return attempt < policy.retries;
 }
 
-/** outcomeKey is the tally key of an outcome: `ok` for success, else the code or kind. */
+/** outcomeKey is the tally key of an outcome: `ok` for success, else the code or kind ({@link outcomeLabel}). */
 export function outcomeKey(outcome: CallOutcome): string {
-  return outcome === 0 ? 'ok' : String(outcome);
+  return outcome === 'offline' ? outcome : outcomeLabel(outcome);
 }
 
 /**

@@ -1,13 +1,15 @@
 /**
- * ServerWatch samples a Bulwark under load for the charts: resident memory and CPU from /proc
- * every `sampleMs`, and from GET /metrics every `scrapeMs` the connections it holds (WebSocket
- * connections opened − closed: what admission counts against client.connection_limit), the
- * authenticated ones, and its event-loop lag p99 since the previous scrape. Readings stop
- * quietly when the process is gone (a crash is the caller's finding, not an exception here).
+ * ServerWatch samples a Bulwark under load for the charts: resident memory from /proc and CPU
+ * (with a {@link CpuSampler}, as the board-event charts do) every `sampleMs`, and from GET
+ * /metrics every `scrapeMs` the connections it holds (WebSocket connections opened − closed:
+ * what admission counts against client.connection_limit), the authenticated ones, and its
+ * event-loop lag p99 since the previous scrape. Readings stop quietly when the process is gone
+ * (a crash is the caller's finding, not an exception here).
  *
  * @module
  */
 import { fetchMetrics, metricSeries } from './api.js';
+import { CpuSampler, cpuPercentPoints } from './cpu-sampler.js';
 import { readCpuMicros, readRssBytes } from './proc.js';
 import type { RunningServer } from './targets.js';
 import { round, sleep } from './util.js';
@@ -41,7 +43,7 @@ export function cpuOrNaN(pid: number): number {
 /** ServerWatch samples one server until stopped; x of every point is seconds since `t0`. */
 export class ServerWatch {
   readonly rssMiB: Points = [];
-  /** % of one core over each sample interval (10 ms ticks). */
+  /** % of one core over each sample interval (10 ms ticks), x at the interval's start; filled by stop(). */
   readonly cpuPercent: Points = [];
   readonly held: Points = [];
   readonly authenticated: Points = [];
@@ -52,6 +54,7 @@ export class ServerWatch {
   maxLagMs = 0;
   private running = false;
   private loops: Array<Promise<void>> = [];
+  private cpu: CpuSampler | undefined;
 
   constructor(
     private readonly server: RunningServer,
@@ -64,12 +67,20 @@ export class ServerWatch {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.cpu = new CpuSampler(this.server.pid, this.sampleMs);
     this.loops = [this.sampleLoop(), this.scrapeLoop()];
   }
 
   /** stop ends sampling (after the scrape in flight, if any). */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.cpu) {
+      for (const p of cpuPercentPoints(this.cpu.stop(), this.t0)) {
+        this.cpuPercent.push(p);
+        this.peakCpuPercent = Math.max(this.peakCpuPercent, p[1]);
+      }
+      this.cpu = undefined;
+    }
     await Promise.all(this.loops);
   }
 
@@ -84,23 +95,13 @@ export class ServerWatch {
 
   private async sampleLoop(): Promise<void> {
     const pid = this.server.pid;
-    let cpuPrev = cpuOrNaN(pid);
-    let tPrev = performance.now();
     while (this.running) {
       await sleep(this.sampleMs);
       const now = performance.now();
-      const cpu = cpuOrNaN(pid);
       const rss = rssOrNaN(pid);
-      const cpuPct = round(((cpu - cpuPrev) / ((now - tPrev) * 1000)) * 100, 1);
-      cpuPrev = cpu;
-      tPrev = now;
       if (Number.isFinite(rss)) {
         this.rssMiB.push([this.x(now), round(rss / 2 ** 20, 1)]);
         this.peakRssBytes = Math.max(this.peakRssBytes, rss);
-      }
-      if (Number.isFinite(cpuPct)) {
-        this.cpuPercent.push([this.x(now), cpuPct]);
-        this.peakCpuPercent = Math.max(this.peakCpuPercent, cpuPct);
       }
     }
   }

@@ -3,7 +3,7 @@
  * stickers would have sent ~150k lookups to a database tuned for 1–2k/s): M Bulwark processes
  * start cold on one Redis, and their clients ask for K unique keys through a cacheable RPC
  * (`proxy.cache.rpc`) at once. What reaches the origin — how many calls, how many per key, at
- * what peak rate — is counted by an origin in the bench process ({@link OriginServer}).
+ * what peak rate — is counted by an origin in the bench process ({@link RpcOrigin}).
  *
  * Variants, each on fresh processes, a fresh origin and a fresh Redis prefix:
  * - `shared`: the RPC cache with its shared Redis tier (`proxy.cache.shared`, the default with
@@ -34,8 +34,8 @@ import { randomBytes } from 'node:crypto';
 import { outcomeLabel, RpcClient } from '../client/rpc-client.js';
 import { peakRate, slidingRateSeries } from '../lib/arrivals.js';
 import { fetchMetrics, metricSeries } from '../lib/api.js';
-import { OriginServer } from '../lib/origin-server.js';
 import { deleteKeysWithPrefix, redisReachable } from '../lib/redis-keys.js';
+import { RpcOrigin } from '../lib/rpc-origin.js';
 import { fmt, fmtCounts, formatTable } from '../lib/report.js';
 import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
 import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
@@ -124,7 +124,7 @@ export interface VariantResult {
   ok: number;
   /** Successful replies carrying another key's answer. */
   wrong: number;
-  /** Failed RPCs by outcome (error code, "timeout", "closed", "not sent"). */
+  /** Failed RPCs by outcome (error code, "timeout", "disconnect", "not sent"). */
   failed: Record<string, number>;
   /** Latency of successful RPCs. */
   latencyMs: LatencySummary;
@@ -336,7 +336,7 @@ async function connectClients(
           clients[i] = c;
           return;
         } catch (err) {
-          c.close();
+          c.terminate();
           if (attempt >= 3) throw err;
           await sleep(200 * attempt); // e.g. refused while the fresh process sheds connections
         }
@@ -345,7 +345,7 @@ async function connectClients(
     (_i, err) => (lastError = err),
   );
   if (lastError !== undefined) {
-    for (const c of clients) c?.close();
+    for (const c of clients) c?.terminate();
     throw new Error(`node ${node}: could not connect every client: ${(lastError as Error).message}`);
   }
   return clients;
@@ -381,9 +381,11 @@ interface VariantRun {
 async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions): Promise<VariantRun> {
   const log = ctx.log;
   const prefix = `bench-cold-${v}-${randomBytes(4).toString('hex')}`;
-  const origin = await OriginServer.start({
+  // A database that holds originConcurrency queries at once and fails the next one (no queue).
+  const origin = await RpcOrigin.start({
     serviceMs: o.serviceMs,
-    capacity: o.originConcurrency > 0 ? o.originConcurrency : undefined,
+    workers: o.originConcurrency > 0 ? o.originConcurrency : undefined,
+    queueLimit: 0,
     answer: (_req, key) => stickerAnswer(key),
   });
   let servers: RunningServer[] = [];
@@ -410,7 +412,7 @@ async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions)
     const deadline = t0 + o.maxSeconds * 1000;
     const timeline = new Timeline(250, t0);
     const originTimeline = new Timeline(100, t0);
-    origin.onCall = (at) => originTimeline.count('calls', 1, at);
+    origin.onArrival = (call) => originTimeline.count('calls', 1, call.atMs);
     ctx.progress.begin(`cold-cache ${v}: ${fmt(total)} RPCs`);
 
     // Per node, one cursor over the plan; worker w asks through client w mod N, so the
@@ -434,13 +436,13 @@ async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions)
           const at = performance.now();
           lastReplyAt = at;
           done++;
-          if (out.code === 0) {
+          if (out.outcome === 0) {
             ok++;
             latency.add(at - sentAt);
             timeline.sample('rpc', at - sentAt, at);
             if ((out.data as { id?: unknown } | undefined)?.id !== key) wrong++;
           } else {
-            const label = outcomeLabel(out.code);
+            const label = outcomeLabel(out.outcome);
             failed[label] = (failed[label] ?? 0) + 1;
           }
           ctx.progress.update(
@@ -453,7 +455,7 @@ async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions)
     };
     await Promise.all(Array.from({ length: o.nodes }, (_, n) => nodeLoad(n)));
     const serveSeconds = (Math.max(lastReplyAt, t0) - t0) / 1000;
-    origin.onCall = undefined;
+    origin.onArrival = undefined;
     ctx.progress.end();
 
     const times = origin.arrivals.times();
@@ -482,8 +484,8 @@ async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions)
         keysCalledAgain: keys.keysCalledAgain,
         peakPerSec: peakRate(times, 1000),
         peak100msPerSec: peakRate(times, 100),
-        rejected: stats.rejected,
-        aborted: stats.aborted,
+        rejected: stats.throttled,
+        aborted: stats.abandoned,
         maxInFlight: stats.maxInFlight,
       },
       bulwark,
@@ -501,7 +503,7 @@ async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions)
     throw new ServerRunError(`cold-cache ${v}: ${(err as Error).message}`, tail);
   } finally {
     ctx.progress.end();
-    for (const cs of clients) for (const c of cs) c?.close();
+    for (const cs of clients) for (const c of cs) c?.terminate();
     await Promise.all(servers.map((s) => s.stop()));
     await origin.close();
     try {

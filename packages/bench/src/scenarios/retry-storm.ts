@@ -34,6 +34,7 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { RpcClient } from '../client/rpc-client.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
 import { fmt, fmtCounts, formatTable } from '../lib/report.js';
 import {
@@ -44,8 +45,7 @@ import {
   type CallOutcome,
   type RetryPolicy,
 } from '../lib/retry-policy.js';
-import { RpcClient } from '../lib/rpc-client.js';
-import { originCapacity, RpcOrigin, type OriginFate, type RpcOriginStats } from '../lib/rpc-origin.js';
+import { methodOf, originCapacity, RpcOrigin, type OriginArrival, type RpcOriginStats } from '../lib/rpc-origin.js';
 import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
 import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
 import { onFreshBulwark, ServerRunError, type RunningServer } from '../lib/targets.js';
@@ -599,7 +599,7 @@ function attempt(rig: Rig, p: Player, method: string, data: string, n: number): 
       } else rig.timeline.count('good.failed');
     }
   };
-  const sent = p.client?.call(method, data, (outcome, latencyMs) => {
+  const sent = p.client?.send(method, data, (outcome, latencyMs) => {
     record(outcome, latencyMs);
     if (kind === 'feature' && rig.running && shouldRetry(outcome, n, rig.policy)) attempt(rig, p, method, data, n + 1);
   });
@@ -642,8 +642,8 @@ async function runVariant(
   const tallies = windows.map(() => newWindowTally());
   const timeline = new Timeline(500);
   let t0 = performance.now();
-  const onArrival = (method: string, fate: OriginFate) => {
-    const t = performance.now() - t0;
+  const onArrival = ({ atMs, method, fate }: OriginArrival) => {
+    const t = atMs - t0;
     timeline.count('origin.arrival');
     if (fate === 'throttle') timeline.count('origin.throttled');
     const wi = windowIndex(t, windows);
@@ -652,10 +652,13 @@ async function runVariant(
     tally.originByMethod[method] = (tally.originByMethod[method] ?? 0) + 1;
     if (fate === 'throttle') tally.originThrottled++;
   };
-  const origin = await RpcOrigin.start(
-    { concurrency: o.originWorkers, serviceMs: o.originServiceMs, queueLimit: originQueueOf(o) },
+  const origin = await RpcOrigin.start({
+    workers: o.originWorkers,
+    serviceMs: o.originServiceMs,
+    queueLimit: originQueueOf(o),
+    answer: (req) => ({ result: { data: { method: methodOf(req), ok: true } } }),
     onArrival,
-  );
+  });
   const capacity = origin.capacity;
   const config = variantConfig(v, o);
   const bulwarkConfig = {
