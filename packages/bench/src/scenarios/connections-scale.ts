@@ -308,7 +308,7 @@ function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
     timeoutMs: 15_000,
     retries: f.int('retries', 3),
     connectBudgetSeconds: f.num('connect-budget', quick ? 45 : 240, 1),
-    redis: f.str('redis', 'redis://127.0.0.1:6379'),
+    redis: f.str('redis-url', 'redis://127.0.0.1:6379'),
     redisPrefix: `bench-conn-scale-${randomInt(2 ** 32).toString(36)}`,
     capacity,
     limits: {
@@ -733,9 +733,9 @@ export const connectionsScaleScenario: Scenario = {
       help: '--connect-budget S   longest connect phase (default 240; quick 45)',
     },
     {
-      name: 'redis',
+      name: 'redis-url',
       type: 'string',
-      help: '--redis URL          Redis for the engine (default redis://127.0.0.1:6379)',
+      help: '--redis-url URL      Redis for the engine (default redis://127.0.0.1:6379)',
     },
     {
       name: 'rss-limit',

@@ -568,7 +568,7 @@ function readOptions(ctx: ScenarioContext): RollingOptions {
     slackMs: f.int('reconnect-slack', 5000, 0),
     maxPeakFactor: f.num('max-peak-factor', 3, 0),
     historySize: 1000,
-    redisUrl: f.str('redis', process.env.BULWARK_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'),
+    redisUrl: f.str('redis-url', process.env.BULWARK_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'),
     connectConcurrency: 200,
     bucketMs: q ? 500 : 1000,
   };
@@ -584,7 +584,7 @@ async function runRolling(
 ): Promise<{ result: RollingResult; charts: Chart[] }> {
   if (!bulwarkAvailable(ctx.bulwark.bulwarkMain)) throw new Error('Bulwark is not built (npm run build)');
   await redisPing(o.redisUrl).catch((err: unknown) => {
-    throw new Error(`rolling-restart needs Redis (--redis URL): ${(err as Error).message}`);
+    throw new Error(`rolling-restart needs Redis (--redis-url URL): ${(err as Error).message}`);
   });
   const prefix = `bench-rolling-${randomBytes(6).toString('hex')}`;
   const tokenSecret = randomBytes(32).toString('hex');
@@ -1037,9 +1037,9 @@ export const rollingRestartScenario: Scenario = {
       help: '--max-peak-factor F  peak reconnects in 1 s at most F × players / drain window (default 3)',
     },
     {
-      name: 'redis',
+      name: 'redis-url',
       type: 'string',
-      help: '--redis URL          Redis for the nodes (default redis://127.0.0.1:6379)',
+      help: '--redis-url URL      Redis for the nodes (default redis://127.0.0.1:6379)',
     },
   ],
   async run(ctx) {
