@@ -34,6 +34,9 @@ export class Metrics implements ProxyCallObserver {
   readonly proxyBreakerOpen: Gauge<'target'>;
   readonly rpcCache: Gauge<'method' | 'stat'>;
   readonly rpcCacheShared: Gauge<'stat'>;
+  readonly admissionOpen: Gauge;
+  readonly admissionLimit: Gauge;
+  #admissionSource: (() => { open: number; limit: number }) | undefined;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly #histogram: IntervalHistogram;
@@ -151,6 +154,25 @@ export class Metrics implements ProxyCallObserver {
         self.#rpcCacheSource?.();
       },
     });
+    // Read at scrape from the admission itself: nothing on the connect path.
+    this.admissionOpen = new Gauge({
+      name: 'bulwark_admission_connections',
+      help: 'WebSocket connections admission counts against client.connection_limit (accepted, not closed yet, authenticated or not).',
+      registers,
+      collect() {
+        const a = self.#admissionSource?.();
+        if (a) this.set(a.open);
+      },
+    });
+    this.admissionLimit = new Gauge({
+      name: 'bulwark_admission_connection_limit',
+      help: 'The connection limit admission enforces: client.connection_limit, or what the open-file limit holds; 0: none.',
+      registers,
+      collect() {
+        const a = self.#admissionSource?.();
+        if (a) this.set(a.limit);
+      },
+    });
     this.rpcCacheShared = new Gauge({
       name: 'bulwark_rpc_cache_shared',
       help: "The RPC cache's shared Redis tier on this node (Redis engine only): sharedHits, sharedMisses, lockWaits, waitTimeouts (waits for another node's load that ran out; this node then called the backend itself), redisErrors, fallbacks (backend calls made because Redis failed).",
@@ -210,6 +232,11 @@ export class Metrics implements ProxyCallObserver {
     for (const [stat, value] of Object.entries(stats)) {
       if (typeof value === 'number') this.rpcCache.set({ method, stat }, value);
     }
+  }
+
+  /** setAdmissionSource sets what bulwark_admission_connections and _connection_limit read at each scrape. */
+  setAdmissionSource(source: () => { open: number; limit: number }): void {
+    this.#admissionSource = source;
   }
 
   /** setRpcCacheSharedStats copies the shared tier's counters into bulwark_rpc_cache_shared. */

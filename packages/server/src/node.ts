@@ -233,6 +233,7 @@ export class Node implements SessionContext {
     );
     this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
     this.admission = new Admission(this);
+    this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
     this.#http = new HttpServer(this);
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
   }

@@ -64,6 +64,10 @@ describe('admission: client.connection_limit', () => {
     t.after(() => idle.forEach((c) => c.close()));
     assert.equal(srv.node.hub.numClients, 0, 'no session connected');
     assert.equal((await upgradeAttempt(srv.url)).status, 503);
+    // Operators see the same count and limit in /metrics, to alert before the node is full.
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^bulwark_admission_connections(\{[^}]*\})? 2$/m);
+    assert.match(metrics, /^bulwark_admission_connection_limit(\{[^}]*\})? 2$/m);
   });
 
   it('refuses before the origin check (a full node answers 503, not 403)', async (t) => {
