@@ -157,13 +157,23 @@ describe('summarizeProbes', () => {
 });
 
 describe('heldOnServer', () => {
-  it('is opened minus closed WebSocket connections', () => {
+  it('is opened minus closed WebSocket connections on a server without the admission gauge', () => {
     const text = [
       'bulwark_connections_opened_total{node="a"} 1500',
       'bulwark_connections_closed_total{node="a"} 320',
       'bulwark_connections{node="a"} 1100',
     ].join('\n');
     assert.equal(heldOnServer(text), 1180);
+  });
+
+  it("prefers admission's own gauge when the server exposes it", () => {
+    const text = [
+      'bulwark_connections_opened_total{node="a"} 1500',
+      'bulwark_connections_closed_total{node="a"} 320',
+      'bulwark_admission_connections{node="a"} 1184',
+      'bulwark_admission_connection_limit{node="a"} 1200',
+    ].join('\n');
+    assert.equal(heldOnServer(text), 1184);
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * ServerWatch samples a Bulwark under load for the charts: resident memory from /proc and CPU
  * (with a {@link CpuSampler}, as the board-event charts do) every `sampleMs`, and from GET
- * /metrics every `scrapeMs` the connections it holds (WebSocket connections opened − closed:
- * what admission counts against client.connection_limit), the authenticated ones, and its
+ * /metrics every `scrapeMs` the connections it holds (what admission counts against
+ * client.connection_limit, see {@link heldOnServer}), the authenticated ones, and its
  * event-loop lag p99 since the previous scrape. Readings stop quietly when the process is gone
  * (a crash is the caller's finding, not an exception here).
  *
@@ -16,8 +16,14 @@ import { round, sleep } from './util.js';
 
 type Points = Array<[number, number]>;
 
-/** heldOnServer is opened − closed WebSocket connections in a /metrics text. */
+/**
+ * heldOnServer is what admission counts against client.connection_limit in a /metrics text:
+ * `bulwark_admission_connections`, or opened − closed WebSocket connections from a server
+ * without that gauge (close to it, but moved at session creation rather than at accept).
+ */
 export function heldOnServer(metricsText: string): number {
+  const admission = metricSeries(metricsText, 'bulwark_admission_connections').get('');
+  if (admission !== undefined) return admission;
   const one = (name: string) => metricSeries(metricsText, name).get('') ?? 0;
   return one('bulwark_connections_opened_total') - one('bulwark_connections_closed_total');
 }

@@ -17,7 +17,7 @@
  * Measured: per phase, attempts, admissions, refusals and failures, the handshake latency of
  * admitted players (socket opened → subscribe confirmed) and of refusals; the Retry-After
  * advice; the server's refusal reasons (/metrics); connections held (client side, and the
- * server's opened − closed counters, sampled); server RSS and CPU (/proc), event-loop lag
+ * server's bulwark_admission_connections, sampled); server RSS and CPU (/proc), event-loop lag
  * (/metrics); `/ready` polled throughout with its latency.
  *
  * Bulwark only: the reference servers have no admission.
@@ -672,7 +672,7 @@ function hugCharts(run: HugRun, watch: ServerWatch, probe: HttpProbe, o: HugOpti
       yLabel: 'connections',
       series: [
         { label: 'held (client side)', points: run.heldSeries },
-        { label: 'held (server: opened − closed)', points: watch.held },
+        { label: 'held (server: admission count)', points: watch.held },
         { label: 'authenticated (bulwark_connections)', points: watch.authenticated },
         { label: 'attempts in flight', points: run.inFlightSeries },
         limit,
