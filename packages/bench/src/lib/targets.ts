@@ -99,6 +99,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** defaultBulwarkMain is where the server workspace's build puts Bulwark's CLI. */
 export const defaultBulwarkMain = path.resolve(here, '../../../../server/dist/src/cli/main.js');
 const rawServerMain = path.resolve(here, '../reference/raw-ws-server.js');
+/** Preloaded into Bulwark so it exits with the bench (see exit-with-parent.ts). */
+const exitWithParent = path.resolve(here, 'exit-with-parent.js');
 const socketioServerMain = path.resolve(here, '../reference/socketio-server.js');
 
 /** Every child we started and have not yet seen exit: killed on any way out of the process. */
@@ -169,7 +171,7 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
       opts.bulwarkConfig ?? {},
     );
     writeFileSync(configFile, JSON.stringify(config, null, 2));
-    args = [main, 'start', '--config', configFile, '--port', String(port)];
+    args = ['--import', exitWithParent, main, 'start', '--config', configFile, '--port', String(port)];
     if ((opts.workers ?? 1) > 1) args.push('--workers', String(opts.workers));
   } else {
     const main = name === 'socketio' ? socketioServerMain : rawServerMain;
