@@ -29,7 +29,9 @@ import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
 import { HttpServer } from './http-server.js';
-import { Hub } from './hub.js';
+import { Hub } from './client/hub.js';
+import { Permissions } from './client/permissions.js';
+import type { Flushable } from './client/flush-scheduler.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
@@ -95,7 +97,8 @@ export interface NodePublishOptions {
 export class Node implements SessionContext {
   readonly config: Readonly<Config>;
   readonly rules: ChannelRules;
-  readonly hub = new Hub();
+  readonly hub = new Hub<ClientSession>();
+  readonly permissions: Permissions;
   readonly wheel = new TimerWheel(100);
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -171,6 +174,7 @@ export class Node implements SessionContext {
     const cfg = this.config;
     this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
     this.rules = new ChannelRules(cfg.channel);
+    this.permissions = new Permissions(cfg.client.insecure, this.rules);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
     this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
     const events = {
@@ -650,8 +654,8 @@ export class Node implements SessionContext {
     return this.#subVerifier.verifySubscriptionToken(token, channel, user, { clientId, purpose });
   }
 
-  scheduleFlush(session: ClientSession, urgent: boolean): void {
-    this.#flusher.schedule(session, urgent);
+  scheduleFlush(queue: Flushable, urgent: boolean): void {
+    this.#flusher.schedule(queue, urgent);
   }
 
   nodeSubscribe(channel: string): Promise<void> {

@@ -9,7 +9,6 @@ import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
 import type { Config } from '../config/schema.js';
 import type { Broker } from '../engine/broker.js';
 import type { PresenceManager } from '../engine/presence.js';
-import type { Hub } from '../hub.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import type { CommandRateLimiter } from '../protection/rate-limit.js';
 import type { KillSwitches } from '../protection/kill-switches.js';
@@ -20,7 +19,9 @@ import type { ConnectTokenClaims, SubscriptionTokenClaims, SubscriptionTokenPurp
 import type { BackendProxy } from '../proxy/backend-proxy.js';
 import type { RpcCache } from '../proxy/rpc-cache.js';
 import type { ProxyResolver } from '../proxy/proxies.js';
-import type { ClientSession } from './session.js';
+import type { Flushable } from './flush-scheduler.js';
+import type { Hub } from './hub.js';
+import type { Permissions } from './permissions.js';
 import type { TimerWheel } from './timer-wheel.js';
 
 /** RpcContext is what an RPC handler learns about its caller. */
@@ -41,6 +42,8 @@ export interface SessionContext {
   readonly config: Readonly<Config>;
   readonly rules: ChannelRules;
   readonly hub: Hub;
+  /** What clients may do on channels (see permissions.ts). */
+  readonly permissions: Permissions;
   readonly broker: Broker;
   readonly presence: PresenceManager;
   readonly metrics: Metrics;
@@ -67,8 +70,8 @@ export interface SessionContext {
     clientId: string,
     purpose: SubscriptionTokenPurpose,
   ): Promise<SubscriptionTokenClaims>;
-  /** scheduleFlush queues the session for a write pass: the next one if urgent, else after client.write_delay. */
-  scheduleFlush(session: ClientSession, urgent: boolean): void;
+  /** scheduleFlush queues a write queue for a flush pass: the next one if urgent, else after client.write_delay. */
+  scheduleFlush(queue: Flushable, urgent: boolean): void;
   /** nodeSubscribe makes the broker deliver `channel` to this node (idempotent, shared). */
   nodeSubscribe(channel: string): Promise<void>;
   /** nodeUnsubscribe stops delivery of `channel` when no local subscriber is left. */

@@ -114,6 +114,31 @@ export function encodePresenceResult(presence: Record<string, ClientInfo>): stri
   return `{"presence":{${entries.join(',')}}}`;
 }
 
+/** emptyResult is the result of commands that answer nothing but success (`{}`). */
+export const emptyResult = '{}';
+
+/** encodeRefreshResult encodes the reply to a client `refresh`: its connection's new expiry. */
+export function encodeRefreshResult(client: string, version: string, expires: boolean, ttl: number): string {
+  let s = `{"client":${q(client)},"version":${q(version)}`;
+  if (expires) s += `,"expires":true,"ttl":${ttl}`;
+  return s + '}';
+}
+
+/** encodeSubRefreshResult encodes the reply to `sub_refresh` (empty when the subscription no longer expires). */
+export function encodeSubRefreshResult(expires: boolean, ttl: number): string {
+  return expires ? `{"expires":true,"ttl":${ttl}}` : emptyResult;
+}
+
+/** encodePresenceStatsResult encodes a presence_stats result. */
+export function encodePresenceStatsResult(numClients: number, numUsers: number): string {
+  return `{"num_clients":${numClients},"num_users":${numUsers}}`;
+}
+
+/** encodeRpcResult encodes an RPC result; no data is an empty result. */
+export function encodeRpcResult(data: RawJSON | undefined): string {
+  return data === undefined ? emptyResult : `{"data":${data}}`;
+}
+
 /** encodeReply wraps an encoded result in a reply to command `id` for `method`. */
 export function encodeReply(id: number, method: string, result: string): string {
   return `{"id":${id},${q(method)}:${result}}`;

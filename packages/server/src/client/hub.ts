@@ -1,42 +1,43 @@
 /**
  * The Hub: this node's index of sessions by client id, by user, and by channel. Fan-out
  * lives here: a publication is encoded once per channel and the same Buffer is handed to
- * every subscribed session.
+ * every subscribed session. It knows sessions only as Subscribers (see subscriber.ts); the
+ * node's hub is typed with its session class, so lookups return sessions.
  *
  * @module
  */
-import type { ClientSession, SubState } from './client/session.js';
-import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from './protocol/encode.js';
-import type { ClientInfo, Publication } from './protocol/types.js';
-import { markShared } from './transport/prepared-frame.js';
+import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from '../protocol/encode.js';
+import type { ClientInfo, Publication } from '../protocol/types.js';
+import { markShared } from '../transport/prepared-frame.js';
+import type { SubState, Subscriber } from './subscriber.js';
 
-/** Hub indexes this node's sessions and subscriptions. */
-export class Hub {
-  readonly #sessions = new Map<string, ClientSession>();
+/** Hub indexes this node's sessions (of type S) and subscriptions. */
+export class Hub<S extends Subscriber = Subscriber> {
+  readonly #sessions = new Map<string, S>();
   /** Sessions that opened a transport but sent no connect yet (not in #sessions). */
-  readonly #connecting = new Set<ClientSession>();
-  readonly #users = new Map<string, ClientSession | Set<ClientSession>>();
+  readonly #connecting = new Set<S>();
+  readonly #users = new Map<string, S | Set<S>>();
   /** channel → session → its subscription state; iterating yields the state with no lookup. */
-  readonly #channels = new Map<string, Map<ClientSession, SubState>>();
+  readonly #channels = new Map<string, Map<S, SubState>>();
   #numSubs = 0;
 
   /** addConnecting tracks a session until it connects or closes (shutdown closes these too). */
-  addConnecting(s: ClientSession): void {
+  addConnecting(s: S): void {
     this.#connecting.add(s);
   }
 
   /** removeConnecting stops tracking a session that connected or closed. */
-  removeConnecting(s: ClientSession): void {
+  removeConnecting(s: S): void {
     this.#connecting.delete(s);
   }
 
   /** connecting iterates over sessions that have not connected yet. */
-  connecting(): IterableIterator<ClientSession> {
+  connecting(): IterableIterator<S> {
     return this.#connecting.values();
   }
 
   /** addSession registers a connected session. */
-  addSession(s: ClientSession): void {
+  addSession(s: S): void {
     this.#connecting.delete(s);
     this.#sessions.set(s.id, s);
     // Most users hold one connection: store it bare, and make a Set only for the second.
@@ -47,19 +48,19 @@ export class Hub {
   }
 
   /** removeSession forgets a session (its subscriptions must be removed first). */
-  removeSession(s: ClientSession): void {
+  removeSession(s: S): void {
     if (this.#sessions.get(s.id) !== s) return;
     this.#sessions.delete(s.id);
     const cur = this.#users.get(s.user);
     if (cur === s) this.#users.delete(s.user);
     else if (cur instanceof Set) {
       cur.delete(s);
-      if (cur.size === 1) this.#users.set(s.user, cur.values().next().value as ClientSession);
+      if (cur.size === 1) this.#users.set(s.user, cur.values().next().value as S);
     }
   }
 
   /** addSub indexes a subscription; returns true when it is the channel's first on this node. */
-  addSub(channel: string, s: ClientSession, state: SubState): boolean {
+  addSub(channel: string, s: S, state: SubState): boolean {
     let subs = this.#channels.get(channel);
     const first = !subs;
     if (!subs) this.#channels.set(channel, (subs = new Map()));
@@ -69,7 +70,7 @@ export class Hub {
   }
 
   /** removeSub removes a subscription; returns true when the channel has none left here. */
-  removeSub(channel: string, s: ClientSession): boolean {
+  removeSub(channel: string, s: S): boolean {
     const subs = this.#channels.get(channel);
     if (!subs || !subs.delete(s)) return false;
     this.#numSubs--;
@@ -90,8 +91,8 @@ export class Hub {
   }
 
   /** subscriptions iterates over the local subscribers of `channel` with their subscription state. */
-  subscriptions(channel: string): IterableIterator<[ClientSession, SubState]> {
-    return (this.#channels.get(channel) ?? new Map<ClientSession, SubState>()).entries();
+  subscriptions(channel: string): IterableIterator<[S, SubState]> {
+    return (this.#channels.get(channel) ?? new Map<S, SubState>()).entries();
   }
 
   /** broadcastJoin sends a join push to subscribers that asked for join/leave. */
@@ -116,12 +117,12 @@ export class Hub {
   }
 
   /** session returns a connected session by client id. */
-  session(clientId: string): ClientSession | undefined {
+  session(clientId: string): S | undefined {
     return this.#sessions.get(clientId);
   }
 
   /** userSessions returns the sessions of a user (empty when none). */
-  userSessions(user: string): ReadonlySet<ClientSession> {
+  userSessions(user: string): ReadonlySet<S> {
     const cur = this.#users.get(user);
     if (cur === undefined) return new Set();
     return cur instanceof Set ? cur : new Set([cur]);
@@ -135,7 +136,7 @@ export class Hub {
   }
 
   /** sessions iterates over all sessions. */
-  sessions(): IterableIterator<ClientSession> {
+  sessions(): IterableIterator<S> {
     return this.#sessions.values();
   }
 

@@ -1,0 +1,112 @@
+/**
+ * The commands of a connected session that do not change its subscriptions: publish,
+ * presence, presence_stats, history, rpc and send. Each checks permissions and kill switches
+ * before it costs the engine or the backend anything.
+ *
+ * @module
+ */
+import { ChannelRules } from '../channel-rules.js';
+import { killSwitchError } from '../protection/kill-switch-error.js';
+import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import {
+  emptyResult,
+  encodeHistoryResult,
+  encodePresenceResult,
+  encodePresenceStatsResult,
+  encodeRpcResult,
+} from '../protocol/encode.js';
+import { asRaw, type HistoryRequest, type RawJSON } from '../protocol/types.js';
+import type { ProxyTarget } from '../proxy/proxies.js';
+import type { SessionCore } from './session-core.js';
+
+/** checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
+function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', target: string): void {
+  const ctx = s.ctx;
+  const off = ctx.killSwitches.find(kind, target);
+  if (off === undefined) return;
+  ctx.metrics.reject(`kill_switch_${kind}`);
+  ctx.burstLog.warn(
+    `kill_switch.${kind}`,
+    { kind, target: off.target, reason: off.reason },
+    'refused by a kill switch',
+  );
+  throw killSwitchError(off);
+}
+
+/** publish runs the client `publish` command (through the publish proxy where one is set). */
+export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: string }> {
+  const ctx = s.ctx;
+  const rc = ctx.rules.resolve(channel);
+  // With the publish proxy the backend decides instead of the allow_publish_* options.
+  const target = ctx.proxies.channel('publish', rc.options);
+  if (target === undefined) ctx.permissions.checkPublish(rc, s.user, s.subs.has(channel));
+  // Kill switch before the backend call: a switched-off namespace costs the backend nothing.
+  checkKillSwitch(s, 'publish', rc.namespace);
+  const info = s.info(s.subs.get(channel)?.chanInfo);
+  if (target === undefined) {
+    await ctx.publishFromClient(rc, asRaw(data), info);
+    return { reply: emptyResult };
+  }
+  const out = await ctx.backend.publish(target, s.proxyConnection(), channel, data);
+  await ctx.publishFromClient(rc, out.data ?? asRaw(data), info, { skipHistory: out.skipHistory, tags: out.tags });
+  return { reply: emptyResult };
+}
+
+/** presence runs `presence` (every entry) or, with `statsOnly`, `presence_stats` (counts). */
+export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: string }> {
+  const ctx = s.ctx;
+  const rc = ctx.rules.resolve(channel);
+  if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
+  ctx.permissions.checkRead('presence', rc, s.user, s.subs.has(rc.channel));
+  checkKillSwitch(s, 'read', rc.namespace);
+  if (statsOnly) {
+    const st = await ctx.presence.presenceStats(channel);
+    return { reply: encodePresenceStatsResult(st.numClients, st.numUsers) };
+  }
+  return { reply: encodePresenceResult(await ctx.presence.presence(channel)) };
+}
+
+/** history runs `history`; a limit below 0 or over client.history_max_publication_limit reads that maximum. */
+export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: string }> {
+  const ctx = s.ctx;
+  const rc = ctx.rules.resolve(req.channel);
+  if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
+  ctx.permissions.checkRead('history', rc, s.user, s.subs.has(rc.channel));
+  checkKillSwitch(s, 'read', rc.namespace);
+  const max = ctx.config.client.history_max_publication_limit;
+  const asked = req.limit ?? 0;
+  const limit = asked < 0 || asked > max ? max : asked;
+  const h = await ctx.broker.history(req.channel, {
+    since: req.since,
+    limit,
+    reverse: req.reverse === true,
+    metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
+  });
+  return { reply: encodeHistoryResult(h.publications, h.offset, h.epoch) };
+}
+
+/**
+ * rpc runs `rpc`: a handler registered in-process (node.rpc) wins over the RPC proxy of the
+ * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc).
+ */
+export async function rpc(s: SessionCore, method: string, data: unknown): Promise<{ reply: string }> {
+  const ctx = s.ctx;
+  const handler = ctx.rpcHandlers.get(method);
+  const target = handler === undefined ? ctx.proxies.rpc(method) : undefined;
+  if (!handler && !target) throw new ProtocolError(ErrorCode.MethodNotFound);
+  checkKillSwitch(s, 'rpc', method);
+  if (handler) {
+    const out = await handler(data, s.rpcContext());
+    return { reply: encodeRpcResult(out === undefined ? undefined : asRaw(out)) };
+  }
+  const out: RawJSON | undefined = await ctx.rpcCache.call(method, s.user, data, () =>
+    ctx.backend.rpc(target as ProxyTarget, s.proxyConnection(), method, data),
+  );
+  return { reply: encodeRpcResult(out) };
+}
+
+/** send hands a client's fire-and-forget message to the node's message handler (no reply). */
+export async function send(s: SessionCore, data: unknown): Promise<undefined> {
+  await s.ctx.messageHandler?.(data, s.rpcContext());
+  return undefined;
+}

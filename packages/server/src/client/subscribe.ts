@@ -1,0 +1,328 @@
+/**
+ * Subscriptions of a session: the subscribe command (token, subscribe proxy or namespace
+ * permissions), recovery from history, server-side subscribe and unsubscribe, and how a
+ * subscription's expiry is prolonged (client `sub_refresh` with a token, or the sub_refresh
+ * proxy).
+ *
+ * A subscription is indexed in the hub *before* the stream position is read, and publications
+ * arriving meanwhile are buffered in its state: with the history read this leaves no gap and,
+ * after filtering by offset, no duplicate.
+ *
+ * @module
+ */
+import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
+import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
+import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
+import {
+  emptyResult,
+  encodeSubRefreshResult,
+  encodeSubscribePush,
+  encodeSubscribeResult,
+  encodeUnsubscribePush,
+} from '../protocol/encode.js';
+import { ttlSeconds } from '../protocol/ttl.js';
+import type { Publication, RawJSON, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
+import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
+import type { ProxyTarget } from '../proxy/proxies.js';
+import type { SessionCore } from './session-core.js';
+import type { SubState } from './subscriber.js';
+
+/** SubscribeOptions describes one subscription to make (client, token or API initiated). */
+export interface SubscribeOptions {
+  recover: boolean;
+  offset: number;
+  epoch: string;
+  wantPositioned: boolean;
+  wantRecoverable: boolean;
+  wantJoinLeave: boolean;
+  chanInfo?: RawJSON | undefined;
+  data?: RawJSON | undefined;
+  expireAt: number;
+  /** Server-side subscriptions ignore the allow_* flags of clients: they were granted. */
+  serverSide: boolean;
+  /** Per-subscription overrides of namespace options, from a token or the subscribe proxy. */
+  override?: SubscriptionOverride | undefined;
+  /** Set when the backend, not the client, prolongs this subscription (sub_refresh proxy). */
+  subRefreshProxy?: ProxyTarget | undefined;
+}
+
+/** A subscription made: its result for the reply, and `activate` to call once the reply is queued. */
+export interface Made {
+  result: SubscribeResult;
+  activate: () => void;
+}
+
+function isPending(s: SessionCore, channel: string): boolean {
+  return s.pending !== undefined && s.pending.has(channel);
+}
+
+/** subscribeCommand runs the client `subscribe` command. */
+export async function subscribeCommand(
+  s: SessionCore,
+  req: SubscribeRequest,
+): Promise<{ reply: string; after: () => void }> {
+  const ctx = s.ctx;
+  const rc = ctx.rules.resolve(req.channel);
+  if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
+  const limit = ctx.config.client.channel_limit;
+  if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
+    ctx.metrics.reject('channel_limit');
+    throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
+  }
+  let claims: SubscriptionTokenClaims | undefined;
+  let proxied: SubscribeOutcome | undefined;
+  let subRefreshProxy: ProxyTarget | undefined;
+  if (req.token && ctx.permissions.verifiesTokens) {
+    claims = await ctx.verifySubscriptionToken(req.token, rc.channel, s.user, s.id, 'subscribe');
+  } else {
+    // As in Centrifugo, the subscribe proxy decides for channels without their own access
+    // control: private channels still need a token, user-limited ones list their users.
+    const target = ctx.proxies.channel('subscribe', rc.options);
+    if (target !== undefined && !rc.isPrivate && ctx.rules.allowedUsers(rc) === undefined) {
+      proxied = await ctx.backend.subscribe(target, s.proxyConnection(), rc.channel, req.data);
+      subRefreshProxy = ctx.proxies.channel('sub_refresh', rc.options);
+    } else {
+      ctx.permissions.checkSubscribe(rc, s.user);
+    }
+  }
+  const made = await subscribe(s, rc, {
+    recover: req.recover === true,
+    offset: req.offset ?? 0,
+    epoch: req.epoch ?? '',
+    wantPositioned: req.positioned === true,
+    wantRecoverable: req.recoverable === true,
+    wantJoinLeave: req.join_leave === true,
+    chanInfo: claims?.info ?? proxied?.info,
+    data: claims?.data ?? proxied?.data,
+    expireAt: claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0),
+    serverSide: false,
+    override: claims?.override ?? proxied?.override,
+    subRefreshProxy,
+  });
+  return { reply: encodeSubscribeResult(made.result), after: made.activate };
+}
+
+/**
+ * subscribe makes one subscription (see the module note on ordering). The caller queues the
+ * reply and then calls `activate`, which releases the buffered publications.
+ */
+export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: SubscribeOptions): Promise<Made> {
+  const ctx = s.ctx;
+  const ns = rc.options;
+  const ov = o.override ?? {};
+  const hasHistory = ChannelRules.hasHistory(ns);
+  const forceRecovery = ov.forceRecovery ?? ns.force_recovery;
+  const forcePositioning = ov.forcePositioning ?? ns.force_positioning;
+  const joinLeave = ov.joinLeave ?? ns.join_leave;
+  const forcePushJoinLeave = ov.forcePushJoinLeave ?? ns.force_push_join_leave;
+  const presence = ov.presence ?? ns.presence;
+  const recoverable = hasHistory && (forceRecovery || (ns.allow_recovery && (o.wantRecoverable || o.serverSide)));
+  const positioned = recoverable || (hasHistory && (forcePositioning || (ns.allow_positioning && o.wantPositioned)));
+  const joinLeaveEnabled = joinLeave || forcePushJoinLeave;
+  const state: SubState = {
+    channel: rc.channel,
+    joinLeave: forcePushJoinLeave || (joinLeave && (o.wantJoinLeave || o.serverSide)),
+    positioned,
+    recoverable,
+    presence,
+    joinLeaveEnabled,
+    buffer: [],
+    offset: 0,
+    epoch: '',
+    expireAt: o.expireAt,
+    chanInfo: o.chanInfo,
+    subRefreshProxy: o.subRefreshProxy,
+    refreshing: false,
+  };
+  (s.pending ??= new Set()).add(rc.channel);
+  ctx.hub.addSub(rc.channel, s, state);
+  const result: SubscribeResult = {};
+  try {
+    await ctx.nodeSubscribe(rc.channel);
+    if (positioned) {
+      const metaTtlMs = ctx.rules.historyMetaTtlMs(ns);
+      if (recoverable && o.recover) {
+        await recover(s, rc.channel, o, metaTtlMs, result);
+      } else {
+        const top = await ctx.broker.history(rc.channel, { limit: 0, metaTtlMs });
+        result.offset = top.offset;
+        result.epoch = top.epoch;
+      }
+      result.positioned = true;
+      if (recoverable) result.recoverable = true;
+      state.epoch = result.epoch ?? '';
+      const pubs = result.publications;
+      state.offset = pubs && pubs.length > 0 ? (pubs[pubs.length - 1] as Publication).offset : (result.offset ?? 0);
+    }
+    if (presence) await ctx.presence.addPresence(rc.channel, s.info(o.chanInfo), ctx.presenceTtlMs);
+    if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, s.info(o.chanInfo));
+  } catch (err) {
+    s.pending?.delete(rc.channel);
+    if (ctx.hub.removeSub(rc.channel, s)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
+    throw err;
+  }
+  s.pending?.delete(rc.channel);
+  if (s.state === 'closed') {
+    // Closed while subscribing: cleanup already ran for registered subs; undo this one.
+    if (ctx.hub.removeSub(rc.channel, s)) await ctx.nodeUnsubscribe(rc.channel).catch(() => undefined);
+    throw new ProtocolError(ErrorCode.Internal);
+  }
+  s.subs.set(rc.channel, state);
+  ctx.metrics.subscriptions.inc();
+  if (state.expireAt > 0) {
+    // With the sub_refresh proxy the backend prolongs the subscription: the client is not told to.
+    if (state.subRefreshProxy === undefined) {
+      result.expires = true;
+      result.ttl = ttlSeconds(state.expireAt);
+    }
+    s.subsChanged();
+  }
+  if (o.data !== undefined) result.data = o.data;
+  const activate = () => {
+    const buffered = state.buffer ?? [];
+    state.buffer = undefined;
+    for (const [pub, frame] of buffered) {
+      if (pub) s.deliverPublication(state, pub, frame);
+      else s.enqueue(frame);
+    }
+  };
+  return { result, activate };
+}
+
+/** recover fills `result` with the publications since the client's position, or says it cannot. */
+async function recover(
+  s: SessionCore,
+  channel: string,
+  o: SubscribeOptions,
+  metaTtlMs: number,
+  result: SubscribeResult,
+): Promise<void> {
+  const ctx = s.ctx;
+  const max = ctx.config.client.recovery_max_publication_limit;
+  result.was_recovering = true;
+  try {
+    const h = await ctx.broker.history(channel, {
+      since: { offset: o.offset, epoch: o.epoch },
+      // One more than allowed tells "too many to recover" apart from "exactly the limit".
+      limit: max > 0 ? max + 1 : -1,
+      metaTtlMs,
+    });
+    const pubs = h.publications;
+    const first = pubs[0];
+    const recovered =
+      (max === 0 || pubs.length <= max) &&
+      (o.epoch === '' || o.epoch === h.epoch) &&
+      (first ? first.offset === o.offset + 1 : h.offset === o.offset);
+    result.epoch = h.epoch;
+    result.recovered = recovered;
+    if (recovered && first) {
+      // The position recovered from; each recovered publication moves the client past it.
+      result.offset = o.offset;
+      result.publications = pubs;
+    } else {
+      result.offset = h.offset;
+    }
+  } catch (err) {
+    if (!(err instanceof ProtocolError && err.code === ErrorCode.UnrecoverablePosition)) throw err;
+    const top = await ctx.broker.history(channel, { limit: 0, metaTtlMs });
+    result.offset = top.offset;
+    result.epoch = top.epoch;
+    result.recovered = false;
+  }
+  ctx.metrics.recoveries.inc({ result: result.recovered ? 'recovered' : 'not_recovered' });
+}
+
+/**
+ * serverSubscribe subscribes the session from the server side (API `subscribe`) and tells the
+ * client with a subscribe push. Already subscribed is a no-op.
+ */
+export async function serverSubscribe(
+  s: SessionCore,
+  channel: string,
+  opts: { info?: RawJSON; data?: RawJSON; since?: { offset: number; epoch: string }; expireAt?: number },
+): Promise<void> {
+  if (s.state !== 'connected' || s.subs.has(channel) || isPending(s, channel)) return;
+  const rc = s.ctx.rules.resolve(channel);
+  const made = await subscribe(s, rc, {
+    recover: opts.since !== undefined,
+    offset: opts.since?.offset ?? 0,
+    epoch: opts.since?.epoch ?? '',
+    wantPositioned: false,
+    wantRecoverable: false,
+    wantJoinLeave: false,
+    chanInfo: opts.info,
+    data: opts.data,
+    expireAt: opts.expireAt ?? 0,
+    serverSide: true,
+  });
+  s.reply(encodeSubscribePush(channel, made.result));
+  made.activate();
+}
+
+/**
+ * unsubscribe removes a subscription. With `push`, the client is told (server-side
+ * unsubscribe); a client's own unsubscribe needs no push.
+ */
+export async function unsubscribe(
+  s: SessionCore,
+  channel: string,
+  push?: { code: number; reason: string },
+): Promise<void> {
+  const state = s.subs.get(channel);
+  if (!state) return;
+  s.subs.delete(channel);
+  if (push) s.reply(encodeUnsubscribePush(channel, push.code, push.reason));
+  await removeSubscription(s, state);
+}
+
+/** removeSubscription undoes what subscribe did: hub index, node subscription, presence, leave. */
+export async function removeSubscription(s: SessionCore, state: SubState): Promise<void> {
+  const ctx = s.ctx;
+  ctx.metrics.subscriptions.dec();
+  if (ctx.hub.removeSub(state.channel, s)) await ctx.nodeUnsubscribe(state.channel);
+  if (state.presence) await ctx.presence.removePresence(state.channel, s.id, s.user);
+  if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
+}
+
+/** subRefreshCommand runs the client `sub_refresh` command (a new subscription token). */
+export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: string }> {
+  const state = s.subs.get(channel);
+  if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
+  const claims = await s.ctx.verifySubscriptionToken(token, channel, s.user, s.id, 'sub_refresh');
+  state.expireAt = claims.expireAt * 1000;
+  s.subsChanged();
+  const expires = state.expireAt > 0;
+  return { reply: expires ? encodeSubRefreshResult(true, ttlSeconds(state.expireAt)) : emptyResult };
+}
+
+/**
+ * proxySubRefresh asks the backend to prolong an expired subscription (sub_refresh proxy):
+ * expired → unsubscribe with 2501 (the SDK resubscribes, asking the subscribe proxy again); a
+ * new expire_at prolongs it (0: never expires). A failed call keeps the subscription and asks
+ * again after proxy.refresh_retry_interval.
+ */
+export function proxySubRefresh(s: SessionCore, sub: SubState, target: ProxyTarget): void {
+  const ctx = s.ctx;
+  sub.refreshing = true;
+  ctx.backend
+    .subRefresh(target, s.proxyConnection(), sub.channel)
+    .then(
+      (out) => {
+        if (s.subs.get(sub.channel) !== sub) return; // unsubscribed meanwhile
+        if (out.expired || (out.expireAt > 0 && out.expireAt <= Date.now())) {
+          void unsubscribe(s, sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
+          return;
+        }
+        sub.expireAt = out.expireAt;
+        if (out.info !== undefined) sub.chanInfo = out.info;
+      },
+      () => {
+        // Already logged and counted by the proxy client: try again later.
+        sub.expireAt = Date.now() + ctx.config.proxy.refresh_retry_interval;
+      },
+    )
+    .finally(() => {
+      sub.refreshing = false;
+      if (s.state === 'connected') s.subsChanged();
+    });
+}

@@ -1,0 +1,52 @@
+/**
+ * What the hub knows of a subscriber: one subscription's state, and the two calls that hand
+ * it a frame. The hub indexes subscribers by channel and user and fans out through this
+ * interface only, so it can be driven without sessions or sockets.
+ *
+ * @module
+ */
+import type { ProxyTarget } from '../proxy/proxies.js';
+import type { Publication, RawJSON } from '../protocol/types.js';
+
+/** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
+export interface SubState {
+  readonly channel: string;
+  readonly joinLeave: boolean;
+  readonly positioned: boolean;
+  readonly recoverable: boolean;
+  readonly presence: boolean;
+  readonly joinLeaveEnabled: boolean;
+  /**
+   * Publications (and join/leave frames, with no publication) that arrived while the
+   * subscribe was in flight, with their shared frames.
+   * They are delivered after the subscribe reply, skipping any the reply already carried,
+   * so a subscriber sees every publication exactly once and in order.
+   */
+  buffer: Array<[Publication | undefined, Buffer]> | undefined;
+  /** Offset of the last publication delivered (positioned subscriptions). */
+  offset: number;
+  epoch: string;
+  /** Subscription token expiry in ms since epoch; 0 means never. */
+  expireAt: number;
+  chanInfo: RawJSON | undefined;
+  /**
+   * The sub_refresh proxy that prolongs this subscription when it expires (a subscription the
+   * subscribe proxy allowed, in a namespace with sub_refresh_proxy_enabled); undefined when the
+   * client refreshes it with a token.
+   */
+  readonly subRefreshProxy: ProxyTarget | undefined;
+  /** A sub_refresh proxy call for this subscription is in flight. */
+  refreshing: boolean;
+}
+
+/** Subscriber is a connection as the hub sees it. */
+export interface Subscriber {
+  /** Client id, unique per connection. */
+  readonly id: string;
+  /** User id; '' for anonymous connections. */
+  readonly user: string;
+  /** deliverPublication hands a publication and its shared frame to one subscription. */
+  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): void;
+  /** deliverEvent hands a join/leave frame to one subscription. */
+  deliverEvent(state: SubState, frame: Buffer): void;
+}
