@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   DisconnectCode,
-  DisconnectError,
   ErrorCode,
   ProtocolError,
   UnsubscribeCode,
@@ -24,10 +23,10 @@ import { emptyResult, encodeErrorReply, encodeReply, pingFrame } from '../protoc
 import type { ClientInfo, Command, Publication, RawJSON } from '../protocol/types.js';
 import type { Transport } from '../transport/transport.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
-import { EngineUnavailableError } from '../engine/errors.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
 import type { RpcContext, SessionContext } from './context.js';
 import { admit, rateLimited, shed, type DecodedCommand, type GatedSession } from './command-gate.js';
+import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
 import { history, presence, publish, rpc, send } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
@@ -47,11 +46,6 @@ import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
 const pingBuffer = Buffer.from(pingFrame);
 /** The shared resolved promise: an idle connection holds no command chain of its own. */
 const idle: Promise<void> = Promise.resolve();
-const engineUnavailable = new ProtocolError(
-  ErrorCode.Internal,
-  'internal server error: engine unavailable',
-  true,
-).toWire();
 
 /** ClientSession is one client connection. */
 export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner, DeadlineOwner {
@@ -242,7 +236,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
 
   /** #handleCommand runs one command; `admitted`: its rate limit was checked on arrival. */
   async #handleCommand(cmd: Command, admitted: boolean): Promise<void> {
-    const { metrics, log } = this.ctx;
+    const metrics = this.ctx.metrics;
     if (cmd.method === 'pong') {
       this.#deadlines.awaitingPong = false;
       return;
@@ -260,27 +254,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       if (result !== undefined && cmd.id > 0) this.reply(encodeReply(cmd.id, cmd.method, result.reply));
       result?.after?.();
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        metrics.command(cmd.method, 'error');
-        if (cmd.id > 0) this.reply(encodeErrorReply(cmd.id, err.toWire()));
-      } else if (err instanceof DisconnectError) {
-        metrics.command(cmd.method, 'disconnect');
-        this.disconnect(err.disconnect);
-      } else if (err instanceof EngineUnavailableError) {
-        // Redis unreachable: a temporary error, so the SDK retries after its backoff. Once per
-        // burst in the log — an outage fails every command of every client.
-        metrics.command(cmd.method, 'error');
-        this.ctx.burstLog.error(
-          'engine.command',
-          { method: cmd.method, err: err.message },
-          'command failed: engine unavailable',
-        );
-        if (cmd.id > 0) this.reply(encodeErrorReply(cmd.id, engineUnavailable));
-      } else {
-        metrics.command(cmd.method, 'error');
-        log.error({ err, client: this.id, user: this.user, method: cmd.method }, 'command failed');
-        if (cmd.id > 0) this.reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.Internal).toWire()));
-      }
+      answerFailure(this, cmd, err);
     }
   }
 
@@ -320,10 +294,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
 
   // ---------------------------------------------------------------- server-side changes
 
-  /**
-   * serverSubscribe subscribes this session from the server side (API `subscribe`) and
-   * tells the client with a subscribe push. Already subscribed is a no-op.
-   */
+  /** serverSubscribe: API `subscribe` on this session (see subscribe.ts). */
   serverSubscribe(
     channel: string,
     opts: { info?: RawJSON; data?: RawJSON; since?: { offset: number; epoch: string }; expireAt?: number },
@@ -331,19 +302,12 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     return serverSubscribe(this, channel, opts);
   }
 
-  /**
-   * unsubscribe removes a subscription. With `push`, the client is told (server-side
-   * unsubscribe); a client's own unsubscribe needs no push.
-   */
+  /** unsubscribe removes a subscription; with `push` the client is told (see subscribe.ts). */
   unsubscribe(channel: string, push?: { code: number; reason: string }): Promise<void> {
     return unsubscribe(this, channel, push);
   }
 
-  /**
-   * applyRefresh changes the connection's expiry and info from the server side (API
-   * `refresh`). `expireAt` in ms since epoch; 0 clears expiry. An expired connection is
-   * disconnected at once.
-   */
+  /** applyRefresh: API `refresh` on this session (see connect.ts). */
   applyRefresh(expireAt: number, info?: RawJSON, expired = false): void {
     applyRefresh(this, expireAt, info, expired);
   }
