@@ -12,8 +12,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { machineInfo, pinSelf, tasksetAvailable } from './lib/proc.js';
-import { medianOf } from './lib/stats.js';
+import { machineInfo, pinSelf, tasksetAvailable } from './harness/proc.js';
+import { medianOf } from './harness/stats.js';
 import {
   connectionsRatios,
   connectionsSocketIoRatios,
@@ -23,7 +23,7 @@ import {
   fanoutTable,
   writeReport,
   type ScenarioReport,
-} from './lib/report.js';
+} from './harness/report.js';
 import {
   bulwarkAvailable,
   defaultBulwarkMain,
@@ -32,16 +32,16 @@ import {
   startServer,
   type RunningServer,
   type TargetName,
-} from './lib/targets.js';
+} from './harness/targets.js';
 import { admissionTable, runAdmission, type AdmissionOptions, type AdmissionResult } from './scenarios/admission.js';
 import { runConnections, type ConnectionsOptions, type ConnectionsResult } from './scenarios/connections.js';
 import { runFanout, type FanoutOptions, type FanoutResult } from './scenarios/fanout.js';
 import { overloadTable, runOverload, type OverloadOptions, type OverloadResult } from './scenarios/overload.js';
 import { runStalled, stalledTable, type StalledOptions, type StalledResult } from './scenarios/stalled.js';
 import { registry } from './scenarios/index.js';
-import { writeHtmlReport } from './lib/html-report.js';
-import { Progress } from './lib/progress.js';
-import type { Chart, Check, Flags, ScenarioOutput } from './lib/scenario.js';
+import { writeHtmlReport } from './harness/html-report.js';
+import { Progress } from './harness/progress.js';
+import type { Chart, Check, Flags, ScenarioOutput } from './harness/scenario.js';
 import {
   admissionChecks,
   connectionsChecks,
@@ -50,7 +50,7 @@ import {
   overloadCharts,
   overloadChecks,
   stalledChecks,
-} from './lib/builtin-checks.js';
+} from './harness/builtin-checks.js';
 
 const BUILTIN = ['fanout', 'connections', 'admission', 'overload', 'stalled'];
 const SCENARIOS = [...BUILTIN, ...registry.map((s) => s.name)];

@@ -14,11 +14,11 @@ import {
   RPC_TIMEOUT,
   RpcClient,
   type RpcOutcome,
-} from '../src/client/rpc-client.js';
-import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/lib/arrivals.js';
-import { RpcOrigin } from '../src/lib/rpc-origin.js';
-import type { LatencySummary } from '../src/lib/stats.js';
-import { waitFor } from '../src/lib/util.js';
+} from '../src/load/rpc-client.js';
+import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/harness/arrivals.js';
+import { RpcOrigin } from '../src/servers/rpc-origin.js';
+import type { LatencySummary } from '../src/harness/stats.js';
+import { waitFor } from '../src/harness/util.js';
 import {
   askKey,
   judgeColdCache,

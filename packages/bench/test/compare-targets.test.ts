@@ -9,8 +9,8 @@ import {
   connectionsTable,
   fanoutSocketIoRatios,
   type ScenarioReport,
-} from '../src/lib/report.js';
-import { parseTargets } from '../src/lib/targets.js';
+} from '../src/harness/report.js';
+import { parseTargets } from '../src/harness/targets.js';
 import type { ConnectionsResult } from '../src/scenarios/connections.js';
 import type { FanoutResult } from '../src/scenarios/fanout.js';
 

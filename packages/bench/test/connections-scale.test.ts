@@ -17,12 +17,12 @@ import {
   FIRST_SOURCE_PORT,
   MAX_PER_SOURCE_ADDRESS,
   sourceEndpoint,
-} from '../src/client/conn-worker-protocol.js';
-import { ConnFleet, splitRange } from '../src/lib/conn-fleet.js';
-import { verifyHs256 } from '../src/lib/jwt.js';
-import { OrphanGuard } from '../src/lib/orphans.js';
-import { readRssBytes, readTreeRssBytes, treePids } from '../src/lib/proc.js';
-import { waitFor } from '../src/lib/util.js';
+} from '../src/load/conn-worker-protocol.js';
+import { ConnFleet, splitRange } from '../src/load/conn-fleet.js';
+import { verifyHs256 } from '../src/harness/jwt.js';
+import { OrphanGuard } from '../src/harness/orphans.js';
+import { readRssBytes, readTreeRssBytes, treePids } from '../src/harness/proc.js';
+import { waitFor } from '../src/harness/util.js';
 import {
   fdCapacity,
   judgeConnectionsScale,

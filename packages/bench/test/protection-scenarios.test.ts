@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { metricSeries } from '../src/lib/api.js';
-import { parseReplyHead } from '../src/lib/command-client.js';
-import type { FeedResult } from '../src/lib/live-feed.js';
-import type { LatencySummary } from '../src/lib/stats.js';
-import { tally } from '../src/lib/util.js';
+import { metricSeries } from '../src/harness/api.js';
+import { parseReplyHead } from '../src/load/command-client.js';
+import type { FeedResult } from '../src/load/live-feed.js';
+import type { LatencySummary } from '../src/harness/stats.js';
+import { tally } from '../src/harness/util.js';
 import { judgeOverload, type OverloadRun } from '../src/scenarios/overload.js';
 import { judgeStalled, stalledCount, type StalledRun } from '../src/scenarios/stalled.js';
 

@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { AddressPool } from '../src/client/address-pool.js';
-import { reconnectDelayMs } from '../src/client/backoff.js';
-import { benchData } from '../src/client/lean-client.js';
-import { isTerminalClose, readPubOffset, RecoveringClient } from '../src/client/recovering-client.js';
-import { SeqTracker, type LatencySummary } from '../src/lib/stats.js';
-import { waitFor } from '../src/lib/util.js';
+import { AddressPool } from '../src/load/address-pool.js';
+import { reconnectDelayMs } from '../src/load/backoff.js';
+import { benchData } from '../src/load/lean-client.js';
+import { isTerminalClose, readPubOffset, RecoveringClient } from '../src/load/recovering-client.js';
+import { SeqTracker, type LatencySummary } from '../src/harness/stats.js';
+import { waitFor } from '../src/harness/util.js';
 import {
   judgeCompleteness,
   peakPerWindow,

@@ -14,13 +14,13 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { LeanClient } from '../client/lean-client.js';
-import { connectionToken } from '../lib/jwt.js';
-import { readCpuMicros } from '../lib/proc.js';
-import { formatTable, type ScenarioReport, type TargetOutcome } from '../lib/report.js';
-import { medianOf } from '../lib/stats.js';
-import { bulwarkAvailable, deepMerge, startServer, type RunningServer, type StartOptions } from '../lib/targets.js';
-import { mapLimit, round, sleep } from '../lib/util.js';
+import { LeanClient } from '../load/lean-client.js';
+import { connectionToken } from '../harness/jwt.js';
+import { readCpuMicros } from '../harness/proc.js';
+import { formatTable, type ScenarioReport, type TargetOutcome } from '../harness/report.js';
+import { medianOf } from '../harness/stats.js';
+import { bulwarkAvailable, deepMerge, startServer, type RunningServer, type StartOptions } from '../harness/targets.js';
+import { mapLimit, round, sleep } from '../harness/util.js';
 
 /** AdmissionOptions size the admission scenario. */
 export interface AdmissionOptions {

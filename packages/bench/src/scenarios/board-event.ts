@@ -38,19 +38,26 @@
  *
  * @module
  */
-import { LeanClient } from '../client/lean-client.js';
-import { ServerApi } from '../lib/api.js';
-import { countOccurrences, scanBenchMarkers, type BenchMarker } from '../lib/bench-markers.js';
-import { CommandClient, type ReplyHead } from '../lib/command-client.js';
-import { CpuSampler, cpuPercentPoints } from '../lib/cpu-sampler.js';
-import { connectionToken } from '../lib/jwt.js';
-import { runPaced, sendsBefore } from '../lib/pacing.js';
-import { parseHistoryPosition } from '../lib/history-position.js';
-import { PollSchedule, spreadOffsets } from '../lib/poll-schedule.js';
-import { readIoBytes } from '../lib/proc-io.js';
-import { readCpuMicros, watchCpu, type CpuReading } from '../lib/proc.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
+import { LeanClient } from '../load/lean-client.js';
+import { ServerApi } from '../harness/api.js';
+import { countOccurrences, scanBenchMarkers, type BenchMarker } from '../load/bench-markers.js';
+import { CommandClient, type ReplyHead } from '../load/command-client.js';
+import { CpuSampler, cpuPercentPoints } from '../harness/cpu-sampler.js';
+import { connectionToken } from '../harness/jwt.js';
+import { runPaced, sendsBefore } from '../load/pacing.js';
+import { parseHistoryPosition } from '../load/history-position.js';
+import { PollSchedule, spreadOffsets } from '../load/poll-schedule.js';
+import { readIoBytes } from '../harness/proc-io.js';
+import { readCpuMicros, watchCpu, type CpuReading } from '../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import {
+  check,
+  type Chart,
+  type Check,
+  type Scenario,
+  type ScenarioContext,
+  type Series,
+} from '../harness/scenario.js';
 import {
   LatencyRecorder,
   roundSummary,
@@ -58,10 +65,10 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../lib/stats.js';
-import { bulwarkAvailable, onFreshBulwark, type RunningServer } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { mapLimit, nowMicros, round, sleep, tally, waitFor } from '../lib/util.js';
+} from '../harness/stats.js';
+import { bulwarkAvailable, onFreshBulwark, type RunningServer } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, tally, waitFor } from '../harness/util.js';
 
 /** BoardMode is how players read their board. */
 export type BoardMode = 'push' | 'poll' | 'poll-since';

@@ -25,23 +25,30 @@
  * timed.
  *
  * Origin peak rate: the most calls arriving in any 1 s window (sliding, exact timestamps; see
- * lib/arrivals.ts) — what "a database tuned for 2k/s" is compared with. The most in any 100 ms
+ * harness/arrivals.ts) — what "a database tuned for 2k/s" is compared with. The most in any 100 ms
  * window × 10 is reported too, to show bursts inside the second, but not judged.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { outcomeLabel, RpcClient } from '../client/rpc-client.js';
-import { peakRate, slidingRateSeries } from '../lib/arrivals.js';
-import { fetchMetrics, metricSeries } from '../lib/api.js';
-import { deleteKeysWithPrefix, redisReachable } from '../lib/redis-keys.js';
-import { RpcOrigin } from '../lib/rpc-origin.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
-import { deepMerge, ServerRunError, startServer, type RunningServer, type StartOptions } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { mapLimit, round, sleep } from '../lib/util.js';
+import { outcomeLabel, RpcClient } from '../load/rpc-client.js';
+import { peakRate, slidingRateSeries } from '../harness/arrivals.js';
+import { fetchMetrics, metricSeries } from '../harness/api.js';
+import { deleteKeysWithPrefix, redisReachable } from '../harness/redis-keys.js';
+import { RpcOrigin } from '../servers/rpc-origin.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import {
+  check,
+  type Chart,
+  type Check,
+  type Scenario,
+  type ScenarioContext,
+  type Series,
+} from '../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
+import { deepMerge, ServerRunError, startServer, type RunningServer, type StartOptions } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { mapLimit, round, sleep } from '../harness/util.js';
 
 /** Variant is one way the cluster is configured for the cold start. */
 export type Variant = 'shared' | 'local' | 'none' | 'naive';

@@ -9,7 +9,7 @@
  *   worker at floor((limit − 64) / protection.fd_headroom) connections (15,948 at 20,000 and
  *   1.25), so W is the smallest count whose caps hold N with 10 % to spare (Node's cluster
  *   hands connections to workers round-robin), and at least 2.
- * - The load generator forks P connection workers (`client/conn-worker.ts`, ≤ 18,000 sockets
+ * - The load generator forks P connection workers (`load/conn-worker.ts`, ≤ 18,000 sockets
  *   each) that report counts and handshake times over IPC ({@link ConnFleet}).
  * - One source address has ~28,000 ephemeral ports (32768–60999) towards the server's port, so
  *   connections bind source addresses 127.A.B.1 … 127.A.B.S (S = N / 20,000 rounded up), with
@@ -32,10 +32,10 @@
  * @module
  */
 import { randomInt } from 'node:crypto';
-import { MAX_PER_SOURCE_ADDRESS, type ConnWorkerProgress } from '../client/conn-worker-protocol.js';
-import { ServerApi } from '../lib/api.js';
-import { ConnFleet } from '../lib/conn-fleet.js';
-import { OrphanGuard } from '../lib/orphans.js';
+import { MAX_PER_SOURCE_ADDRESS, type ConnWorkerProgress } from '../load/conn-worker-protocol.js';
+import { ServerApi } from '../harness/api.js';
+import { ConnFleet } from '../load/conn-fleet.js';
+import { OrphanGuard } from '../harness/orphans.js';
 import {
   diffKernelNetCounters,
   readCpuMicros,
@@ -45,8 +45,8 @@ import {
   readTreeRssBytes,
   treePids,
   type KernelNetCounters,
-} from '../lib/proc.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
+} from '../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
 import {
   check,
   type Chart,
@@ -55,11 +55,11 @@ import {
   type ScenarioContext,
   type ScenarioOutput,
   type Series,
-} from '../lib/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
-import { onFreshBulwark, type RunningServer } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { round, sleep } from '../lib/util.js';
+} from '../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
+import { onFreshBulwark, type RunningServer } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { round, sleep } from '../harness/util.js';
 
 /** Bulwark's default protection.fd_headroom: file descriptors reserved per connection. */
 const DEFAULT_FD_HEADROOM = 1.25;

@@ -33,17 +33,17 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient, type WireProtocol } from '../client/lean-client.js';
-import { connectionToken } from '../lib/jwt.js';
-import { runPaced, sendsBefore, type PacedStream } from '../lib/pacing.js';
+import { benchData, LeanClient, type WireProtocol } from '../load/lean-client.js';
+import { connectionToken } from '../harness/jwt.js';
+import { runPaced, sendsBefore, type PacedStream } from '../load/pacing.js';
 import {
   diffKernelNetCounters,
   readKernelNetCounters,
   readTreeCpuMicros,
   type KernelNetCounters,
-} from '../lib/proc.js';
-import { fmt, formatTable } from '../lib/report.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext } from '../lib/scenario.js';
+} from '../harness/proc.js';
+import { fmt, formatTable } from '../harness/report.js';
+import { check, type Chart, type Check, type Scenario, type ScenarioContext } from '../harness/scenario.js';
 import {
   LatencyRecorder,
   SeqTracker,
@@ -51,10 +51,10 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../lib/stats.js';
-import { bulwarkAvailable, onFreshBulwark, startServer, type TargetName } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../lib/util.js';
+} from '../harness/stats.js';
+import { bulwarkAvailable, onFreshBulwark, startServer, type TargetName } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
 
 /** The three channel classes, in table order. */
 export const CLASSES = ['personal', 'team', 'world'] as const;

@@ -14,14 +14,14 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient } from '../client/lean-client.js';
-import { connectionToken } from '../lib/jwt.js';
+import { benchData, LeanClient } from '../load/lean-client.js';
+import { connectionToken } from '../harness/jwt.js';
 import {
   diffKernelNetCounters,
   readKernelNetCounters,
   readTreeCpuMicros,
   type KernelNetCounters,
-} from '../lib/proc.js';
+} from '../harness/proc.js';
 import {
   LatencyRecorder,
   SeqTracker,
@@ -29,9 +29,9 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../lib/stats.js';
-import type { RunningServer } from '../lib/targets.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../lib/util.js';
+} from '../harness/stats.js';
+import type { RunningServer } from '../harness/targets.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
 
 /** FanoutOptions size the fan-out scenario. */
 export interface FanoutOptions {

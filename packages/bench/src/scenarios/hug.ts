@@ -10,8 +10,8 @@
  * The node is configured for a capacity that the normal load fits comfortably
  * (`client.connection_limit`, `client.connection_rate_limit`; load shedding on as by default).
  * A refused upgrade is an HTTP response read with ws's 'unexpected-response'
- * (client/admission-attempt.ts); the player behaves as a good native SDK should: it reads
- * `Retry-After` and tries again after it plus growing full jitter (lib/retry-advice.ts), at most
+ * (load/admission-attempt.ts); the player behaves as a good native SDK should: it reads
+ * `Retry-After` and tries again after it plus growing full jitter (load/retry-advice.ts), at most
  * `--retries` times. Everything else (timeouts, resets, error replies) is a failure and final.
  *
  * Measured: per phase, attempts, admissions, refusals and failures, the handshake latency of
@@ -24,9 +24,9 @@
  *
  * @module
  */
-import { classifyFailure, openAttempt } from '../client/admission-attempt.js';
-import type { LeanClient } from '../client/lean-client.js';
-import { fetchMetrics, metricSeries } from '../lib/api.js';
+import { classifyFailure, openAttempt } from '../load/admission-attempt.js';
+import type { LeanClient } from '../load/lean-client.js';
+import { fetchMetrics, metricSeries } from '../harness/api.js';
 import {
   arrivalsDue,
   hugSchedule,
@@ -34,18 +34,25 @@ import {
   phaseOfArrival,
   plannedArrivals,
   type Phase,
-} from '../lib/arrival-schedule.js';
-import { HttpProbe, type ProbeSummary } from '../lib/http-probe.js';
-import { connectionToken } from '../lib/jwt.js';
-import { watchCpu, type CpuReading } from '../lib/proc.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
-import { parseRetryAfter, retryDelayMs } from '../lib/retry-advice.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
-import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../lib/server-watch.js';
-import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../lib/stats.js';
-import { bulwarkAvailable, deepMerge, startServer, type RunningServer } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { round, sleep, tally, waitFor } from '../lib/util.js';
+} from '../load/arrival-schedule.js';
+import { HttpProbe, type ProbeSummary } from '../harness/http-probe.js';
+import { connectionToken } from '../harness/jwt.js';
+import { watchCpu, type CpuReading } from '../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import { parseRetryAfter, retryDelayMs } from '../load/retry-advice.js';
+import {
+  check,
+  type Chart,
+  type Check,
+  type Scenario,
+  type ScenarioContext,
+  type Series,
+} from '../harness/scenario.js';
+import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../harness/server-watch.js';
+import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../harness/stats.js';
+import { bulwarkAvailable, deepMerge, startServer, type RunningServer } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { round, sleep, tally, waitFor } from '../harness/util.js';
 
 /** HugOptions size the scenario. */
 export interface HugOptions {

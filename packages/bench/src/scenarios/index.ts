@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Scenario } from '../lib/scenario.js';
+import type { Scenario } from '../harness/scenario.js';
 import { boardEventScenario } from './board-event.js';
 import { coldCacheScenario } from './cold-cache.js';
 import { connectionsScaleScenario } from './connections-scale.js';

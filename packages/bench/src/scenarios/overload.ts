@@ -22,21 +22,21 @@
  *
  * @module
  */
-import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
-import { CommandClient, type ReplyHead } from '../lib/command-client.js';
-import { LiveFeed, type FeedResult } from '../lib/live-feed.js';
-import { runPaced, staggeredStreams } from '../lib/pacing.js';
-import { watchCpu, type CpuReading } from '../lib/proc.js';
-import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../lib/report.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
+import { CommandClient, type ReplyHead } from '../load/command-client.js';
+import { LiveFeed, type FeedResult } from '../load/live-feed.js';
+import { runPaced, staggeredStreams } from '../load/pacing.js';
+import { watchCpu, type CpuReading } from '../harness/proc.js';
+import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../harness/report.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
 import {
   bulwarkAvailable,
   onFreshBulwark,
   ServerRunError,
   type RunningServer,
   type StartOptions,
-} from '../lib/targets.js';
-import { mapLimit, round, sleep, tally, waitFor } from '../lib/util.js';
+} from '../harness/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../harness/util.js';
 
 /** OverloadOptions size the overload scenario. */
 export interface OverloadOptions {

@@ -34,9 +34,9 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { RpcClient } from '../client/rpc-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
+import { RpcClient } from '../load/rpc-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
 import {
   attemptsPerCall,
   outcomeKey,
@@ -44,13 +44,20 @@ import {
   shouldRetry,
   type CallOutcome,
   type RetryPolicy,
-} from '../lib/retry-policy.js';
-import { methodOf, originCapacity, RpcOrigin, type OriginArrival, type RpcOriginStats } from '../lib/rpc-origin.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../lib/stats.js';
-import { onFreshBulwark, ServerRunError, type RunningServer } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { mapLimit, round, sleep, waitFor } from '../lib/util.js';
+} from '../load/retry-policy.js';
+import { methodOf, originCapacity, RpcOrigin, type OriginArrival, type RpcOriginStats } from '../servers/rpc-origin.js';
+import {
+  check,
+  type Chart,
+  type Check,
+  type Scenario,
+  type ScenarioContext,
+  type Series,
+} from '../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
+import { onFreshBulwark, ServerRunError, type RunningServer } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { mapLimit, round, sleep, waitFor } from '../harness/util.js';
 
 /** The RPC everyone's gameplay calls. */
 export const GAME_METHOD = 'match.state';

@@ -30,19 +30,26 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { AddressPool } from '../client/address-pool.js';
-import { SDK_MAX_RECONNECT_DELAY_MS } from '../client/backoff.js';
-import { RecoveringClient, type RecoveringClientEvents, type SubscribeOutcome } from '../client/recovering-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
-import { NumberedPublisher } from '../lib/numbered-publisher.js';
-import { connectionToken } from '../lib/jwt.js';
-import { deleteKeysWithPrefix, redisPing } from '../lib/redis-keys.js';
-import { fmt, fmtCounts, formatTable } from '../lib/report.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext, type Series } from '../lib/scenario.js';
-import { LatencyRecorder, roundSummary, SeqTracker, type LatencySummary } from '../lib/stats.js';
-import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningServer } from '../lib/targets.js';
-import { Timeline } from '../lib/timeline.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../lib/util.js';
+import { AddressPool } from '../load/address-pool.js';
+import { SDK_MAX_RECONNECT_DELAY_MS } from '../load/backoff.js';
+import { RecoveringClient, type RecoveringClientEvents, type SubscribeOutcome } from '../load/recovering-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
+import { NumberedPublisher } from '../load/numbered-publisher.js';
+import { connectionToken } from '../harness/jwt.js';
+import { deleteKeysWithPrefix, redisPing } from '../harness/redis-keys.js';
+import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import {
+  check,
+  type Chart,
+  type Check,
+  type Scenario,
+  type ScenarioContext,
+  type Series,
+} from '../harness/scenario.js';
+import { LatencyRecorder, roundSummary, SeqTracker, type LatencySummary } from '../harness/stats.js';
+import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningServer } from '../harness/targets.js';
+import { Timeline } from '../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
 
 /** RollingOptions size the scenario. */
 export interface RollingOptions {

@@ -22,20 +22,20 @@
  *
  * @module
  */
-import { LeanClient } from '../client/lean-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../lib/api.js';
-import { connectionToken } from '../lib/jwt.js';
-import { LiveFeed, type FeedResult } from '../lib/live-feed.js';
-import { readRssBytes, watchCpu, type CpuReading } from '../lib/proc.js';
-import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../lib/report.js';
+import { LeanClient } from '../load/lean-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
+import { connectionToken } from '../harness/jwt.js';
+import { LiveFeed, type FeedResult } from '../load/live-feed.js';
+import { readRssBytes, watchCpu, type CpuReading } from '../harness/proc.js';
+import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../harness/report.js';
 import {
   bulwarkAvailable,
   onFreshBulwark,
   ServerRunError,
   type RunningServer,
   type StartOptions,
-} from '../lib/targets.js';
-import { mapLimit, round, sleep, tally, waitFor } from '../lib/util.js';
+} from '../harness/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../harness/util.js';
 
 /** StalledOptions size the stalled-clients scenario. */
 export interface StalledOptions {

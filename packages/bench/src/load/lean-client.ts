@@ -14,15 +14,9 @@
  * @module
  */
 import WebSocket from 'ws';
+import type { WireProtocol } from '../harness/wire.js';
 
-/** WireProtocol selects what the client speaks. */
-export type WireProtocol = 'centrifugo' | 'raw' | 'socketio';
-
-/**
- * SOCKETIO_WS_PATH is the path (with query) a Socket.IO server accepts a WebSocket on directly,
- * without the HTTP long-polling handshake first: Engine.IO protocol 4, websocket transport.
- */
-export const SOCKETIO_WS_PATH = '/socket.io/?EIO=4&transport=websocket';
+export { SOCKETIO_WS_PATH, type WireProtocol } from '../harness/wire.js';
 
 /**
  * PushHandler receives one decoded bench publication: the channel index, sequence number and

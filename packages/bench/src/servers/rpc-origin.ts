@@ -28,7 +28,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Arrivals } from './arrivals.js';
+import { Arrivals } from '../harness/arrivals.js';
 
 /** ProxyRequest is the part of a Centrifugo proxy request body the origin looks at. */
 export interface ProxyRequest {

@@ -21,8 +21,8 @@
  * @module
  */
 import WebSocket from 'ws';
-import { parseReplyHead } from '../lib/command-client.js';
-import { connectionToken } from '../lib/jwt.js';
+import { parseReplyHead } from './command-client.js';
+import { connectionToken } from '../harness/jwt.js';
 
 /** RPC_TIMEOUT is the outcome of a call without an answer in time. */
 export const RPC_TIMEOUT = 'timeout';

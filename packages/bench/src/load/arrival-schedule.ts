@@ -2,7 +2,7 @@
  * An open-loop arrival schedule of new players: consecutive phases, each with a constant
  * arrival rate, e.g. a warm-up at the normal rate, a ramp in steps to 10× it, then a tail
  * without new arrivals. Arrivals are spaced evenly within a phase and happen on schedule
- * whatever the server does (see lib/pacing.ts on why open loop).
+ * whatever the server does (see pacing.ts on why open loop).
  *
  * @module
  */

@@ -10,7 +10,7 @@
  * @module
  */
 import WebSocket from 'ws';
-import { connectionToken } from './jwt.js';
+import { connectionToken } from '../harness/jwt.js';
 
 /** ReplyHead is a reply's command id and error code (0 for a successful reply). */
 export interface ReplyHead {

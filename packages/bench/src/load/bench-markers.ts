@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { BenchPush } from '../client/lean-client.js';
+import type { BenchPush } from './lean-client.js';
 
 /** BenchMarker is one publication's markers: channel index, sequence number, send time (µs). */
 export type BenchMarker = BenchPush;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { outcomeLabel, type RpcOutcome } from '../client/rpc-client.js';
+import { outcomeLabel, type RpcOutcome } from './rpc-client.js';
 
 /** CallOutcome is an {@link RpcOutcome}, or `offline`: the call was due while the client was disconnected. */
 export type CallOutcome = RpcOutcome | 'offline';

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { benchData, LeanClient } from '../client/lean-client.js';
-import type { ServerApi } from './api.js';
-import { connectionToken } from './jwt.js';
+import { benchData, LeanClient } from './lean-client.js';
+import type { ServerApi } from '../harness/api.js';
+import { connectionToken } from '../harness/jwt.js';
 import { runPaced, sendsBefore } from './pacing.js';
 import {
   LatencyRecorder,
@@ -17,9 +17,9 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from './stats.js';
-import type { RunningServer } from './targets.js';
-import { mapLimit, nowMicros, waitFor } from './util.js';
+} from '../harness/stats.js';
+import type { RunningServer } from '../harness/targets.js';
+import { mapLimit, nowMicros, waitFor } from '../harness/util.js';
 
 /** FeedResult is what the subscribers of a feed saw in one phase. */
 export interface FeedResult {

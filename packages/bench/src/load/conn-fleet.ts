@@ -17,11 +17,11 @@ import type {
   ConnWorkerStart,
   FromConnWorker,
   ToConnWorker,
-} from '../client/conn-worker-protocol.js';
-import { readRssBytes } from './proc.js';
+} from './conn-worker-protocol.js';
+import { readRssBytes } from '../harness/proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const workerMain = path.resolve(here, '../client/conn-worker.js');
+const workerMain = path.resolve(here, './conn-worker.js');
 
 /** Every worker not yet seen exiting: SIGKILLed on any way out of this process. */
 const live = new Set<ChildProcess>();

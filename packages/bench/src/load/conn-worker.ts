@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { connectionToken } from '../lib/jwt.js';
-import { mapLimit, sleep } from '../lib/util.js';
+import { connectionToken } from '../harness/jwt.js';
+import { mapLimit, sleep } from '../harness/util.js';
 import { LeanClient } from './lean-client.js';
 import {
   errorKind,

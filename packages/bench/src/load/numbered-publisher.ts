@@ -11,10 +11,10 @@
  *
  * @module
  */
-import { benchData } from '../client/lean-client.js';
-import type { ServerApi } from './api.js';
+import { benchData } from './lean-client.js';
+import type { ServerApi } from '../harness/api.js';
 import { dueBy } from './pacing.js';
-import { nowMicros, waitFor } from './util.js';
+import { nowMicros, waitFor } from '../harness/util.js';
 
 /** PublisherEvents are optional hooks of a {@link NumberedPublisher}. */
 export interface PublisherEvents {

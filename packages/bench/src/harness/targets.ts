@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SOCKETIO_WS_PATH, type WireProtocol } from '../client/lean-client.js';
+import { SOCKETIO_WS_PATH, type WireProtocol } from './wire.js';
 import { readComm, tasksetAvailable } from './proc.js';
 import { sleep } from './util.js';
 
@@ -98,10 +98,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** defaultBulwarkMain is where the server workspace's build puts Bulwark's CLI. */
 export const defaultBulwarkMain = path.resolve(here, '../../../../server/dist/src/cli/main.js');
-const rawServerMain = path.resolve(here, '../reference/raw-ws-server.js');
+const rawServerMain = path.resolve(here, '../servers/raw-ws-server.js');
 /** Preloaded into Bulwark so it exits with the bench (see exit-with-parent.ts). */
-const exitWithParent = path.resolve(here, 'exit-with-parent.js');
-const socketioServerMain = path.resolve(here, '../reference/socketio-server.js');
+const exitWithParent = path.resolve(here, '../servers/exit-with-parent.js');
+const socketioServerMain = path.resolve(here, '../servers/socketio-server.js');
 
 /** Every child we started and have not yet seen exit: killed on any way out of the process. */
 const live = new Set<ChildProcess>();

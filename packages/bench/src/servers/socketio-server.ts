@@ -30,7 +30,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { Server } from 'socket.io';
-import { verifyHs256 } from '../lib/jwt.js';
+import { verifyHs256 } from '../harness/jwt.js';
 
 const { values } = parseArgs({
   options: {

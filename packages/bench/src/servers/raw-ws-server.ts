@@ -29,7 +29,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { verifyHs256 } from '../lib/jwt.js';
+import { verifyHs256 } from '../harness/jwt.js';
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { sleep } from './util.js';
+import { sleep } from '../harness/util.js';
 
 /** PacedStream is one open-loop sender's schedule and progress. */
 export interface PacedStream {
