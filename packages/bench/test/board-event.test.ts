@@ -21,7 +21,7 @@ import {
   teamOf,
   type BoardMode,
   type ModeResult,
-} from '../src/scenarios/board-event.js';
+} from '../src/scenarios/board-event/run.js';
 import { parseHistoryPosition } from '../src/load/history-position.js';
 
 /** A history reply as Bulwark encodes it: `{"id":N,"history":{"publications":[…],"epoch":…,"offset":…}}`. */

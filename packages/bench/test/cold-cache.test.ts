@@ -31,7 +31,7 @@ import {
   type ColdCacheOptions,
   type Variant,
   type VariantResult,
-} from '../src/scenarios/cold-cache.js';
+} from '../src/scenarios/cold-cache/run.js';
 
 describe('peakCount / peakRate', () => {
   it('finds a burst that straddles a second boundary (fixed 1 s buckets would see half of it in each)', () => {

@@ -31,7 +31,7 @@ import {
   perConnection,
   sourceIpsFor,
   type ConnectionsScaleResult,
-} from '../src/scenarios/connections-scale.js';
+} from '../src/scenarios/connections-scale/run.js';
 
 describe('capacity arithmetic', () => {
   it("computes Bulwark's per-worker cap from the open-file limit and the workers 100,000 need", () => {

@@ -12,7 +12,7 @@ import {
   type ClassResult,
   type FanoutMixedOptions,
   type FanoutMixedResult,
-} from '../src/scenarios/fanout-mixed.js';
+} from '../src/scenarios/fanout-mixed/run.js';
 
 describe('mixedLayout', () => {
   it('gives every player its own personal channel, its team of teamSize and the world channel', () => {

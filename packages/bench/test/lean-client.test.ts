@@ -17,7 +17,8 @@ import {
 import { connectionToken, signHs256, verifyHs256 } from '../src/harness/jwt.js';
 import { startServer } from '../src/harness/targets.js';
 import { waitFor } from '../src/harness/util.js';
-import { judge, type PhaseResult } from '../src/scenarios/fanout.js';
+import type { PhaseResult } from '../src/scenarios/fanout/run.js';
+import { judge } from '../src/scenarios/fanout/verdict.js';
 
 describe('parseBenchPush', () => {
   it('decodes a Centrifugo push with the bench markers', () => {

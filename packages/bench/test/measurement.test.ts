@@ -14,13 +14,13 @@ import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { RunningServer } from '../src/harness/targets.js';
-import { runFanout, type FanoutOptions } from '../src/scenarios/fanout.js';
+import { runFanout, type FanoutOptions } from '../src/scenarios/fanout/run.js';
 import {
   CLASSES,
   runFanoutMixed,
   type FanoutMixedOptions,
   type MixedRunDetail,
-} from '../src/scenarios/fanout-mixed.js';
+} from '../src/scenarios/fanout-mixed/run.js';
 
 const rawMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/servers/raw-ws-server.js');
 const stops: Array<() => void> = [];

@@ -44,7 +44,7 @@ import {
   type RetryStormOptions,
   type VariantResult,
   type WindowResult,
-} from '../src/scenarios/retry-storm.js';
+} from '../src/scenarios/retry-storm/run.js';
 
 describe('shouldRetry (the buggy build)', () => {
   const policy = { retries: 3 };

@@ -22,7 +22,7 @@ import {
   type RestartResult,
   type RollingOptions,
   type RollingResult,
-} from '../src/scenarios/rolling-restart.js';
+} from '../src/scenarios/rolling-restart/run.js';
 
 describe('reconnectDelayMs (centrifuge-js backoff with full jitter)', () => {
   it('first attempt: 500 ms plus up to 500 ms of jitter', () => {

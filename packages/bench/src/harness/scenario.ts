@@ -1,12 +1,18 @@
 /**
- * The contract every scenario of the simulator follows: one file exports one {@link Scenario}
+ * The contract every scenario of the simulator follows: each exports one {@link Scenario}
  * (registered in `scenarios/index.ts`), which declares its flags, runs against servers it starts
  * itself, and hands back its results with pass/fail {@link Check}s against thresholds, the time
  * series the HTML report draws ({@link Chart}) and the text table printed at the end.
  *
+ * Layers: `harness/` (this contract, measurement, formatting, starting servers, reports) is the
+ * bottom; `load/` (the load clients) and `servers/` (the reference servers and origins) build on
+ * it; `scenarios/` on all three; `main.ts` (the CLI) on top. Nothing imports upward.
+ *
  * @module
  */
+import type { FlagSpec, Flags } from './flags.js';
 import type { Progress } from './progress.js';
+import type { InfoRatio, Ratio } from './report.js';
 import type { StartOptions, TargetName } from './targets.js';
 
 /** Check is one pass/fail verdict: `value` compared with a threshold. */
@@ -51,28 +57,11 @@ export interface Chart {
   series: Series[];
 }
 
-/** FlagSpec declares one command-line option of a scenario (shared names are declared once). */
-export interface FlagSpec {
-  name: string;
-  type: 'string' | 'boolean';
-  /** One line for --help, e.g. "--keys N   unique keys requested (default 1000; quick 100)". */
-  help: string;
-}
-
-/** Flags reads parsed command-line values with defaults and validation. */
-export interface Flags {
-  /** A number ≥ min (throws a clear error otherwise); `fallback` when the flag is absent. */
-  num(name: string, fallback: number, min?: number): number;
-  /** An integer ≥ min. */
-  int(name: string, fallback: number, min?: number): number;
-  str(name: string, fallback: string): string;
-  bool(name: string): boolean;
-}
-
 /** ScenarioContext is what the runner gives a scenario. */
 export interface ScenarioContext {
   /** Smoke-test mode: small counts and durations; numbers not meaningful. */
   quick: boolean;
+  /** The command line's values, read through the scenario's flag declarations. */
   flags: Flags;
   /** Progress and notes, on stderr (never stdout, which holds tables or JSON). */
   log(msg: string): void;
@@ -83,8 +72,10 @@ export interface ScenarioContext {
    * (pass to `startServer`/`onFreshBulwark`, which deep-merge the scenario's own config).
    */
   bulwark: StartOptions;
-  /** Targets asked for with --target (scenarios that only run on Bulwark ignore it). */
+  /** Targets asked for with --target, else the scenario's default (Bulwark-only scenarios ignore it). */
   targets: TargetName[];
+  /** --workers: Bulwark's worker processes in the comparison runs (1: one process, pinned). */
+  workers: number;
   /** CPU the load generator is pinned to, if any (the other CPU is the server's). */
   loadgenCpu: number | null;
 }
@@ -95,6 +86,12 @@ export interface ScenarioOutput {
   options: object;
   /** Everything measured, for the JSON results file. */
   results: object;
+  /** Bulwark/raw comparisons with their targets (the comparison scenarios). */
+  ratios?: Ratio[];
+  /** Bulwark/Socket.IO comparisons, informational. */
+  socketioRatios?: InfoRatio[];
+  /** Set when part of the run failed without throwing (a target's error in a comparison). */
+  failed?: boolean;
   /** Pass/fail verdicts; the run fails (exit 1) when any fails. */
   checks: Check[];
   /** Time series for the HTML report. */
@@ -108,7 +105,9 @@ export interface Scenario {
   name: string;
   /** One line for --help. */
   summary: string;
-  /** The scenario's own flags (shared ones such as --duration may be declared by several). */
+  /** The scenario's own flags (a name such as --duration may be declared by several, each with its default). */
   flags: FlagSpec[];
+  /** Targets when --target is absent: `all` (raw, Bulwark, Socket.IO) or `both` (raw, Bulwark; the default). */
+  defaultTarget?: 'all' | 'both';
   run(ctx: ScenarioContext): Promise<ScenarioOutput>;
 }

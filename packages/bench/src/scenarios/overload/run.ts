@@ -22,21 +22,22 @@
  *
  * @module
  */
-import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
-import { CommandClient, type ReplyHead } from '../load/command-client.js';
-import { LiveFeed, type FeedResult } from '../load/live-feed.js';
-import { runPaced, staggeredStreams } from '../load/pacing.js';
-import { watchCpu, type CpuReading } from '../harness/proc.js';
-import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../harness/report.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
+import { CommandClient, type ReplyHead } from '../../load/command-client.js';
+import { LiveFeed, type FeedResult } from '../../load/live-feed.js';
+import { runPaced, staggeredStreams } from '../../load/pacing.js';
+import { watchCpu, type CpuReading } from '../../harness/proc.js';
+import { type ScenarioReport } from '../../harness/report.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
 import {
   bulwarkAvailable,
   onFreshBulwark,
   ServerRunError,
   type RunningServer,
   type StartOptions,
-} from '../harness/targets.js';
-import { mapLimit, round, sleep, tally, waitFor } from '../harness/util.js';
+} from '../../harness/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
+import { judgeOverload } from './verdict.js';
 
 /** OverloadOptions size the overload scenario. */
 export interface OverloadOptions {
@@ -143,8 +144,8 @@ export interface OverloadResult {
 
 type Log = (msg: string) => void;
 
-const HISTORY_CHANNEL = 'board:history';
-const LIVE_CHANNEL = 'board:live';
+export const HISTORY_CHANNEL = 'board:history';
+export const LIVE_CHANNEL = 'board:live';
 /** Bytes of text in each history publication (about 300 bytes of data with its JSON). */
 const HISTORY_TEXT_BYTES = 280;
 /** Padding of each live publication (~150-byte pushes, as in the fan-out scenario). */
@@ -159,11 +160,6 @@ const LIVE_PAD_BYTES = 64;
  * client's 100 MiB message limit.
  */
 const POLLER_QUEUE_BYTES = 64 * 2 ** 20;
-/** A successful run at 10× keeps at least this share of C... */
-const GOODPUT_FLOOR = 0.5;
-/** ...and a p99 within this multiple of the 1× p99. */
-const P99_FACTOR = 10;
-
 /** overloadConfig is the Bulwark config of one run. */
 function overloadConfig(opts: OverloadOptions, shedding: boolean): Record<string, unknown> {
   const board = {
@@ -447,22 +443,6 @@ function onRig<R>(
   });
 }
 
-/** judgeOverload applies the pass criteria to shedding at the highest multiplier. */
-export function judgeOverload(capacity: number, runs: readonly OverloadRun[]): OverloadVerdict {
-  const shedRuns = runs.filter((r) => r.shedding);
-  const top = Math.max(...shedRuns.map((r) => r.multiplier));
-  const base = shedRuns.find((r) => r.multiplier === 1);
-  const high = shedRuns.find((r) => r.multiplier === top);
-  const goodputFloor = Math.round(GOODPUT_FLOOR * capacity);
-  const p99Ceiling = round((base?.okLatencyMs.p99 ?? Number.NaN) * P99_FACTOR, 2);
-  const goodput = high?.goodputPerSec ?? 0;
-  const p99 = high?.okLatencyMs.p99 ?? Number.NaN;
-  const reasons: string[] = [];
-  if (!(goodput >= goodputFloor)) reasons.push(`goodput ${goodput}/s < ${goodputFloor}/s`);
-  if (!(p99 <= p99Ceiling)) reasons.push(`ok p99 ${p99} ms > ${p99Ceiling} ms`);
-  return { multiplier: top, goodputFloor, goodput, p99Ceiling, p99, pass: reasons.length === 0, reasons };
-}
-
 /**
  * runOverload measures the capacity, then runs every multiplier with shedding on and off, each on
  * a fresh Bulwark started with `start`, and returns the Bulwark outcome.
@@ -515,66 +495,4 @@ function describe(r: OverloadRun): string {
     `shed ${r.shedPerSec}/s, timeouts ${r.timeouts}; feed p99 ${r.feed.latencyMs.p99} ms, loss ${r.feed.loss.missing}; ` +
     `server ${r.serverCpuPercent}% CPU, load generator ${r.loadgenCpuPercent}%`
   );
-}
-
-/** overloadTable renders the overload report. */
-export function overloadTable(report: ScenarioReport<OverloadResult>): string {
-  const o = report.results.bulwark;
-  if (!o || !('result' in o)) {
-    return `overload: ${o && 'error' in o ? `ERROR: ${o.error}` : o && 'skipped' in o ? `skipped: ${o.skipped}` : 'not run'}`;
-  }
-  const r = o.result;
-  const c = r.capacity;
-  const opts = report.options as OverloadOptions;
-  const rows: string[][] = [
-    [
-      'run',
-      'offered/s',
-      'goodput/s',
-      'shed/s',
-      'other err',
-      'timeouts',
-      'ok p50 / p99 (ms)',
-      'shed p99 (ms)',
-      'server shed',
-      'server lag p99 (ms)',
-      'feed p99 (ms) / undelivered',
-      'server CPU',
-      'pollers closed',
-    ],
-    ...r.runs.map((run) => [
-      `${run.multiplier}× ${run.shedding ? 'shedding' : 'no shedding'}${run.capped ? ' (capped)' : ''}`,
-      fmt(run.offeredPerSec),
-      fmt(run.goodputPerSec),
-      fmt(run.shedPerSec),
-      fmt(Object.values(run.otherErrors).reduce((a, b) => a + b, 0)),
-      fmt(run.timeouts),
-      `${fmt(run.okLatencyMs.p50, 1)} / ${fmt(run.okLatencyMs.p99, 1)}`,
-      fmt(run.shedLatencyMs.p99, 1),
-      run.server ? fmt(run.server.rejections.overload_read ?? 0) : '-',
-      fmt(run.server?.eventLoopLagP99Ms, 0),
-      `${fmt(run.feed.latencyMs.p99, 1)} / ${fmt(run.feed.loss.missing)}`,
-      `${fmt(run.serverCpuPercent)}%`,
-      fmtCounts(run.pollersClosed),
-    ]),
-  ];
-  const v = r.verdict;
-  const capped = r.runs.some((run) => run.capped);
-  return [
-    `overload: ${opts.pollers} pollers × history(${HISTORY_CHANNEL}, limit ${r.page}; ${fmt(r.replyBytes / 1024, 1)} KiB replies), ` +
-      `${opts.subscribers} subscribers on ${LIVE_CHANNEL} at ${opts.publishRate} pub/s; ${opts.seconds} s per run, fresh server each`,
-    `capacity C = ${fmt(c.perSec)} polls/s (closed loop, ${opts.depth} in flight per poller, shedding off; ` +
-      `ok p99 ${fmt(c.okLatencyMs.p99, 1)} ms; server CPU ${fmt(c.serverCpuPercent)}%, load generator ${fmt(c.loadgenCpuPercent)}%; ` +
-      `limited by ${c.limitedBy})`,
-    formatTable(rows),
-    ...(capped
-      ? [
-          `  (capped): the offered rate was held at --max-offered ${fmt(opts.maxOfferedRate)} polls/s, what one load-generator core ` +
-            'can send on time; raise --page to make each poll heavier and C lower',
-        ]
-      : []),
-    `verdict (shedding at ${v.multiplier}×): goodput ${fmt(v.goodput)}/s ≥ ${fmt(v.goodputFloor)}/s (${GOODPUT_FLOOR * 100}% of C) ` +
-      `and ok p99 ${fmt(v.p99, 1)} ms ≤ ${fmt(v.p99Ceiling, 1)} ms (${P99_FACTOR}× the 1× p99): ` +
-      (v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`),
-  ].join('\n');
 }

@@ -31,24 +31,24 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { outcomeLabel, RpcClient } from '../load/rpc-client.js';
-import { peakRate, slidingRateSeries } from '../harness/arrivals.js';
-import { fetchMetrics, metricSeries } from '../harness/api.js';
-import { deleteKeysWithPrefix, redisReachable } from '../harness/redis-keys.js';
-import { RpcOrigin } from '../servers/rpc-origin.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import { outcomeLabel, RpcClient } from '../../load/rpc-client.js';
+import { peakRate, slidingRateSeries } from '../../harness/arrivals.js';
+import { fetchMetrics, metricSeries } from '../../harness/api.js';
+import { deleteKeysWithPrefix } from '../../harness/redis-keys.js';
+import { RpcOrigin } from '../../servers/rpc-origin.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { check, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
 import {
-  check,
-  type Chart,
-  type Check,
-  type Scenario,
-  type ScenarioContext,
-  type Series,
-} from '../harness/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
-import { deepMerge, ServerRunError, startServer, type RunningServer, type StartOptions } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { mapLimit, round, sleep } from '../harness/util.js';
+  deepMerge,
+  ServerRunError,
+  startServer,
+  type RunningServer,
+  type StartOptions,
+} from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { mapLimit, round, sleep } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** Variant is one way the cluster is configured for the cold start. */
 export type Variant = 'shared' | 'local' | 'none' | 'naive';
@@ -378,14 +378,14 @@ async function readBulwarkCounters(servers: RunningServer[]): Promise<VariantRes
 }
 
 /** VariantRun is a variant's result and its time series. */
-interface VariantRun {
+export interface VariantRun {
   result: VariantResult;
   originRate: Series;
   originTotal: Series;
   p99: Series;
 }
 
-async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions): Promise<VariantRun> {
+export async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions): Promise<VariantRun> {
   const log = ctx.log;
   const prefix = `bench-cold-${v}-${randomBytes(4).toString('hex')}`;
   // A database that holds originConcurrency queries at once and fails the next one (no queue).
@@ -566,148 +566,34 @@ export function coldCacheTable(r: ColdCacheResult, o: ColdCacheOptions): string 
   return lines.join('\n');
 }
 
-function options(ctx: ScenarioContext): ColdCacheOptions {
+export function options(ctx: ScenarioContext): ColdCacheOptions {
   const f = ctx.flags;
-  const q = ctx.quick;
-  const nodes = f.int('nodes', q ? 2 : 3, 1);
-  const clients = f.int('clients', q ? 50 : 200, 1);
-  const inflight = f.int('inflight', 2, 1);
-  const serviceMs = f.num('service-ms', 20, 1);
-  const originCapacity = f.num('origin-capacity', 2000, 1);
+  const nodes = f.int(flags.nodes);
+  const clients = f.int(flags.clients);
+  const inflight = f.int(flags.inflight);
+  const serviceMs = f.num(flags.serviceMs);
+  const originCapacity = f.num(flags.originCapacity);
   const derived = protectedMaxConcurrent(originCapacity, serviceMs, nodes);
-  const maxConcurrent = f.int('max-concurrent', 0, 0) || derived;
+  const maxConcurrent = f.int(flags.maxConcurrent) || derived;
   return {
     nodes,
     clients,
-    keys: f.int('keys', q ? 1000 : 10_000, 1),
-    asksPerKey: f.int('asks-per-key', 2, 1),
+    keys: f.int(flags.keys),
+    asksPerKey: f.int(flags.asksPerKey),
     inflight,
     serviceMs,
     originCapacity,
-    originConcurrency: f.int('origin-concurrency', originConcurrencyFor(originCapacity, serviceMs), 0),
+    originConcurrency: f.int(flags.originConcurrency, originConcurrencyFor(originCapacity, serviceMs)),
     maxConcurrent,
     // A node holds at most clients × inflight RPCs: a queue that long never refuses one.
-    maxQueue: f.int('max-queue', Math.max(256, clients * inflight), 0),
-    proxyTimeoutMs: f.int('proxy-timeout-ms', 3000, 1),
+    maxQueue: f.int(flags.maxQueue, Math.max(256, clients * inflight)),
+    proxyTimeoutMs: f.int(flags.proxyTimeoutMs),
     rpcTimeoutMs: 15_000,
-    maxSeconds: f.num('max-seconds', q ? 30 : 90, 1),
-    slack: f.num('slack-percent', 5, 0) / 100,
-    variants: parseVariants(f.str('variants', 'shared,local,none,naive')),
-    redisUrl: f.str('redis-url', 'redis://127.0.0.1:6379'),
-    shedding: f.bool('shedding'),
+    maxSeconds: f.num(flags.maxSeconds),
+    slack: f.num(flags.slackPercent) / 100,
+    variants: parseVariants(f.str(flags.variants)),
+    redisUrl: f.str(flags.redisUrl),
+    shedding: f.bool(flags.shedding),
     connectConcurrency: 50,
   };
 }
-
-/** coldCacheScenario is the registered scenario. */
-export const coldCacheScenario: Scenario = {
-  name: 'cold-cache',
-  summary: 'M cold Bulwark processes, K unique keys through a cacheable RPC: origin calls and peak rate (incident 2)',
-  flags: [
-    { name: 'nodes', type: 'string', help: '--nodes M            Bulwark processes on one Redis (default 3; quick 2)' },
-    { name: 'clients', type: 'string', help: '--clients N          clients per process (default 200; quick 50)' },
-    { name: 'keys', type: 'string', help: '--keys K             unique keys (default 10000; quick 1000)' },
-    { name: 'asks-per-key', type: 'string', help: '--asks-per-key C     asks of each key per process (default 2)' },
-    { name: 'inflight', type: 'string', help: '--inflight N         RPCs each client keeps outstanding (default 2)' },
-    { name: 'service-ms', type: 'string', help: '--service-ms MS      origin service time per call (default 20)' },
-    {
-      name: 'origin-capacity',
-      type: 'string',
-      help: '--origin-capacity R  origin calls/s it sustains; the peak-rate check (default 2000)',
-    },
-    {
-      name: 'origin-concurrency',
-      type: 'string',
-      help: '--origin-concurrency N  origin answers 503 over N in flight (default ⌈capacity × service⌉ = 40; 0 off)',
-    },
-    {
-      name: 'max-concurrent',
-      type: 'string',
-      help: '--max-concurrent N   proxy.max_concurrent per node (default ⌊capacity / (M × ⌈1000/service⌉)⌋)',
-    },
-    {
-      name: 'max-queue',
-      type: 'string',
-      help: '--max-queue N        proxy.max_queue per node (default max(256, clients × inflight))',
-    },
-    { name: 'proxy-timeout-ms', type: 'string', help: '--proxy-timeout-ms MS  rpc.proxy.timeout (default 3000)' },
-    {
-      name: 'max-seconds',
-      type: 'string',
-      help: '--max-seconds S      bound on each variant’s load (default 90; quick 30)',
-    },
-    {
-      name: 'slack-percent',
-      type: 'string',
-      help: '--slack-percent P    origin calls allowed over 1/key (shared), 1/key/node (local) (default 5)',
-    },
-    {
-      name: 'variants',
-      type: 'string',
-      help: '--variants LIST      of shared,local,none,naive (default all)',
-    },
-    {
-      name: 'redis-url',
-      type: 'string',
-      help: '--redis-url URL      Redis for the engine (default redis://127.0.0.1:6379)',
-    },
-    {
-      name: 'shedding',
-      type: 'boolean',
-      help: '--shedding           keep load shedding on (default off: it would measure the machine)',
-    },
-  ],
-  async run(ctx) {
-    const o = options(ctx);
-    const unreachable = await redisReachable(o.redisUrl);
-    if (unreachable) throw new Error(`cold-cache needs Redis: ${unreachable} (--redis-url)`);
-    const bound = originRateBound(o.nodes, o.maxConcurrent, o.serviceMs);
-    ctx.log(
-      `cold-cache: protected variants use proxy.max_concurrent ${o.maxConcurrent}/node → origin ≤ ${fmt(bound)} calls/s ` +
-        `(capacity ${fmt(o.originCapacity)}/s)`,
-    );
-    const runs: VariantRun[] = [];
-    for (const v of o.variants) {
-      ctx.log(`cold-cache ${v}: ${VARIANTS[v]}`);
-      runs.push(await runVariant(ctx, v, o));
-    }
-    const result: ColdCacheResult = { protectedRateBound: bound, variants: runs.map((r) => r.result) };
-    const lastX = Math.max(1, ...runs.flatMap((r) => r.originRate.points.map(([x]) => x)));
-    const charts: Chart[] = [
-      {
-        title: 'Origin calls per second (trailing 1 s window)',
-        xLabel: 's since the cold start',
-        yLabel: 'calls/s',
-        series: [
-          ...runs.map((r) => r.originRate),
-          {
-            label: `capacity ${fmt(o.originCapacity)}/s`,
-            points: [
-              [0, o.originCapacity],
-              [lastX, o.originCapacity],
-            ],
-          },
-        ],
-      },
-      {
-        title: 'Origin calls, running total',
-        xLabel: 's since the cold start',
-        yLabel: 'calls',
-        series: runs.map((r) => r.originTotal),
-      },
-      {
-        title: 'Client RPC latency p99 (250 ms buckets)',
-        xLabel: 's since the cold start',
-        yLabel: 'ms',
-        series: runs.map((r) => r.p99),
-      },
-    ];
-    return {
-      options: o,
-      results: result,
-      checks: judgeColdCache(result.variants, o),
-      charts,
-      table: coldCacheTable(result, o),
-    };
-  },
-};

@@ -38,26 +38,19 @@
  *
  * @module
  */
-import { LeanClient } from '../load/lean-client.js';
-import { ServerApi } from '../harness/api.js';
-import { countOccurrences, scanBenchMarkers, type BenchMarker } from '../load/bench-markers.js';
-import { CommandClient, type ReplyHead } from '../load/command-client.js';
-import { CpuSampler, cpuPercentPoints } from '../harness/cpu-sampler.js';
-import { connectionToken } from '../harness/jwt.js';
-import { runPaced, sendsBefore } from '../load/pacing.js';
-import { parseHistoryPosition } from '../load/history-position.js';
-import { PollSchedule, spreadOffsets } from '../load/poll-schedule.js';
-import { readIoBytes } from '../harness/proc-io.js';
-import { readCpuMicros, watchCpu, type CpuReading } from '../harness/proc.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
-import {
-  check,
-  type Chart,
-  type Check,
-  type Scenario,
-  type ScenarioContext,
-  type Series,
-} from '../harness/scenario.js';
+import { LeanClient } from '../../load/lean-client.js';
+import { ServerApi } from '../../harness/api.js';
+import { countOccurrences, scanBenchMarkers, type BenchMarker } from '../../load/bench-markers.js';
+import { CommandClient, type ReplyHead } from '../../load/command-client.js';
+import { CpuSampler, cpuPercentPoints } from '../../harness/cpu-sampler.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { runPaced, sendsBefore } from '../../load/pacing.js';
+import { parseHistoryPosition } from '../../load/history-position.js';
+import { PollSchedule, spreadOffsets } from '../../load/poll-schedule.js';
+import { readIoBytes } from '../../harness/proc-io.js';
+import { readCpuMicros, watchCpu, type CpuReading } from '../../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
 import {
   LatencyRecorder,
   roundSummary,
@@ -65,10 +58,11 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../harness/stats.js';
-import { bulwarkAvailable, onFreshBulwark, type RunningServer } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { mapLimit, nowMicros, round, sleep, tally, waitFor } from '../harness/util.js';
+} from '../../harness/stats.js';
+import { type RunningServer } from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, tally, waitFor } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** BoardMode is how players read their board. */
 export type BoardMode = 'push' | 'poll' | 'poll-since';
@@ -274,7 +268,7 @@ export function judgeBoard(
 }
 
 /** boardConfig is the Bulwark config of every mode. */
-function boardConfig(opts: BoardOptions): Record<string, unknown> {
+export function boardConfig(opts: BoardOptions): Record<string, unknown> {
   return {
     channel: {
       namespaces: [
@@ -560,7 +554,7 @@ async function pollLoop(
 }
 
 /** runMode runs one mode on a fresh server and returns its result and trace. */
-async function runMode(
+export async function runMode(
   server: RunningServer,
   mode: BoardMode,
   opts: BoardOptions,
@@ -716,28 +710,28 @@ function describe(r: ModeResult): string {
 }
 
 /** resolveOptions reads the scenario's flags. */
-function resolveOptions(ctx: ScenarioContext): BoardOptions {
+export function resolveOptions(ctx: ScenarioContext): BoardOptions {
   const f = ctx.flags;
-  const players = f.int('players', ctx.quick ? 300 : 2000, 1);
-  const teamSize = f.int('team-size', 50, 1);
+  const players = f.int(flags.players);
+  const teamSize = f.int(flags.teamSize);
   const opts: BoardOptions = {
     players,
     teamSize,
     teams: Math.ceil(players / teamSize),
-    postIntervalS: f.num('post-interval', 2, 0.01),
-    postBytes: f.int('post-bytes', 1500, 0),
-    seconds: f.num('duration', ctx.quick ? 4 : 30, 1),
+    postIntervalS: f.num(flags.postInterval),
+    postBytes: f.int(flags.postBytes),
+    seconds: f.num(flags.duration),
     warmupS: 0,
-    pollIntervalS: f.num('poll-interval', 5, 0.1),
-    page: f.int('page', 20, 1),
-    historySize: f.int('history-size', 50, 1),
-    p99LimitMs: f.num('p99-limit', 100, 1),
+    pollIntervalS: f.num(flags.pollInterval),
+    page: f.int(flags.page),
+    historySize: f.int(flags.historySize),
+    p99LimitMs: f.num(flags.p99Limit),
     graceMs: ctx.quick ? 2000 : 3000,
     sampleMs: 500,
     connectConcurrency: 100,
-    modes: f.bool('no-poll-since') ? ['push', 'poll'] : ['push', 'poll', 'poll-since'],
+    modes: f.bool(flags.noPollSince) ? ['push', 'poll'] : ['push', 'poll', 'poll-since'],
   };
-  opts.warmupS = f.num('warmup', opts.pollIntervalS, 0);
+  opts.warmupS = f.num(flags.warmup, opts.pollIntervalS);
   if (opts.players > 15_000) throw new Error('board-event: --players must be ≤ 15000 (one process holds them all)');
   if (opts.page > opts.historySize) throw new Error('board-event: --page must be ≤ --history-size');
   const postsPerPoll = opts.pollIntervalS / opts.postIntervalS;
@@ -750,9 +744,9 @@ function resolveOptions(ctx: ScenarioContext): BoardOptions {
   return opts;
 }
 
-type Runs = Partial<Record<BoardMode, { result: ModeResult; trace: ModeTrace }>>;
+export type Runs = Partial<Record<BoardMode, { result: ModeResult; trace: ModeTrace }>>;
 
-function charts(runs: Runs): Chart[] {
+export function charts(runs: Runs): Chart[] {
   const polls = (['poll', 'poll-since'] as const).filter((m) => runs[m]);
   const each = (modes: readonly BoardMode[], fn: (t: Timeline, mode: BoardMode) => Series): Series[] =>
     modes.flatMap((m) => {
@@ -863,90 +857,3 @@ export function boardTable(opts: BoardOptions, r: BoardResult): string {
     formatTable(rows),
   ].join('\n');
 }
-
-/** The scenario. */
-export const boardEventScenario: Scenario = {
-  name: 'board-event',
-  summary: 'incident 1: team boards at event start, push subscribers vs the same players polling history',
-  flags: [
-    {
-      name: 'players',
-      type: 'string',
-      help: '--players N        players, one connection each (default 2000; quick 300)',
-    },
-    { name: 'team-size', type: 'string', help: '--team-size N      players per team board (default 50)' },
-    {
-      name: 'post-interval',
-      type: 'string',
-      help: '--post-interval S  seconds between posts to one board (default 2)',
-    },
-    { name: 'post-bytes', type: 'string', help: '--post-bytes N     bytes of each post (default 1500)' },
-    {
-      name: 'duration',
-      type: 'string',
-      help: '--duration S       measured seconds of posting per mode (default 30; quick 4)',
-    },
-    {
-      name: 'warmup',
-      type: 'string',
-      help: '--warmup S         seconds of posting before the measured window (default: --poll-interval)',
-    },
-    {
-      name: 'poll-interval',
-      type: 'string',
-      help: "--poll-interval S  seconds between one player's polls (default 5)",
-    },
-    {
-      name: 'page',
-      type: 'string',
-      help: '--page N           history limit of each poll, posts prefilled per board (default 20)',
-    },
-    { name: 'history-size', type: 'string', help: '--history-size N   posts each board keeps (default 50)' },
-    { name: 'p99-limit', type: 'string', help: '--p99-limit MS     push delivery latency p99 limit (default 100)' },
-    {
-      name: 'no-poll-since',
-      type: 'boolean',
-      help: '--no-poll-since    skip the third mode (polling since the last offset)',
-    },
-  ],
-  async run(ctx) {
-    const opts = resolveOptions(ctx);
-    if (!bulwarkAvailable(ctx.bulwark.bulwarkMain)) {
-      return {
-        options: opts,
-        results: { skipped: 'Bulwark is not built' },
-        checks: [],
-        charts: [],
-        table: 'board-event: skipped: Bulwark is not built',
-      };
-    }
-    const config = boardConfig(opts);
-    const runs: Runs = {};
-    for (const mode of opts.modes) {
-      runs[mode] = await onFreshBulwark(ctx.bulwark, config, `board-event / ${mode}`, ctx.log, (server) =>
-        runMode(server, mode, opts, ctx),
-      );
-    }
-    const push = runs.push?.result;
-    const poll = runs.poll?.result;
-    if (!push || !poll) throw new Error('board-event: push and poll must both run');
-    const pollSince = runs['poll-since']?.result;
-    const ratio = (m: ModeResult, f: (x: ModeResult) => number) => round(f(m) / f(push), 2);
-    const cpu = (x: ModeResult) => x.window.serverCpuPercent;
-    const bytes = (x: ModeResult) => x.window.serverBytesWritten;
-    const result: BoardResult = {
-      push,
-      poll,
-      ...(pollSince ? { pollSince } : {}),
-      cpuRatio: { poll: ratio(poll, cpu), ...(pollSince ? { pollSince: ratio(pollSince, cpu) } : {}) },
-      bytesRatio: { poll: ratio(poll, bytes), ...(pollSince ? { pollSince: ratio(pollSince, bytes) } : {}) },
-    };
-    return {
-      options: opts,
-      results: result,
-      checks: judgeBoard(push, poll, pollSince, opts.p99LimitMs),
-      charts: charts(runs),
-      table: boardTable(opts, result),
-    };
-  },
-};

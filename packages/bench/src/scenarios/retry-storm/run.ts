@@ -34,9 +34,9 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { RpcClient } from '../load/rpc-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+import { RpcClient } from '../../load/rpc-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
 import {
   attemptsPerCall,
   outcomeKey,
@@ -44,20 +44,20 @@ import {
   shouldRetry,
   type CallOutcome,
   type RetryPolicy,
-} from '../load/retry-policy.js';
-import { methodOf, originCapacity, RpcOrigin, type OriginArrival, type RpcOriginStats } from '../servers/rpc-origin.js';
+} from '../../load/retry-policy.js';
 import {
-  check,
-  type Chart,
-  type Check,
-  type Scenario,
-  type ScenarioContext,
-  type Series,
-} from '../harness/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
-import { onFreshBulwark, ServerRunError, type RunningServer } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { mapLimit, round, sleep, waitFor } from '../harness/util.js';
+  methodOf,
+  originCapacity,
+  RpcOrigin,
+  type OriginArrival,
+  type RpcOriginStats,
+} from '../../servers/rpc-origin.js';
+import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { onFreshBulwark, type RunningServer } from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { mapLimit, round, sleep, waitFor } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** The RPC everyone's gameplay calls. */
 export const GAME_METHOD = 'match.state';
@@ -635,7 +635,7 @@ function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toMs: numb
 type Log = (msg: string) => void;
 
 /** runVariant runs one variant on a fresh origin and Bulwark, and always tears both down. */
-async function runVariant(
+export async function runVariant(
   ctx: ScenarioContext,
   o: RetryStormOptions,
   v: VariantName,
@@ -912,7 +912,7 @@ export function retryStormTable(
   ].join('\n');
 }
 
-function charts(
+export function charts(
   o: RetryStormOptions,
   variants: readonly VariantResult[],
   timelines: readonly Timeline[],
@@ -983,151 +983,32 @@ function parseVariants(s: string): VariantName[] {
 
 /** optionsOf resolves the flags (defaults filled in). */
 export function optionsOf(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): RetryStormOptions {
-  const { quick, flags } = ctx;
-  const clients = flags.int('clients', quick ? 200 : 1000, 1);
-  const intervalMs = flags.num('interval', 2000, 10);
-  const seconds = flags.num('duration', quick ? 6 : 24, 1);
-  const originServiceMs = flags.num('origin-service-ms', 20, 0.1);
+  const f = ctx.flags;
+  const clients = f.int(flags.clients);
+  const intervalMs = f.num(flags.interval);
+  const seconds = f.num(flags.duration);
+  const originServiceMs = f.num(flags.originServiceMs);
   const normal = (clients * 1000) / intervalMs;
   return {
     clients,
-    buggyPercent: flags.num('buggy-percent', 10, 0),
+    buggyPercent: f.num(flags.buggyPercent),
     intervalMs,
-    buggyFactor: flags.num('buggy-factor', 10, 1),
-    retries: flags.int('retries', 3, 0),
-    warmupSeconds: flags.num('warmup', quick ? 1 : 5, 0),
+    buggyFactor: f.num(flags.buggyFactor),
+    retries: f.int(flags.retries),
+    warmupSeconds: f.num(flags.warmup),
     seconds,
-    switchAfterSeconds: flags.num('switch-after', seconds / 2, 0),
-    settleSeconds: quick ? 1 : 2,
+    switchAfterSeconds: f.num(flags.switchAfter, seconds / 2),
+    settleSeconds: ctx.quick ? 1 : 2,
     callTimeoutMs: 5000,
-    originWorkers: flags.int('origin-workers', defaultOriginWorkers(normal, originServiceMs), 1),
+    originWorkers: f.int(flags.originWorkers, defaultOriginWorkers(normal, originServiceMs)),
     originServiceMs,
-    originQueueMs: flags.num('origin-queue-ms', 50, 0),
-    rpcRate: flags.num('rpc-rate', 1, 0.01),
-    rpcBurst: flags.int('rpc-burst', 2, 1),
+    originQueueMs: f.num(flags.originQueueMs),
+    rpcRate: f.num(flags.rpcRate),
+    rpcBurst: f.int(flags.rpcBurst),
     proxyQueueMs: 250,
-    variants: parseVariants(flags.str('variants', allVariants.join(','))),
-    successLimitPercent: flags.num('success-limit', 99, 0),
-    p99LimitMs: flags.num('p99-limit', 250, 0),
+    variants: parseVariants(f.str(flags.variants, allVariants.join(','))),
+    successLimitPercent: f.num(flags.successLimit),
+    p99LimitMs: f.num(flags.p99Limit),
     connectConcurrency: 100,
   };
 }
-
-export const retryStormScenario: Scenario = {
-  name: 'retry-storm',
-  summary:
-    'incident 4: a buggy build calls one RPC at 10× with 3 immediate retries; goodput and latency of everyone else, unprotected vs protected vs kill switch',
-  flags: [
-    {
-      name: 'clients',
-      type: 'string',
-      help: '--clients N          players, one connection each (default 1000; quick 200)',
-    },
-    {
-      name: 'buggy-percent',
-      type: 'string',
-      help: '--buggy-percent P    share of players on the buggy build (default 10)',
-    },
-    {
-      name: 'interval',
-      type: 'string',
-      help: "--interval MS        mean interval of everyone's match.state calls, ±50 % (default 2000)",
-    },
-    {
-      name: 'buggy-factor',
-      type: 'string',
-      help: '--buggy-factor K     the buggy build calls inbox.sync at K× that rate (default 10)',
-    },
-    {
-      name: 'retries',
-      type: 'string',
-      help: '--retries N          immediate retries of each failed inbox.sync (default 3)',
-    },
-    { name: 'duration', type: 'string', help: '--duration S         storm seconds per variant (default 24; quick 6)' },
-    {
-      name: 'warmup',
-      type: 'string',
-      help: '--warmup S           normal traffic before the storm (default 5; quick 1)',
-    },
-    {
-      name: 'switch-after',
-      type: 'string',
-      help: '--switch-after S     kill-switch variant: seconds into the storm (default half of it)',
-    },
-    {
-      name: 'origin-workers',
-      type: 'string',
-      help: '--origin-workers N   origin calls worked on at once (default: 1.6× the normal load; 16, quick 3)',
-    },
-    { name: 'origin-service-ms', type: 'string', help: '--origin-service-ms MS  origin work per call (default 20)' },
-    {
-      name: 'origin-queue-ms',
-      type: 'string',
-      help: '--origin-queue-ms MS  work the origin queues before it answers 503 (default 50)',
-    },
-    {
-      name: 'rpc-rate',
-      type: 'string',
-      help: '--rpc-rate R         tuned variant: rpc limit per connection, calls/s (default 1)',
-    },
-    { name: 'rpc-burst', type: 'string', help: '--rpc-burst N        tuned variant: its bucket size (default 2)' },
-    {
-      name: 'variants',
-      type: 'string',
-      help: '--variants LIST      comma-separated: unprotected,defaults,tuned,kill-switch (default all)',
-    },
-    {
-      name: 'success-limit',
-      type: 'string',
-      help: '--success-limit P    well-behaved success the protected variants must reach, % (default 99)',
-    },
-    {
-      name: 'p99-limit',
-      type: 'string',
-      help: '--p99-limit MS       well-behaved p99 the protected variants must stay under (default 250)',
-    },
-  ],
-  async run(ctx) {
-    const o = optionsOf(ctx);
-    if (o.variants.includes('kill-switch')) windowsOf(o, true); // validate --switch-after before starting anything
-    const capacity = originCapacity(o.originWorkers, o.originServiceMs);
-    const results: VariantResult[] = [];
-    const timelines: Timeline[] = [];
-    const errors: VariantError[] = [];
-    for (const v of o.variants) {
-      const began = performance.now();
-      let ran;
-      try {
-        ran = await runVariant(ctx, o, v);
-      } catch (err) {
-        ctx.log(`  ${v}: ERROR: ${(err as Error).message}`);
-        const serverLog = err instanceof ServerRunError ? err.serverLog : undefined;
-        if (serverLog?.length) ctx.log(`  server output:\n    ${serverLog.slice(-10).join('\n    ')}`);
-        errors.push({ variant: v, error: (err as Error).message, ...(serverLog ? { serverLog } : {}) });
-        continue;
-      }
-      const { result, timeline } = ran;
-      result.runSeconds = round((performance.now() - began) / 1000, 1);
-      results.push(result);
-      timelines.push(timeline);
-      const w = reportedWindow(result, v === 'kill-switch' ? 'after' : 'storm');
-      if (w) {
-        ctx.log(
-          `  ${v}: well-behaved ok ${fmt(w.good.successPercent, 2)}%, p99 ${fmt(w.good.latencyMs.p99, 1)} ms; ` +
-            `origin ${fmt(w.origin.perSec)} calls/s (${fmt(w.origin.loadPercent)}% of capacity), 503 ${fmt(w.origin.throttled)}`,
-        );
-      }
-    }
-    return {
-      options: { ...o, originCapacityPerSec: capacity, demand: demandOf(o) },
-      results: { capacityPerSec: capacity, variants: results, errors },
-      checks: retryStormChecks(
-        results,
-        { successPercent: o.successLimitPercent, p99Ms: o.p99LimitMs, capacityPerSec: capacity },
-        errors,
-      ),
-      charts: charts(o, results, timelines, capacity),
-      table: retryStormTable(o, capacity, results, errors),
-    };
-  },
-};

@@ -24,9 +24,9 @@
  *
  * @module
  */
-import { classifyFailure, openAttempt } from '../load/admission-attempt.js';
-import type { LeanClient } from '../load/lean-client.js';
-import { fetchMetrics, metricSeries } from '../harness/api.js';
+import { classifyFailure, openAttempt } from '../../load/admission-attempt.js';
+import type { LeanClient } from '../../load/lean-client.js';
+import { fetchMetrics, metricSeries } from '../../harness/api.js';
 import {
   arrivalsDue,
   hugSchedule,
@@ -34,25 +34,19 @@ import {
   phaseOfArrival,
   plannedArrivals,
   type Phase,
-} from '../load/arrival-schedule.js';
-import { HttpProbe, type ProbeSummary } from '../harness/http-probe.js';
-import { connectionToken } from '../harness/jwt.js';
-import { watchCpu, type CpuReading } from '../harness/proc.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
-import { parseRetryAfter, retryDelayMs } from '../load/retry-advice.js';
-import {
-  check,
-  type Chart,
-  type Check,
-  type Scenario,
-  type ScenarioContext,
-  type Series,
-} from '../harness/scenario.js';
-import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../harness/server-watch.js';
-import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../harness/stats.js';
-import { bulwarkAvailable, deepMerge, startServer, type RunningServer } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { round, sleep, tally, waitFor } from '../harness/util.js';
+} from '../../load/arrival-schedule.js';
+import { HttpProbe, type ProbeSummary } from '../../harness/http-probe.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { watchCpu, type CpuReading } from '../../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { parseRetryAfter, retryDelayMs } from '../../load/retry-advice.js';
+import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../../harness/server-watch.js';
+import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../../harness/stats.js';
+import { type RunningServer } from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { round, sleep, tally, waitFor } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** HugOptions size the scenario. */
 export interface HugOptions {
@@ -471,7 +465,7 @@ class HugRun {
 }
 
 /** runHug runs the scenario against a started Bulwark configured with the options' limits. */
-async function runHug(
+export async function runHug(
   server: RunningServer,
   o: HugOptions,
   ctx: ScenarioContext,
@@ -804,11 +798,11 @@ export function hugTable(r: HugResult, o: HugOptions): string {
 }
 
 /** hugOptions resolves the flags (quick: smaller, shorter). */
-function hugOptions(ctx: ScenarioContext): HugOptions {
+export function hugOptions(ctx: ScenarioContext): HugOptions {
   const f = ctx.flags;
   const q = ctx.quick;
-  const rate = f.num('rate', q ? 100 : 200, 1);
-  const sessionSeconds = f.num('session', q ? 6 : 20, 0);
+  const rate = f.num(flags.rate);
+  const sessionSeconds = f.num(flags.session);
   // Capacity the normal load fits comfortably: twice the players online at the normal rate, and
   // new connections at twice the normal arrival rate (so the rate limit refuses first, the count
   // limit once the node has filled up).
@@ -816,21 +810,21 @@ function hugOptions(ctx: ScenarioContext): HugOptions {
   const o: HugOptions = {
     rate,
     sessionSeconds,
-    warmupSeconds: f.num('warmup', q ? 6 : 20, 0),
-    steps: f.int('steps', 10, 1),
-    stepSeconds: f.num('step-seconds', q ? 1.5 : 3, 0.1),
-    top: f.num('top', 10, 1),
-    tailSeconds: f.num('tail', q ? 6 : 15, 0),
-    connectionLimit: f.int('connection-limit', normalOnline > 0 ? Math.ceil(2 * normalOnline) : q ? 1200 : 8000, 1),
-    connectionRateLimit: f.int('rate-limit', Math.ceil(2 * rate), 0),
-    retries: f.int('retries', 3, 0),
-    maxInFlight: f.int('max-in-flight', 2000, 1),
-    maxAttempts: f.int('max-attempts', 200_000, 1),
+    warmupSeconds: f.num(flags.warmup),
+    steps: f.int(flags.steps),
+    stepSeconds: f.num(flags.stepSeconds),
+    top: f.num(flags.top),
+    tailSeconds: f.num(flags.tail),
+    connectionLimit: f.int(flags.connectionLimit, normalOnline > 0 ? Math.ceil(2 * normalOnline) : q ? 1200 : 8000),
+    connectionRateLimit: f.int(flags.rateLimit, Math.ceil(2 * rate)),
+    retries: f.int(flags.retries),
+    maxInFlight: f.int(flags.maxInFlight),
+    maxAttempts: f.int(flags.maxAttempts),
     channels: 100,
-    p99LimitMs: f.num('p99-limit', 500, 0),
-    maxRssMiB: f.num('max-rss-mib', 512, 1),
-    maxFailedPercent: f.num('max-failed-percent', 1, 0),
-    readyTimeoutMs: f.int('ready-timeout', 2000, 1),
+    p99LimitMs: f.num(flags.p99Limit),
+    maxRssMiB: f.num(flags.maxRssMib),
+    maxFailedPercent: f.num(flags.maxFailedPercent),
+    readyTimeoutMs: f.int(flags.readyTimeout),
     bucketMs: q ? 500 : 1000,
   };
   // The server needs ceil(limit × fd_headroom 1.25) + 64 descriptors of its 20,000; the load
@@ -843,103 +837,3 @@ function hugOptions(ctx: ScenarioContext): HugOptions {
   }
   return o;
 }
-
-/** hugScenario: connection ramp to 10× normal against admission limits. */
-export const hugScenario: Scenario = {
-  name: 'hug',
-  summary:
-    'Bulwark only: new players ramp to 10x the normal arrival rate; admitted, refused (503 + Retry-After, retried), handshake p99, memory',
-  flags: [
-    {
-      name: 'rate',
-      type: 'string',
-      help: '--rate N             normal arrival rate, new players/s (default 200; quick 100)',
-    },
-    {
-      name: 'session',
-      type: 'string',
-      help: '--session S          mean seconds a player stays (0.5–1.5×; 0: to the end) (default 20; quick 6)',
-    },
-    {
-      name: 'warmup',
-      type: 'string',
-      help: '--warmup S           seconds at the normal rate first (default 20; quick 6)',
-    },
-    { name: 'steps', type: 'string', help: '--steps N            ramp steps from 1x to --top (default 10)' },
-    { name: 'step-seconds', type: 'string', help: '--step-seconds S     seconds per step (default 3; quick 1.5)' },
-    { name: 'top', type: 'string', help: '--top X              highest multiple of the normal rate (default 10)' },
-    {
-      name: 'tail',
-      type: 'string',
-      help: '--tail S             seconds without new players after the ramp (default 15; quick 6)',
-    },
-    {
-      name: 'connection-limit',
-      type: 'string',
-      help: '--connection-limit N client.connection_limit (default 2 × rate × session: 8000; quick 1200)',
-    },
-    {
-      name: 'rate-limit',
-      type: 'string',
-      help: '--rate-limit N       client.connection_rate_limit per s, 0 off (default 2 × rate: 400; quick 200)',
-    },
-    { name: 'retries', type: 'string', help: '--retries N          retries per player after refusals (default 3)' },
-    { name: 'max-in-flight', type: 'string', help: '--max-in-flight N    attempts in flight at most (default 2000)' },
-    {
-      name: 'max-attempts',
-      type: 'string',
-      help: '--max-attempts N     attempts at most, arrivals and retries (default 200000)',
-    },
-    {
-      name: 'p99-limit',
-      type: 'string',
-      help: '--p99-limit MS       admitted handshake p99 after the warm-up (default 500)',
-    },
-    { name: 'max-rss-mib', type: 'string', help: '--max-rss-mib N      peak server RSS (default 512)' },
-    {
-      name: 'max-failed-percent',
-      type: 'string',
-      help: '--max-failed-percent P attempts failed without a refusal (default 1)',
-    },
-    { name: 'ready-timeout', type: 'string', help: '--ready-timeout MS   /ready probe timeout (default 2000)' },
-  ],
-  async run(ctx: ScenarioContext) {
-    const o = hugOptions(ctx);
-    if (!bulwarkAvailable(ctx.bulwark.bulwarkMain)) throw new Error('hug: Bulwark is not built');
-    ctx.log('hug / bulwark: starting server');
-    const server = await startServer('bulwark', {
-      ...ctx.bulwark,
-      bulwarkConfig: deepMerge(ctx.bulwark.bulwarkConfig ?? {}, {
-        client: { connection_limit: o.connectionLimit, connection_rate_limit: o.connectionRateLimit },
-      }),
-    });
-    ctx.log(`hug / bulwark: server pid ${server.pid} on port ${server.port}`);
-    let out: { result: HugResult; charts: Chart[] };
-    try {
-      out = await runHug(server, o, ctx);
-    } catch (err) {
-      throw Object.assign(new Error(`hug: ${(err as Error).message}`), { serverLog: server.logTail() });
-    } finally {
-      await server.stop();
-    }
-    const r = out.result;
-    const checks = hugChecks(
-      {
-        serverAlive: r.server.alive,
-        readyFailed: r.ready.failed,
-        refused: r.attempts.refused,
-        refusedWithoutAdvice: r.advice.refusalsWithout,
-        admittedP99Ms: r.handshakeMs.p99,
-        peakRssBytes: r.server.rssPeakBytes,
-        peakHeld: Math.max(r.held.peakClient, r.held.peakServerSampled),
-        connectionLimit: o.connectionLimit,
-        unexpectedCloses: r.closes.unexpected,
-        attempts: r.attempts.total,
-        failed: r.attempts.failed,
-        notSent: r.players.notSent,
-      },
-      { p99LimitMs: o.p99LimitMs, maxRssMiB: o.maxRssMiB, maxFailedPercent: o.maxFailedPercent, maxNotSentPercent: 1 },
-    );
-    return { options: o, results: r, checks, charts: out.charts, table: hugTable(r, o) };
-  },
-};

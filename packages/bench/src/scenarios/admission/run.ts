@@ -14,13 +14,19 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { LeanClient } from '../load/lean-client.js';
-import { connectionToken } from '../harness/jwt.js';
-import { readCpuMicros } from '../harness/proc.js';
-import { formatTable, type ScenarioReport, type TargetOutcome } from '../harness/report.js';
-import { medianOf } from '../harness/stats.js';
-import { bulwarkAvailable, deepMerge, startServer, type RunningServer, type StartOptions } from '../harness/targets.js';
-import { mapLimit, round, sleep } from '../harness/util.js';
+import { LeanClient } from '../../load/lean-client.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { readCpuMicros } from '../../harness/proc.js';
+import { type ScenarioReport, type TargetOutcome } from '../../harness/report.js';
+import { medianOf } from '../../harness/stats.js';
+import {
+  bulwarkAvailable,
+  deepMerge,
+  startServer,
+  type RunningServer,
+  type StartOptions,
+} from '../../harness/targets.js';
+import { mapLimit, round, sleep } from '../../harness/util.js';
 
 /** AdmissionOptions size the admission scenario. */
 export interface AdmissionOptions {
@@ -297,40 +303,4 @@ export async function runAdmission(
     }
   }
   return { bulwark: runs.length === 1 ? { result: runs[0] as AdmissionResult } : { result: medianOf(runs), runs } };
-}
-
-const fmt = (v: number, digits = 0): string =>
-  Number.isFinite(v)
-    ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-    : '-';
-
-/** admissionTable renders the admission report. */
-export function admissionTable(report: ScenarioReport<AdmissionResult>): string {
-  const o = report.results.bulwark;
-  if (!o || !('result' in o)) {
-    return `admission: ${o && 'error' in o ? `ERROR: ${o.error}` : o && 'skipped' in o ? `skipped: ${o.skipped}` : 'not run'}`;
-  }
-  const r = o.result;
-  const reps = o.runs?.length ?? 1;
-  const row = (label: string, p: PhaseCost): string[] => [
-    label,
-    fmt(p.count),
-    fmt(p.serverCpuMicrosPerOp, 1),
-    fmt(p.serverCpuMicrosPerOpTicks, 0),
-    fmt(p.rate),
-  ];
-  return [
-    `admission: client.connection_limit ${fmt(r.upgrade.count)}, then ${fmt(r.reject.count)} upgrade attempts at the full node` +
-      (reps > 1 ? ` (median of ${reps} runs)` : ''),
-    formatTable([
-      ['phase', 'ops', 'server CPU/op (µs)', 'cross-check, ticks (µs)', 'ops/s'],
-      row('accepted: WebSocket upgrade', r.upgrade),
-      row('accepted: connect with JWT', r.connect),
-      ['accepted: upgrade + connect', '', fmt(r.acceptedMicrosPerConnection, 1), '', ''],
-      row('refused: HTTP 503 + Retry-After', r.reject),
-    ]),
-    `accepted / refused CPU: ${fmt(r.acceptedToRejectedRatio, 1)}×; not refused: ${r.notRefused}; ` +
-      `Retry-After ${r.retryAfter.min}–${r.retryAfter.max} s (${r.retryAfter.distinct} distinct values); ` +
-      `accepted clients closed meanwhile: ${r.acceptedClosed}; idle server CPU ${fmt(r.idleCpuMicrosPerSecond)} µs/s`,
-  ].join('\n');
 }

@@ -32,10 +32,10 @@
  * @module
  */
 import { randomInt } from 'node:crypto';
-import { MAX_PER_SOURCE_ADDRESS, type ConnWorkerProgress } from '../load/conn-worker-protocol.js';
-import { ServerApi } from '../harness/api.js';
-import { ConnFleet } from '../load/conn-fleet.js';
-import { OrphanGuard } from '../harness/orphans.js';
+import { MAX_PER_SOURCE_ADDRESS, type ConnWorkerProgress } from '../../load/conn-worker-protocol.js';
+import { ServerApi } from '../../harness/api.js';
+import { ConnFleet } from '../../load/conn-fleet.js';
+import { OrphanGuard } from '../../harness/orphans.js';
 import {
   diffKernelNetCounters,
   readCpuMicros,
@@ -45,21 +45,21 @@ import {
   readTreeRssBytes,
   treePids,
   type KernelNetCounters,
-} from '../harness/proc.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
+} from '../../harness/proc.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
 import {
   check,
   type Chart,
   type Check,
-  type Scenario,
   type ScenarioContext,
   type ScenarioOutput,
   type Series,
-} from '../harness/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
-import { onFreshBulwark, type RunningServer } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { round, sleep } from '../harness/util.js';
+} from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { onFreshBulwark, type RunningServer } from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { round, sleep } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** Bulwark's default protection.fd_headroom: file descriptors reserved per connection. */
 const DEFAULT_FD_HEADROOM = 1.25;
@@ -270,12 +270,12 @@ const MiB = 2 ** 20;
 function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
   const f = ctx.flags;
   const quick = ctx.quick;
-  const connections = f.int('connections', quick ? 5_000 : 100_000, 1);
+  const connections = f.int(flags.connections);
   const userProtection = ctx.bulwark.bulwarkConfig?.protection as { fd_headroom?: unknown } | undefined;
   const headroom = typeof userProtection?.fd_headroom === 'number' ? userProtection.fd_headroom : DEFAULT_FD_HEADROOM;
   const limit = readOpenFileLimits()?.hard ?? Number.POSITIVE_INFINITY;
   const capacity = fdCapacity(connections, limit, headroom);
-  const loadProcesses = f.int('load-processes', loadProcessesFor(connections), 1);
+  const loadProcesses = f.int(flags.loadProcesses, loadProcessesFor(connections));
   const ownLimit = readOpenFileLimits()?.soft ?? Number.POSITIVE_INFINITY;
   if (Math.ceil(connections / loadProcesses) > Math.min(MAX_SOCKETS_PER_LOAD_PROCESS, ownLimit - 200)) {
     throw new Error(
@@ -284,41 +284,41 @@ function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
         `use at least ${loadProcessesFor(connections)}`,
     );
   }
-  const sourceIps = f.int('source-ips', sourceIpsFor(connections), 1);
+  const sourceIps = f.int(flags.sourceIps, sourceIpsFor(connections));
   if (sourceIps > 254) throw new Error('--source-ips must be ≤ 254');
   if (Math.ceil(connections / sourceIps) > MAX_PER_SOURCE_ADDRESS) {
     throw new Error(`--source-ips ${sourceIps}: more than ${MAX_PER_SOURCE_ADDRESS} connections per address`);
   }
-  const sourcePrefix = f.str('source-prefix', `127.${1 + randomInt(254)}.${randomInt(256)}`);
+  const sourcePrefix = f.str(flags.sourcePrefix, `127.${1 + randomInt(254)}.${randomInt(256)}`);
   const octets = /^127\.(\d{1,3})\.(\d{1,3})$/.exec(sourcePrefix);
   if (!octets || Number(octets[1]) > 255 || Number(octets[2]) > 255) {
     throw new Error('--source-prefix must be 127.A.B with A, B in 0..255');
   }
   return {
     connections,
-    workers: f.int('workers', Math.max(2, capacity.workersNeeded), 1),
+    workers: f.int(flags.workers, Math.max(2, capacity.workersNeeded)),
     loadProcesses,
     sourceIps,
     sourcePrefix,
-    concurrency: f.int('concurrency', quick ? 100 : 200, 1),
-    channels: f.int('channels', 1000, 1),
-    holdSeconds: f.num('hold', quick ? 3 : 30, 0),
+    concurrency: f.int(flags.concurrency),
+    channels: f.int(flags.channels),
+    holdSeconds: f.num(flags.hold),
     baselineMs: quick ? 500 : 2000,
-    settleMs: f.int('settle', quick ? 1000 : 3000),
+    settleMs: f.int(flags.settle),
     timeoutMs: 15_000,
-    retries: f.int('retries', 3),
-    connectBudgetSeconds: f.num('connect-budget', quick ? 45 : 240, 1),
-    redis: f.str('redis-url', 'redis://127.0.0.1:6379'),
+    retries: f.int(flags.retries),
+    connectBudgetSeconds: f.num(flags.connectBudget),
+    redis: f.str(flags.redisUrl),
     redisPrefix: `bench-conn-scale-${randomInt(2 ** 32).toString(36)}`,
     capacity,
     limits: {
-      rssPerConnectionKiB: f.num('rss-limit', quick ? 32 : 12, 0),
-      handshakeP99Ms: f.num('handshake-p99', 1000, 0),
+      rssPerConnectionKiB: f.num(flags.rssLimit),
+      handshakeP99Ms: f.num(flags.handshakeP99),
     },
   };
 }
 
-async function run(ctx: ScenarioContext): Promise<ScenarioOutput> {
+export async function runConnectionsScale(ctx: ScenarioContext): Promise<ScenarioOutput> {
   const o = resolveOptions(ctx);
   const cap = o.capacity;
   ctx.log(
@@ -678,71 +678,3 @@ function table(o: ConnectionsScaleOptions, r: ConnectionsScaleResult): string {
   rows[0] = ['connections-scale', `${fmt(o.connections)} idle connections, JWT + 1 subscription each`];
   return formatTable(rows);
 }
-
-/** connectionsScaleScenario: 100,000 idle connections from one machine. */
-export const connectionsScaleScenario: Scenario = {
-  name: 'connections-scale',
-  summary:
-    'Bulwark only: N idle connections (JWT + 1 subscription each; default 100,000) from several load processes against bulwark --workers W on Redis',
-  flags: [
-    { name: 'connections', type: 'string', help: '--connections N      (default 100000; quick 5000)' },
-    {
-      name: 'workers',
-      type: 'string',
-      help: '--workers N          Bulwark workers (default: what the fd limit needs, ≥ 2; 7 for 100,000)',
-    },
-    {
-      name: 'load-processes',
-      type: 'string',
-      help: '--load-processes N   load-generator processes, ≤ 18,000 sockets each (default N/18000, ≥ 2)',
-    },
-    {
-      name: 'source-ips',
-      type: 'string',
-      help: '--source-ips N       source addresses 127.A.B.1..N (default N/20000, ≥ 1)',
-    },
-    {
-      name: 'source-prefix',
-      type: 'string',
-      help: '--source-prefix P    first three octets of the source addresses, 127.A.B (default random per run)',
-    },
-    {
-      name: 'concurrency',
-      type: 'string',
-      help: '--concurrency N      connects in flight, all processes (default 200; quick 100)',
-    },
-    {
-      name: 'channels',
-      type: 'string',
-      help: '--channels N         channels the subscriptions spread over (default 1000)',
-    },
-    {
-      name: 'hold',
-      type: 'string',
-      help: '--hold S             idle hold, seconds (default 30 > the 25 s ping interval; quick 3)',
-    },
-    {
-      name: 'settle',
-      type: 'string',
-      help: '--settle MS          idle time after the connects (default 3000; quick 1000)',
-    },
-    { name: 'retries', type: 'string', help: '--retries N          retries of an HTTP 503 refusal (default 3)' },
-    {
-      name: 'connect-budget',
-      type: 'string',
-      help: '--connect-budget S   longest connect phase (default 240; quick 45)',
-    },
-    {
-      name: 'redis-url',
-      type: 'string',
-      help: '--redis-url URL      Redis for the engine (default redis://127.0.0.1:6379)',
-    },
-    {
-      name: 'rss-limit',
-      type: 'string',
-      help: '--rss-limit KIB      pass: server RSS per connection ≤ KIB (default 12; quick 32: fixed heap growth dominates)',
-    },
-    { name: 'handshake-p99', type: 'string', help: '--handshake-p99 MS   pass: handshake p99 ≤ MS (default 1000)' },
-  ],
-  run,
-};

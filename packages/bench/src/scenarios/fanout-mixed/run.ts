@@ -33,17 +33,17 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient, type WireProtocol } from '../load/lean-client.js';
-import { connectionToken } from '../harness/jwt.js';
-import { runPaced, sendsBefore, type PacedStream } from '../load/pacing.js';
+import { benchData, LeanClient, type WireProtocol } from '../../load/lean-client.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { runPaced, sendsBefore, type PacedStream } from '../../load/pacing.js';
 import {
   diffKernelNetCounters,
   readKernelNetCounters,
   readTreeCpuMicros,
   type KernelNetCounters,
-} from '../harness/proc.js';
-import { fmt, formatTable } from '../harness/report.js';
-import { check, type Chart, type Check, type Scenario, type ScenarioContext } from '../harness/scenario.js';
+} from '../../harness/proc.js';
+import { fmt, formatTable } from '../../harness/format.js';
+import { check, type Chart, type Check, type ScenarioContext } from '../../harness/scenario.js';
 import {
   LatencyRecorder,
   SeqTracker,
@@ -51,10 +51,10 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../harness/stats.js';
-import { bulwarkAvailable, onFreshBulwark, startServer, type TargetName } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
+} from '../../harness/stats.js';
+import { Timeline } from '../../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** The three channel classes, in table order. */
 export const CLASSES = ['personal', 'team', 'world'] as const;
@@ -607,97 +607,21 @@ export function mixedTable(
 }
 
 /** optionsFrom reads the scenario's flags. */
-function optionsFrom(ctx: ScenarioContext): FanoutMixedOptions {
+export function optionsFrom(ctx: ScenarioContext): FanoutMixedOptions {
   const f = ctx.flags;
-  const players = f.int('players', ctx.quick ? 500 : 5000, 1);
+  const players = f.int(flags.players);
   return {
     players,
-    teamSize: f.int('team-size', 50, 1),
-    worldRate: f.num('world-rate', 3),
-    teamRate: f.num('team-rate', 2),
-    personalRate: f.num('personal-rate', round(0.4 * players, 1)),
-    seconds: f.num('duration', ctx.quick ? 3 : 20, 1),
+    teamSize: f.int(flags.teamSize),
+    worldRate: f.num(flags.worldRate),
+    teamRate: f.num(flags.teamRate),
+    personalRate: f.num(flags.personalRate, round(0.4 * players, 1)),
+    seconds: f.num(flags.duration),
     // Even quick runs warm up: the first second's JIT compilation otherwise dominates a 3 s p99.
     warmupSeconds: ctx.quick ? 1 : 2,
-    padBytes: f.int('pad', 64),
-    p99LimitMs: f.num('p99-limit', 100, 1),
+    padBytes: f.int(flags.pad),
+    p99LimitMs: f.num(flags.p99Limit),
     drainTimeoutMs: ctx.quick ? 2000 : 3000,
-    concurrency: f.int('concurrency', 100, 1),
+    concurrency: f.int(flags.concurrency),
   };
 }
-
-/** The scenario as the registry runs it: each asked-for target on a fresh server. */
-export const fanoutMixedScenario: Scenario = {
-  name: 'fanout-mixed',
-  summary: 'personal, team and world channels per player, one publisher: latency and exact loss per class',
-  flags: [
-    {
-      name: 'players',
-      type: 'string',
-      help: '--players N        players, one connection each (default 5000; quick 500)',
-    },
-    { name: 'team-size', type: 'string', help: '--team-size N      players per team channel (default 50)' },
-    { name: 'world-rate', type: 'string', help: '--world-rate N     publications/s to bench:world (default 3)' },
-    { name: 'team-rate', type: 'string', help: '--team-rate N      publications/s to each team channel (default 2)' },
-    {
-      name: 'personal-rate',
-      type: 'string',
-      help: '--personal-rate N  publications/s over all personal channels, random players (default 0.4 × players)',
-    },
-    { name: 'duration', type: 'string', help: '--duration S       measured seconds (default 20; quick 3)' },
-    { name: 'pad', type: 'string', help: "--pad N            padding bytes in each publication's data (default 64)" },
-    { name: 'p99-limit', type: 'string', help: '--p99-limit MS     p99 latency limit per class (default 100)' },
-    { name: 'concurrency', type: 'string', help: '--concurrency N    players set up in flight (default 100)' },
-  ],
-  async run(ctx) {
-    const opts = optionsFrom(ctx);
-    if (opts.players > 18_000) {
-      throw new Error('--players must be ≤ 18000 (one process holds at most ~19k sockets: a player is one)');
-    }
-    const outcomes: Array<{ target: TargetName; result?: FanoutMixedResult; error?: string }> = [];
-    const checks: Check[] = [];
-    const charts: Chart[] = [];
-    const rates = expectedDeliveryRates(opts);
-    ctx.log(
-      `fanout-mixed: expected deliveries/s: personal ${fmt(rates.personal)}, team ${fmt(rates.team)}, ` +
-        `world ${fmt(rates.world)} (${fmt(rates.personal + rates.team + rates.world)} in all)`,
-    );
-    for (const target of ctx.targets) {
-      const label = `fanout-mixed / ${target}`;
-      const hooks: MixedHooks = { log: ctx.log, progress: ctx.progress };
-      try {
-        let run: Awaited<ReturnType<typeof runFanoutMixed>>;
-        if (target === 'bulwark') {
-          if (!bulwarkAvailable(ctx.bulwark.bulwarkMain)) {
-            ctx.log(`${label}: skipped: Bulwark is not built`);
-            outcomes.push({ target, error: 'skipped: Bulwark is not built' });
-            continue;
-          }
-          run = await onFreshBulwark(ctx.bulwark, {}, label, ctx.log, (server) => runFanoutMixed(server, opts, hooks));
-        } else {
-          ctx.log(`${label}: starting server`);
-          const server = await startServer(target, { cpu: ctx.bulwark.cpu });
-          try {
-            run = await runFanoutMixed(server, opts, hooks);
-            if (server.exited()) throw new Error('server exited during the run');
-          } finally {
-            await server.stop();
-          }
-        }
-        outcomes.push({ target, result: run.result });
-        checks.push(...mixedChecks(run.result, opts.p99LimitMs));
-        charts.push(...mixedCharts(target, run.detail.timeline));
-      } catch (err) {
-        const message = (err as Error).message;
-        ctx.log(`${label}: ERROR: ${message}`);
-        const serverLog = (err as { serverLog?: string[] }).serverLog;
-        if (serverLog?.length) ctx.log(`  server output:\n    ${serverLog.slice(-15).join('\n    ')}`);
-        outcomes.push({ target, error: `ERROR: ${message}` });
-        checks.push(check(`${target}: run completed`, 0, '==', 1));
-      }
-    }
-    const results: Record<string, unknown> = {};
-    for (const o of outcomes) results[o.target] = o.result ?? { error: o.error };
-    return { options: opts, results, checks, charts, table: mixedTable(opts, outcomes) };
-  },
-};

@@ -14,14 +14,14 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient } from '../load/lean-client.js';
-import { connectionToken } from '../harness/jwt.js';
+import { benchData, LeanClient } from '../../load/lean-client.js';
+import { connectionToken } from '../../harness/jwt.js';
 import {
   diffKernelNetCounters,
   readKernelNetCounters,
   readTreeCpuMicros,
   type KernelNetCounters,
-} from '../harness/proc.js';
+} from '../../harness/proc.js';
 import {
   LatencyRecorder,
   SeqTracker,
@@ -29,9 +29,10 @@ import {
   summarizeLoss,
   type LatencySummary,
   type LossSummary,
-} from '../harness/stats.js';
-import type { RunningServer } from '../harness/targets.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
+} from '../../harness/stats.js';
+import { type RunningServer } from '../../harness/targets.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
+import { judge } from './verdict.js';
 
 /** FanoutOptions size the fan-out scenario. */
 export interface FanoutOptions {
@@ -369,18 +370,6 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
     publisher.terminate();
     for (const s of subs) s.client?.terminate();
   }
-}
-
-/** judge decides whether a ramp step passed and, if not, why. */
-export function judge(r: PhaseResult, p99LimitMs: number): { pass: boolean; reason: string } {
-  const reasons: string[] = [];
-  if (r.loss.missing > 0) reasons.push(`loss ${r.loss.missing}`);
-  if (!(r.latencyMs.p99 < p99LimitMs)) reasons.push(`p99 ${r.latencyMs.p99} ms`);
-  if (r.achievedRate < 0.95 * r.targetRate) reasons.push(`publisher reached only ${r.achievedRate}/s`);
-  if (r.disconnects > 0) reasons.push(`${r.disconnects} disconnects`);
-  if (r.publishErrors > 0) reasons.push(`${r.publishErrors} publish errors`);
-  if (r.wrongChannel > 0) reasons.push(`${r.wrongChannel} wrong-channel pushes`);
-  return { pass: reasons.length === 0, reason: reasons.join(', ') };
 }
 
 async function runRamp(

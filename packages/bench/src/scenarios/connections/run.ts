@@ -6,18 +6,18 @@
  *
  * @module
  */
-import { LeanClient } from '../load/lean-client.js';
-import { connectionToken } from '../harness/jwt.js';
+import { LeanClient } from '../../load/lean-client.js';
+import { connectionToken } from '../../harness/jwt.js';
 import {
   diffKernelNetCounters,
   readCpuMicros,
   readKernelNetCounters,
   readRssBytes,
   type KernelNetCounters,
-} from '../harness/proc.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../harness/stats.js';
-import type { RunningServer } from '../harness/targets.js';
-import { mapLimit, round, sleep } from '../harness/util.js';
+} from '../../harness/proc.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { type RunningServer } from '../../harness/targets.js';
+import { mapLimit, round, sleep } from '../../harness/util.js';
 
 /** ConnectionsOptions size the idle-connections scenario. */
 export interface ConnectionsOptions {

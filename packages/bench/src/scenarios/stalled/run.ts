@@ -22,20 +22,21 @@
  *
  * @module
  */
-import { LeanClient } from '../load/lean-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
-import { connectionToken } from '../harness/jwt.js';
-import { LiveFeed, type FeedResult } from '../load/live-feed.js';
-import { readRssBytes, watchCpu, type CpuReading } from '../harness/proc.js';
-import { fmt, fmtCounts, formatTable, type ScenarioReport } from '../harness/report.js';
+import { LeanClient } from '../../load/lean-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { LiveFeed, type FeedResult } from '../../load/live-feed.js';
+import { readRssBytes, watchCpu, type CpuReading } from '../../harness/proc.js';
+import { type ScenarioReport } from '../../harness/report.js';
 import {
   bulwarkAvailable,
   onFreshBulwark,
   ServerRunError,
   type RunningServer,
   type StartOptions,
-} from '../harness/targets.js';
-import { mapLimit, round, sleep, tally, waitFor } from '../harness/util.js';
+} from '../../harness/targets.js';
+import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
+import { judgeStalled } from './verdict.js';
 
 /** StalledOptions size the stalled-clients scenario. */
 export interface StalledOptions {
@@ -109,8 +110,6 @@ export interface StalledResult {
 
 type Log = (msg: string) => void;
 
-const P99_FACTOR = 2;
-const RSS_SHARE = 0.5;
 const MiB = 2 ** 20;
 
 const channelName = (ch: number) => `bench:ch${ch}`;
@@ -250,23 +249,6 @@ async function runOnce(
   }
 }
 
-/** judgeStalled applies the pass criteria: (b) against (a) for latency, against (c) for memory. */
-export function judgeStalled(none: StalledRun, capped: StalledRun, uncapped: StalledRun): StalledVerdict {
-  const added = (r: StalledRun) =>
-    round(r.rssMiB.peak - r.rssMiB.baseline - (none.rssMiB.peak - none.rssMiB.baseline), 1);
-  const p99Ceiling = round(none.healthy.latencyMs.p99 * P99_FACTOR, 2);
-  const p99 = capped.healthy.latencyMs.p99;
-  const addedRssCeilingMiB = round(added(uncapped) * RSS_SHARE, 1);
-  const addedRssMiB = added(capped);
-  const reasons: string[] = [];
-  if (!(p99 <= p99Ceiling)) reasons.push(`healthy p99 ${p99} ms > ${p99Ceiling} ms`);
-  if (!(added(uncapped) > 0)) reasons.push('(c) added no memory to compare with: run longer (--duration)');
-  else if (!(addedRssMiB <= addedRssCeilingMiB)) {
-    reasons.push(`memory added in (b) ${addedRssMiB} MiB > ${addedRssCeilingMiB} MiB`);
-  }
-  return { p99Ceiling, p99, addedRssCeilingMiB, addedRssMiB, pass: reasons.length === 0, reasons };
-}
-
 /** runStalled runs (a), (b) and (c), each on a fresh Bulwark started with `start`. */
 export async function runStalled(
   start: StartOptions,
@@ -304,47 +286,4 @@ export async function runStalled(
       },
     };
   }
-}
-
-/** stalledTable renders the stalled-clients report. */
-export function stalledTable(report: ScenarioReport<StalledResult>): string {
-  const o = report.results.bulwark;
-  if (!o || !('result' in o)) {
-    return `stalled: ${o && 'error' in o ? `ERROR: ${o.error}` : o && 'skipped' in o ? `skipped: ${o.skipped}` : 'not run'}`;
-  }
-  const { runs, verdict: v } = o.result;
-  const opts = report.options as StalledOptions;
-  const stalled = stalledCount(opts.subscribers, opts.stalledPercent);
-  const col = (label: string, f: (r: StalledRun) => string): string[] => [label, ...runs.map(f)];
-  const rows = [
-    ['metric', ...runs.map((r) => r.label)],
-    col(
-      'server RSS baseline → peak → final (MiB)',
-      (r) => `${fmt(r.rssMiB.baseline, 1)} → ${fmt(r.rssMiB.peak, 1)} → ${fmt(r.rssMiB.final, 1)}`,
-    ),
-    col('slow disconnects (metric)', (r) => {
-      const t = r.slowDisconnectsBySecond;
-      return t.first === null ? fmt(r.slowDisconnects) : `${fmt(r.slowDisconnects)} (by ${t.first}–${t.last} s)`;
-    }),
-    col('server disconnects by code (metric)', (r) => fmtCounts(r.disconnectsByCode)),
-    col('stalled clients saw close code', (r) => (r.stalledClients ? fmtCounts(r.stalledCloseCodes) : '-')),
-    col('stalled clients still open', (r) => (r.stalledClients ? fmt(r.stalledStillOpen) : '-')),
-    col('healthy delivery p50 / p99 / max (ms)', (r) => {
-      const l = r.healthy.latencyMs;
-      return `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 0)}`;
-    }),
-    col('healthy loss', (r) => `${fmt(r.healthy.loss.missing)} of ${fmt(r.healthy.loss.expected)}`),
-    col('publications sent / API errors', (r) => `${fmt(r.healthy.published)} / ${fmt(r.healthy.apiErrors)}`),
-    col('server CPU / load generator CPU', (r) => `${fmt(r.serverCpuPercent)}% / ${fmt(r.loadgenCpuPercent)}%`),
-  ];
-  return [
-    `stalled: ${fmt(opts.subscribers - stalled)} healthy subscribers over ${opts.channels} channels + ${stalled} stalled ` +
-      `(${opts.stalledPercent}%, subscribed to every channel); ${fmt(opts.publishRate)} API pub/s of ~${fmt(opts.padBytes + 40)} B ` +
-      `for ${opts.seconds} s; fresh server per run`,
-    formatTable(rows),
-    `verdict: healthy p99 in (b) ${fmt(v.p99, 1)} ms ≤ ${fmt(v.p99Ceiling, 1)} ms (${P99_FACTOR}× (a)) and memory the ` +
-      `stalled clients add (RSS growth beyond (a)'s) in (b) ${fmt(v.addedRssMiB, 1)} MiB ≤ ${fmt(v.addedRssCeilingMiB, 1)} MiB ` +
-      `(${RSS_SHARE * 100}% of (c)'s): ` +
-      (v.pass ? 'PASS' : `FAIL (${v.reasons.join('; ')})`),
-  ].join('\n');
 }

@@ -30,26 +30,20 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { AddressPool } from '../load/address-pool.js';
-import { SDK_MAX_RECONNECT_DELAY_MS } from '../load/backoff.js';
-import { RecoveringClient, type RecoveringClientEvents, type SubscribeOutcome } from '../load/recovering-client.js';
-import { fetchMetrics, metricSeries, ServerApi } from '../harness/api.js';
-import { NumberedPublisher } from '../load/numbered-publisher.js';
-import { connectionToken } from '../harness/jwt.js';
-import { deleteKeysWithPrefix, redisPing } from '../harness/redis-keys.js';
-import { fmt, fmtCounts, formatTable } from '../harness/report.js';
-import {
-  check,
-  type Chart,
-  type Check,
-  type Scenario,
-  type ScenarioContext,
-  type Series,
-} from '../harness/scenario.js';
-import { LatencyRecorder, roundSummary, SeqTracker, type LatencySummary } from '../harness/stats.js';
-import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningServer } from '../harness/targets.js';
-import { Timeline } from '../harness/timeline.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../harness/util.js';
+import { AddressPool } from '../../load/address-pool.js';
+import { SDK_MAX_RECONNECT_DELAY_MS } from '../../load/backoff.js';
+import { RecoveringClient, type RecoveringClientEvents, type SubscribeOutcome } from '../../load/recovering-client.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
+import { NumberedPublisher } from '../../load/numbered-publisher.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { deleteKeysWithPrefix, redisPing } from '../../harness/redis-keys.js';
+import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary, SeqTracker, type LatencySummary } from '../../harness/stats.js';
+import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningServer } from '../../harness/targets.js';
+import { Timeline } from '../../harness/timeline.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
+import { flags } from './options.js';
 
 /** RollingOptions size the scenario. */
 export interface RollingOptions {
@@ -561,21 +555,21 @@ function nodeConfig(name: NodeName, prefix: string, o: RollingOptions): Record<s
 }
 
 /** readOptions resolves the flags. */
-function readOptions(ctx: ScenarioContext): RollingOptions {
+export function readOptions(ctx: ScenarioContext): RollingOptions {
   const f = ctx.flags;
   const q = ctx.quick;
   const o: RollingOptions = {
-    clients: f.int('clients', q ? 500 : 5000, 1),
-    channels: f.int('channels', q ? 10 : 50, 1),
-    rate: f.num('rate', q ? 100 : 200, 1),
-    drainWindowMs: f.int('drain-window', q ? 3000 : 10_000, 0),
-    probeDelayMs: f.int('probe-delay', 1000, 0),
-    restarts: f.int('restarts', 2, 1),
-    steadySeconds: f.num('steady', q ? 2 : 5, 0),
-    slackMs: f.int('reconnect-slack', 5000, 0),
-    maxPeakFactor: f.num('max-peak-factor', 3, 0),
+    clients: f.int(flags.clients),
+    channels: f.int(flags.channels),
+    rate: f.num(flags.rate),
+    drainWindowMs: f.int(flags.drainWindow),
+    probeDelayMs: f.int(flags.probeDelay),
+    restarts: f.int(flags.restarts),
+    steadySeconds: f.num(flags.steady),
+    slackMs: f.int(flags.reconnectSlack),
+    maxPeakFactor: f.num(flags.maxPeakFactor),
     historySize: 1000,
-    redisUrl: f.str('redis-url', process.env.BULWARK_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'),
+    redisUrl: f.str(flags.redisUrl, process.env.BULWARK_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'),
     connectConcurrency: 200,
     bucketMs: q ? 500 : 1000,
   };
@@ -585,7 +579,7 @@ function readOptions(ctx: ScenarioContext): RollingOptions {
 }
 
 /** runRolling runs the scenario; `ctx` gives flags, logging and how to start Bulwark. */
-async function runRolling(
+export async function runRolling(
   ctx: ScenarioContext,
   o: RollingOptions,
 ): Promise<{ result: RollingResult; charts: Chart[] }> {
@@ -990,68 +984,3 @@ export function rollingTable(r: RollingResult, o: RollingOptions): string {
   if (r.apiLastError) lines.push(`  last API error: ${r.apiLastError}`);
   return lines.join('\n');
 }
-
-/** rollingRestartScenario is the registered scenario. */
-export const rollingRestartScenario: Scenario = {
-  name: 'rolling-restart',
-  summary:
-    'drain (SIGTERM) the node holding every player, then the next: reconnect rate over time and ' +
-    'recovery completeness (every missed publication recovered). Bulwark on Redis only.',
-  flags: [
-    {
-      name: 'clients',
-      type: 'string',
-      help: '--clients N          players, all on node A at first (default 5000; quick 500)',
-    },
-    {
-      name: 'channels',
-      type: 'string',
-      help: '--channels N         channels, player i on channel i mod N (default 50; quick 10)',
-    },
-    {
-      name: 'rate',
-      type: 'string',
-      help: '--rate N             API publications/s over all channels (default 200; quick 100)',
-    },
-    {
-      name: 'drain-window',
-      type: 'string',
-      help: '--drain-window MS    Bulwark drain.window (default 10000; quick 3000)',
-    },
-    {
-      name: 'probe-delay',
-      type: 'string',
-      help: '--probe-delay MS     load balancer keeps routing to a draining node this long (default 1000)',
-    },
-    {
-      name: 'restarts',
-      type: 'string',
-      help: "--restarts N         1: drain A; 2: then start A' and drain B (default 2)",
-    },
-    {
-      name: 'steady',
-      type: 'string',
-      help: '--steady S           publishing before the first and after the last restart (default 5; quick 2)',
-    },
-    {
-      name: 'reconnect-slack',
-      type: 'string',
-      help: '--reconnect-slack MS  all players back within drain.window + this (default 5000)',
-    },
-    {
-      name: 'max-peak-factor',
-      type: 'string',
-      help: '--max-peak-factor F  peak reconnects in 1 s at most F × players / drain window (default 3)',
-    },
-    {
-      name: 'redis-url',
-      type: 'string',
-      help: '--redis-url URL      Redis for the nodes (default redis://127.0.0.1:6379)',
-    },
-  ],
-  async run(ctx) {
-    const o = readOptions(ctx);
-    const { result, charts } = await runRolling(ctx, o);
-    return { options: o, results: result, checks: rollingChecks(result, o), charts, table: rollingTable(result, o) };
-  },
-};
