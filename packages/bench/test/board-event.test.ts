@@ -12,16 +12,15 @@ import { parseProcIo } from '../src/harness/proc-io.js';
 import { SeqTracker, type LatencySummary, type LossSummary } from '../src/harness/stats.js';
 import {
   firstSightings,
-  judgeBoard,
   membersOf,
   owedDeliveries,
   postData,
   pollBody,
   pollSinceBody,
   teamOf,
-  type BoardMode,
-  type ModeResult,
-} from '../src/scenarios/board-event/run.js';
+} from '../src/scenarios/board-event/boards.js';
+import { judgeBoard } from '../src/scenarios/board-event/verdict.js';
+import { type BoardMode, type ModeResult } from '../src/scenarios/board-event/types.js';
 import { parseHistoryPosition } from '../src/load/history-position.js';
 
 /** A history reply as Bulwark encodes it: `{"id":N,"history":{"publications":[…],"epoch":…,"offset":…}}`. */

@@ -19,19 +19,15 @@ import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/harness
 import { RpcOrigin } from '../src/servers/rpc-origin.js';
 import type { LatencySummary } from '../src/harness/stats.js';
 import { waitFor } from '../src/harness/util.js';
+import { askKey, variantConfig } from '../src/scenarios/cold-cache/run.js';
+import { judgeColdCache, perKeySummary } from '../src/scenarios/cold-cache/verdict.js';
 import {
-  askKey,
-  judgeColdCache,
   originConcurrencyFor,
   originRateBound,
   parseVariants,
-  perKeySummary,
   protectedMaxConcurrent,
-  variantConfig,
-  type ColdCacheOptions,
-  type Variant,
-  type VariantResult,
-} from '../src/scenarios/cold-cache/run.js';
+} from '../src/scenarios/cold-cache/options.js';
+import { type ColdCacheOptions, type Variant, type VariantResult } from '../src/scenarios/cold-cache/types.js';
 
 describe('peakCount / peakRate', () => {
   it('finds a burst that straddles a second boundary (fixed 1 s buckets would see half of it in each)', () => {

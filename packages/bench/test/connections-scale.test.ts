@@ -23,15 +23,10 @@ import { verifyHs256 } from '../src/harness/jwt.js';
 import { OrphanGuard } from '../src/harness/orphans.js';
 import { readRssBytes, readTreeRssBytes, treePids } from '../src/harness/proc.js';
 import { waitFor } from '../src/harness/util.js';
-import {
-  fdCapacity,
-  judgeConnectionsScale,
-  loadProcessesFor,
-  peakRate,
-  perConnection,
-  sourceIpsFor,
-  type ConnectionsScaleResult,
-} from '../src/scenarios/connections-scale/run.js';
+import { fdCapacity, loadProcessesFor, sourceIpsFor } from '../src/scenarios/connections-scale/options.js';
+import { judgeConnectionsScale, perConnection } from '../src/scenarios/connections-scale/verdict.js';
+import { peakRate } from '../src/scenarios/connections-scale/report.js';
+import { type ConnectionsScaleResult } from '../src/scenarios/connections-scale/types.js';
 
 describe('capacity arithmetic', () => {
   it("computes Bulwark's per-worker cap from the open-file limit and the workers 100,000 need", () => {

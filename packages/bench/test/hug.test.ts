@@ -23,7 +23,7 @@ import { summarizeProbes } from '../src/harness/http-probe.js';
 import { parseRetryAfter, retryDelayMs } from '../src/load/retry-advice.js';
 import { heldOnServer } from '../src/harness/server-watch.js';
 import { freePort } from '../src/harness/targets.js';
-import { hugChecks, type HugMeasures, type HugThresholds } from '../src/scenarios/hug/run.js';
+import { hugChecks, type HugMeasures, type HugThresholds } from '../src/scenarios/hug/verdict.js';
 
 describe('parseRetryAfter', () => {
   it('reads delay-seconds, with surrounding whitespace', () => {

@@ -15,12 +15,8 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { RunningServer } from '../src/harness/targets.js';
 import { runFanout, type FanoutOptions } from '../src/scenarios/fanout/run.js';
-import {
-  CLASSES,
-  runFanoutMixed,
-  type FanoutMixedOptions,
-  type MixedRunDetail,
-} from '../src/scenarios/fanout-mixed/run.js';
+import { CLASSES, type FanoutMixedOptions, type MixedRunDetail } from '../src/scenarios/fanout-mixed/types.js';
+import { runFanoutMixed } from '../src/scenarios/fanout-mixed/run.js';
 
 const rawMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/servers/raw-ws-server.js');
 const stops: Array<() => void> = [];

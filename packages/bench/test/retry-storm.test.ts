@@ -35,16 +35,14 @@ import {
   newTally,
   newWindowTally,
   originQueueOf,
-  retryStormChecks,
-  sizedProxy,
   summarizeWindow,
-  variantConfig,
   windowIndex,
   windowsOf,
-  type RetryStormOptions,
-  type VariantResult,
-  type WindowResult,
-} from '../src/scenarios/retry-storm/run.js';
+} from '../src/scenarios/retry-storm/plan.js';
+import { retryStormChecks } from '../src/scenarios/retry-storm/verdict.js';
+import { sizedProxy } from '../src/scenarios/retry-storm/options.js';
+import { variantConfig } from '../src/scenarios/retry-storm/run.js';
+import { type RetryStormOptions, type VariantResult, type WindowResult } from '../src/scenarios/retry-storm/types.js';
 
 describe('shouldRetry (the buggy build)', () => {
   const policy = { retries: 3 };

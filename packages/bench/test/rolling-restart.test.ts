@@ -13,16 +13,9 @@ import { benchData } from '../src/load/lean-client.js';
 import { isTerminalClose, readPubOffset, RecoveringClient } from '../src/load/recovering-client.js';
 import { SeqTracker, type LatencySummary } from '../src/harness/stats.js';
 import { waitFor } from '../src/harness/util.js';
-import {
-  judgeCompleteness,
-  peakPerWindow,
-  rateSeries,
-  rollingChecks,
-  spanOf,
-  type RestartResult,
-  type RollingOptions,
-  type RollingResult,
-} from '../src/scenarios/rolling-restart/run.js';
+import { judgeCompleteness, peakPerWindow, rollingChecks, spanOf } from '../src/scenarios/rolling-restart/verdict.js';
+import { rateSeries } from '../src/scenarios/rolling-restart/report.js';
+import { type RestartResult, type RollingOptions, type RollingResult } from '../src/scenarios/rolling-restart/types.js';
 
 describe('reconnectDelayMs (centrifuge-js backoff with full jitter)', () => {
   it('first attempt: 500 ms plus up to 500 ms of jitter', () => {

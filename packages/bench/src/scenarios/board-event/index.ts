@@ -8,17 +8,11 @@ import { type Scenario } from '../../harness/scenario.js';
 import { bulwarkAvailable, onFreshBulwark } from '../../harness/targets.js';
 import { round } from '../../harness/util.js';
 import { flags } from './options.js';
-import {
-  resolveOptions,
-  boardConfig,
-  type Runs,
-  runMode,
-  type ModeResult,
-  type BoardResult,
-  judgeBoard,
-  charts,
-  boardTable,
-} from './run.js';
+import { resolveOptions } from './options.js';
+import { boardConfig, runMode } from './run.js';
+import { type Runs, type ModeResult, type BoardResult } from './types.js';
+import { judgeBoard } from './verdict.js';
+import { charts, boardTable } from './report.js';
 
 /** The scenario. */
 export const boardEventScenario: Scenario = {

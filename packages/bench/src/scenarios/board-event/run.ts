@@ -40,7 +40,7 @@
  */
 import { LeanClient } from '../../load/lean-client.js';
 import { ServerApi } from '../../harness/api.js';
-import { countOccurrences, scanBenchMarkers, type BenchMarker } from '../../load/bench-markers.js';
+import { countOccurrences, scanBenchMarkers } from '../../load/bench-markers.js';
 import { CommandClient, type ReplyHead } from '../../load/command-client.js';
 import { CpuSampler, cpuPercentPoints } from '../../harness/cpu-sampler.js';
 import { connectionToken } from '../../harness/jwt.js';
@@ -49,224 +49,30 @@ import { parseHistoryPosition } from '../../load/history-position.js';
 import { PollSchedule, spreadOffsets } from '../../load/poll-schedule.js';
 import { readIoBytes } from '../../harness/proc-io.js';
 import { readCpuMicros, watchCpu, type CpuReading } from '../../harness/proc.js';
-import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
-import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
-import {
-  LatencyRecorder,
-  roundSummary,
-  SeqTracker,
-  summarizeLoss,
-  type LatencySummary,
-  type LossSummary,
-} from '../../harness/stats.js';
+import { fmt } from '../../harness/format.js';
+import { type ScenarioContext } from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary, SeqTracker, summarizeLoss } from '../../harness/stats.js';
 import { type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, nowMicros, round, sleep, tally, waitFor } from '../../harness/util.js';
-import { flags } from './options.js';
-
-/** BoardMode is how players read their board. */
-export type BoardMode = 'push' | 'poll' | 'poll-since';
-
-/** BoardOptions size the scenario. */
-export interface BoardOptions {
-  players: number;
-  teamSize: number;
-  /** Teams: ceil(players / teamSize); the last may be smaller. */
-  teams: number;
-  /** Seconds between two posts to one team's board. */
-  postIntervalS: number;
-  /** Bytes of each post's JSON data. */
-  postBytes: number;
-  /** Seconds of posting measured (after the warm-up). */
-  seconds: number;
-  /**
-   * Seconds of posting before the measured window, so that it sees the steady state: every
-   * poller has polled since posting began, and replies carry posts as they will throughout.
-   */
-  warmupS: number;
-  /** Seconds between two polls of one player. */
-  pollIntervalS: number;
-  /** Publications per poll (history limit), and posts prefilled per board. */
-  page: number;
-  /** Publications the board keeps (namespace history_size). */
-  historySize: number;
-  /** Push delivery latency p99 must stay within this. */
-  p99LimitMs: number;
-  /** How long deliveries and poll replies may still arrive after their window. */
-  graceMs: number;
-  /** CPU sampling interval of the charts. */
-  sampleMs: number;
-  connectConcurrency: number;
-  /** Modes run, in order, each on a fresh server. */
-  modes: BoardMode[];
-}
-
-/** PollCounts tallies the polls of a poll mode. */
-export interface PollCounts {
-  sent: number;
-  ok: number;
-  /** Error replies by code (111: refused, the server shedding load). */
-  errors: Record<string, number>;
-  /** Polls without a reply when the grace period ended. */
-  timeouts: number;
-  /** Polls not sent because the player's connection was closed. */
-  notSent: number;
-  /** Publications carried per successful reply, on average (new or not). */
-  postsPerReply: number;
-  /** Posts a player saw for the first time, per successful reply, on average. */
-  newPostsPerReply: number;
-  replyLatencyMs: LatencySummary;
-}
-
-/** ModeResult is one mode's outcome. */
-export interface ModeResult {
-  mode: BoardMode;
-  /** Posts published (sent to the API) over all teams. */
-  published: number;
-  apiErrors: number;
-  apiSkipped: number;
-  apiLastError?: string;
-  /** Post × reader pairs owed: Σ over teams of posts × members. */
-  owed: number;
-  /** Owed pairs that arrived (push) or were seen in a poll reply (poll). */
-  seen: number;
-  /** Exact misses per player (push: lost deliveries; poll: posts never in a reply). */
-  missing: LossSummary;
-  /** push: delivery latency; poll: staleness (first reply containing the post − send time). */
-  latencyMs: LatencySummary;
-  polls?: PollCounts;
-  /** Over the measured window (the posting after the warm-up). */
-  window: CpuReading & {
-    seconds: number;
-    /** Post × reader pairs owed for the posts published in the window. */
-    owed: number;
-    serverBytesWritten: number;
-    clientBytesReceived: number;
-  };
-  /** Server CPU per post × reader owed in the window, µs. */
-  serverCpuMicrosPerPostReader: number;
-  /** Server bytes written per post × reader owed in the window. */
-  serverBytesPerPostReader: number;
-  /** Players closed by the end, by close code. */
-  disconnected: Record<string, number>;
-}
-
-/** BoardResult is the whole scenario's outcome. */
-export interface BoardResult {
-  push: ModeResult;
-  poll: ModeResult;
-  pollSince?: ModeResult;
-  /** Server CPU over the window, ÷ push's. */
-  cpuRatio: { poll: number; pollSince?: number };
-  /** Server bytes written over the window, ÷ push's. */
-  bytesRatio: { poll: number; pollSince?: number };
-}
-
-/** What a mode's run leaves for the charts. */
-interface ModeTrace {
-  timeline: Timeline;
-  cpu: Array<[number, number]>;
-}
+import {
+  membersOf,
+  channelOf,
+  postData,
+  teamOf,
+  DATA_KEY,
+  firstSightings,
+  pollBody,
+  pollSinceBody,
+  owedDeliveries,
+} from './boards.js';
+import { describe } from './report.js';
+import type { BoardOptions, BoardMode, ModeResult, ModeTrace } from './types.js';
 
 /** Most poll intervals polling goes on after the last post, for posts a refused poll delayed. */
-const POLL_TAIL_INTERVALS = 3;
+export const POLL_TAIL_INTERVALS = 3;
 /** Timeline buckets (rates and percentiles over time); CPU is sampled separately. */
-const TIMELINE_BUCKET_MS = 1000;
-/** A reply's publications each start with this (Bulwark encodes `{"data":…,"offset":N}`). */
-const DATA_KEY = Buffer.from('{"data":');
-const TEXT =
-  'Rally at the east gate when the event opens. Tanks hold the bridge, healers stay behind the second line, ' +
-  'scouts report the boss spawn in team chat. Save your stamina potions for the final wave and do not chase stragglers. ';
-
-/** channelOf names team t's board. */
-export const channelOf = (team: number): string => `board:team.${team}`;
-
-/** teamOf is player i's team. */
-export const teamOf = (player: number, teamSize: number): number => Math.floor(player / teamSize);
-
-/** membersOf is how many players team t has. */
-export function membersOf(team: number, opts: Pick<BoardOptions, 'players' | 'teamSize'>): number {
-  return Math.max(0, Math.min(opts.teamSize, opts.players - team * opts.teamSize));
-}
-
-/**
- * postData encodes one board post of about `bytes` bytes: the bench markers first (when
- * `marker` is given; prefilled posts have none), then an author and text, as a real board entry.
- */
-export function postData(
-  bytes: number,
-  author: string,
-  marker?: Omit<BenchMarker, 'channel'> & { team: number },
-): string {
-  const head = marker
-    ? `{"bch":${marker.team},"bseq":${marker.seq},"bts":${marker.sentAtMicros},"author":"${author}","text":"`
-    : `{"author":"${author}","text":"`;
-  const want = Math.max(0, bytes - head.length - 2);
-  return `${head}${TEXT.repeat(Math.ceil(want / TEXT.length)).slice(0, want)}"}`;
-}
-
-/**
- * firstSightings marks the posts of one poll reply (`markers`) as seen by a player of `team`
- * (`seen`) and returns the staleness, ms, of those the player had not seen before: reply
- * receive time `atMs` − the post's send time (both on the clock of `performance.now()`),
- * oldest post first. Posts of another channel are ignored.
- */
-export function firstSightings(
-  seen: SeqTracker,
-  team: number,
-  markers: readonly BenchMarker[],
-  atMs: number,
-): number[] {
-  const out: number[] = [];
-  // Oldest first (a newest-first page is read in reverse), so that the tracker does not count
-  // a page's order as reordering.
-  for (const m of [...markers].sort((a, b) => a.seq - b.seq)) {
-    if (m.channel !== team || seen.has(m.seq)) continue;
-    seen.record(m.seq);
-    out.push(atMs - m.sentAtMicros / 1000);
-  }
-  return out;
-}
-
-/** owedDeliveries is Σ over teams of posts published to it × its members. */
-export function owedDeliveries(
-  publishedPerTeam: readonly number[],
-  opts: Pick<BoardOptions, 'players' | 'teamSize'>,
-): number {
-  return publishedPerTeam.reduce((n, posts, t) => n + posts * membersOf(t, opts), 0);
-}
-
-/**
- * judgeBoard applies the pass criteria: push within the latency limit and without loss, every
- * post seen by every poller, push cheaper in server CPU than polling the newest page (the
- * incident's lesson), and no post refused by the server API (which would make every mode's
- * counts wrong).
- */
-export function judgeBoard(
-  push: ModeResult,
-  poll: ModeResult,
-  pollSince: ModeResult | undefined,
-  p99LimitMs: number,
-): Check[] {
-  const apiErrors = push.apiErrors + poll.apiErrors + (pollSince?.apiErrors ?? 0);
-  return [
-    check('push: delivery latency p99', push.latencyMs.p99, '<=', p99LimitMs, 'ms'),
-    check('push: post × player deliveries lost', push.missing.missing, '==', 0),
-    check('poll: post × player pairs never seen in a reply', poll.missing.missing, '==', 0),
-    ...(pollSince
-      ? [check('poll-since: post × player pairs never seen in a reply', pollSince.missing.missing, '==', 0)]
-      : []),
-    check(
-      'server CPU: push below poll',
-      push.window.serverCpuPercent,
-      '<',
-      poll.window.serverCpuPercent,
-      '% of a core',
-    ),
-    check('posts the server API refused or lost (all modes)', apiErrors, '==', 0),
-  ];
-}
-
+export const TIMELINE_BUCKET_MS = 1000;
 /** boardConfig is the Bulwark config of every mode. */
 export function boardConfig(opts: BoardOptions): Record<string, unknown> {
   return {
@@ -287,7 +93,7 @@ export function boardConfig(opts: BoardOptions): Record<string, unknown> {
 }
 
 /** A connected player of either mode. */
-interface Player {
+export interface Player {
   team: number;
   seen: SeqTracker;
   bytesReceived(): number;
@@ -302,7 +108,7 @@ interface Player {
 }
 
 /** What the handlers of one mode's run write to. */
-class Tallies {
+export class Tallies {
   /** Off until the event starts: replies before it (poll-since's first page) are not counted. */
   measuring = false;
   readonly timeline = new Timeline(TIMELINE_BUCKET_MS);
@@ -318,7 +124,7 @@ class Tallies {
 }
 
 /** Retries `fn` up to `attempts` times, waiting a little longer each time (a loaded machine may refuse a connect). */
-async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
+export async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await fn();
@@ -330,7 +136,7 @@ async function withRetries<T>(attempts: number, fn: () => Promise<T>): Promise<T
 }
 
 /** prefill posts `page` older posts (without markers) to every board. */
-async function prefill(api: ServerApi, opts: BoardOptions): Promise<void> {
+export async function prefill(api: ServerApi, opts: BoardOptions): Promise<void> {
   const failures: string[] = [];
   await mapLimit(
     opts.teams * opts.page,
@@ -346,7 +152,7 @@ async function prefill(api: ServerApi, opts: BoardOptions): Promise<void> {
 }
 
 /** connectPlayers connects every player (into `players`, so the caller closes whatever connected). */
-async function connectPlayers(
+export async function connectPlayers(
   server: RunningServer,
   mode: BoardMode,
   opts: BoardOptions,
@@ -377,7 +183,12 @@ async function connectPlayers(
   if (failures.length) throw new Error(`${failures.length}/${opts.players} players failed; first: ${failures[0]}`);
 }
 
-async function connectSubscriber(server: RunningServer, team: number, user: string, t: Tallies): Promise<Player> {
+export async function connectSubscriber(
+  server: RunningServer,
+  team: number,
+  user: string,
+  t: Tallies,
+): Promise<Player> {
   let bytes = 0;
   const seen = new SeqTracker();
   const client = new LeanClient({
@@ -417,7 +228,7 @@ async function connectSubscriber(server: RunningServer, team: number, user: stri
   };
 }
 
-async function connectPoller(
+export async function connectPoller(
   server: RunningServer,
   mode: BoardMode,
   team: number,
@@ -483,7 +294,7 @@ async function connectPoller(
 }
 
 /** The posts: one stream per team, staggered evenly, for `durationMs` after t0 (resolves then). */
-async function postLoop(
+export async function postLoop(
   api: ServerApi,
   opts: BoardOptions,
   seqNext: number[],
@@ -510,19 +321,11 @@ async function postLoop(
   await sleep(Math.max(0, t0 + durationMs - performance.now()));
 }
 
-/** pollBody is the newest-page poll of team t's board (newest first). */
-export const pollBody = (team: number, page: number): string =>
-  `"history":{"channel":"${channelOf(team)}","limit":${page},"reverse":true}`;
-
-/** pollSinceBody asks for what team t's board got after `offset` of `epoch`, oldest first. */
-export const pollSinceBody = (team: number, page: number, offset: number, epoch: string): string =>
-  `"history":{"channel":"${channelOf(team)}","limit":${page},"since":{"offset":${offset},"epoch":${JSON.stringify(epoch)}}}`;
-
 /**
  * The polls of a poll mode, on each player's timer until `endMs` after t0, or until `caughtUp()`
  * (every player has seen every post) once posting is over.
  */
-async function pollLoop(
+export async function pollLoop(
   players: readonly Player[],
   opts: BoardOptions,
   t: Tallies,
@@ -698,162 +501,4 @@ export async function runMode(
     for (const p of players) p.terminate();
     api.close();
   }
-}
-
-function describe(r: ModeResult): string {
-  const l = r.latencyMs;
-  return (
-    `${r.mode}: ${fmt(r.published)} posts, ${fmt(r.seen)}/${fmt(r.owed)} post × player seen; ` +
-    `${r.mode === 'push' ? 'latency' : 'staleness'} p50 ${fmt(l.p50, 1)} / p99 ${fmt(l.p99, 1)} ms; ` +
-    `server ${fmt(r.window.serverCpuPercent, 1)}% CPU, ${fmt(r.window.serverBytesWritten / 2 ** 20, 2)} MiB written`
-  );
-}
-
-/** resolveOptions reads the scenario's flags. */
-export function resolveOptions(ctx: ScenarioContext): BoardOptions {
-  const f = ctx.flags;
-  const players = f.int(flags.players);
-  const teamSize = f.int(flags.teamSize);
-  const opts: BoardOptions = {
-    players,
-    teamSize,
-    teams: Math.ceil(players / teamSize),
-    postIntervalS: f.num(flags.postInterval),
-    postBytes: f.int(flags.postBytes),
-    seconds: f.num(flags.duration),
-    warmupS: 0,
-    pollIntervalS: f.num(flags.pollInterval),
-    page: f.int(flags.page),
-    historySize: f.int(flags.historySize),
-    p99LimitMs: f.num(flags.p99Limit),
-    graceMs: ctx.quick ? 2000 : 3000,
-    sampleMs: 500,
-    connectConcurrency: 100,
-    modes: f.bool(flags.noPollSince) ? ['push', 'poll'] : ['push', 'poll', 'poll-since'],
-  };
-  opts.warmupS = f.num(flags.warmup, opts.pollIntervalS);
-  if (opts.players > 15_000) throw new Error('board-event: --players must be ≤ 15000 (one process holds them all)');
-  if (opts.page > opts.historySize) throw new Error('board-event: --page must be ≤ --history-size');
-  const postsPerPoll = opts.pollIntervalS / opts.postIntervalS;
-  if (postsPerPoll > opts.page) {
-    ctx.log(
-      `board-event: ${round(postsPerPoll, 1)} posts arrive per poll interval but a page holds ${opts.page}: ` +
-        'newest-page pollers will miss posts',
-    );
-  }
-  return opts;
-}
-
-export type Runs = Partial<Record<BoardMode, { result: ModeResult; trace: ModeTrace }>>;
-
-export function charts(runs: Runs): Chart[] {
-  const polls = (['poll', 'poll-since'] as const).filter((m) => runs[m]);
-  const each = (modes: readonly BoardMode[], fn: (t: Timeline, mode: BoardMode) => Series): Series[] =>
-    modes.flatMap((m) => {
-      const run = runs[m];
-      return run ? [fn(run.trace.timeline, m)] : [];
-    });
-  const kib = (s: Series): Series => ({ label: s.label, points: s.points.map(([x, y]) => [x, round(y / 1024, 1)]) });
-  const all: BoardMode[] = ['push', ...polls];
-  return [
-    {
-      title: 'Server CPU over time (sampled every 500 ms)',
-      xLabel: 's since event start',
-      yLabel: '% of one core',
-      series: all.flatMap((m) => {
-        const run = runs[m];
-        return run ? [{ label: m, points: run.trace.cpu }] : [];
-      }),
-    },
-    {
-      title: 'Push delivery latency and poll reply latency over time (p99)',
-      xLabel: 's since event start',
-      yLabel: 'ms',
-      series: [
-        ...each(['push'], (t) => t.quantile('latency', 99, 'push: delivery p99')),
-        ...each(polls, (t, m) => t.quantile('reply', 99, `${m}: reply p99`)),
-      ],
-    },
-    {
-      title: 'Polls: staleness (post sent → first reply containing it), by post send time',
-      xLabel: 's since event start',
-      yLabel: 'ms',
-      series: [
-        ...each(polls, (t, m) => t.quantile('staleness', 50, `${m}: p50`)),
-        ...each(polls, (t, m) => t.quantile('staleness', 99, `${m}: p99`)),
-      ],
-    },
-    {
-      title: 'Messages per second',
-      xLabel: 's since event start',
-      yLabel: 'per second',
-      series: [
-        ...each(['push'], (t) => t.rate('published', 'posts published')),
-        ...each(['push'], (t) => t.rate('deliveries', 'push: deliveries')),
-        ...each(polls, (t, m) => t.rate('replies', `${m}: replies`)),
-        ...each(polls, (t, m) => t.rate('seen', `${m}: posts seen first time`)),
-      ],
-    },
-    {
-      title: 'Bytes received by the players',
-      xLabel: 's since event start',
-      yLabel: 'KiB/s',
-      series: each(all, (t, m) => kib(t.rate('bytes', m))),
-    },
-  ];
-}
-
-/** boardTable renders the report. */
-export function boardTable(opts: BoardOptions, r: BoardResult): string {
-  const modes = [r.push, r.poll, ...(r.pollSince ? [r.pollSince] : [])];
-  const lat = (l: LatencySummary) => `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}`;
-  const vsPush = (m: ModeResult, v: number, base: number, digits: number) =>
-    m.mode === 'push' || !(base > 0) ? fmt(v, digits) : `${fmt(v, digits)} (${fmt(v / base, 1)}×)`;
-  const row = (label: string, f: (m: ModeResult) => string): string[] => [label, ...modes.map(f)];
-  const poll = (f: (p: PollCounts) => string) => (m: ModeResult) => (m.polls ? f(m.polls) : '-');
-  const rows: string[][] = [
-    [
-      'metric',
-      'push',
-      `poll: newest ${opts.page} every ${opts.pollIntervalS} s`,
-      ...(r.pollSince ? [`poll-since: new posts every ${opts.pollIntervalS} s`] : []),
-    ],
-    row('posts published (API errors)', (m) => `${fmt(m.published)} (${fmt(m.apiErrors)})`),
-    row('post × player seen / owed', (m) => `${fmt(m.seen)} / ${fmt(m.owed)}`),
-    row('missed (players with misses)', (m) => `${fmt(m.missing.missing)} (${fmt(m.missing.subscribersWithLoss)})`),
-    row('latency | staleness p50 / p99 / max (ms)', (m) => lat(m.latencyMs)),
-    row(
-      'polls sent / ok / refused (111) / timed out',
-      poll((p) => `${fmt(p.sent)} / ${fmt(p.ok)} / ${fmt(p.errors['111'] ?? 0)} / ${fmt(p.timeouts)}`),
-    ),
-    row(
-      'poll reply p50 / p99 (ms)',
-      poll((p) => `${fmt(p.replyLatencyMs.p50, 1)} / ${fmt(p.replyLatencyMs.p99, 1)}`),
-    ),
-    row(
-      'posts per reply (new to the player)',
-      poll((p) => `${fmt(p.postsPerReply, 1)} (${fmt(p.newPostsPerReply, 2)})`),
-    ),
-    row('server CPU, % of one core (÷ push)', (m) =>
-      vsPush(m, m.window.serverCpuPercent, r.push.window.serverCpuPercent, 1),
-    ),
-    row('server CPU per post × player, µs (÷ push)', (m) =>
-      vsPush(m, m.serverCpuMicrosPerPostReader, r.push.serverCpuMicrosPerPostReader, 2),
-    ),
-    row('server bytes written, MiB (÷ push)', (m) =>
-      vsPush(m, m.window.serverBytesWritten / 2 ** 20, r.push.window.serverBytesWritten / 2 ** 20, 2),
-    ),
-    row('server bytes per post × player', (m) => fmt(m.serverBytesPerPostReader)),
-    row('players received (MiB)', (m) => fmt(m.window.clientBytesReceived / 2 ** 20, 2)),
-    row('load generator CPU (%)', (m) => fmt(m.window.loadgenCpuPercent, 1)),
-    row('players disconnected', (m) => fmtCounts(m.disconnected)),
-  ];
-  return [
-    `board-event: ${fmt(opts.players)} players in ${fmt(opts.teams)} teams of ≤ ${opts.teamSize} (board:team.<t>); ` +
-      `1 post of ${fmt(opts.postBytes)} B per team every ${opts.postIntervalS} s for ${opts.seconds} s through the server API; ` +
-      `boards keep ${opts.historySize}, prefilled with ${opts.page}; fresh server per mode`,
-    `  CPU and bytes over ${opts.seconds} s of posting after ${opts.warmupS} s of warm-up; ` +
-      'staleness = post sent → first poll reply containing it',
-    formatTable(rows),
-  ].join('\n');
 }

@@ -8,16 +8,11 @@ import { redisReachable } from '../../harness/redis-keys.js';
 import { fmt } from '../../harness/format.js';
 import { type Chart, type Scenario } from '../../harness/scenario.js';
 import { flags } from './options.js';
-import {
-  options,
-  originRateBound,
-  type VariantRun,
-  VARIANTS,
-  runVariant,
-  type ColdCacheResult,
-  judgeColdCache,
-  coldCacheTable,
-} from './run.js';
+import { options, originRateBound } from './options.js';
+import { type VariantRun, VARIANTS, type ColdCacheResult } from './types.js';
+import { runVariant } from './run.js';
+import { judgeColdCache } from './verdict.js';
+import { coldCacheTable } from './report.js';
 
 /** coldCacheScenario is the registered scenario. */
 export const coldCacheScenario: Scenario = {

@@ -36,9 +36,9 @@ import { peakRate, slidingRateSeries } from '../../harness/arrivals.js';
 import { fetchMetrics, metricSeries } from '../../harness/api.js';
 import { deleteKeysWithPrefix } from '../../harness/redis-keys.js';
 import { RpcOrigin } from '../../servers/rpc-origin.js';
-import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
-import { check, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { fmt } from '../../harness/format.js';
+import { type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
 import {
   deepMerge,
   ServerRunError,
@@ -48,200 +48,14 @@ import {
 } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, round, sleep } from '../../harness/util.js';
-import { flags } from './options.js';
-
-/** Variant is one way the cluster is configured for the cold start. */
-export type Variant = 'shared' | 'local' | 'none' | 'naive';
-
-/** VARIANTS are the variants in the order they run, with what each one is. */
-export const VARIANTS: Record<Variant, string> = {
-  shared: 'RPC cache + shared Redis tier, protected',
-  local: 'RPC cache per node only, protected',
-  none: 'no cache, protected',
-  naive: 'no cache, unprotected (the incident)',
-};
-
-/** The cacheable RPC method the clients call (a sticker lookup, as in the incident). */
-export const METHOD = 'sticker.get';
-
-/** ColdCacheOptions size the scenario (see the flags for defaults). */
-export interface ColdCacheOptions {
-  /** M: Bulwark processes. */
-  nodes: number;
-  /** N: clients per process. */
-  clients: number;
-  /** K: unique keys. */
-  keys: number;
-  /** C: asks of each key per process. */
-  asksPerKey: number;
-  /** RPCs each client keeps outstanding. */
-  inflight: number;
-  /** The origin's service time per call (ms). */
-  serviceMs: number;
-  /** What the origin (database) sustains, calls/s: the peak-rate check's limit. */
-  originCapacity: number;
-  /** Calls in flight at the origin over which it answers 503 (0: unlimited). */
-  originConcurrency: number;
-  /** proxy.max_concurrent of the protected variants (per node). */
-  maxConcurrent: number;
-  /** proxy.max_queue of the protected variants (per node). */
-  maxQueue: number;
-  /** rpc.proxy.timeout (ms). */
-  proxyTimeoutMs: number;
-  /** Client-side bound on one RPC (ms). */
-  rpcTimeoutMs: number;
-  /** Bound on one variant's load phase (s): later asks are not sent and count as failed. */
-  maxSeconds: number;
-  /** Allowed excess of origin calls over one per key (shared) or one per key per node (local), e.g. 0.05. */
-  slack: number;
-  variants: Variant[];
-  redisUrl: string;
-  /** protection.shedding.enabled on every node. */
-  shedding: boolean;
-  connectConcurrency: number;
-}
-
-/** OriginSummary is what the origin saw in one variant. */
-export interface OriginSummary {
-  calls: number;
-  /** Distinct keys called. */
-  keys: number;
-  /** Most calls for one key. */
-  maxPerKey: number;
-  /** Keys called more than once. */
-  keysCalledAgain: number;
-  /** Most calls in any 1 s window (calls/s): compared with the origin's capacity. */
-  peakPerSec: number;
-  /** Most calls in any 100 ms window, × 10 (calls/s): the burstiness inside a second. */
-  peak100msPerSec: number;
-  /** Calls answered 503 for being over the origin's concurrency. */
-  rejected: number;
-  /** Calls whose caller went away before the answer. */
-  aborted: number;
-  maxInFlight: number;
-}
-
-/** VariantResult is one variant's outcome. */
-export interface VariantResult {
-  variant: Variant;
-  /** The proxy settings the variant ran with. */
-  proxy: { cache: 'shared' | 'per node' | 'none'; maxConcurrent: number; maxQueue: number; breaker: boolean };
-  /** RPCs the plan asked for: nodes × keys × asks per key. */
-  rpcs: number;
-  ok: number;
-  /** Successful replies carrying another key's answer. */
-  wrong: number;
-  /** Failed RPCs by outcome (error code, "timeout", "disconnect", "not sent"). */
-  failed: Record<string, number>;
-  /** Latency of successful RPCs. */
-  latencyMs: LatencySummary;
-  /** From the first ask to the last reply (s). */
-  serveSeconds: number;
-  origin: OriginSummary;
-  /** Bulwark's own counters, summed over the nodes (from /metrics; empty when unread). */
-  bulwark: { cache: Record<string, number>; protections: Record<string, number>; rejections: Record<string, number> };
-}
-
-/** ColdCacheResult is the whole scenario's outcome. */
-export interface ColdCacheResult {
-  /** The highest origin rate the protected variants' concurrency limit allows (calls/s). */
-  protectedRateBound: number;
-  variants: VariantResult[];
-}
-
-/**
- * protectedMaxConcurrent is the per-node `proxy.max_concurrent` that keeps M nodes' calls to an
- * origin with service time `serviceMs` within `capacityPerSec`. A slot holds a call from before
- * it is sent until its answer is read, and the origin answers no earlier than `serviceMs` after
- * a call arrives, so the calls of one slot arrive at least `serviceMs` apart: at most
- * ceil(1000 / serviceMs) of them in any 1 s window. M nodes × c slots × that ≤ capacity gives
- * c = floor(capacity / (M × ceil(1000 / serviceMs))), at least 1. E.g. 2,000/s, 20 ms, 3 nodes:
- * floor(2000 / 150) = 13 → at most 1,950 calls/s (and 39 in flight, under the 40 that 2,000/s ×
- * 20 ms means).
- */
-export function protectedMaxConcurrent(capacityPerSec: number, serviceMs: number, nodes: number): number {
-  if (!(serviceMs > 0)) throw new RangeError('protectedMaxConcurrent: serviceMs must be > 0');
-  return Math.max(1, Math.floor(capacityPerSec / (nodes * Math.ceil(1000 / serviceMs))));
-}
-
-/** originRateBound is the most origin calls in any 1 s window that M nodes × `maxConcurrent` slots can make. */
-export function originRateBound(nodes: number, maxConcurrent: number, serviceMs: number): number {
-  return nodes * maxConcurrent * Math.ceil(1000 / serviceMs);
-}
-
-/** originConcurrencyFor is the concurrency a `capacityPerSec` origin with `serviceMs` per call has. */
-export function originConcurrencyFor(capacityPerSec: number, serviceMs: number): number {
-  return Math.ceil((capacityPerSec * serviceMs) / 1000);
-}
+import { type Variant, type ColdCacheOptions, METHOD, type VariantResult, type VariantRun } from './types.js';
+import { perKeySummary } from './verdict.js';
 
 /** keyName is the i-th key's id. */
 export const keyName = (i: number): string => `s${i}`;
 
 /** askKey is the key index of ask `i` of a node's plan: each key `asksPerKey` times, back to back. */
 export const askKey = (i: number, asksPerKey: number): number => Math.floor(i / asksPerKey);
-
-/** perKeySummary summarises calls per key: keys called, the most for one key, keys called more than once. */
-export function perKeySummary(perKey: ReadonlyMap<string, number>): {
-  keys: number;
-  calls: number;
-  maxPerKey: number;
-  keysCalledAgain: number;
-} {
-  let calls = 0;
-  let maxPerKey = 0;
-  let keysCalledAgain = 0;
-  for (const n of perKey.values()) {
-    calls += n;
-    maxPerKey = Math.max(maxPerKey, n);
-    if (n > 1) keysCalledAgain++;
-  }
-  return { keys: perKey.size, calls, maxPerKey, keysCalledAgain };
-}
-
-/** parseVariants reads `--variants` ("shared,local"), refusing unknown names and empty lists. */
-export function parseVariants(text: string): Variant[] {
-  const names = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const out: Variant[] = [];
-  for (const n of names) {
-    if (!(n in VARIANTS))
-      throw new Error(`--variants: unknown variant "${n}" (known: ${Object.keys(VARIANTS).join(', ')})`);
-    if (!out.includes(n as Variant)) out.push(n as Variant);
-  }
-  if (out.length === 0) throw new Error('--variants: name at least one variant');
-  return out;
-}
-
-/**
- * judgeColdCache turns the results into checks:
- * - every variant: no successful reply carrying another key's answer;
- * - protected variants (all but `naive`): the origin's peak rate in any 1 s window within its
- *   capacity, and no failed RPC (no error, timeout or unsent ask);
- * - `shared`: origin calls ≤ K × (1 + slack) — about one per key for the whole cluster;
- * - `local`: origin calls ≤ M × K × (1 + slack) — single flight holds per node.
- * `naive` is the before-picture: reported, not judged (what it does depends on the machine).
- */
-export function judgeColdCache(results: readonly VariantResult[], o: ColdCacheOptions): Check[] {
-  const checks: Check[] = [];
-  for (const r of results) {
-    const v = r.variant;
-    checks.push(check(`${v}: wrong answers`, r.wrong, '==', 0, 'RPCs'));
-    if (v === 'naive') continue;
-    checks.push(check(`${v}: origin peak rate (any 1 s)`, r.origin.peakPerSec, '<=', o.originCapacity, 'calls/s'));
-    const failed = Object.values(r.failed).reduce((a, b) => a + b, 0);
-    checks.push(check(`${v}: failed RPCs`, failed, '==', 0, 'RPCs'));
-    if (v === 'shared') {
-      checks.push(check('shared: origin calls', r.origin.calls, '<=', Math.floor(o.keys * (1 + o.slack)), 'calls'));
-    }
-    if (v === 'local') {
-      const limit = Math.floor(o.nodes * o.keys * (1 + o.slack));
-      checks.push(check('local: origin calls', r.origin.calls, '<=', limit, 'calls'));
-    }
-  }
-  return checks;
-}
 
 /** variantConfig is the Bulwark config of one variant (merged over the bench's base config). */
 export function variantConfig(
@@ -287,15 +101,15 @@ export function variantConfig(
 }
 
 /** The origin's answer: the sticker, and the fallback text old clients show (the incident's "upgrade" message). */
-function stickerAnswer(key: string): { result: { data: unknown } } {
+export function stickerAnswer(key: string): { result: { data: unknown } } {
   const n = Number(key.slice(1));
   return { result: { data: { id: key, animated: n % 3 === 0, fallback: `Update the app to see sticker ${key}` } } };
 }
 
-type Log = (msg: string) => void;
+export type Log = (msg: string) => void;
 
 /** roundPoints rounds a series' y values to 0.1 (ms) for a readable results file. */
-function roundPoints(s: Series): Series {
+export function roundPoints(s: Series): Series {
   return { label: s.label, points: s.points.map(([x, y]) => [x, round(y, 1)]) };
 }
 
@@ -303,7 +117,7 @@ function roundPoints(s: Series): Series {
  * startCluster starts M Bulwark processes sharing one secret pair (and Redis prefix, via the
  * config); if any fails, the others are stopped and the error carries its output.
  */
-async function startCluster(start: StartOptions, config: Record<string, unknown>, nodes: number, log: Log) {
+export async function startCluster(start: StartOptions, config: Record<string, unknown>, nodes: number, log: Log) {
   const tokenSecret = randomBytes(32).toString('hex');
   const apiKey = randomBytes(16).toString('hex');
   const opts: StartOptions = {
@@ -324,7 +138,7 @@ async function startCluster(start: StartOptions, config: Record<string, unknown>
 }
 
 /** connectClients connects N clients to a node, retrying a refused connection a few times. */
-async function connectClients(
+export async function connectClients(
   server: RunningServer,
   node: number,
   o: ColdCacheOptions,
@@ -359,7 +173,7 @@ async function connectClients(
 }
 
 /** readBulwarkCounters sums the RPC cache and protection counters of every node. */
-async function readBulwarkCounters(servers: RunningServer[]): Promise<VariantResult['bulwark']> {
+export async function readBulwarkCounters(servers: RunningServer[]): Promise<VariantResult['bulwark']> {
   const out: VariantResult['bulwark'] = { cache: {}, protections: {}, rejections: {} };
   const add = (into: Record<string, number>, text: string, metric: string, label: string): void => {
     for (const [k, v] of metricSeries(text, metric, label)) if (k !== '') into[k] = (into[k] ?? 0) + v;
@@ -375,14 +189,6 @@ async function readBulwarkCounters(servers: RunningServer[]): Promise<VariantRes
     }
   }
   return out;
-}
-
-/** VariantRun is a variant's result and its time series. */
-export interface VariantRun {
-  result: VariantResult;
-  originRate: Series;
-  originTotal: Series;
-  p99: Series;
 }
 
 export async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheOptions): Promise<VariantRun> {
@@ -520,80 +326,4 @@ export async function runVariant(ctx: ScenarioContext, v: Variant, o: ColdCacheO
       log(`  ${v}: could not remove Redis keys under ${prefix}: ${(err as Error).message}`);
     }
   }
-}
-
-/** coldCacheTable renders the per-variant table. */
-export function coldCacheTable(r: ColdCacheResult, o: ColdCacheOptions): string {
-  const header = [
-    'variant',
-    'origin calls',
-    'max/key',
-    'peak/s (1 s)',
-    'peak/s (100 ms)',
-    'origin 503',
-    'RPCs ok',
-    'failed',
-    'wrong',
-    'p50 ms',
-    'p99 ms',
-    'all served s',
-  ];
-  const rows = r.variants.map((x) => [
-    x.variant,
-    fmt(x.origin.calls),
-    fmt(x.origin.maxPerKey),
-    fmt(x.origin.peakPerSec),
-    fmt(x.origin.peak100msPerSec),
-    fmt(x.origin.rejected),
-    `${fmt(x.ok)}/${fmt(x.rpcs)}`,
-    fmtCounts(x.failed),
-    fmt(x.wrong),
-    fmt(x.latencyMs.p50, 1),
-    fmt(x.latencyMs.p99, 1),
-    fmt(x.serveSeconds, 2),
-  ]);
-  const lines = [
-    `cold-cache: ${o.nodes} cold Bulwark processes × ${fmt(o.clients)} clients; ${fmt(o.keys)} unique keys, each asked ` +
-      `${o.asksPerKey}× per process (${fmt(o.nodes * o.keys * o.asksPerKey)} RPCs); origin ${o.serviceMs} ms/call, ` +
-      `capacity ${fmt(o.originCapacity)}/s (${o.originConcurrency > 0 ? `503 over ${o.originConcurrency} in flight` : 'no 503'})`,
-    `protected: proxy.max_concurrent ${o.maxConcurrent}/node, max_queue ${o.maxQueue} → at most ` +
-      `${fmt(r.protectedRateBound)} origin calls/s (${o.nodes} × ${o.maxConcurrent} × ⌈1000/${o.serviceMs}⌉)`,
-    '',
-    formatTable([header, ...rows]),
-    '',
-    ...r.variants.map((x) => `  ${x.variant.padEnd(6)} ${VARIANTS[x.variant]}`),
-  ];
-  return lines.join('\n');
-}
-
-export function options(ctx: ScenarioContext): ColdCacheOptions {
-  const f = ctx.flags;
-  const nodes = f.int(flags.nodes);
-  const clients = f.int(flags.clients);
-  const inflight = f.int(flags.inflight);
-  const serviceMs = f.num(flags.serviceMs);
-  const originCapacity = f.num(flags.originCapacity);
-  const derived = protectedMaxConcurrent(originCapacity, serviceMs, nodes);
-  const maxConcurrent = f.int(flags.maxConcurrent) || derived;
-  return {
-    nodes,
-    clients,
-    keys: f.int(flags.keys),
-    asksPerKey: f.int(flags.asksPerKey),
-    inflight,
-    serviceMs,
-    originCapacity,
-    originConcurrency: f.int(flags.originConcurrency, originConcurrencyFor(originCapacity, serviceMs)),
-    maxConcurrent,
-    // A node holds at most clients × inflight RPCs: a queue that long never refuses one.
-    maxQueue: f.int(flags.maxQueue, Math.max(256, clients * inflight)),
-    proxyTimeoutMs: f.int(flags.proxyTimeoutMs),
-    rpcTimeoutMs: 15_000,
-    maxSeconds: f.num(flags.maxSeconds),
-    slack: f.num(flags.slackPercent) / 100,
-    variants: parseVariants(f.str(flags.variants)),
-    redisUrl: f.str(flags.redisUrl),
-    shedding: f.bool(flags.shedding),
-    connectConcurrency: 50,
-  };
 }

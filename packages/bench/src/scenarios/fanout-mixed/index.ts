@@ -8,16 +8,11 @@ import { fmt } from '../../harness/format.js';
 import { check, type Chart, type Check, type Scenario } from '../../harness/scenario.js';
 import { bulwarkAvailable, onFreshBulwark, startServer, type TargetName } from '../../harness/targets.js';
 import { flags } from './options.js';
-import {
-  optionsFrom,
-  type FanoutMixedResult,
-  expectedDeliveryRates,
-  type MixedHooks,
-  runFanoutMixed,
-  mixedChecks,
-  mixedCharts,
-  mixedTable,
-} from './run.js';
+import { optionsFrom } from './options.js';
+import { type FanoutMixedResult, type MixedHooks } from './types.js';
+import { expectedDeliveryRates, runFanoutMixed } from './run.js';
+import { mixedChecks } from './verdict.js';
+import { mixedCharts, mixedTable } from './report.js';
 
 /** The scenario as the registry runs it: each asked-for target on a fresh server. */
 export const fanoutMixedScenario: Scenario = {

@@ -33,79 +33,28 @@
  * @module
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient, type WireProtocol } from '../../load/lean-client.js';
+import { benchData, LeanClient } from '../../load/lean-client.js';
 import { connectionToken } from '../../harness/jwt.js';
 import { runPaced, sendsBefore, type PacedStream } from '../../load/pacing.js';
-import {
-  diffKernelNetCounters,
-  readKernelNetCounters,
-  readTreeCpuMicros,
-  type KernelNetCounters,
-} from '../../harness/proc.js';
-import { fmt, formatTable } from '../../harness/format.js';
-import { check, type Chart, type Check, type ScenarioContext } from '../../harness/scenario.js';
-import {
-  LatencyRecorder,
-  SeqTracker,
-  roundSummary,
-  summarizeLoss,
-  type LatencySummary,
-  type LossSummary,
-} from '../../harness/stats.js';
+import { diffKernelNetCounters, readKernelNetCounters, readTreeCpuMicros } from '../../harness/proc.js';
+import { fmt } from '../../harness/format.js';
+import { LatencyRecorder, SeqTracker, roundSummary, summarizeLoss } from '../../harness/stats.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
-import { flags } from './options.js';
-
-/** The three channel classes, in table order. */
-export const CLASSES = ['personal', 'team', 'world'] as const;
-/** ChannelClass names one class of channels. */
-export type ChannelClass = (typeof CLASSES)[number];
-const PERSONAL = 0;
-const TEAM = 1;
-const WORLD = 2;
-
-/** FanoutMixedOptions size the scenario. */
-export interface FanoutMixedOptions {
-  players: number;
-  teamSize: number;
-  /** Publications per second to the world channel. */
-  worldRate: number;
-  /** Publications per second to each team channel. */
-  teamRate: number;
-  /** Publications per second over all personal channels (each to a random player). */
-  personalRate: number;
-  /** Seconds of measured publishing. */
-  seconds: number;
-  /** Seconds of unmeasured publishing first (JIT and heap growth happen there, not in the window). */
-  warmupSeconds: number;
-  /** Padding bytes in each publication's data. */
-  padBytes: number;
-  p99LimitMs: number;
-  /** How long to wait after publishing for the last deliveries. */
-  drainTimeoutMs: number;
-  /** Players set up (connect + three subscribes) in flight. */
-  concurrency: number;
-}
-
-/**
- * MixedLayout maps players to channels. Channel indices (the `bch` marker): 0 is the world
- * channel, 1 … teams are the team channels, then one personal channel per player.
- */
-export interface MixedLayout {
-  players: number;
-  teamSize: number;
-  teams: number;
-  /** Channel index of each class's channel for player `i`, by class (personal, team, world). */
-  channelsOf(i: number): [number, number, number];
-  teamChannel(t: number): number;
-  personalChannel(i: number): number;
-  /** Subscribers of team `t` (the last team may be smaller). */
-  teamMembers(t: number): number;
-  /** The channel's name, e.g. `bench:team.3`. */
-  channelName(index: number): string;
-  /** Number of channel indices (world + teams + players). */
-  channelCount: number;
-}
+import {
+  type MixedLayout,
+  type FanoutMixedOptions,
+  type ChannelClass,
+  type MixedServer,
+  type MixedHooks,
+  type FanoutMixedResult,
+  type MixedRunDetail,
+  CLASSES,
+  WORLD,
+  TEAM,
+  PERSONAL,
+  type ClassResult,
+} from './types.js';
 
 /** mixedLayout lays out `players` in teams of `teamSize` (see {@link MixedLayout}). */
 export function mixedLayout(players: number, teamSize: number): MixedLayout {
@@ -137,80 +86,7 @@ export function expectedDeliveryRates(o: FanoutMixedOptions): Record<ChannelClas
   };
 }
 
-/** ClassResult is one channel class's outcome. */
-export interface ClassResult {
-  channels: number;
-  /** Subscribers per channel (the mean, for teams when the last one is smaller). */
-  subscribersPerChannel: number;
-  publications: number;
-  expectedDeliveries: number;
-  deliveries: number;
-  /** Deliveries over the delivery window (publishing plus the drain tail). */
-  deliveriesPerSec: number;
-  /** What the options ask for (publication rates × subscribers). */
-  expectedDeliveriesPerSec: number;
-  latencyMs: LatencySummary;
-  loss: LossSummary;
-}
-
-/** FanoutMixedResult is one server's outcome. */
-export interface FanoutMixedResult {
-  target: string;
-  players: number;
-  teams: number;
-  teamSize: number;
-  /** Setup; `refusedUpgrades`: connects refused with HTTP 503 (load shedding) and retried. */
-  setup: { seconds: number; connections: number; subscribes: number; refusedUpgrades: number };
-  /** Seconds the publisher took to send the window's publications (≈ the duration when on time). */
-  publishSeconds: number;
-  /** Seconds deliveries are counted over: from the first publication to the last delivery. */
-  deliverySeconds: number;
-  classes: Record<ChannelClass, ClassResult>;
-  /** Pushes on a channel the receiving player is not subscribed to (must be 0). */
-  wrongChannel: number;
-  /** Publish replies with an error (Bulwark). */
-  publishErrors: number;
-  /** Players disconnected during the measured window. */
-  disconnects: number;
-  /** Whether every expected delivery arrived before the drain timeout. */
-  drained: boolean;
-  serverCpuMicrosPerDelivery: number;
-  /** Server CPU use over the window, % of one core. */
-  serverCpuPercent: number;
-  loadgenCpuPercent: number;
-  loadgenLoopDelayMs: { p99: number; max: number };
-  kernel: KernelNetCounters;
-}
-
-/**
- * MixedRunDetail is what the measurement tests look at besides the result: each player's
- * trackers (personal, team, world) and what was published to every channel index.
- */
-export interface MixedRunDetail {
-  layout: MixedLayout;
-  trackers: Array<[SeqTracker, SeqTracker, SeqTracker]>;
-  /** Publications per channel index in the measured window. */
-  published: number[];
-  /** Deliveries per second and latency per class over the window (for charts). */
-  timeline: Timeline;
-}
-
-/** MixedServer is what {@link runFanoutMixed} needs of a server (a `RunningServer` has it). */
-export interface MixedServer {
-  name: string;
-  pid: number;
-  wsUrl: string;
-  protocol: WireProtocol;
-  tokenSecret: string;
-}
-
-/** What {@link runFanoutMixed} reports progress to (optional: tests pass nothing). */
-export interface MixedHooks {
-  log?: (msg: string) => void;
-  progress?: { begin(label: string): void; update(fraction: number | undefined, detail?: string): void };
-}
-
-interface Player {
+export interface Player {
   index: number;
   /** Channel index per class (personal, team, world). */
   ch: [number, number, number];
@@ -220,7 +96,7 @@ interface Player {
   dead: boolean;
 }
 
-interface ClassState {
+export interface ClassState {
   recorder: LatencyRecorder;
   delivered: number;
 }
@@ -505,123 +381,8 @@ export async function runFanoutMixed(
 }
 
 /** Σ over players of what was published to each of their three channels. */
-function expectedTotal(players: readonly Player[], published: readonly number[]): number {
+export function expectedTotal(players: readonly Player[], published: readonly number[]): number {
   let n = 0;
   for (const p of players) for (const c of p.ch) n += published[c] as number;
   return n;
-}
-
-/**
- * mixedChecks are one server's verdicts, per class: zero loss, p99 ≤ the limit, and the
- * delivered rate ≥ 95 % of the expected one. A class the options give no traffic is skipped.
- */
-export function mixedChecks(r: FanoutMixedResult, p99LimitMs: number): Check[] {
-  const out: Check[] = [];
-  for (const name of CLASSES) {
-    const c = r.classes[name];
-    if (c.expectedDeliveriesPerSec <= 0) continue;
-    out.push(
-      check(`${r.target}: ${name} loss`, c.loss.missing, '==', 0, 'deliveries'),
-      check(`${r.target}: ${name} p99 latency`, c.latencyMs.p99, '<=', p99LimitMs, 'ms'),
-      check(
-        `${r.target}: ${name} delivered rate`,
-        round((c.deliveriesPerSec / c.expectedDeliveriesPerSec) * 100, 2),
-        '>=',
-        95,
-        '% of expected',
-      ),
-    );
-  }
-  return out;
-}
-
-/** mixedCharts draws deliveries/s and p99 latency over time per class, one chart pair per server. */
-export function mixedCharts(target: string, timeline: Timeline): Chart[] {
-  return [
-    {
-      title: `${target}: deliveries/s by channel class`,
-      xLabel: 's',
-      yLabel: 'deliveries/s',
-      series: CLASSES.map((c) => timeline.rate(c)),
-    },
-    {
-      title: `${target}: p99 latency by channel class`,
-      xLabel: 's',
-      yLabel: 'ms',
-      series: CLASSES.map((c) => timeline.quantile(c, 99, `${c} p99`)),
-    },
-  ];
-}
-
-/** mixedTable renders the results of every server. */
-export function mixedTable(
-  opts: FanoutMixedOptions,
-  outcomes: ReadonlyArray<{ target: string; result?: FanoutMixedResult; error?: string }>,
-): string {
-  const { teams } = mixedLayout(opts.players, opts.teamSize);
-  const head =
-    `fanout-mixed: ${fmt(opts.players)} players, each on 3 channels (personal, team of ${opts.teamSize}, world); ` +
-    `${fmt(teams)} teams; publications/s: world ${fmt(opts.worldRate, 1)}, each team ${fmt(opts.teamRate, 1)}, ` +
-    `personal ${fmt(opts.personalRate)} in all; ${opts.seconds} s`;
-  const rows: string[][] = [
-    ['target', 'class', 'channels × subs', 'deliveries', 'deliveries/s (expected)', 'p50 / p99 / max (ms)', 'loss'],
-  ];
-  const notes: string[] = [];
-  for (const o of outcomes) {
-    const r = o.result;
-    if (!r) {
-      notes.push(`  ${o.target}: ${o.error ?? 'no result'}`);
-      continue;
-    }
-    for (const name of CLASSES) {
-      const c = r.classes[name];
-      const l = c.latencyMs;
-      rows.push([
-        r.target,
-        name,
-        `${fmt(c.channels)} × ${fmt(c.subscribersPerChannel, Number.isInteger(c.subscribersPerChannel) ? 0 : 1)}`,
-        fmt(c.deliveries),
-        `${fmt(c.deliveriesPerSec)} (${fmt(c.expectedDeliveriesPerSec)})`,
-        `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.max, 1)}`,
-        `${fmt(c.loss.missing)} of ${fmt(c.loss.expected)}`,
-      ]);
-    }
-    notes.push(
-      `  ${r.target}: server ${fmt(r.serverCpuMicrosPerDelivery, 2)} µs CPU/delivery (${fmt(r.serverCpuPercent, 1)}% of a core); ` +
-        `load generator ${fmt(r.loadgenCpuPercent, 1)}% CPU, event-loop delay p99 ${fmt(r.loadgenLoopDelayMs.p99, 1)} / ` +
-        `max ${fmt(r.loadgenLoopDelayMs.max, 1)} ms; setup ${fmt(r.setup.subscribes)} subscribes in ${fmt(r.setup.seconds, 1)} s` +
-        (r.setup.refusedUpgrades > 0 ? ` (${fmt(r.setup.refusedUpgrades)} upgrades refused with 503, retried)` : '') +
-        (r.disconnects > 0 ? `; ${fmt(r.disconnects)} disconnects` : '') +
-        (r.publishErrors > 0 ? `; ${fmt(r.publishErrors)} publish errors` : '') +
-        (r.wrongChannel > 0 ? `; ${fmt(r.wrongChannel)} wrong-channel pushes` : '') +
-        (r.kernel.tcpRetransSegs > 0 ? `; ${fmt(r.kernel.tcpRetransSegs)} TCP retransmits` : ''),
-    );
-    if (r.loadgenLoopDelayMs.max >= opts.p99LimitMs) {
-      notes.push(
-        `  ${r.target}: the load generator's event loop stalled for ${fmt(r.loadgenLoopDelayMs.max, 1)} ms: ` +
-          'latencies near that are its own, not the server’s (a busy machine, GC); rerun on a quiet machine',
-      );
-    }
-  }
-  return [head, formatTable(rows), ...notes].join('\n');
-}
-
-/** optionsFrom reads the scenario's flags. */
-export function optionsFrom(ctx: ScenarioContext): FanoutMixedOptions {
-  const f = ctx.flags;
-  const players = f.int(flags.players);
-  return {
-    players,
-    teamSize: f.int(flags.teamSize),
-    worldRate: f.num(flags.worldRate),
-    teamRate: f.num(flags.teamRate),
-    personalRate: f.num(flags.personalRate, round(0.4 * players, 1)),
-    seconds: f.num(flags.duration),
-    // Even quick runs warm up: the first second's JIT compilation otherwise dominates a 3 s p99.
-    warmupSeconds: ctx.quick ? 1 : 2,
-    padBytes: f.int(flags.pad),
-    p99LimitMs: f.num(flags.p99Limit),
-    drainTimeoutMs: ctx.quick ? 2000 : 3000,
-    concurrency: f.int(flags.concurrency),
-  };
 }

@@ -7,7 +7,11 @@
 import { type Chart, type Scenario, type ScenarioContext } from '../../harness/scenario.js';
 import { bulwarkAvailable, deepMerge, startServer } from '../../harness/targets.js';
 import { flags } from './options.js';
-import { hugOptions, type HugResult, runHug, hugChecks, hugTable } from './run.js';
+import { hugOptions } from './options.js';
+import { type HugResult } from './types.js';
+import { runHug } from './run.js';
+import { hugChecks } from './verdict.js';
+import { hugTable } from './report.js';
 
 /** hugScenario: connection ramp to 10× normal against admission limits. */
 export const hugScenario: Scenario = {

@@ -35,190 +35,22 @@ import {
   plannedArrivals,
   type Phase,
 } from '../../load/arrival-schedule.js';
-import { HttpProbe, type ProbeSummary } from '../../harness/http-probe.js';
+import { HttpProbe } from '../../harness/http-probe.js';
 import { connectionToken } from '../../harness/jwt.js';
-import { watchCpu, type CpuReading } from '../../harness/proc.js';
-import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { watchCpu } from '../../harness/proc.js';
+import { fmt } from '../../harness/format.js';
 import { parseRetryAfter, retryDelayMs } from '../../load/retry-advice.js';
-import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { type Chart, type ScenarioContext } from '../../harness/scenario.js';
 import { cpuOrNaN, heldOnServer, rssOrNaN, ServerWatch } from '../../harness/server-watch.js';
-import { LatencyRecorder, roundSummary, summarize, type LatencySummary } from '../../harness/stats.js';
+import { LatencyRecorder, roundSummary, summarize } from '../../harness/stats.js';
 import { type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { round, sleep, tally, waitFor } from '../../harness/util.js';
-import { flags } from './options.js';
-
-/** HugOptions size the scenario. */
-export interface HugOptions {
-  /** Normal arrival rate: new players per second. */
-  rate: number;
-  /** Mean session, seconds (each player stays 0.5–1.5 × this); 0: stay until the end. */
-  sessionSeconds: number;
-  warmupSeconds: number;
-  steps: number;
-  stepSeconds: number;
-  /** Highest multiple of the normal rate. */
-  top: number;
-  tailSeconds: number;
-  /** client.connection_limit of the node. */
-  connectionLimit: number;
-  /** client.connection_rate_limit of the node (0: none). */
-  connectionRateLimit: number;
-  /** Retries after refusals, per player. */
-  retries: number;
-  /** Attempts in flight at most (the load generator's sockets and memory). */
-  maxInFlight: number;
-  /** Attempts (arrivals and retries) at most over the run. */
-  maxAttempts: number;
-  /** Channels the players spread over. */
-  channels: number;
-  p99LimitMs: number;
-  maxRssMiB: number;
-  maxFailedPercent: number;
-  readyTimeoutMs: number;
-  /** Width of the chart buckets. */
-  bucketMs: number;
-}
-
-/** PhaseResult is one phase's row. */
-export interface PhaseResult {
-  label: string;
-  multiplier: number;
-  /** New players per second the schedule offered. */
-  offeredPerSec: number;
-  seconds: number;
-  /** First attempts of new players. */
-  arrivals: number;
-  /** Arrivals and retries. */
-  attempts: number;
-  admitted: number;
-  refused: number;
-  failed: number;
-  /** Socket opened → subscribe confirmed, admitted attempts started in this phase. */
-  handshakeMs: LatencySummary;
-  /** Socket opened → refusal read. */
-  refusalMs: LatencySummary;
-  /** Client-side connections held at the phase's end. */
-  heldAtEnd: number;
-  rssAtEndBytes: number;
-  serverCpuPercent: number;
-}
-
-/** HugResult is the scenario's outcome. */
-export interface HugResult {
-  /** rate × session: players online at the normal rate. */
-  normalOnline: number;
-  plannedArrivals: number;
-  players: {
-    arrived: number;
-    admittedFirstTry: number;
-    admittedAfterRetry: number;
-    /** Admitted players by the refusals they had before getting in. */
-    admittedAfterRefusals: Record<string, number>;
-    /** Refused 1 + retries times: gave up. */
-    gaveUp: number;
-    /** Refused, and their next try would have come after the run's end. */
-    retryPendingAtEnd: number;
-    failed: number;
-    /** Arrivals or retries the load generator did not send (in-flight or attempt cap). */
-    notSent: number;
-    /** Attempts still in flight when the run ended (counted nowhere else). */
-    unfinished: number;
-  };
-  attempts: {
-    total: number;
-    admitted: number;
-    refused: number;
-    failed: number;
-    refusedByStatus: Record<string, number>;
-    failedByKind: Record<string, number>;
-    firstFailure?: string;
-  };
-  advice: {
-    refusalsWithRetryAfter: number;
-    refusalsWithout: number;
-    /** Retry-After values (seconds) as read, and how often each came. */
-    retryAfterSeconds: { min: number; p50: number; max: number };
-    retryAfterCounts: Record<string, number>;
-  };
-  /** bulwark_rejections_total over the run, by reason (absent if /metrics did not answer). */
-  serverRejections?: Record<string, number>;
-  /** Admitted handshakes after the warm-up (ramp and tail). */
-  handshakeMs: LatencySummary;
-  /** Admitted handshakes of the whole run. */
-  handshakeAllMs: LatencySummary;
-  refusalMs: LatencySummary;
-  /** First attempt → subscribed, for players admitted after refusals (Retry-After waits included). */
-  timeToAdmitAfterRefusalMs: LatencySummary;
-  held: { limit: number; peakClient: number; peakServerSampled: number; atEnd: number };
-  closes: { left: number; unexpected: number; unexpectedByCode: Record<string, number> };
-  server: {
-    alive: boolean;
-    rssIdleBytes: number;
-    rssPeakBytes: number;
-    rssEndBytes: number;
-    /** (peak RSS − idle RSS) / peak connections held. */
-    rssPerHeldBytes: number;
-    cpuPercentPeak: number;
-    eventLoopLagP99MaxMs: number;
-  };
-  ready: ProbeSummary;
-  cpu: CpuReading;
-  phases: PhaseResult[];
-}
-
-/** HugMeasures is what the verdict looks at. */
-export interface HugMeasures {
-  serverAlive: boolean;
-  readyFailed: number;
-  refused: number;
-  refusedWithoutAdvice: number;
-  admittedP99Ms: number;
-  peakRssBytes: number;
-  peakHeld: number;
-  connectionLimit: number;
-  unexpectedCloses: number;
-  attempts: number;
-  failed: number;
-  notSent: number;
-}
-
-/** HugThresholds are the limits the checks compare with. */
-export interface HugThresholds {
-  p99LimitMs: number;
-  maxRssMiB: number;
-  maxFailedPercent: number;
-  /** Most attempts (arrivals and retries) the load generator may fail to send, %. */
-  maxNotSentPercent: number;
-}
-
-/** Unrounded: a rounded value would pass a check it fails (1.0025 % ≤ 1 %); the table rounds for display. */
-const pct = (part: number, whole: number): number => (whole > 0 ? (part / whole) * 100 : 0);
-
-/** hugChecks is the scenario's verdict. */
-export function hugChecks(m: HugMeasures, t: HugThresholds): Check[] {
-  return [
-    check('server process alive at the end (1 = yes)', m.serverAlive ? 1 : 0, '==', 1),
-    check('/ready probes unanswered or not 200', m.readyFailed, '==', 0, 'probes'),
-    check('attempts refused (the ramp must exceed capacity)', m.refused, '>', 0, 'attempts'),
-    check('refusals without a readable Retry-After', m.refusedWithoutAdvice, '==', 0, 'refusals'),
-    check('admitted handshake p99 after the warm-up', m.admittedP99Ms, '<=', t.p99LimitMs, 'ms'),
-    check('peak server RSS', m.peakRssBytes / 2 ** 20, '<=', t.maxRssMiB, 'MiB'),
-    check('peak connections held', m.peakHeld, '<=', m.connectionLimit, 'connections'),
-    check('admitted players closed by the server', m.unexpectedCloses, '==', 0, 'players'),
-    check('attempts failed without a refusal', pct(m.failed, m.attempts), '<=', t.maxFailedPercent, '%'),
-    check(
-      'attempts the load generator could not send (its caps)',
-      pct(m.notSent, m.attempts + m.notSent),
-      '<=',
-      t.maxNotSentPercent,
-      '%',
-    ),
-  ];
-}
+import { hugCharts } from './report.js';
+import type { HugOptions, HugResult } from './types.js';
 
 /** Per-phase tallies while running. */
-interface PhaseTally {
+export interface PhaseTally {
   arrivals: number;
   attempts: number;
   admitted: number;
@@ -232,20 +64,17 @@ interface PhaseTally {
 }
 
 /** How often the client-side counts are sampled for the charts. */
-const SAMPLE_MS = 500;
+export const SAMPLE_MS = 500;
 /** Timeout of connect and subscribe replies. */
-const REPLY_TIMEOUT_MS = 10_000;
+export const REPLY_TIMEOUT_MS = 10_000;
 /** How long the end of the run waits for attempts in flight. */
-const SETTLE_MS = 5000;
-/** The load generator's own open-file limit is 20,000 on the benchmark machine; keep clear of it. */
-const LOADGEN_FD_BUDGET = 19_000;
-
+export const SETTLE_MS = 5000;
 /**
  * HugRun is one run's players and tallies. Each player runs {@link HugRun.player}: attempts
  * until admitted, refused too often, failed, or the run ended; an admitted player holds its
  * connection for its session, then leaves.
  */
-class HugRun {
+export class HugRun {
   readonly tallies: PhaseTally[];
   readonly tl: Timeline;
   /** Admitted handshakes after the warm-up (what the p99 check judges), and all of them. */
@@ -635,205 +464,4 @@ export async function runHug(
     }),
   };
   return { result, charts: hugCharts(run, watch, probe, o) };
-}
-
-/** hugCharts draws the run over time. */
-function hugCharts(run: HugRun, watch: ServerWatch, probe: HttpProbe, o: HugOptions): Chart[] {
-  const tl = run.tl;
-  const end = run.heldSeries[run.heldSeries.length - 1]?.[0] ?? 0;
-  const limit: Series = {
-    label: 'client.connection_limit',
-    points: [
-      [0, o.connectionLimit],
-      [end, o.connectionLimit],
-    ],
-  };
-  const ready: Series = {
-    label: '/ready latency (ms)',
-    points: probe.samples
-      .filter((s) => s.status !== 0)
-      .map((s) => [round((s.atMs - run.t0) / 1000, 3), round(s.latencyMs, 2)]),
-  };
-  return [
-    {
-      title: 'New players offered, attempts, admitted and refused per second',
-      xLabel: 's',
-      yLabel: 'per second',
-      series: [
-        tl.rate('arrival', 'new players offered/s'),
-        tl.rate('attempt', 'attempts/s (with retries)'),
-        tl.rate('admitted', 'admitted/s'),
-        tl.rate('refused', 'refused/s (503)'),
-        tl.rate('failed', 'failed/s'),
-      ],
-    },
-    {
-      title: 'Connections held',
-      xLabel: 's',
-      yLabel: 'connections',
-      series: [
-        { label: 'held (client side)', points: run.heldSeries },
-        { label: 'held (server: admission count)', points: watch.held },
-        { label: 'authenticated (bulwark_connections)', points: watch.authenticated },
-        { label: 'attempts in flight', points: run.inFlightSeries },
-        limit,
-      ],
-    },
-    {
-      title: 'Handshake of admitted players (socket opened → subscribed) and of refusals',
-      xLabel: 's',
-      yLabel: 'ms',
-      series: [
-        tl.quantile('handshake', 50, 'admitted p50'),
-        tl.quantile('handshake', 99, 'admitted p99'),
-        tl.quantile('refusal', 99, 'refusal p99'),
-      ],
-    },
-    { title: 'Server memory (RSS)', xLabel: 's', yLabel: 'MiB', series: [{ label: 'RSS', points: watch.rssMiB }] },
-    {
-      title: 'Server CPU, event-loop lag and /ready latency',
-      xLabel: 's',
-      yLabel: '% of a core / ms',
-      series: [
-        { label: 'server CPU %', points: watch.cpuPercent },
-        { label: 'event-loop lag p99 (ms)', points: watch.lagMs },
-        ready,
-      ],
-    },
-  ];
-}
-
-const mib = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
-const p50p99 = (s: LatencySummary): string => (s.count > 0 ? `${fmt(s.p50, 1)} / ${fmt(s.p99, 1)}` : '-');
-
-/** hugTable renders the result for the terminal. */
-export function hugTable(r: HugResult, o: HugOptions): string {
-  const rows: string[][] = [
-    [
-      'phase',
-      'offered/s',
-      'arrivals',
-      'attempts',
-      'admitted',
-      'refused',
-      'failed',
-      'handshake p50/p99 ms',
-      'refusal p99 ms',
-      'held at end',
-      'server CPU %',
-      'RSS MiB',
-    ],
-  ];
-  for (const p of r.phases) {
-    rows.push([
-      p.label,
-      fmt(p.offeredPerSec),
-      fmt(p.arrivals),
-      fmt(p.attempts),
-      fmt(p.admitted),
-      fmt(p.refused),
-      fmt(p.failed),
-      p50p99(p.handshakeMs),
-      p.refusalMs.count > 0 ? fmt(p.refusalMs.p99, 1) : '-',
-      fmt(p.heldAtEnd),
-      fmt(p.serverCpuPercent, 0),
-      mib(p.rssAtEndBytes),
-    ]);
-  }
-  const a = r.attempts;
-  rows.push([
-    'total',
-    '',
-    fmt(r.players.arrived),
-    fmt(a.total),
-    fmt(a.admitted),
-    fmt(a.refused),
-    fmt(a.failed),
-    p50p99(r.handshakeAllMs),
-    a.refused > 0 ? fmt(r.refusalMs.p99, 1) : '-',
-    fmt(r.held.atEnd),
-    '',
-    mib(r.server.rssEndBytes),
-  ]);
-  const pl = r.players;
-  const adv = r.advice;
-  const h = r.handshakeMs;
-  const ra = adv.retryAfterSeconds;
-  const reasons = r.serverRejections ? fmtCounts(r.serverRejections) : '(no /metrics)';
-  return [
-    `hug: ${fmt(o.rate)} new players/s normally (` +
-      (o.sessionSeconds > 0
-        ? `sessions ~${o.sessionSeconds} s: ~${fmt(r.normalOnline)} online), `
-        : 'players stay until the end), ') +
-      `ramp 1x→${o.top}x in ${o.steps} steps of ${o.stepSeconds} s after a ${o.warmupSeconds} s warm-up, ` +
-      `${o.tailSeconds} s tail; node: client.connection_limit ${fmt(o.connectionLimit)}, ` +
-      `connection_rate_limit ${o.connectionRateLimit > 0 ? `${fmt(o.connectionRateLimit)}/s` : 'off'}; ` +
-      `clients retry ≤ ${o.retries}× after Retry-After + jitter`,
-    formatTable(rows),
-    `players: ${fmt(pl.arrived)} arrived; admitted ${fmt(pl.admittedFirstTry)} at the first try, ` +
-      `${fmt(pl.admittedAfterRetry)} after refusals (${fmtCounts(pl.admittedAfterRefusals)} refusals before); ` +
-      `gave up after ${o.retries + 1} refusals: ${fmt(pl.gaveUp)}; retry due after the run: ${fmt(pl.retryPendingAtEnd)}; ` +
-      `failed: ${fmt(pl.failed)}; not sent (load generator caps): ${fmt(pl.notSent)}; unfinished: ${fmt(pl.unfinished)}`,
-    `refusals: ${fmtCounts(Object.fromEntries(Object.entries(a.refusedByStatus).map(([k, v]) => [`HTTP ${k}`, v])))}; ` +
-      `Retry-After on ${fmt(adv.refusalsWithRetryAfter)} of ${fmt(a.refused)}` +
-      (adv.refusalsWithRetryAfter > 0 ? `: ${fmt(ra.min)}–${fmt(ra.max)} s, p50 ${fmt(ra.p50)} s` : '') +
-      `; server reasons: ${reasons}`,
-    `failures: ${fmtCounts(a.failedByKind)}${a.firstFailure ? ` (first: ${a.firstFailure})` : ''}`,
-    `admitted handshake after the warm-up: p50 ${fmt(h.p50, 1)}, p99 ${fmt(h.p99, 1)}, max ${fmt(h.max, 1)} ms ` +
-      `(${fmt(h.count)}); refusal answered in p99 ${fmt(r.refusalMs.p99, 1)} ms; ` +
-      `first try → in, for players refused first: p50 ${fmt(r.timeToAdmitAfterRefusalMs.p50 / 1000, 1)} s, ` +
-      `p99 ${fmt(r.timeToAdmitAfterRefusalMs.p99 / 1000, 1)} s`,
-    `connections held: peak ${fmt(r.held.peakClient)} (client) / ${fmt(r.held.peakServerSampled)} (server, sampled) ` +
-      `of limit ${fmt(r.held.limit)}; left on their own ${fmt(r.closes.left)}; closed by the server ` +
-      `${fmt(r.closes.unexpected)}${r.closes.unexpected ? ` (${fmtCounts(r.closes.unexpectedByCode)})` : ''}`,
-    `server: ${r.server.alive ? 'alive' : 'EXITED'}; RSS idle ${mib(r.server.rssIdleBytes)} → peak ${mib(r.server.rssPeakBytes)} ` +
-      `MiB (${fmt(r.server.rssPerHeldBytes / 1024, 1)} KiB per peak held connection); CPU ${fmt(r.cpu.serverCpuPercent, 0)} % ` +
-      `average, ${fmt(r.server.cpuPercentPeak, 0)} % peak (${SAMPLE_MS} ms samples); event-loop lag p99 up to ` +
-      `${fmt(r.server.eventLoopLagP99MaxMs, 1)} ms`,
-    `/ready: ${fmt(r.ready.probes)} probes, ${fmt(r.ready.ok)} answered 200; latency p50 ${fmt(r.ready.latencyMs.p50, 1)}, ` +
-      `p99 ${fmt(r.ready.latencyMs.p99, 1)}, max ${fmt(r.ready.latencyMs.max, 1)} ms`,
-    `load generator: CPU ${fmt(r.cpu.loadgenCpuPercent, 0)} %, event-loop delay p99 ${fmt(r.cpu.loadgenLoopDelayMs.p99, 1)} ` +
-      `ms, max ${fmt(r.cpu.loadgenLoopDelayMs.max, 1)} ms (high values inflate every latency above)`,
-  ].join('\n');
-}
-
-/** hugOptions resolves the flags (quick: smaller, shorter). */
-export function hugOptions(ctx: ScenarioContext): HugOptions {
-  const f = ctx.flags;
-  const q = ctx.quick;
-  const rate = f.num(flags.rate);
-  const sessionSeconds = f.num(flags.session);
-  // Capacity the normal load fits comfortably: twice the players online at the normal rate, and
-  // new connections at twice the normal arrival rate (so the rate limit refuses first, the count
-  // limit once the node has filled up).
-  const normalOnline = rate * sessionSeconds;
-  const o: HugOptions = {
-    rate,
-    sessionSeconds,
-    warmupSeconds: f.num(flags.warmup),
-    steps: f.int(flags.steps),
-    stepSeconds: f.num(flags.stepSeconds),
-    top: f.num(flags.top),
-    tailSeconds: f.num(flags.tail),
-    connectionLimit: f.int(flags.connectionLimit, normalOnline > 0 ? Math.ceil(2 * normalOnline) : q ? 1200 : 8000),
-    connectionRateLimit: f.int(flags.rateLimit, Math.ceil(2 * rate)),
-    retries: f.int(flags.retries),
-    maxInFlight: f.int(flags.maxInFlight),
-    maxAttempts: f.int(flags.maxAttempts),
-    channels: 100,
-    p99LimitMs: f.num(flags.p99Limit),
-    maxRssMiB: f.num(flags.maxRssMib),
-    maxFailedPercent: f.num(flags.maxFailedPercent),
-    readyTimeoutMs: f.int(flags.readyTimeout),
-    bucketMs: q ? 500 : 1000,
-  };
-  // The server needs ceil(limit × fd_headroom 1.25) + 64 descriptors of its 20,000; the load
-  // generator holds every admitted socket plus those in flight.
-  if (o.connectionLimit > 15_900) throw new Error('hug: --connection-limit must be ≤ 15,900 (open-file limit 20,000)');
-  if (o.connectionLimit + o.maxInFlight > LOADGEN_FD_BUDGET) {
-    throw new Error(
-      `hug: --connection-limit + --max-in-flight must be ≤ ${fmt(LOADGEN_FD_BUDGET)} (one process's sockets)`,
-    );
-  }
-  return o;
 }

@@ -11,18 +11,12 @@ import { ServerRunError } from '../../harness/targets.js';
 import type { Timeline } from '../../harness/timeline.js';
 import { round } from '../../harness/util.js';
 import { flags } from './options.js';
-import {
-  optionsOf,
-  windowsOf,
-  type VariantResult,
-  type VariantError,
-  runVariant,
-  reportedWindow,
-  demandOf,
-  retryStormChecks,
-  charts,
-  retryStormTable,
-} from './run.js';
+import { optionsOf } from './options.js';
+import { windowsOf, reportedWindow, demandOf } from './plan.js';
+import { type VariantResult, type VariantError } from './types.js';
+import { runVariant } from './run.js';
+import { retryStormChecks } from './verdict.js';
+import { charts, retryStormTable } from './report.js';
 
 export const retryStormScenario: Scenario = {
   name: 'retry-storm',

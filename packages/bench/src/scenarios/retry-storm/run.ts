@@ -36,426 +36,42 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RpcClient } from '../../load/rpc-client.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
-import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
-import {
-  attemptsPerCall,
-  outcomeKey,
-  reconnectDelayMs,
-  shouldRetry,
-  type CallOutcome,
-  type RetryPolicy,
-} from '../../load/retry-policy.js';
-import {
-  methodOf,
-  originCapacity,
-  RpcOrigin,
-  type OriginArrival,
-  type RpcOriginStats,
-} from '../../servers/rpc-origin.js';
-import { check, type Chart, type Check, type ScenarioContext, type Series } from '../../harness/scenario.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { fmt } from '../../harness/format.js';
+import { reconnectDelayMs, shouldRetry, type CallOutcome, type RetryPolicy } from '../../load/retry-policy.js';
+import { methodOf, RpcOrigin, type OriginArrival } from '../../servers/rpc-origin.js';
+import { type ScenarioContext } from '../../harness/scenario.js';
 import { onFreshBulwark, type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, round, sleep, waitFor } from '../../harness/util.js';
-import { flags } from './options.js';
-
-/** The RPC everyone's gameplay calls. */
-export const GAME_METHOD = 'match.state';
-/** The RPC the buggy feature hammers. */
-export const FEATURE_METHOD = 'inbox.sync';
-
-/** VariantName names one protection setup. */
-export type VariantName = 'unprotected' | 'defaults' | 'tuned' | 'kill-switch';
-export const allVariants: readonly VariantName[] = ['unprotected', 'defaults', 'tuned', 'kill-switch'];
-
-/** RetryStormOptions size the scenario. */
-export interface RetryStormOptions {
-  clients: number;
-  /** Share of the players running the buggy build, %. */
-  buggyPercent: number;
-  /** A player's mean interval between match.state calls, ms (jittered ±50 %). */
-  intervalMs: number;
-  /** The buggy feature calls inbox.sync at this multiple of the normal rate. */
-  buggyFactor: number;
-  /** Immediate retries of each failed inbox.sync call. */
-  retries: number;
-  /** Normal traffic before the storm, seconds. */
-  warmupSeconds: number;
-  /** Storm seconds per variant. */
-  seconds: number;
-  /** Kill-switch variant: seconds into the storm when the switch is set. */
-  switchAfterSeconds: number;
-  /** Kill-switch variant: seconds after the switch left out of both windows (queues drain). */
-  settleSeconds: number;
-  /** Client-side RPC timeout, ms (centrifuge-js's default is 5 s). */
-  callTimeoutMs: number;
-  originWorkers: number;
-  originServiceMs: number;
-  /** The origin queues about this much work (ms), then throttles. */
-  originQueueMs: number;
-  /** Tuned variant: per-connection rpc limit (calls/s) and bucket size. */
-  rpcRate: number;
-  rpcBurst: number;
-  /** Tuned and kill-switch variants: proxy.max_queue holds this much of the origin's work, ms. */
-  proxyQueueMs: number;
-  variants: VariantName[];
-  /** Checks: well-behaved success at least this, %; p99 at most this, ms. */
-  successLimitPercent: number;
-  p99LimitMs: number;
-  connectConcurrency: number;
-}
+import { sizedProxy } from './options.js';
+import {
+  windowIndex,
+  addOutcome,
+  windowsOf,
+  newWindowTally,
+  originQueueOf,
+  buggyCount,
+  isBuggy,
+  pct,
+  summarizeWindow,
+} from './plan.js';
+import {
+  type VariantName,
+  type RetryStormOptions,
+  type Window,
+  type WindowTally,
+  FEATURE_METHOD,
+  type VariantResult,
+  GAME_METHOD,
+} from './types.js';
 
 // ---------------------------------------------------------------- the load model (pure)
 
-/** Demand is what the players ask of the backend, in calls per second. */
-export interface Demand {
-  buggyClients: number;
-  /** Every player's match.state. */
-  normalPerSec: number;
-  /** The buggy feature's first attempts. */
-  featurePerSec: number;
-  /** Normal + feature first attempts. */
-  stormPerSec: number;
-  /** Normal + feature with every attempt failing (each call sent 1 + retries times). */
-  worstPerSec: number;
-}
-
-/** buggyCount is how many of `clients` players run the buggy build (rounded, at least 1 when the share is > 0). */
-export function buggyCount(clients: number, buggyPercent: number): number {
-  if (!(buggyPercent > 0)) return 0;
-  return Math.min(clients, Math.max(1, Math.round((clients * buggyPercent) / 100)));
-}
-
-/**
- * isBuggy says whether player `i` of `clients` runs the buggy build: exactly `buggy` players
- * do, spread evenly over the population (so they are not all connected first).
- */
-export function isBuggy(i: number, clients: number, buggy: number): boolean {
-  return Math.floor(((i + 1) * buggy) / clients) > Math.floor((i * buggy) / clients);
-}
-
-/** demandOf computes the offered load of a configuration. */
-export function demandOf(
-  o: Pick<RetryStormOptions, 'clients' | 'buggyPercent' | 'intervalMs' | 'buggyFactor' | 'retries'>,
-): Demand {
-  const buggyClients = buggyCount(o.clients, o.buggyPercent);
-  const perPlayer = 1000 / o.intervalMs;
-  const normalPerSec = o.clients * perPlayer;
-  const featurePerSec = buggyClients * perPlayer * o.buggyFactor;
-  return {
-    buggyClients,
-    normalPerSec,
-    featurePerSec,
-    stormPerSec: normalPerSec + featurePerSec,
-    worstPerSec: normalPerSec + featurePerSec * attemptsPerCall(1, { retries: o.retries }),
-  };
-}
-
-/** originQueueOf is the origin's queue limit: `originQueueMs` of its work. */
-export function originQueueOf(
-  o: Pick<RetryStormOptions, 'originWorkers' | 'originServiceMs' | 'originQueueMs'>,
-): number {
-  return o.originQueueMs > 0 ? callsOfWork(originCapacity(o.originWorkers, o.originServiceMs), o.originQueueMs) : 0;
-}
-
-/** Headroom of the default origin over the normal load. */
-export const ORIGIN_HEADROOM = 1.6;
-
-/**
- * defaultOriginWorkers sizes the origin like a backend provisioned for the normal load with
- * headroom: workers = round(headroom × normal calls/s × service time), at least 1.
- */
-export function defaultOriginWorkers(normalPerSec: number, serviceMs: number, headroom = ORIGIN_HEADROOM): number {
-  return Math.max(1, Math.round((headroom * normalPerSec * serviceMs) / 1000));
-}
-
-/**
- * callsOfWork is how many calls hold `ms` of a backend's work at `capacityPerSec`: the size of
- * a queue that waits at most about `ms` (at least 1).
- */
-export function callsOfWork(capacityPerSec: number, ms: number): number {
-  return Math.max(1, Math.round((capacityPerSec * ms) / 1000));
-}
-
 // ---------------------------------------------------------------- windows (pure)
-
-export type WindowName = 'warmup' | 'storm' | 'before' | 'settle' | 'after';
-
-/** Window is a stretch of a variant's run, ms since the load started. */
-export interface Window {
-  name: WindowName;
-  fromMs: number;
-  toMs: number;
-}
-
-/** REPORTED are the windows the table and the checks look at (warm-up and settle are in the JSON only). */
-const REPORTED: readonly WindowName[] = ['storm', 'before', 'after'];
-
-/**
- * windowsOf lays out a variant's run: a warm-up of normal traffic, then the storm; with the
- * kill switch, the storm is split into `before` the switch, `settle` (queues drain, calls
- * refused before the switch finish their retries) and `after`. Throws when the switch leaves
- * no `after` window.
- */
-export function windowsOf(
-  o: Pick<RetryStormOptions, 'warmupSeconds' | 'seconds' | 'switchAfterSeconds' | 'settleSeconds'>,
-  killSwitch: boolean,
-): Window[] {
-  const stormAt = o.warmupSeconds * 1000;
-  const end = stormAt + o.seconds * 1000;
-  const warmup: Window = { name: 'warmup', fromMs: 0, toMs: stormAt };
-  if (!killSwitch) return [warmup, { name: 'storm', fromMs: stormAt, toMs: end }];
-  const switchAt = stormAt + o.switchAfterSeconds * 1000;
-  const afterAt = switchAt + o.settleSeconds * 1000;
-  if (!(o.switchAfterSeconds > 0) || !(afterAt < end)) {
-    throw new Error(
-      `--switch-after ${o.switchAfterSeconds} s + ${o.settleSeconds} s settling must end inside the ${o.seconds} s storm`,
-    );
-  }
-  return [
-    warmup,
-    { name: 'before', fromMs: stormAt, toMs: switchAt },
-    { name: 'settle', fromMs: switchAt, toMs: afterAt },
-    { name: 'after', fromMs: afterAt, toMs: end },
-  ];
-}
-
-/** windowIndex is the index of the window holding `tMs`, or -1 outside every window. */
-export function windowIndex(tMs: number, windows: readonly Window[]): number {
-  for (let i = 0; i < windows.length; i++) {
-    const w = windows[i] as Window;
-    if (tMs >= w.fromMs && tMs < w.toMs) return i;
-  }
-  return -1;
-}
 
 // ---------------------------------------------------------------- accounting (pure)
 
-/** OutcomeTally counts attempts by outcome (`ok`, error codes, `timeout`, `disconnect`, `offline`). */
-export interface OutcomeTally {
-  attempts: number;
-  outcomes: Record<string, number>;
-}
-
-export const newTally = (): OutcomeTally => ({ attempts: 0, outcomes: {} });
-
-/** addOutcome counts one attempt that ended with `outcome`. */
-export function addOutcome(t: OutcomeTally, outcome: CallOutcome): void {
-  t.attempts++;
-  const k = outcomeKey(outcome);
-  t.outcomes[k] = (t.outcomes[k] ?? 0) + 1;
-}
-
-/** WindowTally is everything counted in one window. */
-export interface WindowTally {
-  /** Well-behaved players' match.state. */
-  good: OutcomeTally;
-  /** Latency of the well-behaved players' successful calls. */
-  goodLatency: LatencyRecorder;
-  /** Buggy players' match.state. */
-  buggyGame: OutcomeTally;
-  /** Buggy players' inbox.sync, every attempt. */
-  feature: OutcomeTally;
-  /** inbox.sync calls (first attempts). */
-  featureCalls: number;
-  /** Calls the origin received, by method. */
-  originByMethod: Record<string, number>;
-  originThrottled: number;
-}
-
-export const newWindowTally = (): WindowTally => ({
-  good: newTally(),
-  goodLatency: new LatencyRecorder(),
-  buggyGame: newTally(),
-  feature: newTally(),
-  featureCalls: 0,
-  originByMethod: {},
-  originThrottled: 0,
-});
-
-/** WindowResult is one window's summary. */
-export interface WindowResult {
-  window: WindowName;
-  seconds: number;
-  good: {
-    attempts: number;
-    ok: number;
-    successPercent: number;
-    /** Successful well-behaved calls per second. */
-    goodputPerSec: number;
-    /** Latency of the successful calls. */
-    latencyMs: LatencySummary;
-    /** Failed attempts by outcome. */
-    failures: Record<string, number>;
-  };
-  buggyGame: { attempts: number; ok: number; successPercent: number };
-  feature: { calls: number; attempts: number; attemptsPerCall: number; outcomes: Record<string, number> };
-  origin: {
-    arrivals: number;
-    /** Calls offered to the origin per second (served, queued or throttled). */
-    perSec: number;
-    /** perSec as a share of the origin's capacity, %. */
-    loadPercent: number;
-    throttled: number;
-    byMethod: Record<string, number>;
-  };
-}
-
-const pct = (part: number, whole: number): number => (whole > 0 ? round((part / whole) * 100, 2) : Number.NaN);
-
-/** summarizeWindow turns a window's tallies into its {@link WindowResult}. */
-export function summarizeWindow(w: Window, t: WindowTally, capacityPerSec: number): WindowResult {
-  const seconds = (w.toMs - w.fromMs) / 1000;
-  const goodOk = t.good.outcomes.ok ?? 0;
-  const failures = Object.fromEntries(Object.entries(t.good.outcomes).filter(([k]) => k !== 'ok'));
-  const arrivals = Object.values(t.originByMethod).reduce((a, b) => a + b, 0);
-  const perSec = seconds > 0 ? arrivals / seconds : Number.NaN;
-  return {
-    window: w.name,
-    seconds,
-    good: {
-      attempts: t.good.attempts,
-      ok: goodOk,
-      successPercent: pct(goodOk, t.good.attempts),
-      goodputPerSec: seconds > 0 ? round(goodOk / seconds, 1) : Number.NaN,
-      latencyMs: roundSummary(t.goodLatency.summary(), 1),
-      failures,
-    },
-    buggyGame: {
-      attempts: t.buggyGame.attempts,
-      ok: t.buggyGame.outcomes.ok ?? 0,
-      successPercent: pct(t.buggyGame.outcomes.ok ?? 0, t.buggyGame.attempts),
-    },
-    feature: {
-      calls: t.featureCalls,
-      attempts: t.feature.attempts,
-      attemptsPerCall: t.featureCalls > 0 ? round(t.feature.attempts / t.featureCalls, 2) : Number.NaN,
-      outcomes: { ...t.feature.outcomes },
-    },
-    origin: {
-      arrivals,
-      perSec: round(perSec, 1),
-      loadPercent: capacityPerSec > 0 ? round((perSec / capacityPerSec) * 100, 1) : Number.NaN,
-      throttled: t.originThrottled,
-      byMethod: { ...t.originByMethod },
-    },
-  };
-}
-
-/** VariantResult is one variant's outcome. */
-export interface VariantResult {
-  variant: VariantName;
-  /** The Bulwark config the variant adds (the proxy endpoint left out). */
-  config: Record<string, unknown>;
-  windows: WindowResult[];
-  /** Connections closed under the players, by close code (3013: the rate limiter's). */
-  disconnects: { good: Record<string, number>; buggy: Record<string, number> };
-  reconnects: number;
-  origin: RpcOriginStats;
-  /** When the kill switch was on (the API answered), seconds since the load started. */
-  switchAtSeconds?: number;
-  /** From the server's /metrics at the end (absent when it did not answer). */
-  server?: {
-    /** bulwark_proxy_protected_calls_total by outcome. */
-    protectedCalls: Record<string, number>;
-    /** bulwark_rejections_total by reason. */
-    rejections: Record<string, number>;
-  };
-  /** Wall time of the variant, start to stop of its servers, seconds. */
-  runSeconds: number;
-  /**
-   * p99 event-loop delay of the load generator (which also runs the origin) and of Bulwark
-   * over the run, ms: when high, the machine, not the protections, set the latencies.
-   */
-  lagP99Ms: { loadgen: number; server: number };
-}
-
-/** VariantError is a variant that could not run to its end. */
-export interface VariantError {
-  variant: VariantName;
-  error: string;
-  serverLog?: string[];
-}
-
-/** reportedWindow finds a variant's window by name. */
-export function reportedWindow(v: VariantResult, name: WindowName): WindowResult | undefined {
-  return v.windows.find((w) => w.window === name);
-}
-
-/** Limits are the thresholds of {@link retryStormChecks}. */
-export interface Limits {
-  successPercent: number;
-  p99Ms: number;
-  capacityPerSec: number;
-}
-
-/**
- * retryStormChecks judges a run:
- * - `unprotected` must reproduce the storm: the origin was driven past what it holds and had
- *   to throttle (otherwise the load generator did not produce the incident, and the protected
- *   variants' passes would mean nothing);
- * - `tuned` over the storm, and `kill-switch` after the switch: well-behaved success ≥ the
- *   limit, their p99 ≤ the limit, and the origin offered at most its capacity;
- * - `kill-switch`: no inbox.sync reached the origin after the switch (and its settling).
- * `defaults` is reported for contrast and not judged.
- */
-export function retryStormChecks(
-  variants: readonly VariantResult[],
-  l: Limits,
-  errors: readonly VariantError[] = [],
-): Check[] {
-  const checks: Check[] = errors.map((e) => check(`${e.variant}: ran to its end`, 0, '==', 1));
-  const protectedWindow = (name: string, w: WindowResult) => {
-    checks.push(check(`${name}: well-behaved success`, w.good.successPercent, '>=', l.successPercent, '%'));
-    checks.push(check(`${name}: well-behaved p99`, w.good.latencyMs.p99, '<=', l.p99Ms, 'ms'));
-    checks.push(check(`${name}: origin calls offered`, w.origin.perSec, '<=', l.capacityPerSec, 'calls/s'));
-  };
-  for (const v of variants) {
-    if (v.variant === 'unprotected') {
-      const w = reportedWindow(v, 'storm');
-      checks.push(
-        check('unprotected: storm reproduced (origin throttled, 503)', w?.origin.throttled ?? 0, '>', 0, 'calls'),
-      );
-    } else if (v.variant === 'tuned') {
-      const w = reportedWindow(v, 'storm');
-      if (w) protectedWindow('tuned, storm', w);
-      else checks.push(check('tuned: storm window measured', 0, '==', 1));
-    } else if (v.variant === 'kill-switch') {
-      const w = reportedWindow(v, 'after');
-      if (w) {
-        protectedWindow('kill switch, after', w);
-        checks.push(
-          check(
-            'kill switch, after: inbox.sync at the origin',
-            w.origin.byMethod[FEATURE_METHOD] ?? 0,
-            '==',
-            0,
-            'calls',
-          ),
-        );
-      } else checks.push(check('kill switch: after window measured', 0, '==', 1));
-    }
-  }
-  return checks;
-}
-
 // ---------------------------------------------------------------- Bulwark configs
-
-/**
- * sizedProxy is proxy.max_concurrent and max_queue sized to the origin, as an operator would:
- * twice its workers in flight (so a worker never idles during the round trip between two
- * calls), never more than it holds without throttling (workers + its queue), and a queue
- * holding `proxyQueueMs` of its work.
- */
-export function sizedProxy(
-  o: Pick<RetryStormOptions, 'originWorkers' | 'originServiceMs' | 'originQueueMs' | 'proxyQueueMs'>,
-): { max_concurrent: number; max_queue: number } {
-  const capacity = originCapacity(o.originWorkers, o.originServiceMs);
-  return {
-    max_concurrent: Math.min(2 * o.originWorkers, o.originWorkers + originQueueOf(o)),
-    max_queue: callsOfWork(capacity, o.proxyQueueMs),
-  };
-}
 
 /** variantConfig is the Bulwark config of a variant (without the proxy endpoint). */
 export function variantConfig(v: VariantName, o: RetryStormOptions): Record<string, unknown> {
@@ -481,24 +97,10 @@ export function variantConfig(v: VariantName, o: RetryStormOptions): Record<stri
   }
 }
 
-const describeVariant = (v: VariantName, o: RetryStormOptions): string => {
-  const p = sizedProxy(o);
-  switch (v) {
-    case 'unprotected':
-      return 'rpc rate limits, shedding, proxy concurrency limit and breaker off';
-    case 'defaults':
-      return 'Bulwark as shipped: rpc 50/s per connection (burst 100), proxy 64 in flight + queue 256, breaker';
-    case 'tuned':
-      return `rpc ${fmt(o.rpcRate, 1)}/s per connection (burst ${o.rpcBurst}); proxy ${p.max_concurrent} in flight + queue ${p.max_queue}; breaker`;
-    case 'kill-switch':
-      return `proxy ${p.max_concurrent} in flight + queue ${p.max_queue}, default rate limits; kill_switch_set rpc ${FEATURE_METHOD} ${fmt(o.switchAfterSeconds, 1)} s into the storm`;
-  }
-};
-
 // ---------------------------------------------------------------- running a variant
 
 /** A player: one connection, reconnecting with the SDK's backoff when closed. */
-interface Player {
+export interface Player {
   user: string;
   buggy: boolean;
   client: RpcClient | undefined;
@@ -508,7 +110,7 @@ interface Player {
 }
 
 /** Rig is a variant's run in progress. */
-interface Rig {
+export interface Rig {
   server: RunningServer;
   windows: Window[];
   tallies: WindowTally[];
@@ -523,9 +125,9 @@ interface Rig {
   policy: RetryPolicy;
 }
 
-const elapsed = (rig: Rig) => performance.now() - rig.t0;
+export const elapsed = (rig: Rig) => performance.now() - rig.t0;
 
-function later(p: Player, ms: number, fn: () => void): void {
+export function later(p: Player, ms: number, fn: () => void): void {
   const t = setTimeout(() => {
     p.timers.delete(t);
     fn();
@@ -534,7 +136,7 @@ function later(p: Player, ms: number, fn: () => void): void {
 }
 
 /** connectPlayer opens a connection for `p`; closes after it connected count as disconnects and reconnect. */
-async function connectPlayer(rig: Rig, p: Player): Promise<void> {
+export async function connectPlayer(rig: Rig, p: Player): Promise<void> {
   const c: RpcClient = new RpcClient(rig.server.wsUrl, (code) => onClosed(rig, p, c, code));
   p.client = c;
   p.connected = false;
@@ -548,10 +150,10 @@ async function connectPlayer(rig: Rig, p: Player): Promise<void> {
 }
 
 /** Connect attempts per player at the start (an SDK keeps trying; admission may refuse some while the node is busy). */
-const INITIAL_CONNECT_ATTEMPTS = 8;
+export const INITIAL_CONNECT_ATTEMPTS = 8;
 
 /** connectWithRetries connects `p` before the load starts, retrying with the SDK's backoff. */
-async function connectWithRetries(rig: Rig, p: Player): Promise<void> {
+export async function connectWithRetries(rig: Rig, p: Player): Promise<void> {
   for (let n = 0; ; n++) {
     try {
       await connectPlayer(rig, p);
@@ -563,7 +165,7 @@ async function connectWithRetries(rig: Rig, p: Player): Promise<void> {
   }
 }
 
-function onClosed(rig: Rig, p: Player, c: RpcClient, code: number): void {
+export function onClosed(rig: Rig, p: Player, c: RpcClient, code: number): void {
   if (p.client !== c || rig.closing) return;
   if (p.connected) {
     const d = p.buggy ? rig.disconnects.buggy : rig.disconnects.good;
@@ -585,10 +187,10 @@ function onClosed(rig: Rig, p: Player, c: RpcClient, code: number): void {
   });
 }
 
-type CallKind = 'good' | 'buggyGame' | 'feature';
+export type CallKind = 'good' | 'buggyGame' | 'feature';
 
 /** attempt sends attempt number `n` of a call and accounts for it; the buggy feature retries. */
-function attempt(rig: Rig, p: Player, method: string, data: string, n: number): void {
+export function attempt(rig: Rig, p: Player, method: string, data: string, n: number): void {
   const kind: CallKind = !p.buggy ? 'good' : method === FEATURE_METHOD ? 'feature' : 'buggyGame';
   const wi = windowIndex(elapsed(rig), rig.windows);
   const tally = wi >= 0 ? rig.tallies[wi] : undefined;
@@ -618,7 +220,7 @@ function attempt(rig: Rig, p: Player, method: string, data: string, n: number): 
  * load started, at intervals of `periodMs` jittered ±50 %. Times are planned from the schedule,
  * not from when a timer ran, so a late load generator does not lower the offered rate.
  */
-function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toMs: number, fire: () => void): void {
+export function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toMs: number, fire: () => void): void {
   let next = fromMs + Math.random() * periodMs;
   const arm = () => {
     if (next >= toMs) return;
@@ -632,7 +234,7 @@ function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toMs: numb
   arm();
 }
 
-type Log = (msg: string) => void;
+export type Log = (msg: string) => void;
 
 /** runVariant runs one variant on a fresh origin and Bulwark, and always tears both down. */
 export async function runVariant(
@@ -814,201 +416,4 @@ export async function runVariant(
 
 // ---------------------------------------------------------------- report
 
-function featureCell(w: WindowResult): string {
-  const o = w.feature.outcomes;
-  if (w.feature.attempts === 0) return '-';
-  const known = ['ok', '111', '100', '108'];
-  const other = Object.entries(o)
-    .filter(([k]) => !known.includes(k))
-    .reduce((a, [, n]) => a + n, 0);
-  return `${fmt(o.ok ?? 0)} / ${fmt(o['111'] ?? 0)} / ${fmt(o['100'] ?? 0)} / ${fmt(o['108'] ?? 0)} / ${fmt(other)}`;
-}
-
-const failureCell = (f: Record<string, number>): string => fmtCounts(f);
-
-const nonZero = (counts: Record<string, number>): Record<string, number> =>
-  Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
-
-/** retryStormTable renders the results. */
-export function retryStormTable(
-  o: RetryStormOptions,
-  capacity: number,
-  variants: readonly VariantResult[],
-  errors: readonly VariantError[] = [],
-): string {
-  const d = demandOf(o);
-  const header = [
-    'variant / window',
-    'good ok/s',
-    'good ok %',
-    'good p50 / p99 ms',
-    'good failures',
-    'buggy calls → attempts (×)',
-    'inbox.sync ok / 111 / 100 / 108 / other',
-    'buggy match.state ok %',
-    'origin calls/s (% cap)',
-    'origin 503',
-  ];
-  const rows: string[][] = [header];
-  for (const v of variants) {
-    for (const name of REPORTED) {
-      const w = reportedWindow(v, name);
-      if (!w) continue;
-      rows.push([
-        name === 'storm' ? v.variant : `${v.variant}: ${name}`,
-        fmt(w.good.goodputPerSec, 1),
-        fmt(w.good.successPercent, 2),
-        `${fmt(w.good.latencyMs.p50, 1)} / ${fmt(w.good.latencyMs.p99, 1)}`,
-        failureCell(w.good.failures),
-        `${fmt(w.feature.calls)} → ${fmt(w.feature.attempts)} (${fmt(w.feature.attemptsPerCall, 2)})`,
-        featureCell(w),
-        fmt(w.buggyGame.successPercent, 1),
-        `${fmt(w.origin.perSec)} (${fmt(w.origin.loadPercent)}%)`,
-        fmt(w.origin.throttled),
-      ]);
-    }
-  }
-  const detail: string[][] = [
-    [
-      'variant',
-      'run s',
-      'origin max in flight / wait ms',
-      'origin service ms',
-      'origin wasted',
-      'proxy protections',
-      'server refusals',
-      'disconnects buggy; good',
-      'reconnects',
-      'lag p99 ms loadgen / server',
-    ],
-    ...variants.map((v) => [
-      v.variant,
-      fmt(v.runSeconds, 1),
-      `${fmt(v.origin.maxInFlight)} / ${fmt(v.origin.maxWaitMs)}`,
-      fmt(v.origin.meanServiceMs, 1),
-      fmt(v.origin.wasted),
-      v.server ? fmtCounts(nonZero(v.server.protectedCalls)) : '-',
-      v.server ? fmtCounts(nonZero(v.server.rejections)) : '-',
-      `${fmtCounts(v.disconnects.buggy)}; ${fmtCounts(v.disconnects.good)}`,
-      fmt(v.reconnects),
-      `${fmt(v.lagP99Ms.loadgen)} / ${fmt(v.lagP99Ms.server)}`,
-    ]),
-  ];
-  return [
-    `retry-storm: ${fmt(o.clients)} players, ${fmt(d.buggyClients)} on the buggy build (${FEATURE_METHOD} at ${o.buggyFactor}× ` +
-      `= ${fmt((o.buggyFactor * 1000) / o.intervalMs, 1)}/s each, ${o.retries} immediate retries per failure); everyone calls ` +
-      `${GAME_METHOD} every ${fmt(o.intervalMs / 1000, 1)} s ±50 %; ${o.warmupSeconds} s warm-up, ${o.seconds} s storm per variant`,
-    `origin: ${o.originWorkers} workers × ${o.originServiceMs} ms = ${fmt(capacity)} calls/s, queue ${originQueueOf(o)} (${o.originQueueMs} ms), then 503; ` +
-      `demand: normal ${fmt(d.normalPerSec)}/s (${fmt((d.normalPerSec / capacity) * 100)}% of capacity), storm ${fmt(d.stormPerSec)}/s ` +
-      `first attempts (${fmt((d.stormPerSec / capacity) * 100)}%), up to ${fmt(d.worstPerSec)}/s with retries (${fmt((d.worstPerSec / capacity) * 100)}%)`,
-    ...variants.map((v) => `  ${v.variant}: ${describeVariant(v.variant, o)}`),
-    '',
-    formatTable(rows),
-    '  good = well-behaved players (match.state, no retries); latency of successful calls; failures by outcome',
-    '  (100 temporary, 111 too many requests, offline = due while disconnected); origin calls/s = offered (served, queued or throttled)',
-    '',
-    formatTable(detail),
-    ...errors.map((e) => `  ${e.variant}: ERROR: ${e.error}`),
-  ].join('\n');
-}
-
-export function charts(
-  o: RetryStormOptions,
-  variants: readonly VariantResult[],
-  timelines: readonly Timeline[],
-  capacity: number,
-): Chart[] {
-  // Buckets after the end hold only the replies of the last calls: left out, they would draw a fall.
-  const end = o.warmupSeconds + o.seconds;
-  const per = (f: (t: Timeline, v: VariantResult) => Series): Series[] =>
-    variants.map((v, i) => {
-      const s = f(timelines[i] as Timeline, v);
-      return { label: s.label, points: s.points.filter(([x]) => x < end) };
-    });
-  const origin = per((t, v) => t.rate('origin.arrival', v.variant));
-  const switched = variants.find((v) => v.switchAtSeconds !== undefined)?.switchAtSeconds;
-  const when = `storm from ${fmt(o.warmupSeconds)} s${switched !== undefined ? `, kill switch at ${fmt(switched, 1)} s` : ''}`;
-  return [
-    {
-      title: `Well-behaved players: successful RPCs per second (${when})`,
-      xLabel: 's',
-      yLabel: 'ok calls/s',
-      series: per((t, v) => t.rate('good.ok', v.variant)),
-    },
-    {
-      title: `Well-behaved players: p99 latency of successful RPCs (${when})`,
-      xLabel: 's',
-      yLabel: 'ms',
-      series: per((t, v) => t.quantile('good.latency', 99, v.variant)),
-    },
-    {
-      title: 'Origin: calls offered per second, against its capacity',
-      xLabel: 's',
-      yLabel: 'calls/s',
-      series: [
-        ...origin,
-        {
-          label: 'capacity',
-          points: [
-            [0, capacity],
-            [end, capacity],
-          ],
-        },
-      ],
-    },
-    {
-      title: `Buggy build: ${FEATURE_METHOD} attempts per second (retries included)`,
-      xLabel: 's',
-      yLabel: 'attempts/s',
-      series: per((t, v) => t.rate('feature.attempt', v.variant)),
-    },
-  ];
-}
-
 // ---------------------------------------------------------------- the scenario
-
-function parseVariants(s: string): VariantName[] {
-  const names = s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
-  for (const n of names) {
-    if (!(allVariants as readonly string[]).includes(n)) {
-      throw new Error(`--variants: unknown variant "${n}" (choose from ${allVariants.join(', ')})`);
-    }
-  }
-  if (names.length === 0) throw new Error('--variants: name at least one variant');
-  return allVariants.filter((v) => names.includes(v));
-}
-
-/** optionsOf resolves the flags (defaults filled in). */
-export function optionsOf(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): RetryStormOptions {
-  const f = ctx.flags;
-  const clients = f.int(flags.clients);
-  const intervalMs = f.num(flags.interval);
-  const seconds = f.num(flags.duration);
-  const originServiceMs = f.num(flags.originServiceMs);
-  const normal = (clients * 1000) / intervalMs;
-  return {
-    clients,
-    buggyPercent: f.num(flags.buggyPercent),
-    intervalMs,
-    buggyFactor: f.num(flags.buggyFactor),
-    retries: f.int(flags.retries),
-    warmupSeconds: f.num(flags.warmup),
-    seconds,
-    switchAfterSeconds: f.num(flags.switchAfter, seconds / 2),
-    settleSeconds: ctx.quick ? 1 : 2,
-    callTimeoutMs: 5000,
-    originWorkers: f.int(flags.originWorkers, defaultOriginWorkers(normal, originServiceMs)),
-    originServiceMs,
-    originQueueMs: f.num(flags.originQueueMs),
-    rpcRate: f.num(flags.rpcRate),
-    rpcBurst: f.int(flags.rpcBurst),
-    proxyQueueMs: 250,
-    variants: parseVariants(f.str(flags.variants, allVariants.join(','))),
-    successLimitPercent: f.num(flags.successLimit),
-    p99LimitMs: f.num(flags.p99Limit),
-    connectConcurrency: 100,
-  };
-}

@@ -6,7 +6,10 @@
  */
 import { type Scenario } from '../../harness/scenario.js';
 import { flags } from './options.js';
-import { readOptions, runRolling, rollingChecks, rollingTable } from './run.js';
+import { readOptions } from './options.js';
+import { runRolling } from './run.js';
+import { rollingChecks } from './verdict.js';
+import { rollingTable } from './report.js';
 
 /** rollingRestartScenario is the registered scenario. */
 export const rollingRestartScenario: Scenario = {

@@ -1,9 +1,12 @@
 /**
- * FLAGS_DOC
+ * The rolling-restart scenario's flags (each declared once with its default, quick value and help) and the
+ * options they resolve to.
  *
  * @module
  */
 import { type FlagSpec } from '../../harness/flags.js';
+import type { RollingOptions } from './types.js';
+import type { ScenarioContext } from '../../harness/scenario.js';
 
 export const flags = {
   clients: { name: 'clients', arg: 'N', help: 'players, all on node A at first', default: 5000, quick: 500, min: 1 },
@@ -45,3 +48,27 @@ export const flags = {
   },
   redisUrl: { name: 'redis-url', arg: 'URL', help: 'Redis for the nodes', defaultText: 'redis://127.0.0.1:6379' },
 } satisfies Record<string, FlagSpec>;
+
+/** readOptions resolves the flags. */
+export function readOptions(ctx: ScenarioContext): RollingOptions {
+  const f = ctx.flags;
+  const q = ctx.quick;
+  const o: RollingOptions = {
+    clients: f.int(flags.clients),
+    channels: f.int(flags.channels),
+    rate: f.num(flags.rate),
+    drainWindowMs: f.int(flags.drainWindow),
+    probeDelayMs: f.int(flags.probeDelay),
+    restarts: f.int(flags.restarts),
+    steadySeconds: f.num(flags.steady),
+    slackMs: f.int(flags.reconnectSlack),
+    maxPeakFactor: f.num(flags.maxPeakFactor),
+    historySize: 1000,
+    redisUrl: f.str(flags.redisUrl, process.env.BULWARK_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'),
+    connectConcurrency: 200,
+    bucketMs: q ? 500 : 1000,
+  };
+  if (o.restarts > 2) throw new Error('--restarts must be 1 or 2');
+  if (o.clients > 15_000) throw new Error('--clients must be ≤ 15000 (one process holds them, file limit 20000)');
+  return o;
+}
