@@ -10,7 +10,7 @@ import { connectionsSocketIoRatios } from '../src/scenarios/connections/verdict.
 import { fanoutSocketIoRatios } from '../src/scenarios/fanout/verdict.js';
 import { parseTargets } from '../src/harness/targets.js';
 import type { ConnectionsResult } from '../src/scenarios/connections/run.js';
-import type { FanoutResult } from '../src/scenarios/fanout/run.js';
+import type { FanoutResult } from '../src/scenarios/fanout/types.js';
 
 describe('parseTargets', () => {
   it('keeps both = raw + bulwark and adds all = raw + bulwark + socketio', () => {

@@ -17,7 +17,7 @@ import {
 import { connectionToken, signHs256, verifyHs256 } from '../src/harness/jwt.js';
 import { startServer } from '../src/harness/targets.js';
 import { waitFor } from '../src/harness/util.js';
-import type { PhaseResult } from '../src/scenarios/fanout/run.js';
+import type { PhaseResult } from '../src/scenarios/fanout/types.js';
 import { judge } from '../src/scenarios/fanout/verdict.js';
 
 describe('parseBenchPush', () => {

@@ -14,7 +14,8 @@ import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { RunningServer } from '../src/harness/targets.js';
-import { runFanout, type FanoutOptions } from '../src/scenarios/fanout/run.js';
+import { runFanout } from '../src/scenarios/fanout/run.js';
+import { type FanoutOptions } from '../src/scenarios/fanout/types.js';
 import { CLASSES, type FanoutMixedOptions, type MixedRunDetail } from '../src/scenarios/fanout-mixed/types.js';
 import { runFanoutMixed } from '../src/scenarios/fanout-mixed/run.js';
 

@@ -10,9 +10,10 @@ import { parseReplyHead } from '../src/load/command-client.js';
 import type { FeedResult } from '../src/load/live-feed.js';
 import type { LatencySummary } from '../src/harness/stats.js';
 import { tally } from '../src/harness/util.js';
-import type { OverloadRun } from '../src/scenarios/overload/run.js';
+import type { OverloadRun } from '../src/scenarios/overload/types.js';
 import { judgeOverload } from '../src/scenarios/overload/verdict.js';
-import { stalledCount, type StalledRun } from '../src/scenarios/stalled/run.js';
+import { stalledCount } from '../src/scenarios/stalled/run.js';
+import { type StalledRun } from '../src/scenarios/stalled/types.js';
 import { judgeStalled } from '../src/scenarios/stalled/verdict.js';
 
 const head = (line: string) => parseReplyHead(Buffer.from(line), 0, Buffer.byteLength(line));

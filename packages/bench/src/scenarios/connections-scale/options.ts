@@ -6,9 +6,9 @@
  */
 import { randomInt } from 'crypto';
 import { type FlagSpec } from '../../harness/flags.js';
-import type { ConnectionsScaleOptions } from './types.js';
+import { type ConnectionsScaleOptions, type FdCapacity } from './types.js';
 import { MAX_PER_SOURCE_ADDRESS } from '../../load/conn-worker-protocol.js';
-import type { ScenarioContext } from '../../harness/scenario.js';
+import { type ScenarioContext } from '../../harness/scenario.js';
 import { readOpenFileLimits } from '../../harness/proc.js';
 
 export const flags = {
@@ -91,17 +91,6 @@ export const MAX_SOCKETS_PER_LOAD_PROCESS = 18_000;
  */
 export const CONNECTIONS_PER_SOURCE_IP = 20_000;
 
-/** FdCapacity is how many connections one Bulwark worker may hold, and the workers N needs. */
-export interface FdCapacity {
-  /** Open-file limit of the server processes (Node raises the soft limit to the hard one). */
-  openFileLimit: number;
-  fdHeadroom: number;
-  /** floor((openFileLimit − 64) / fdHeadroom): the connection limit Bulwark sets itself. */
-  perWorkerCap: number;
-  /** Workers whose caps hold the connections with 10 % to spare. */
-  workersNeeded: number;
-}
-
 /**
  * fdCapacity computes Bulwark's per-worker connection cap from the open-file limit (as the
  * server does with client.connection_limit 0) and the workers `connections` need.
@@ -174,3 +163,6 @@ export function resolveOptions(ctx: ScenarioContext): ConnectionsScaleOptions {
     },
   };
 }
+
+/** Bulwark's default client.ping_interval, seconds (the scenario does not change it). */
+export const PING_INTERVAL_SECONDS = 25;

@@ -6,7 +6,7 @@
 import { MiB, fmt, fmtCounts, formatTable } from '../../harness/format.js';
 import { type Chart, type Series } from '../../harness/scenario.js';
 import type { Timeline } from '../../harness/timeline.js';
-import type { Gauges, ConnectionsScaleOptions, ConnectionsScaleResult } from './types.js';
+import { type Gauges, type ConnectionsScaleOptions, type ConnectionsScaleResult } from './types.js';
 
 /** peakRate is the highest y of a rate series (0 when empty). */
 export function peakRate(series: Series): number {

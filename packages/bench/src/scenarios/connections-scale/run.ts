@@ -51,11 +51,8 @@ import { Timeline } from '../../harness/timeline.js';
 import { round, sleep } from '../../harness/util.js';
 import { FD_RESERVED, resolveOptions } from './options.js';
 import { charts, peakRate, table } from './report.js';
-import type { ConnectionsScaleOptions, ConnectionsScaleResult, Gauges } from './types.js';
+import { type ConnectionsScaleOptions, type ConnectionsScaleResult, type Gauges } from './types.js';
 import { judgeConnectionsScale, perConnection } from './verdict.js';
-
-/** Bulwark's default client.ping_interval, seconds (the scenario does not change it). */
-export const PING_INTERVAL_SECONDS = 25;
 
 export const MiB = 2 ** 20;
 

@@ -5,7 +5,6 @@
  */
 import { type KernelNetCounters } from '../../harness/proc.js';
 import { type LatencySummary } from '../../harness/stats.js';
-import { type FdCapacity } from './options.js';
 
 /** ConnectionsScaleOptions size the scenario. */
 export interface ConnectionsScaleOptions {
@@ -114,4 +113,15 @@ export interface Gauges {
   serverRssMiB: Array<[number, number]>;
   loadRssMiB: Array<[number, number]>;
   serverCpuPercent: Array<[number, number]>;
+}
+
+/** FdCapacity is how many connections one Bulwark worker may hold, and the workers N needs. */
+export interface FdCapacity {
+  /** Open-file limit of the server processes (Node raises the soft limit to the hard one). */
+  openFileLimit: number;
+  fdHeadroom: number;
+  /** floor((openFileLimit − 64) / fdHeadroom): the connection limit Bulwark sets itself. */
+  perWorkerCap: number;
+  /** Workers whose caps hold the connections with 10 % to spare. */
+  workersNeeded: number;
 }

@@ -6,8 +6,8 @@
  */
 import { check, type Check } from '../../harness/scenario.js';
 import { round } from '../../harness/util.js';
-import { PING_INTERVAL_SECONDS } from './run.js';
-import type { ConnectionsScaleResult, ConnectionsScaleLimits } from './types.js';
+import { PING_INTERVAL_SECONDS } from './options.js';
+import { type ConnectionsScaleResult, type ConnectionsScaleLimits } from './types.js';
 
 /** perConnection is (after − before) / connections, rounded; NaN without connections. */
 export function perConnection(before: number, after: number, connections: number): number {

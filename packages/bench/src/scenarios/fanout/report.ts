@@ -18,7 +18,7 @@ import {
 import { fmt, formatTable } from '../../harness/format.js';
 import { type ScenarioReport, resultOf } from '../../harness/report.js';
 import { type Chart } from '../../harness/scenario.js';
-import { type FanoutResult } from './run.js';
+import { type FanoutResult } from './types.js';
 
 /** fanoutTable renders the fan-out report. */
 export function fanoutTable(

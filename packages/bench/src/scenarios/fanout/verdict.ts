@@ -8,7 +8,7 @@
 import { type Outcomes, ratio, infoRatio, resultsOf, ratioChecks } from '../../harness/comparison.js';
 import { type Ratio, resultOf, type InfoRatio } from '../../harness/report.js';
 import { type Check, check } from '../../harness/scenario.js';
-import { type PhaseResult, type FanoutResult } from './run.js';
+import { type PhaseResult, type FanoutResult } from './types.js';
 
 /** judge decides whether a ramp step passed and, if not, why. */
 export function judge(r: PhaseResult, p99LimitMs: number): { pass: boolean; reason: string } {

@@ -5,8 +5,8 @@
  * @module
  */
 import { type FlagSpec } from '../../harness/flags.js';
-import type { HugOptions } from './types.js';
-import type { ScenarioContext } from '../../harness/scenario.js';
+import { type HugOptions } from './types.js';
+import { type ScenarioContext } from '../../harness/scenario.js';
 import { fmt } from '../../harness/format.js';
 
 export const flags = {
@@ -94,3 +94,6 @@ export function hugOptions(ctx: ScenarioContext): HugOptions {
   }
   return o;
 }
+
+/** How often the client-side counts are sampled for the charts. */
+export const SAMPLE_MS = 500;

@@ -9,12 +9,11 @@ import { type Chart, type Series } from '../../harness/scenario.js';
 import type { ServerWatch } from '../../harness/server-watch.js';
 import { type LatencySummary } from '../../harness/stats.js';
 import { round } from '../../harness/util.js';
-import type { HugRun } from './run.js';
-import { SAMPLE_MS } from './run.js';
-import type { HugOptions, HugResult } from './types.js';
+import { SAMPLE_MS } from './options.js';
+import { type HugOptions, type HugResult, type HugTrace } from './types.js';
 
 /** hugCharts draws the run over time. */
-export function hugCharts(run: HugRun, watch: ServerWatch, probe: HttpProbe, o: HugOptions): Chart[] {
+export function hugCharts(run: HugTrace, watch: ServerWatch, probe: HttpProbe, o: HugOptions): Chart[] {
   const tl = run.tl;
   const end = run.heldSeries[run.heldSeries.length - 1]?.[0] ?? 0;
   const limit: Series = {

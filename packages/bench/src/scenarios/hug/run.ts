@@ -47,7 +47,8 @@ import { type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { round, sleep, tally, waitFor } from '../../harness/util.js';
 import { hugCharts } from './report.js';
-import type { HugOptions, HugResult } from './types.js';
+import { type HugOptions, type HugResult } from './types.js';
+import { SAMPLE_MS } from './options.js';
 
 /** Per-phase tallies while running. */
 export interface PhaseTally {
@@ -63,8 +64,6 @@ export interface PhaseTally {
   serverCpuPercent: number;
 }
 
-/** How often the client-side counts are sampled for the charts. */
-export const SAMPLE_MS = 500;
 /** Timeout of connect and subscribe replies. */
 export const REPLY_TIMEOUT_MS = 10_000;
 /** How long the end of the run waits for attempts in flight. */

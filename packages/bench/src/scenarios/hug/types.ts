@@ -6,6 +6,7 @@
 import { type ProbeSummary } from '../../harness/http-probe.js';
 import { type CpuReading } from '../../harness/proc.js';
 import { type LatencySummary } from '../../harness/stats.js';
+import type { Timeline } from '../../harness/timeline.js';
 
 /** HugOptions size the scenario. */
 export interface HugOptions {
@@ -124,4 +125,12 @@ export interface HugResult {
   ready: ProbeSummary;
   cpu: CpuReading;
   phases: PhaseResult[];
+}
+
+/** HugTrace is what the charts read of a run: its timeline and the client-side samples. */
+export interface HugTrace {
+  readonly tl: Timeline;
+  readonly heldSeries: Array<[number, number]>;
+  readonly inFlightSeries: Array<[number, number]>;
+  readonly t0: number;
 }

@@ -5,7 +5,7 @@
  */
 import { type FlagSpec } from '../../harness/flags.js';
 import { type ScenarioContext } from '../../harness/scenario.js';
-import { type OverloadOptions } from './run.js';
+import { type OverloadOptions } from './types.js';
 
 export const flags = {
   subscribers: { name: 'subscribers', arg: 'N', help: 'live-channel subscribers', default: 500, quick: 100, min: 1 },

@@ -8,7 +8,8 @@ import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
 import { type ScenarioReport } from '../../harness/report.js';
 import { type Outcomes, resultsOf } from '../../harness/comparison.js';
 import { type Chart } from '../../harness/scenario.js';
-import { type OverloadResult, type OverloadOptions, HISTORY_CHANNEL, LIVE_CHANNEL } from './run.js';
+import { type OverloadResult, type OverloadOptions } from './types.js';
+import { HISTORY_CHANNEL, LIVE_CHANNEL } from './run.js';
 import { GOODPUT_FLOOR, P99_FACTOR } from './verdict.js';
 
 /** overloadTable renders the overload report. */

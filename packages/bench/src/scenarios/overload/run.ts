@@ -24,11 +24,11 @@
  */
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { CommandClient, type ReplyHead } from '../../load/command-client.js';
-import { LiveFeed, type FeedResult } from '../../load/live-feed.js';
+import { LiveFeed } from '../../load/live-feed.js';
 import { runPaced, staggeredStreams } from '../../load/pacing.js';
-import { watchCpu, type CpuReading } from '../../harness/proc.js';
+import { watchCpu } from '../../harness/proc.js';
 import { type ScenarioReport } from '../../harness/report.js';
-import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
+import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
 import {
   bulwarkAvailable,
   onFreshBulwark,
@@ -38,118 +38,16 @@ import {
 } from '../../harness/targets.js';
 import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
 import { judgeOverload } from './verdict.js';
+import type { OverloadOptions, OverloadCapacity, OverloadRun, OverloadResult } from './types.js';
 
-/** OverloadOptions size the overload scenario. */
-export interface OverloadOptions {
-  /** Connections polling history. */
-  pollers: number;
-  /** Subscribers of the live channel. */
-  subscribers: number;
-  /** Publications per second to the live channel. */
-  publishRate: number;
-  /** Publications kept in the board channel's history, and the page each poll asks for. */
-  page: number;
-  /** Seconds of each open-loop run. */
-  seconds: number;
-  /** Seconds of the closed-loop capacity run. */
-  capacitySeconds: number;
-  /** Polls each poller keeps outstanding in the capacity run. */
-  depth: number;
-  /** Offered load of the open-loop runs, in multiples of the capacity. */
-  multipliers: number[];
-  /** Highest offered rate, polls/s: beyond it the one-core load generator cannot send on time. */
-  maxOfferedRate: number;
-  /** Unmeasured closed-loop polling (one outstanding per poller) before each run, seconds. */
-  warmupSeconds: number;
-  /** How long replies may still arrive after a run's window. */
-  graceMs: number;
-  connectConcurrency: number;
-}
-
-/** ReplyCounts tallies the replies to a run's polls. */
-export interface ReplyCounts {
-  sent: number;
-  ok: number;
-  /** Refused with error 111 (too many requests, temporary): shed. */
-  shed: number;
-  /** Other error replies, by code. */
-  otherErrors: Record<string, number>;
-  /** Polls without a reply when the grace period ended. */
-  timeouts: number;
-}
-
-/** OverloadRun is one open-loop run at a multiple of the capacity (CPU over the window and grace). */
-export interface OverloadRun extends ReplyCounts, CpuReading {
-  multiplier: number;
-  shedding: boolean;
-  /** Polls per second asked for: multiplier × capacity, capped at maxOfferedRate. */
-  targetRate: number;
-  /** Whether maxOfferedRate capped the target. */
-  capped: boolean;
-  /** Polls per second actually sent. */
-  offeredPerSec: number;
-  /** Successful replies per second of the window. */
-  goodputPerSec: number;
-  shedPerSec: number;
-  /** Latency of successful replies. */
-  okLatencyMs: LatencySummary;
-  /** Latency of refusals: how fast a shed poll is answered. */
-  shedLatencyMs: LatencySummary;
-  feed: FeedResult;
-  /** Pollers the server closed during the run, by close code. */
-  pollersClosed: Record<string, number>;
-  /**
-   * From the server's /metrics after the grace (absent when it did not answer in 5 s): refusals
-   * by reason (`overload_read`: polls shed, whether or not the refusal reached the poller in
-   * time) and the p99 event-loop lag over the run.
-   */
-  server?: { rejections: Record<string, number>; eventLoopLagP99Ms: number };
-}
-
-/** OverloadCapacity is the closed-loop measurement of C. */
-export interface OverloadCapacity {
-  /** C: successful polls per second. */
-  perSec: number;
-  ok: number;
-  errors: number;
-  okLatencyMs: LatencySummary;
-  serverCpuPercent: number;
-  loadgenCpuPercent: number;
-  /** Which side most likely set C, judged from the two CPU readings. */
-  limitedBy: string;
-}
-
-/** OverloadVerdict is the pass/fail judgement of shedding at the highest multiplier. */
-export interface OverloadVerdict {
-  multiplier: number;
-  /** Goodput must reach this: half of C. */
-  goodputFloor: number;
-  goodput: number;
-  /** p99 of successful replies must stay within this: 10 × the p99 at 1× with shedding. */
-  p99Ceiling: number;
-  p99: number;
-  pass: boolean;
-  reasons: string[];
-}
-
-/** OverloadResult is the whole scenario's outcome. */
-export interface OverloadResult {
-  page: number;
-  /** Size of one history reply, bytes. */
-  replyBytes: number;
-  capacity: OverloadCapacity;
-  runs: OverloadRun[];
-  verdict: OverloadVerdict;
-}
-
-type Log = (msg: string) => void;
+export type Log = (msg: string) => void;
 
 export const HISTORY_CHANNEL = 'board:history';
 export const LIVE_CHANNEL = 'board:live';
 /** Bytes of text in each history publication (about 300 bytes of data with its JSON). */
-const HISTORY_TEXT_BYTES = 280;
+export const HISTORY_TEXT_BYTES = 280;
 /** Padding of each live publication (~150-byte pushes, as in the fan-out scenario). */
-const LIVE_PAD_BYTES = 64;
+export const LIVE_PAD_BYTES = 64;
 /**
  * client.queue_max_size of the runs. Each poller connection stands in for many real clients
  * (200 connections carry thousands of polls/s, where a real client has one poll outstanding),
@@ -159,9 +57,9 @@ const LIVE_PAD_BYTES = 64;
  * (stalled readers are the `stalled` scenario's). 64 MiB keeps a flushed frame below the ws
  * client's 100 MiB message limit.
  */
-const POLLER_QUEUE_BYTES = 64 * 2 ** 20;
+export const POLLER_QUEUE_BYTES = 64 * 2 ** 20;
 /** overloadConfig is the Bulwark config of one run. */
-function overloadConfig(opts: OverloadOptions, shedding: boolean): Record<string, unknown> {
+export function overloadConfig(opts: OverloadOptions, shedding: boolean): Record<string, unknown> {
   const board = {
     name: 'board',
     history_size: opts.page,
@@ -180,7 +78,7 @@ function overloadConfig(opts: OverloadOptions, shedding: boolean): Record<string
 }
 
 /** A poller's connection and the send times of its polls in the current phase. */
-interface Poller {
+export interface Poller {
   client: CommandClient;
   /** Id of the phase's first poll; send times are indexed by id − firstId. */
   firstId: number;
@@ -189,7 +87,7 @@ interface Poller {
 }
 
 /** Per-phase tallies the reply handler writes to. */
-interface Phase {
+export interface Phase {
   open: boolean;
   /** Closed loop: answer each reply tallied with a new poll on the same poller. */
   refill: boolean;
@@ -205,7 +103,7 @@ interface Phase {
   shedLatency: LatencyRecorder;
 }
 
-function newPhase(refill: boolean): Phase {
+export function newPhase(refill: boolean): Phase {
   return {
     open: true,
     refill,
@@ -221,7 +119,7 @@ function newPhase(refill: boolean): Phase {
 }
 
 /** A started server with its pollers and live feed. */
-interface Rig {
+export interface Rig {
   server: RunningServer;
   pollers: Poller[];
   feed: LiveFeed;
@@ -232,13 +130,13 @@ interface Rig {
   poll(i: number, count: number): void;
 }
 
-const pollBody = (page: number) => `"history":{"channel":"${HISTORY_CHANNEL}","limit":${page}}`;
+export const pollBody = (page: number) => `"history":{"channel":"${HISTORY_CHANNEL}","limit":${page}}`;
 
 /**
  * setUp fills the board's history and connects the feed's subscribers and the pollers (into
  * `pollers`, so that the caller can close whatever connected even when setting up fails).
  */
-async function setUp(
+export async function setUp(
   server: RunningServer,
   api: ServerApi,
   feed: LiveFeed,
@@ -333,7 +231,7 @@ async function setUp(
  * closedLoop keeps `depth` polls outstanding per poller for `seconds`, with the live feed
  * publishing as in the open-loop runs; returns the tallies of replies within the window.
  */
-async function closedLoop(rig: Rig, opts: OverloadOptions, depth: number, seconds: number): Promise<Phase> {
+export async function closedLoop(rig: Rig, opts: OverloadOptions, depth: number, seconds: number): Promise<Phase> {
   const phase = rig.startPhase(true);
   phase.countUntil = performance.now() + seconds * 1000;
   rig.pollers.forEach((_p, i) => rig.poll(i, depth));
@@ -344,14 +242,14 @@ async function closedLoop(rig: Rig, opts: OverloadOptions, depth: number, second
   return phase;
 }
 
-async function warmUp(rig: Rig, opts: OverloadOptions): Promise<void> {
+export async function warmUp(rig: Rig, opts: OverloadOptions): Promise<void> {
   if (opts.warmupSeconds > 0) await closedLoop(rig, opts, 1, opts.warmupSeconds);
   // Let the server's smoothed lag settle before the measured window.
   await sleep(300);
 }
 
 /** measureCapacity is the closed-loop run that finds C. */
-async function measureCapacity(rig: Rig, opts: OverloadOptions, log: Log): Promise<OverloadCapacity> {
+export async function measureCapacity(rig: Rig, opts: OverloadOptions, log: Log): Promise<OverloadCapacity> {
   await warmUp(rig, opts);
   const done = watchCpu(rig.server.pid);
   const phase = await closedLoop(rig, opts, opts.depth, opts.capacitySeconds);
@@ -374,7 +272,7 @@ async function measureCapacity(rig: Rig, opts: OverloadOptions, log: Log): Promi
 }
 
 /** openLoop runs one open-loop window at `rate` polls/s with the live feed publishing. */
-async function openLoop(
+export async function openLoop(
   rig: Rig,
   opts: OverloadOptions,
   rate: number,
@@ -421,7 +319,7 @@ async function openLoop(
 }
 
 /** onRig runs `fn` on a fresh server set up for the scenario, and always tears the rig down. */
-function onRig<R>(
+export function onRig<R>(
   start: StartOptions,
   opts: OverloadOptions,
   shedding: boolean,
@@ -489,7 +387,7 @@ export async function runOverload(
   }
 }
 
-function describe(r: OverloadRun): string {
+export function describe(r: OverloadRun): string {
   return (
     `offered ${r.offeredPerSec}/s: ok ${r.goodputPerSec}/s (p50 ${r.okLatencyMs.p50} / p99 ${r.okLatencyMs.p99} ms), ` +
     `shed ${r.shedPerSec}/s, timeouts ${r.timeouts}; feed p99 ${r.feed.latencyMs.p99} ms, loss ${r.feed.loss.missing}; ` +

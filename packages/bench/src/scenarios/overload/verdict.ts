@@ -7,7 +7,7 @@
 import { round } from '../../harness/util.js';
 import { type Outcomes, resultsOf } from '../../harness/comparison.js';
 import { type Check, check } from '../../harness/scenario.js';
-import { type OverloadRun, type OverloadVerdict, type OverloadResult } from './run.js';
+import { type OverloadRun, type OverloadVerdict, type OverloadResult } from './types.js';
 
 /** A successful run at 10× keeps at least this share of C... */
 export const GOODPUT_FLOOR = 0.5;

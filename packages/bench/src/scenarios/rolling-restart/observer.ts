@@ -8,8 +8,8 @@ import { type RecoveringClientEvents, type SubscribeOutcome } from '../../load/r
 import { LatencyRecorder, SeqTracker } from '../../harness/stats.js';
 import { Timeline } from '../../harness/timeline.js';
 import { nowMicros } from '../../harness/util.js';
-import { channelName } from './run.js';
-import type { RestartAcc } from './types.js';
+import { channelName } from './types.js';
+import { type RestartAcc } from './types.js';
 
 /** failureKind shortens an attempt failure to a reason worth tallying. */
 export function failureKind(why: string): string {

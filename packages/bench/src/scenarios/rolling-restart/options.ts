@@ -5,8 +5,8 @@
  * @module
  */
 import { type FlagSpec } from '../../harness/flags.js';
-import type { RollingOptions } from './types.js';
-import type { ScenarioContext } from '../../harness/scenario.js';
+import { type RollingOptions } from './types.js';
+import { type ScenarioContext } from '../../harness/scenario.js';
 
 export const flags = {
   clients: { name: 'clients', arg: 'N', help: 'players, all on node A at first', default: 5000, quick: 500, min: 1 },

@@ -8,7 +8,7 @@ import { type Chart, type Series } from '../../harness/scenario.js';
 import { type LatencySummary } from '../../harness/stats.js';
 import { round } from '../../harness/util.js';
 import type { Observer } from './observer.js';
-import type { RollingOptions, RollingResult, RestartResult } from './types.js';
+import { type RollingOptions, type RollingResult, type RestartResult } from './types.js';
 
 /**
  * rateSeries buckets `timesMs` (ms, same clock as `startMs`) into `bucketMs` buckets from

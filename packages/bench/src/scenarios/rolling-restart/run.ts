@@ -45,19 +45,19 @@ import { bulwarkAvailable, deepMerge, ServerRunError, startServer, type RunningS
 import { mapLimit, round, sleep, waitFor } from '../../harness/util.js';
 import { Observer } from './observer.js';
 import { buildCharts } from './report.js';
-import type {
-  NodeCounters,
-  NodeName,
-  RollingOptions,
-  RollingResult,
-  Fleet,
-  MissingExample,
-  RestartResult,
+import {
+  type NodeCounters,
+  type NodeName,
+  type RollingOptions,
+  type RollingResult,
+  type Fleet,
+  type MissingExample,
+  type RestartResult,
+  channelName,
+  NAMESPACE,
 } from './types.js';
 import { judgeCompleteness, spanOf, peakPerWindow } from './verdict.js';
 
-export const NAMESPACE = 'rr';
-export const channelName = (ch: number) => `${NAMESPACE}:ch${ch}`;
 export const MAX_API_IN_FLIGHT = 512;
 /** Failed attempts a player may retry (with the backoff) while everyone first connects to A. */
 export const START_RETRIES = 10;

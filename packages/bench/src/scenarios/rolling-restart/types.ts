@@ -169,3 +169,7 @@ export interface Fleet {
   nodes: Map<NodeName, RunningServer>;
   apis: Map<NodeName, ServerApi>;
 }
+
+export const NAMESPACE = 'rr';
+
+export const channelName = (ch: number) => `${NAMESPACE}:ch${ch}`;

@@ -6,7 +6,7 @@
  */
 import { check, type Check } from '../../harness/scenario.js';
 import { round } from '../../harness/util.js';
-import type { CompletenessInput, Completeness, RollingResult, RollingOptions } from './types.js';
+import { type CompletenessInput, type Completeness, type RollingResult, type RollingOptions } from './types.js';
 
 /**
  * peakPerWindow is the largest number of `timesMs` in any half-open interval [t, t + windowMs):

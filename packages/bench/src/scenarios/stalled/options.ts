@@ -5,7 +5,7 @@
  */
 import { type FlagSpec } from '../../harness/flags.js';
 import { type ScenarioContext } from '../../harness/scenario.js';
-import { type StalledOptions } from './run.js';
+import { type StalledOptions } from './types.js';
 
 export const flags = {
   subscribers: { name: 'subscribers', arg: 'N', help: '', default: 2000, quick: 200, min: 2 },

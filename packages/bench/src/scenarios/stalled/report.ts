@@ -5,7 +5,8 @@
  */
 import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
 import { type ScenarioReport } from '../../harness/report.js';
-import { type StalledResult, type StalledOptions, stalledCount, type StalledRun } from './run.js';
+import { type StalledResult, type StalledOptions, type StalledRun } from './types.js';
+import { stalledCount } from './run.js';
 import { P99_FACTOR, RSS_SHARE } from './verdict.js';
 
 /** stalledTable renders the stalled-clients report. */

@@ -25,8 +25,8 @@
 import { LeanClient } from '../../load/lean-client.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { connectionToken } from '../../harness/jwt.js';
-import { LiveFeed, type FeedResult } from '../../load/live-feed.js';
-import { readRssBytes, watchCpu, type CpuReading } from '../../harness/proc.js';
+import { LiveFeed } from '../../load/live-feed.js';
+import { readRssBytes, watchCpu } from '../../harness/proc.js';
 import { type ScenarioReport } from '../../harness/report.js';
 import {
   bulwarkAvailable,
@@ -37,82 +37,13 @@ import {
 } from '../../harness/targets.js';
 import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
 import { judgeStalled } from './verdict.js';
+import type { StalledOptions, StalledRun, StalledResult } from './types.js';
 
-/** StalledOptions size the stalled-clients scenario. */
-export interface StalledOptions {
-  /** All subscribers, healthy and stalled. */
-  subscribers: number;
-  channels: number;
-  /** Share of the subscribers that stall in runs (b) and (c), %. */
-  stalledPercent: number;
-  /** API publications per second, all channels together. */
-  publishRate: number;
-  /** Padding bytes in each publication's data (~1 KB publications). */
-  padBytes: number;
-  /** Seconds of publishing per run. */
-  seconds: number;
-  /** Unmeasured publishing to the healthy clients before the stalled ones connect, seconds. */
-  warmupSeconds: number;
-  /** How long to wait for the last deliveries, and for stalled clients to see their close. */
-  drainMs: number;
-  /** How often server RSS is sampled, ms. */
-  sampleMs: number;
-  /** client.queue_max_size of run (c). */
-  uncappedQueueBytes: number;
-  connectConcurrency: number;
-}
+export type Log = (msg: string) => void;
 
-/** StalledRun is one run's outcome. */
-export interface StalledRun extends CpuReading {
-  label: string;
-  stalledClients: number;
-  /** client.queue_max_size, or undefined for the server's default. */
-  queueMaxSize: number | undefined;
-  /** Server RSS in MiB: after setup, highest sample during the run, and at its end. */
-  rssMiB: { baseline: number; peak: number; final: number };
-  /** bulwark_slow_disconnects_total at the end of the run. */
-  slowDisconnects: number;
-  /**
-   * Seconds into the window by which the first and the last slow disconnect had happened (the
-   * counter is read once a second), or null when none did: how long stalled clients held on.
-   */
-  slowDisconnectsBySecond: { first: number | null; last: number | null };
-  /** bulwark_disconnects_total by code at the end of the run. */
-  disconnectsByCode: Record<string, number>;
-  /** Close codes the stalled clients saw once they read again (1006: no close frame reached them). */
-  stalledCloseCodes: Record<string, number>;
-  /** Stalled clients still open at the end. */
-  stalledStillOpen: number;
-  /** The healthy subscribers' deliveries. */
-  healthy: FeedResult;
-}
+export const MiB = 2 ** 20;
 
-/** StalledVerdict judges (b) against (a) and (c). */
-export interface StalledVerdict {
-  /** Healthy p99 in (b) must stay within 2 × that of (a). */
-  p99Ceiling: number;
-  p99: number;
-  /**
-   * Memory the stalled clients add — a run's RSS growth (peak − baseline) beyond that of (a),
-   * which has the same healthy traffic — must in (b) stay within half of that in (c).
-   */
-  addedRssCeilingMiB: number;
-  addedRssMiB: number;
-  pass: boolean;
-  reasons: string[];
-}
-
-/** StalledResult is the whole scenario's outcome. */
-export interface StalledResult {
-  runs: StalledRun[];
-  verdict: StalledVerdict;
-}
-
-type Log = (msg: string) => void;
-
-const MiB = 2 ** 20;
-
-const channelName = (ch: number) => `bench:ch${ch}`;
+export const channelName = (ch: number) => `bench:ch${ch}`;
 
 /** stalledCount is how many of `subscribers` stall at `percent` %. */
 export function stalledCount(subscribers: number, percent: number): number {
@@ -120,7 +51,11 @@ export function stalledCount(subscribers: number, percent: number): number {
 }
 
 /** connectStalled connects `count` clients subscribed to every channel. */
-async function connectStalled(server: RunningServer, count: number, opts: StalledOptions): Promise<LeanClient[]> {
+export async function connectStalled(
+  server: RunningServer,
+  count: number,
+  opts: StalledOptions,
+): Promise<LeanClient[]> {
   const clients: LeanClient[] = [];
   const failures: string[] = [];
   await mapLimit(
@@ -143,13 +78,13 @@ async function connectStalled(server: RunningServer, count: number, opts: Stalle
   return clients;
 }
 
-const slowCount = (metrics: string) => metricSeries(metrics, 'bulwark_slow_disconnects_total').get('') ?? 0;
+export const slowCount = (metrics: string) => metricSeries(metrics, 'bulwark_slow_disconnects_total').get('') ?? 0;
 
 /**
  * sampleServer samples the server's RSS every `sampleMs` and its slow-disconnect counter once a
  * second (a /metrics scrape costs the server about a millisecond) until stopped.
  */
-function sampleServer(server: RunningServer, sampleMs: number) {
+export function sampleServer(server: RunningServer, sampleMs: number) {
   const t0 = performance.now();
   let peak = readRssBytes(server.pid);
   const bySecond: { first: number | null; last: number | null } = { first: null, last: null };
@@ -190,7 +125,7 @@ function sampleServer(server: RunningServer, sampleMs: number) {
 }
 
 /** runOnce runs one of the three runs on a fresh server. */
-async function runOnce(
+export async function runOnce(
   server: RunningServer,
   opts: StalledOptions,
   stalled: number,

@@ -8,7 +8,7 @@
 import { round } from '../../harness/util.js';
 import { type Outcomes, resultsOf } from '../../harness/comparison.js';
 import { type Check, check } from '../../harness/scenario.js';
-import { type StalledRun, type StalledVerdict, type StalledResult } from './run.js';
+import { type StalledRun, type StalledVerdict, type StalledResult } from './types.js';
 
 export const P99_FACTOR = 2;
 export const RSS_SHARE = 0.5;
