@@ -5,24 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { countOccurrences, scanBenchMarkers } from '../src/lib/bench-markers.js';
-import { cpuPercentPoints } from '../src/lib/cpu-sampler.js';
-import { PollSchedule, spreadOffsets } from '../src/lib/poll-schedule.js';
-import { parseProcIo } from '../src/lib/proc-io.js';
-import { SeqTracker, type LatencySummary, type LossSummary } from '../src/lib/stats.js';
+import { countOccurrences, scanBenchMarkers } from '../src/load/bench-markers.js';
+import { cpuPercentPoints } from '../src/harness/cpu-sampler.js';
+import { PollSchedule, spreadOffsets } from '../src/load/poll-schedule.js';
+import { parseProcIo } from '../src/harness/proc-io.js';
+import { SeqTracker, type LatencySummary, type LossSummary } from '../src/harness/stats.js';
 import {
   firstSightings,
-  judgeBoard,
   membersOf,
   owedDeliveries,
   postData,
   pollBody,
   pollSinceBody,
   teamOf,
-  type BoardMode,
-  type ModeResult,
-} from '../src/scenarios/board-event.js';
-import { parseHistoryPosition } from '../src/lib/history-position.js';
+} from '../src/scenarios/board-event/boards.js';
+import { judgeBoard } from '../src/scenarios/board-event/verdict.js';
+import { type BoardMode, type ModeResult } from '../src/scenarios/board-event/types.js';
+import { parseHistoryPosition } from '../src/load/history-position.js';
 
 /** A history reply as Bulwark encodes it: `{"id":N,"history":{"publications":[…],"epoch":…,"offset":…}}`. */
 function historyReply(id: number, datas: string[]): Buffer {

@@ -14,24 +14,20 @@ import {
   RPC_TIMEOUT,
   RpcClient,
   type RpcOutcome,
-} from '../src/client/rpc-client.js';
-import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/lib/arrivals.js';
-import { RpcOrigin } from '../src/lib/rpc-origin.js';
-import type { LatencySummary } from '../src/lib/stats.js';
-import { waitFor } from '../src/lib/util.js';
+} from '../src/load/rpc-client.js';
+import { Arrivals, peakCount, peakRate, slidingRateSeries } from '../src/harness/arrivals.js';
+import { RpcOrigin } from '../src/servers/rpc-origin.js';
+import type { LatencySummary } from '../src/harness/stats.js';
+import { waitFor } from '../src/harness/util.js';
+import { askKey, variantConfig } from '../src/scenarios/cold-cache/run.js';
+import { judgeColdCache, perKeySummary } from '../src/scenarios/cold-cache/verdict.js';
 import {
-  askKey,
-  judgeColdCache,
   originConcurrencyFor,
   originRateBound,
   parseVariants,
-  perKeySummary,
   protectedMaxConcurrent,
-  variantConfig,
-  type ColdCacheOptions,
-  type Variant,
-  type VariantResult,
-} from '../src/scenarios/cold-cache.js';
+} from '../src/scenarios/cold-cache/options.js';
+import { type ColdCacheOptions, type Variant, type VariantResult } from '../src/scenarios/cold-cache/types.js';
 
 describe('peakCount / peakRate', () => {
   it('finds a burst that straddles a second boundary (fixed 1 s buckets would see half of it in each)', () => {

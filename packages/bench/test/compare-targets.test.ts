@@ -4,15 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  connectionsSocketIoRatios,
-  connectionsTable,
-  fanoutSocketIoRatios,
-  type ScenarioReport,
-} from '../src/lib/report.js';
-import { parseTargets } from '../src/lib/targets.js';
-import type { ConnectionsResult } from '../src/scenarios/connections.js';
-import type { FanoutResult } from '../src/scenarios/fanout.js';
+import type { ScenarioReport } from '../src/harness/report.js';
+import { connectionsTable } from '../src/scenarios/connections/report.js';
+import { connectionsSocketIoRatios } from '../src/scenarios/connections/verdict.js';
+import { fanoutSocketIoRatios } from '../src/scenarios/fanout/verdict.js';
+import { parseTargets } from '../src/harness/targets.js';
+import type { ConnectionsResult } from '../src/scenarios/connections/run.js';
+import type { FanoutResult } from '../src/scenarios/fanout/types.js';
 
 describe('parseTargets', () => {
   it('keeps both = raw + bulwark and adds all = raw + bulwark + socketio', () => {

@@ -17,21 +17,16 @@ import {
   FIRST_SOURCE_PORT,
   MAX_PER_SOURCE_ADDRESS,
   sourceEndpoint,
-} from '../src/client/conn-worker-protocol.js';
-import { ConnFleet, splitRange } from '../src/lib/conn-fleet.js';
-import { verifyHs256 } from '../src/lib/jwt.js';
-import { OrphanGuard } from '../src/lib/orphans.js';
-import { readRssBytes, readTreeRssBytes, treePids } from '../src/lib/proc.js';
-import { waitFor } from '../src/lib/util.js';
-import {
-  fdCapacity,
-  judgeConnectionsScale,
-  loadProcessesFor,
-  peakRate,
-  perConnection,
-  sourceIpsFor,
-  type ConnectionsScaleResult,
-} from '../src/scenarios/connections-scale.js';
+} from '../src/load/conn-worker-protocol.js';
+import { ConnFleet, splitRange } from '../src/load/conn-fleet.js';
+import { verifyHs256 } from '../src/harness/jwt.js';
+import { OrphanGuard } from '../src/harness/orphans.js';
+import { readRssBytes, readTreeRssBytes, treePids } from '../src/harness/proc.js';
+import { waitFor } from '../src/harness/util.js';
+import { fdCapacity, loadProcessesFor, sourceIpsFor } from '../src/scenarios/connections-scale/options.js';
+import { judgeConnectionsScale, perConnection } from '../src/scenarios/connections-scale/verdict.js';
+import { peakRate } from '../src/scenarios/connections-scale/report.js';
+import { type ConnectionsScaleResult } from '../src/scenarios/connections-scale/types.js';
 
 describe('capacity arithmetic', () => {
   it("computes Bulwark's per-worker cap from the open-file limit and the workers 100,000 need", () => {

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { bulwarkAvailable } from '../src/lib/targets.js';
+import { bulwarkAvailable } from '../src/harness/targets.js';
 
-const targets = fileURLToPath(new URL('../src/lib/targets.js', import.meta.url));
+const targets = fileURLToPath(new URL('../src/harness/targets.js', import.meta.url));
 
 function alive(pid: number): boolean {
   try {

@@ -5,14 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { expectedDeliveryRates, mixedLayout } from '../src/scenarios/fanout-mixed/run.js';
+import { mixedChecks } from '../src/scenarios/fanout-mixed/verdict.js';
 import {
-  expectedDeliveryRates,
-  mixedChecks,
-  mixedLayout,
   type ClassResult,
   type FanoutMixedOptions,
   type FanoutMixedResult,
-} from '../src/scenarios/fanout-mixed.js';
+} from '../src/scenarios/fanout-mixed/types.js';
 
 describe('mixedLayout', () => {
   it('gives every player its own personal channel, its team of teamSize and the world channel', () => {

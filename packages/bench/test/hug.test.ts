@@ -10,7 +10,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { classifyFailure, openAttempt } from '../src/client/admission-attempt.js';
+import { classifyFailure, openAttempt } from '../src/load/admission-attempt.js';
 import {
   arrivalsDue,
   hugSchedule,
@@ -18,12 +18,12 @@ import {
   phaseOfArrival,
   plannedArrivals,
   rampMultipliers,
-} from '../src/lib/arrival-schedule.js';
-import { summarizeProbes } from '../src/lib/http-probe.js';
-import { parseRetryAfter, retryDelayMs } from '../src/lib/retry-advice.js';
-import { heldOnServer } from '../src/lib/server-watch.js';
-import { freePort } from '../src/lib/targets.js';
-import { hugChecks, type HugMeasures, type HugThresholds } from '../src/scenarios/hug.js';
+} from '../src/load/arrival-schedule.js';
+import { summarizeProbes } from '../src/harness/http-probe.js';
+import { parseRetryAfter, retryDelayMs } from '../src/load/retry-advice.js';
+import { heldOnServer } from '../src/harness/server-watch.js';
+import { freePort } from '../src/harness/targets.js';
+import { hugChecks, type HugMeasures, type HugThresholds } from '../src/scenarios/hug/verdict.js';
 
 describe('parseRetryAfter', () => {
   it('reads delay-seconds, with surrounding whitespace', () => {

@@ -13,11 +13,12 @@ import {
   parseBenchPush,
   parseSocketIoBenchPush,
   parseSocketIoPacket,
-} from '../src/client/lean-client.js';
-import { connectionToken, signHs256, verifyHs256 } from '../src/lib/jwt.js';
-import { startServer } from '../src/lib/targets.js';
-import { waitFor } from '../src/lib/util.js';
-import { judge, type PhaseResult } from '../src/scenarios/fanout.js';
+} from '../src/load/lean-client.js';
+import { connectionToken, signHs256, verifyHs256 } from '../src/harness/jwt.js';
+import { startServer } from '../src/harness/targets.js';
+import { waitFor } from '../src/harness/util.js';
+import type { PhaseResult } from '../src/scenarios/fanout/types.js';
+import { judge } from '../src/scenarios/fanout/verdict.js';
 
 describe('parseBenchPush', () => {
   it('decodes a Centrifugo push with the bench markers', () => {

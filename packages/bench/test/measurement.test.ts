@@ -13,16 +13,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { RunningServer } from '../src/lib/targets.js';
-import { runFanout, type FanoutOptions } from '../src/scenarios/fanout.js';
-import {
-  CLASSES,
-  runFanoutMixed,
-  type FanoutMixedOptions,
-  type MixedRunDetail,
-} from '../src/scenarios/fanout-mixed.js';
+import type { RunningServer } from '../src/harness/targets.js';
+import { runFanout } from '../src/scenarios/fanout/run.js';
+import { type FanoutOptions } from '../src/scenarios/fanout/types.js';
+import { CLASSES, type FanoutMixedOptions, type MixedRunDetail } from '../src/scenarios/fanout-mixed/types.js';
+import { runFanoutMixed } from '../src/scenarios/fanout-mixed/run.js';
 
-const rawMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/reference/raw-ws-server.js');
+const rawMain = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/servers/raw-ws-server.js');
 const stops: Array<() => void> = [];
 after(() => stops.forEach((stop) => stop()));
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dueBy, sendsBefore, staggeredStreams } from '../src/lib/pacing.js';
+import { dueBy, sendsBefore, staggeredStreams } from '../src/load/pacing.js';
 
 describe('dueBy', () => {
   it('counts the sends at or before the elapsed time, the first at the offset', () => {

@@ -5,13 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { metricSeries } from '../src/lib/api.js';
-import { parseReplyHead } from '../src/lib/command-client.js';
-import type { FeedResult } from '../src/lib/live-feed.js';
-import type { LatencySummary } from '../src/lib/stats.js';
-import { tally } from '../src/lib/util.js';
-import { judgeOverload, type OverloadRun } from '../src/scenarios/overload.js';
-import { judgeStalled, stalledCount, type StalledRun } from '../src/scenarios/stalled.js';
+import { metricSeries } from '../src/harness/api.js';
+import { parseReplyHead } from '../src/load/command-client.js';
+import type { FeedResult } from '../src/load/live-feed.js';
+import type { LatencySummary } from '../src/harness/stats.js';
+import { tally } from '../src/harness/util.js';
+import type { OverloadRun } from '../src/scenarios/overload/types.js';
+import { judgeOverload } from '../src/scenarios/overload/verdict.js';
+import { stalledCount } from '../src/scenarios/stalled/run.js';
+import { type StalledRun } from '../src/scenarios/stalled/types.js';
+import { judgeStalled } from '../src/scenarios/stalled/verdict.js';
 
 const head = (line: string) => parseReplyHead(Buffer.from(line), 0, Buffer.byteLength(line));
 

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { RpcClient, type RpcOutcome } from '../src/client/rpc-client.js';
+import { RpcClient, type RpcOutcome } from '../src/load/rpc-client.js';
 import {
   attemptsPerCall,
   outcomeKey,
   reconnectDelayMs,
   shouldRetry,
   type CallOutcome,
-} from '../src/lib/retry-policy.js';
+} from '../src/load/retry-policy.js';
 import {
   emptyOriginStats,
   methodOf,
@@ -23,8 +23,8 @@ import {
   originFate,
   parseProxyRequest,
   RpcOrigin,
-} from '../src/lib/rpc-origin.js';
-import { waitFor } from '../src/lib/util.js';
+} from '../src/servers/rpc-origin.js';
+import { waitFor } from '../src/harness/util.js';
 import {
   addOutcome,
   buggyCount,
@@ -35,16 +35,14 @@ import {
   newTally,
   newWindowTally,
   originQueueOf,
-  retryStormChecks,
-  sizedProxy,
   summarizeWindow,
-  variantConfig,
   windowIndex,
   windowsOf,
-  type RetryStormOptions,
-  type VariantResult,
-  type WindowResult,
-} from '../src/scenarios/retry-storm.js';
+} from '../src/scenarios/retry-storm/plan.js';
+import { retryStormChecks } from '../src/scenarios/retry-storm/verdict.js';
+import { sizedProxy } from '../src/scenarios/retry-storm/options.js';
+import { variantConfig } from '../src/scenarios/retry-storm/run.js';
+import { type RetryStormOptions, type VariantResult, type WindowResult } from '../src/scenarios/retry-storm/types.js';
 
 describe('shouldRetry (the buggy build)', () => {
   const policy = { retries: 3 };

@@ -7,22 +7,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { AddressPool } from '../src/client/address-pool.js';
-import { reconnectDelayMs } from '../src/client/backoff.js';
-import { benchData } from '../src/client/lean-client.js';
-import { isTerminalClose, readPubOffset, RecoveringClient } from '../src/client/recovering-client.js';
-import { SeqTracker, type LatencySummary } from '../src/lib/stats.js';
-import { waitFor } from '../src/lib/util.js';
-import {
-  judgeCompleteness,
-  peakPerWindow,
-  rateSeries,
-  rollingChecks,
-  spanOf,
-  type RestartResult,
-  type RollingOptions,
-  type RollingResult,
-} from '../src/scenarios/rolling-restart.js';
+import { AddressPool } from '../src/load/address-pool.js';
+import { reconnectDelayMs } from '../src/load/backoff.js';
+import { benchData } from '../src/load/lean-client.js';
+import { isTerminalClose, readPubOffset, RecoveringClient } from '../src/load/recovering-client.js';
+import { SeqTracker, type LatencySummary } from '../src/harness/stats.js';
+import { waitFor } from '../src/harness/util.js';
+import { judgeCompleteness, peakPerWindow, rollingChecks, spanOf } from '../src/scenarios/rolling-restart/verdict.js';
+import { rateSeries } from '../src/scenarios/rolling-restart/report.js';
+import { type RestartResult, type RollingOptions, type RollingResult } from '../src/scenarios/rolling-restart/types.js';
 
 describe('reconnectDelayMs (centrifuge-js backoff with full jitter)', () => {
   it('first attempt: 500 ms plus up to 500 ms of jitter', () => {

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { escapeHtml, niceScale, renderChart, renderHtmlReport } from '../src/lib/html-report.js';
-import { renderBar } from '../src/lib/progress.js';
-import { check } from '../src/lib/scenario.js';
-import { Timeline } from '../src/lib/timeline.js';
+import { escapeHtml, niceScale, renderChart, renderHtmlReport } from '../src/harness/html-report.js';
+import { renderBar } from '../src/harness/progress.js';
+import { check } from '../src/harness/scenario.js';
+import { Timeline } from '../src/harness/timeline.js';
 
 describe('check', () => {
   it('compares with each operator', () => {

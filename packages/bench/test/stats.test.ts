@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LatencyRecorder, medianOf, percentile, SeqTracker, summarize, summarizeLoss } from '../src/lib/stats.js';
+import { LatencyRecorder, medianOf, percentile, SeqTracker, summarize, summarizeLoss } from '../src/harness/stats.js';
 
 describe('percentile (nearest rank)', () => {
   const oneToHundred = Float64Array.from({ length: 100 }, (_, i) => i + 1);

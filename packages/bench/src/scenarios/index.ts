@@ -1,21 +1,30 @@
 /**
- * The registry of scenarios that follow the {@link Scenario} contract (one file each). main.ts
- * runs any scenario named here; the older five (fanout, connections, admission, overload,
- * stalled) are wired in main.ts directly.
+ * The registry: every scenario of the simulator, in the order --help lists them. main.ts runs a
+ * scenario by its name here, and nothing else.
  *
  * @module
  */
-import type { Scenario } from '../lib/scenario.js';
-import { boardEventScenario } from './board-event.js';
-import { coldCacheScenario } from './cold-cache.js';
-import { connectionsScaleScenario } from './connections-scale.js';
-import { fanoutMixedScenario } from './fanout-mixed.js';
-import { hugScenario } from './hug.js';
-import { retryStormScenario } from './retry-storm.js';
-import { rollingRestartScenario } from './rolling-restart.js';
+import type { Scenario } from '../harness/scenario.js';
+import { admissionScenario } from './admission/index.js';
+import { boardEventScenario } from './board-event/index.js';
+import { coldCacheScenario } from './cold-cache/index.js';
+import { connectionsScaleScenario } from './connections-scale/index.js';
+import { connectionsScenario } from './connections/index.js';
+import { fanoutMixedScenario } from './fanout-mixed/index.js';
+import { fanoutScenario } from './fanout/index.js';
+import { hugScenario } from './hug/index.js';
+import { overloadScenario } from './overload/index.js';
+import { retryStormScenario } from './retry-storm/index.js';
+import { rollingRestartScenario } from './rolling-restart/index.js';
+import { stalledScenario } from './stalled/index.js';
 
-/** Every registered scenario, in the order --help lists them. */
+/** Every scenario, in the order --help lists them. */
 export const registry: Scenario[] = [
+  fanoutScenario,
+  connectionsScenario,
+  admissionScenario,
+  overloadScenario,
+  stalledScenario,
   fanoutMixedScenario,
   connectionsScaleScenario,
   boardEventScenario,
@@ -24,3 +33,6 @@ export const registry: Scenario[] = [
   hugScenario,
   rollingRestartScenario,
 ];
+
+/** The scenarios run when none is named. */
+export const defaultScenarios = ['fanout', 'connections'];

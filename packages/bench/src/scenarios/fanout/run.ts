@@ -1,0 +1,349 @@
+/**
+ * The fan-out scenario: many subscribers spread evenly over a few channels, one publisher.
+ *
+ * 1. A fixed publication rate for a fixed time: delivered msgs/s, latency, exact loss and the
+ *    server's CPU time per delivered message.
+ * 2. A ramp that finds the highest publication rate with p99 < limit and zero loss: the rate
+ *    grows by a factor per step until a step fails, then a few bisection steps narrow it down.
+ *
+ * Every publication carries `{"bch":<channel>,"bseq":<seq>,"bts":<µs>}`: the publisher numbers
+ * each channel's publications 1, 2, 3, … so each subscriber's {@link SeqTracker} yields exact
+ * loss, and `bts` (µs of this process's `performance.now()`) gives end-to-end latency because
+ * the publisher and the subscribers share one process and one clock.
+ *
+ * @module
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { benchData, LeanClient } from '../../load/lean-client.js';
+import { connectionToken } from '../../harness/jwt.js';
+import { diffKernelNetCounters, readKernelNetCounters, readTreeCpuMicros } from '../../harness/proc.js';
+import { LatencyRecorder, SeqTracker, roundSummary, summarizeLoss } from '../../harness/stats.js';
+import { type RunningServer } from '../../harness/targets.js';
+import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
+import { judge } from './verdict.js';
+import type { FanoutOptions, FanoutResult, PhaseResult, RampStep } from './types.js';
+
+export interface Subscriber {
+  index: number;
+  ch: number;
+  client: LeanClient | undefined;
+  tracker: SeqTracker;
+  wrong: number;
+  dead: boolean;
+}
+
+/** Per-phase counters the push handlers write to. */
+export interface PhaseState {
+  recorder: LatencyRecorder;
+  /** Phase start in µs of nowMicros(), and the worst latency per second of send time. */
+  startMicros: number;
+  maxBySecond: number[];
+  delivered: number;
+  lastDeliveryAt: number;
+}
+
+export type Log = (msg: string) => void;
+
+/** runFanout runs the fan-out scenario against a started server. */
+export async function runFanout(server: RunningServer, opts: FanoutOptions, log: Log): Promise<FanoutResult> {
+  const { channels } = opts;
+  const channelName = (ch: number) => `bench:ch${ch}`;
+  const pad = 'x'.repeat(opts.padBytes);
+  const subs: Subscriber[] = [];
+  const seqNext = new Array<number>(channels).fill(1);
+  let state: PhaseState = {
+    recorder: new LatencyRecorder(),
+    startMicros: 0,
+    maxBySecond: [],
+    delivered: 0,
+    lastDeliveryAt: 0,
+  };
+  let reconnects = 0;
+
+  const openSubscriber = async (sub: Subscriber): Promise<void> => {
+    const client = new LeanClient({
+      url: server.wsUrl,
+      protocol: server.protocol,
+      onPush: (ch, seq, sentAt) => {
+        if (ch !== sub.ch) {
+          sub.wrong++;
+          return;
+        }
+        sub.tracker.record(seq);
+        const now = nowMicros();
+        state.delivered++;
+        state.lastDeliveryAt = now;
+        const latency = (now - sentAt) / 1000;
+        state.recorder.add(latency);
+        const sec = Math.floor((sentAt - state.startMicros) / 1e6);
+        if (sec >= 0 && !(latency <= (state.maxBySecond[sec] ?? -1))) state.maxBySecond[sec] = latency;
+      },
+      onClose: () => {
+        sub.dead = true;
+      },
+    });
+    sub.client = client;
+    sub.dead = false;
+    await client.open();
+    const token = connectionToken(`user-${sub.index}`, server.tokenSecret);
+    if (server.protocol === 'centrifugo') {
+      await client.connect(token);
+      await client.subscribe(channelName(sub.ch));
+    } else {
+      await client.subscribe(channelName(sub.ch), token);
+    }
+  };
+
+  const publisher = new LeanClient({ url: server.wsUrl, protocol: server.protocol });
+  try {
+    // Setup: subscriber i listens on channel i % channels, so channels get equal shares.
+    const t0 = performance.now();
+    const failures: string[] = [];
+    for (let i = 0; i < opts.subscribers; i++) {
+      subs.push({ index: i, ch: i % channels, client: undefined, tracker: new SeqTracker(), wrong: 0, dead: true });
+    }
+    await mapLimit(
+      subs.length,
+      opts.connectConcurrency,
+      (i) => openSubscriber(subs[i] as Subscriber),
+      (_i, err) => failures.push((err as Error).message),
+    );
+    if (failures.length > 0) {
+      throw new Error(`${failures.length}/${opts.subscribers} subscribers failed to connect; first: ${failures[0]}`);
+    }
+    await publisher.open();
+    if (server.protocol === 'centrifugo') {
+      await publisher.connect(connectionToken('bench-publisher', server.tokenSecret));
+    }
+    const connectSeconds = (performance.now() - t0) / 1000;
+    log(`  ${opts.subscribers} subscribers + publisher connected in ${connectSeconds.toFixed(1)} s`);
+    await sleep(500);
+
+    /** Reconnects subscribers the server dropped (e.g. as slow) so the ramp can go on. */
+    const revive = async (): Promise<void> => {
+      const dead = subs.filter((s) => s.dead);
+      if (dead.length === 0) return;
+      reconnects += dead.length;
+      log(`  reconnecting ${dead.length} dropped subscribers`);
+      const errs: string[] = [];
+      await mapLimit(
+        dead.length,
+        opts.connectConcurrency,
+        (i) => openSubscriber(dead[i] as Subscriber),
+        (_i, e) => errs.push((e as Error).message),
+      );
+      if (errs.length > 0) throw new Error(`could not reconnect ${errs.length} subscribers; first: ${errs[0]}`);
+      await sleep(300);
+    };
+
+    const runPhase = async (rate: number, seconds: number): Promise<PhaseResult> => {
+      if (publisher.closeCode !== undefined) {
+        throw new Error(`publisher disconnected: ${publisher.closeCode} ${publisher.closeReason}`);
+      }
+      const first = seqNext.slice();
+      for (const s of subs) {
+        s.tracker = new SeqTracker(first[s.ch] as number);
+        s.wrong = 0;
+      }
+      state = {
+        recorder: new LatencyRecorder(),
+        startMicros: nowMicros(),
+        maxBySecond: [],
+        delivered: 0,
+        lastDeliveryAt: 0,
+      };
+      const errors0 = publisher.publishErrors;
+      const alive0 = subs.filter((s) => !s.dead).length;
+      // Measurement window starts here: server CPU and our own CPU, read back after the drain.
+      const cpu0 = readTreeCpuMicros(server.pid);
+      const net0 = readKernelNetCounters();
+      const own0 = process.cpuUsage();
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
+      const start = performance.now();
+      const total = Math.max(1, Math.round(rate * seconds));
+      // At most 100 ms worth of catch-up per tick, so a stalled loop does not dump a huge burst.
+      const maxBurst = Math.max(1, Math.ceil(rate * 0.1));
+      const hardStop = start + seconds * 1500 + 2000;
+      let sent = 0;
+      let ch = 0;
+      while (sent < total) {
+        const now = performance.now();
+        if (now > hardStop) break;
+        let due = Math.min(total, Math.floor(((now - start) / 1000) * rate) + 1) - sent;
+        if (due > maxBurst) due = maxBurst;
+        // Do not pile data into a socket the server is not reading: that is a failed step.
+        if (publisher.bufferedAmount > 4 * 1024 * 1024) due = 0;
+        for (; due > 0; due--) {
+          const seq = seqNext[ch] as number;
+          seqNext[ch] = seq + 1;
+          publisher.publish(channelName(ch), benchData(ch, seq, nowMicros(), pad));
+          sent++;
+          ch = ch + 1 === channels ? 0 : ch + 1;
+        }
+        await sleep(1);
+      }
+      const publishEnd = performance.now();
+      const publishedPer = seqNext.map((n, c) => n - (first[c] as number));
+      const expected = subs.reduce((acc, s) => acc + (publishedPer[s.ch] as number), 0);
+      const drained = await waitFor(() => state.delivered >= expected, opts.drainTimeoutMs, 5);
+      // Let publish replies (Bulwark) trickle in before counting errors; bounded.
+      if (server.protocol === 'centrifugo') {
+        await waitFor(() => publisher.publishAcks + publisher.publishErrors >= sent, 1000, 5);
+      }
+      const end = performance.now();
+      const cpu1 = readTreeCpuMicros(server.pid);
+      const own = process.cpuUsage(own0);
+      loopDelay.disable();
+      const kernel = diffKernelNetCounters(net0, readKernelNetCounters());
+      const loss = summarizeLoss(
+        subs.map((s) => s.tracker),
+        (i) => publishedPer[(subs[i] as Subscriber).ch] as number,
+      );
+      const publishSeconds = (publishEnd - start) / 1000;
+      // Deliveries per second over the time deliveries actually took (publish window + tail).
+      const lastAt = state.lastDeliveryAt / 1000;
+      const deliverySeconds = Math.max(publishSeconds, (Math.max(lastAt, publishEnd) - start) / 1000);
+      const serverCpu = cpu1 - cpu0;
+      const wallMicros = (end - start) * 1000;
+      return {
+        targetRate: round(rate, 1),
+        published: sent,
+        achievedRate: round(sent / publishSeconds, 1),
+        publishSeconds: round(publishSeconds, 2),
+        expectedDeliveries: expected,
+        delivered: state.delivered,
+        deliveredPerSec: round(state.delivered / deliverySeconds, 0),
+        latencyMs: roundSummary(state.recorder.summary(), 3),
+        maxLatencyBySecondMs: Array.from(state.maxBySecond, (v) => round(v ?? 0, 1)),
+        loss,
+        wrongChannel: subs.reduce((a, s) => a + s.wrong, 0),
+        publishErrors: publisher.publishErrors - errors0,
+        disconnects: alive0 - subs.filter((s) => !s.dead).length,
+        drained,
+        serverCpuMicros: Math.round(serverCpu),
+        serverCpuMicrosPerDelivery: round(state.delivered > 0 ? serverCpu / state.delivered : Number.NaN, 3),
+        serverCpuPercent: round((serverCpu / wallMicros) * 100, 1),
+        loadgenCpuPercent: round(((own.user + own.system) / wallMicros) * 100, 1),
+        loadgenLoopDelayMs: { p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
+        kernel,
+      };
+    };
+
+    if (opts.warmupSeconds > 0) {
+      const w = await runPhase(opts.fixedRate, opts.warmupSeconds);
+      log(`  warm-up (not measured): ${describe(w)}`);
+    }
+    log(`  fixed: ${opts.fixedRate} pub/s × ${opts.subscribers / channels} subscribers for ${opts.fixedSeconds} s`);
+    const fixed = await runPhase(opts.fixedRate, opts.fixedSeconds);
+    log(`  fixed: ${describe(fixed)}`);
+    log(`  fixed: worst latency per second: ${fixed.maxLatencyBySecondMs.join(' ')}`);
+
+    let ramp: FanoutResult['ramp'];
+    if (opts.ramp) ramp = await runRamp(opts, runPhase, revive, log);
+
+    return {
+      target: server.name,
+      subscribers: opts.subscribers,
+      channels,
+      subscribersPerChannel: opts.subscribers / channels,
+      padBytes: opts.padBytes,
+      setup: { connectSeconds: round(connectSeconds, 2), reconnects },
+      fixed,
+      ramp,
+    };
+  } finally {
+    publisher.terminate();
+    for (const s of subs) s.client?.terminate();
+  }
+}
+
+export async function runRamp(
+  opts: FanoutOptions,
+  runPhase: (rate: number, seconds: number) => Promise<PhaseResult>,
+  revive: () => Promise<void>,
+  log: Log,
+): Promise<NonNullable<FanoutResult['ramp']>> {
+  const steps: RampStep[] = [];
+  const started = performance.now();
+  const stepCost = opts.rampStepSeconds * 1000 + opts.drainTimeoutMs + 1000;
+  let lo: number | undefined; // best passing rate
+  let hi: number | undefined; // lowest failing rate
+  let rate = opts.rampStartRate;
+  let refined = 0;
+  const hasRoom = () => performance.now() - started + stepCost <= opts.rampBudgetSeconds * 1000;
+  // Retries count as steps, so rampMaxSteps and the budget bound the ramp's length.
+  while (steps.length < opts.rampMaxSteps) {
+    if (!hasRoom()) {
+      log('  ramp: time budget reached');
+      break;
+    }
+    if (lo !== undefined && hi !== undefined) {
+      // Bracketed: bisect geometrically until the steps or the resolution run out.
+      if (refined >= opts.rampRefineSteps || hi / lo < 1.08) break;
+      rate = Math.sqrt(lo * hi);
+      refined++;
+    }
+    await revive();
+    let r = await runPhase(rate, opts.rampStepSeconds);
+    let verdict = judge(r, opts.p99LimitMs);
+    steps.push({ ...r, ...verdict });
+    log(`  ramp ${r.targetRate} pub/s: ${verdict.pass ? 'pass' : `FAIL (${verdict.reason})`} — ${describe(r)}`);
+    // A latency-only failure may be one stall (a GC pause in either process): the step gets
+    // one retry, and fails only if the retry fails too. Loss or disconnects are never retried.
+    const latencyOnly = r.loss.missing === 0 && r.disconnects === 0;
+    if (
+      !verdict.pass &&
+      opts.rampRetryLatencyFailures &&
+      latencyOnly &&
+      steps.length < opts.rampMaxSteps &&
+      hasRoom()
+    ) {
+      await sleep(300);
+      await revive();
+      r = await runPhase(rate, opts.rampStepSeconds);
+      verdict = judge(r, opts.p99LimitMs);
+      steps.push({ ...r, ...verdict, retry: true });
+      log(`  ramp ${r.targetRate} pub/s retry: ${verdict.pass ? 'pass' : `FAIL (${verdict.reason})`} — ${describe(r)}`);
+    }
+    if (verdict.pass) {
+      lo = Math.max(lo ?? 0, rate);
+      if (hi === undefined) rate *= opts.rampFactor;
+    } else {
+      hi = Math.min(hi ?? Number.POSITIVE_INFINITY, rate);
+      if (lo === undefined) rate /= 2;
+    }
+    await sleep(300);
+  }
+  // A rate's verdict is its last attempt's (a retry overrides the first try).
+  const finals = [...new Map(steps.map((s) => [s.targetRate, s])).values()];
+  const best = finals.filter((s) => s.pass).sort((a, b) => b.targetRate - a.targetRate)[0];
+  const firstFail = finals.filter((s) => !s.pass).sort((a, b) => a.targetRate - b.targetRate)[0];
+  let limitedBy = 'not reached';
+  if (firstFail) {
+    if (firstFail.loadgenCpuPercent >= 90) limitedBy = `load generator CPU (${firstFail.loadgenCpuPercent}%)`;
+    else if (firstFail.serverCpuPercent >= 90) limitedBy = `server CPU (${firstFail.serverCpuPercent}%)`;
+    else
+      limitedBy = `latency/loss below CPU saturation (server ${firstFail.serverCpuPercent}%, load generator ${firstFail.loadgenCpuPercent}%)`;
+  }
+  return {
+    steps,
+    maxPassingRate: best?.targetRate ?? 0,
+    maxPassingDeliveriesPerSec: best?.deliveredPerSec ?? 0,
+    limitFound: firstFail !== undefined,
+    limitedBy,
+  };
+}
+
+/** describe is a one-line summary of a phase for progress output. */
+export function describe(r: PhaseResult): string {
+  return (
+    `${r.deliveredPerSec} deliveries/s, p50 ${r.latencyMs.p50} / p99 ${r.latencyMs.p99} / max ${r.latencyMs.max} ms, ` +
+    `loss ${r.loss.missing}, server ${r.serverCpuMicrosPerDelivery} µs/delivery (${r.serverCpuPercent}% CPU), ` +
+    `load generator ${r.loadgenCpuPercent}% CPU, loop delay max ${r.loadgenLoopDelayMs.max} ms` +
+    (r.kernel.tcpRetransSegs > 0
+      ? `, ${r.kernel.tcpRetransSegs} TCP retransmits (${r.kernel.tcpLossProbes} loss probes)`
+      : '') +
+    (r.kernel.zeroWindow > 0 ? `, ${r.kernel.zeroWindow} zero-window events` : '')
+  );
+}

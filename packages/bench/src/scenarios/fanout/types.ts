@@ -1,0 +1,110 @@
+/**
+ * The fan-out scenario's shapes: its options, and the result of a phase, a ramp step and a run.
+ *
+ * @module
+ */
+import { type KernelNetCounters } from '../../harness/proc.js';
+import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
+
+/** FanoutOptions size the fan-out scenario. */
+export interface FanoutOptions {
+  subscribers: number;
+  channels: number;
+  /** Extra bytes of padding in each publication's data. */
+  padBytes: number;
+  /** Publications per second (all channels together) in the fixed-rate phase. */
+  fixedRate: number;
+  fixedSeconds: number;
+  /**
+   * Seconds of unmeasured publishing at the fixed rate first, so that JIT compilation and heap
+   * growth in both processes happen before the measurement, not inside it.
+   */
+  warmupSeconds: number;
+  /** Run the ramp after the fixed phase. */
+  ramp: boolean;
+  rampStartRate: number;
+  /** Rate multiplier per ramp step until the first failing step. */
+  rampFactor: number;
+  rampStepSeconds: number;
+  /** Most ramp steps, retries included. */
+  rampMaxSteps: number;
+  /** Bisection steps between the best passing and the first failing rate. */
+  rampRefineSteps: number;
+  /** Retry a step once when it failed on latency alone (no loss, no disconnects). */
+  rampRetryLatencyFailures: boolean;
+  /** Wall-clock budget for the whole ramp. */
+  rampBudgetSeconds: number;
+  /** A ramp step passes only if its p99 latency is below this. */
+  p99LimitMs: number;
+  /** How long to wait after publishing stops for the last deliveries. */
+  drainTimeoutMs: number;
+  connectConcurrency: number;
+}
+
+/** PhaseResult is the outcome of publishing at one rate for a while. */
+export interface PhaseResult {
+  targetRate: number;
+  /** Publications sent and the rate actually achieved. */
+  published: number;
+  achievedRate: number;
+  publishSeconds: number;
+  expectedDeliveries: number;
+  delivered: number;
+  /** Deliveries per second over the publish window (plus the drain tail). */
+  deliveredPerSec: number;
+  latencyMs: LatencySummary;
+  /** Worst latency of the publications sent in each second of the phase (spots stalls). */
+  maxLatencyBySecondMs: number[];
+  loss: LossSummary;
+  /** Pushes whose channel marker did not match the subscriber's channel. */
+  wrongChannel: number;
+  publishErrors: number;
+  /** Subscribers that were disconnected during the phase. */
+  disconnects: number;
+  /** Whether every expected delivery arrived before the drain timeout. */
+  drained: boolean;
+  serverCpuMicros: number;
+  /** Server CPU time per delivered message, µs. */
+  serverCpuMicrosPerDelivery: number;
+  /** Server CPU use over the phase, % of one core. */
+  serverCpuPercent: number;
+  /** Load generator CPU use over the phase, % of one core (≥ ~90% means it is the bottleneck). */
+  loadgenCpuPercent: number;
+  /**
+   * The load generator's own event-loop delay (p99 and max, ms): a stall here delays every
+   * delivery it holds up, so latency tails that match it are the generator's, not the server's.
+   */
+  loadgenLoopDelayMs: { p99: number; max: number };
+  /** Machine-wide TCP retransmissions and drops during the phase (should all be 0). */
+  kernel: KernelNetCounters;
+}
+
+/** RampStep is one step of the ramp with its verdict. */
+export interface RampStep extends PhaseResult {
+  pass: boolean;
+  /** True for the retry of a step that failed on latency alone. */
+  retry?: boolean;
+  /** Why the step failed ('' when it passed). */
+  reason: string;
+}
+
+/** FanoutResult is the whole scenario's outcome for one server. */
+export interface FanoutResult {
+  target: string;
+  subscribers: number;
+  channels: number;
+  subscribersPerChannel: number;
+  padBytes: number;
+  setup: { connectSeconds: number; reconnects: number };
+  fixed: PhaseResult;
+  ramp?: {
+    steps: RampStep[];
+    /** Highest passing publication rate (0 when none passed). */
+    maxPassingRate: number;
+    maxPassingDeliveriesPerSec: number;
+    /** False when even the last step passed: the real limit is higher than measured. */
+    limitFound: boolean;
+    /** What most likely limited the rate, judged from the first failing step's CPU use. */
+    limitedBy: string;
+  };
+}
