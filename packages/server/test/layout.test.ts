@@ -14,6 +14,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const serverSrc = fileURLToPath(new URL('../../src/', import.meta.url));
+const benchSrc = fileURLToPath(new URL('../../../bench/src/', import.meta.url));
 
 /**
  * The layers of packages/server/src, lowest first. A room is a top-level folder or file of
@@ -29,6 +30,12 @@ const serverLayers: readonly (readonly string[])[] = [
   ['node', 'node.ts'],
   ['cli', 'index.ts'],
 ];
+
+/**
+ * The layers of packages/bench/src: the harness (processes, stats, reports, flags) below the
+ * load clients and the servers the bench starts, scenarios above them, the CLI on top.
+ */
+const benchLayers: readonly (readonly string[])[] = [['harness'], ['load', 'servers'], ['scenarios'], ['main.ts']];
 
 /** The most lines a source file may have: past it, it holds more than one concept. */
 const maxLines = 520;
@@ -138,6 +145,30 @@ describe('layout of packages/server/src', () => {
       return !/^(#![^\n]*\n)?\/\*\*\n \* \S/.test(text);
     });
     assert.deepEqual(bare, []);
+  });
+});
+
+describe('layout of packages/bench/src', () => {
+  const graph = graphOf(benchSrc);
+
+  it('every room has a layer', () => {
+    const known = new Set(benchLayers.flat());
+    const unknown = [...new Set([...graph.keys()].map(roomOf))].filter((r) => !known.has(r));
+    assert.deepEqual(unknown, []);
+  });
+
+  it('has no import circles', () => {
+    assert.deepEqual(findCircles(graph), []);
+  });
+
+  it('imports only downward, and the load clients and servers not from each other', () => {
+    const sideways = [...graph].flatMap(([f, targets]) =>
+      targets
+        .filter((t) => new Set([roomOf(f), roomOf(t)]).size === 2 && ['load', 'servers'].includes(roomOf(f)))
+        .filter((t) => ['load', 'servers'].includes(roomOf(t)))
+        .map((t) => `${f} -> ${t}`),
+    );
+    assert.deepEqual([...upwardImports(graph, benchLayers), ...sideways], []);
   });
 });
 
