@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
-import { redisConfigProblem } from '../engine/redis/config.js';
+import { redisConfigProblem } from './redis-options.js';
 import { killSwitchKinds } from '../protection/kill-switches.js';
 import { proxyConfigIssues } from './proxy-rules.js';
 
