@@ -15,18 +15,23 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { Metrics } from '../metrics.js';
 import type { KillSwitches } from '../protection/kill-switches.js';
 import { OriginError } from './errors.js';
 import type { ProxyGuard } from './http-proxy-client.js';
-import { ProtectedTarget } from './protected-call.js';
+import { ProtectedTarget, type CallOutcome } from './protected-call.js';
 import type { ProxyTarget } from './proxies.js';
+
+/** ProtectedGuardMetrics are the metrics the guard keeps (implemented by Metrics). */
+export interface ProtectedGuardMetrics {
+  readonly proxyBreakerOpen: { set(labels: { target: string }, value: number): void };
+  readonly proxyProtection: { inc(labels: { target: string; outcome: CallOutcome }): void };
+}
 
 /** ProtectedGuardContext is what the guard needs from its node. */
 export interface ProtectedGuardContext {
   readonly config: Readonly<Config>;
   readonly killSwitches: KillSwitches;
-  readonly metrics: Metrics;
+  readonly metrics: ProtectedGuardMetrics;
   readonly log: Logger;
 }
 

@@ -5,8 +5,13 @@
  * @module
  */
 import { z } from 'zod';
-import { killSwitchKinds } from '../../protection/kill-switches.js';
 import { duration } from './common.js';
+
+/**
+ * killSwitchKinds lists what a kill switch may turn off, for validation (in config, the
+ * vocabulary of protection/kill-switches.ts, which re-exports it).
+ */
+export const killSwitchKinds = ['publish', 'rpc', 'read', 'connect', 'proxy'] as const;
 
 /** rateLimit is one token bucket: `rate` commands per second with bursts of `burst`. */
 function rateLimit(rate: number, burst: number, what: string) {
