@@ -14,7 +14,7 @@ import type { BrokerEventHandler, HistoryQuery, PublishOptions } from '../src/en
 import { RedisBroker } from '../src/engine/redis/broker-redis.js';
 import type { RedisBrokerOptions } from '../src/engine/redis/broker-redis.js';
 import { EngineUnavailableError } from '../src/engine/redis/errors.js';
-import { resolveRedisOptions } from '../src/engine/redis/options.js';
+import { resolveRedisOptions } from '../src/config/redis-options.js';
 import { RedisPresenceManager } from '../src/engine/redis/presence-redis.js';
 import type { ClientInfo, Publication, RawJSON } from '../src/protocol/types.js';
 import { asRaw } from '../src/protocol/types.js';

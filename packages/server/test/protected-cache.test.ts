@@ -17,7 +17,7 @@ import { LruCache } from '../src/cache/lru.js';
 import { RedisTier } from '../src/cache/redis-tier.js';
 import { closeClient, connectClient, createClient } from '../src/engine/redis/connection.js';
 import type { RedisClient } from '../src/engine/redis/connection.js';
-import { resolveRedisOptions } from '../src/engine/redis/options.js';
+import { resolveRedisOptions } from '../src/config/redis-options.js';
 import { OriginError } from '../src/proxy/errors.js';
 import { ProtectedTarget } from '../src/proxy/protected-call.js';
 import { waitFor } from './conformance/broker.case.js';

@@ -9,7 +9,8 @@
  */
 import { SignJWT, importPKCS8, type CryptoKey } from 'jose';
 import { TextEncoder } from 'node:util';
-import type { SubscriptionOverride, TokenAlgorithm } from './token-verifier.js';
+import type { SubscriptionOverride } from './token-claims.js';
+import type { TokenAlgorithm } from './token-keys.js';
 
 /** HmacAlgorithm is an algorithm signed with a shared secret. */
 export type HmacAlgorithm = Extract<TokenAlgorithm, `HS${string}`>;

@@ -32,33 +32,37 @@
  * - Claim types are checked after `exp`, so an expired token with a malformed claim answers 109
  *   (Centrifugo: 3500); the client's next token is then rejected with 3500.
  *
+ * This file holds the verifier itself (header, signature, `aud`, `iss`, `exp`, `nbf`); the keys
+ * are in token-keys.ts, the claims in token-claims.ts, and the wire errors in token-rejection.ts.
+ *
  * @module
  */
-import { createHmac, createPublicKey, timingSafeEqual } from 'node:crypto';
-import { TextDecoder, TextEncoder } from 'node:util';
-import {
-  decodeJwt,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  importSPKI,
-  jwtVerify,
-  type CryptoKey,
-  type JWTPayload,
-} from 'jose';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/schema.js';
-import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
-import { asRaw, type RawJSON } from '../protocol/types.js';
+import {
+  parseConnectClaims,
+  parseSubscriptionClaims,
+  type ConnectTokenClaims,
+  type SubscriptionTokenClaims,
+} from './token-claims.js';
+import { TokenKeys, type TokenAlgorithm } from './token-keys.js';
+import {
+  TokenRejection,
+  connectError,
+  invalid,
+  subscriptionError,
+  type SubscriptionTokenPurpose,
+} from './token-rejection.js';
 
-/** HMAC_ALGORITHMS are the algorithms verified with `hmac_secret_key`. */
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-/** RSA_ALGORITHMS are the algorithms verified with `rsa_public_key` (RSASSA-PKCS1-v1_5). */
-export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512'] as const;
-/** ECDSA_ALGORITHMS are the algorithms verified with `ecdsa_public_key`; the key's curve picks one. */
-export const ECDSA_ALGORITHMS = ['ES256', 'ES384', 'ES512'] as const;
-
-/** TokenAlgorithm is a JWS algorithm Bulwark can verify (never `none`). */
-export type TokenAlgorithm =
-  (typeof HMAC_ALGORITHMS)[number] | (typeof RSA_ALGORITHMS)[number] | (typeof ECDSA_ALGORITHMS)[number];
+export { ECDSA_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, type TokenAlgorithm } from './token-keys.js';
+export type {
+  ConnectTokenClaims,
+  SubscriptionOverride,
+  SubscriptionTokenClaims,
+  TokenSubscribeOptions,
+} from './token-claims.js';
+export type { SubscriptionTokenPurpose } from './token-rejection.js';
 
 /**
  * TokenVerifierOptions configure a {@link TokenVerifier}. An empty string or `undefined` means
@@ -90,72 +94,6 @@ export type TokenConfigSection = Pick<
   'hmac_secret_key' | 'rsa_public_key' | 'ecdsa_public_key' | 'audience' | 'issuer'
 >;
 
-/**
- * SubscriptionOverride holds the per-subscription overrides of namespace options a token may
- * carry (Centrifugo's `override` object of `{ "value": bool }` fields, flattened). An absent
- * field means "use the namespace option"; `{}` in the token means `false`, as in Centrifugo.
- */
-export interface SubscriptionOverride {
-  presence?: boolean;
-  joinLeave?: boolean;
-  forcePushJoinLeave?: boolean;
-  forcePositioning?: boolean;
-  forceRecovery?: boolean;
-}
-
-/** TokenSubscribeOptions are the options of one server-side subscription from a `subs` claim. */
-export interface TokenSubscribeOptions {
-  /** Channel info (`info`, or `b64info` decoded), shown in presence and join/leave. */
-  info?: RawJSON;
-  /** Data for the subscribe context in the connect reply (`data`, or `b64data` decoded). */
-  data?: RawJSON;
-  /** Overrides of the namespace's options for this connection. */
-  override?: SubscriptionOverride;
-}
-
-/** ConnectTokenClaims are the verified, type-checked claims of a connection token. */
-export interface ConnectTokenClaims {
-  /** The user ID (`sub`); `''` is an anonymous user. */
-  user: string;
-  /**
-   * Unix seconds when the connection expires, 0 for never: `expire_at` when the token has it
-   * (0 or less meaning never), else `exp`, else 0.
-   */
-  expireAt: number;
-  /** Connection info (`info`, or `b64info` decoded; `b64info` wins), shown to other clients. */
-  info?: RawJSON;
-  /**
-   * Server-side subscriptions from the `channels` claim. Empty when `subs` is present and not
-   * empty: Centrifugo then ignores `channels`, and so must the caller.
-   */
-  channels: string[];
-  /** Server-side subscriptions with options, from the `subs` claim (a null-prototype object). */
-  subs?: Record<string, TokenSubscribeOptions>;
-  /** Server-only connection metadata (`meta`); never sent to clients. */
-  meta?: RawJSON;
-}
-
-/** SubscriptionTokenClaims are the verified claims of a subscription token. */
-export interface SubscriptionTokenClaims {
-  /** The user ID (`sub`); equal to the connection's user once verified. */
-  user: string;
-  /** The channel (`channel`); equal to the requested channel once verified. */
-  channel: string;
-  /**
-   * Unix seconds when the subscription expires, 0 for never: `expire_at` when present (0 or less
-   * meaning never; `exp` still limits the token itself), else `exp`, else 0.
-   */
-  expireAt: number;
-  /** Channel info (`info`, or `b64info` decoded), shown in presence, join/leave and publications. */
-  info?: RawJSON;
-  /** Data for the subscribe reply (`data`, or `b64data` decoded). */
-  data?: RawJSON;
-  /** Overrides of the namespace's options for this subscription. */
-  override?: SubscriptionOverride;
-  /** The client ID the token is bound to (`client`), when it is bound to one. */
-  client?: string;
-}
-
 /** VerifyConnectOptions tune {@link TokenVerifier.verifyConnectToken}. */
 export interface VerifyConnectOptions {
   /**
@@ -164,9 +102,6 @@ export interface VerifyConnectOptions {
    */
   expectedUser?: string;
 }
-
-/** SubscriptionTokenPurpose is the command a subscription token came with. */
-export type SubscriptionTokenPurpose = 'subscribe' | 'sub_refresh';
 
 /** VerifySubscriptionOptions tune {@link TokenVerifier.verifySubscriptionToken}. */
 export interface VerifySubscriptionOptions {
@@ -182,62 +117,6 @@ export interface VerifySubscriptionOptions {
   purpose?: SubscriptionTokenPurpose;
 }
 
-/** Why a token was rejected, before it is mapped to a wire error. */
-class TokenRejection extends Error {
-  constructor(
-    readonly kind: 'expired' | 'invalid' | 'mismatch',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'TokenRejection';
-  }
-}
-
-function invalid(message: string, cause?: unknown): TokenRejection {
-  return new TokenRejection('invalid', message, cause === undefined ? undefined : { cause });
-}
-
-function withCause<E extends Error>(error: E, cause: unknown): E {
-  error.cause = cause;
-  return error;
-}
-
-const curveAlgorithm: Record<string, TokenAlgorithm> = {
-  prime256v1: 'ES256',
-  secp384r1: 'ES384',
-  secp521r1: 'ES512',
-};
-
-const MIN_RSA_BITS = 2048;
-
-/**
- * normalizePublicKey parses a PEM public key with node:crypto, checks its type, and returns it
- * as SPKI PEM (what `importSPKI` accepts) with its curve. Throws an Error naming `path`.
- */
-function normalizePublicKey(pem: string, kind: 'rsa' | 'ec', path: string): { spki: string; curve?: string } {
-  if (pem.includes('PRIVATE KEY')) {
-    throw new Error(`${path}: expected a PEM public key, got a private key (keep it secret: never configure it here)`);
-  }
-  let key;
-  try {
-    key = createPublicKey({ key: pem, format: 'pem' });
-  } catch (err) {
-    throw new Error(`${path}: not a valid PEM public key (${(err as Error).message})`, { cause: err });
-  }
-  if (key.asymmetricKeyType !== kind) {
-    throw new Error(
-      `${path}: expected an ${kind === 'rsa' ? 'RSA' : 'EC'} key, got ${key.asymmetricKeyType ?? 'unknown'}`,
-    );
-  }
-  const details = key.asymmetricKeyDetails ?? {};
-  if (kind === 'rsa' && (details.modulusLength ?? 0) < MIN_RSA_BITS) {
-    throw new Error(`${path}: RSA key has ${details.modulusLength ?? 0} bits; at least ${MIN_RSA_BITS} are required`);
-  }
-  const spki = key.export({ type: 'spki', format: 'pem' }).toString();
-  return details.namedCurve === undefined ? { spki } : { spki, curve: details.namedCurve };
-}
-
 /**
  * TokenVerifier verifies connection and subscription JWTs (HS*, RS*, ES*) against the keys it
  * was built with, and decodes Centrifugo's claims. It is safe to share between connections:
@@ -251,13 +130,10 @@ export class TokenVerifier {
   /** The algorithms this verifier accepts, in a stable order. */
   readonly algorithms: readonly TokenAlgorithm[];
 
-  private readonly hmacKey: Uint8Array | undefined;
-  private readonly rsaSpki: string | undefined;
-  private readonly ecdsaSpki: string | undefined;
+  private readonly keys: TokenKeys;
   private readonly audience: string | undefined;
   private readonly issuer: string | undefined;
   private readonly clockTolerance: number;
-  private readonly imported = new Map<TokenAlgorithm, Promise<CryptoKey>>();
 
   /**
    * Builds a verifier. Throws an Error (naming `configPath`) when a PEM key is malformed, of
@@ -266,31 +142,12 @@ export class TokenVerifier {
    */
   constructor(options: TokenVerifierOptions) {
     const path = options.configPath ?? 'token';
-    const algorithms: TokenAlgorithm[] = [];
-    if (options.hmacSecretKey) {
-      this.hmacKey = new TextEncoder().encode(options.hmacSecretKey);
-      algorithms.push(...HMAC_ALGORITHMS);
-    }
-    if (options.rsaPublicKey) {
-      this.rsaSpki = normalizePublicKey(options.rsaPublicKey, 'rsa', `${path}.rsa_public_key`).spki;
-      algorithms.push(...RSA_ALGORITHMS);
-    }
-    if (options.ecdsaPublicKey) {
-      const { spki, curve } = normalizePublicKey(options.ecdsaPublicKey, 'ec', `${path}.ecdsa_public_key`);
-      const alg = curve === undefined ? undefined : curveAlgorithm[curve];
-      if (alg === undefined) {
-        throw new Error(
-          `${path}.ecdsa_public_key: unsupported curve ${curve ?? 'unknown'} (use P-256, P-384 or P-521)`,
-        );
-      }
-      this.ecdsaSpki = spki;
-      algorithms.push(alg);
-    }
+    this.keys = new TokenKeys(options, path);
     const tolerance = options.clockToleranceSeconds ?? 0;
     if (!Number.isFinite(tolerance) || tolerance < 0) {
       throw new Error(`${path}: clock tolerance must be a finite number of seconds >= 0`);
     }
-    this.algorithms = algorithms;
+    this.algorithms = this.keys.algorithms;
     this.audience = options.audience || undefined;
     this.issuer = options.issuer || undefined;
     this.clockTolerance = tolerance;
@@ -325,7 +182,7 @@ export class TokenVerifier {
    * fails at startup. Optional; resolves when all keys are imported.
    */
   async ready(): Promise<void> {
-    await Promise.all(this.algorithms.map((alg) => this.keyFor(alg)));
+    await Promise.all(this.algorithms.map((alg) => this.keys.keyFor(alg)));
   }
 
   /**
@@ -401,7 +258,7 @@ export class TokenVerifier {
       );
     }
     if (alg.startsWith('HS')) return this.verifyHmac(token, header, alg as TokenAlgorithm);
-    const key = await this.keyFor(alg as TokenAlgorithm);
+    const key = await this.keys.keyFor(alg as TokenAlgorithm);
     try {
       const { payload } = await jwtVerify(token, key, {
         algorithms: [alg],
@@ -430,13 +287,14 @@ export class TokenVerifier {
    * reconnect storm pays it. jose still parses the payload and handles the RSA and ECDSA keys.
    */
   private verifyHmac(token: string, header: Record<string, unknown>, alg: TokenAlgorithm): JWTPayload {
-    if (this.hmacKey === undefined) throw invalid(`no key for ${alg}`);
+    const hmacKey = this.keys.hmacKey;
+    if (hmacKey === undefined) throw invalid(`no key for ${alg}`);
     const parts = token.split('.');
     if (parts.length !== 3) throw invalid('malformed token');
     const [head, body, sig] = parts as [string, string, string];
     // Extensions jose would refuse unless told about them: refuse them too.
     if (header['crit'] !== undefined || header['b64'] !== undefined) throw invalid('unsupported JWS header parameter');
-    const expected = createHmac(`sha${alg.slice(2)}`, this.hmacKey)
+    const expected = createHmac(`sha${alg.slice(2)}`, hmacKey)
       .update(`${head}.${body}`)
       .digest();
     const given = Buffer.from(sig, 'base64url');
@@ -468,24 +326,6 @@ export class TokenVerifier {
     }
     return payload;
   }
-
-  /** keyFor returns the verification key of an enabled algorithm, importing it once. */
-  private keyFor(alg: TokenAlgorithm): Promise<CryptoKey | Uint8Array> {
-    if (alg.startsWith('HS')) {
-      if (this.hmacKey === undefined) throw invalid(`no key for ${alg}`);
-      return Promise.resolve(this.hmacKey);
-    }
-    const spki = alg.startsWith('RS') ? this.rsaSpki : this.ecdsaSpki;
-    if (spki === undefined) throw invalid(`no key for ${alg}`);
-    let key = this.imported.get(alg);
-    if (key === undefined) {
-      key = importSPKI(spki, alg);
-      this.imported.set(alg, key);
-    }
-    return key.catch((err: unknown) => {
-      throw invalid(`key for ${alg} could not be imported`, err);
-    });
-  }
 }
 
 /** tokenVerifierOptions maps a token config section (snake_case) to {@link TokenVerifierOptions}. */
@@ -498,171 +338,4 @@ export function tokenVerifierOptions(section: TokenConfigSection, configPath = '
     issuer: section.issuer,
     configPath,
   };
-}
-
-function connectError(err: unknown): Error {
-  if (err instanceof TokenRejection && err.kind === 'expired') {
-    return withCause(new ProtocolError(ErrorCode.TokenExpired), err);
-  }
-  return withCause(new DisconnectError(disconnect(DisconnectCode.InvalidToken)), err);
-}
-
-function subscriptionError(err: unknown, purpose: SubscriptionTokenPurpose): Error {
-  const kind = err instanceof TokenRejection ? err.kind : 'invalid';
-  if (kind === 'expired') return withCause(new ProtocolError(ErrorCode.TokenExpired), err);
-  if (kind === 'mismatch' || purpose === 'sub_refresh') {
-    return withCause(new DisconnectError(disconnect(DisconnectCode.InvalidToken)), err);
-  }
-  return withCause(new ProtocolError(ErrorCode.PermissionDenied), err);
-}
-
-// ---- claim decoding --------------------------------------------------------------------------
-
-type Claims = Readonly<Record<string, unknown>>;
-
-function isObject(value: unknown): value is Claims {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A string claim; absent or null → undefined; any other type → invalid token. */
-function stringClaim(claims: Claims, name: string, where = 'claim '): string | undefined {
-  const value = claims[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw invalid(`${where}"${name}" must be a string`);
-  return value;
-}
-
-/** A JSON claim kept raw; absent or null → undefined. */
-function jsonClaim(claims: Claims, name: string): RawJSON | undefined {
-  const value = claims[name];
-  return value === undefined || value === null ? undefined : asRaw(value);
-}
-
-const strictBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** A base64 claim (standard alphabet, padded) holding JSON text; absent, null or '' → undefined. */
-function base64JsonClaim(claims: Claims, name: string, where: string): RawJSON | undefined {
-  const text = stringClaim(claims, name, where);
-  if (text === undefined || text === '') return undefined;
-  if (!strictBase64.test(text)) throw invalid(`${where}"${name}" is not valid base64`);
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8.decode(Buffer.from(text, 'base64')));
-  } catch (err) {
-    throw invalid(`${where}"${name}" does not decode to UTF-8 JSON text`, err);
-  }
-  return asRaw(value);
-}
-
-/** `info`/`b64info` (or `data`/`b64data`): the base64 form wins when present, as in Centrifugo. */
-function rawOrBase64(claims: Claims, name: string, where = 'claim '): RawJSON | undefined {
-  return base64JsonClaim(claims, `b64${name}`, where) ?? jsonClaim(claims, name);
-}
-
-/** `expire_at` if present (≤ 0 → 0, never), else `exp`, else 0. */
-function expireAtClaim(claims: Claims): number {
-  const expireAt = claims['expire_at'];
-  if (expireAt !== undefined && expireAt !== null) {
-    if (typeof expireAt !== 'number' || !Number.isFinite(expireAt)) {
-      throw invalid('claim "expire_at" must be a number');
-    }
-    return expireAt > 0 ? Math.floor(expireAt) : 0;
-  }
-  const exp = claims['exp'];
-  return typeof exp === 'number' && exp > 0 ? Math.floor(exp) : 0;
-}
-
-const overrideFields: ReadonlyArray<readonly [string, keyof SubscriptionOverride]> = [
-  ['presence', 'presence'],
-  ['join_leave', 'joinLeave'],
-  ['force_push_join_leave', 'forcePushJoinLeave'],
-  ['force_positioning', 'forcePositioning'],
-  ['force_recovery', 'forceRecovery'],
-];
-
-/** The `override` object: `{ presence: { value: true }, … }`; absent or null → undefined. */
-function overrideClaim(claims: Claims, where: string): SubscriptionOverride | undefined {
-  const value = claims['override'];
-  if (value === undefined || value === null) return undefined;
-  if (!isObject(value)) throw invalid(`${where}"override" must be an object`);
-  const override: SubscriptionOverride = {};
-  for (const [wire, field] of overrideFields) {
-    const boolValue = value[wire];
-    if (boolValue === undefined || boolValue === null) continue;
-    if (!isObject(boolValue)) throw invalid(`${where}"override.${wire}" must be an object like {"value": true}`);
-    const flag = boolValue['value'];
-    if (flag !== undefined && flag !== null && typeof flag !== 'boolean') {
-      throw invalid(`${where}"override.${wire}.value" must be a boolean`);
-    }
-    override[field] = flag === true;
-  }
-  return override;
-}
-
-function subscribeOptions(value: unknown, channel: string): TokenSubscribeOptions {
-  if (value === null) return {};
-  if (!isObject(value)) throw invalid(`claim "subs" entry "${channel}" must be an object`);
-  const where = `claim "subs" entry "${channel}": `;
-  const options: TokenSubscribeOptions = {};
-  const info = rawOrBase64(value, 'info', where);
-  if (info !== undefined) options.info = info;
-  const data = rawOrBase64(value, 'data', where);
-  if (data !== undefined) options.data = data;
-  const override = overrideClaim(value, where);
-  if (override !== undefined) options.override = override;
-  return options;
-}
-
-function parseConnectClaims(claims: JWTPayload): ConnectTokenClaims {
-  const user = stringClaim(claims, 'sub') ?? '';
-  if (stringClaim(claims, 'channel')) {
-    // A subscription token used as a connection token: Centrifugo rejects it explicitly.
-    throw invalid('connection token must not have a "channel" claim (is this a subscription token?)');
-  }
-
-  let channels: string[] = [];
-  const rawChannels = claims['channels'];
-  if (rawChannels !== undefined && rawChannels !== null) {
-    if (!Array.isArray(rawChannels) || !rawChannels.every((ch) => typeof ch === 'string' && ch !== '')) {
-      throw invalid('claim "channels" must be an array of non-empty strings');
-    }
-    channels = rawChannels as string[];
-  }
-
-  let subs: Record<string, TokenSubscribeOptions> | undefined;
-  const rawSubs = claims['subs'];
-  if (rawSubs !== undefined && rawSubs !== null) {
-    if (!isObject(rawSubs)) throw invalid('claim "subs" must be an object of channel → options');
-    subs = Object.create(null) as Record<string, TokenSubscribeOptions>;
-    for (const [channel, value] of Object.entries(rawSubs)) {
-      if (channel === '') throw invalid('claim "subs" has an empty channel name');
-      subs[channel] = subscribeOptions(value, channel);
-    }
-    if (Object.keys(subs).length > 0) channels = [];
-  }
-
-  const result: ConnectTokenClaims = { user, expireAt: expireAtClaim(claims), channels };
-  const info = rawOrBase64(claims, 'info');
-  if (info !== undefined) result.info = info;
-  if (subs !== undefined) result.subs = subs;
-  const meta = jsonClaim(claims, 'meta');
-  if (meta !== undefined) result.meta = meta;
-  return result;
-}
-
-function parseSubscriptionClaims(claims: JWTPayload): SubscriptionTokenClaims {
-  const user = stringClaim(claims, 'sub') ?? '';
-  const channel = stringClaim(claims, 'channel');
-  if (!channel) throw invalid('subscription token must have a "channel" claim');
-  const result: SubscriptionTokenClaims = { user, channel, expireAt: expireAtClaim(claims) };
-  const info = rawOrBase64(claims, 'info');
-  if (info !== undefined) result.info = info;
-  const data = rawOrBase64(claims, 'data');
-  if (data !== undefined) result.data = data;
-  const override = overrideClaim(claims, 'claim ');
-  if (override !== undefined) result.override = override;
-  const client = stringClaim(claims, 'client');
-  if (client) result.client = client;
-  return result;
 }

@@ -11,7 +11,7 @@ import { MemoryBroker } from './broker-memory.js';
 import type { PresenceManager } from './presence.js';
 import { MemoryPresenceManager } from './presence-memory.js';
 import { RedisBroker } from './redis/broker-redis.js';
-import { redisOptions } from './redis/config.js';
+import { redisOptions } from '../config/redis-options.js';
 import { RedisPresenceManager } from './redis/presence-redis.js';
 
 /** EngineEvents are what an engine reports that no caller can receive. */

@@ -12,18 +12,12 @@
  *
  * @module
  */
+import { killSwitchKinds } from '../config/sections/protection.js';
+
+export { killSwitchKinds };
 
 /** KillSwitchKind is what a switch turns off. */
-export type KillSwitchKind = 'publish' | 'rpc' | 'read' | 'connect' | 'proxy';
-
-/** killSwitchKinds lists the kinds, for validation. */
-export const killSwitchKinds = [
-  'publish',
-  'rpc',
-  'read',
-  'connect',
-  'proxy',
-] as const satisfies readonly KillSwitchKind[];
+export type KillSwitchKind = (typeof killSwitchKinds)[number];
 
 /** ANY is the target that matches every namespace or RPC method. */
 export const ANY = '*';

@@ -1,46 +1,52 @@
 /**
  * The HTTP proxy client: every call Bulwark makes to the game backend goes through
  * {@link HttpProxyClient.callBackend}, and through the {@link ProxyGuard} given to the
- * constructor. The guard is the seam for protected calls (concurrency limit per target,
- * circuit breaker, kill switch): it decides whether and when the call runs, and may abort it
- * through the signal it passes. Without one, the only protection is the timeout, which
- * callBackend enforces itself for every target (the proxy's `timeout` key), whatever the guard.
+ * constructor. callBackend sets the call's deadline (the proxy's `timeout` key, deadline.ts)
+ * before the guard runs, so the deadline covers whatever the guard does, and the answer is
+ * classified where it arrives: an unreachable backend, a status other than 200
+ * ({@link OriginError.fromStatus}), a body too large or not JSON are OriginErrors (errors.ts).
+ * The guard is the seam for protected calls (concurrency limit per target, circuit breaker,
+ * kill switch): it decides whether and when the call runs, within the deadline it is given.
  *
  * {@link HttpProxyClient.call} adds what every event needs around that one function: the
  * response is validated against the documented shape, the backend's `disconnect` and `error`
  * are passed through to the session (DisconnectError, ProtocolError with the backend's code,
  * message and `temporary` flag), and anything else — timeout, backend down, non-200 status,
- * malformed or oversized body, a refusal by the guard — becomes error 100 with
- * `temporary: true`, so SDKs back off and retry instead of hammering. Failures are counted
- * and logged once per burst (a backend outage fails every call: it must not become a log storm).
+ * malformed or oversized body, a refusal by the guard — is answered as {@link clientReply}
+ * says: error 100 with `temporary: true` for every failure, so SDKs back off and retry instead
+ * of hammering. Failures are counted and logged once per burst (a backend outage fails every
+ * call: it must not become a log storm).
  *
  * @module
  */
 import type { z } from 'zod';
-import { DisconnectError, ErrorCode, ProtocolError } from '../protocol/codes.js';
+import { DisconnectError, ProtocolError } from '../protocol/codes.js';
 import type { BurstLog } from '../protection/burst-log.js';
+import { Deadline, untilAborted } from './deadline.js';
+import { clientReply, OriginError, ProxyError, proxyCallFailure, type ProxyCallFailure } from './errors.js';
 import type { ProxyKind, ProxyTarget } from './proxies.js';
-import { ProxyCallError } from './proxy-call-error.js';
 import { proxyResponseSchema } from './proxy-protocol.js';
 
 /**
- * ProxyGuard runs one backend call for the target named `targetName`: it may refuse it (throw),
- * delay it (queue), or abort it through the signal it hands to `fn`. Every backend call goes
- * through exactly one guard invocation.
+ * ProxyGuard runs one backend call for `target`: it may refuse it (throw), delay it (queue), or
+ * abort it through the signal it hands to `fn`. `deadline` aborts (with a ProxyTimeoutError)
+ * when the proxy's timeout passes: a guard that queues stops waiting then, and may hand it to
+ * `fn` as is. Every backend call goes through exactly one guard invocation.
  */
-export type ProxyGuard = <T>(target: ProxyTarget, fn: (signal: AbortSignal) => Promise<T>) => Promise<T>;
-
-const neverAborted = new AbortController().signal;
+export type ProxyGuard = <T>(
+  target: ProxyTarget,
+  fn: (signal: AbortSignal) => Promise<T>,
+  deadline: AbortSignal,
+) => Promise<T>;
 
 /**
  * timeoutOnlyGuard is the default guard: it adds nothing to the call, whose only protection is
- * then the per-target timeout that callBackend always enforces.
+ * then the per-target deadline that callBackend always sets.
  */
-export const timeoutOnlyGuard: ProxyGuard = (_target, fn) => fn(neverAborted);
+export const timeoutOnlyGuard: ProxyGuard = (_target, fn, deadline) => fn(deadline);
 
 /** ProxyCallResult is how one call ended, as counted in `bulwark_proxy_calls_total{result}`. */
-export type ProxyCallResult =
-  'ok' | 'error' | 'disconnect' | 'timeout' | 'unavailable' | 'http_error' | 'malformed' | 'rejected';
+export type ProxyCallResult = 'ok' | 'error' | 'disconnect' | ProxyCallFailure;
 
 /** ProxyCallObserver counts proxy calls (implemented by Metrics). */
 export interface ProxyCallObserver {
@@ -69,11 +75,6 @@ export interface ProxyCall<R extends z.ZodType> {
   result: R;
   /** The event cannot go on without a result (connect, refresh, sub_refresh): its absence is malformed. */
   requireResult: boolean;
-}
-
-/** internalTemporary is what the client is answered when the backend gave no usable answer. */
-function internalTemporary(): ProtocolError {
-  return new ProtocolError(ErrorCode.Internal, 'internal server error', true);
 }
 
 /** HttpProxyClient sends proxy events to the backend over HTTP. */
@@ -106,10 +107,7 @@ export class HttpProxyClient {
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const where = issue?.path.map(String).join('.') ?? '';
-        throw new ProxyCallError(
-          'malformed',
-          `unexpected response: ${where ? `${where}: ` : ''}${issue?.message ?? ''}`,
-        );
+        throw malformed(c.target, `unexpected response: ${where ? `${where}: ` : ''}${issue?.message ?? ''}`);
       }
       const { result, error, disconnect } = parsed.data;
       if (disconnect != null) {
@@ -120,24 +118,18 @@ export class HttpProxyClient {
         outcome = 'error';
         throw new ProtocolError(error.code, error.message ?? '', error.temporary === true);
       }
-      if (result == null && c.requireResult) throw new ProxyCallError('malformed', 'response has no result');
+      if (result == null && c.requireResult) throw malformed(c.target, 'response has no result');
       return (result ?? undefined) as z.output<R> | undefined;
     } catch (err) {
       if (outcome !== 'ok') throw err; // the backend's own error or disconnect: passed through
-      outcome = err instanceof ProxyCallError ? err.kind : 'rejected';
+      outcome = proxyCallFailure(err);
+      const reply = clientReply(err);
       this.#burstLog.error(
         `proxy.${c.kind}.${outcome}`,
-        {
-          proxy: c.kind,
-          target: c.target.name,
-          result: outcome,
-          err: err instanceof Error ? err.message : String(err),
-        },
+        { proxy: c.kind, target: c.target.name, result: outcome, err: logMessage(err, outcome, reply) },
         `${c.kind} proxy call failed (${outcome}): the client gets error 100 (temporary)`,
       );
-      // A refusal the guard already words for the client (111 backend busy, 108 kill switch) stays.
-      if (err instanceof ProtocolError) throw err;
-      throw internalTemporary();
+      throw reply;
     } finally {
       this.#observer.proxyCall(c.kind, c.target.name, outcome, (performance.now() - started) / 1000);
     }
@@ -146,16 +138,30 @@ export class HttpProxyClient {
   /**
    * callBackend POSTs `body` (JSON) to the target's endpoint through the guard and returns the
    * parsed JSON answer. It is the one function every backend call goes through. The target's
-   * timeout bounds the whole exchange, body included; throws {@link ProxyCallError} for a
-   * timeout, a transport failure, a status other than 200, or a body that is too large or not
-   * JSON, and whatever the guard throws when it refuses the call.
+   * timeout bounds the whole call, the guard's wait and the body included: at the deadline it
+   * rejects with a ProxyTimeoutError, whatever the guard does. Otherwise it throws an
+   * OriginError for a transport failure, a status other than 200, or a body that is too large
+   * or not JSON, and whatever the guard throws when it refuses the call.
    */
-  callBackend(
+  async callBackend(
     target: ProxyTarget,
     body: string,
     forwarded: Readonly<Record<string, string>> | undefined,
   ): Promise<unknown> {
-    return this.#guard(target, (signal) => this.#post(target, body, forwarded, signal));
+    const deadline = new Deadline(target.name, target.timeoutMs);
+    try {
+      const call = this.#guard(
+        target,
+        (signal) => {
+          deadline.admitted();
+          return this.#post(target, body, forwarded, signal, deadline.signal);
+        },
+        deadline.signal,
+      );
+      return await Promise.race([call, untilAborted(deadline.signal)]);
+    } finally {
+      deadline.clear();
+    }
   }
 
   async #post(
@@ -163,13 +169,17 @@ export class HttpProxyClient {
     body: string,
     forwarded: Readonly<Record<string, string>> | undefined,
     guardSignal: AbortSignal,
+    deadline: AbortSignal,
   ): Promise<unknown> {
-    const deadline = AbortSignal.timeout(target.timeoutMs);
-    const signal = AbortSignal.any([guardSignal, deadline]);
-    const failed = (err: unknown): ProxyCallError =>
+    const signal = guardSignal === deadline ? deadline : AbortSignal.any([guardSignal, deadline]);
+    const failed = (err: unknown): ProxyError =>
       deadline.aborted
-        ? new ProxyCallError('timeout', `no answer within ${target.timeoutMs} ms`, { cause: err })
-        : new ProxyCallError('unavailable', `request failed: ${causeMessage(err)}`, { cause: err });
+        ? (deadline.reason as ProxyError)
+        : new OriginError(target.name, `request failed: ${causeMessage(err)}`, {
+            failure: 'unavailable',
+            temporary: true,
+            cause: err,
+          });
     let res: Response;
     try {
       res = await fetch(target.endpoint, {
@@ -185,19 +195,19 @@ export class HttpProxyClient {
     }
     if (res.status !== 200) {
       await res.body?.cancel().catch(() => undefined);
-      throw new ProxyCallError('http_error', `HTTP status ${res.status}`);
+      throw OriginError.fromStatus(target.name, res.status);
     }
     let text: string;
     try {
-      text = await readBounded(res, this.#maxBytes);
+      text = await readBounded(target, res, this.#maxBytes);
     } catch (err) {
-      if (err instanceof ProxyCallError) throw err;
+      if (err instanceof ProxyError) throw err;
       throw failed(err);
     }
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new ProxyCallError('malformed', 'response body is not JSON');
+      throw malformed(target, 'response body is not JSON');
     }
   }
 
@@ -217,12 +227,26 @@ export class HttpProxyClient {
   }
 }
 
+/**
+ * malformed is the error of an answer that is not what the protocol documents (final: the
+ * backend would answer the same again; the client is still told to retry later).
+ */
+function malformed(target: ProxyTarget, message: string): OriginError {
+  return new OriginError(target.name, message, { failure: 'malformed', temporary: false });
+}
+
+/** logMessage is the `err` of the log line: the refusal as the client is told it, else the failure. */
+function logMessage(err: unknown, outcome: ProxyCallResult, reply: ProtocolError): string {
+  if (err instanceof ProxyError) return outcome === 'rejected' ? reply.message : err.detail;
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** readBounded reads a response body as UTF-8, refusing more than `max` bytes. */
-async function readBounded(res: Response, max: number): Promise<string> {
+async function readBounded(target: ProxyTarget, res: Response, max: number): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? '');
   if (declared > max) {
     await res.body?.cancel().catch(() => undefined);
-    throw new ProxyCallError('malformed', `response body larger than proxy.max_response_size (${max} bytes)`);
+    throw malformed(target, `response body larger than proxy.max_response_size (${max} bytes)`);
   }
   if (res.body === null) return '';
   const chunks: Uint8Array[] = [];
@@ -234,7 +258,7 @@ async function readBounded(res: Response, max: number): Promise<string> {
     size += value.byteLength;
     if (size > max) {
       await reader.cancel().catch(() => undefined);
-      throw new ProxyCallError('malformed', `response body larger than proxy.max_response_size (${max} bytes)`);
+      throw malformed(target, `response body larger than proxy.max_response_size (${max} bytes)`);
     }
     chunks.push(value);
   }

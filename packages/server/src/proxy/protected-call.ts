@@ -5,9 +5,10 @@
  * 1. the kill switch (an operator turned the feature off: refused, final);
  * 2. the circuit breaker (the backend is failing: refused without calling it, temporary);
  * 3. the concurrency limit (slots busy and queue full: refused at once, temporary);
- * 4. the deadline, which covers the wait for a slot and the call itself; when it passes, the
- *    AbortSignal handed to the call is aborted, so the HTTP request is really cancelled and
- *    the backend stops spending work on an answer nobody will read.
+ * 4. the deadline (deadline.ts: the target's `timeoutMs`, or the caller's own deadline), which
+ *    covers the wait for a slot and the call itself; when it passes, the AbortSignal handed to
+ *    the call is aborted, so the HTTP request is really cancelled and the backend stops
+ *    spending work on an answer nobody will read.
  *
  * Whatever fails comes out as a {@link ProxyError} with a stable `code` and a `temporary` flag
  * (see errors.ts), so the proxy answers clients with the protocol's `temporary` flag right.
@@ -25,10 +26,11 @@
  * @module
  */
 import { CircuitBreaker } from './circuit-breaker.js';
-import type { BreakerState, CircuitBreakerOptions } from './circuit-breaker.js';
+import type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { ConcurrencyLimiterOptions } from './concurrency-limiter.js';
-import { ProxyKilledError, ProxyTimeoutError, toProxyError } from './errors.js';
+import { Deadline, untilAborted } from './deadline.js';
+import { ProxyKilledError, toProxyError } from './errors.js';
 import type { ProxyError, ProxyErrorCode } from './errors.js';
 
 /**
@@ -58,6 +60,12 @@ export interface ProtectedTargetOptions extends ConcurrencyLimiterOptions {
   breaker?: CircuitBreakerOptions;
   /** Kill switch checked before every call, unless the call brings its own. Default: none. */
   killSwitch?: KillSwitchCheck;
+  /**
+   * Whether a failed call counts against the breaker. Default: temporary errors do (a final
+   * error is an answer: the backend is healthy); a call refused before it reached the backend
+   * never does.
+   */
+  countsAgainstBreaker?: (err: ProxyError) => boolean;
   /** Called once per call with how it ended and how long it took (ms), for latency metrics. */
   onOutcome?: (outcome: CallOutcome, durationMs: number) => void;
 }
@@ -72,6 +80,11 @@ export interface CallOptions {
    * methods, the switch is the method's.
    */
   killSwitch?: KillSwitchCheck;
+  /**
+   * The caller's deadline, in place of the target's `timeoutMs`: it must abort with a
+   * ProxyError (a {@link Deadline}'s signal does), and it covers the wait for a slot.
+   */
+  signal?: AbortSignal;
 }
 
 /** ProtectedTargetStats is a snapshot of a target, for metrics and the admin API. */
@@ -94,6 +107,7 @@ export class ProtectedTarget {
   readonly #limiter: ConcurrencyLimiter;
   readonly #breaker: CircuitBreaker;
   readonly #killSwitch: KillSwitchCheck | undefined;
+  readonly #countsAgainstBreaker: (err: ProxyError) => boolean;
   readonly #onOutcome: ((outcome: CallOutcome, durationMs: number) => void) | undefined;
   readonly #outcomes = Object.fromEntries(callOutcomes.map((o) => [o, 0])) as Record<CallOutcome, number>;
 
@@ -107,6 +121,7 @@ export class ProtectedTarget {
     this.#limiter = new ConcurrencyLimiter(name, options);
     this.#breaker = new CircuitBreaker(name, options.breaker);
     this.#killSwitch = options.killSwitch;
+    this.#countsAgainstBreaker = options.countsAgainstBreaker ?? ((err) => err.temporary);
     this.#onOutcome = options.onOutcome;
   }
 
@@ -127,37 +142,42 @@ export class ProtectedTarget {
     } catch (err) {
       throw this.#fail(err as ProxyError, started);
     }
-
-    const controller = new AbortController();
-    const { signal } = controller;
-    let queued = true;
-    const timer = setTimeout(
-      () => controller.abort(new ProxyTimeoutError(this.name, this.#timeoutMs, queued)),
-      this.#timeoutMs,
-    );
+    if (options?.signal !== undefined) return this.#run(fn, permit, started, options.signal, () => {});
+    const deadline = new Deadline(this.name, this.#timeoutMs);
     try {
-      let release;
-      try {
-        release = await this.#limiter.acquire(signal);
-      } catch (err) {
-        permit.done('ignored'); // never reached the backend: says nothing about its health
-        throw this.#fail(err as ProxyError, started);
-      }
-      queued = false;
-      const running = Promise.resolve().then(() => fn(signal));
-      running.then(release, release);
-      try {
-        const result = await Promise.race([running, aborted(signal)]);
-        permit.done('success');
-        this.#count('ok', started);
-        return result;
-      } catch (err) {
-        const error: ProxyError = signal.aborted ? (signal.reason as ProxyError) : toProxyError(this.name, err);
-        permit.done(error.temporary ? 'failure' : 'ignored');
-        throw this.#fail(error, started);
-      }
+      return await this.#run(fn, permit, started, deadline.signal, () => deadline.admitted());
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
+    }
+  }
+
+  /** run waits for a slot and calls `fn` until `signal` (the deadline) aborts. */
+  async #run<T>(
+    fn: (signal: AbortSignal) => Promise<T>,
+    permit: BreakerPermit,
+    started: number,
+    signal: AbortSignal,
+    admitted: () => void,
+  ): Promise<T> {
+    let release;
+    try {
+      release = await this.#limiter.acquire(signal);
+    } catch (err) {
+      permit.done('ignored'); // never reached the backend: says nothing about its health
+      throw this.#fail(err as ProxyError, started);
+    }
+    admitted();
+    const running = Promise.resolve().then(() => fn(signal));
+    running.then(release, release);
+    try {
+      const result = await Promise.race([running, untilAborted(signal)]);
+      permit.done('success');
+      this.#count('ok', started);
+      return result;
+    } catch (err) {
+      const error: ProxyError = signal.aborted ? (signal.reason as ProxyError) : toProxyError(this.name, err);
+      permit.done(this.#countsAgainstBreaker(error) ? 'failure' : 'ignored');
+      throw this.#fail(error, started);
     }
   }
 
@@ -182,9 +202,4 @@ export class ProtectedTarget {
     this.#outcomes[outcome]++;
     this.#onOutcome?.(outcome, performance.now() - started);
   }
-}
-
-/** aborted rejects with the signal's reason once it aborts (never settles otherwise). */
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 }

@@ -10,7 +10,6 @@
  * @module
  */
 import type { Config } from '../config/schema.js';
-import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../protocol/codes.js';
 import type { RawJSON } from '../protocol/types.js';
 import { found, ProtectedCache, type SharedTier } from '../cache/protected-cache.js';
@@ -22,6 +21,12 @@ export interface CachedRpc {
 }
 
 type Rule = Config['proxy']['cache']['rpc'][number];
+
+/** RpcCacheMetrics is where the caches' counters go (implemented by Metrics). */
+export interface RpcCacheMetrics {
+  setRpcCacheStats(method: string, stats: object): void;
+  setRpcCacheSharedStats(stats: object): void;
+}
 
 /** RpcCache answers the cacheable RPC methods of one node. */
 export class RpcCache {
@@ -84,7 +89,7 @@ export class RpcCache {
   }
 
   /** collect copies the caches' counters into the metrics (called at each scrape). */
-  collect(metrics: Metrics): void {
+  collect(metrics: RpcCacheMetrics): void {
     for (const [method, { cache }] of this.#rules) metrics.setRpcCacheStats(method, cache.stats());
     // The shared tier is one per node, used by every method: its counters are the node's.
     const shared = this.#shared?.stats?.();

@@ -21,7 +21,7 @@ import {
 import { closeClient, connectClient, createRedisClients, evalScript, watchClient, withDeadline } from './connection.js';
 import type { RedisClient } from './connection.js';
 import { toEngineError } from './errors.js';
-import type { RedisEngineOptions, ResolvedRedisOptions } from './options.js';
+import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
 import { brokerKeys, controlChannel, historyScript, publishScript, pubsubChannel } from './scripts.js';
 
 /** RedisBrokerOptions configures a {@link RedisBroker}: where Redis is, plus the broker's own knobs. */

@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import { EngineUnavailableError, toEngineError } from './errors.js';
-import { resolveRedisOptions } from './options.js';
-import type { RedisEngineOptions, ResolvedRedisOptions } from './options.js';
+import { resolveRedisOptions } from '../../config/redis-options.js';
+import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
 
 /** RedisClient is a connection to standalone/sentinel Redis or to a cluster. */
 export type RedisClient = Redis | Cluster;

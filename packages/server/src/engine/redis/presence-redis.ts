@@ -11,8 +11,8 @@ import { decodeClientInfo, MalformedMessageError } from './codec.js';
 import { closeClient, connectClient, createClient, evalScript, watchClient, withDeadline } from './connection.js';
 import type { LuaScript, RedisClient } from './connection.js';
 import { toEngineError } from './errors.js';
-import { resolveRedisOptions } from './options.js';
-import type { RedisEngineOptions, ResolvedRedisOptions } from './options.js';
+import { resolveRedisOptions } from '../../config/redis-options.js';
+import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
 import {
   presenceAddScript,
   presenceGetScript,

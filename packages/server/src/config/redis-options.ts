@@ -1,7 +1,13 @@
 /**
- * Options of the Redis engine (broker and presence manager), with their defaults. The config
- * schema maps onto {@link RedisEngineOptions}; {@link resolveRedisOptions} checks them once and
- * fills in the defaults, naming the bad option in a TypeError.
+ * Options of the Redis engine (broker, presence manager, shared cache tier): what they are,
+ * their defaults, their check ({@link resolveRedisOptions}, naming the bad option in a
+ * TypeError), and how `engine.redis` config maps onto them ({@link redisOptions}).
+ *
+ * They live in config/ and not in engine/ because the config check at load needs them
+ * ({@link redisConfigProblem}: a bad Redis setting is a config error naming the key, not a
+ * failure at start), and config sits below the engine. The config section is read through a
+ * structural type ({@link RedisSectionInput}), as config/proxy-rules.ts does, so this module
+ * does not depend on the schema that calls it.
  *
  * @module
  */
@@ -207,4 +213,60 @@ function database(option: string, value: number): number {
 function nonEmpty(option: string, list: string[]): string[] {
   if (list.length === 0) throw new TypeError(`redis: ${option} must list at least one address`);
   return list;
+}
+
+/** RedisSectionInput is what {@link redisOptions} reads of `engine.redis` (durations in ms). */
+export interface RedisSectionInput {
+  readonly address: readonly string[];
+  readonly prefix: string;
+  readonly user: string;
+  readonly password: string;
+  readonly db: number;
+  readonly tls: { readonly enabled: boolean };
+  readonly sentinel_address: readonly string[];
+  readonly sentinel_master_name: string;
+  readonly sentinel_user: string;
+  readonly sentinel_password: string;
+  readonly cluster_address: readonly string[];
+  readonly connect_timeout: number;
+  readonly io_timeout: number;
+  readonly reconnect_max_delay: number;
+}
+
+/** redisOptions maps `engine.redis` (Centrifugo v6 key names) onto the Redis engine's options. */
+export function redisOptions(r: RedisSectionInput): RedisEngineOptions {
+  const common: RedisEngineOptions = {
+    prefix: r.prefix,
+    tls: r.tls.enabled,
+    db: r.db,
+    connectTimeoutMs: r.connect_timeout,
+    commandTimeoutMs: r.io_timeout,
+    maxReconnectDelayMs: r.reconnect_max_delay,
+    ...(r.user !== '' ? { user: r.user } : {}),
+    ...(r.password !== '' ? { password: r.password } : {}),
+  };
+  if (r.sentinel_master_name !== '') {
+    return {
+      ...common,
+      sentinel: {
+        masterName: r.sentinel_master_name,
+        addresses: [...r.sentinel_address],
+        ...(r.sentinel_user !== '' ? { user: r.sentinel_user } : {}),
+        ...(r.sentinel_password !== '' ? { password: r.sentinel_password } : {}),
+      },
+    };
+  }
+  if (r.cluster_address.length > 0) return { ...common, cluster: { addresses: [...r.cluster_address] } };
+  return { ...common, addresses: [...r.address] };
+}
+
+/** redisConfigProblem returns what is wrong with `engine.redis`, or undefined. */
+export function redisConfigProblem(r: RedisSectionInput): string | undefined {
+  try {
+    resolveRedisOptions(redisOptions(r));
+    return undefined;
+  } catch (err) {
+    if (err instanceof TypeError) return err.message;
+    throw err;
+  }
 }

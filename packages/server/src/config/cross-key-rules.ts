@@ -1,0 +1,149 @@
+/**
+ * The cross-key rules of the configuration: what no single key's schema can say (history
+ * needs a TTL, recovery needs history, a missing secret stops the start, a timeout must be
+ * shorter than its period, Redis keys must make usable engine options, the proxy rules of
+ * proxy-rules.ts). Checked once at load with the rest of the schema; every problem names the
+ * key to fix.
+ *
+ * The input is described structurally (not as `Config`) so this module does not depend on the
+ * schema that calls it.
+ *
+ * @module
+ */
+import { proxyConfigIssues, type ProxyConfigIssue, type ProxyRulesInput } from './proxy-rules.js';
+import { redisConfigProblem, type RedisSectionInput } from './redis-options.js';
+
+/** NamespaceRulesInput is what the rules read of one channel namespace's options. */
+interface NamespaceRulesInput {
+  readonly history_size: number;
+  readonly history_ttl: number;
+  readonly force_recovery: boolean;
+  readonly allow_recovery: boolean;
+  readonly channel_regex: string;
+}
+
+/** TokenKeysInput is what the rules read of a token verification section. */
+interface TokenKeysInput {
+  readonly hmac_secret_key: string;
+  readonly rsa_public_key: string;
+  readonly ecdsa_public_key: string;
+}
+
+/** ConfigRulesInput is the part of the parsed configuration these rules read (the proxy rules read ProxyRulesInput). */
+export interface ConfigRulesInput {
+  readonly client: {
+    readonly token: TokenKeysInput;
+    readonly subscription_token: TokenKeysInput & { readonly enabled: boolean };
+    readonly insecure: boolean;
+    readonly proxy: { readonly connect: { readonly enabled: boolean } };
+    readonly ping_interval: number;
+    readonly pong_timeout: number;
+  };
+  readonly channel: {
+    readonly without_namespace: NamespaceRulesInput;
+    readonly namespaces: ReadonlyArray<NamespaceRulesInput & { readonly name: string }>;
+  };
+  readonly http_api: { readonly insecure: boolean; readonly key: string };
+  readonly protection: {
+    readonly retry_after_min: number;
+    readonly retry_after_max: number;
+    readonly shedding: { readonly connect_lag: number; readonly read_lag: number };
+  };
+  readonly engine: { readonly type: string; readonly redis: RedisSectionInput };
+}
+
+/** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
+export function configIssues(input: ConfigRulesInput & ProxyRulesInput): ProxyConfigIssue[] {
+  const cfg: ConfigRulesInput = input;
+  const issues: ProxyConfigIssue[] = [];
+  const namespaces = [{ path: ['channel', 'without_namespace'], opts: cfg.channel.without_namespace }].concat(
+    cfg.channel.namespaces.map((ns, i) => ({ path: ['channel', 'namespaces', String(i)], opts: ns })),
+  );
+  for (const { path, opts } of namespaces) {
+    if (opts.history_size > 0 && opts.history_ttl === 0) {
+      issues.push({
+        path: [...path, 'history_ttl'],
+        message: 'history_ttl must be set when history_size > 0',
+      });
+    }
+    if (opts.history_ttl > 0 && opts.history_size === 0) {
+      issues.push({
+        path: [...path, 'history_size'],
+        message: 'history_size must be set when history_ttl > 0',
+      });
+    }
+    if ((opts.force_recovery || opts.allow_recovery) && opts.history_size === 0) {
+      issues.push({
+        path: [...path, 'force_recovery'],
+        message: 'recovery needs history (history_size and history_ttl)',
+      });
+    }
+    if (opts.channel_regex !== '') {
+      try {
+        new RegExp(opts.channel_regex);
+      } catch (err) {
+        issues.push({
+          path: [...path, 'channel_regex'],
+          message: `invalid regular expression: ${(err as Error).message}`,
+        });
+      }
+    }
+  }
+  const seen = new Set<string>();
+  cfg.channel.namespaces.forEach((ns, i) => {
+    if (seen.has(ns.name)) {
+      issues.push({
+        path: ['channel', 'namespaces', i, 'name'],
+        message: `duplicate namespace "${ns.name}"`,
+      });
+    }
+    seen.add(ns.name);
+  });
+  // Secrets: no silent defaults (incident 3). A missing secret is an error naming the key.
+  const tok = cfg.client.token;
+  const tokenless = cfg.client.insecure || cfg.client.proxy.connect.enabled;
+  if (!tokenless && !tok.hmac_secret_key && !tok.rsa_public_key && !tok.ecdsa_public_key) {
+    issues.push({
+      path: ['client', 'token', 'hmac_secret_key'],
+      message:
+        'missing secret: set client.token.hmac_secret_key (or rsa_public_key / ecdsa_public_key), or enable client.proxy.connect, or client.insecure=true for local demos',
+    });
+  }
+  const sub = cfg.client.subscription_token;
+  if (sub.enabled && !sub.hmac_secret_key && !sub.rsa_public_key && !sub.ecdsa_public_key) {
+    issues.push({
+      path: ['client', 'subscription_token', 'hmac_secret_key'],
+      message: 'missing secret: subscription_token.enabled needs hmac_secret_key, rsa_public_key or ecdsa_public_key',
+    });
+  }
+  if (!cfg.http_api.insecure && !cfg.http_api.key) {
+    issues.push({
+      path: ['http_api', 'key'],
+      message: 'missing secret: set http_api.key, or http_api.insecure=true',
+    });
+  }
+  if (cfg.protection.retry_after_max < cfg.protection.retry_after_min) {
+    issues.push({
+      path: ['protection', 'retry_after_max'],
+      message: 'retry_after_max must not be shorter than retry_after_min',
+    });
+  }
+  if (cfg.engine.type === 'redis') {
+    const problem = redisConfigProblem(cfg.engine.redis);
+    if (problem !== undefined) issues.push({ path: ['engine', 'redis'], message: problem });
+  }
+  if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {
+    issues.push({
+      path: ['protection', 'shedding', 'read_lag'],
+      message: 'read_lag must not be shorter than connect_lag: new connections are shed first',
+    });
+  }
+  if (cfg.client.pong_timeout >= cfg.client.ping_interval && cfg.client.ping_interval > 0) {
+    issues.push({
+      path: ['client', 'pong_timeout'],
+      message: 'pong_timeout must be shorter than ping_interval',
+    });
+  }
+  issues.push(...proxyConfigIssues(input));
+  return issues;
+}

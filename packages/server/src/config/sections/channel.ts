@@ -1,0 +1,109 @@
+/**
+ * The `channel` section of the config: the per-namespace channel options (history, recovery,
+ * presence, permissions, proxies), the namespaces, and the channel-wide proxies, named as in
+ * Centrifugo v6.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { duration } from './common.js';
+import { proxyName, proxySchema } from './proxy.js';
+
+/** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
+export const channelOptionsShape = {
+  presence: z.boolean().default(false).describe('Keep presence (who is subscribed) for channels.'),
+  join_leave: z.boolean().default(false).describe('Send join/leave pushes to subscribers who ask for them.'),
+  force_push_join_leave: z.boolean().default(false).describe('Send join/leave pushes to every subscriber.'),
+  history_size: z.number().int().min(0).default(0).describe('Publications kept per channel; 0 keeps no history.'),
+  history_ttl: duration('0s').describe(
+    'How long history is kept after the last publication; required with history_size.',
+  ),
+  history_meta_ttl: duration('0s').describe(
+    'How long a stream position lives after last use; 0 means channel.history_meta_ttl.',
+  ),
+  force_positioning: z.boolean().default(false).describe('Track stream position for every subscriber.'),
+  allow_positioning: z.boolean().default(false).describe('Let clients ask for positioning.'),
+  force_recovery: z.boolean().default(false).describe('Recover missed publications for every subscriber.'),
+  allow_recovery: z.boolean().default(false).describe('Let clients ask for recovery.'),
+  allow_subscribe_for_anonymous: z
+    .boolean()
+    .default(false)
+    .describe('Anonymous (no user) clients may subscribe without a token.'),
+  allow_subscribe_for_client: z
+    .boolean()
+    .default(false)
+    .describe('Authenticated clients may subscribe without a subscription token.'),
+  allow_publish_for_anonymous: z.boolean().default(false).describe('Anonymous clients may publish.'),
+  allow_publish_for_subscriber: z.boolean().default(false).describe('Subscribers of a channel may publish to it.'),
+  allow_publish_for_client: z.boolean().default(false).describe('Any authenticated client may publish.'),
+  allow_presence_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read presence.'),
+  allow_presence_for_subscriber: z.boolean().default(false).describe('Subscribers may read presence.'),
+  allow_presence_for_client: z.boolean().default(false).describe('Any authenticated client may read presence.'),
+  allow_history_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read history.'),
+  allow_history_for_subscriber: z.boolean().default(false).describe('Subscribers may read history.'),
+  allow_history_for_client: z.boolean().default(false).describe('Any authenticated client may read history.'),
+  allow_user_limited_channels: z
+    .boolean()
+    .default(false)
+    .describe('Channels like `ns:room#42,43` are open to the listed users only.'),
+  channel_regex: z
+    .string()
+    .default('')
+    .describe('When set, channel names (without namespace) must match this regular expression.'),
+  subscribe_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Ask the backend (subscribe proxy) whether a client may subscribe, instead of the allow_subscribe_* options. Not for subscriptions with a token or to user-limited channels.',
+    ),
+  subscribe_proxy_name: proxyName('subscribe (channel.proxy.subscribe)'),
+  publish_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Ask the backend (publish proxy) whether a client may publish, instead of the allow_publish_* options; it may change the data.',
+    ),
+  publish_proxy_name: proxyName('publish (channel.proxy.publish)'),
+  sub_refresh_proxy_enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      'When a subscription with an expiry expires, ask the backend (sub_refresh proxy) to prolong it instead of the client.',
+    ),
+  sub_refresh_proxy_name: proxyName('sub_refresh (channel.proxy.sub_refresh)'),
+};
+
+const channelOptions = z.strictObject(channelOptionsShape);
+
+/** ChannelOptions are the resolved options of one namespace (durations in ms). */
+export type ChannelOptions = z.output<typeof channelOptions>;
+
+const namespaceSchema = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[-a-zA-Z0-9_.]{2,}$/, 'namespace name must be 2+ characters of [-a-zA-Z0-9_.]')
+    .describe('Namespace name: the part of a channel before `:`.'),
+  ...channelOptionsShape,
+});
+
+/** channelSection is the `channel` section. */
+export const channelSection = z
+  .strictObject({
+    without_namespace: channelOptions.prefault({}).describe('Options of channels without a namespace.'),
+    namespaces: z.array(namespaceSchema).default([]).describe('Namespaces: channels named `<name>:<rest>`.'),
+    history_meta_ttl: duration('720h').describe('Default lifetime of a stream position after last use.'),
+    max_length: z.number().int().min(1).default(255).describe('Longest channel name in bytes.'),
+    private_prefix: z.string().default('$').describe('Channels starting with it need a subscription token.'),
+    namespace_boundary: z.string().min(1).default(':').describe('Separates namespace from channel.'),
+    user_boundary: z.string().min(1).default('#').describe('Starts the user list of a user-limited channel.'),
+    user_separator: z.string().min(1).default(',').describe('Separates users in a user-limited channel.'),
+    proxy: z
+      .strictObject({
+        subscribe: proxySchema.describe('The `default` subscribe proxy (namespaces turn it on).'),
+        publish: proxySchema.describe('The `default` publish proxy (namespaces turn it on).'),
+        sub_refresh: proxySchema.describe('The `default` sub_refresh proxy (namespaces turn it on).'),
+      })
+      .prefault({})
+      .describe('Channel-wide proxies, used by namespaces with *_proxy_enabled (see docs/PROXY.md).'),
+  })
+  .prefault({});

@@ -1,0 +1,60 @@
+/**
+ * The HTTP-facing sections of the config: where the node listens (`http_server`), the
+ * WebSocket transport (`websocket`), the server API (`http_api`), and the `/metrics` and
+ * `/health` endpoints (`prometheus`, `health`).
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { secret } from './common.js';
+
+/** httpServerSection is the `http_server` section. */
+export const httpServerSection = z
+  .strictObject({
+    address: z.string().default('').describe('Interface to listen on; empty means all interfaces.'),
+    port: z.number().int().min(0).max(65535).default(8000).describe('HTTP port (WebSocket, API, health, metrics).'),
+  })
+  .prefault({});
+
+/** websocketSection is the `websocket` section. */
+export const websocketSection = z
+  .strictObject({
+    message_size_limit: z
+      .number()
+      .int()
+      .min(256)
+      .default(65_536)
+      .describe('Largest incoming WebSocket message in bytes; larger closes with 1009.'),
+    compression: z.boolean().default(false).describe('permessage-deflate; costs CPU per message, off by default.'),
+  })
+  .prefault({});
+
+/** httpApiSection is the `http_api` section. */
+export const httpApiSection = z
+  .strictObject({
+    key: secret.describe(
+      'API key for /api (X-API-Key or Authorization: apikey). A secret: required unless http_api.insecure.',
+    ),
+    insecure: z.boolean().default(false).describe('Serve the API without a key. Only behind a trusted network.'),
+    max_body_size: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1_048_576)
+      .describe('Largest API request body in bytes (Bulwark addition).'),
+  })
+  .prefault({});
+
+/** prometheusSection is the `prometheus` section. */
+export const prometheusSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve Prometheus metrics at /metrics.'),
+  })
+  .prefault({});
+
+/** healthSection is the `health` section. */
+export const healthSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Serve /health (liveness) and /ready (readiness).'),
+  })
+  .prefault({});
