@@ -28,23 +28,25 @@ import { EngineUnavailableError } from './engine/errors.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
-import { HttpServer } from './http-server.js';
+import { apiPrefix, apiRoute } from './http/api.js';
+import type { ApiContext } from './http/api-methods.js';
+import { demoClient, demoPage, demoToken } from './http/demo.js';
+import { health, metrics as metricsProbe, readiness } from './http/probes.js';
+import { HttpServer } from './http/server.js';
+import { WebSocketEndpoint, upgradeRequired, websocketPath } from './http/websocket.js';
 import { Hub } from './hub.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
-import {
-  KillSwitches,
-  type KillSwitch,
-  type KillSwitchKind,
-  type KillSwitchRemoval,
-} from './protection/kill-switches.js';
+import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
-import { ControlBus, type ControlMessage, type NodeInfo } from './cluster/control.js';
+import { ControlBus, type NodeInfo, type OutgoingControl } from './cluster/control.js';
+import { controlRouter } from './cluster/control-router.js';
+import { KillSwitchSync } from './cluster/kill-switch-sync.js';
 import { NodeRegistry } from './cluster/node-registry.js';
 import { Surveys } from './cluster/survey.js';
-import { applyUserCommand } from './api/methods.js';
+import { UserCommands } from './cluster/user-commands.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
@@ -136,6 +138,8 @@ export class Node implements SessionContext {
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
   readonly #http: HttpServer;
+  readonly #killSwitchSync: KillSwitchSync;
+  readonly #userCommands: UserCommands;
   readonly #nodeSubs = new Map<string, Promise<void>>();
   readonly #flusher: FlushScheduler;
   readonly #readFdLimits: FdLimitsReader;
@@ -197,17 +201,30 @@ export class Node implements SessionContext {
     this.shedder = new LoadShedder(cfg.protection.shedding, {
       onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
     });
-    this.control = new ControlBus(
-      this.nodeId,
-      (data) => this.broker.publishControl(data),
-      this.log,
-      (msg) => this.#onControl(msg),
-    );
+    // The cluster: each part sends through the control bus, which routes what comes back.
+    const send = (msg: OutgoingControl) => this.control.send(msg);
     this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
-    this.surveys = new Surveys(this.control, cfg.node.survey_timeout);
-    // Time 0: a removal made at runtime anywhere in the cluster wins over the config's switch.
-    for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason, 0);
-    this.metrics.killSwitches.set(this.killSwitches.size);
+    this.surveys = new Surveys({ send }, cfg.node.survey_timeout, {
+      channels: () => Object.fromEntries(this.hub.channels()),
+      log: this.log,
+    });
+    const ksCtx = { switches: this.killSwitches, metrics: this.metrics, log: this.log, send };
+    this.#killSwitchSync = new KillSwitchSync(ksCtx, cfg.protection.kill_switches);
+    this.#userCommands = new UserCommands({
+      rules: this.rules,
+      log: this.log,
+      userSessions: (user) => this.hub.userSessions(user),
+      sendMessage: (user, data) => this.sendMessage(user, data),
+      send,
+    });
+    const route = controlRouter({
+      nodeId: this.nodeId,
+      nodes: this.nodes,
+      surveys: this.surveys,
+      userCommands: this.#userCommands,
+      killSwitches: this.#killSwitchSync,
+    });
+    this.control = new ControlBus(this.nodeId, (data) => this.broker.publishControl(data), this.log, route);
     this.proxies = new ProxyResolver(cfg);
     this.backend = new BackendProxy(
       new HttpProxyClient({
@@ -234,7 +251,7 @@ export class Node implements SessionContext {
     this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
-    this.#http = new HttpServer(this);
+    this.#http = this.#httpServer();
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
   }
 
@@ -366,7 +383,7 @@ export class Node implements SessionContext {
       this.#publishInfo();
     }
     // Switches changed at runtime on the nodes already running reach this one too.
-    this.#syncKillSwitches();
+    this.#killSwitchSync.requestSync();
   }
 
   #engineStateChanged(): void {
@@ -378,7 +395,7 @@ export class Node implements SessionContext {
     if (up) {
       this.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
       // Kill switch changes sent while this node's connection was down never reached it.
-      this.#syncKillSwitches();
+      this.#killSwitchSync.requestSync();
       // Publications sent while the engine was unreachable never reached this node.
       void this.#checkPositions();
     } else {
@@ -493,40 +510,12 @@ export class Node implements SessionContext {
    * every other node through the broker. Clients refused by it get `reason`.
    */
   async setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
-    // A change made here is the latest known: set() stamps it after every change it knows.
-    const sw = this.killSwitches.set(kind, target, reason) as KillSwitch;
-    this.#killSwitchesChanged(sw, true);
-    await this.control.send({ type: 'kill_switch_set', switch: sw });
-    return sw;
+    return this.#killSwitchSync.set(kind, target, reason);
   }
 
   /** removeKillSwitch turns a kill switch off here and on every other node; false if it was not on here. */
-  async removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
-    const wasOn = this.killSwitches.isOn(kind, target);
-    const removal = this.killSwitches.remove(kind, target) as KillSwitchRemoval;
-    if (wasOn) this.#killSwitchesChanged({ kind, target }, false);
-    // Sent even when it was not on here: another node may have missed the change that removed it.
-    await this.control.send({ type: 'kill_switch_remove', removal });
-    return wasOn;
-  }
-
-  /** #syncKillSwitches asks the other nodes for their switches (at engine start and reconnect). */
-  #syncKillSwitches(): void {
-    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
-      this.log.warn({ err }, 'kill switch sync request failed; switches changed meanwhile may be missing here');
-    });
-  }
-
-  #killSwitchesChanged(
-    sw: Pick<KillSwitch, 'kind' | 'target'> & { reason?: string },
-    on: boolean,
-    from?: string,
-  ): void {
-    this.metrics.killSwitches.set(this.killSwitches.size);
-    this.log.warn(
-      { kind: sw.kind, target: sw.target, reason: sw.reason, from },
-      on ? 'kill switch on' : 'kill switch off',
-    );
+  removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
+    return this.#killSwitchSync.remove(kind, target);
   }
 
   /** info returns this node's counts, as the info API method lists them. */
@@ -551,59 +540,6 @@ export class Node implements SessionContext {
     });
   }
 
-  #onControl(msg: ControlMessage): void {
-    switch (msg.type) {
-      case 'node_info':
-        this.nodes.update(msg.info);
-        return;
-      case 'node_leave':
-        this.nodes.remove(msg.from);
-        return;
-      case 'user_command':
-        applyUserCommand(this, msg.method, msg.body).catch((err: unknown) => {
-          this.log.warn({ err, method: msg.method, from: msg.from }, 'user command from another node failed');
-        });
-        return;
-      case 'survey':
-        this.control
-          .send({ type: 'survey_reply', to: msg.from, id: msg.id, result: Object.fromEntries(this.hub.channels()) })
-          .catch((err: unknown) => this.log.warn({ err }, 'survey reply not sent'));
-        return;
-      case 'survey_reply':
-        if (msg.to === this.nodeId) this.surveys.onReply(msg.id, msg.result);
-        return;
-      case 'kill_switch_set': {
-        const sw = this.killSwitches.set(msg.switch.kind, msg.switch.target, msg.switch.reason, msg.switch.since);
-        if (sw !== undefined) this.#killSwitchesChanged(sw, true, msg.from);
-        return;
-      }
-      case 'kill_switch_remove': {
-        const { kind, target, at } = msg.removal;
-        const wasOn = this.killSwitches.isOn(kind, target);
-        if (this.killSwitches.remove(kind, target, at) !== undefined && wasOn) {
-          this.#killSwitchesChanged(msg.removal, false, msg.from);
-        }
-        return;
-      }
-      case 'kill_switch_sync': {
-        const state = this.killSwitches.state();
-        if (state.switches.length === 0 && state.removed.length === 0) return;
-        this.control
-          .send({ type: 'kill_switch_state', to: msg.from, ...state })
-          .catch((err: unknown) => this.log.warn({ err }, 'kill switch state reply failed'));
-        return;
-      }
-      case 'kill_switch_state': {
-        if (msg.to !== this.nodeId) return;
-        // The latest change of each switch wins, so missed sets and missed removals both heal.
-        const { on, off } = this.killSwitches.merge(msg);
-        for (const sw of on) this.#killSwitchesChanged(sw, true, msg.from);
-        for (const r of off) this.#killSwitchesChanged(r, false, msg.from);
-        return;
-      }
-    }
-  }
-
   #onShedding(level: 'connect' | 'read', on: boolean, lagMs: number): void {
     this.metrics.shedding.set({ level }, on ? 1 : 0);
     if (!on) {
@@ -618,6 +554,45 @@ export class Node implements SessionContext {
         ? 'load shedding: event loop lagging, new connections refused'
         : 'load shedding: event loop lagging, history/presence/rpc refused',
     );
+  }
+
+  /** #httpServer registers the node's routes: the API, probes, the WebSocket endpoint, the demo. */
+  #httpServer(): HttpServer {
+    const cfg = this.config;
+    const http = new HttpServer(this.log);
+    const api: ApiContext = {
+      rules: this.rules,
+      engine: this,
+      publish: (channel, data, opts) => this.publish(channel, data, opts),
+      channels: () => this.hub.channels(),
+      info: () => this.info(),
+      nodes: this.nodes,
+      surveys: this.surveys,
+      userCommands: this.#userCommands,
+      killSwitches: this.#killSwitchSync,
+      drain: (windowMs) => this.drain(windowMs),
+    };
+    const apiHandler = apiRoute(this, api);
+    http.route(apiPrefix.slice(0, -1), apiHandler).route(`${apiPrefix}*`, apiHandler);
+    if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(this));
+    if (cfg.prometheus.enabled) http.route('/metrics', metricsProbe(this.metrics.registry));
+    const ws = new WebSocketEndpoint({
+      config: cfg,
+      admission: this.admission,
+      metrics: this.metrics,
+      log: this.log,
+      forwardedHeaders: this.proxies.forwardedHeaders,
+      sessions: this,
+    });
+    http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
+    if (cfg.demo.enabled) {
+      const hmacSecret = cfg.client.token.hmac_secret_key;
+      http
+        .route('/', demoPage)
+        .route('/demo/centrifuge.js', demoClient)
+        .route('/demo/token', demoToken({ hmacSecret }));
+    }
+    return http;
   }
 
   // ---------------------------------------------------------------- SessionContext
