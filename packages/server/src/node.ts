@@ -1,6 +1,7 @@
 /**
- * Node: one running Bulwark. It owns the config, the engine (broker + presence), the hub,
- * metrics and the HTTP server (WebSocket transport, server API, health, metrics).
+ * Node: one running Bulwark — the composition root that builds and wires a node's parts
+ * (config, engine, hub, cluster, protections, proxies, HTTP), and the library API: start,
+ * publish, rpc, onMessage, sendMessage, drain, shutdown.
  *
  * @example
  * ```ts
@@ -22,14 +23,12 @@ import type { MessageHandler, RpcHandler, SessionContext } from './client/contex
 import type { ClientSession } from './client/session.js';
 import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
-import type { Broker, BrokerEventHandler } from './engine/broker.js';
-import { createEngine, injectedEngine, type Engine } from './engine/engine.js';
-import { EngineUnavailableError } from './engine/errors.js';
+import type { Broker } from './engine/broker.js';
+import { createEngine, injectedEngine } from './engine/engine.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
 import { apiPrefix, apiRoute } from './http/api.js';
-import type { ApiContext } from './http/api-methods.js';
 import { demoClient, demoPage, demoToken } from './http/demo.js';
 import { health, metrics as metricsProbe, readiness } from './http/probes.js';
 import { HttpServer } from './http/server.js';
@@ -41,15 +40,15 @@ import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd
 import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
-import { ControlBus, type NodeInfo, type OutgoingControl } from './cluster/control.js';
-import { controlRouter } from './cluster/control-router.js';
-import { KillSwitchSync } from './cluster/kill-switch-sync.js';
-import { NodeRegistry } from './cluster/node-registry.js';
-import { Surveys } from './cluster/survey.js';
-import { UserCommands } from './cluster/user-commands.js';
+import { Cluster } from './cluster/cluster.js';
+import type { ControlBus, NodeInfo } from './cluster/control.js';
+import type { NodeRegistry } from './cluster/node-registry.js';
+import type { Surveys } from './cluster/survey.js';
 import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
+import { Drainer } from './node/drain.js';
+import { EngineSupervisor } from './node/engine-supervisor.js';
 import { BackendProxy } from './proxy/backend-proxy.js';
 import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
 import { ProtectedGuard } from './proxy/protected-guard.js';
@@ -59,7 +58,7 @@ import { connectClient, createClient, type RedisClient } from './engine/redis/co
 import { redisOptions } from './engine/redis/config.js';
 import { resolveRedisOptions } from './engine/redis/options.js';
 import { ProxyResolver } from './proxy/proxies.js';
-import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
+import { ErrorCode, ProtocolError } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
 import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from './protocol/types.js';
 import { version } from './version.js';
@@ -137,34 +136,19 @@ export class Node implements SessionContext {
 
   readonly #connectVerifier: TokenVerifier | undefined;
   readonly #subVerifier: TokenVerifier | undefined;
+  /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
+  readonly #engine: EngineSupervisor;
+  readonly #cluster: Cluster;
+  readonly #drainer: Drainer;
   readonly #http: HttpServer;
-  readonly #killSwitchSync: KillSwitchSync;
-  readonly #userCommands: UserCommands;
   readonly #nodeSubs = new Map<string, Promise<void>>();
   readonly #flusher: FlushScheduler;
   readonly #readFdLimits: FdLimitsReader;
-  #started = false;
-  #draining = false;
-  /** The one shutdown in progress (every shutdown() call waits for it). */
-  #stopping: Promise<void> | undefined;
-  /** Set when shutdown.timeout cut the drain short: the drain loop stops. */
-  #drainCut = false;
-  #presenceTimer: NodeJS.Timeout | undefined;
-  #infoTimer: NodeJS.Timeout | undefined;
-  #name = '';
-  /** The engine: replaced by a fresh one on each retry while it cannot start (see #startEngine). */
-  #engine: Engine;
-  #makeEngine: () => Engine;
-  /** True once the engine started: until then upgrades are refused and the node is not ready. */
-  #engineStarted = false;
-  #engineRetry: NodeJS.Timeout | undefined;
-  #engineUp = true;
   /** The shared cache tier's Redis connection (proxy.cache.shared with the Redis engine). */
-  #cacheRedis: RedisClient | undefined;
-  /** The last error Redis itself answered while starting (e.g. NOAUTH), for the start failure message. */
-  #engineRefusal: string | undefined;
-  /** The drain in progress (API drain or shutdown), if any. */
-  #drainRun: Promise<void> | undefined;
+  readonly #cacheRedis: RedisClient | undefined;
+  #started = false;
+  #presenceTimer: NodeJS.Timeout | undefined;
+  #name = '';
 
   /**
    * Builds a node from a validated Config, or from config input (validated here: throws
@@ -177,16 +161,33 @@ export class Node implements SessionContext {
     this.rules = new ChannelRules(cfg.channel);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
     this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
-    const events = {
-      onStateChange: () => this.#engineStateChanged(),
-      onError: (err: unknown) => this.#engineError(err),
-    };
+    this.metrics = new Metrics(cfg.node.name || 'bulwark');
     const { broker, presence } = options;
-    this.#makeEngine =
+    this.#engine = new EngineSupervisor(
+      {
+        config: cfg,
+        log: this.log,
+        burstLog: this.burstLog,
+        metrics: this.metrics,
+        rules: this.rules,
+        hub: this.hub,
+        handler: {
+          onPublication: (channel: string, pub: Publication, epoch: string) => {
+            const n = this.hub.broadcastPublication(channel, pub, epoch);
+            if (n > 0) this.metrics.deliveries.inc(n);
+          },
+          onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
+          onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
+          onControl: (data: RawJSON) => this.control.receive(data),
+        },
+        started: () => this.#engineStarted(),
+        // Kill switch changes sent while this node's connection was down never reached it.
+        reconnected: () => this.#cluster.killSwitches.requestSync(),
+      },
       broker !== undefined
         ? () => injectedEngine(broker, presence ?? new MemoryPresenceManager())
-        : () => createEngine(this.config, events);
-    this.#engine = this.#makeEngine();
+        : (events) => createEngine(cfg, events),
+    );
     this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
     const tok = cfg.client.token;
     if (tok.hmac_secret_key || tok.rsa_public_key || tok.ecdsa_public_key) {
@@ -196,35 +197,26 @@ export class Node implements SessionContext {
     this.#subVerifier = sub.enabled
       ? new TokenVerifier(tokenVerifierOptions(sub, 'client.subscription_token'))
       : this.#connectVerifier;
-    this.metrics = new Metrics(cfg.node.name || 'bulwark');
     this.#readFdLimits = options.readFdLimits ?? readFdLimits;
     this.shedder = new LoadShedder(cfg.protection.shedding, {
       onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
     });
-    // The cluster: each part sends through the control bus, which routes what comes back.
-    const send = (msg: OutgoingControl) => this.control.send(msg);
-    this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
-    this.surveys = new Surveys({ send }, cfg.node.survey_timeout, {
-      channels: () => Object.fromEntries(this.hub.channels()),
+    this.#cluster = new Cluster({
+      nodeId: this.nodeId,
+      config: cfg,
       log: this.log,
-    });
-    const ksCtx = { switches: this.killSwitches, metrics: this.metrics, log: this.log, send };
-    this.#killSwitchSync = new KillSwitchSync(ksCtx, cfg.protection.kill_switches);
-    this.#userCommands = new UserCommands({
+      burstLog: this.burstLog,
+      metrics: this.metrics,
+      killSwitches: this.killSwitches,
       rules: this.rules,
-      log: this.log,
+      engine: this.#engine,
+      publishControl: (data) => this.broker.publishControl(data),
+      channels: () => this.hub.channels(),
       userSessions: (user) => this.hub.userSessions(user),
       sendMessage: (user, data) => this.sendMessage(user, data),
-      send,
+      info: () => this.info(),
     });
-    const route = controlRouter({
-      nodeId: this.nodeId,
-      nodes: this.nodes,
-      surveys: this.surveys,
-      userCommands: this.#userCommands,
-      killSwitches: this.#killSwitchSync,
-    });
-    this.control = new ControlBus(this.nodeId, (data) => this.broker.publishControl(data), this.log, route);
+    ({ control: this.control, nodes: this.nodes, surveys: this.surveys } = this.#cluster);
     this.proxies = new ProxyResolver(cfg);
     this.backend = new BackendProxy(
       new HttpProxyClient({
@@ -251,8 +243,33 @@ export class Node implements SessionContext {
     this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
-    this.#http = this.#httpServer();
     this.#flusher = new FlushScheduler(cfg.client.write_delay);
+    this.#drainer = new Drainer({
+      config: cfg,
+      log: this.log,
+      hub: this.hub,
+      halt: () => {
+        if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+        this.#cluster.stop();
+        this.#engine.stop();
+        this.shedder.stop();
+      },
+      close: async () => {
+        // The other nodes drop this one from info at once instead of after 3 info intervals.
+        await this.#cluster.leave();
+        await this.#http.close();
+        await this.broker.close();
+        await this.presence.close();
+        this.rpcCache.close();
+        this.#cacheRedis?.disconnect();
+      },
+      release: () => {
+        this.metrics.close();
+        this.wheel.close();
+        this.#flusher.close();
+      },
+    });
+    this.#http = this.#httpServer();
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -262,7 +279,7 @@ export class Node implements SessionContext {
 
   /** draining is true once shutdown began: readiness is false and new connections are refused. */
   get draining(): boolean {
-    return this.#draining;
+    return this.#drainer.draining;
   }
 
   /** The broker of the engine (see engine.type). */
@@ -277,7 +294,7 @@ export class Node implements SessionContext {
 
   /** engineStarted is false until the engine could start: upgrades are refused meanwhile. */
   get engineStarted(): boolean {
-    return this.#engineStarted;
+    return this.#engine.started;
   }
 
   /**
@@ -285,7 +302,7 @@ export class Node implements SessionContext {
    * now. A load balancer then sends new players only to nodes that can serve them.
    */
   get ready(): boolean {
-    return !this.#draining && this.#engineStarted && this.#engine.isReady();
+    return !this.draining && this.#engine.ready;
   }
 
   /**
@@ -311,16 +328,14 @@ export class Node implements SessionContext {
       );
     }
     if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
-    await this.#startEngine();
+    await this.#engine.start();
     this.shedder.start();
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
     this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
     this.#presenceTimer.unref();
-    if (this.#engineStarted) this.#publishInfo();
-    this.#infoTimer = setInterval(() => this.#publishInfo(), cfg.node.info_interval);
-    this.#infoTimer.unref();
+    this.#cluster.start();
     this.log.info(
       { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
       'bulwark started',
@@ -328,47 +343,8 @@ export class Node implements SessionContext {
     return addr;
   }
 
-  // ---------------------------------------------------------------- engine
-
-  /**
-   * #startEngine starts the engine. When its service is unreachable (Redis down at start) the
-   * node neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back
-   * to memory (a silent split brain): it logs a loud error naming the address, stays up with
-   * /ready false and upgrades refused, and tries again with a fresh engine every
-   * engine.redis.reconnect_max_delay until it starts.
-   */
-  async #startEngine(): Promise<void> {
-    const handler: BrokerEventHandler = {
-      onPublication: (channel: string, pub: Publication, epoch: string) => {
-        const n = this.hub.broadcastPublication(channel, pub, epoch);
-        if (n > 0) this.metrics.deliveries.inc(n);
-      },
-      onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
-      onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
-      onControl: (data: RawJSON) => this.control.receive(data),
-    };
-    try {
-      await this.#engine.start(handler);
-    } catch (err) {
-      if (!(err instanceof EngineUnavailableError)) throw err;
-      const retryMs = this.config.engine.redis.reconnect_max_delay;
-      this.metrics.engineUp.set(0);
-      const why = this.#engineRefusal ?? err.message.replace(/\.+$/, '');
-      this.burstLog.error(
-        'engine.start',
-        { err: why, address: this.#engine.address, retryMs },
-        `engine unavailable at start: ${why}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
-      );
-      this.#engineRefusal = undefined;
-      this.#engineRetry = setTimeout(() => {
-        if (this.#stopping !== undefined) return;
-        this.#engine = this.#makeEngine();
-        void this.#startEngine().catch((e: unknown) => this.log.error({ err: e }, 'engine start failed'));
-      }, retryMs);
-      this.#engineRetry.unref();
-      return;
-    }
-    this.#engineStarted = true;
+  /** #engineStarted runs once the engine started, at start or on a later retry. */
+  #engineStarted(): void {
     if (this.#cacheRedis !== undefined) {
       const client = this.#cacheRedis;
       // Until it connects, the cache tier falls back to the backend (and counts it).
@@ -376,72 +352,12 @@ export class Node implements SessionContext {
         this.log.warn({ err }, 'rpc cache: shared tier not connected; nodes cache on their own'),
       );
     }
-    this.#engineUp = true;
-    this.metrics.engineUp.set(1);
     if (this.#name !== '') {
       this.log.info({ address: this.#engine.address }, 'engine started: node ready');
-      this.#publishInfo();
+      this.#cluster.publishInfo();
     }
     // Switches changed at runtime on the nodes already running reach this one too.
-    this.#killSwitchSync.requestSync();
-  }
-
-  #engineStateChanged(): void {
-    if (!this.#engineStarted) return;
-    const up = this.#engine.isReady();
-    if (up === this.#engineUp) return;
-    this.#engineUp = up;
-    this.metrics.engineUp.set(up ? 1 : 0);
-    if (up) {
-      this.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
-      // Kill switch changes sent while this node's connection was down never reached it.
-      this.#killSwitchSync.requestSync();
-      // Publications sent while the engine was unreachable never reached this node.
-      void this.#checkPositions();
-    } else {
-      this.log.error(
-        { address: this.#engine.address },
-        'engine unreachable: node NOT READY; publishes, history and presence fail with temporary errors; connected clients stay connected',
-      );
-    }
-  }
-
-  /**
-   * #checkPositions compares every positioned subscription with its stream's position after
-   * the engine came back: a subscriber that missed publications meanwhile is told to
-   * resubscribe (2500), and its SDK recovers them from history where history still holds
-   * them. One history read (limit 0) per channel with such subscribers.
-   */
-  async #checkPositions(): Promise<void> {
-    for (const [channel] of [...this.hub.channels()]) {
-      const rc = this.rules.resolve(channel);
-      if (!ChannelRules.hasHistory(rc.options)) continue;
-      let top;
-      try {
-        top = await this.broker.history(channel, { limit: 0, metaTtlMs: this.rules.historyMetaTtlMs(rc.options) });
-      } catch (err) {
-        this.log.warn({ err, channel }, 'position check failed');
-        return;
-      }
-      for (const [session, state] of this.hub.subscriptions(channel))
-        session.checkPosition(state, top.offset, top.epoch);
-    }
-  }
-
-  #engineError(err: unknown): void {
-    const refusal = err instanceof Error && err.name === 'ReplyError' ? err.message : undefined;
-    if (refusal !== undefined && !this.#engineStarted) {
-      // Redis answered, and said no: most often a missing or wrong password (incident 3).
-      this.#engineRefusal = /NOAUTH|WRONGPASS|invalid password/i.test(refusal)
-        ? `Redis at ${this.#engine.address} refused authentication (${refusal.replace(/\.+$/, '')}): set engine.redis.password (BULWARK_ENGINE_REDIS_PASSWORD) and engine.redis.user if it uses ACLs`
-        : `Redis at ${this.#engine.address} answered: ${refusal}`;
-      return;
-    }
-    if (err instanceof EngineUnavailableError) {
-      this.burstLog.error('engine.error', { err: err.message, address: err.address }, 'engine unavailable');
-      return;
-    }
-    this.log.error({ err }, 'engine error');
+    this.#cluster.killSwitches.requestSync();
   }
 
   // ---------------------------------------------------------------- library API
@@ -509,13 +425,13 @@ export class Node implements SessionContext {
    * setKillSwitch turns a kill switch on (or changes its reason) on this node at once and on
    * every other node through the broker. Clients refused by it get `reason`.
    */
-  async setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
-    return this.#killSwitchSync.set(kind, target, reason);
+  setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
+    return this.#cluster.killSwitches.set(kind, target, reason);
   }
 
   /** removeKillSwitch turns a kill switch off here and on every other node; false if it was not on here. */
   removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
-    return this.#killSwitchSync.remove(kind, target);
+    return this.#cluster.killSwitches.remove(kind, target);
   }
 
   /** info returns this node's counts, as the info API method lists them. */
@@ -533,11 +449,27 @@ export class Node implements SessionContext {
     };
   }
 
-  #publishInfo(): void {
-    if (!this.#engineStarted) return;
-    this.control.send({ type: 'node_info', info: this.info() }).catch((err: unknown) => {
-      this.burstLog.warn('control.node_info', { err }, 'node info not sent: the engine is unreachable');
-    });
+  /**
+   * shutdown drains and stops the node: readiness turns false, new connections are refused,
+   * connected clients are disconnected with 3001 (reconnect allowed) spread uniformly over
+   * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
+   * Bounded by `shutdown.timeout`.
+   */
+  shutdown(): Promise<void> {
+    // No engine start retry from here on; a second call waits for the same shutdown.
+    this.#engine.stop();
+    return this.#drainer.shutdown();
+  }
+
+  /**
+   * drain stops admitting connections (readiness turns false) and disconnects the connected
+   * clients with 3001 (reconnect allowed) spread uniformly over `windowMs` (default
+   * drain.window), without stopping the node: the server API and metrics keep answering until
+   * shutdown(). For rolling restarts driven by an orchestrator's pre-stop hook. A second call
+   * while a drain runs changes nothing. Returns the number of clients to disconnect.
+   */
+  drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
+    return this.#drainer.drain(windowMs);
   }
 
   #onShedding(level: 'connect' | 'read', on: boolean, lagMs: number): void {
@@ -556,24 +488,35 @@ export class Node implements SessionContext {
     );
   }
 
+  async #refreshPresence(): Promise<void> {
+    for (const s of this.hub.sessions()) {
+      for (const channel of s.channels()) {
+        const rc = this.rules.resolve(channel);
+        if (!rc.options.presence) continue;
+        await this.presence.addPresence(channel, s.info(), this.presenceTtlMs).catch((err: unknown) => {
+          this.log.warn({ err, channel }, 'presence refresh failed');
+        });
+      }
+    }
+  }
+
   /** #httpServer registers the node's routes: the API, probes, the WebSocket endpoint, the demo. */
   #httpServer(): HttpServer {
     const cfg = this.config;
     const http = new HttpServer(this.log);
-    const api: ApiContext = {
+    const api = apiRoute(this, {
       rules: this.rules,
-      engine: this,
+      engine: this.#engine,
       publish: (channel, data, opts) => this.publish(channel, data, opts),
       channels: () => this.hub.channels(),
       info: () => this.info(),
       nodes: this.nodes,
       surveys: this.surveys,
-      userCommands: this.#userCommands,
-      killSwitches: this.#killSwitchSync,
+      userCommands: this.#cluster.userCommands,
+      killSwitches: this.#cluster.killSwitches,
       drain: (windowMs) => this.drain(windowMs),
-    };
-    const apiHandler = apiRoute(this, api);
-    http.route(apiPrefix.slice(0, -1), apiHandler).route(`${apiPrefix}*`, apiHandler);
+    });
+    http.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
     if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(this));
     if (cfg.prometheus.enabled) http.route('/metrics', metricsProbe(this.metrics.registry));
     const ws = new WebSocketEndpoint({
@@ -643,114 +586,6 @@ export class Node implements SessionContext {
     if (this.hub.hasSubscribers(channel)) return;
     this.#nodeSubs.delete(channel);
     await this.broker.unsubscribe(channel);
-  }
-
-  async #refreshPresence(): Promise<void> {
-    for (const s of this.hub.sessions()) {
-      for (const channel of s.channels()) {
-        const rc = this.rules.resolve(channel);
-        if (!rc.options.presence) continue;
-        await this.presence.addPresence(channel, s.info(), this.presenceTtlMs).catch((err: unknown) => {
-          this.log.warn({ err, channel }, 'presence refresh failed');
-        });
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- shutdown
-
-  /**
-   * shutdown drains and stops the node: readiness turns false, new connections are refused,
-   * connected clients are disconnected with 3001 (reconnect allowed) spread uniformly over
-   * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
-   * Bounded by `shutdown.timeout`.
-   */
-  shutdown(): Promise<void> {
-    // A second call waits for the same shutdown instead of resolving before the node stopped.
-    this.#stopping ??= this.#shutdown();
-    return this.#stopping;
-  }
-
-  /**
-   * drain stops admitting connections (readiness turns false) and disconnects the connected
-   * clients with 3001 (reconnect allowed) spread uniformly over `windowMs` (default
-   * drain.window), without stopping the node: the server API and metrics keep answering until
-   * shutdown(). For rolling restarts driven by an orchestrator's pre-stop hook. A second call
-   * while a drain runs changes nothing. Returns the number of clients to disconnect.
-   */
-  drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
-    const clients = this.hub.numClients;
-    if (this.#drainRun !== undefined) return { clients, windowMs: 0 };
-    this.#draining = true;
-    this.log.info({ clients, windowMs }, 'draining');
-    this.#drainRun = this.#drain(windowMs);
-    return { clients, windowMs };
-  }
-
-  async #shutdown(): Promise<void> {
-    const cfg = this.config;
-    this.drain();
-    const timedOut = Symbol('timeout');
-    const deadline = new Promise<typeof timedOut>((resolve) =>
-      setTimeout(() => resolve(timedOut), cfg.shutdown.timeout).unref(),
-    );
-    // At the deadline the drain is cut short: whoever is still connected leaves (3001) now,
-    // and the listener closes, so nothing of the node outlives shutdown().
-    await Promise.race([this.#drainRun, deadline]);
-    this.#drainCut = true;
-    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
-    if (this.#infoTimer) clearInterval(this.#infoTimer);
-    if (this.#engineRetry) clearTimeout(this.#engineRetry);
-    this.shedder.stop();
-    // Connected sessions left after the drain, and those that never sent connect (not in the
-    // hub's session index): none may keep shutdown waiting for its stale timeout.
-    for (const s of [...this.hub.sessions(), ...this.hub.connecting()])
-      s.disconnect(disconnect(DisconnectCode.Shutdown));
-    const stop = async () => {
-      // The other nodes drop this one from info at once instead of after 3 info intervals.
-      if (this.#engineStarted) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
-      await this.#http.close();
-      await this.broker.close();
-      await this.presence.close();
-      this.rpcCache.close();
-      this.#cacheRedis?.disconnect();
-    };
-    // After a timed-out drain the deadline has passed: this resolves at once, while the
-    // listener is already closed (stop() closes it synchronously) and the engine closes behind.
-    const outcome = await Promise.race([stop(), deadline]);
-    this.metrics.close();
-    this.wheel.close();
-    this.#flusher.close();
-    if (outcome === timedOut) this.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
-    this.log.info('bulwark stopped');
-  }
-
-  async #drain(windowMs: number): Promise<void> {
-    const sessions = [...this.hub.sessions()];
-    if (windowMs <= 0) {
-      for (const s of sessions) s.disconnect(disconnect(DisconnectCode.Shutdown));
-      return;
-    }
-    // Uniform spread: session i leaves at i/n of the window (shuffled so no group leaves together).
-    for (let i = sessions.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [sessions[i], sessions[j]] = [sessions[j] as ClientSession, sessions[i] as ClientSession];
-    }
-    const started = Date.now();
-    const n = sessions.length;
-    let i = 0;
-    // Each wake-up disconnects every session already due: timers cannot sleep under ~1 ms,
-    // and 100k sessions in a 10 s window need 10 per millisecond.
-    while (i < n) {
-      const now = Date.now();
-      while (i < n && started + (windowMs * i) / n <= now) {
-        sessions[i++]?.disconnect(disconnect(DisconnectCode.Shutdown));
-      }
-      if (i >= n) return;
-      const wait = Math.max(1, started + (windowMs * i) / n - Date.now());
-      await new Promise((r) => setTimeout(r, wait));
-      if (this.#drainCut) return;
-    }
   }
 }
 
