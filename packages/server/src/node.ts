@@ -17,7 +17,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { TokenVerifier, tokenVerifierOptions } from './auth/token-verifier.js';
 import { ChannelRules, type ResolvedChannel } from './channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from './client/context.js';
 import type { ClientSession } from './client/session.js';
@@ -28,11 +27,6 @@ import { createEngine, injectedEngine } from './engine/engine.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
-import { apiPrefix, apiRoute } from './http/api.js';
-import { demoClient, demoPage, demoToken } from './http/demo.js';
-import { health, metrics as metricsProbe, readiness } from './http/probes.js';
-import { HttpServer } from './http/server.js';
-import { WebSocketEndpoint, upgradeRequired, websocketPath } from './http/websocket.js';
 import { Hub } from './hub.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
@@ -44,23 +38,21 @@ import { Cluster } from './cluster/cluster.js';
 import type { ControlBus, NodeInfo } from './cluster/control.js';
 import type { NodeRegistry } from './cluster/node-registry.js';
 import type { Surveys } from './cluster/survey.js';
-import { FlushScheduler } from './client/flush-scheduler.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
+import { Backend } from './node/backend.js';
 import { Drainer } from './node/drain.js';
 import { EngineSupervisor } from './node/engine-supervisor.js';
-import { BackendProxy } from './proxy/backend-proxy.js';
-import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
-import { ProtectedGuard } from './proxy/protected-guard.js';
-import { RpcCache } from './proxy/rpc-cache.js';
-import { RedisTier } from './cache/redis-tier.js';
-import { connectClient, createClient, type RedisClient } from './engine/redis/connection.js';
-import { redisOptions } from './engine/redis/config.js';
-import { resolveRedisOptions } from './engine/redis/options.js';
-import { ProxyResolver } from './proxy/proxies.js';
+import { nodeHttpServer } from './node/http-routes.js';
+import { SessionServices } from './node/session-services.js';
+import type { HttpServer } from './http/server.js';
+import type { BackendProxy } from './proxy/backend-proxy.js';
+import type { ProxyGuard } from './proxy/http-proxy-client.js';
+import type { ProxyResolver } from './proxy/proxies.js';
+import type { RpcCache } from './proxy/rpc-cache.js';
 import { ErrorCode, ProtocolError } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
-import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from './protocol/types.js';
+import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
 import { version } from './version.js';
 
 /** NodeOptions injects parts of a node; everything is optional. */
@@ -134,20 +126,15 @@ export class Node implements SessionContext {
   /** Cacheable RPC methods (proxy.cache.rpc), shared through Redis with the Redis engine. */
   readonly rpcCache: RpcCache;
 
-  readonly #connectVerifier: TokenVerifier | undefined;
-  readonly #subVerifier: TokenVerifier | undefined;
   /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
   readonly #engine: EngineSupervisor;
   readonly #cluster: Cluster;
+  readonly #sessions: SessionServices;
+  readonly #backend: Backend;
   readonly #drainer: Drainer;
   readonly #http: HttpServer;
-  readonly #nodeSubs = new Map<string, Promise<void>>();
-  readonly #flusher: FlushScheduler;
   readonly #readFdLimits: FdLimitsReader;
-  /** The shared cache tier's Redis connection (proxy.cache.shared with the Redis engine). */
-  readonly #cacheRedis: RedisClient | undefined;
   #started = false;
-  #presenceTimer: NodeJS.Timeout | undefined;
   #name = '';
 
   /**
@@ -163,93 +150,30 @@ export class Node implements SessionContext {
     this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
     this.metrics = new Metrics(cfg.node.name || 'bulwark');
     const { broker, presence } = options;
-    this.#engine = new EngineSupervisor(
-      {
-        config: cfg,
-        log: this.log,
-        burstLog: this.burstLog,
-        metrics: this.metrics,
-        rules: this.rules,
-        hub: this.hub,
-        handler: {
-          onPublication: (channel: string, pub: Publication, epoch: string) => {
-            const n = this.hub.broadcastPublication(channel, pub, epoch);
-            if (n > 0) this.metrics.deliveries.inc(n);
-          },
-          onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
-          onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
-          onControl: (data: RawJSON) => this.control.receive(data),
-        },
-        started: () => this.#engineStarted(),
-        // Kill switch changes sent while this node's connection was down never reached it.
-        reconnected: () => this.#cluster.killSwitches.requestSync(),
-      },
+    const make: ConstructorParameters<typeof EngineSupervisor>[1] =
       broker !== undefined
         ? () => injectedEngine(broker, presence ?? new MemoryPresenceManager())
-        : (events) => createEngine(cfg, events),
-    );
+        : (events) => createEngine(cfg, events);
+    this.#engine = new EngineSupervisor(this, make, {
+      started: () => this.#engineStarted(),
+      // Kill switch changes sent while this node's connection was down never reached it.
+      reconnected: () => this.#cluster.killSwitches.requestSync(),
+    });
     this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
-    const tok = cfg.client.token;
-    if (tok.hmac_secret_key || tok.rsa_public_key || tok.ecdsa_public_key) {
-      this.#connectVerifier = new TokenVerifier(tokenVerifierOptions(tok, 'client.token'));
-    }
-    const sub = cfg.client.subscription_token;
-    this.#subVerifier = sub.enabled
-      ? new TokenVerifier(tokenVerifierOptions(sub, 'client.subscription_token'))
-      : this.#connectVerifier;
+    this.#sessions = new SessionServices(this);
     this.#readFdLimits = options.readFdLimits ?? readFdLimits;
     this.shedder = new LoadShedder(cfg.protection.shedding, {
       onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
     });
-    this.#cluster = new Cluster({
-      nodeId: this.nodeId,
-      config: cfg,
-      log: this.log,
-      burstLog: this.burstLog,
-      metrics: this.metrics,
-      killSwitches: this.killSwitches,
-      rules: this.rules,
-      engine: this.#engine,
-      publishControl: (data) => this.broker.publishControl(data),
-      channels: () => this.hub.channels(),
-      userSessions: (user) => this.hub.userSessions(user),
-      sendMessage: (user, data) => this.sendMessage(user, data),
-      info: () => this.info(),
-    });
+    this.#cluster = new Cluster(this);
     ({ control: this.control, nodes: this.nodes, surveys: this.surveys } = this.#cluster);
-    this.proxies = new ProxyResolver(cfg);
-    this.backend = new BackendProxy(
-      new HttpProxyClient({
-        // Every backend call through the protections, unless a guard is injected (tests, embedding).
-        guard: options.proxyGuard ?? new ProtectedGuard(this).guard,
-        maxResponseBytes: cfg.proxy.max_response_size,
-        observer: this.metrics,
-        burstLog: this.burstLog,
-        version,
-      }),
-    );
-    // The shared cache tier uses its own Redis connection, connected once the engine is up.
-    const shared = cfg.engine.type === 'redis' && cfg.proxy.cache.shared && cfg.proxy.cache.rpc.length > 0;
-    if (shared) this.#cacheRedis = createClient(resolveRedisOptions(redisOptions(cfg.engine.redis)), 'command');
-    this.rpcCache = new RpcCache(
-      cfg.proxy.cache,
-      this.#cacheRedis &&
-        new RedisTier({
-          client: this.#cacheRedis,
-          prefix: `${cfg.engine.redis.prefix}.cache`,
-          waitTimeoutMs: cfg.proxy.cache.shared_wait,
-        }),
-    );
-    this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
+    this.#backend = new Backend(this, options.proxyGuard);
+    ({ proxies: this.proxies, proxy: this.backend, rpcCache: this.rpcCache } = this.#backend);
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
-    this.#flusher = new FlushScheduler(cfg.client.write_delay);
-    this.#drainer = new Drainer({
-      config: cfg,
-      log: this.log,
-      hub: this.hub,
+    this.#drainer = new Drainer(this, {
       halt: () => {
-        if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+        this.#sessions.stop();
         this.#cluster.stop();
         this.#engine.stop();
         this.shedder.stop();
@@ -260,16 +184,15 @@ export class Node implements SessionContext {
         await this.#http.close();
         await this.broker.close();
         await this.presence.close();
-        this.rpcCache.close();
-        this.#cacheRedis?.disconnect();
+        this.#backend.close();
       },
       release: () => {
         this.metrics.close();
         this.wheel.close();
-        this.#flusher.close();
+        this.#sessions.close();
       },
     });
-    this.#http = this.#httpServer();
+    this.#http = nodeHttpServer(this, this.#cluster);
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -333,8 +256,7 @@ export class Node implements SessionContext {
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
-    this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
-    this.#presenceTimer.unref();
+    this.#sessions.start();
     this.#cluster.start();
     this.log.info(
       { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
@@ -345,13 +267,7 @@ export class Node implements SessionContext {
 
   /** #engineStarted runs once the engine started, at start or on a later retry. */
   #engineStarted(): void {
-    if (this.#cacheRedis !== undefined) {
-      const client = this.#cacheRedis;
-      // Until it connects, the cache tier falls back to the backend (and counts it).
-      connectClient(client, resolveRedisOptions(redisOptions(this.config.engine.redis))).catch((err: unknown) =>
-        this.log.warn({ err }, 'rpc cache: shared tier not connected; nodes cache on their own'),
-      );
-    }
+    this.#backend.connectCache();
     if (this.#name !== '') {
       this.log.info({ address: this.#engine.address }, 'engine started: node ready');
       this.#cluster.publishInfo();
@@ -488,56 +404,6 @@ export class Node implements SessionContext {
     );
   }
 
-  async #refreshPresence(): Promise<void> {
-    for (const s of this.hub.sessions()) {
-      for (const channel of s.channels()) {
-        const rc = this.rules.resolve(channel);
-        if (!rc.options.presence) continue;
-        await this.presence.addPresence(channel, s.info(), this.presenceTtlMs).catch((err: unknown) => {
-          this.log.warn({ err, channel }, 'presence refresh failed');
-        });
-      }
-    }
-  }
-
-  /** #httpServer registers the node's routes: the API, probes, the WebSocket endpoint, the demo. */
-  #httpServer(): HttpServer {
-    const cfg = this.config;
-    const http = new HttpServer(this.log);
-    const api = apiRoute(this, {
-      rules: this.rules,
-      engine: this.#engine,
-      publish: (channel, data, opts) => this.publish(channel, data, opts),
-      channels: () => this.hub.channels(),
-      info: () => this.info(),
-      nodes: this.nodes,
-      surveys: this.surveys,
-      userCommands: this.#cluster.userCommands,
-      killSwitches: this.#cluster.killSwitches,
-      drain: (windowMs) => this.drain(windowMs),
-    });
-    http.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
-    if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(this));
-    if (cfg.prometheus.enabled) http.route('/metrics', metricsProbe(this.metrics.registry));
-    const ws = new WebSocketEndpoint({
-      config: cfg,
-      admission: this.admission,
-      metrics: this.metrics,
-      log: this.log,
-      forwardedHeaders: this.proxies.forwardedHeaders,
-      sessions: this,
-    });
-    http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
-    if (cfg.demo.enabled) {
-      const hmacSecret = cfg.client.token.hmac_secret_key;
-      http
-        .route('/', demoPage)
-        .route('/demo/centrifuge.js', demoClient)
-        .route('/demo/token', demoToken({ hmacSecret }));
-    }
-    return http;
-  }
-
   // ---------------------------------------------------------------- SessionContext
 
   /** publish from a client session (counted separately from API publishes). */
@@ -553,39 +419,23 @@ export class Node implements SessionContext {
   }
 
   verifyConnectToken(token: string, expectedUser?: string) {
-    if (!this.#connectVerifier) throw new ProtocolError(ErrorCode.Unauthorized, 'no token keys configured');
-    return this.#connectVerifier.verifyConnectToken(token, expectedUser === undefined ? {} : { expectedUser });
+    return this.#sessions.verifyConnectToken(token, expectedUser);
   }
 
-  verifySubscriptionToken(
-    token: string,
-    channel: string,
-    user: string,
-    clientId: string,
-    purpose: 'subscribe' | 'sub_refresh',
-  ) {
-    if (!this.#subVerifier) throw new ProtocolError(ErrorCode.PermissionDenied, 'no token keys configured');
-    return this.#subVerifier.verifySubscriptionToken(token, channel, user, { clientId, purpose });
+  verifySubscriptionToken(...args: Parameters<SessionServices['verifySubscriptionToken']>) {
+    return this.#sessions.verifySubscriptionToken(...args);
   }
 
   scheduleFlush(session: ClientSession, urgent: boolean): void {
-    this.#flusher.schedule(session, urgent);
+    this.#sessions.scheduleFlush(session, urgent);
   }
 
   nodeSubscribe(channel: string): Promise<void> {
-    let p = this.#nodeSubs.get(channel);
-    if (!p) {
-      p = this.broker.subscribe(channel);
-      this.#nodeSubs.set(channel, p);
-      p.catch(() => this.#nodeSubs.delete(channel));
-    }
-    return p;
+    return this.#sessions.nodeSubscribe(channel);
   }
 
-  async nodeUnsubscribe(channel: string): Promise<void> {
-    if (this.hub.hasSubscribers(channel)) return;
-    this.#nodeSubs.delete(channel);
-    await this.broker.unsubscribe(channel);
+  nodeUnsubscribe(channel: string): Promise<void> {
+    return this.#sessions.nodeUnsubscribe(channel);
   }
 }
 

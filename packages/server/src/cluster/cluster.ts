@@ -16,10 +16,10 @@ import { controlRouter } from './control-router.js';
 import { KillSwitchSync } from './kill-switch-sync.js';
 import { NodeRegistry } from './node-registry.js';
 import { Surveys } from './survey.js';
-import { UserCommands, type UserCommandContext } from './user-commands.js';
+import { UserCommands, type UserCommandContext, type UserCommandSession } from './user-commands.js';
 
 /** ClusterContext is what the cluster part needs from its node. */
-export interface ClusterContext extends Omit<UserCommandContext, 'send'> {
+export interface ClusterContext extends Pick<UserCommandContext, 'rules' | 'log' | 'sendMessage'> {
   readonly nodeId: string;
   /** node.info_interval, node.survey_timeout, protection.kill_switches. */
   readonly config: Readonly<Config>;
@@ -28,12 +28,15 @@ export interface ClusterContext extends Omit<UserCommandContext, 'send'> {
   readonly metrics: Pick<Metrics, 'killSwitches'>;
   /** The switches on this node. */
   readonly killSwitches: KillSwitches;
-  /** The engine: until it started, nothing is announced. */
-  readonly engine: { readonly started: boolean };
-  /** publishControl sends to every node (the broker's control channel). */
-  publishControl(data: RawJSON): Promise<void>;
-  /** channels lists this node's channels with their subscriber counts. */
-  channels(): Iterable<[string, number]>;
+  /** Until the engine started, nothing is announced. */
+  readonly engineStarted: boolean;
+  /** The broker: its control channel reaches every node. */
+  readonly broker: { publishControl(data: RawJSON): Promise<void> };
+  /** This node's channels (with their subscriber counts) and users' sessions: the hub. */
+  readonly hub: {
+    channels(): Iterable<[string, number]>;
+    userSessions(user: string): Iterable<UserCommandSession>;
+  };
   /** info is this node's entry in `info`, sent to the others every node.info_interval. */
   info(): NodeInfo;
 }
@@ -60,7 +63,7 @@ export class Cluster {
     const send = (msg: OutgoingControl) => this.control.send(msg);
     this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
     this.surveys = new Surveys({ send }, cfg.node.survey_timeout, {
-      channels: () => Object.fromEntries(ctx.channels()),
+      channels: () => Object.fromEntries(ctx.hub.channels()),
       log: ctx.log,
     });
     this.killSwitches = new KillSwitchSync(
@@ -70,7 +73,7 @@ export class Cluster {
     this.userCommands = new UserCommands({
       rules: ctx.rules,
       log: ctx.log,
-      userSessions: (user) => ctx.userSessions(user),
+      userSessions: (user) => ctx.hub.userSessions(user),
       sendMessage: (user, data) => ctx.sendMessage(user, data),
       send,
     });
@@ -81,7 +84,7 @@ export class Cluster {
       userCommands: this.userCommands,
       killSwitches: this.killSwitches,
     });
-    this.control = new ControlBus(ctx.nodeId, (data) => ctx.publishControl(data), ctx.log, route);
+    this.control = new ControlBus(ctx.nodeId, (data) => ctx.broker.publishControl(data), ctx.log, route);
   }
 
   /** start announces this node (when the engine started) and then every node.info_interval. */
@@ -98,12 +101,12 @@ export class Cluster {
 
   /** leave tells the other nodes this one is gone (they drop it from `info` at once). */
   async leave(): Promise<void> {
-    if (this.#ctx.engine.started) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
+    if (this.#ctx.engineStarted) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
   }
 
   /** publishInfo sends this node's info to the others, once the engine started. */
   publishInfo(): void {
-    if (!this.#ctx.engine.started) return;
+    if (!this.#ctx.engineStarted) return;
     this.control.send({ type: 'node_info', info: this.#ctx.info() }).catch((err: unknown) => {
       this.#ctx.burstLog.warn('control.node_info', { err }, 'node info not sent: the engine is unreachable');
     });

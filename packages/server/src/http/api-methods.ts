@@ -20,31 +20,39 @@ import type { StreamPosition } from '../protocol/types.js';
 import { b64jsonField, channelField, jsonField, parseBody, streamPositionField } from '../util/request-body.js';
 import { clientInfoJson, publicationJson } from './api-json.js';
 
-/** ApiContext is what the server API methods need from their node. */
-export interface ApiContext {
+/** ApiNode is what the server API methods need from the node itself. */
+export interface ApiNode {
   readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
-  /** The engine: its broker (history) and presence manager, as they are now. */
-  readonly engine: {
-    readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
-    readonly presence: Pick<PresenceManager, 'presence' | 'presenceStats'>;
-  };
+  /** The engine's broker (history) and presence manager, as they are now. */
+  readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
+  readonly presence: Pick<PresenceManager, 'presence' | 'presenceStats'>;
+  /** This node's channels with their subscriber counts (the hub). */
+  readonly hub: { channels(): Iterable<[string, number]> };
   /** publish publishes to a channel as the library's Node.publish does. */
   publish(
     channel: string,
     data: unknown,
     opts: { skipHistory?: boolean | undefined; tags?: Record<string, string> | undefined },
   ): Promise<StreamPosition>;
-  /** channels lists this node's channels with their subscriber counts. */
-  channels(): Iterable<[string, number]>;
   /** info is this node's entry of the info method. */
   info(): NodeInfo;
+  /** drain starts a drain of this node (see Node.drain). */
+  drain(windowMs?: number): { clients: number; windowMs: number };
+}
+
+/** ApiCluster is what the server API methods need from the node's part in the cluster. */
+export interface ApiCluster {
   /** The other live nodes. */
   readonly nodes: Pick<NodeRegistry, 'size' | 'list'>;
   readonly surveys: Pick<Surveys, 'ask'>;
   readonly userCommands: Pick<UserCommands, 'everywhere'>;
   readonly killSwitches: Pick<KillSwitchSync, 'set' | 'remove' | 'list'>;
-  /** drain starts a drain of this node (see Node.drain). */
-  drain(windowMs?: number): { clients: number; windowMs: number };
+}
+
+/** ApiContext is what the server API methods run against. */
+export interface ApiContext {
+  readonly node: ApiNode;
+  readonly cluster: ApiCluster;
 }
 
 /** ApiMethodEntry is one method of the table: its body schema and how it runs. */
@@ -65,7 +73,7 @@ function method<T>(schema: z.ZodType<T>, run: (body: T, ctx: ApiContext, raw: un
  */
 function relay<M extends UserCommandMethod>(name: M): ApiMethodEntry {
   return method(userCommandSchemas[name], async (body, ctx, raw) => {
-    await ctx.userCommands.everywhere(name, body, raw);
+    await ctx.cluster.userCommands.everywhere(name, body, raw);
     return {};
   });
 }
@@ -86,7 +94,7 @@ const methods = {
   publish: method(
     z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {
-      const pos = await ctx.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+      const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
       return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
     },
   ),
@@ -94,11 +102,11 @@ const methods = {
     z.object({ channels: z.array(channelField).min(1), ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {
       // Validate every channel first: a broadcast with a bad channel publishes nowhere.
-      for (const ch of p.channels) ctx.rules.resolve(ch);
+      for (const ch of p.channels) ctx.node.rules.resolve(ch);
       const responses = await Promise.all(
         p.channels.map(async (ch) => {
           try {
-            const pos = await ctx.publish(ch, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+            const pos = await ctx.node.publish(ch, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
             return { result: pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {} };
           } catch (err) {
             if (err instanceof ProtocolError) return { error: err.toWire() };
@@ -114,17 +122,17 @@ const methods = {
   disconnect: relay('disconnect'),
   refresh: relay('refresh'),
   presence: method(z.object({ channel: channelField }), async (p, ctx) => {
-    const rc = ctx.rules.resolve(p.channel);
+    const rc = ctx.node.rules.resolve(p.channel);
     if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
-    const presence = await ctx.engine.presence.presence(p.channel);
+    const presence = await ctx.node.presence.presence(p.channel);
     const out: Record<string, unknown> = {};
     for (const [id, info] of Object.entries(presence)) out[id] = clientInfoJson(info);
     return { presence: out };
   }),
   presence_stats: method(z.object({ channel: channelField }), async (p, ctx) => {
-    const rc = ctx.rules.resolve(p.channel);
+    const rc = ctx.node.rules.resolve(p.channel);
     if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
-    const s = await ctx.engine.presence.presenceStats(p.channel);
+    const s = await ctx.node.presence.presenceStats(p.channel);
     return { num_clients: s.numClients, num_users: s.numUsers };
   }),
   history: method(
@@ -135,27 +143,27 @@ const methods = {
       reverse: z.boolean().optional(),
     }),
     async (p, ctx) => {
-      const rc = ctx.rules.resolve(p.channel);
+      const rc = ctx.node.rules.resolve(p.channel);
       if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
-      const h = await ctx.engine.broker.history(p.channel, {
+      const h = await ctx.node.broker.history(p.channel, {
         since: p.since,
         limit: p.limit ?? 0,
         reverse: p.reverse === true,
-        metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
+        metaTtlMs: ctx.node.rules.historyMetaTtlMs(rc.options),
       });
       return { publications: h.publications.map(publicationJson), offset: h.offset, epoch: h.epoch };
     },
   ),
   history_remove: method(z.object({ channel: channelField }), async (p, ctx) => {
-    ctx.rules.resolve(p.channel);
-    await ctx.engine.broker.removeHistory(p.channel);
+    ctx.node.rules.resolve(p.channel);
+    await ctx.node.broker.removeHistory(p.channel);
     return {};
   }),
   channels: method(z.object({ pattern: z.string().optional() }), async (p, ctx) => {
     const re = p.pattern ? globToRegExp(p.pattern) : undefined;
-    const counts = new Map(ctx.channels());
+    const counts = new Map(ctx.node.hub.channels());
     // Every other live node's channels: the same channel on several nodes adds up.
-    for (const reply of await ctx.surveys.ask('channels', ctx.nodes.size)) {
+    for (const reply of await ctx.cluster.surveys.ask('channels', ctx.cluster.nodes.size)) {
       const parsed = channelCounts.safeParse(reply);
       if (!parsed.success) continue;
       for (const [ch, n] of Object.entries(parsed.data)) counts.set(ch, (counts.get(ch) ?? 0) + n);
@@ -164,7 +172,7 @@ const methods = {
     for (const [ch, n] of counts) if (!re || re.test(ch)) channels[ch] = { num_clients: n };
     return { channels };
   }),
-  info: method(z.object({}), (_p, ctx) => ({ nodes: [ctx.info(), ...ctx.nodes.list()] })),
+  info: method(z.object({}), (_p, ctx) => ({ nodes: [ctx.node.info(), ...ctx.cluster.nodes.list()] })),
   send: relay('send'),
   kill_switch_set: method(
     z.object({
@@ -173,15 +181,15 @@ const methods = {
       // Travels to clients in an error message and in a 503 body: short and printable.
       reason: z.string().min(1).max(200),
     }),
-    async (p, ctx) => ({ switch: await ctx.killSwitches.set(p.kind, p.target, p.reason) }),
+    async (p, ctx) => ({ switch: await ctx.cluster.killSwitches.set(p.kind, p.target, p.reason) }),
   ),
   kill_switch_remove: method(
     z.object({ kind: z.enum(killSwitchKinds), target: z.string().default(ANY) }),
-    async (p, ctx) => ({ removed: await ctx.killSwitches.remove(p.kind, p.target) }),
+    async (p, ctx) => ({ removed: await ctx.cluster.killSwitches.remove(p.kind, p.target) }),
   ),
-  kill_switch_list: method(z.object({}), (_p, ctx) => ({ switches: ctx.killSwitches.list() })),
+  kill_switch_list: method(z.object({}), (_p, ctx) => ({ switches: ctx.cluster.killSwitches.list() })),
   drain: method(z.object({ window_ms: z.number().int().min(0).max(3_600_000).optional() }), (p, ctx) => {
-    const d = ctx.drain(p.window_ms);
+    const d = ctx.node.drain(p.window_ms);
     return { clients: d.clients, window_ms: d.windowMs };
   }),
 } satisfies Record<string, ApiMethodEntry>;

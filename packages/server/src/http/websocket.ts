@@ -6,12 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { SessionContext } from '../client/context.js';
 import { ClientSession } from '../client/session.js';
-import type { Config } from '../config/schema.js';
-import type { Metrics } from '../metrics.js';
 import type { Admission } from '../protection/admission.js';
 import { DisconnectCode, disconnect } from '../protocol/codes.js';
 import { WebSocketTransport } from '../transport/transport-ws.js';
@@ -20,18 +17,14 @@ import { rejectUpgrade, sendJson } from './respond.js';
 /** The WebSocket endpoint path, as Centrifugo serves it. */
 export const websocketPath = '/connection/websocket';
 
-/** WebSocketContext is what the WebSocket endpoint needs from its node. */
-export interface WebSocketContext {
-  /** websocket.* and client.allowed_origins. */
-  readonly config: Readonly<Config>;
+/**
+ * WebSocketContext is what the WebSocket endpoint needs from its node: the node as its
+ * sessions see it (config websocket.* and client.allowed_origins, metrics, log, and proxies,
+ * whose http_headers the sessions keep), and admission.
+ */
+export interface WebSocketContext extends SessionContext {
   /** Accepts or refuses each upgrade, and counts the open connections. */
   readonly admission: Pick<Admission, 'admit' | 'opened' | 'closed'>;
-  readonly metrics: Pick<Metrics, 'reject'>;
-  readonly log: Logger;
-  /** The upgrade request headers the backend proxies forward (their http_headers). */
-  readonly forwardedHeaders: readonly string[];
-  /** The node as the accepted sessions see it. */
-  readonly sessions: SessionContext;
 }
 
 /** WebSocketEndpoint takes the upgrades of one node. */
@@ -71,7 +64,7 @@ export class WebSocketEndpoint {
     const admission = ctx.admission;
     admission.opened();
     const transport = new WebSocketTransport(ws, ctx.config.websocket.compression ? undefined : socket);
-    const session = new ClientSession(ctx.sessions, transport, forwardedHeaders(req, ctx.forwardedHeaders));
+    const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.
       if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));

@@ -24,7 +24,11 @@ export interface DrainContext {
     sessions(): Iterable<Session>;
     connecting(): Iterable<Session>;
   };
-  /** halt stops the node's timers, load shedding and engine retries (after the drain). */
+}
+
+/** ShutdownSteps are the node's steps of a shutdown, after the drain, in this order. */
+export interface ShutdownSteps {
+  /** halt stops the node's timers, load shedding and engine retries. */
   halt(): void;
   /** close tells the other nodes this one leaves, then closes the listener, the engine and the caches. */
   close(): Promise<void>;
@@ -35,6 +39,7 @@ export interface DrainContext {
 /** Drainer drains and shuts down one node. */
 export class Drainer {
   readonly #ctx: DrainContext;
+  readonly #steps: ShutdownSteps;
   #draining = false;
   /** The drain in progress (API drain or shutdown), if any. */
   #run: Promise<void> | undefined;
@@ -43,8 +48,9 @@ export class Drainer {
   /** The one shutdown in progress (every shutdown() call waits for it). */
   #stopping: Promise<void> | undefined;
 
-  constructor(ctx: DrainContext) {
+  constructor(ctx: DrainContext, steps: ShutdownSteps) {
     this.#ctx = ctx;
+    this.#steps = steps;
   }
 
   /** draining is true once a drain (or shutdown) began. */
@@ -89,14 +95,14 @@ export class Drainer {
     // and the listener closes, so nothing of the node outlives shutdown().
     await Promise.race([this.#run, deadline]);
     this.#cut = true;
-    ctx.halt();
+    this.#steps.halt();
     // Connected sessions left after the drain, and those that never sent connect (not in the
     // hub's session index): none may keep shutdown waiting for its stale timeout.
     for (const s of [...ctx.hub.sessions(), ...ctx.hub.connecting()]) s.disconnect(disconnect(DisconnectCode.Shutdown));
     // After a timed-out drain the deadline has passed: this resolves at once, while the
     // listener is already closed (close() closes it synchronously) and the engine closes behind.
-    const outcome = await Promise.race([ctx.close(), deadline]);
-    ctx.release();
+    const outcome = await Promise.race([this.#steps.close(), deadline]);
+    this.#steps.release();
     if (outcome === timedOut) ctx.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
     ctx.log.info('bulwark stopped');
   }

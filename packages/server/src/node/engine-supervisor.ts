@@ -1,5 +1,6 @@
 /**
- * Engine supervision: starts the engine (broker + presence) and, while its service is
+ * Engine supervision: starts the engine (broker + presence), delivering what it brings to
+ * the hub and the control bus, and, while its service is
  * unreachable at start, retries with a fresh one; follows it up and down afterwards (readiness,
  * bulwark_engine_up, logs), checks subscribers' stream positions when it comes back, and
  * classifies engine errors (Redis refusing authentication, unavailable, other).
@@ -16,6 +17,7 @@ import { EngineUnavailableError } from '../engine/errors.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
+import type { ClientInfo, Publication, RawJSON } from '../protocol/types.js';
 
 type Subscription = Parameters<ClientSession['checkPosition']>[0];
 
@@ -25,15 +27,22 @@ export interface EngineSupervisorContext {
   readonly config: Readonly<Config>;
   readonly log: Logger;
   readonly burstLog: Pick<BurstLog, 'error'>;
-  readonly metrics: Pick<Metrics, 'engineUp'>;
+  readonly metrics: Pick<Metrics, 'engineUp' | 'deliveries'>;
   readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
-  /** This node's subscriptions, for the position check after the engine comes back (the hub). */
+  /** The hub: publications, joins and leaves go to it; the position check walks its subscriptions. */
   readonly hub: {
+    broadcastPublication(channel: string, pub: Publication, epoch: string): number;
+    broadcastJoin(channel: string, info: ClientInfo): void;
+    broadcastLeave(channel: string, info: ClientInfo): void;
     channels(): Iterable<[string, number]>;
     subscriptions(channel: string): Iterable<[ClientSession, Subscription]>;
   };
-  /** What the engine delivers to this node. */
-  readonly handler: BrokerEventHandler;
+  /** Control messages from the other nodes go to the control bus. */
+  readonly control: { receive(data: RawJSON): void };
+}
+
+/** EngineHooks are called as the engine comes up. */
+export interface EngineHooks {
   /** started is called when the engine started (at start, or on a later retry). */
   started(): void;
   /** reconnected is called when the engine's service is reachable again after it was not. */
@@ -44,6 +53,7 @@ export interface EngineSupervisorContext {
 export class EngineSupervisor {
   readonly #ctx: EngineSupervisorContext;
   readonly #make: (events: EngineEvents) => Engine;
+  readonly #hooks: EngineHooks;
   /** The engine: replaced by a fresh one on each retry while it cannot start (see start). */
   #engine: Engine;
   /** True once the engine started: until then upgrades are refused and the node is not ready. */
@@ -56,9 +66,10 @@ export class EngineSupervisor {
   #refusal: string | undefined;
 
   /** `make` makes a fresh (unstarted) engine reporting to `events`. */
-  constructor(ctx: EngineSupervisorContext, make: (events: EngineEvents) => Engine) {
+  constructor(ctx: EngineSupervisorContext, make: (events: EngineEvents) => Engine, hooks: EngineHooks) {
     this.#ctx = ctx;
     this.#make = make;
+    this.#hooks = hooks;
     this.#engine = this.#fresh();
   }
 
@@ -97,7 +108,7 @@ export class EngineSupervisor {
   async start(): Promise<void> {
     const ctx = this.#ctx;
     try {
-      await this.#engine.start(ctx.handler);
+      await this.#engine.start(this.#handler);
     } catch (err) {
       if (!(err instanceof EngineUnavailableError)) throw err;
       const retryMs = ctx.config.engine.redis.reconnect_max_delay;
@@ -120,7 +131,7 @@ export class EngineSupervisor {
     this.#started = true;
     this.#up = true;
     ctx.metrics.engineUp.set(1);
-    ctx.started();
+    this.#hooks.started();
   }
 
   /** stop ends the start retries (at shutdown). */
@@ -128,6 +139,17 @@ export class EngineSupervisor {
     this.#stopped = true;
     if (this.#retry) clearTimeout(this.#retry);
   }
+
+  /** What the engine delivers to this node. */
+  readonly #handler: BrokerEventHandler = {
+    onPublication: (channel, pub, epoch) => {
+      const n = this.#ctx.hub.broadcastPublication(channel, pub, epoch);
+      if (n > 0) this.#ctx.metrics.deliveries.inc(n);
+    },
+    onJoin: (channel, info) => this.#ctx.hub.broadcastJoin(channel, info),
+    onLeave: (channel, info) => this.#ctx.hub.broadcastLeave(channel, info),
+    onControl: (data) => this.#ctx.control.receive(data),
+  };
 
   #fresh(): Engine {
     return this.#make({ onStateChange: () => this.#stateChanged(), onError: (err) => this.#error(err) });
@@ -142,7 +164,7 @@ export class EngineSupervisor {
     ctx.metrics.engineUp.set(up ? 1 : 0);
     if (up) {
       ctx.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
-      ctx.reconnected();
+      this.#hooks.reconnected();
       // Publications sent while the engine was unreachable never reached this node.
       void this.#checkPositions();
     } else {
