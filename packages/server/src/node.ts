@@ -33,6 +33,7 @@ import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
 import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
+import { sheddingReport } from './protection/shedding-report.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
 import { Cluster } from './cluster/cluster.js';
 import type { ControlBus, NodeInfo } from './cluster/control.js';
@@ -47,42 +48,15 @@ import { nodeHttpServer } from './node/http-routes.js';
 import { SessionServices } from './node/session-services.js';
 import type { HttpServer } from './http/server.js';
 import type { BackendProxy } from './proxy/backend-proxy.js';
-import type { ProxyGuard } from './proxy/http-proxy-client.js';
 import type { ProxyResolver } from './proxy/proxies.js';
 import type { RpcCache } from './proxy/rpc-cache.js';
-import { ErrorCode, ProtocolError } from './protocol/codes.js';
 import { encodeMessagePush } from './protocol/encode.js';
 import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
+import { publishResolved } from './node/publish.js';
+import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { version } from './version.js';
 
-/** NodeOptions injects parts of a node; everything is optional. */
-export interface NodeOptions {
-  /** A pino logger; by default one is made from `log.level`, writing JSON to stdout. */
-  logger?: Logger;
-  /** The broker; defaults to the one engine.type names. Given, it replaces the configured engine. */
-  broker?: Broker;
-  /** The presence manager (with `broker`); defaults to the embedded memory presence manager. */
-  presence?: PresenceManager;
-  /**
-   * Reads the process's open-file limits at start (see protection/fd-limit.ts); defaults to
-   * /proc/self/limits on Linux. Returning undefined skips the check. For tests.
-   */
-  readFdLimits?: FdLimitsReader;
-  /**
-   * Wraps every proxy call to the backend (see proxy/http-proxy-client.ts): the seam for
-   * protected calls (concurrency limit, circuit breaker, kill switch per target). Defaults to
-   * the timeout-only guard: each call is bounded by its proxy's `timeout` and nothing else.
-   */
-  proxyGuard?: ProxyGuard;
-}
-
-/** PublishOptionsApi are the options of a server-side publish. */
-export interface NodePublishOptions {
-  /** Publish without appending to history (live subscribers only). */
-  skipHistory?: boolean;
-  tags?: Record<string, string>;
-  info?: ClientInfo;
-}
+export type { NodeOptions, NodePublishOptions } from './node/options.js';
 
 /** Node is one Bulwark server. */
 export class Node implements SessionContext {
@@ -162,9 +136,7 @@ export class Node implements SessionContext {
     this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
     this.#sessions = new SessionServices(this);
     this.#readFdLimits = options.readFdLimits ?? readFdLimits;
-    this.shedder = new LoadShedder(cfg.protection.shedding, {
-      onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
-    });
+    this.shedder = new LoadShedder(cfg.protection.shedding, { onChange: sheddingReport(this) });
     this.#cluster = new Cluster(this);
     ({ control: this.control, nodes: this.nodes, surveys: this.surveys } = this.#cluster);
     this.#backend = new Backend(this, options.proxyGuard);
@@ -310,23 +282,7 @@ export class Node implements SessionContext {
     info?: ClientInfo,
     opts: NodePublishOptions = {},
   ): Promise<StreamPosition> {
-    const max = this.config.protection.publication_max_size;
-    // data.length counts UTF-16 units, never more than the UTF-8 bytes: count bytes only when it could matter.
-    if (max > 0 && data.length * 3 > max && Buffer.byteLength(data) > max) {
-      throw new ProtocolError(
-        ErrorCode.LimitExceeded,
-        `publication data larger than protection.publication_max_size (${max} bytes)`,
-      );
-    }
-    const o = rc.options;
-    const history = !opts.skipHistory && ChannelRules.hasHistory(o);
-    return this.broker.publish(rc.channel, data, {
-      historySize: history ? o.history_size : 0,
-      historyTtlMs: history ? o.history_ttl : 0,
-      historyMetaTtlMs: this.rules.historyMetaTtlMs(o),
-      info,
-      tags: opts.tags,
-    });
+    return publishResolved(this, rc, data, info, opts);
   }
 
   /** sendMessage pushes an asynchronous message to every connection of `user` on this node. */
@@ -386,22 +342,6 @@ export class Node implements SessionContext {
    */
   drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
     return this.#drainer.drain(windowMs);
-  }
-
-  #onShedding(level: 'connect' | 'read', on: boolean, lagMs: number): void {
-    this.metrics.shedding.set({ level }, on ? 1 : 0);
-    if (!on) {
-      this.log.info({ level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
-      return;
-    }
-    this.metrics.sheddingTransitions.inc({ level });
-    this.burstLog.warn(
-      `shedding.${level}`,
-      { level, lagMs: Math.round(lagMs) },
-      level === 'connect'
-        ? 'load shedding: event loop lagging, new connections refused'
-        : 'load shedding: event loop lagging, history/presence/rpc refused',
-    );
   }
 
   // ---------------------------------------------------------------- SessionContext
