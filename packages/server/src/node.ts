@@ -1,6 +1,7 @@
 /**
- * Node: one running Bulwark. It owns the config, the engine (broker + presence), the hub,
- * metrics and the HTTP server (WebSocket transport, server API, health, metrics).
+ * Node: one running Bulwark — the composition root that builds and wires a node's parts
+ * (config, engine, hub, cluster, protections, proxies, HTTP), and the library API: start,
+ * publish, rpc, onMessage, sendMessage, drain, shutdown.
  *
  * @example
  * ```ts
@@ -16,81 +17,48 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
-import { TokenVerifier, tokenVerifierOptions } from './auth/token-verifier.js';
 import { ChannelRules, type ResolvedChannel } from './channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from './client/context.js';
 import type { ClientSession } from './client/session.js';
 import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
-import type { Broker, BrokerEventHandler } from './engine/broker.js';
-import { createEngine, injectedEngine, type Engine } from './engine/engine.js';
-import { EngineUnavailableError } from './engine/errors.js';
+import type { Broker } from './engine/broker.js';
+import { createEngine, injectedEngine } from './engine/engine.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
-import { HttpServer } from './http-server.js';
 import { Hub } from './client/hub.js';
 import { Permissions } from './client/permissions.js';
 import type { Flushable } from './client/flush-scheduler.js';
 import { Admission } from './protection/admission.js';
 import { BurstLog } from './protection/burst-log.js';
 import { applyFdLimit, readFdLimits, type FdLimitsReader } from './protection/fd-limit.js';
-import {
-  KillSwitches,
-  type KillSwitch,
-  type KillSwitchKind,
-  type KillSwitchRemoval,
-} from './protection/kill-switches.js';
+import { KillSwitches, type KillSwitch, type KillSwitchKind } from './protection/kill-switches.js';
 import { LoadShedder } from './protection/load-shedder.js';
+import { sheddingReport } from './protection/shedding-report.js';
 import { CommandRateLimiter } from './protection/rate-limit.js';
-import { ControlBus, type ControlMessage, type NodeInfo } from './cluster/control.js';
-import { NodeRegistry } from './cluster/node-registry.js';
-import { Surveys } from './cluster/survey.js';
-import { applyUserCommand } from './api/methods.js';
-import { FlushScheduler } from './client/flush-scheduler.js';
+import { Cluster } from './cluster/cluster.js';
+import type { ControlBus, NodeInfo } from './cluster/control.js';
+import type { NodeRegistry } from './cluster/node-registry.js';
+import type { Surveys } from './cluster/survey.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
-import { BackendProxy } from './proxy/backend-proxy.js';
-import { HttpProxyClient, type ProxyGuard } from './proxy/http-proxy-client.js';
-import { ProtectedGuard } from './proxy/protected-guard.js';
-import { RpcCache } from './proxy/rpc-cache.js';
-import { RedisTier } from './cache/redis-tier.js';
-import { connectClient, createClient, type RedisClient } from './engine/redis/connection.js';
-import { redisOptions, resolveRedisOptions } from './config/redis-options.js';
-import { ProxyResolver } from './proxy/proxies.js';
-import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from './protocol/codes.js';
+import { Backend } from './node/backend.js';
+import { Drainer } from './node/drain.js';
+import { EngineSupervisor } from './node/engine-supervisor.js';
+import { nodeHttpServer } from './node/http-routes.js';
+import { SessionServices } from './node/session-services.js';
+import type { HttpServer } from './http/server.js';
+import type { BackendProxy } from './proxy/backend-proxy.js';
+import type { ProxyResolver } from './proxy/proxies.js';
+import type { RpcCache } from './proxy/rpc-cache.js';
 import { encodeMessagePush } from './protocol/encode.js';
-import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from './protocol/types.js';
+import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
+import { publishResolved } from './node/publish.js';
+import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { version } from './version.js';
 
-/** NodeOptions injects parts of a node; everything is optional. */
-export interface NodeOptions {
-  /** A pino logger; by default one is made from `log.level`, writing JSON to stdout. */
-  logger?: Logger;
-  /** The broker; defaults to the one engine.type names. Given, it replaces the configured engine. */
-  broker?: Broker;
-  /** The presence manager (with `broker`); defaults to the embedded memory presence manager. */
-  presence?: PresenceManager;
-  /**
-   * Reads the process's open-file limits at start (see protection/fd-limit.ts); defaults to
-   * /proc/self/limits on Linux. Returning undefined skips the check. For tests.
-   */
-  readFdLimits?: FdLimitsReader;
-  /**
-   * Wraps every proxy call to the backend (see proxy/http-proxy-client.ts): the seam for
-   * protected calls (concurrency limit, circuit breaker, kill switch per target). Defaults to
-   * the timeout-only guard: each call is bounded by its proxy's `timeout` and nothing else.
-   */
-  proxyGuard?: ProxyGuard;
-}
-
-/** PublishOptionsApi are the options of a server-side publish. */
-export interface NodePublishOptions {
-  /** Publish without appending to history (live subscribers only). */
-  skipHistory?: boolean;
-  tags?: Record<string, string>;
-  info?: ClientInfo;
-}
+export type { NodeOptions, NodePublishOptions } from './node/options.js';
 
 /** Node is one Bulwark server. */
 export class Node implements SessionContext {
@@ -135,34 +103,16 @@ export class Node implements SessionContext {
   /** Cacheable RPC methods (proxy.cache.rpc), shared through Redis with the Redis engine. */
   readonly rpcCache: RpcCache;
 
-  readonly #connectVerifier: TokenVerifier | undefined;
-  readonly #subVerifier: TokenVerifier | undefined;
+  /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
+  readonly #engine: EngineSupervisor;
+  readonly #cluster: Cluster;
+  readonly #sessions: SessionServices;
+  readonly #backend: Backend;
+  readonly #drainer: Drainer;
   readonly #http: HttpServer;
-  readonly #nodeSubs = new Map<string, Promise<void>>();
-  readonly #flusher: FlushScheduler;
   readonly #readFdLimits: FdLimitsReader;
   #started = false;
-  #draining = false;
-  /** The one shutdown in progress (every shutdown() call waits for it). */
-  #stopping: Promise<void> | undefined;
-  /** Set when shutdown.timeout cut the drain short: the drain loop stops. */
-  #drainCut = false;
-  #presenceTimer: NodeJS.Timeout | undefined;
-  #infoTimer: NodeJS.Timeout | undefined;
   #name = '';
-  /** The engine: replaced by a fresh one on each retry while it cannot start (see #startEngine). */
-  #engine: Engine;
-  #makeEngine: () => Engine;
-  /** True once the engine started: until then upgrades are refused and the node is not ready. */
-  #engineStarted = false;
-  #engineRetry: NodeJS.Timeout | undefined;
-  #engineUp = true;
-  /** The shared cache tier's Redis connection (proxy.cache.shared with the Redis engine). */
-  #cacheRedis: RedisClient | undefined;
-  /** The last error Redis itself answered while starting (e.g. NOAUTH), for the start failure message. */
-  #engineRefusal: string | undefined;
-  /** The drain in progress (API drain or shutdown), if any. */
-  #drainRun: Promise<void> | undefined;
 
   /**
    * Builds a node from a validated Config, or from config input (validated here: throws
@@ -176,69 +126,49 @@ export class Node implements SessionContext {
     this.permissions = new Permissions(cfg.client.insecure, this.rules);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);
     this.rateLimiter = new CommandRateLimiter(cfg.protection.rate_limit);
-    const events = {
-      onStateChange: () => this.#engineStateChanged(),
-      onError: (err: unknown) => this.#engineError(err),
-    };
+    this.metrics = new Metrics(cfg.node.name || 'bulwark');
     const { broker, presence } = options;
-    this.#makeEngine =
+    const make: ConstructorParameters<typeof EngineSupervisor>[1] =
       broker !== undefined
         ? () => injectedEngine(broker, presence ?? new MemoryPresenceManager())
-        : () => createEngine(this.config, events);
-    this.#engine = this.#makeEngine();
-    this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
-    const tok = cfg.client.token;
-    if (tok.hmac_secret_key || tok.rsa_public_key || tok.ecdsa_public_key) {
-      this.#connectVerifier = new TokenVerifier(tokenVerifierOptions(tok, 'client.token'));
-    }
-    const sub = cfg.client.subscription_token;
-    this.#subVerifier = sub.enabled
-      ? new TokenVerifier(tokenVerifierOptions(sub, 'client.subscription_token'))
-      : this.#connectVerifier;
-    this.metrics = new Metrics(cfg.node.name || 'bulwark');
-    this.#readFdLimits = options.readFdLimits ?? readFdLimits;
-    this.shedder = new LoadShedder(cfg.protection.shedding, {
-      onChange: (level, on, lagMs) => this.#onShedding(level, on, lagMs),
+        : (events) => createEngine(cfg, events);
+    this.#engine = new EngineSupervisor(this, make, {
+      started: () => this.#engineStarted(),
+      // Kill switch changes sent while this node's connection was down never reached it.
+      reconnected: () => this.#cluster.killSwitches.requestSync(),
     });
-    this.control = new ControlBus(
-      this.nodeId,
-      (data) => this.broker.publishControl(data),
-      this.log,
-      (msg) => this.#onControl(msg),
-    );
-    this.nodes = new NodeRegistry(cfg.node.info_interval * 3);
-    this.surveys = new Surveys(this.control, cfg.node.survey_timeout);
-    // Time 0: a removal made at runtime anywhere in the cluster wins over the config's switch.
-    for (const sw of cfg.protection.kill_switches) this.killSwitches.set(sw.kind, sw.target, sw.reason, 0);
-    this.metrics.killSwitches.set(this.killSwitches.size);
-    this.proxies = new ProxyResolver(cfg);
-    this.backend = new BackendProxy(
-      new HttpProxyClient({
-        // Every backend call through the protections, unless a guard is injected (tests, embedding).
-        guard: options.proxyGuard ?? new ProtectedGuard(this).guard,
-        maxResponseBytes: cfg.proxy.max_response_size,
-        observer: this.metrics,
-        burstLog: this.burstLog,
-        version,
-      }),
-    );
-    // The shared cache tier uses its own Redis connection, connected once the engine is up.
-    const shared = cfg.engine.type === 'redis' && cfg.proxy.cache.shared && cfg.proxy.cache.rpc.length > 0;
-    if (shared) this.#cacheRedis = createClient(resolveRedisOptions(redisOptions(cfg.engine.redis)), 'command');
-    this.rpcCache = new RpcCache(
-      cfg.proxy.cache,
-      this.#cacheRedis &&
-        new RedisTier({
-          client: this.#cacheRedis,
-          prefix: `${cfg.engine.redis.prefix}.cache`,
-          waitTimeoutMs: cfg.proxy.cache.shared_wait,
-        }),
-    );
-    this.metrics.setRpcCacheSource(() => this.rpcCache.collect(this.metrics));
+    this.presenceTtlMs = Math.round(cfg.client.presence_update_interval * 2.5);
+    this.#sessions = new SessionServices(this);
+    this.#readFdLimits = options.readFdLimits ?? readFdLimits;
+    this.shedder = new LoadShedder(cfg.protection.shedding, { onChange: sheddingReport(this) });
+    this.#cluster = new Cluster(this);
+    ({ control: this.control, nodes: this.nodes, surveys: this.surveys } = this.#cluster);
+    this.#backend = new Backend(this, options.proxyGuard);
+    ({ proxies: this.proxies, proxy: this.backend, rpcCache: this.rpcCache } = this.#backend);
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
-    this.#http = new HttpServer(this);
-    this.#flusher = new FlushScheduler(cfg.client.write_delay);
+    this.#drainer = new Drainer(this, {
+      halt: () => {
+        this.#sessions.stop();
+        this.#cluster.stop();
+        this.#engine.stop();
+        this.shedder.stop();
+      },
+      close: async () => {
+        // The other nodes drop this one from info at once instead of after 3 info intervals.
+        await this.#cluster.leave();
+        await this.#http.close();
+        await this.broker.close();
+        await this.presence.close();
+        this.#backend.close();
+      },
+      release: () => {
+        this.metrics.close();
+        this.wheel.close();
+        this.#sessions.close();
+      },
+    });
+    this.#http = nodeHttpServer(this, this.#cluster);
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -248,7 +178,7 @@ export class Node implements SessionContext {
 
   /** draining is true once shutdown began: readiness is false and new connections are refused. */
   get draining(): boolean {
-    return this.#draining;
+    return this.#drainer.draining;
   }
 
   /** The broker of the engine (see engine.type). */
@@ -263,7 +193,7 @@ export class Node implements SessionContext {
 
   /** engineStarted is false until the engine could start: upgrades are refused meanwhile. */
   get engineStarted(): boolean {
-    return this.#engineStarted;
+    return this.#engine.started;
   }
 
   /**
@@ -271,7 +201,7 @@ export class Node implements SessionContext {
    * now. A load balancer then sends new players only to nodes that can serve them.
    */
   get ready(): boolean {
-    return !this.#draining && this.#engineStarted && this.#engine.isReady();
+    return !this.draining && this.#engine.ready;
   }
 
   /**
@@ -297,16 +227,13 @@ export class Node implements SessionContext {
       );
     }
     if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
-    await this.#startEngine();
+    await this.#engine.start();
     this.shedder.start();
     const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
-    this.#presenceTimer = setInterval(() => void this.#refreshPresence(), cfg.client.presence_update_interval);
-    this.#presenceTimer.unref();
-    if (this.#engineStarted) this.#publishInfo();
-    this.#infoTimer = setInterval(() => this.#publishInfo(), cfg.node.info_interval);
-    this.#infoTimer.unref();
+    this.#sessions.start();
+    this.#cluster.start();
     this.log.info(
       { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
       'bulwark started',
@@ -314,120 +241,15 @@ export class Node implements SessionContext {
     return addr;
   }
 
-  // ---------------------------------------------------------------- engine
-
-  /**
-   * #startEngine starts the engine. When its service is unreachable (Redis down at start) the
-   * node neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back
-   * to memory (a silent split brain): it logs a loud error naming the address, stays up with
-   * /ready false and upgrades refused, and tries again with a fresh engine every
-   * engine.redis.reconnect_max_delay until it starts.
-   */
-  async #startEngine(): Promise<void> {
-    const handler: BrokerEventHandler = {
-      onPublication: (channel: string, pub: Publication, epoch: string) => {
-        const n = this.hub.broadcastPublication(channel, pub, epoch);
-        if (n > 0) this.metrics.deliveries.inc(n);
-      },
-      onJoin: (channel: string, info: ClientInfo) => this.hub.broadcastJoin(channel, info),
-      onLeave: (channel: string, info: ClientInfo) => this.hub.broadcastLeave(channel, info),
-      onControl: (data: RawJSON) => this.control.receive(data),
-    };
-    try {
-      await this.#engine.start(handler);
-    } catch (err) {
-      if (!(err instanceof EngineUnavailableError)) throw err;
-      const retryMs = this.config.engine.redis.reconnect_max_delay;
-      this.metrics.engineUp.set(0);
-      const why = this.#engineRefusal ?? err.message.replace(/\.+$/, '');
-      this.burstLog.error(
-        'engine.start',
-        { err: why, address: this.#engine.address, retryMs },
-        `engine unavailable at start: ${why}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
-      );
-      this.#engineRefusal = undefined;
-      this.#engineRetry = setTimeout(() => {
-        if (this.#stopping !== undefined) return;
-        this.#engine = this.#makeEngine();
-        void this.#startEngine().catch((e: unknown) => this.log.error({ err: e }, 'engine start failed'));
-      }, retryMs);
-      this.#engineRetry.unref();
-      return;
-    }
-    this.#engineStarted = true;
-    if (this.#cacheRedis !== undefined) {
-      const client = this.#cacheRedis;
-      // Until it connects, the cache tier falls back to the backend (and counts it).
-      connectClient(client, resolveRedisOptions(redisOptions(this.config.engine.redis))).catch((err: unknown) =>
-        this.log.warn({ err }, 'rpc cache: shared tier not connected; nodes cache on their own'),
-      );
-    }
-    this.#engineUp = true;
-    this.metrics.engineUp.set(1);
+  /** #engineStarted runs once the engine started, at start or on a later retry. */
+  #engineStarted(): void {
+    this.#backend.connectCache();
     if (this.#name !== '') {
       this.log.info({ address: this.#engine.address }, 'engine started: node ready');
-      this.#publishInfo();
+      this.#cluster.publishInfo();
     }
     // Switches changed at runtime on the nodes already running reach this one too.
-    this.#syncKillSwitches();
-  }
-
-  #engineStateChanged(): void {
-    if (!this.#engineStarted) return;
-    const up = this.#engine.isReady();
-    if (up === this.#engineUp) return;
-    this.#engineUp = up;
-    this.metrics.engineUp.set(up ? 1 : 0);
-    if (up) {
-      this.log.info({ address: this.#engine.address }, 'engine reachable again: node ready');
-      // Kill switch changes sent while this node's connection was down never reached it.
-      this.#syncKillSwitches();
-      // Publications sent while the engine was unreachable never reached this node.
-      void this.#checkPositions();
-    } else {
-      this.log.error(
-        { address: this.#engine.address },
-        'engine unreachable: node NOT READY; publishes, history and presence fail with temporary errors; connected clients stay connected',
-      );
-    }
-  }
-
-  /**
-   * #checkPositions compares every positioned subscription with its stream's position after
-   * the engine came back: a subscriber that missed publications meanwhile is told to
-   * resubscribe (2500), and its SDK recovers them from history where history still holds
-   * them. One history read (limit 0) per channel with such subscribers.
-   */
-  async #checkPositions(): Promise<void> {
-    for (const [channel] of [...this.hub.channels()]) {
-      const rc = this.rules.resolve(channel);
-      if (!ChannelRules.hasHistory(rc.options)) continue;
-      let top;
-      try {
-        top = await this.broker.history(channel, { limit: 0, metaTtlMs: this.rules.historyMetaTtlMs(rc.options) });
-      } catch (err) {
-        this.log.warn({ err, channel }, 'position check failed');
-        return;
-      }
-      for (const [session, state] of this.hub.subscriptions(channel))
-        session.checkPosition(state, top.offset, top.epoch);
-    }
-  }
-
-  #engineError(err: unknown): void {
-    const refusal = err instanceof Error && err.name === 'ReplyError' ? err.message : undefined;
-    if (refusal !== undefined && !this.#engineStarted) {
-      // Redis answered, and said no: most often a missing or wrong password (incident 3).
-      this.#engineRefusal = /NOAUTH|WRONGPASS|invalid password/i.test(refusal)
-        ? `Redis at ${this.#engine.address} refused authentication (${refusal.replace(/\.+$/, '')}): set engine.redis.password (BULWARK_ENGINE_REDIS_PASSWORD) and engine.redis.user if it uses ACLs`
-        : `Redis at ${this.#engine.address} answered: ${refusal}`;
-      return;
-    }
-    if (err instanceof EngineUnavailableError) {
-      this.burstLog.error('engine.error', { err: err.message, address: err.address }, 'engine unavailable');
-      return;
-    }
-    this.log.error({ err }, 'engine error');
+    this.#cluster.killSwitches.requestSync();
   }
 
   // ---------------------------------------------------------------- library API
@@ -464,23 +286,7 @@ export class Node implements SessionContext {
     info?: ClientInfo,
     opts: NodePublishOptions = {},
   ): Promise<StreamPosition> {
-    const max = this.config.protection.publication_max_size;
-    // data.length counts UTF-16 units, never more than the UTF-8 bytes: count bytes only when it could matter.
-    if (max > 0 && data.length * 3 > max && Buffer.byteLength(data) > max) {
-      throw new ProtocolError(
-        ErrorCode.LimitExceeded,
-        `publication data larger than protection.publication_max_size (${max} bytes)`,
-      );
-    }
-    const o = rc.options;
-    const history = !opts.skipHistory && ChannelRules.hasHistory(o);
-    return this.broker.publish(rc.channel, data, {
-      historySize: history ? o.history_size : 0,
-      historyTtlMs: history ? o.history_ttl : 0,
-      historyMetaTtlMs: this.rules.historyMetaTtlMs(o),
-      info,
-      tags: opts.tags,
-    });
+    return publishResolved(this, rc, data, info, opts);
   }
 
   /** sendMessage pushes an asynchronous message to every connection of `user` on this node. */
@@ -495,41 +301,13 @@ export class Node implements SessionContext {
    * setKillSwitch turns a kill switch on (or changes its reason) on this node at once and on
    * every other node through the broker. Clients refused by it get `reason`.
    */
-  async setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
-    // A change made here is the latest known: set() stamps it after every change it knows.
-    const sw = this.killSwitches.set(kind, target, reason) as KillSwitch;
-    this.#killSwitchesChanged(sw, true);
-    await this.control.send({ type: 'kill_switch_set', switch: sw });
-    return sw;
+  setKillSwitch(kind: KillSwitchKind, target: string, reason: string): Promise<KillSwitch> {
+    return this.#cluster.killSwitches.set(kind, target, reason);
   }
 
   /** removeKillSwitch turns a kill switch off here and on every other node; false if it was not on here. */
-  async removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
-    const wasOn = this.killSwitches.isOn(kind, target);
-    const removal = this.killSwitches.remove(kind, target) as KillSwitchRemoval;
-    if (wasOn) this.#killSwitchesChanged({ kind, target }, false);
-    // Sent even when it was not on here: another node may have missed the change that removed it.
-    await this.control.send({ type: 'kill_switch_remove', removal });
-    return wasOn;
-  }
-
-  /** #syncKillSwitches asks the other nodes for their switches (at engine start and reconnect). */
-  #syncKillSwitches(): void {
-    this.control.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
-      this.log.warn({ err }, 'kill switch sync request failed; switches changed meanwhile may be missing here');
-    });
-  }
-
-  #killSwitchesChanged(
-    sw: Pick<KillSwitch, 'kind' | 'target'> & { reason?: string },
-    on: boolean,
-    from?: string,
-  ): void {
-    this.metrics.killSwitches.set(this.killSwitches.size);
-    this.log.warn(
-      { kind: sw.kind, target: sw.target, reason: sw.reason, from },
-      on ? 'kill switch on' : 'kill switch off',
-    );
+  removeKillSwitch(kind: KillSwitchKind, target: string): Promise<boolean> {
+    return this.#cluster.killSwitches.remove(kind, target);
   }
 
   /** info returns this node's counts, as the info API method lists them. */
@@ -547,80 +325,27 @@ export class Node implements SessionContext {
     };
   }
 
-  #publishInfo(): void {
-    if (!this.#engineStarted) return;
-    this.control.send({ type: 'node_info', info: this.info() }).catch((err: unknown) => {
-      this.burstLog.warn('control.node_info', { err }, 'node info not sent: the engine is unreachable');
-    });
+  /**
+   * shutdown drains and stops the node: readiness turns false, new connections are refused,
+   * connected clients are disconnected with 3001 (reconnect allowed) spread uniformly over
+   * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
+   * Bounded by `shutdown.timeout`.
+   */
+  shutdown(): Promise<void> {
+    // No engine start retry from here on; a second call waits for the same shutdown.
+    this.#engine.stop();
+    return this.#drainer.shutdown();
   }
 
-  #onControl(msg: ControlMessage): void {
-    switch (msg.type) {
-      case 'node_info':
-        this.nodes.update(msg.info);
-        return;
-      case 'node_leave':
-        this.nodes.remove(msg.from);
-        return;
-      case 'user_command':
-        applyUserCommand(this, msg.method, msg.body).catch((err: unknown) => {
-          this.log.warn({ err, method: msg.method, from: msg.from }, 'user command from another node failed');
-        });
-        return;
-      case 'survey':
-        this.control
-          .send({ type: 'survey_reply', to: msg.from, id: msg.id, result: Object.fromEntries(this.hub.channels()) })
-          .catch((err: unknown) => this.log.warn({ err }, 'survey reply not sent'));
-        return;
-      case 'survey_reply':
-        if (msg.to === this.nodeId) this.surveys.onReply(msg.id, msg.result);
-        return;
-      case 'kill_switch_set': {
-        const sw = this.killSwitches.set(msg.switch.kind, msg.switch.target, msg.switch.reason, msg.switch.since);
-        if (sw !== undefined) this.#killSwitchesChanged(sw, true, msg.from);
-        return;
-      }
-      case 'kill_switch_remove': {
-        const { kind, target, at } = msg.removal;
-        const wasOn = this.killSwitches.isOn(kind, target);
-        if (this.killSwitches.remove(kind, target, at) !== undefined && wasOn) {
-          this.#killSwitchesChanged(msg.removal, false, msg.from);
-        }
-        return;
-      }
-      case 'kill_switch_sync': {
-        const state = this.killSwitches.state();
-        if (state.switches.length === 0 && state.removed.length === 0) return;
-        this.control
-          .send({ type: 'kill_switch_state', to: msg.from, ...state })
-          .catch((err: unknown) => this.log.warn({ err }, 'kill switch state reply failed'));
-        return;
-      }
-      case 'kill_switch_state': {
-        if (msg.to !== this.nodeId) return;
-        // The latest change of each switch wins, so missed sets and missed removals both heal.
-        const { on, off } = this.killSwitches.merge(msg);
-        for (const sw of on) this.#killSwitchesChanged(sw, true, msg.from);
-        for (const r of off) this.#killSwitchesChanged(r, false, msg.from);
-        return;
-      }
-    }
-  }
-
-  #onShedding(level: 'connect' | 'read', on: boolean, lagMs: number): void {
-    this.metrics.shedding.set({ level }, on ? 1 : 0);
-    if (!on) {
-      this.log.info({ level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
-      return;
-    }
-    this.metrics.sheddingTransitions.inc({ level });
-    this.burstLog.warn(
-      `shedding.${level}`,
-      { level, lagMs: Math.round(lagMs) },
-      level === 'connect'
-        ? 'load shedding: event loop lagging, new connections refused'
-        : 'load shedding: event loop lagging, history/presence/rpc refused',
-    );
+  /**
+   * drain stops admitting connections (readiness turns false) and disconnects the connected
+   * clients with 3001 (reconnect allowed) spread uniformly over `windowMs` (default
+   * drain.window), without stopping the node: the server API and metrics keep answering until
+   * shutdown(). For rolling restarts driven by an orchestrator's pre-stop hook. A second call
+   * while a drain runs changes nothing. Returns the number of clients to disconnect.
+   */
+  drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
+    return this.#drainer.drain(windowMs);
   }
 
   // ---------------------------------------------------------------- SessionContext
@@ -638,147 +363,23 @@ export class Node implements SessionContext {
   }
 
   verifyConnectToken(token: string, expectedUser?: string) {
-    if (!this.#connectVerifier) throw new ProtocolError(ErrorCode.Unauthorized, 'no token keys configured');
-    return this.#connectVerifier.verifyConnectToken(token, expectedUser === undefined ? {} : { expectedUser });
+    return this.#sessions.verifyConnectToken(token, expectedUser);
   }
 
-  verifySubscriptionToken(
-    token: string,
-    channel: string,
-    user: string,
-    clientId: string,
-    purpose: 'subscribe' | 'sub_refresh',
-  ) {
-    if (!this.#subVerifier) throw new ProtocolError(ErrorCode.PermissionDenied, 'no token keys configured');
-    return this.#subVerifier.verifySubscriptionToken(token, channel, user, { clientId, purpose });
+  verifySubscriptionToken(...args: Parameters<SessionServices['verifySubscriptionToken']>) {
+    return this.#sessions.verifySubscriptionToken(...args);
   }
 
   scheduleFlush(queue: Flushable, urgent: boolean): void {
-    this.#flusher.schedule(queue, urgent);
+    this.#sessions.scheduleFlush(queue, urgent);
   }
 
   nodeSubscribe(channel: string): Promise<void> {
-    let p = this.#nodeSubs.get(channel);
-    if (!p) {
-      p = this.broker.subscribe(channel);
-      this.#nodeSubs.set(channel, p);
-      p.catch(() => this.#nodeSubs.delete(channel));
-    }
-    return p;
+    return this.#sessions.nodeSubscribe(channel);
   }
 
-  async nodeUnsubscribe(channel: string): Promise<void> {
-    if (this.hub.hasSubscribers(channel)) return;
-    this.#nodeSubs.delete(channel);
-    await this.broker.unsubscribe(channel);
-  }
-
-  async #refreshPresence(): Promise<void> {
-    for (const s of this.hub.sessions()) {
-      for (const channel of s.channels()) {
-        const rc = this.rules.resolve(channel);
-        if (!rc.options.presence) continue;
-        await this.presence.addPresence(channel, s.info(), this.presenceTtlMs).catch((err: unknown) => {
-          this.log.warn({ err, channel }, 'presence refresh failed');
-        });
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- shutdown
-
-  /**
-   * shutdown drains and stops the node: readiness turns false, new connections are refused,
-   * connected clients are disconnected with 3001 (reconnect allowed) spread uniformly over
-   * `drain.window` so their reconnects do not arrive as one storm, then the engine closes.
-   * Bounded by `shutdown.timeout`.
-   */
-  shutdown(): Promise<void> {
-    // A second call waits for the same shutdown instead of resolving before the node stopped.
-    this.#stopping ??= this.#shutdown();
-    return this.#stopping;
-  }
-
-  /**
-   * drain stops admitting connections (readiness turns false) and disconnects the connected
-   * clients with 3001 (reconnect allowed) spread uniformly over `windowMs` (default
-   * drain.window), without stopping the node: the server API and metrics keep answering until
-   * shutdown(). For rolling restarts driven by an orchestrator's pre-stop hook. A second call
-   * while a drain runs changes nothing. Returns the number of clients to disconnect.
-   */
-  drain(windowMs = this.config.drain.window): { clients: number; windowMs: number } {
-    const clients = this.hub.numClients;
-    if (this.#drainRun !== undefined) return { clients, windowMs: 0 };
-    this.#draining = true;
-    this.log.info({ clients, windowMs }, 'draining');
-    this.#drainRun = this.#drain(windowMs);
-    return { clients, windowMs };
-  }
-
-  async #shutdown(): Promise<void> {
-    const cfg = this.config;
-    this.drain();
-    const timedOut = Symbol('timeout');
-    const deadline = new Promise<typeof timedOut>((resolve) =>
-      setTimeout(() => resolve(timedOut), cfg.shutdown.timeout).unref(),
-    );
-    // At the deadline the drain is cut short: whoever is still connected leaves (3001) now,
-    // and the listener closes, so nothing of the node outlives shutdown().
-    await Promise.race([this.#drainRun, deadline]);
-    this.#drainCut = true;
-    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
-    if (this.#infoTimer) clearInterval(this.#infoTimer);
-    if (this.#engineRetry) clearTimeout(this.#engineRetry);
-    this.shedder.stop();
-    // Connected sessions left after the drain, and those that never sent connect (not in the
-    // hub's session index): none may keep shutdown waiting for its stale timeout.
-    for (const s of [...this.hub.sessions(), ...this.hub.connecting()])
-      s.disconnect(disconnect(DisconnectCode.Shutdown));
-    const stop = async () => {
-      // The other nodes drop this one from info at once instead of after 3 info intervals.
-      if (this.#engineStarted) await this.control.send({ type: 'node_leave' }).catch(() => undefined);
-      await this.#http.close();
-      await this.broker.close();
-      await this.presence.close();
-      this.rpcCache.close();
-      this.#cacheRedis?.disconnect();
-    };
-    // After a timed-out drain the deadline has passed: this resolves at once, while the
-    // listener is already closed (stop() closes it synchronously) and the engine closes behind.
-    const outcome = await Promise.race([stop(), deadline]);
-    this.metrics.close();
-    this.wheel.close();
-    this.#flusher.close();
-    if (outcome === timedOut) this.log.warn({ timeoutMs: cfg.shutdown.timeout }, 'shutdown timed out; stopping anyway');
-    this.log.info('bulwark stopped');
-  }
-
-  async #drain(windowMs: number): Promise<void> {
-    const sessions = [...this.hub.sessions()];
-    if (windowMs <= 0) {
-      for (const s of sessions) s.disconnect(disconnect(DisconnectCode.Shutdown));
-      return;
-    }
-    // Uniform spread: session i leaves at i/n of the window (shuffled so no group leaves together).
-    for (let i = sessions.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [sessions[i], sessions[j]] = [sessions[j] as ClientSession, sessions[i] as ClientSession];
-    }
-    const started = Date.now();
-    const n = sessions.length;
-    let i = 0;
-    // Each wake-up disconnects every session already due: timers cannot sleep under ~1 ms,
-    // and 100k sessions in a 10 s window need 10 per millisecond.
-    while (i < n) {
-      const now = Date.now();
-      while (i < n && started + (windowMs * i) / n <= now) {
-        sessions[i++]?.disconnect(disconnect(DisconnectCode.Shutdown));
-      }
-      if (i >= n) return;
-      const wait = Math.max(1, started + (windowMs * i) / n - Date.now());
-      await new Promise((r) => setTimeout(r, wait));
-      if (this.#drainCut) return;
-    }
+  nodeUnsubscribe(channel: string): Promise<void> {
+    return this.#sessions.nodeUnsubscribe(channel);
   }
 }
 

@@ -8,7 +8,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { apiMethods } from '../src/api/methods.js';
+import { apiMethods } from '../src/http/api-methods.js';
 import { renderConfigReference } from '../src/config/reference.js';
 import { errorCodes } from '../src/errors.js';
 import { DisconnectCode, ErrorCode, UnsubscribeCode } from '../src/protocol/codes.js';
@@ -67,6 +67,10 @@ describe('docs', () => {
     const missing = apiMethods.filter((m) => !headings.has(m));
     assert.deepEqual(missing, [], `methods without a "### \`method\`" section in docs/API.md: ${missing.join(', ')}`);
     const extra = [...headings].filter((h) => !(apiMethods as readonly string[]).includes(h));
-    assert.deepEqual(extra, [], `docs/API.md documents methods src/api/methods.ts does not have: ${extra.join(', ')}`);
+    assert.deepEqual(
+      extra,
+      [],
+      `docs/API.md documents methods src/http/api-methods.ts does not have: ${extra.join(', ')}`,
+    );
   });
 });

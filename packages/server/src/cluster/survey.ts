@@ -3,11 +3,12 @@
  * answers, for API methods whose answer spans the cluster (`channels`). The caller says how
  * many answers to expect (the live nodes it knows); the survey ends when they are all in or
  * at the timeout, whichever comes first — a node that died mid-survey delays the answer, it
- * never blocks it.
+ * never blocks it. It also answers the other nodes' surveys, with what this node knows.
  *
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { ControlBus } from './control.js';
 
 /** SurveyOp is a question nodes know how to answer. */
@@ -19,15 +20,24 @@ interface Pending {
   done: () => void;
 }
 
-/** Surveys runs the surveys of one node. */
+/** SurveyAnswers is what this node answers to the other nodes' surveys (one method per op). */
+export interface SurveyAnswers {
+  /** This node's channels with their subscriber counts. */
+  channels(): Record<string, number>;
+  readonly log: Logger;
+}
+
+/** Surveys runs the surveys of one node, and answers the other nodes'. */
 export class Surveys {
-  readonly #bus: ControlBus;
+  readonly #bus: Pick<ControlBus, 'send'>;
   readonly #timeoutMs: number;
+  readonly #answers: SurveyAnswers;
   readonly #pending = new Map<string, Pending>();
 
-  constructor(bus: ControlBus, timeoutMs: number) {
+  constructor(bus: Pick<ControlBus, 'send'>, timeoutMs: number, answers: SurveyAnswers) {
     this.#bus = bus;
     this.#timeoutMs = timeoutMs;
+    this.#answers = answers;
   }
 
   /** ask sends `op` to every other node and resolves with their answers (at most `expected`). */
@@ -48,6 +58,13 @@ export class Surveys {
       this.#pending.delete(id);
     }
     return replies;
+  }
+
+  /** answer replies to another node's survey. */
+  answer(from: string, id: string, op: SurveyOp): void {
+    this.#bus
+      .send({ type: 'survey_reply', to: from, id, result: this.#answers[op]() })
+      .catch((err: unknown) => this.#answers.log.warn({ err }, 'survey reply not sent'));
   }
 
   /** onReply records one node's answer to a survey of this node. Late answers are dropped. */

@@ -1,0 +1,27 @@
+/**
+ * How the server API writes protocol values as JSON: a ClientInfo and a Publication, with
+ * their raw JSON parts (data, conn_info, chan_info) inlined as values.
+ *
+ * @module
+ */
+import type { ClientInfo, Publication } from '../protocol/types.js';
+
+/** clientInfoJson is a ClientInfo as the API answers it (presence, publication info). */
+export function clientInfoJson(info: ClientInfo): Record<string, unknown> {
+  return {
+    user: info.user,
+    client: info.client,
+    ...(info.conn_info !== undefined ? { conn_info: JSON.parse(info.conn_info) as unknown } : {}),
+    ...(info.chan_info !== undefined ? { chan_info: JSON.parse(info.chan_info) as unknown } : {}),
+  };
+}
+
+/** publicationJson is a Publication as the API answers it (history). */
+export function publicationJson(p: Publication): Record<string, unknown> {
+  const out: Record<string, unknown> = { data: JSON.parse(p.data) as unknown };
+  if (p.info) out['info'] = clientInfoJson(p.info);
+  if (p.offset) out['offset'] = p.offset;
+  if (p.tags) out['tags'] = p.tags;
+  if (p.time) out['time'] = p.time;
+  return out;
+}

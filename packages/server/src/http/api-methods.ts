@@ -1,0 +1,227 @@
+/**
+ * Server API methods, Centrifugo-compatible: the same request bodies and `{result}` /
+ * `{error}` replies. The table holds each method's body schema (zod) and what it runs; each
+ * body is validated whole before anything is applied, so a bad request changes nothing.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { ChannelRules } from '../channel-rules.js';
+import type { NodeInfo } from '../cluster/control.js';
+import type { KillSwitchSync } from '../cluster/kill-switch-sync.js';
+import type { NodeRegistry } from '../cluster/node-registry.js';
+import type { Surveys } from '../cluster/survey.js';
+import { userCommandSchemas, type UserCommandMethod, type UserCommands } from '../cluster/user-commands.js';
+import type { Broker } from '../engine/broker.js';
+import type { PresenceManager } from '../engine/presence.js';
+import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
+import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import type { StreamPosition } from '../protocol/types.js';
+import { b64jsonField, channelField, jsonField, parseBody, streamPositionField } from '../util/request-body.js';
+import { clientInfoJson, publicationJson } from './api-json.js';
+
+/** ApiNode is what the server API methods need from the node itself. */
+export interface ApiNode {
+  readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
+  /** The engine's broker (history) and presence manager, as they are now. */
+  readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
+  readonly presence: Pick<PresenceManager, 'presence' | 'presenceStats'>;
+  /** This node's channels with their subscriber counts (the hub). */
+  readonly hub: { channels(): Iterable<[string, number]> };
+  /** publish publishes to a channel as the library's Node.publish does. */
+  publish(
+    channel: string,
+    data: unknown,
+    opts: { skipHistory?: boolean | undefined; tags?: Record<string, string> | undefined },
+  ): Promise<StreamPosition>;
+  /** info is this node's entry of the info method. */
+  info(): NodeInfo;
+  /** drain starts a drain of this node (see Node.drain). */
+  drain(windowMs?: number): { clients: number; windowMs: number };
+}
+
+/** ApiCluster is what the server API methods need from the node's part in the cluster. */
+export interface ApiCluster {
+  /** The other live nodes. */
+  readonly nodes: Pick<NodeRegistry, 'size' | 'list'>;
+  readonly surveys: Pick<Surveys, 'ask'>;
+  readonly userCommands: Pick<UserCommands, 'everywhere'>;
+  readonly killSwitches: Pick<KillSwitchSync, 'set' | 'remove' | 'list'>;
+}
+
+/** ApiContext is what the server API methods run against. */
+export interface ApiContext {
+  readonly node: ApiNode;
+  readonly cluster: ApiCluster;
+}
+
+/** ApiMethodEntry is one method of the table: its body schema and how it runs. */
+export interface ApiMethodEntry {
+  readonly schema: z.ZodType;
+  /** call validates `raw` (throwing ProtocolError 107) and runs the method. */
+  call(ctx: ApiContext, raw: unknown): Promise<unknown>;
+}
+
+/** method makes a table entry: `run` gets the body as `schema` outputs it, and the body as received. */
+function method<T>(schema: z.ZodType<T>, run: (body: T, ctx: ApiContext, raw: unknown) => unknown): ApiMethodEntry {
+  return { schema, call: async (ctx, raw) => run(parseBody(schema, raw), ctx, raw) };
+}
+
+/**
+ * relay makes the entry of a method on a user's connections: it reaches the user wherever
+ * they are connected (see cluster/user-commands.ts).
+ */
+function relay<M extends UserCommandMethod>(name: M): ApiMethodEntry {
+  return method(userCommandSchemas[name], async (body, ctx, raw) => {
+    await ctx.cluster.userCommands.everywhere(name, body, raw);
+    return {};
+  });
+}
+
+const publishFields = {
+  data: jsonField.optional(),
+  b64data: b64jsonField,
+  skip_history: z.boolean().optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+};
+const hasData = (b: { data?: unknown; b64data?: unknown }) => b.data !== undefined || b.b64data !== undefined;
+const dataMissing = { message: 'data or b64data required', path: ['data'] };
+
+/** A node's answer to the channels survey: channel → its subscribers there. */
+const channelCounts = z.record(z.string(), z.number().int().min(0));
+
+const methods = {
+  publish: method(
+    z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
+    async (p, ctx) => {
+      const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+      return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
+    },
+  ),
+  broadcast: method(
+    z.object({ channels: z.array(channelField).min(1), ...publishFields }).refine(hasData, dataMissing),
+    async (p, ctx) => {
+      // Validate every channel first: a broadcast with a bad channel publishes nowhere.
+      for (const ch of p.channels) ctx.node.rules.resolve(ch);
+      const responses = await Promise.all(
+        p.channels.map(async (ch) => {
+          try {
+            const pos = await ctx.node.publish(ch, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+            return { result: pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {} };
+          } catch (err) {
+            if (err instanceof ProtocolError) return { error: err.toWire() };
+            throw err;
+          }
+        }),
+      );
+      return { responses };
+    },
+  ),
+  subscribe: relay('subscribe'),
+  unsubscribe: relay('unsubscribe'),
+  disconnect: relay('disconnect'),
+  refresh: relay('refresh'),
+  presence: method(z.object({ channel: channelField }), async (p, ctx) => {
+    const rc = ctx.node.rules.resolve(p.channel);
+    if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
+    const presence = await ctx.node.presence.presence(p.channel);
+    const out: Record<string, unknown> = {};
+    for (const [id, info] of Object.entries(presence)) out[id] = clientInfoJson(info);
+    return { presence: out };
+  }),
+  presence_stats: method(z.object({ channel: channelField }), async (p, ctx) => {
+    const rc = ctx.node.rules.resolve(p.channel);
+    if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
+    const s = await ctx.node.presence.presenceStats(p.channel);
+    return { num_clients: s.numClients, num_users: s.numUsers };
+  }),
+  history: method(
+    z.object({
+      channel: channelField,
+      limit: z.number().int().optional(),
+      since: streamPositionField.optional(),
+      reverse: z.boolean().optional(),
+    }),
+    async (p, ctx) => {
+      const rc = ctx.node.rules.resolve(p.channel);
+      if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
+      const h = await ctx.node.broker.history(p.channel, {
+        since: p.since,
+        limit: p.limit ?? 0,
+        reverse: p.reverse === true,
+        metaTtlMs: ctx.node.rules.historyMetaTtlMs(rc.options),
+      });
+      return { publications: h.publications.map(publicationJson), offset: h.offset, epoch: h.epoch };
+    },
+  ),
+  history_remove: method(z.object({ channel: channelField }), async (p, ctx) => {
+    ctx.node.rules.resolve(p.channel);
+    await ctx.node.broker.removeHistory(p.channel);
+    return {};
+  }),
+  channels: method(z.object({ pattern: z.string().optional() }), async (p, ctx) => {
+    const re = p.pattern ? globToRegExp(p.pattern) : undefined;
+    const counts = new Map(ctx.node.hub.channels());
+    // Every other live node's channels: the same channel on several nodes adds up.
+    for (const reply of await ctx.cluster.surveys.ask('channels', ctx.cluster.nodes.size)) {
+      const parsed = channelCounts.safeParse(reply);
+      if (!parsed.success) continue;
+      for (const [ch, n] of Object.entries(parsed.data)) counts.set(ch, (counts.get(ch) ?? 0) + n);
+    }
+    const channels: Record<string, { num_clients: number }> = {};
+    for (const [ch, n] of counts) if (!re || re.test(ch)) channels[ch] = { num_clients: n };
+    return { channels };
+  }),
+  info: method(z.object({}), (_p, ctx) => ({ nodes: [ctx.node.info(), ...ctx.cluster.nodes.list()] })),
+  send: relay('send'),
+  kill_switch_set: method(
+    z.object({
+      kind: z.enum(killSwitchKinds),
+      target: z.string().default(ANY),
+      // Travels to clients in an error message and in a 503 body: short and printable.
+      reason: z.string().min(1).max(200),
+    }),
+    async (p, ctx) => ({ switch: await ctx.cluster.killSwitches.set(p.kind, p.target, p.reason) }),
+  ),
+  kill_switch_remove: method(
+    z.object({ kind: z.enum(killSwitchKinds), target: z.string().default(ANY) }),
+    async (p, ctx) => ({ removed: await ctx.cluster.killSwitches.remove(p.kind, p.target) }),
+  ),
+  kill_switch_list: method(z.object({}), (_p, ctx) => ({ switches: ctx.cluster.killSwitches.list() })),
+  drain: method(z.object({ window_ms: z.number().int().min(0).max(3_600_000).optional() }), (p, ctx) => {
+    const d = ctx.node.drain(p.window_ms);
+    return { clients: d.clients, window_ms: d.windowMs };
+  }),
+} satisfies Record<string, ApiMethodEntry>;
+
+/** ApiMethod is a server API method name. */
+export type ApiMethod = keyof typeof methods;
+
+/** apiMethods lists the server API methods. */
+export const apiMethods = Object.keys(methods) as ApiMethod[];
+
+/** isApiMethod tells whether `name` is a server API method. */
+export function isApiMethod(name: string): name is ApiMethod {
+  return Object.hasOwn(methods, name);
+}
+
+/**
+ * callApiMethod validates `body` for `method` and runs it. Returns the `result` object, or
+ * throws ProtocolError (107 bad request with the first validation problem, or the method's
+ * own error).
+ */
+export function callApiMethod(ctx: ApiContext, name: ApiMethod, body: unknown): Promise<unknown> {
+  return methods[name].call(ctx, body);
+}
+
+/** globToRegExp turns a `channels` pattern (`*` wildcard, as Centrifugo) into a RegExp. */
+function globToRegExp(pattern: string): RegExp {
+  return new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
+}

@@ -1,0 +1,131 @@
+/**
+ * The WebSocket transport's HTTP side: the upgrade at /connection/websocket — admission,
+ * origin check, handshake — and accepting the connection as a client session.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { SessionContext } from '../client/context.js';
+import { ClientSession } from '../client/session.js';
+import type { Admission } from '../protection/admission.js';
+import { DisconnectCode, disconnect } from '../protocol/codes.js';
+import { WebSocketTransport } from '../transport/transport-ws.js';
+import { rejectUpgrade, sendJson } from './respond.js';
+
+/** The WebSocket endpoint path, as Centrifugo serves it. */
+export const websocketPath = '/connection/websocket';
+
+/**
+ * WebSocketContext is what the WebSocket endpoint needs from its node: the node as its
+ * sessions see it (config websocket.* and client.allowed_origins, metrics, log, and proxies,
+ * whose http_headers the sessions keep), and admission.
+ */
+export interface WebSocketContext extends SessionContext {
+  /** Accepts or refuses each upgrade, and counts the open connections. */
+  readonly admission: Pick<Admission, 'admit' | 'opened' | 'closed'>;
+}
+
+/** WebSocketEndpoint takes the upgrades of one node. */
+export class WebSocketEndpoint {
+  readonly #ctx: WebSocketContext;
+  readonly #wss: WebSocketServer;
+
+  constructor(ctx: WebSocketContext) {
+    this.#ctx = ctx;
+    const cfg = ctx.config;
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.websocket.message_size_limit,
+      perMessageDeflate: cfg.websocket.compression,
+      clientTracking: false,
+    });
+  }
+
+  /** upgrade takes one upgrade request on the WebSocket path. */
+  readonly upgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    const ctx = this.#ctx;
+    // Admission first (draining, connection count, accept rate): a refusal is a prepared 503
+    // written to the raw socket, before any per-connection work, origin check included.
+    if (!ctx.admission.admit(socket)) return;
+    if (!originAllowed(req, ctx.config.client.allowed_origins)) {
+      ctx.metrics.reject('origin');
+      rejectUpgrade(socket, 403, 'Forbidden');
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, socket));
+  };
+
+  #accept(ws: WebSocket, req: IncomingMessage, socket: Socket): void {
+    const ctx = this.#ctx;
+    // Counted from here until the WebSocket closes ('close' is emitted exactly once, also after
+    // 'error'), so admission's count includes sessions that have not sent connect yet.
+    const admission = ctx.admission;
+    admission.opened();
+    const transport = new WebSocketTransport(ws, ctx.config.websocket.compression ? undefined : socket);
+    const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.
+      if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
+      else session.handleFrame(data.toString('utf8'));
+    });
+    // One listener for both: ws 'close' comes exactly once, also after 'error'.
+    ws.on('close', () => {
+      admission.closed();
+      session.onTransportClose();
+    });
+    ws.on('error', (err: Error) => {
+      ctx.log.debug({ err: err.message, client: session.id }, 'websocket error');
+      session.onTransportClose();
+    });
+  }
+}
+
+/** upgradeRequired answers a plain request on the WebSocket path (426). */
+export function upgradeRequired(_req: IncomingMessage, res: ServerResponse): void {
+  sendJson(res, 426, { error: 'use a WebSocket upgrade on this path' });
+}
+
+/**
+ * forwardedHeaders keeps the upgrade request headers that proxies forward (their http_headers),
+ * so a connection holds nothing of its request when no proxy forwards any.
+ */
+function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
+  if (names.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const v = req.headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+/**
+ * originAllowed checks a browser's Origin header. Requests without Origin (SDKs outside a
+ * browser) pass; a browser page must be same-origin or listed in client.allowed_origins
+ * (`*` allows all, `*.example.com` a wildcard).
+ */
+export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  if (host === req.headers.host) return true;
+  const lower = origin.toLowerCase();
+  return allowed.some((pattern) => {
+    if (pattern === '*') return true;
+    const p = pattern.toLowerCase();
+    if (!p.includes('*')) return p === lower;
+    const re = new RegExp('^' + p.split('*').map(escapeRegExp).join('[^/]*') + '$');
+    return re.test(lower);
+  });
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

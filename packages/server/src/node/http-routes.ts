@@ -1,0 +1,36 @@
+/**
+ * The node's HTTP surface, registered on the routing server: the server API, the probes, the
+ * WebSocket endpoint and, when enabled, the demo.
+ *
+ * @module
+ */
+import { apiPrefix, apiRoute, type ApiTransportContext } from '../http/api.js';
+import type { ApiCluster, ApiNode } from '../http/api-methods.js';
+import { demoClient, demoPage, demoToken } from '../http/demo.js';
+import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
+import { HttpServer } from '../http/server.js';
+import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
+
+/**
+ * NodeHttpContext is what the node's HTTP surface needs from the node: the API transport's,
+ * the API methods', readiness and the WebSocket endpoint's needs. Its config also says which
+ * routes exist (health.enabled, prometheus.enabled, demo.enabled).
+ */
+export type NodeHttpContext = ApiTransportContext & ApiNode & ReadinessContext & WebSocketContext;
+
+/** nodeHttpServer makes the node's HTTP server with its routes registered. */
+export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): HttpServer {
+  const cfg = node.config;
+  const http = new HttpServer(node.log);
+  const api = apiRoute(node, { node, cluster });
+  http.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
+  if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(node));
+  if (cfg.prometheus.enabled) http.route('/metrics', metrics(node.metrics.registry));
+  const ws = new WebSocketEndpoint(node);
+  http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
+  if (cfg.demo.enabled) {
+    const hmacSecret = cfg.client.token.hmac_secret_key;
+    http.route('/', demoPage).route('/demo/centrifuge.js', demoClient).route('/demo/token', demoToken({ hmacSecret }));
+  }
+  return http;
+}
