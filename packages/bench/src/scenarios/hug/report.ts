@@ -4,10 +4,9 @@
  * @module
  */
 import type { HttpProbe } from '../../harness/http-probe.js';
-import { fmt, fmtCounts, formatTable } from '../../harness/format.js';
+import { fmt, fmtCounts, fmtMiB, formatTable, p50p99 } from '../../harness/format.js';
 import { type Chart, type Series } from '../../harness/scenario.js';
 import type { ServerWatch } from '../../harness/server-watch.js';
-import { type LatencySummary } from '../../harness/stats.js';
 import { round } from '../../harness/util.js';
 import { SAMPLE_MS } from './options.js';
 import { type HugOptions, type HugResult, type HugTrace } from './types.js';
@@ -78,10 +77,6 @@ export function hugCharts(run: HugTrace, watch: ServerWatch, probe: HttpProbe, o
   ];
 }
 
-export const mib = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
-
-export const p50p99 = (s: LatencySummary): string => (s.count > 0 ? `${fmt(s.p50, 1)} / ${fmt(s.p99, 1)}` : '-');
-
 /** hugTable renders the result for the terminal. */
 export function hugTable(r: HugResult, o: HugOptions): string {
   const rows: string[][] = [
@@ -113,7 +108,7 @@ export function hugTable(r: HugResult, o: HugOptions): string {
       p.refusalMs.count > 0 ? fmt(p.refusalMs.p99, 1) : '-',
       fmt(p.heldAtEnd),
       fmt(p.serverCpuPercent, 0),
-      mib(p.rssAtEndBytes),
+      fmtMiB(p.rssAtEndBytes),
     ]);
   }
   const a = r.attempts;
@@ -129,7 +124,7 @@ export function hugTable(r: HugResult, o: HugOptions): string {
     a.refused > 0 ? fmt(r.refusalMs.p99, 1) : '-',
     fmt(r.held.atEnd),
     '',
-    mib(r.server.rssEndBytes),
+    fmtMiB(r.server.rssEndBytes),
   ]);
   const pl = r.players;
   const adv = r.advice;
@@ -162,7 +157,7 @@ export function hugTable(r: HugResult, o: HugOptions): string {
     `connections held: peak ${fmt(r.held.peakClient)} (client) / ${fmt(r.held.peakServerSampled)} (server, sampled) ` +
       `of limit ${fmt(r.held.limit)}; left on their own ${fmt(r.closes.left)}; closed by the server ` +
       `${fmt(r.closes.unexpected)}${r.closes.unexpected ? ` (${fmtCounts(r.closes.unexpectedByCode)})` : ''}`,
-    `server: ${r.server.alive ? 'alive' : 'EXITED'}; RSS idle ${mib(r.server.rssIdleBytes)} → peak ${mib(r.server.rssPeakBytes)} ` +
+    `server: ${r.server.alive ? 'alive' : 'EXITED'}; RSS idle ${fmtMiB(r.server.rssIdleBytes)} → peak ${fmtMiB(r.server.rssPeakBytes)} ` +
       `MiB (${fmt(r.server.rssPerHeldBytes / 1024, 1)} KiB per peak held connection); CPU ${fmt(r.cpu.serverCpuPercent, 0)} % ` +
       `average, ${fmt(r.server.cpuPercentPeak, 0)} % peak (${SAMPLE_MS} ms samples); event-loop lag p99 up to ` +
       `${fmt(r.server.eventLoopLagP99MaxMs, 1)} ms`,
