@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { ChannelRules, type ResolvedChannel } from './channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from './client/context.js';
 import type { ClientSession } from './client/session.js';
@@ -56,6 +56,7 @@ import { encodeMessagePush } from './protocol/encode.js';
 import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
+import { defaultLogger } from './node/logger.js';
 import { version } from './version.js';
 
 export type { NodeOptions, NodePublishOptions } from './node/options.js';
@@ -121,7 +122,7 @@ export class Node implements SessionContext {
   constructor(config: Readonly<Config> | ConfigInput, options: NodeOptions = {}) {
     this.config = isValidated(config) ? config : loadConfig({ object: config });
     const cfg = this.config;
-    this.log = options.logger ?? pino({ level: cfg.log.level, base: { service: 'bulwark' } });
+    this.log = options.logger ?? defaultLogger(cfg.log.level);
     this.rules = new ChannelRules(cfg.channel);
     this.permissions = new Permissions(cfg.client.insecure, this.rules);
     this.burstLog = new BurstLog(this.log, cfg.protection.log_interval);

@@ -20,13 +20,14 @@ export function sheddingReport(ctx: SheddingReportContext) {
   return (level: 'connect' | 'read', on: boolean, lagMs: number): void => {
     ctx.metrics.shedding.set({ level }, on ? 1 : 0);
     if (!on) {
-      ctx.log.info({ level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
+      // `shedLevel`, not `level`: pino's own `level` field must never be shadowed.
+      ctx.log.info({ shedLevel: level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
       return;
     }
     ctx.metrics.sheddingTransitions.inc({ level });
     ctx.burstLog.warn(
       `shedding.${level}`,
-      { level, lagMs: Math.round(lagMs) },
+      { shedLevel: level, lagMs: Math.round(lagMs) },
       level === 'connect'
         ? 'load shedding: event loop lagging, new connections refused'
         : 'load shedding: event loop lagging, history/presence/rpc refused',

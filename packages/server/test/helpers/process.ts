@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { checkLine } from './log-check.js';
 import { withTimeout, type ApiResponse } from './server.js';
 
 /** cliPath is the built CLI entry point the processes run. */
@@ -238,6 +239,8 @@ function spawnCli(args: string[]): SpawnedCli {
   const exited = new Promise<Exit>((resolve) => {
     proc.once('exit', (code, signal) => {
       running.delete(proc);
+      // The JSON log lines on stdout must be clean too (the CLI's own messages are not JSON).
+      for (const line of out.stdout.split('\n')) if (line.startsWith('{')) checkLine(line);
       resolve({ code, signal });
     });
   });

@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Centrifuge, type EventMap, type Options, type TypedEventEmitter } from 'centrifuge';
-import { pino } from 'pino';
 import WebSocket from 'ws';
 import {
   signConnectionToken,
@@ -20,6 +19,7 @@ import {
 } from '../../src/auth/token-signer.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { Node, type NodeOptions } from '../../src/node.js';
+import { checkedLogger } from './log-check.js';
 
 // ---------------------------------------------------------------- small async utilities
 
@@ -206,10 +206,11 @@ function mergeNamespaces(base: Obj[], over: Obj[]): Obj[] {
 }
 
 /**
- * startTestServer starts a node on 127.0.0.1 with a random port, random secrets, silent
+ * startTestServer starts a node on 127.0.0.1 with a random port, random secrets, checked
  * logging, no drain window and the {@link baseNamespaces}. `overrides` is merged in deeply;
  * `channel.namespaces` entries are merged by name (same name replaces, new names are added).
- * `nodeOptions` can inject a broker or presence manager (the logger is always silent).
+ * `nodeOptions` can inject a broker or presence manager. The node logs at debug level into
+ * {@link checkedLogger}, which fails the test file if any line is not clean JSON.
  */
 export async function startTestServer(
   overrides: ConfigInput = {},
@@ -232,7 +233,7 @@ export async function startTestServer(
   if (Array.isArray(overNs)) {
     (merged['channel'] as Obj)['namespaces'] = mergeNamespaces(baseNamespaces, overNs as Obj[]);
   }
-  const node = new Node(merged as ConfigInput, { ...nodeOptions, logger: pino({ level: 'silent' }) });
+  const node = new Node(merged as ConfigInput, { ...nodeOptions, logger: checkedLogger() });
   const { port } = await node.start();
   const httpUrl = `http://127.0.0.1:${port}`;
   const url = `ws://127.0.0.1:${port}/connection/websocket`;
