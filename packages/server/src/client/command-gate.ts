@@ -1,11 +1,16 @@
 /**
- * The gate a client command passes before it runs: the per-connection cap on commands
+ * The gate a client command passes when it arrives: the per-connection cap on commands
  * waiting (protection.rate_limit.max_pending_commands), the command rate limits (per
- * connection and per user) and load shedding's read level. A refused command is answered
- * with error 111 (temporary, so SDKs back off and retry) at once, never after the commands
- * queued before it; a client refused protection.rate_limit.disconnect_after times in a row
- * is closed with 3013 (reconnect allowed), so a client stuck in a retry loop costs a
- * reconnect with backoff instead of an endless stream of refused commands.
+ * connection and per user), and load shedding's read level when its turn comes.
+ *
+ * A connected client's commands are judged on arrival — a client's rate is how fast it sends,
+ * and a refused command costs nothing but its answer — and every command is answered in the
+ * order it was sent (a reply never overtakes an earlier one): a refused command gets error 111
+ * (temporary, so SDKs back off and retry) when its turn comes. A client refused
+ * protection.rate_limit.disconnect_after times in a row is closed with 3013 at that point in
+ * its command stream: every command before it is run and answered, none after it is run, so a
+ * client knows that a command without a reply was not executed. A client stuck in a retry loop
+ * then costs a reconnect with backoff instead of an endless stream of refused commands.
  *
  * @module
  */
@@ -18,7 +23,7 @@ import type { SessionCore } from './session-core.js';
 
 /** GatedSession is a session with the counters the gate keeps on it. */
 export interface GatedSession extends SessionCore, RateOwner {
-  /** Commands queued and not yet handled. */
+  /** Commands queued (to run, or to be answered as refused) and not yet handled. */
   pendingCommands: number;
   /** Commands refused in a row; reset by any admitted command. */
   refusedInRow: number;
@@ -26,6 +31,15 @@ export interface GatedSession extends SessionCore, RateOwner {
 
 /** A decoded command: a known method, or one the decoder could not name (answered 404 in order). */
 export type DecodedCommand = DecodedFrame['commands'][number];
+
+/** Verdict is what the gate decides for an arriving command. */
+export type Verdict = typeof RUN | typeof REFUSE | typeof CLOSE;
+/** Run the command in its turn. */
+export const RUN = 0;
+/** Answer the command with error 111 in its turn, without running it. */
+export const REFUSE = 1;
+/** Close the connection with 3013 in this command's turn; neither it nor any later command runs. */
+export const CLOSE = 2;
 
 /** The commands load shedding refuses at its read level, with their rejection label. */
 const shedReasons: Readonly<Partial<Record<string, string>>> = {
@@ -38,52 +52,82 @@ const tooManyRequests = new ProtocolError(ErrorCode.TooManyRequests).toWire();
 const overloadError = new ProtocolError(ErrorCode.TooManyRequests, 'too many requests: server overloaded').toWire();
 
 /**
- * admit decides on arrival whether a command of a connected client is queued: over
- * max_pending_commands waiting, or over its rate limit, it is refused. Pongs and malformed
- * commands always pass (they are handled in order).
+ * admit judges a command of a connected client on arrival and counts it as pending unless it
+ * closes the connection. Over max_pending_commands waiting, or over its rate limit, it is
+ * refused. Pongs and malformed commands always run (in order).
  */
-export function admit(s: GatedSession, cmd: DecodedCommand): boolean {
-  if (cmd.method === undefined || cmd.method === 'pong' || s.state === 'closed') return true;
-  const max = s.ctx.config.protection.rate_limit.max_pending_commands;
-  if (max > 0 && s.pendingCommands >= max) {
-    refuse(s, cmd, 'pending_commands', 'pending_commands', { client: s.id, user: s.user });
-    return false;
+export function admit(s: GatedSession, cmd: DecodedCommand): Verdict {
+  if (cmd.method === undefined || cmd.method === 'pong') {
+    s.pendingCommands++;
+    return RUN;
   }
-  return !rateLimited(s, cmd);
+  const ctx = s.ctx;
+  const max = ctx.config.protection.rate_limit.max_pending_commands;
+  if (max > 0 && s.pendingCommands >= max) {
+    return refusal(s, cmd, 'pending_commands', 'pending_commands', { client: s.id, user: s.user });
+  }
+  const verdict = ctx.rateLimiter.check(cmd.method, s.user, s, ctx.hub.userConnectionCount(s.user), performance.now());
+  if (verdict !== undefined) {
+    return refusal(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, {
+      client: s.id,
+      user: s.user,
+      class: verdict.cls,
+    });
+  }
+  s.refusedInRow = 0;
+  s.pendingCommands++;
+  return RUN;
 }
 
-/** rateLimited spends the command's rate tokens; refused, it is answered 111 (see refuse). */
-export function rateLimited(s: GatedSession, cmd: Command): boolean {
+/**
+ * refusal counts a refused command under `reason` (logged once per burst of `logKind`) and says
+ * whether it is answered 111 in its turn or, after disconnect_after refusals in a row, closes
+ * the connection. Refused commands wait for their turn too: with disconnect_after 0 they are
+ * bounded at twice max_pending_commands, past which the connection is closed the same way.
+ */
+function refusal(s: GatedSession, cmd: Command, reason: string, logKind: string, fields: object): Verdict {
+  const ctx = s.ctx;
+  ctx.metrics.command(cmd.method, 'error');
+  ctx.metrics.reject(reason);
+  ctx.burstLog.warn(logKind, { ...fields, method: cmd.method }, `command refused: ${reason}`);
+  const rl = ctx.config.protection.rate_limit;
+  if (rl.disconnect_after > 0 && ++s.refusedInRow >= rl.disconnect_after) return CLOSE;
+  if (rl.max_pending_commands > 0 && s.pendingCommands >= 2 * rl.max_pending_commands) return CLOSE;
+  s.pendingCommands++;
+  return REFUSE;
+}
+
+/** answerRefused answers a refused command in its turn (111). */
+export function answerRefused(s: SessionCore, cmd: DecodedCommand): void {
+  if (cmd.id > 0) s.reply(encodeErrorReply(cmd.id, tooManyRequests));
+}
+
+/** closeRefused closes a connection refused too often, in its turn (3013, reconnect allowed). */
+export function closeRefused(s: SessionCore): void {
+  s.disconnect(disconnect(DisconnectCode.TooManyRequests));
+}
+
+/**
+ * rateLimitedBeforeConnect spends the rate tokens of a command that runs before the connection
+ * is connected (its user unknown until then, so it is judged in its turn, not on arrival):
+ * refused, it is answered 111 at once, or the connection closed with 3013 (see refusal).
+ */
+export function rateLimitedBeforeConnect(s: GatedSession, cmd: Command): boolean {
   const ctx = s.ctx;
   const verdict = ctx.rateLimiter.check(cmd.method, s.user, s, ctx.hub.userConnectionCount(s.user), performance.now());
   if (verdict === undefined) {
     s.refusedInRow = 0;
     return false;
   }
-  refuse(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, {
-    client: s.id,
-    user: s.user,
-    method: cmd.method,
-    class: verdict.cls,
-  });
-  return true;
-}
-
-/**
- * refuse answers a refused command with 111, counted under `reason` and logged once per burst
- * of `logKind`, or closes the connection with 3013 after too many refusals in a row.
- */
-function refuse(s: GatedSession, cmd: Command, reason: string, logKind: string, fields: Record<string, unknown>): void {
-  const ctx = s.ctx;
-  ctx.metrics.command(cmd.method, 'error');
-  ctx.metrics.reject(reason);
-  ctx.burstLog.warn(logKind, { ...fields, method: cmd.method }, `command refused: ${reason}`);
-  const limit = ctx.config.protection.rate_limit.disconnect_after;
-  if (limit > 0 && ++s.refusedInRow >= limit) {
-    s.disconnect(disconnect(DisconnectCode.TooManyRequests));
-    return;
+  const fields = { client: s.id, user: s.user, class: verdict.cls };
+  const v = refusal(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, fields);
+  if (v === CLOSE) {
+    closeRefused(s);
+  } else {
+    s.pendingCommands--; // answered now, not queued
+    answerRefused(s, cmd);
   }
-  if (cmd.id > 0) s.reply(encodeErrorReply(cmd.id, tooManyRequests));
+  return true;
 }
 
 /**

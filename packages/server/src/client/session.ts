@@ -25,7 +25,18 @@ import type { Transport } from '../transport/transport.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
 import type { RpcContext, SessionContext } from './context.js';
-import { admit, rateLimited, shed, type DecodedCommand, type GatedSession } from './command-gate.js';
+import {
+  CLOSE,
+  REFUSE,
+  RUN,
+  admit,
+  answerRefused,
+  closeRefused,
+  rateLimitedBeforeConnect,
+  shed,
+  type DecodedCommand,
+  type GatedSession,
+} from './command-gate.js';
 import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
 import { history, presence, publish, rpc, send } from './commands.js';
@@ -79,6 +90,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   /** The command chain's tail; the shared resolved promise while idle. */
   #chain: Promise<void> = idle;
   #pendingFrames = 0;
+  /** Set when the gate closes the connection (3013): frames after that are never run. */
+  #cut = false;
   /** The client's upgrade request headers that proxies forward (lower-case names); undefined when none do. */
   readonly #headers: Readonly<Record<string, string>> | undefined;
   /** A refresh proxy call for this connection is in flight. */
@@ -166,7 +179,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
 
   /** handleFrame decodes one incoming frame and queues its commands for in-order handling. */
   handleFrame(text: string): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#cut) return;
     let commands;
     try {
       commands = decodeFrame(text).commands;
@@ -178,48 +191,59 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       }
       throw err;
     }
-    // Once connected, commands are admitted as they arrive: a client's rate is how fast it
-    // sends, and a command refused now (111, answered at once; replies match by id) never
-    // waits behind others to be refused later, after its client gave up on it. Before connect
-    // the user is unknown, so the frame's commands are checked as they run.
-    const admitted = this.#state === 'connected';
-    if (admitted) {
-      // Copy only when something is refused: nearly every frame is admitted whole.
+    // Once connected, commands are judged as they arrive (see command-gate.ts); before connect
+    // the user is unknown, so the frame's commands are judged as they run.
+    const connected = this.#state === 'connected';
+    let verdicts: Uint8Array | undefined;
+    let close = false;
+    if (connected) {
       for (let i = 0; i < commands.length; i++) {
-        if (admit(this, commands[i] as DecodedCommand)) continue;
-        commands = commands.slice(0, i).concat(commands.slice(i + 1).filter((cmd) => admit(this, cmd)));
-        break;
+        const v = admit(this, commands[i] as DecodedCommand);
+        if (v === RUN) continue;
+        if (v === CLOSE) {
+          // This command and every later one are never run: the connection closes in its turn.
+          commands = commands.slice(0, i);
+          this.#cut = true;
+          close = true;
+          break;
+        }
+        // Made only when something is refused: nearly every frame runs whole.
+        (verdicts ??= new Uint8Array(commands.length))[i] = REFUSE;
       }
-      // A 3013 (too many refusals in a row) may have closed the connection while admitting.
-      if (commands.length === 0 || this.#closed()) return;
+    } else {
+      this.pendingCommands += commands.length;
     }
-    const count = commands.length;
-    this.pendingCommands += count;
+    const batch = commands;
     // Handlers catch their own errors; anything escaping is a bug, answered with 3004 for
     // this connection only: it must never become an unhandled rejection that ends the process.
     this.#pendingFrames++;
     this.#chain = this.#chain.then(async () => {
       try {
-        await this.#handleCommands(commands, admitted);
+        await this.#handleCommands(batch, verdicts, connected);
+        if (close) closeRefused(this);
       } catch (err) {
         this.ctx.log.error({ err, client: this.id }, 'command handling failed');
         this.disconnect(disconnect(DisconnectCode.ServerError));
       } finally {
-        this.pendingCommands -= count;
         // The last frame done: let go of the chain's promises (an idle connection keeps none).
         if (--this.#pendingFrames === 0) this.#chain = idle;
       }
     });
   }
 
-  /** #closed reads the state afresh (a call may have closed the connection since a check). */
-  #closed(): boolean {
-    return this.#state === 'closed';
-  }
-
-  async #handleCommands(commands: DecodedCommand[], admitted: boolean): Promise<void> {
-    for (const cmd of commands) {
+  async #handleCommands(
+    commands: DecodedCommand[],
+    verdicts: Uint8Array | undefined,
+    admitted: boolean,
+  ): Promise<void> {
+    for (let i = 0; i < commands.length; i++) {
+      const cmd = commands[i] as DecodedCommand;
       if (this.#state === 'closed') return;
+      this.pendingCommands--;
+      if (verdicts !== undefined && verdicts[i] === REFUSE) {
+        answerRefused(this, cmd);
+        continue;
+      }
       if (cmd.method === undefined) {
         this.ctx.metrics.command('unknown', 'error');
         if (this.#state === 'connecting') {
@@ -247,7 +271,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
     }
-    if ((!admitted && rateLimited(this, cmd)) || shed(this, cmd)) return;
+    if ((!admitted && rateLimitedBeforeConnect(this, cmd)) || shed(this, cmd)) return;
     try {
       const result = await this.#dispatch(cmd);
       metrics.command(cmd.method, 'ok');
