@@ -592,6 +592,27 @@ describe('WriteQueue', () => {
     assert.equal(tr.frames.length, 0, 'nothing of the dropped queue is sent');
   });
 
+  it('replies are no backlog: over the limit they are sent, and pushes behind them still get the whole limit', () => {
+    /** A JSON message of exactly `n` bytes (the fake transport parses what it is sent). */
+    const jsonOf = (n: number) => Buffer.from(`{"p":"${'a'.repeat(n - 8)}"}`);
+    const tr = new FakeTransport();
+    const owner = new FakeOwner();
+    const q = new WriteQueue(tr, owner, 100, recordingFlusher());
+    q.reply(jsonOf(250));
+    assert.equal(owner.slow, 0, 'a reply over the limit is queued');
+    assert.equal(q.overLimit, true, 'and holds the next command back');
+    tr.bufferedAmount = 250; // the socket does not write the reply at once
+    q.flush();
+    q.push(jsonOf(90), false);
+    assert.equal(owner.slow, 0, 'pushes behind an unwritten reply are not a backlog yet');
+    tr.bufferedAmount = 340; // the client stopped reading
+    q.flush();
+    q.push(jsonOf(11), false);
+    assert.equal(owner.slow, 1, 'pushes over the limit are: a client that stopped reading is caught');
+    tr.bufferedAmount = 0;
+    assert.equal(q.overLimit, false);
+  });
+
   it('a write failure goes to the owner, not to the flush pass', () => {
     const tr = new FakeTransport();
     tr.failWith = new Error('EPIPE');

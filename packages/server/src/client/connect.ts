@@ -193,5 +193,5 @@ export function applyRefresh(s: SessionCore, expireAt: number, info: RawJSON | u
   }
   if (info !== undefined) s.connInfo = info;
   s.setExpiry(expireAt);
-  s.reply(encodeRefreshPush(expireAt > 0, expireAt > 0 ? ttlSeconds(expireAt) : 0));
+  s.pushNow(encodeRefreshPush(expireAt > 0, expireAt > 0 ? ttlSeconds(expireAt) : 0));
 }

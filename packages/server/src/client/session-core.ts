@@ -51,8 +51,10 @@ export interface SessionCore extends Subscriber {
   becomeConnected(identity: Identity): void;
   /** setExpiry changes the connection's expiry (refresh) and reschedules its deadlines. */
   setExpiry(expireAt: number): void;
-  /** reply queues a reply, or a push the client must see at once (no write delay). */
+  /** reply queues a reply to a command (no write delay; never counted as a slow client's backlog). */
   reply(text: string): void;
+  /** pushNow queues a push the client must see at once (no write delay). */
+  pushNow(text: string): void;
   /** enqueue queues a frame (a push) for the next flush. */
   enqueue(frame: Buffer, urgent?: boolean): void;
   /** disconnect flushes what is queued and closes the connection with `d`. */

@@ -10,6 +10,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DisconnectCode,
   ErrorCode,
@@ -41,6 +42,7 @@ import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
 import { history, presence, publish, rpc, send } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
+import { checkPosition, deliverPublication } from './delivery.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
 import {
   proxySubRefresh,
@@ -55,6 +57,8 @@ import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
 
 /** One ping frame for every session: queued frames are never mutated, so sharing is safe. */
 const pingBuffer = Buffer.from(pingFrame);
+/** How often a connection waiting for its replies to drain looks again (see #drained). */
+const drainPollMs = 20;
 /** The shared resolved promise: an idle connection holds no command chain of its own. */
 const idle: Promise<void> = Promise.resolve();
 
@@ -198,7 +202,10 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     let close = false;
     if (connected) {
       for (let i = 0; i < commands.length; i++) {
-        const v = admit(this, commands[i] as DecodedCommand);
+        const cmd = commands[i] as DecodedCommand;
+        // A pong proves the client alive when it arrives, even while its commands wait their turn.
+        if (cmd.method === 'pong') this.#deadlines.awaitingPong = false;
+        const v = admit(this, cmd);
         if (v === RUN) continue;
         if (v === CLOSE) {
           // This command and every later one are never run: the connection closes in its turn.
@@ -255,14 +262,22 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
         continue;
       }
       await this.#handleCommand(cmd, admitted);
+      // Replies over client.queue_max_size (a big recovery or history): the next command waits
+      // until they drain, so a client that pipelines reads and stops reading holds no more.
+      if (this.#out.overLimit) await this.#drained();
     }
+  }
+
+  /** #drained resolves once what waits for the client is back under client.queue_max_size, or it closed. */
+  async #drained(): Promise<void> {
+    while (this.#state !== 'closed' && this.#out.overLimit) await sleep(drainPollMs);
   }
 
   /** #handleCommand runs one command; `admitted`: its rate limit was checked on arrival. */
   async #handleCommand(cmd: Command, admitted: boolean): Promise<void> {
     const metrics = this.ctx.metrics;
     if (cmd.method === 'pong') {
-      this.#deadlines.awaitingPong = false;
+      this.#deadlines.awaitingPong = false; // also on arrival once connected (handleFrame)
       return;
     }
     // Before connect only connect is valid; after it, connect is not (protocol order).
@@ -338,43 +353,14 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
 
   // ---------------------------------------------------------------- outgoing
 
-  /** deliverPublication hands a publication (and its shared frame) to this subscriber. */
+  /** deliverPublication hands a publication (and its shared frame) to this subscriber (see delivery.ts). */
   deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch = ''): void {
-    if (state.buffer) {
-      state.buffer.push([pub, frame]);
-      return;
-    }
-    if (state.positioned && pub.offset > 0) {
-      // Another epoch: the stream was lost and began anew (Redis restarted without its data).
-      // Offsets restarted at 1, so comparing them would drop these publications as old.
-      if (epoch !== '' && epoch !== state.epoch) {
-        this.checkPosition(state, pub.offset, epoch);
-        return;
-      }
-      if (pub.offset <= state.offset) return; // already delivered (e.g. in the subscribe reply)
-      if (pub.offset !== state.offset + 1) {
-        // A gap: this subscriber lost its place.
-        this.checkPosition(state, pub.offset - 1, state.epoch);
-        return;
-      }
-      state.offset = pub.offset;
-    }
-    this.enqueue(frame);
+    deliverPublication(this, state, pub, frame, epoch);
   }
 
-  /**
-   * checkPosition compares a positioned subscription with the stream's position (top offset
-   * and epoch). Behind it, or in another epoch, the subscriber missed publications (a gap in
-   * delivery, or the engine was unreachable for a while): it is unsubscribed with 2500
-   * (insufficient state), and its SDK resubscribes at once, recovering from history.
-   * Returns true when the subscriber lost its place.
-   */
+  /** checkPosition unsubscribes (2500) a subscriber behind the stream's position (see delivery.ts). */
   checkPosition(state: SubState, offset: number, epoch: string): boolean {
-    if (!state.positioned || state.buffer !== undefined) return false;
-    if (state.epoch === epoch && state.offset >= offset) return false;
-    this.ctx.log.info({ client: this.id, channel: state.channel }, 'insufficient state');
-    void this.unsubscribe(state.channel, { code: UnsubscribeCode.InsufficientState, reason: 'insufficient state' });
-    return true;
+    return checkPosition(this, state, offset, epoch);
   }
 
   /** deliverEvent hands a join/leave frame to this subscriber (after its subscribe reply). */
@@ -388,8 +374,13 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     if (this.#state === 'connected') this.enqueue(frame);
   }
 
-  /** reply queues a reply (or a push the client must see at once): flushed without write delay. */
+  /** reply queues a reply to a command: flushed without write delay, never counted as a backlog. */
   reply(text: string): void {
+    if (this.#state !== 'closed') this.#out.reply(Buffer.from(text));
+  }
+
+  /** pushNow queues a push the client must see at once (server-side subscribe, unsubscribe, refresh). */
+  pushNow(text: string): void {
     this.enqueue(Buffer.from(text), true);
   }
 

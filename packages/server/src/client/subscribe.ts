@@ -255,7 +255,7 @@ export async function serverSubscribe(
     expireAt: opts.expireAt ?? 0,
     serverSide: true,
   });
-  s.reply(encodeSubscribePush(channel, made.result));
+  s.pushNow(encodeSubscribePush(channel, made.result));
   made.activate();
 }
 
@@ -271,7 +271,7 @@ export async function unsubscribe(
   const state = s.subs.get(channel);
   if (!state) return;
   s.subs.delete(channel);
-  if (push) s.reply(encodeUnsubscribePush(channel, push.code, push.reason));
+  if (push) s.pushNow(encodeUnsubscribePush(channel, push.code, push.reason));
   await removeSubscription(s, state);
 }
 

@@ -1,11 +1,24 @@
 /**
  * WriteQueue: one connection's outgoing frames between the moment they are produced and the
- * next flush pass (write coalescing), bounded in bytes.
+ * next flush pass (write coalescing), and the slow-consumer rule.
  *
  * Frames queued between two passes leave as one transport frame (newline-separated protocol
- * messages, as the JSON protocol allows), so a burst of publications costs one write. The
- * bound counts what is queued here plus what the socket has accepted but not yet written:
- * a client that cannot keep up is reported as slow instead of growing the process's memory.
+ * messages, as the JSON protocol allows), so a burst of publications costs one write.
+ *
+ * The slow-consumer rule (docs/OPERATIONS.md#slow-consumers): what waits for a client — bytes
+ * queued here plus bytes the socket accepted but has not written — may exceed
+ * client.queue_max_size only by replies to the client's own commands. A reply the client asked
+ * for is not a backlog: a recovery or history reply of any size the limits allow is queued and
+ * written. Pushes (publications, join/leave, messages, pings) are the backlog: when what waits,
+ * less the replies that may still be among it, goes over the limit, the queue is emptied and
+ * the owner told the client is slow (3008). Replies cannot pile up either: the session runs a
+ * client's next command only once what waits is back under the limit ({@link overLimit}).
+ *
+ * Which unwritten socket bytes are replies is not known byte by byte, so a bound is kept: the
+ * reply bytes handed to the socket, lowered to the socket's unwritten bytes whenever those are
+ * fewer (a socket cannot hold more reply bytes than it holds). It errs towards letting a
+ * reader's replies through, and bounds what a connection holds by the limit plus its replies
+ * not yet written: a client that stopped reading is still caught by its pushes.
  *
  * @module
  */
@@ -14,7 +27,7 @@ import type { Flushable } from './flush-scheduler.js';
 
 /** WriteQueueOwner is the connection a queue writes for. */
 export interface WriteQueueOwner {
-  /** The queue went over its byte limit: it is empty now, and the owner disconnects (3008). */
+  /** The pushes waiting went over the limit: the queue is empty now, and the owner disconnects (3008). */
   onSlow(): void;
   /** The transport threw while writing: the owner disconnects. */
   onWriteError(err: unknown): void;
@@ -38,7 +51,12 @@ export class WriteQueue implements Flushable {
   readonly #flusher: FlushRequester;
   /** Frames waiting for the next flush; the shared empty array while there are none. */
   #frames: Buffer[] = noFrames;
+  /** Bytes of #frames. */
   #bytes = 0;
+  /** Bytes of #frames that are replies. */
+  #replyBytes = 0;
+  /** At least the reply bytes the socket has not written yet (see the module note). */
+  #replyInSocket = 0;
   /** 0: no flush pending, 1: a delayed one (client.write_delay), 2: an immediate one. */
   #flushPending = 0;
 
@@ -55,18 +73,43 @@ export class WriteQueue implements Flushable {
   }
 
   /**
-   * push queues a frame. Over the byte limit (queued here plus not yet written by the socket)
-   * the queue is emptied and the owner told it is slow.
+   * overLimit tells whether what waits for the client (queued plus unwritten by the socket)
+   * is over client.queue_max_size — by replies, since pushes over it end the connection.
+   */
+  get overLimit(): boolean {
+    return this.#bytes + this.#transport.bufferedAmount > this.#maxBytes;
+  }
+
+  /**
+   * push queues a push. When the pushes waiting (queued plus unwritten, less the replies that
+   * may be among them) go over the limit, the queue is emptied and the owner told it is slow.
    */
   push(frame: Buffer, urgent: boolean): void {
-    if (this.#frames === noFrames) this.#frames = [];
-    this.#frames.push(frame);
-    this.#bytes += frame.length;
-    if (this.#bytes + this.#transport.bufferedAmount > this.#maxBytes) {
+    this.#add(frame);
+    const buffered = this.#transport.bufferedAmount;
+    if (this.#replyInSocket > buffered) this.#replyInSocket = buffered;
+    if (this.#bytes - this.#replyBytes + buffered - this.#replyInSocket > this.#maxBytes) {
       this.clear();
       this.#owner.onSlow();
       return;
     }
+    this.#request(urgent);
+  }
+
+  /** reply queues a reply to one of the client's commands: never counted as a backlog, flushed at once. */
+  reply(frame: Buffer): void {
+    this.#add(frame);
+    this.#replyBytes += frame.length;
+    this.#request(true);
+  }
+
+  #add(frame: Buffer): void {
+    if (this.#frames === noFrames) this.#frames = [];
+    this.#frames.push(frame);
+    this.#bytes += frame.length;
+  }
+
+  #request(urgent: boolean): void {
     const want = urgent ? 2 : 1;
     if (this.#flushPending < want) {
       this.#flushPending = want;
@@ -79,8 +122,10 @@ export class WriteQueue implements Flushable {
     this.#flushPending = 0;
     const q = this.#frames;
     if (q.length === 0) return;
+    const replies = this.#replyBytes;
     this.#frames = noFrames;
     this.#bytes = 0;
+    this.#replyBytes = 0;
     let frame: Buffer;
     if (q.length === 1) {
       frame = q[0] as Buffer;
@@ -97,6 +142,10 @@ export class WriteQueue implements Flushable {
     } catch (err) {
       // One connection's write failure must not stop the flush pass of every other one.
       this.#owner.onWriteError(err);
+      return;
+    }
+    if (replies > 0 || this.#replyInSocket > 0) {
+      this.#replyInSocket = Math.min(this.#replyInSocket + replies, this.#transport.bufferedAmount);
     }
   }
 
@@ -104,5 +153,6 @@ export class WriteQueue implements Flushable {
   clear(): void {
     this.#frames = noFrames;
     this.#bytes = 0;
+    this.#replyBytes = 0;
   }
 }

@@ -88,7 +88,9 @@ export const clientSection = z
       .int()
       .min(1024)
       .default(1_048_576)
-      .describe('Bytes queued to one connection before it is disconnected as slow (3008).'),
+      .describe(
+        "Bytes of pushes waiting for one connection (queued plus unwritten by its socket) before it is disconnected as slow (3008). Replies to the client's own commands (a big recovery or history) do not count, but its next command waits until what waits is back under this.",
+      ),
     history_max_publication_limit: z
       .number()
       .int()
