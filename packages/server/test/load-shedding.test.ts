@@ -5,12 +5,22 @@
  * publications; once the lag is gone, everything is served again.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { LoadShedder } from '../src/protection/load-shedder.js';
 import { assertRetryAfterIn, connectClient, rejectionsMetric, upgradeAttempt } from './helpers/protection.js';
-import { startTestServer, waitUntil } from './helpers/server.js';
+import { signConnectionToken } from '../src/auth/token-signer.js';
+import { startBulwark, writeConfigFile } from './helpers/process.js';
+import { baseNamespaces, rawClient, sleep, startTestServer, waitUntil } from './helpers/server.js';
 
-const cfg = { enabled: true, sample_interval: 20, connect_lag: 50, read_lag: 100 };
+const cfg = { enabled: true, sample_interval: 20, connect_lag: 50, read_lag: 100, utilization: 0.8 };
+
+/** A loop that ran work the whole time (the node's own overload). */
+const busyMeter = { since: () => 1, mark: () => undefined };
+/** A loop that waited for work most of the time (a neighbour had the CPU). */
+const idleMeter = { since: () => 0.05, mark: () => undefined };
 
 /** busyFor blocks the event loop for `ms`, as a CPU-bound burst of work would. */
 function busyFor(ms: number): void {
@@ -24,38 +34,38 @@ describe('LoadShedder levels', () => {
   it('sheds connects first, then reads; each level clears below half its threshold', () => {
     const changes: string[] = [];
     const s = new LoadShedder(cfg, { onChange: (level, on) => changes.push(`${level}:${on ? 'on' : 'off'}`) });
-    s.sample(0);
+    s.sample(0, 1);
     assert.deepEqual([s.connect, s.read], [false, false]);
     // One 240 ms stall: smoothed lag 60 ms, over connect_lag only.
-    s.sample(240);
+    s.sample(240, 1);
     assert.equal(s.lagMs, 60);
     assert.deepEqual([s.connect, s.read], [true, false]);
     // Sustained lag: smoothed lag climbs over read_lag.
-    for (let i = 0; i < 5; i++) s.sample(300);
+    for (let i = 0; i < 5; i++) s.sample(300, 1);
     assert.ok(s.lagMs > 100, `lag ${s.lagMs}`);
     assert.deepEqual([s.connect, s.read], [true, true]);
     // Recovering: under read_lag but above half of it, reads stay shed (no flapping).
-    while (s.lagMs >= 90) s.sample(0);
+    while (s.lagMs >= 90) s.sample(0, 1);
     assert.ok(s.lagMs >= 50);
     assert.equal(s.read, true);
-    while (s.lagMs >= 50) s.sample(0);
+    while (s.lagMs >= 50) s.sample(0, 1);
     assert.deepEqual([s.connect, s.read], [true, false], 'reads served again below read_lag / 2');
-    while (s.lagMs >= 25) s.sample(0);
+    while (s.lagMs >= 25) s.sample(0, 1);
     assert.deepEqual([s.connect, s.read], [false, false], 'connections admitted again below connect_lag / 2');
     assert.deepEqual(changes, ['connect:on', 'read:on', 'read:off', 'connect:off']);
   });
 
   it('a lag just over a threshold and back just under it does not turn the level off', () => {
     const s = new LoadShedder(cfg);
-    for (let i = 0; i < 20; i++) s.sample(60);
+    for (let i = 0; i < 20; i++) s.sample(60, 1);
     assert.equal(s.connect, true);
-    for (let i = 0; i < 20; i++) s.sample(40);
+    for (let i = 0; i < 20; i++) s.sample(40, 1);
     assert.equal(s.connect, true, '40 ms is under connect_lag but over half of it');
   });
 
   it('a loop turn running past a threshold sheds at once, before any sample sees it', () => {
     let now = 1000;
-    const s = new LoadShedder(cfg, undefined, () => now);
+    const s = new LoadShedder(cfg, undefined, () => now, busyMeter);
     s.start();
     try {
       // The sampler is due at 1020; a burst of work still running at 1100 is 80 ms late.
@@ -68,6 +78,40 @@ describe('LoadShedder levels', () => {
       s.stop();
     }
     assert.deepEqual([s.connect, s.read], [false, false], 'stopped: nothing is shed');
+  });
+
+  it('lag with an idle loop (a neighbour has the CPU) sheds nothing', () => {
+    const changes: string[] = [];
+    const s = new LoadShedder(cfg, { onChange: (level, on) => changes.push(`${level}:${on ? 'on' : 'off'}`) });
+    for (let i = 0; i < 20; i++) s.sample(300, 0.05);
+    assert.ok(s.lagMs > 100 && s.utilization < 0.1, `lag ${s.lagMs}, utilization ${s.utilization}`);
+    assert.deepEqual([s.connect, s.read, changes], [false, false, []]);
+  });
+
+  it('a level turns off when the loop stops being busy, even while the lag stays', () => {
+    const s = new LoadShedder(cfg);
+    for (let i = 0; i < 10; i++) s.sample(300, 1);
+    assert.deepEqual([s.connect, s.read], [true, true]);
+    while (s.utilization >= 0.6) s.sample(300, 0.05);
+    assert.deepEqual([s.connect, s.read], [false, false], 'under three quarters of shedding.utilization');
+  });
+
+  it('a loop turn running late while the loop was idle sheds nothing', () => {
+    let now = 1000;
+    const s = new LoadShedder(cfg, undefined, () => now, idleMeter);
+    s.start();
+    try {
+      now = 1200;
+      assert.deepEqual([s.connect, s.read], [false, false]);
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('utilization 0: lag alone decides, as before', () => {
+    const s = new LoadShedder({ ...cfg, utilization: 0 });
+    for (let i = 0; i < 10; i++) s.sample(300, 0);
+    assert.deepEqual([s.connect, s.read], [true, true]);
   });
 
   it('disabled: start() samples nothing and nothing is shed', async () => {
@@ -135,6 +179,59 @@ describe('load shedding over real sockets', () => {
     assert.match(metrics, /bulwark_shedding_started_total\{level="read"[^}]*\} [1-9]/);
     assert.match(metrics, /bulwark_shedding\{level="read"[^}]*\} 0/);
   });
+
+  for (const utilization of [0.8, 0] as const) {
+    const name =
+      utilization > 0
+        ? 'a CPU-hungry neighbour makes an idle node refuse no one'
+        : 'with utilization 0 (lag alone decides) the same neighbour makes the idle node shed';
+    it(name, async (t) => {
+      // The node runs as its own process, as in production: the test's clients and the hogs
+      // are its neighbours. Thresholds a neighbour's scheduling delay crosses on any machine:
+      // what tells the node's own overload from a neighbour's must be the loop's utilization.
+      const secret = randomBytes(24).toString('hex');
+      const cfg = writeConfigFile({
+        http_server: { address: '127.0.0.1' },
+        client: { token: { hmac_secret_key: secret } },
+        http_api: { key: randomBytes(24).toString('hex') },
+        log: { level: 'warn' },
+        channel: { namespaces: baseNamespaces },
+        protection: {
+          shedding: { sample_interval: '10ms', connect_lag: '5ms', read_lag: '10ms', utilization },
+          // The probe reads far more often than a player: only shedding may refuse it here.
+          rate_limit: { connection: { read: { rate: 0 } }, user: { read: { rate: 0 } } },
+        },
+      });
+      t.after(() => cfg.remove());
+      const node = await startBulwark(cfg.path, {}, t);
+      const reader = await rawClient(node.url);
+      t.after(() => reader.close());
+      assert.ok((await reader.connect(await signConnectionToken({ secret, user: 'reader', ttlSeconds: 60 }))).connect);
+      const hogs = Array.from({ length: availableParallelism() * 3 }, () =>
+        spawn(process.execPath, ['-e', 'const end = Date.now() + 4000; while (Date.now() < end) {}'], {
+          stdio: 'ignore',
+        }),
+      );
+      t.after(() => hogs.forEach((h) => h.kill()));
+      let refused = 0;
+      const end = performance.now() + 1500;
+      while (performance.now() < end) {
+        if ((await upgradeAttempt(node.url)).status !== 101) refused++;
+        const reply = await reader.call('history', { channel: 'open:room', limit: 1 }, 5000);
+        if (reply.error !== undefined) refused++;
+        await sleep(10);
+      }
+      hogs.forEach((h) => h.kill());
+      const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
+      const started = Number(/bulwark_shedding_started_total\{level="connect"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+      if (utilization > 0) {
+        assert.equal(refused, 0, `an idle node refused ${refused}`);
+        assert.equal(started, 0, 'shedding never started');
+      } else {
+        assert.ok(started > 0 || refused > 0, 'the neighbour made the loop lag: lag alone sheds');
+      }
+    });
+  }
 
   it('shedding.enabled=false: the same busy loop sheds nothing', async (t) => {
     const srv = await startTestServer({ protection: { shedding: { enabled: false } } });

@@ -21,6 +21,16 @@
  * Each level turns off below half its threshold (hysteresis), so a lag hovering around a
  * threshold does not flap the node in and out of shedding on every sample.
  *
+ * Lag alone cannot tell the node's own overload from a neighbour's: on a busy machine a
+ * timer also fires late when another process has the CPU, while this node's loop sits idle.
+ * Shedding then would refuse players to a node with nothing to do (issue 12: an idle node
+ * refused a demo page while another process compiled). So a level turns on only while the
+ * loop is also busy — its event-loop utilization (the share of time spent running work rather
+ * than waiting for it, smoothed like the lag) is at least `utilization` — and turns off when
+ * the lag falls under half its threshold or the utilization under three quarters of it. A node
+ * whose own work saturates its loop runs near 100 %; a node waiting behind a neighbour is
+ * mostly idle, since time spent descheduled while waiting for I/O counts as idle.
+ *
  * @module
  */
 import { clearInterval, setInterval } from 'node:timers';
@@ -39,26 +49,54 @@ export interface SheddingState {
 
 /** LoadShedderEvents lets the node count and log transitions. */
 export interface LoadShedderEvents {
-  /** A level turned on or off; `lagMs` is the smoothed lag that decided it. */
-  onChange(level: keyof SheddingState, on: boolean, lagMs: number): void;
+  /** A level turned on or off; `lagMs` and `utilization` are the smoothed values that decided it. */
+  onChange(level: keyof SheddingState, on: boolean, lagMs: number, utilization: number): void;
 }
 
-/** LoadShedder samples the event-loop lag and decides what to shed. */
+/** UtilizationMeter measures how busy the event loop was (0–1) since its last mark. */
+export interface UtilizationMeter {
+  /** since is the utilization from the last mark until now (the running turn included). */
+  since(): number;
+  /** mark starts a new window. */
+  mark(): void;
+}
+
+/** loopUtilization measures this process's event loop (performance.eventLoopUtilization). */
+export function loopUtilization(): UtilizationMeter {
+  let last = performance.eventLoopUtilization();
+  return {
+    since: () => performance.eventLoopUtilization(last).utilization,
+    mark: () => {
+      last = performance.eventLoopUtilization();
+    },
+  };
+}
+
+/** LoadShedder samples the event-loop lag and utilization and decides what to shed. */
 export class LoadShedder implements SheddingState {
   readonly #cfg: Config['protection']['shedding'];
   readonly #events: LoadShedderEvents | undefined;
   readonly #now: () => number;
+  readonly #meter: UtilizationMeter;
   #timer: NodeJS.Timeout | undefined;
   /** When the next sample is due: a turn of the loop running past it is lag already happening. */
   #expected = 0;
   #lag = 0;
+  /** Smoothed event-loop utilization, 0–1. */
+  #utilization = 0;
   #connect = false;
   #read = false;
 
-  constructor(cfg: Config['protection']['shedding'], events?: LoadShedderEvents, now = () => performance.now()) {
+  constructor(
+    cfg: Config['protection']['shedding'],
+    events?: LoadShedderEvents,
+    now = () => performance.now(),
+    meter: UtilizationMeter = loopUtilization(),
+  ) {
     this.#cfg = cfg;
     this.#events = events;
     this.#now = now;
+    this.#meter = meter;
   }
 
   /**
@@ -67,12 +105,21 @@ export class LoadShedder implements SheddingState {
    * inside it: a sample would only come after the burst).
    */
   get connect(): boolean {
-    return this.#connect || (this.#timer !== undefined && this.#now() - this.#expected > this.#cfg.connect_lag);
+    return this.#connect || this.#lateTurn(this.#cfg.connect_lag);
   }
 
   /** read: history/presence/rpc are refused — the level is on, or the running turn is past read_lag. */
   get read(): boolean {
-    return this.#read || (this.#timer !== undefined && this.#now() - this.#expected > this.#cfg.read_lag);
+    return this.#read || this.#lateTurn(this.#cfg.read_lag);
+  }
+
+  /** #lateTurn: the running turn is `threshold` past the sampler, and the loop was busy meanwhile. */
+  #lateTurn(threshold: number): boolean {
+    return (
+      this.#timer !== undefined &&
+      this.#now() - this.#expected > threshold &&
+      this.#meter.since() >= this.#cfg.utilization
+    );
   }
 
   /** lagMs is the smoothed event-loop lag, in milliseconds. */
@@ -80,15 +127,23 @@ export class LoadShedder implements SheddingState {
     return this.#lag;
   }
 
+  /** utilization is the smoothed event-loop utilization, 0–1. */
+  get utilization(): number {
+    return this.#utilization;
+  }
+
   /** start samples every shedding.sample_interval (no-op when shedding is disabled). */
   start(): void {
     if (!this.#cfg.enabled || this.#timer !== undefined) return;
     const interval = this.#cfg.sample_interval;
     this.#expected = this.#now() + interval;
+    this.#meter.mark();
     this.#timer = setInterval(() => {
       const now = this.#now();
+      const utilization = this.#meter.since();
+      this.#meter.mark();
       // How late this tick ran: the time any work queued with it waited behind the rest.
-      this.sample(Math.max(0, now - this.#expected));
+      this.sample(Math.max(0, now - this.#expected), utilization);
       this.#expected = now + interval;
     }, interval);
     // Never keeps the process alive by itself.
@@ -99,22 +154,32 @@ export class LoadShedder implements SheddingState {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#lag = 0;
-    this.sample(0);
+    this.#utilization = 0;
+    this.sample(0, 0);
   }
 
-  /** sample folds one lag measurement (ms) into the smoothed lag and updates the levels. */
-  sample(lagMs: number): void {
+  /**
+   * sample folds one lag measurement (ms) and the loop's utilization since the previous sample
+   * (0–1) into their smoothed values and updates the levels. The utilization is smoothed over
+   * time, not samples: a sample that came 240 ms late covers 13 sample intervals of a busy loop.
+   */
+  sample(lagMs: number, utilization: number): void {
     this.#lag += (lagMs - this.#lag) * SMOOTHING;
+    const intervals = (this.#cfg.sample_interval + lagMs) / Math.max(1, this.#cfg.sample_interval);
+    this.#utilization += (utilization - this.#utilization) * (1 - (1 - SMOOTHING) ** intervals);
     const { connect_lag: connectLag, read_lag: readLag } = this.#cfg;
-    const connect = this.#connect ? this.#lag >= connectLag / 2 : this.#lag > connectLag;
+    // The node's own overload: the loop lags and is busy (see the module note).
+    const busy = this.#utilization >= this.#cfg.utilization;
+    const stillBusy = this.#utilization >= this.#cfg.utilization * 0.75;
+    const connect = this.#connect ? stillBusy && this.#lag >= connectLag / 2 : busy && this.#lag > connectLag;
     if (connect !== this.#connect) {
       this.#connect = connect;
-      this.#events?.onChange('connect', connect, this.#lag);
+      this.#events?.onChange('connect', connect, this.#lag, this.#utilization);
     }
-    const read = this.#read ? this.#lag >= readLag / 2 : this.#lag > readLag;
+    const read = this.#read ? stillBusy && this.#lag >= readLag / 2 : busy && this.#lag > readLag;
     if (read !== this.#read) {
       this.#read = read;
-      this.#events?.onChange('read', read, this.#lag);
+      this.#events?.onChange('read', read, this.#lag, this.#utilization);
     }
   }
 }

@@ -17,20 +17,25 @@ export interface SheddingReportContext {
 
 /** sheddingReport returns the LoadShedder's onChange handler. */
 export function sheddingReport(ctx: SheddingReportContext) {
-  return (level: 'connect' | 'read', on: boolean, lagMs: number): void => {
+  return (level: 'connect' | 'read', on: boolean, lagMs: number, utilization: number): void => {
     ctx.metrics.shedding.set({ level }, on ? 1 : 0);
     if (!on) {
       // `shedLevel`, not `level`: pino's own `level` field must never be shadowed.
-      ctx.log.info({ shedLevel: level, lagMs: Math.round(lagMs) }, 'load shedding stopped');
+      ctx.log.info(
+        { shedLevel: level, lagMs: Math.round(lagMs), utilization: round2(utilization) },
+        'load shedding stopped',
+      );
       return;
     }
     ctx.metrics.sheddingTransitions.inc({ level });
     ctx.burstLog.warn(
       `shedding.${level}`,
-      { shedLevel: level, lagMs: Math.round(lagMs) },
+      { shedLevel: level, lagMs: Math.round(lagMs), utilization: round2(utilization) },
       level === 'connect'
         ? 'load shedding: event loop lagging, new connections refused'
         : 'load shedding: event loop lagging, history/presence/rpc refused',
     );
   };
 }
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;

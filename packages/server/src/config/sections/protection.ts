@@ -112,6 +112,14 @@ export const protectionSection = z
         read_lag: duration('100ms').describe(
           'Smoothed lag over which history, presence, presence_stats and rpc commands are also refused (error 111, temporary). Cleared below half of it. Publications to connected clients are never shed.',
         ),
+        utilization: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.8)
+          .describe(
+            "Event-loop utilization (0–1, smoothed like the lag) the node must also be at for a level to turn on: lag with an idle loop is a neighbour process taking the CPU, not this node's overload, and sheds nothing. A level turns off below three quarters of it. 0: lag alone decides.",
+          ),
       })
       .prefault({})
       .describe('Load shedding on event-loop lag: new connections first, then reads and RPC.'),
