@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DeadlineQueue, MemoryBroker } from '../src/engine/broker-memory.js';
+import { MemoryBroker } from '../src/engine/broker-memory.js';
+import { DeadlineQueue } from '../src/engine/deadline-queue.js';
 import type { BrokerEventHandler, HistoryQuery, PublishOptions } from '../src/engine/broker.js';
 import { MemoryPresenceManager } from '../src/engine/presence-memory.js';
 import type { Publication } from '../src/protocol/types.js';
@@ -57,6 +58,25 @@ const noopHandler: BrokerEventHandler = {
 };
 
 describe('MemoryBroker', () => {
+  it('holds one expiry entry per stream however often its history expires and refills', async () => {
+    const clock = manualClock();
+    const broker = new MemoryBroker({ now: clock.now, sweepIntervalMs: 0 });
+    for (let i = 0; i < 50; i++) {
+      await broker.publish('ch', asRaw(i), hist({ historyTtlMs: 1000, historyMetaTtlMs: 3_600_000 }));
+      clock.advance(1001);
+      broker.sweep();
+    }
+    // Before: each refill queued the history deadline beside the hour-long meta one, which
+    // stayed in the queue (with the stream) until it was due.
+    assert.equal(broker.size, 1);
+    assert.equal(broker.queuedDeadlines, 1);
+    clock.advance(3_600_000);
+    broker.sweep();
+    assert.equal(broker.size, 0);
+    assert.equal(broker.queuedDeadlines, 0);
+    await broker.close();
+  });
+
   it('sweep frees streams past their meta TTL and only those', async () => {
     const clock = manualClock();
     const broker = new MemoryBroker({ now: clock.now, sweepIntervalMs: 0 });
@@ -225,6 +245,23 @@ describe('MemoryBroker', () => {
 });
 
 describe('MemoryPresenceManager', () => {
+  it('a channel emptied by its clients leaving leaves nothing queued (connection churn)', async () => {
+    const pm = new MemoryPresenceManager({ sweepIntervalMs: 0 });
+    for (let i = 0; i < 1000; i++) {
+      const channel = `ch${i % 10}`;
+      await pm.addPresence(channel, { user: `u${i}`, client: `c${i}` }, 60_000);
+      await pm.removePresence(channel, `c${i}`, `u${i}`);
+    }
+    assert.equal(pm.size, 0);
+    // Before: one entry (holding the emptied channel's state) per departed client, for the TTL.
+    assert.equal(pm.queuedDeadlines, 0);
+    await pm.addPresence('ch0', { user: 'u', client: 'a' }, 60_000);
+    await pm.addPresence('ch0', { user: 'u', client: 'b' }, 60_000);
+    await pm.removePresence('ch0', 'a', 'u');
+    assert.equal(pm.queuedDeadlines, 1, 'one entry per channel with presence');
+    await pm.close();
+  });
+
   it('sweep frees expired entries and empty channels', async () => {
     const clock = manualClock();
     const pm = new MemoryPresenceManager({ now: clock.now, sweepIntervalMs: 0 });
@@ -268,6 +305,35 @@ describe('MemoryPresenceManager', () => {
 });
 
 describe('DeadlineQueue', () => {
+  it('removes and reschedules entries by handle, keeping heap order', () => {
+    const rand = seeded(11);
+    const q = new DeadlineQueue<number>();
+    const entries = Array.from({ length: 300 }, (_, i) => q.push(Math.floor(rand() * 1000), i));
+    const live = new Map<number, number>();
+    entries.forEach((e) => live.set(e.item, e.at));
+    for (const e of entries) {
+      const r = rand();
+      if (r < 0.3) {
+        q.remove(e);
+        live.delete(e.item);
+      } else if (r < 0.6) {
+        const at = Math.floor(rand() * 1000);
+        q.reschedule(e, at);
+        live.set(e.item, at);
+      }
+    }
+    q.remove(entries[0]!); // twice: a no-op
+    live.delete(0);
+    assert.equal(q.size, live.size);
+    const popped: [number, number][] = [];
+    for (let e = q.popDue(Infinity); e !== undefined; e = q.popDue(Infinity)) popped.push([e.at, e.item]);
+    assert.deepEqual(
+      popped.map(([at]) => at),
+      [...live.values()].sort((a, b) => a - b),
+    );
+    assert.deepEqual(new Set(popped.map(([, item]) => item)), new Set(live.keys()));
+  });
+
   it('pops due entries in deadline order', () => {
     const rand = seeded(7);
     const q = new DeadlineQueue<number>();

@@ -24,6 +24,30 @@ describe('TimerWheel', () => {
     assert.ok((fired[0] as number) - due < 60, `late by ${(fired[0] as number) - due} ms`);
   });
 
+  it('fires within one step after the deadline, whatever the phase it was started at', async () => {
+    const step = 200;
+    const wheel = new TimerWheel(step);
+    // Start the wheel half a step past a boundary: a tick that ran at that phase (a free-running
+    // interval started by the first schedule) fired deadlines up to two steps late.
+    while (Date.now() % step !== step / 2) await new Promise<void>((r) => setImmediate(r));
+    const start = Date.now();
+    const late: number[] = [];
+    for (let k = 0; k < 10; k++) {
+      const due = start + step + k * (step / 10) + 1;
+      wheel.schedule(
+        target((now) => late.push(now - due)),
+        due,
+      );
+    }
+    await sleep(4 * step);
+    wheel.close();
+    assert.equal(late.length, 10);
+    assert.ok(
+      late.every((l) => l >= 0 && l <= step + 40),
+      `late by ${late.join(', ')} ms (step ${step} ms)`,
+    );
+  });
+
   it('replaces a deadline on reschedule and forgets it on cancel', async () => {
     const wheel = new TimerWheel(10);
     let a = 0;

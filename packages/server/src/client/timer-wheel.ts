@@ -1,8 +1,14 @@
 /**
- * TimerWheel: coarse deadlines for many connections on one interval. A node with 100k
+ * TimerWheel: coarse deadlines for many connections on one timer. A node with 100k
  * connections would otherwise hold 100k–200k Timeout objects (ping, pong, stale, expiry) —
  * about 180 bytes each plus timer-list work; here a connection costs one Set entry, and a
  * deadline fires within one resolution step after it is due (never before).
+ *
+ * A deadline at `at` goes into slot ⌈at / step⌉, the slot ending at the next step boundary.
+ * The tick is therefore armed at the boundaries themselves (not on a free-running interval):
+ * with an interval started at an arbitrary phase, a slot waited up to one more step for the
+ * next tick after its boundary, and deadlines fired up to two steps late. The timer runs only
+ * while something is scheduled.
  *
  * @module
  */
@@ -19,7 +25,7 @@ export interface WheelTarget {
 export class TimerWheel {
   readonly #resolution: number;
   readonly #slots = new Map<number, Set<WheelTarget>>();
-  #interval: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(resolutionMs = 100) {
     this.#resolution = resolutionMs;
@@ -34,10 +40,7 @@ export class TimerWheel {
     if (!set) this.#slots.set(slot, (set = new Set()));
     set.add(target);
     target.wheelSlot = slot;
-    if (!this.#interval) {
-      this.#interval = setInterval(() => this.#tick(), this.#resolution);
-      this.#interval.unref();
-    }
+    this.#arm();
   }
 
   /** cancel removes `target`'s deadline, if any. */
@@ -58,14 +61,25 @@ export class TimerWheel {
     return n;
   }
 
-  /** close stops the interval; scheduled deadlines never fire. */
+  /** close stops the timer; scheduled deadlines never fire. */
   close(): void {
-    if (this.#interval) clearInterval(this.#interval);
-    this.#interval = undefined;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#slots.clear();
   }
 
+  /** #arm sets the tick at the next step boundary, if something is scheduled and no tick is set. */
+  #arm(): void {
+    if (this.#timer || this.#slots.size === 0) return;
+    // (0, step]: a tick that ran a little before the boundary (timers and Date.now use
+    // different clocks) re-arms for the few ms left rather than waiting a whole step.
+    const wait = this.#resolution - (Date.now() % this.#resolution);
+    this.#timer = setTimeout(() => this.#tick(), wait);
+    this.#timer.unref();
+  }
+
   #tick(): void {
+    this.#timer = undefined;
     const now = Date.now();
     const current = Math.floor(now / this.#resolution);
     const due: Set<WheelTarget>[] = [];
@@ -80,5 +94,6 @@ export class TimerWheel {
         target.onTimer(now);
       }
     }
+    this.#arm();
   }
 }

@@ -11,6 +11,7 @@ import { clearInterval, setInterval } from 'node:timers';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
 import type { Broker, BrokerEventHandler, HistoryQuery, HistoryResult, PublishOptions } from './broker.js';
+import { DeadlineQueue, type QueueEntry } from './deadline-queue.js';
 
 /** MemoryBrokerOptions tunes a {@link MemoryBroker}; every field is optional. */
 export interface MemoryBrokerOptions {
@@ -59,10 +60,11 @@ interface Stream {
   /** When the whole stream, position included, expires. Never earlier than historyExpireAt. */
   metaExpireAt: number;
   /**
-   * Deadline of this stream's live entry in the expiry queue (Infinity: none). Entries whose
-   * `at` differs are stale and skipped; see {@link MemoryBroker.sweep}.
+   * This stream's entry in the expiry queue (undefined: none), moved earlier when a deadline
+   * comes sooner (a publish starts the history TTL under a meta TTL of 30 days) and taken out
+   * when the stream is dropped; see {@link MemoryBroker.sweep}.
    */
-  scheduledAt: number;
+  queued: QueueEntry<Stream> | undefined;
 }
 
 /**
@@ -125,6 +127,11 @@ export class MemoryBroker implements Broker {
   /** size is the number of channel streams held (positions included), for metrics and tests. */
   get size(): number {
     return this.streams.size;
+  }
+
+  /** queuedDeadlines is the number of entries in the expiry queue (≤ size; for tests). */
+  get queuedDeadlines(): number {
+    return this.expiry.size;
   }
 
   /** start makes the broker deliver to `handler` from now on. */
@@ -254,9 +261,7 @@ export class MemoryBroker implements Broker {
     const now = this.now();
     for (let due = this.expiry.popDue(now); due !== undefined; due = this.expiry.popDue(now)) {
       const stream = due.item;
-      // Stale entry: the stream was deleted/replaced, or rescheduled earlier after this entry.
-      if (this.streams.get(stream.channel) !== stream || stream.scheduledAt !== due.at) continue;
-      stream.scheduledAt = Infinity;
+      stream.queued = undefined;
       if (this.live(stream.channel, now) === stream) this.schedule(stream);
     }
   }
@@ -267,6 +272,8 @@ export class MemoryBroker implements Broker {
     if (stream === undefined) return undefined;
     if (now > stream.metaExpireAt) {
       this.streams.delete(channel);
+      if (stream.queued !== undefined) this.expiry.remove(stream.queued);
+      stream.queued = undefined;
       return undefined;
     }
     if (stream.head < stream.items.length && now > stream.historyExpireAt) {
@@ -285,23 +292,22 @@ export class MemoryBroker implements Broker {
       head: 0,
       historyExpireAt: now,
       metaExpireAt: now,
-      scheduledAt: Infinity,
+      queued: undefined,
     };
     this.streams.set(channel, stream);
     return stream;
   }
 
   /**
-   * schedule makes sure the expiry queue will look at the stream by its next deadline. Later
-   * deadlines need no new entry: the early entry pops, finds nothing expired, and reschedules
-   * (at most once per TTL period), which keeps the publish path free of heap work.
+   * schedule makes sure the expiry queue will look at the stream by its next deadline, with
+   * one entry per stream. Later deadlines leave the entry: it pops early, finds nothing
+   * expired, and is queued again (at most once per TTL period), which keeps the publish path
+   * free of heap work.
    */
   private schedule(stream: Stream): void {
     const deadline = stream.head < stream.items.length ? stream.historyExpireAt : stream.metaExpireAt;
-    if (deadline < stream.scheduledAt) {
-      stream.scheduledAt = deadline;
-      this.expiry.push(deadline, stream);
-    }
+    if (stream.queued === undefined) stream.queued = this.expiry.push(deadline, stream);
+    else if (deadline < stream.queued.at) this.expiry.reschedule(stream.queued, deadline);
   }
 
   private metaTtl(ttlMs: number): number {
@@ -338,62 +344,4 @@ function select(stream: Stream, query: HistoryQuery): Publication[] {
   const out: Publication[] = [];
   for (let i = to - 1; i >= head && out.length < limit; i--) out.push(items[i]!);
   return out;
-}
-
-/**
- * DeadlineQueue is a binary min-heap of `(at, item)` entries, ordered by `at`. It lets the
- * memory engines expire state in O(log n) per due entry instead of scanning everything on
- * every sweep. It does not deduplicate: callers detect stale entries themselves (both memory
- * engines keep the entry's `at` on the item and compare). Shared with `presence-memory.ts`.
- */
-export class DeadlineQueue<T> {
-  private readonly heap: { at: number; item: T }[] = [];
-
-  /** size is the number of entries, stale ones included. */
-  get size(): number {
-    return this.heap.length;
-  }
-
-  /** push adds an entry due at `at`. */
-  push(at: number, item: T): void {
-    const heap = this.heap;
-    const entry = { at, item };
-    let i = heap.length;
-    heap.push(entry);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]!.at <= at) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = entry;
-  }
-
-  /** popDue removes and returns the earliest entry if it is due (`at < now`), else undefined. */
-  popDue(now: number): { at: number; item: T } | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    if (top === undefined || !(top.at < now)) return undefined;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      let i = 0;
-      const n = heap.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && heap[r]!.at < heap[l]!.at ? r : l;
-        if (heap[c]!.at >= last.at) break;
-        heap[i] = heap[c]!;
-        i = c;
-      }
-      heap[i] = last;
-    }
-    return top;
-  }
-
-  /** clear removes every entry. */
-  clear(): void {
-    this.heap.length = 0;
-  }
 }

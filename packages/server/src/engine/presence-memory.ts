@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import type { ClientInfo } from '../protocol/types.js';
-import { DeadlineQueue } from './broker-memory.js';
+import { DeadlineQueue, type QueueEntry } from './deadline-queue.js';
 import type { PresenceManager, PresenceStats } from './presence.js';
 
 /** MemoryPresenceOptions tunes a {@link MemoryPresenceManager}; every field is optional. */
@@ -27,11 +27,12 @@ interface ChannelPresence {
   readonly channel: string;
   readonly entries: Map<string, Entry>;
   /**
-   * Deadline of this channel's live entry in the expiry queue (Infinity: none); a lower bound
-   * of its entries' expiry. Refreshes only push expiry later, so they need no new queue entry:
-   * when the deadline pops, the channel is pruned and rescheduled at its true earliest expiry.
+   * This channel's entry in the expiry queue (undefined: none); its deadline is a lower bound
+   * of the entries' expiry. Refreshes only push expiry later, so they leave it: when it pops,
+   * the channel is pruned and queued again at its true earliest expiry. A channel that is
+   * forgotten takes its entry out, so the queue never holds state nobody else does.
    */
-  scheduledAt: number;
+  queued: QueueEntry<ChannelPresence> | undefined;
 }
 
 /**
@@ -65,11 +66,16 @@ export class MemoryPresenceManager implements PresenceManager {
     return this.channels.size;
   }
 
+  /** queuedDeadlines is the number of entries in the expiry queue (≤ size; for tests). */
+  get queuedDeadlines(): number {
+    return this.expiry.size;
+  }
+
   /** addPresence adds or refreshes a client's entry in the channel for `ttlMs`. */
   async addPresence(channel: string, info: ClientInfo, ttlMs: number): Promise<void> {
     let state = this.channels.get(channel);
     if (state === undefined) {
-      state = { channel, entries: new Map(), scheduledAt: Infinity };
+      state = { channel, entries: new Map(), queued: undefined };
       this.channels.set(channel, state);
     }
     const expireAt = this.now() + ttlMs;
@@ -82,7 +88,7 @@ export class MemoryPresenceManager implements PresenceManager {
     const state = this.channels.get(channel);
     if (state === undefined) return;
     state.entries.delete(clientId);
-    if (state.entries.size === 0) this.channels.delete(channel);
+    if (state.entries.size === 0) this.forget(state);
   }
 
   /** presence returns the live entries of the channel, keyed by client id. */
@@ -119,10 +125,8 @@ export class MemoryPresenceManager implements PresenceManager {
     const now = this.now();
     for (let due = this.expiry.popDue(now); due !== undefined; due = this.expiry.popDue(now)) {
       const state = due.item;
-      // Stale entry: channel emptied/replaced, or rescheduled earlier after this entry.
-      if (this.channels.get(state.channel) !== state || state.scheduledAt !== due.at) continue;
-      state.scheduledAt = Infinity;
-      this.prune(state.channel, now);
+      state.queued = undefined;
+      if (this.channels.get(state.channel) === state) this.prune(state.channel, now);
     }
   }
 
@@ -139,7 +143,7 @@ export class MemoryPresenceManager implements PresenceManager {
       else if (entry.expireAt < earliest) earliest = entry.expireAt;
     }
     if (state.entries.size === 0) {
-      this.channels.delete(channel);
+      this.forget(state);
       return undefined;
     }
     this.schedule(state, earliest);
@@ -147,9 +151,14 @@ export class MemoryPresenceManager implements PresenceManager {
   }
 
   private schedule(state: ChannelPresence, deadline: number): void {
-    if (deadline < state.scheduledAt) {
-      state.scheduledAt = deadline;
-      this.expiry.push(deadline, state);
-    }
+    if (state.queued === undefined) state.queued = this.expiry.push(deadline, state);
+    else if (deadline < state.queued.at) this.expiry.reschedule(state.queued, deadline);
+  }
+
+  /** forget drops an emptied channel and its expiry entry: nothing of it stays reachable. */
+  private forget(state: ChannelPresence): void {
+    this.channels.delete(state.channel);
+    if (state.queued !== undefined) this.expiry.remove(state.queued);
+    state.queued = undefined;
   }
 }

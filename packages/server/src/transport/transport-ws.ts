@@ -2,6 +2,12 @@
  * The WebSocket transport (`/connection/websocket`), on the `ws` library. Frames are text;
  * disconnect advice travels as the WebSocket close code and reason, as the protocol defines.
  *
+ * Closing is two steps: the close frame is written at once (the moment the session decides),
+ * then the server waits for the peer's close frame — the close handshake — and destroys the
+ * TCP socket itself after {@link closeHandshakeTimeoutMs} if the peer never answers. A peer
+ * that ignores close frames therefore sees its TCP connection end that long after the
+ * disconnect it was told about; a browser or SDK answers at once and sees both together.
+ *
  * @module
  */
 import type { Socket } from 'node:net';
@@ -9,6 +15,14 @@ import type { WebSocket } from 'ws';
 import type { Disconnect } from '../protocol/codes.js';
 import { preparedTextFrame } from './prepared-frame.js';
 import type { Transport } from './transport.js';
+
+/**
+ * How long a closed connection waits for the peer's side of the close handshake before the
+ * socket is destroyed: Centrifugo's fixed `closeFrameWait` (5 s). Long enough for a slow
+ * mobile link to receive the close frame (destroying the socket discards what is unsent,
+ * the close code included); short enough that a client ignoring it holds a descriptor briefly.
+ */
+export const closeHandshakeTimeoutMs = 5000;
 
 /** WebSocketTransport adapts one `ws` socket to the Transport contract. */
 export class WebSocketTransport implements Transport {
@@ -37,10 +51,14 @@ export class WebSocketTransport implements Transport {
 
   close(d: Disconnect): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
-    this.#ws.close(d.code, d.reason);
-    // A peer that never answers the close handshake must not hold the socket forever.
     const ws = this.#ws;
-    setTimeout(() => ws.terminate(), 5000).unref();
+    ws.close(d.code, d.reason);
+    // A peer that never answers the close handshake must not hold the socket forever (ws's
+    // own fallback is 30 s). Cleared when the handshake completes: the timer would otherwise
+    // keep the closed socket and its buffers reachable for the whole wait.
+    const timer = setTimeout(() => ws.terminate(), closeHandshakeTimeoutMs);
+    timer.unref();
+    ws.once('close', () => clearTimeout(timer));
   }
 
   get bufferedAmount(): number {
