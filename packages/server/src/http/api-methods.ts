@@ -14,12 +14,13 @@ import type { NodeRegistry } from '../cluster/node-registry.js';
 import type { Surveys } from '../cluster/survey.js';
 import { userCommandSchemas, type UserCommandMethod, type UserCommands } from '../cluster/user-commands.js';
 import type { Broker } from '../engine/broker.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import type { PresenceManager } from '../engine/presence.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import type { StreamPosition } from '../protocol/types.js';
 import { b64jsonField, channelField, jsonField, parseBody, streamPositionField } from '../util/request-body.js';
-import { clientInfoJson, publicationJson } from './api-json.js';
+import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
 
 /** ApiNode is what the server API methods need from the node itself. */
 export interface ApiNode {
@@ -61,24 +62,37 @@ export interface ApiContext {
 /** ApiMethodEntry is one method of the table: its body schema and how it runs. */
 export interface ApiMethodEntry {
   readonly schema: z.ZodType;
+  /**
+   * False for a method whose effect happens again when it runs again (publish, broadcast,
+   * send): an engine failure that may have been applied is answered as such, not as temporary.
+   */
+  readonly repeatSafe: boolean;
   /** call validates `raw` (throwing ProtocolError 107) and runs the method. */
   call(ctx: ApiContext, raw: unknown): Promise<unknown>;
 }
 
 /** method makes a table entry: `run` gets the body as `schema` outputs it, and the body as received. */
-function method<T>(schema: z.ZodType<T>, run: (body: T, ctx: ApiContext, raw: unknown) => unknown): ApiMethodEntry {
-  return { schema, call: async (ctx, raw) => run(parseBody(schema, raw), ctx, raw) };
+function method<T>(
+  schema: z.ZodType<T>,
+  run: (body: T, ctx: ApiContext, raw: unknown) => unknown,
+  repeatSafe = true,
+): ApiMethodEntry {
+  return { schema, repeatSafe, call: async (ctx, raw) => run(parseBody(schema, raw), ctx, raw) };
 }
 
 /**
  * relay makes the entry of a method on a user's connections: it reaches the user wherever
  * they are connected (see cluster/user-commands.ts).
  */
-function relay<M extends UserCommandMethod>(name: M): ApiMethodEntry {
-  return method(userCommandSchemas[name], async (body, ctx, raw) => {
-    await ctx.cluster.userCommands.everywhere(name, body, raw);
-    return {};
-  });
+function relay<M extends UserCommandMethod>(name: M, repeatSafe = true): ApiMethodEntry {
+  return method(
+    userCommandSchemas[name],
+    async (body, ctx, raw) => {
+      await ctx.cluster.userCommands.everywhere(name, body, raw);
+      return {};
+    },
+    repeatSafe,
+  );
 }
 
 const publishFields = {
@@ -100,6 +114,7 @@ const methods = {
       const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
       return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
     },
+    false,
   ),
   broadcast: method(
     z.object({ channels: z.array(channelField).min(1), ...publishFields }).refine(hasData, dataMissing),
@@ -113,12 +128,16 @@ const methods = {
             return { result: pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {} };
           } catch (err) {
             if (err instanceof ProtocolError) return { error: err.toWire() };
+            // Per channel: the other channels may have been published, so the call as a whole
+            // must not say "not applied, retry".
+            if (err instanceof EngineUnavailableError) return { error: engineErrorJson(err, false) };
             throw err;
           }
         }),
       );
       return { responses };
     },
+    false,
   ),
   subscribe: relay('subscribe'),
   unsubscribe: relay('unsubscribe'),
@@ -202,7 +221,7 @@ const methods = {
     return { channels };
   }),
   info: method(z.object({}), (_p, ctx) => ({ nodes: [ctx.node.info(), ...ctx.cluster.nodes.list()] })),
-  send: relay('send'),
+  send: relay('send', false),
   kill_switch_set: method(
     z.object({
       kind: z.enum(killSwitchKinds),
@@ -241,6 +260,11 @@ export function isApiMethod(name: string): name is ApiMethod {
  */
 export function callApiMethod(ctx: ApiContext, name: ApiMethod, body: unknown): Promise<unknown> {
   return methods[name].call(ctx, body);
+}
+
+/** isRepeatSafe tells whether running `name` again cannot repeat its effect (see ApiMethodEntry). */
+export function isRepeatSafe(name: ApiMethod): boolean {
+  return methods[name].repeatSafe;
 }
 
 /**
