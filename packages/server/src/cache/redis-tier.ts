@@ -225,7 +225,7 @@ export class RedisTier<V> implements SharedTier<V> {
   /** redis bounds a command in time and turns its failure into a counted {@link RedisFailure}. */
   async #redis<T>(command: Promise<T>): Promise<T> {
     try {
-      return await withDeadline(command, this.#commandTimeoutMs, 'redis cache tier');
+      return await withDeadline(command, this.#commandTimeoutMs);
     } catch (err) {
       this.#counts.redisErrors++;
       throw new RedisFailure('redis cache tier command failed', { cause: err });

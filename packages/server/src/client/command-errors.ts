@@ -1,12 +1,13 @@
 /**
  * How a failed command reaches its client: a ProtocolError becomes an error reply, a
  * DisconnectError closes the connection, an unreachable engine is a temporary error (so the
- * SDK retries after its backoff), and anything else is an internal error, logged with the
+ * SDK retries after its backoff) unless a publish may have been applied (then 100 without
+ * `temporary`: the outcome is unknown), and anything else is an internal error, logged with the
  * command.
  *
  * @module
  */
-import { EngineUnavailableError } from '../engine/errors.js';
+import { EngineOutcomeUnknownError, EngineUnavailableError } from '../engine/errors.js';
 import { DisconnectError, ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { encodeErrorReply } from '../protocol/encode.js';
 import type { Command } from '../protocol/types.js';
@@ -16,6 +17,11 @@ const engineUnavailable = new ProtocolError(
   ErrorCode.Internal,
   'internal server error: engine unavailable',
   true,
+).toWire();
+const engineOutcomeUnknown = new ProtocolError(
+  ErrorCode.Internal,
+  'internal server error: engine unavailable, outcome unknown',
+  false,
 ).toWire();
 const internalError = new ProtocolError(ErrorCode.Internal).toWire();
 
@@ -34,7 +40,7 @@ export function answerFailure(s: SessionCore, cmd: Command, err: unknown): void 
   } else if (err instanceof EngineUnavailableError) {
     // Redis unreachable. Once per burst in the log — an outage fails every command of every client.
     burstLog.error('engine.command', { method: cmd.method, err: err.message }, 'command failed: engine unavailable');
-    wire = engineUnavailable;
+    wire = err instanceof EngineOutcomeUnknownError ? engineOutcomeUnknown : engineUnavailable;
   } else {
     log.error({ err, client: s.id, user: s.user, method: cmd.method }, 'command failed');
     wire = internalError;

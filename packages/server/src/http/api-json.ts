@@ -1,10 +1,26 @@
 /**
  * How the server API writes protocol values as JSON: a ClientInfo and a Publication, with
- * their raw JSON parts (data, conn_info, chan_info) inlined as values.
+ * their raw JSON parts (data, conn_info, chan_info) inlined as values; and the error an
+ * unreachable engine is answered with.
  *
  * @module
  */
+import { EngineOutcomeUnknownError, type EngineUnavailableError } from '../engine/errors.js';
+import { ErrorCode, type ProtocolErrorShape } from '../protocol/codes.js';
 import type { ClientInfo, Publication } from '../protocol/types.js';
+
+/**
+ * engineErrorJson is the error an engine failure is answered with (docs/API.md, "Engine
+ * failures"): `100` + `temporary` when the call was not applied (or repeating it changes
+ * nothing: `repeatSafe`), so the backend retries; `100` without `temporary` when a publish or
+ * send may have been applied, so a blind retry does not deliver it twice.
+ */
+export function engineErrorJson(err: EngineUnavailableError, repeatSafe: boolean): ProtocolErrorShape {
+  if (err instanceof EngineOutcomeUnknownError && !repeatSafe) {
+    return { code: ErrorCode.Internal, message: 'engine unavailable, outcome unknown: it may have been applied' };
+  }
+  return { code: ErrorCode.Internal, message: 'engine unavailable, retry later', temporary: true };
+}
 
 /** clientInfoJson is a ClientInfo as the API answers it (presence, publication info). */
 export function clientInfoJson(info: ClientInfo): Record<string, unknown> {

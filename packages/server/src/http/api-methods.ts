@@ -8,20 +8,24 @@
 import { z } from 'zod';
 import { ChannelRules } from '../channel-rules.js';
 import type { NodeInfo } from '../cluster/control.js';
+import type { Config } from '../config/schema.js';
 import type { KillSwitchSync } from '../cluster/kill-switch-sync.js';
 import type { NodeRegistry } from '../cluster/node-registry.js';
 import type { Surveys } from '../cluster/survey.js';
 import { userCommandSchemas, type UserCommandMethod, type UserCommands } from '../cluster/user-commands.js';
 import type { Broker } from '../engine/broker.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import type { PresenceManager } from '../engine/presence.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import type { StreamPosition } from '../protocol/types.js';
 import { b64jsonField, channelField, jsonField, parseBody, streamPositionField } from '../util/request-body.js';
-import { clientInfoJson, publicationJson } from './api-json.js';
+import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
 
 /** ApiNode is what the server API methods need from the node itself. */
 export interface ApiNode {
+  /** http_api.* caps the reads (history, presence, channels). */
+  readonly config: Readonly<Pick<Config, 'http_api'>>;
   readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
   /** The engine's broker (history) and presence manager, as they are now. */
   readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
@@ -58,24 +62,37 @@ export interface ApiContext {
 /** ApiMethodEntry is one method of the table: its body schema and how it runs. */
 export interface ApiMethodEntry {
   readonly schema: z.ZodType;
+  /**
+   * False for a method whose effect happens again when it runs again (publish, broadcast,
+   * send): an engine failure that may have been applied is answered as such, not as temporary.
+   */
+  readonly repeatSafe: boolean;
   /** call validates `raw` (throwing ProtocolError 107) and runs the method. */
   call(ctx: ApiContext, raw: unknown): Promise<unknown>;
 }
 
 /** method makes a table entry: `run` gets the body as `schema` outputs it, and the body as received. */
-function method<T>(schema: z.ZodType<T>, run: (body: T, ctx: ApiContext, raw: unknown) => unknown): ApiMethodEntry {
-  return { schema, call: async (ctx, raw) => run(parseBody(schema, raw), ctx, raw) };
+function method<T>(
+  schema: z.ZodType<T>,
+  run: (body: T, ctx: ApiContext, raw: unknown) => unknown,
+  repeatSafe = true,
+): ApiMethodEntry {
+  return { schema, repeatSafe, call: async (ctx, raw) => run(parseBody(schema, raw), ctx, raw) };
 }
 
 /**
  * relay makes the entry of a method on a user's connections: it reaches the user wherever
  * they are connected (see cluster/user-commands.ts).
  */
-function relay<M extends UserCommandMethod>(name: M): ApiMethodEntry {
-  return method(userCommandSchemas[name], async (body, ctx, raw) => {
-    await ctx.cluster.userCommands.everywhere(name, body, raw);
-    return {};
-  });
+function relay<M extends UserCommandMethod>(name: M, repeatSafe = true): ApiMethodEntry {
+  return method(
+    userCommandSchemas[name],
+    async (body, ctx, raw) => {
+      await ctx.cluster.userCommands.everywhere(name, body, raw);
+      return {};
+    },
+    repeatSafe,
+  );
 }
 
 const publishFields = {
@@ -97,6 +114,7 @@ const methods = {
       const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
       return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
     },
+    false,
   ),
   broadcast: method(
     z.object({ channels: z.array(channelField).min(1), ...publishFields }).refine(hasData, dataMissing),
@@ -110,12 +128,16 @@ const methods = {
             return { result: pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {} };
           } catch (err) {
             if (err instanceof ProtocolError) return { error: err.toWire() };
+            // Per channel: the other channels may have been published, so the call as a whole
+            // must not say "not applied, retry".
+            if (err instanceof EngineUnavailableError) return { error: engineErrorJson(err, false) };
             throw err;
           }
         }),
       );
       return { responses };
     },
+    false,
   ),
   subscribe: relay('subscribe'),
   unsubscribe: relay('unsubscribe'),
@@ -124,9 +146,17 @@ const methods = {
   presence: method(z.object({ channel: channelField }), async (p, ctx) => {
     const rc = ctx.node.rules.resolve(p.channel);
     if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
-    const presence = await ctx.node.presence.presence(p.channel);
+    const presence = Object.entries(await ctx.node.presence.presence(p.channel));
+    // The read is as large as the channel; encoding and sending it need not be.
+    const max = ctx.node.config.http_api.presence_max_clients;
+    if (presence.length > max) {
+      throw new ProtocolError(
+        ErrorCode.LimitExceeded,
+        `limit exceeded: ${presence.length} presence entries, more than http_api.presence_max_clients (${max}); use presence_stats`,
+      );
+    }
     const out: Record<string, unknown> = {};
-    for (const [id, info] of Object.entries(presence)) out[id] = clientInfoJson(info);
+    for (const [id, info] of presence) out[id] = clientInfoJson(info);
     return { presence: out };
   }),
   presence_stats: method(z.object({ channel: channelField }), async (p, ctx) => {
@@ -143,11 +173,12 @@ const methods = {
       reverse: z.boolean().optional(),
     }),
     async (p, ctx) => {
+      const limit = historyLimit(p.limit ?? 0, ctx.node.config.http_api.history_max_limit);
       const rc = ctx.node.rules.resolve(p.channel);
       if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
       const h = await ctx.node.broker.history(p.channel, {
         since: p.since,
-        limit: p.limit ?? 0,
+        limit,
         reverse: p.reverse === true,
         metaTtlMs: ctx.node.rules.historyMetaTtlMs(rc.options),
       });
@@ -160,7 +191,14 @@ const methods = {
     return {};
   }),
   channels: method(z.object({ pattern: z.string().optional() }), async (p, ctx) => {
-    const re = p.pattern ? globToRegExp(p.pattern) : undefined;
+    const { channels_max_results: max, channels_pattern_max_length: maxPattern } = ctx.node.config.http_api;
+    const pattern = p.pattern ?? '';
+    if (pattern.length > maxPattern) {
+      throw new ProtocolError(
+        ErrorCode.BadRequest,
+        `bad request: pattern: longer than http_api.channels_pattern_max_length (${maxPattern} characters)`,
+      );
+    }
     const counts = new Map(ctx.node.hub.channels());
     // Every other live node's channels: the same channel on several nodes adds up.
     for (const reply of await ctx.cluster.surveys.ask('channels', ctx.cluster.nodes.size)) {
@@ -169,11 +207,21 @@ const methods = {
       for (const [ch, n] of Object.entries(parsed.data)) counts.set(ch, (counts.get(ch) ?? 0) + n);
     }
     const channels: Record<string, { num_clients: number }> = {};
-    for (const [ch, n] of counts) if (!re || re.test(ch)) channels[ch] = { num_clients: n };
+    let found = 0;
+    for (const [ch, n] of counts) {
+      if (pattern !== '' && !globMatch(pattern, ch)) continue;
+      if (++found > max) {
+        throw new ProtocolError(
+          ErrorCode.LimitExceeded,
+          `limit exceeded: more than http_api.channels_max_results (${max}) channels match; narrow the pattern`,
+        );
+      }
+      channels[ch] = { num_clients: n };
+    }
     return { channels };
   }),
   info: method(z.object({}), (_p, ctx) => ({ nodes: [ctx.node.info(), ...ctx.cluster.nodes.list()] })),
-  send: relay('send'),
+  send: relay('send', false),
   kill_switch_set: method(
     z.object({
       kind: z.enum(killSwitchKinds),
@@ -214,14 +262,49 @@ export function callApiMethod(ctx: ApiContext, name: ApiMethod, body: unknown): 
   return methods[name].call(ctx, body);
 }
 
-/** globToRegExp turns a `channels` pattern (`*` wildcard, as Centrifugo) into a RegExp. */
-function globToRegExp(pattern: string): RegExp {
-  return new RegExp(
-    '^' +
-      pattern
-        .split('*')
-        .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-        .join('.*') +
-      '$',
+/** isRepeatSafe tells whether running `name` again cannot repeat its effect (see ApiMethodEntry). */
+export function isRepeatSafe(name: ApiMethod): boolean {
+  return methods[name].repeatSafe;
+}
+
+/**
+ * historyLimit checks an API `history` limit against http_api.history_max_limit: -1 (Centrifugo's
+ * "no limit") reads up to the cap, 0 to the cap as asked; anything else is refused with 107, so a
+ * caller learns the cap instead of receiving a silently shorter page.
+ */
+function historyLimit(asked: number, max: number): number {
+  if (asked === -1) return max;
+  if (asked >= 0 && asked <= max) return asked;
+  throw new ProtocolError(
+    ErrorCode.BadRequest,
+    `bad request: limit: must be -1 (all retained, at most ${max}) or 0 to ${max} (http_api.history_max_limit)`,
   );
+}
+
+/**
+ * globMatch tells whether `text` matches a `channels` pattern (`*` matches any run of
+ * characters, as Centrifugo). Greedy with one backtrack point, so its cost is at most
+ * pattern × text: a RegExp of many `.*` can backtrack for seconds on a name that almost matches.
+ */
+export function globMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }

@@ -14,7 +14,8 @@ import { EngineUnavailableError } from '../engine/errors.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import { callApiMethod, isApiMethod, type ApiContext } from './api-methods.js';
+import { engineErrorJson } from './api-json.js';
+import { callApiMethod, isApiMethod, isRepeatSafe, type ApiContext } from './api-methods.js';
 import { sendJson } from './respond.js';
 import type { RouteHandler } from './server.js';
 
@@ -108,11 +109,10 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         return;
       }
       if (err instanceof EngineUnavailableError) {
-        // Nothing was (reliably) done: the caller must retry. Once per burst in the log.
+        // Temporary when nothing was done (or doing it again changes nothing), else "outcome
+        // unknown" (see engineErrorJson). Once per burst in the log.
         transport.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
-        sendJson(res, 200, {
-          error: { code: ErrorCode.Internal, message: 'engine unavailable, retry later', temporary: true },
-        });
+        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method)) });
         return;
       }
       transport.log.error({ err, method }, 'api method failed');

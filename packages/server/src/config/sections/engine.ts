@@ -24,7 +24,7 @@ const redisSchema = z
       .describe('Prefix of every Redis key and pub/sub channel, so several deployments can share one Redis.'),
     user: z.string().default('').describe('ACL user (Redis 6+); overrides the one in the address.'),
     password: secret.describe(
-      'Password (AUTH); overrides the one in the address. A secret: a Redis that requires one and gets none fails the start with an error naming this key.',
+      'Password (AUTH); overrides the one in the address. A secret: when Redis refuses it (missing or wrong), the node still starts but stays not ready (503 on /ready and on upgrades), logs an error naming this key, and keeps retrying.',
     ),
     db: z.number().int().min(0).default(0).describe('Database number (0 with cluster_address).'),
     tls: z
@@ -46,7 +46,7 @@ const redisSchema = z
       .describe('Redis Cluster seed nodes (`host:port`); set to use Redis Cluster (channels use sharded pub/sub).'),
     connect_timeout: duration('1s').describe('Longest wait for a connection to Redis, at start and on reconnect.'),
     io_timeout: duration('1s').describe(
-      'Longest wait for one Redis reply; then the call fails with a temporary error (a publish is never left hanging).',
+      'Longest wait for one Redis reply; then the call fails (a publish is never left hanging): a read with a temporary error, a publish with 100 "outcome unknown" (Redis may still apply it; see docs/PROTOCOL.md).',
     ),
     reconnect_max_delay: duration('2s').describe('Longest wait between reconnect attempts while Redis is down.'),
   })

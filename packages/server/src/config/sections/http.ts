@@ -42,6 +42,37 @@ export const httpApiSection = z
       .min(1024)
       .default(1_048_576)
       .describe('Largest API request body in bytes (Bulwark addition).'),
+    history_max_limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(1000)
+      .describe(
+        'Most publications one API `history` call returns (Bulwark addition; Centrifugo does not cap it). `limit` -1 reads up to this many; a larger `limit` or one below -1 is refused with 107. A reply can reach this times protection.publication_max_size bytes.',
+      ),
+    presence_max_clients: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe(
+        'Most entries an API `presence` reply carries (Bulwark addition). A channel with more is answered 106 (use presence_stats).',
+      ),
+    channels_max_results: z
+      .number()
+      .int()
+      .min(1)
+      .default(10_000)
+      .describe(
+        'Most channels an API `channels` reply carries (Bulwark addition). More matching channels are answered 106 (narrow the pattern).',
+      ),
+    channels_pattern_max_length: z
+      .number()
+      .int()
+      .min(1)
+      .default(256)
+      .describe('Longest `channels` pattern in characters (Bulwark addition); a longer one is refused with 107.'),
   })
   .prefault({});
 

@@ -70,7 +70,13 @@ const RESUBSCRIBE_BATCH = 512;
  *   back, and readiness follows the cluster connection as a whole, not each shard.
  * - While Redis is unreachable, calls reject within about `commandTimeoutMs` (at once when the
  *   connection is known to be down) with an {@link EngineUnavailableError}; they never wait for
- *   Redis to come back. A failed publish may or may not have been applied.
+ *   Redis to come back. A `publish` or `publishControl` that failed after it was sent, or may
+ *   have been (no answer within `commandTimeoutMs`, connection lost in flight), rejects with an
+ *   EngineOutcomeUnknownError instead: Redis may have applied it, or may apply it once it
+ *   answers again, and a repeat delivers twice. One refused before it was sent (connection
+ *   down) or by Redis (LOADING, READONLY, …) was not applied and rejects with the plain error.
+ *   Joins and leaves are notices that are part of a subscribe, which the SDK repeats: they
+ *   always reject with the plain error.
  * - `start` rejects with an EngineUnavailableError when Redis is not reachable within the
  *   connect timeout, and leaves nothing running; a broker whose start failed cannot be reused.
  */
@@ -187,7 +193,7 @@ export class RedisBroker implements Broker {
     const meta = encodeMeta(opts);
     const keys = brokerKeys(this.o.prefix, channel);
     if (!(opts.historySize > 0 && opts.historyTtlMs > 0)) {
-      await this.call(this.publishRaw(keys.pubsub, encodePublication(0, '', meta, data)));
+      await this.call(this.publishRaw(keys.pubsub, encodePublication(0, '', meta, data)), true);
       return { offset: 0, epoch: '' };
     }
     const historyTtlMs = Math.ceil(opts.historyTtlMs);
@@ -207,6 +213,7 @@ export class RedisBroker implements Broker {
           this.cluster ? 'spublish' : 'publish',
         ],
       ),
+      true,
     );
     if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'string') {
       throw new MalformedMessageError('publish reply', JSON.stringify(reply));
@@ -226,7 +233,7 @@ export class RedisBroker implements Broker {
 
   /** publishControl sends a control message to every node, this one included. */
   async publishControl(data: RawJSON): Promise<void> {
-    await this.call(this.command.publish(this.control, data));
+    await this.call(this.command.publish(this.control, data), true);
   }
 
   /** history reads a channel stream, creating its position if missing, as the memory broker does. */
@@ -270,12 +277,16 @@ export class RedisBroker implements Broker {
     await Promise.all([closeClient(this.command, this.o), closeClient(this.subscriber, this.o)]);
   }
 
-  /** call bounds and maps one Redis call: failures of availability become EngineUnavailableError. */
-  private async call<T>(promise: Promise<T>): Promise<T> {
+  /**
+   * call bounds and maps one Redis call: failures of availability become EngineUnavailableError,
+   * or EngineOutcomeUnknownError for a `write` (a publish: not safe to repeat) that may have
+   * reached Redis.
+   */
+  private async call<T>(promise: Promise<T>, write = false): Promise<T> {
     try {
-      return await (this.cluster ? withDeadline(promise, this.o.commandTimeoutMs, this.o.description) : promise);
+      return await (this.cluster ? withDeadline(promise, this.o.commandTimeoutMs) : promise);
     } catch (err) {
-      throw toEngineError(err, this.o.description);
+      throw toEngineError(err, this.o.description, write);
     }
   }
 

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
-import { EngineUnavailableError, toEngineError } from './errors.js';
+import { NoAnswerError, toEngineError } from './errors.js';
 import { resolveRedisOptions } from '../../config/redis-options.js';
 import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
 
@@ -108,7 +108,7 @@ function backoff(times: number, cap: number): number {
  */
 export async function connectClient(client: RedisClient, o: ResolvedRedisOptions): Promise<void> {
   try {
-    await withDeadline(client.connect(), 2 * o.connectTimeoutMs, o.description);
+    await withDeadline(client.connect(), 2 * o.connectTimeoutMs);
   } catch (err) {
     client.disconnect();
     throw toEngineError(err, o.description);
@@ -123,25 +123,22 @@ export async function closeClient(client: RedisClient, o: ResolvedRedisOptions):
     return;
   }
   try {
-    await withDeadline(client.quit(), o.commandTimeoutMs, o.description);
+    await withDeadline(client.quit(), o.commandTimeoutMs);
   } catch {
     client.disconnect();
   }
 }
 
 /**
- * withDeadline rejects with an EngineUnavailableError when `promise` has not settled within
- * `ms`. Standalone commands are bounded by ioredis' commandTimeout already; a cluster command
- * can be retried across redirections and reconnects for much longer, so cluster calls (and
- * connecting) get this outer bound.
+ * withDeadline rejects with a {@link NoAnswerError} (which {@link toEngineError} maps) when
+ * `promise` has not settled within `ms`. Standalone commands are bounded by ioredis'
+ * commandTimeout already; a cluster command can be retried across redirections and reconnects
+ * for much longer, so cluster calls (and connecting) get this outer bound.
  */
-export function withDeadline<T>(promise: Promise<T>, ms: number, address: string): Promise<T> {
+export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new EngineUnavailableError(address, { cause: new Error(`no answer within ${ms} ms`) })),
-      ms,
-    );
+    timer = setTimeout(() => reject(new NoAnswerError(ms)), ms);
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

@@ -42,7 +42,8 @@ export interface RedisPresenceOptions extends RedisEngineOptions {
  * per-channel count kept by the same scripts. Call `start` to connect (and learn at once that
  * Redis is unreachable; a manager whose start failed cannot be reused); calls made before it
  * connect in the background and fail fast until it is ready. While Redis is unreachable, calls
- * reject within about `commandTimeoutMs` with an EngineUnavailableError.
+ * reject within about `commandTimeoutMs` with an EngineUnavailableError, never an
+ * EngineOutcomeUnknownError: every presence call is safe to repeat.
  */
 export class RedisPresenceManager implements PresenceManager {
   private readonly o: ResolvedRedisOptions;
@@ -134,7 +135,7 @@ export class RedisPresenceManager implements PresenceManager {
   private async run(script: LuaScript, channel: string, args: (string | number)[]): Promise<unknown> {
     const call = evalScript(this.client, script, presenceKeys(this.o.prefix, channel), args);
     try {
-      return await (this.o.mode === 'cluster' ? withDeadline(call, this.o.commandTimeoutMs, this.o.description) : call);
+      return await (this.o.mode === 'cluster' ? withDeadline(call, this.o.commandTimeoutMs) : call);
     } catch (err) {
       throw toEngineError(err, this.o.description);
     }

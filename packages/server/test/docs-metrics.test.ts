@@ -1,0 +1,66 @@
+/**
+ * Every metric name the documentation mentions (`bulwark_…` in docs/*.md and README.md) exists
+ * in a running node's /metrics, so an alert copied from the docs watches something real. The
+ * node runs the Redis engine (the shared Redis, under a random prefix), which exports every
+ * metric the memory engine does and the Redis-only ones. A name ending in `_` is a prefix (some
+ * metric must start with it); a histogram's `_bucket`, `_sum` and `_count` series count as the
+ * histogram.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
+import { startTestServer } from './helpers/server.js';
+
+const root = new URL('../../../../', import.meta.url);
+
+/** docMentions maps each `bulwark_…` name in docs/*.md and README.md to the files naming it. */
+function docMentions(): Map<string, string[]> {
+  const files = [
+    'README.md',
+    ...readdirSync(new URL('docs/', root))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ];
+  const names = new Map<string, string[]>();
+  for (const file of files) {
+    const text = readFileSync(new URL(file, root), 'utf8');
+    for (const [name] of text.matchAll(/\bbulwark_[a-z0-9_]*/g)) {
+      const where = names.get(name) ?? [];
+      if (!where.includes(file)) where.push(file);
+      names.set(name, where);
+    }
+  }
+  return names;
+}
+
+/** exported lists every metric name a /metrics text declares (its `# TYPE` lines) and each series. */
+function exported(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (!type) continue;
+    const [, name, kind] = type as unknown as [string, string, string];
+    names.add(name);
+    if (kind === 'histogram' || kind === 'summary') for (const s of ['_bucket', '_sum', '_count']) names.add(name + s);
+  }
+  return names;
+}
+
+void describeRedis('docs: metric names', () => {
+  it('every bulwark_… metric the docs mention exists in /metrics', async (t) => {
+    const prefix = uniquePrefix();
+    const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
+    t.after(async () => {
+      await srv.close();
+      await removeKeys(prefix);
+    });
+    const names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+    const mentions = docMentions();
+    assert.ok(mentions.size > 10, `found only ${mentions.size} metric names in the docs`);
+    const missing = [...mentions]
+      .filter(([name]) => (name.endsWith('_') ? ![...names].some((n) => n.startsWith(name)) : !names.has(name)))
+      .map(([name, files]) => `${name} (${files.join(', ')})`);
+    assert.deepEqual(missing, [], `metric names in the docs that /metrics does not have: ${missing.join('; ')}`);
+  });
+});
