@@ -34,6 +34,9 @@ export class Metrics {
   readonly rpcCacheShared: Gauge<'stat'>;
   readonly admissionOpen: Gauge;
   readonly admissionLimit: Gauge;
+  readonly httpPendingSockets: Gauge;
+  readonly httpSocketsClosed: Counter<'reason'>;
+  #httpPendingSource: (() => number) | undefined;
   #admissionSource: (() => { open: number; limit: number }) | undefined;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
@@ -44,6 +47,7 @@ export class Metrics {
    */
   readonly #commandChildren = new Map<string, { inc(): void }>();
   readonly #rejectionChildren = new Map<string, { inc(): void }>();
+  readonly #httpClosedChildren = new Map<string, { inc(): void }>();
 
   constructor(nodeName: string) {
     const r = this.registry;
@@ -171,6 +175,21 @@ export class Metrics {
         if (a) this.set(a.limit);
       },
     });
+    this.httpPendingSockets = new Gauge({
+      name: 'bulwark_http_pending_sockets',
+      help: 'HTTP connections that have not finished a request (new, or kept alive between requests): admission counts them with the WebSockets against what the open-file limit holds.',
+      registers,
+      collect() {
+        const n = self.#httpPendingSource?.();
+        if (n !== undefined) this.set(n);
+      },
+    });
+    this.httpSocketsClosed = new Counter({
+      name: 'bulwark_http_sockets_closed_total',
+      help: 'HTTP connections closed before their request was complete, by reason: headers_timeout (http_server.headers_timeout, 408), request_timeout (http_server.request_timeout, 408), fd_pressure (the longest-waiting ones, closed so the open-file limit is never reached).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.rpcCacheShared = new Gauge({
       name: 'bulwark_rpc_cache_shared',
       help: "The RPC cache's shared Redis tier on this node (Redis engine only): sharedHits, sharedMisses, lockWaits, waitTimeouts (waits for another node's load that ran out; this node then called the backend itself), redisErrors, fallbacks (backend calls made because Redis failed).",
@@ -218,6 +237,18 @@ export class Metrics {
     let child = this.#rejectionChildren.get(reason);
     if (child === undefined) this.#rejectionChildren.set(reason, (child = this.rejections.labels({ reason })));
     child.inc();
+  }
+
+  /** httpSocketClosed counts one HTTP connection closed before its request was complete (bulwark_http_sockets_closed_total{reason}). */
+  httpSocketClosed(reason: string): void {
+    let child = this.#httpClosedChildren.get(reason);
+    if (child === undefined) this.#httpClosedChildren.set(reason, (child = this.httpSocketsClosed.labels({ reason })));
+    child.inc();
+  }
+
+  /** setHttpPendingSource sets what bulwark_http_pending_sockets reads at each scrape. */
+  setHttpPendingSource(source: () => number): void {
+    this.#httpPendingSource = source;
   }
 
   /** setRpcCacheSource sets what fills bulwark_rpc_cache at each scrape. */

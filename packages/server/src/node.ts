@@ -148,6 +148,7 @@ export class Node implements SessionContext {
     ({ proxies: this.proxies, proxy: this.backend, rpcCache: this.rpcCache } = this.#backend);
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
+    this.metrics.setHttpPendingSource(() => this.admission.pending.size);
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
@@ -222,6 +223,7 @@ export class Node implements SessionContext {
       this.#readFdLimits,
     );
     this.admission.setConnectionLimit(fd.connectionLimit);
+    this.admission.pending.setCapacity(fd.socketCapacity);
     if (cfg.client.insecure) {
       this.log.warn(
         'client.insecure is ON: every connection is accepted without a token and may do anything the namespaces allow. Local demos only, never in production.',

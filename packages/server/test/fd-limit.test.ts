@@ -122,7 +122,13 @@ describe('fd-limit: planConnectionLimit', () => {
       source: 'config',
       limits: limits(12_564, 12_564),
       required: 12_564,
+      socketCapacity: 10_000,
     });
+    // The sockets the soft limit holds (WebSockets and HTTP connections waiting for a request)
+    // may exceed the configured connection limit: pending sockets are closed only beyond it.
+    const roomy = planConnectionLimit({ connectionLimit: 1000, fdHeadroom: 1.25 }, limits(20_064, 20_064));
+    assert.equal(roomy.connectionLimit, 1000);
+    assert.equal(roomy.socketCapacity, 16_000);
   });
 
   it('refuses a limit the soft and hard limits cannot hold, saying what to set everywhere', () => {
@@ -159,6 +165,7 @@ describe('fd-limit: planConnectionLimit', () => {
       source: 'fd_limit',
       limits: limits(10_064, 20_000),
       required: 10_064,
+      socketCapacity: 8000,
     });
     assert.equal(planConnectionLimit({ connectionLimit: 0, fdHeadroom: 2 }, limits(1024, 1024)).connectionLimit, 480);
   });
@@ -167,6 +174,7 @@ describe('fd-limit: planConnectionLimit', () => {
     const plan = planConnectionLimit({ connectionLimit: 0, fdHeadroom: 1.25 }, limits(Infinity, Infinity));
     assert.equal(plan.connectionLimit, 0);
     assert.equal(plan.source, 'none');
+    assert.equal(plan.socketCapacity, 0, 'no bound on pending sockets either');
   });
 
   it('refuses a soft limit that holds no connection at all', () => {
@@ -182,6 +190,7 @@ describe('fd-limit: planConnectionLimit', () => {
       source: 'unchecked',
       limits: undefined,
       required: 689,
+      socketCapacity: 0,
     });
     assert.equal(planConnectionLimit({ connectionLimit: 0, fdHeadroom: 1.25 }, undefined).connectionLimit, 0);
   });

@@ -3,6 +3,11 @@
  * (`route`) and upgrade routes (`upgrade`); this file knows none of them. A request no route
  * takes gets 404, an upgrade no route takes a raw 404, and a route that throws a 500.
  *
+ * It also bounds how long a connection may hold a file descriptor without a complete request
+ * (http_server.headers_timeout, request_timeout, keep_alive_timeout: slow-loris), and tells a
+ * {@link SocketWatch} when a connection opens, starts and ends a request, or times out, so
+ * admission can count the sockets that wait for a request (protection/pending-sockets.ts).
+ *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +26,34 @@ export type RouteHandler = (
   url: URL,
 ) => void | boolean | Promise<void | boolean>;
 
+/**
+ * SocketWatch follows each connection's requests: `connected` on accept, `requestStarted` once
+ * a request's headers are complete (request or upgrade), `requestEnded` when its response is
+ * sent, `timedOut` when a timeout closes it (408).
+ */
+export interface SocketWatch {
+  connected(socket: Socket): void;
+  requestStarted(socket: Socket): void;
+  requestEnded(socket: Socket): void;
+  timedOut(socket: Socket): void;
+}
+
+/** HttpServerOptions are the timeouts of the server (ms; config http_server.*) and who watches its sockets. */
+export interface HttpServerOptions {
+  headersTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  sockets?: SocketWatch;
+}
+
+/** Responses to a request that cannot be served (as Node.js answers them without a 'clientError' listener). */
+const clientErrorResponses: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+};
+const badRequestResponse = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+
 /** UpgradeHandler takes an upgrade request on its path (`path` without the query). */
 export type UpgradeHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -38,12 +71,28 @@ export class HttpServer {
   readonly #routes: Route[] = [];
   readonly #upgrades = new Map<string, UpgradeHandler>();
 
-  constructor(log: Logger) {
+  readonly #sockets: SocketWatch | undefined;
+
+  constructor(log: Logger, options: HttpServerOptions) {
     this.#log = log;
-    this.#server = createServer((req, res) => void this.#handle(req, res));
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) =>
-      this.#upgrade(req, socket, head),
+    const sockets = (this.#sockets = options.sockets);
+    this.#server = createServer(
+      {
+        headersTimeout: options.headersTimeout,
+        requestTimeout: options.requestTimeout,
+        keepAliveTimeout: options.keepAliveTimeout,
+        // Node checks the two request timeouts on this period (30 s by default: a 60 s header
+        // timeout fired after up to 90 s). A quarter of the header timeout, at most 1 s.
+        connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(options.headersTimeout / 4))),
+      },
+      (req, res) => void this.#handle(req, res),
     );
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      sockets?.requestStarted(socket);
+      this.#upgrade(req, socket, head);
+    });
+    if (sockets !== undefined) this.#server.on('connection', sockets.connected);
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
   }
 
   /**
@@ -88,7 +137,28 @@ export class HttpServer {
     });
   }
 
+  /**
+   * #clientError answers a request that cannot be served, as Node.js does without a listener
+   * (408, 431, 413 or 400, unless a response already began), and tells the socket watch of a
+   * timeout.
+   */
+  #clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') this.#sockets?.timedOut(socket);
+    // `_httpMessage` is the response in flight on this socket, if any (Node's own check).
+    const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (socket.writable && (res == null || !res.headersSent)) {
+      socket.write(clientErrorResponses[err.code ?? ''] ?? badRequestResponse);
+    }
+    socket.destroy();
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const sockets = this.#sockets;
+    if (sockets !== undefined) {
+      const socket = req.socket;
+      sockets.requestStarted(socket);
+      res.once('finish', () => sockets.requestEnded(socket));
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     try {

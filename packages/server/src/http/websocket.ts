@@ -12,6 +12,7 @@ import { ClientSession } from '../client/session.js';
 import type { Admission } from '../protection/admission.js';
 import { DisconnectCode, disconnect } from '../protocol/codes.js';
 import { WebSocketTransport } from '../transport/transport-ws.js';
+import { originMatches, parseOrigin, parseOriginPattern, sameOrigin, type OriginPattern } from '../util/origin.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 
 /** The WebSocket endpoint path, as Centrifugo serves it. */
@@ -31,10 +32,12 @@ export interface WebSocketContext extends SessionContext {
 export class WebSocketEndpoint {
   readonly #ctx: WebSocketContext;
   readonly #wss: WebSocketServer;
+  readonly #origins: OriginCheck;
 
   constructor(ctx: WebSocketContext) {
     this.#ctx = ctx;
     const cfg = ctx.config;
+    this.#origins = new OriginCheck(cfg.client.allowed_origins);
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: cfg.websocket.message_size_limit,
@@ -49,7 +52,7 @@ export class WebSocketEndpoint {
     // Admission first (draining, connection count, accept rate): a refusal is a prepared 503
     // written to the raw socket, before any per-connection work, origin check included.
     if (!ctx.admission.admit(socket)) return;
-    if (!originAllowed(req, ctx.config.client.allowed_origins)) {
+    if (!this.#origins.allows(req)) {
       ctx.metrics.reject('origin');
       rejectUpgrade(socket, 403, 'Forbidden');
       return;
@@ -102,30 +105,48 @@ function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Recor
 }
 
 /**
- * originAllowed checks a browser's Origin header. Requests without Origin (SDKs outside a
- * browser) pass; a browser page must be same-origin or listed in client.allowed_origins
- * (`*` allows all, `*.example.com` a wildcard).
+ * OriginCheck decides a browser's Origin header against client.allowed_origins (patterns
+ * parsed once). Requests without Origin (SDKs outside a browser) pass; a browser page must be
+ * same-origin — same scheme, host and port as the request — or match a pattern (`*` allows
+ * all, `https://*.example.com` any subdomain). Origins are parsed (util/origin.ts), never
+ * matched as raw strings.
  */
-export function originAllowed(req: IncomingMessage, allowed: readonly string[]): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return true;
-  let host: string;
-  try {
-    host = new URL(origin).host;
-  } catch {
-    return false;
+export class OriginCheck {
+  readonly #any: boolean;
+  readonly #patterns: OriginPattern[] = [];
+
+  /** Parses the patterns; an invalid one (config validation refuses them) matches nothing. */
+  constructor(allowed: readonly string[]) {
+    for (const p of allowed) {
+      const parsed = parseOriginPattern(p);
+      if (typeof parsed !== 'string') this.#patterns.push(parsed);
+    }
+    this.#any = this.#patterns.some((p) => p.any);
   }
-  if (host === req.headers.host) return true;
-  const lower = origin.toLowerCase();
-  return allowed.some((pattern) => {
-    if (pattern === '*') return true;
-    const p = pattern.toLowerCase();
-    if (!p.includes('*')) return p === lower;
-    const re = new RegExp('^' + p.split('*').map(escapeRegExp).join('[^/]*') + '$');
-    return re.test(lower);
-  });
+
+  /** allows tells whether the upgrade request `req` may connect from its Origin. */
+  allows(req: IncomingMessage): boolean {
+    const header = req.headers.origin;
+    if (header === undefined || header === '') return true;
+    if (this.#any) return true;
+    const origin = parseOrigin(header);
+    if (origin === undefined) return false;
+    if (sameOrigin(origin, requestScheme(req), req.headers.host)) return true;
+    return this.#patterns.some((p) => originMatches(origin, p));
+  }
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * requestScheme is the scheme the browser used to reach this node: the first
+ * X-Forwarded-Proto value when a proxy in front terminates TLS (a browser cannot set that
+ * header on a WebSocket), else https on a TLS socket, else http.
+ */
+function requestScheme(req: IncomingMessage): string {
+  const forwarded = req.headers['x-forwarded-proto'];
+  if (typeof forwarded === 'string' && forwarded !== '') {
+    const first = forwarded.split(',')[0]?.trim().toLowerCase() ?? '';
+    if (first === 'https' || first === 'wss') return 'https';
+    if (first === 'http' || first === 'ws') return 'http';
+  }
+  return (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
 }

@@ -9,6 +9,7 @@ import type { ApiCluster, ApiNode } from '../http/api-methods.js';
 import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
 import { HttpServer } from '../http/server.js';
+import type { Admission } from '../protection/admission.js';
 import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
 
 /**
@@ -16,12 +17,23 @@ import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContex
  * the API methods', readiness and the WebSocket endpoint's needs. Its config also says which
  * routes exist (health.enabled, prometheus.enabled, demo.enabled).
  */
-export type NodeHttpContext = ApiTransportContext & ApiNode & ReadinessContext & WebSocketContext;
+export type NodeHttpContext = ApiTransportContext &
+  ApiNode &
+  ReadinessContext &
+  WebSocketContext & {
+    /** Admission, with the HTTP connections waiting for a request that the server reports to it. */
+    readonly admission: Pick<Admission, 'pending'>;
+  };
 
 /** nodeHttpServer makes the node's HTTP server with its routes registered. */
 export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): HttpServer {
   const cfg = node.config;
-  const http = new HttpServer(node.log);
+  const http = new HttpServer(node.log, {
+    headersTimeout: cfg.http_server.headers_timeout,
+    requestTimeout: cfg.http_server.request_timeout,
+    keepAliveTimeout: cfg.http_server.keep_alive_timeout,
+    sockets: node.admission.pending,
+  });
   const api = apiRoute(node, { node, cluster });
   http.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
   if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(node));

@@ -8,6 +8,11 @@
  * uniformly over `protection.retry_after_min…max`, so refused clients come back spread out,
  * not in lockstep.
  *
+ * HTTP connections that have not finished their request yet hold descriptors too: admission
+ * keeps them in {@link Admission.pending} and counts them with the accepted WebSockets against
+ * what the open-file limit holds, closing the longest-waiting first under pressure
+ * (pending-sockets.ts: slow-loris).
+ *
  * A refusal must cost far less than the connection it refuses: the responses are built once
  * at construction, and the per-refusal work is a few comparisons, a counter increment, a
  * BurstLog call (one log line per burst) and one socket write.
@@ -20,6 +25,7 @@ import type { Metrics } from '../metrics.js';
 import type { BurstLog } from './burst-log.js';
 import type { KillSwitches } from './kill-switches.js';
 import type { SheddingState } from './load-shedder.js';
+import { PendingSockets } from './pending-sockets.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** RejectReason is why admission refused an upgrade: the `reason` label of bulwark_rejections_total. */
@@ -110,6 +116,11 @@ export class Admission {
   #fields: Record<RejectReason, Record<string, unknown>>;
   #limit: number;
   #open = 0;
+  /**
+   * The node's HTTP connections waiting for a request, counted with the open WebSockets
+   * against the sockets the open-file limit holds (set its capacity at start).
+   */
+  readonly pending: PendingSockets;
 
   /**
    * Builds the admission of a node from its config: client.connection_limit (replace it with
@@ -130,6 +141,7 @@ export class Admission {
     }
     this.#limit = cfg.client.connection_limit;
     this.#fields = this.#makeFields();
+    this.pending = new PendingSockets(ctx, () => this.#open);
   }
 
   /** open is the number of WebSocket connections accepted and not closed yet. */

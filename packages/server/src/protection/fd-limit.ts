@@ -67,6 +67,12 @@ export interface FdLimitPlan {
   limits: FdLimits | undefined;
   /** Descriptors the connection limit needs (0 when there is no limit). */
   required: number;
+  /**
+   * The sockets the soft limit holds, WebSockets and HTTP connections waiting for a request
+   * together ({@link connectionsAllowed}); 0 when unknown or unlimited. Under it, the waiting
+   * HTTP connections are closed oldest first (protection/pending-sockets.ts).
+   */
+  socketCapacity: number;
 }
 
 function parseLimit(value: string): number | undefined {
@@ -174,17 +180,27 @@ export function planConnectionLimit(opts: FdLimitOptions, limits: FdLimits | und
       source: 'unchecked',
       limits,
       required: connectionLimit > 0 ? requiredFds(connectionLimit, fdHeadroom) : 0,
+      socketCapacity: 0,
     };
   }
+  const allowed = connectionsAllowed(limits.soft, fdHeadroom);
+  const socketCapacity = allowed === Number.POSITIVE_INFINITY ? 0 : allowed;
   if (connectionLimit > 0) {
     const required = requiredFds(connectionLimit, fdHeadroom);
     if (limits.soft < required) throw fdLimitTooLow(opts, limits);
-    return { connectionLimit, source: 'config', limits, required };
+    return { connectionLimit, source: 'config', limits, required, socketCapacity };
   }
-  const allowed = connectionsAllowed(limits.soft, fdHeadroom);
-  if (allowed === Number.POSITIVE_INFINITY) return { connectionLimit: 0, source: 'none', limits, required: 0 };
+  if (allowed === Number.POSITIVE_INFINITY) {
+    return { connectionLimit: 0, source: 'none', limits, required: 0, socketCapacity };
+  }
   if (allowed < 1) throw noRoomForConnections(limits, fdHeadroom);
-  return { connectionLimit: allowed, source: 'fd_limit', limits, required: requiredFds(allowed, fdHeadroom) };
+  return {
+    connectionLimit: allowed,
+    source: 'fd_limit',
+    limits,
+    required: requiredFds(allowed, fdHeadroom),
+    socketCapacity,
+  };
 }
 
 /** The BW_ERR_FD_LIMIT error of a soft limit that holds not even one connection. */

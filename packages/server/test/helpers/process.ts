@@ -139,6 +139,8 @@ export interface StartOptions {
   args?: string[];
   /** How long to wait for the banner (default 10 s). */
   timeoutMs?: number;
+  /** Start under this open-file limit, soft and hard (`ulimit -n`, through /bin/sh). */
+  nofile?: number;
 }
 
 /**
@@ -152,7 +154,7 @@ export async function startBulwark(
   opts: StartOptions = {},
   t?: { after(fn: () => Promise<void>): void },
 ): Promise<BulwarkProcess> {
-  const cli = spawnCli(['start', '-c', configFile, '-p', String(opts.port ?? 0), ...(opts.args ?? [])]);
+  const cli = spawnCli(['start', '-c', configFile, '-p', String(opts.port ?? 0), ...(opts.args ?? [])], opts.nofile);
   const { proc, exited } = cli;
   const pid = proc.pid ?? 0;
   const kill = async (): Promise<void> => {
@@ -229,9 +231,16 @@ interface SpawnedCli {
   readonly exited: Promise<Exit>;
 }
 
-/** spawnCli runs `node <cli> ...args` with a clean environment, collecting its output; tracked until it exits. */
-function spawnCli(args: string[]): SpawnedCli {
-  const proc = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * spawnCli runs `node <cli> ...args` with a clean environment, collecting its output; tracked
+ * until it exits. With `nofile`, a shell sets the open-file limit and execs node (same pid).
+ */
+function spawnCli(args: string[], nofile?: number): SpawnedCli {
+  const options = { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+  const proc =
+    nofile === undefined
+      ? spawn(process.execPath, [cliPath, ...args], options)
+      : spawn('/bin/sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, cliPath, ...args], options);
   running.add(proc);
   const out = { stderr: '', stdout: '' };
   proc.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { duration, secret } from './common.js';
+import { parseOriginPattern } from '../../util/origin.js';
 import { proxyShape } from './proxy.js';
 
 const tokenSchema = z
@@ -38,9 +39,16 @@ export const clientSection = z
       .default(false)
       .describe('Connections without a token are accepted as anonymous (user "").'),
     allowed_origins: z
-      .array(z.string())
+      .array(
+        z.string().superRefine((p, ctx) => {
+          const parsed = parseOriginPattern(p);
+          if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: `"${p}": ${parsed}` });
+        }),
+      )
       .default([])
-      .describe('Origins allowed to connect from a browser; "*" allows all. Empty: same-origin only.'),
+      .describe(
+        'Origins allowed to connect from a browser, each scheme://host[:port] (no port: the scheme\'s default), compared as parsed scheme, host and port; "*" as whole leading host labels ("https://*.example.com": any subdomain), or alone to allow all. Empty: same-origin only (same scheme, host and port as the request).',
+      ),
     presence_update_interval: duration('27s').describe(
       "How often a node refreshes its clients' presence entries; entries live 2.5× this.",
     ),

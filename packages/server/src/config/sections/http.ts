@@ -6,13 +6,34 @@
  * @module
  */
 import { z } from 'zod';
-import { secret } from './common.js';
+import { duration, secret } from './common.js';
 
 /** httpServerSection is the `http_server` section. */
 export const httpServerSection = z
   .strictObject({
     address: z.string().default('').describe('Interface to listen on; empty means all interfaces.'),
     port: z.number().int().min(0).max(65535).default(8000).describe('HTTP port (WebSocket, API, health, metrics).'),
+    headers_timeout: duration('10s').describe(
+      'Close a connection whose request headers (a WebSocket upgrade included) are not complete this long after it opened or its previous response, with 408 (slow-loris). Checked every min(1s, headers_timeout / 4). Bulwark addition.',
+    ),
+    request_timeout: duration('30s').describe(
+      'Close a request (headers and body) not received in full within this, with 408; at least headers_timeout. Bulwark addition.',
+    ),
+    keep_alive_timeout: duration('5s').describe(
+      'Close a kept-alive HTTP connection idle this long after its last response. Bulwark addition.',
+    ),
+  })
+  .superRefine((s, ctx) => {
+    for (const key of ['headers_timeout', 'keep_alive_timeout'] as const) {
+      if (s[key] <= 0) ctx.addIssue({ code: 'custom', path: [key], message: 'must be greater than 0' });
+    }
+    if (s.request_timeout < s.headers_timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['request_timeout'],
+        message: `must be at least http_server.headers_timeout (${s.headers_timeout} ms)`,
+      });
+    }
   })
   .prefault({});
 
