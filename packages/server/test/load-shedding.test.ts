@@ -180,16 +180,13 @@ describe('load shedding over real sockets', () => {
     assert.match(metrics, /bulwark_shedding\{level="read"[^}]*\} 0/);
   });
 
-  for (const utilization of [0.8, 0] as const) {
-    const name =
-      utilization > 0
-        ? 'a CPU-hungry neighbour makes an idle node refuse no one'
-        : 'with utilization 0 (lag alone decides) the same neighbour makes the idle node shed';
-    it(name, async (t) => {
-      // The node runs as its own process, as in production: the test's clients and the hogs
-      // are its neighbours. Thresholds a neighbour's scheduling delay crosses on any machine:
-      // what tells the node's own overload from a neighbour's must be the loop's utilization.
-      const secret = randomBytes(24).toString('hex');
+  it('a CPU-hungry neighbour makes an idle node refuse no one (lag alone would shed)', async (t) => {
+    // The nodes run as processes of their own, as in production: the test's clients and the
+    // hogs are their neighbours. Thresholds a neighbour's scheduling delay crosses on any
+    // machine: what tells a node's own overload from a neighbour's must be the loop's
+    // utilization. The same probes go to a node where lag alone decides (utilization 0).
+    const secret = randomBytes(24).toString('hex');
+    const start = async (utilization: number) => {
       const cfg = writeConfigFile({
         http_server: { address: '127.0.0.1' },
         client: { token: { hmac_secret_key: secret } },
@@ -206,32 +203,41 @@ describe('load shedding over real sockets', () => {
       const node = await startBulwark(cfg.path, {}, t);
       const reader = await rawClient(node.url);
       t.after(() => reader.close());
-      assert.ok((await reader.connect(await signConnectionToken({ secret, user: 'reader', ttlSeconds: 60 }))).connect);
-      const hogs = Array.from({ length: availableParallelism() * 3 }, () =>
-        spawn(process.execPath, ['-e', 'const end = Date.now() + 4000; while (Date.now() < end) {}'], {
-          stdio: 'ignore',
-        }),
-      );
-      t.after(() => hogs.forEach((h) => h.kill()));
-      let refused = 0;
-      const end = performance.now() + 1500;
-      while (performance.now() < end) {
-        if ((await upgradeAttempt(node.url)).status !== 101) refused++;
-        const reply = await reader.call('history', { channel: 'open:room', limit: 1 }, 5000);
-        if (reply.error !== undefined) refused++;
-        await sleep(10);
-      }
-      hogs.forEach((h) => h.kill());
-      const metrics = await (await fetch(`${node.httpUrl}/metrics`)).text();
-      const started = Number(/bulwark_shedding_started_total\{level="connect"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
-      if (utilization > 0) {
-        assert.equal(refused, 0, `an idle node refused ${refused}`);
-        assert.equal(started, 0, 'shedding never started');
-      } else {
-        assert.ok(started > 0 || refused > 0, 'the neighbour made the loop lag: lag alone sheds');
-      }
-    });
-  }
+      const token = await signConnectionToken({ secret, user: 'reader', ttlSeconds: 60 });
+      assert.ok((await reader.connect(token)).connect);
+      return { node, reader, refused: 0 };
+    };
+    const [guarded, lagOnly] = await Promise.all([start(0.8), start(0)]);
+    const hogs = Array.from({ length: availableParallelism() * 3 }, () =>
+      spawn(process.execPath, ['-e', 'const end = Date.now() + 4000; while (Date.now() < end) {}'], {
+        stdio: 'ignore',
+      }),
+    );
+    t.after(() => hogs.forEach((h) => h.kill()));
+    const probe = async (n: Awaited<ReturnType<typeof start>>) => {
+      if ((await upgradeAttempt(n.node.url)).status !== 101) n.refused++;
+      const reply = await n.reader.call('history', { channel: 'open:room', limit: 1 }, 5000);
+      if (reply.error !== undefined) n.refused++;
+    };
+    const end = performance.now() + 1500;
+    while (performance.now() < end) {
+      await Promise.all([probe(guarded), probe(lagOnly)]);
+      await sleep(10);
+    }
+    hogs.forEach((h) => h.kill());
+    const sheddingStarts = async (n: Awaited<ReturnType<typeof start>>) => {
+      const metrics = await (await fetch(`${n.node.httpUrl}/metrics`)).text();
+      return Number(/bulwark_shedding_started_total\{level="connect"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    assert.equal(guarded.refused, 0, `the idle node refused ${guarded.refused}`);
+    assert.equal(await sheddingStarts(guarded), 0, 'shedding never started');
+    // The control: the neighbour did make the loops lag. Not asserted — how much a neighbour
+    // delays a timer is the machine's, not Bulwark's — but said, so a run that shows nothing is seen.
+    const lagShed = (await sheddingStarts(lagOnly)) + lagOnly.refused;
+    t.diagnostic(`lag alone: ${lagOnly.refused} refused, shedding started ${await sheddingStarts(lagOnly)} times`);
+    if (lagShed === 0)
+      t.diagnostic('the neighbour did not delay the loops past 5 ms this run: the check above proved little');
+  });
 
   it('shedding.enabled=false: the same busy loop sheds nothing', async (t) => {
     const srv = await startTestServer({ protection: { shedding: { enabled: false } } });
