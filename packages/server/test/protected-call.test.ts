@@ -73,8 +73,15 @@ describe('CircuitBreaker', () => {
     assert.equal(b.state, 'closed', 'only the first report of a permit counts');
   });
 
+  it('is off with a failure rate threshold of 0: every call passes, however many fail', () => {
+    const b = new CircuitBreaker('t', { failureRateThreshold: 0, minRequests: 1 });
+    for (let i = 0; i < 100; i++) b.acquire().done('failure');
+    assert.equal(b.state, 'closed');
+  });
+
   it('rejects invalid options, naming them', () => {
-    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: 0 }), /failureRateThreshold/);
+    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: -0.1 }), /failureRateThreshold/);
+    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: 1.5 }), /failureRateThreshold/);
     assert.throws(() => new CircuitBreaker('t', { halfOpenProbes: 0.5 }), /halfOpenProbes/);
   });
 });

@@ -5,8 +5,14 @@
  * temporary error, so overload costs the client one cheap reply instead of a growing pile of
  * waiting requests in this process.
  *
+ * The limit is `maxConcurrent`, or, with `adaptive`, an {@link AdaptiveLimit} that moves
+ * between its minimum and `maxConcurrent` from what the calls show (issue 12, item 11): each
+ * {@link Release} reports how its call ended, and the limiter times the call itself (from the
+ * grant to the release) on the adaptive limit's clock.
+ *
  * @module
  */
+import { AdaptiveLimit, type AdaptiveLimitOptions, type CallSignal } from './adaptive-limit.js';
 import { ProxyOverloadedError } from './errors.js';
 
 /** ConcurrencyLimiterOptions bounds the calls to one target. */
@@ -15,13 +21,18 @@ export interface ConcurrencyLimiterOptions {
   maxConcurrent?: number;
   /** Most calls waiting for a slot; more are refused at once. 0 means no waiting. Default: 256. */
   maxQueue?: number;
+  /** Adapt the limit below maxConcurrent (the ceiling) to the backend. Default: off (a fixed limit). */
+  adaptive?: AdaptiveLimitOptions | undefined;
 }
 
 /** concurrencyLimiterDefaults are the defaults of {@link ConcurrencyLimiterOptions}. */
 export const concurrencyLimiterDefaults = { maxConcurrent: 64, maxQueue: 256 } as const;
 
-/** Release gives a slot back. Calling it more than once has no further effect. */
-export type Release = () => void;
+/**
+ * Release gives a slot back, saying how the call went for the adaptive limit (default
+ * `ignore`). Calling it more than once has no further effect.
+ */
+export type Release = (signal?: CallSignal) => void;
 
 interface Waiter {
   grant: (release: Release) => void;
@@ -35,6 +46,8 @@ export class ConcurrencyLimiter {
   readonly #target: string;
   readonly #maxConcurrent: number;
   readonly #maxQueue: number;
+  readonly #adaptive: AdaptiveLimit | undefined;
+  readonly #now: () => number;
   #active = 0;
   /** Waiting callers in arrival order; a Set so a caller that gives up leaves in O(1). */
   readonly #queue = new Set<Waiter>();
@@ -50,6 +63,18 @@ export class ConcurrencyLimiter {
     if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) {
       throw new TypeError(`concurrency limiter: maxQueue must be an integer ≥ 0 (got ${this.#maxQueue})`);
     }
+    this.#adaptive = options.adaptive && new AdaptiveLimit(this.#maxConcurrent, options.adaptive);
+    this.#now = options.adaptive?.now ?? (() => performance.now());
+  }
+
+  /** limit is the number of slots now: the adaptive limit, or maxConcurrent. */
+  get limit(): number {
+    return this.#adaptive?.limit ?? this.#maxConcurrent;
+  }
+
+  /** baselineMs is the adaptive limit's no-load round trip (undefined when fixed or not measured yet). */
+  get baselineMs(): number | undefined {
+    return this.#adaptive?.baselineMs;
   }
 
   /** inFlight is the number of slots held. */
@@ -69,12 +94,12 @@ export class ConcurrencyLimiter {
    */
   acquire(signal?: AbortSignal): Promise<Release> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#active < this.#maxConcurrent) {
+    if (this.#active < this.limit) {
       this.#active++;
       return Promise.resolve(this.#release());
     }
     if (this.#queue.size >= this.#maxQueue) {
-      return Promise.reject(new ProxyOverloadedError(this.#target, this.#maxConcurrent, this.#maxQueue));
+      return Promise.reject(new ProxyOverloadedError(this.#target, this.limit, this.#maxQueue));
     }
     return new Promise<Release>((resolve, reject) => {
       const onAbort = (): void => {
@@ -92,19 +117,26 @@ export class ConcurrencyLimiter {
     });
   }
 
-  /** release makes the one-shot function that frees a slot, or hands it straight to the next waiter. */
+  /**
+   * release makes the one-shot function that frees a slot granted now: it reports the call to
+   * the adaptive limit, then hands free slots to waiters, as many as the (maybe new) limit allows.
+   */
   #release(): Release {
     let released = false;
-    return () => {
+    const granted = this.#now();
+    const inFlight = this.#active;
+    return (signal = 'ignore') => {
       if (released) return;
       released = true;
-      const next = this.#queue.values().next();
-      if (next.done) {
-        this.#active--;
-        return;
+      this.#adaptive?.record(signal, this.#now() - granted, inFlight);
+      this.#active--;
+      while (this.#active < this.limit) {
+        const next = this.#queue.values().next();
+        if (next.done) return;
+        this.#queue.delete(next.value);
+        this.#active++;
+        next.value.grant(this.#release());
       }
-      this.#queue.delete(next.value);
-      next.value.grant(this.#release());
     };
   }
 }

@@ -4,7 +4,9 @@
  *
  * 1. the kill switch (an operator turned the feature off: refused, final);
  * 2. the circuit breaker (the backend is failing: refused without calling it, temporary);
- * 3. the concurrency limit (slots busy and queue full: refused at once, temporary);
+ * 3. the concurrency limit (slots busy and queue full: refused at once, temporary), fixed or
+ *    adaptive (adaptive-limit.ts: each call that held a slot reports its round trip, or a drop
+ *    when it timed out or the backend answered that it is overloaded);
  * 4. the deadline (deadline.ts: the target's `timeoutMs`, or the caller's own deadline), which
  *    covers the wait for a slot and the call itself; when it passes, the AbortSignal handed to
  *    the call is aborted, so the HTTP request is really cancelled and the backend stops
@@ -30,7 +32,7 @@ import type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circu
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { ConcurrencyLimiterOptions } from './concurrency-limiter.js';
 import { Deadline, untilAborted } from './deadline.js';
-import { ProxyKilledError, toProxyError } from './errors.js';
+import { isOverloadSignal, OriginError, ProxyKilledError, toProxyError } from './errors.js';
 import type { ProxyError, ProxyErrorCode } from './errors.js';
 
 /**
@@ -94,6 +96,8 @@ export interface ProtectedTargetStats {
   readonly inFlight: number;
   /** Calls waiting for a slot. */
   readonly queued: number;
+  /** The concurrency limit now (adaptive or max_concurrent). */
+  readonly limit: number;
   readonly breaker: BreakerState;
   /** Calls finished since start, by outcome (monotonic counters). */
   readonly outcomes: Readonly<Record<CallOutcome, number>>;
@@ -168,7 +172,10 @@ export class ProtectedTarget {
     }
     admitted();
     const running = Promise.resolve().then(() => fn(signal));
-    running.then(release, release);
+    running.then(
+      () => release('answer'),
+      (err: unknown) => release(signal.aborted || isOverloadSignal(err) ? 'drop' : answered(err) ? 'answer' : 'ignore'),
+    );
     try {
       const result = await Promise.race([running, untilAborted(signal)]);
       permit.done('success');
@@ -187,6 +194,7 @@ export class ProtectedTarget {
       target: this.name,
       inFlight: this.#limiter.inFlight,
       queued: this.#limiter.queued,
+      limit: this.#limiter.limit,
       breaker: this.#breaker.state,
       outcomes: { ...this.#outcomes },
     };
@@ -202,4 +210,12 @@ export class ProtectedTarget {
     this.#outcomes[outcome]++;
     this.#onOutcome?.(outcome, performance.now() - started);
   }
+}
+
+/**
+ * answered says whether a failed call still got an answer from the backend (a status, a body):
+ * its round trip is a latency sample. A connection that failed says nothing about latency.
+ */
+function answered(err: unknown): boolean {
+  return err instanceof OriginError && err.failure !== 'unavailable';
 }
