@@ -7,11 +7,13 @@
  * Shown: it converges between the backend's workers and what it holds without a 503, from
  * below and from a ceiling above what it holds; it falls when capacity falls and climbs back
  * when it returns; it follows a backend that became slower at any load; a quiet target does
- * not grow it; a drop cuts it at once. Then the ConcurrencyLimiter that applies it.
+ * not grow it; a drop cuts it at once. Then the ConcurrencyLimiter that applies it, and its
+ * fair queue (the caller with the least recent usage is served first).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AdaptiveLimit, type AdaptiveLimitOptions } from '../src/proxy/adaptive-limit.js';
+import { CallerUsage, USAGE_HALF_LIFE_MS } from '../src/proxy/caller-usage.js';
 import { ConcurrencyLimiter, type Release } from '../src/proxy/concurrency-limiter.js';
 
 /** Backend is the simulated backend's shape; fields may change during a run. */
@@ -246,5 +248,46 @@ describe('ConcurrencyLimiter with an adaptive limit', () => {
       await new Promise((r) => setImmediate(r));
     }
     assert.equal(l.inFlight, 0);
+  });
+});
+
+describe('fair queue', () => {
+  it('serves the waiting call of the caller with the least recent usage first; equals in arrival order', async () => {
+    const l = new ConcurrencyLimiter('t', { maxConcurrent: 1, maxQueue: 10, fair: true });
+    const order: string[] = [];
+    const held: Release[] = [];
+    const take = (caller: string) =>
+      l.acquire(undefined, caller).then((r) => {
+        order.push(caller);
+        held.push(r);
+      });
+    const settle = () => new Promise((r) => setImmediate(r));
+    // The heavy caller had 5 slots lately; the light callers none.
+    for (let i = 0; i < 5; i++) {
+      await take('heavy');
+      held.pop()!();
+    }
+    order.length = 0;
+    await take('heavy');
+    const waiting = [take('heavy'), take('light-1'), take('heavy'), take('light-2')];
+    while (held.length > 0) {
+      held.pop()!();
+      await settle();
+    }
+    await Promise.all(waiting);
+    assert.deepEqual(order, ['heavy', 'light-1', 'light-2', 'heavy', 'heavy']);
+  });
+
+  it('forgets callers: usage halves every half-life and idle callers leave the map', () => {
+    let t = 0;
+    const u = new CallerUsage(() => t);
+    u.charge('a');
+    u.charge('a');
+    t += USAGE_HALF_LIFE_MS;
+    assert.equal(u.score('a'), 1);
+    for (let i = 0; i < 5000; i++) u.charge(`player-${i}`);
+    t += 20 * USAGE_HALF_LIFE_MS;
+    for (let i = 0; i < 5000; i++) u.charge('b');
+    assert.ok(u.size <= 2, `${u.size} callers remembered after they went quiet`);
   });
 });

@@ -2,7 +2,8 @@
  * The protections around real proxy calls (incidents 2 and 4): a slow backend gets at most
  * proxy.max_concurrent calls at once and overflow is answered at once with 111 (temporary); with
  * the defaults, the adaptive limit falls to what a backend nobody sized holds, so it stops
- * throttling and every call succeeds (issue 12, item 11); a failing backend opens the breaker, after which calls fail fast without reaching it, and it
+ * throttling and every call succeeds, and a few users hammering it wait behind the others
+ * (issue 12, item 11); a failing backend opens the breaker, after which calls fail fast without reaching it, and it
  * closes again once a probe succeeds; a `proxy` kill switch stops calls to one target with
  * its reason. Everything over real sockets against the origin test server.
  */
@@ -116,6 +117,52 @@ describe('proxy protections', () => {
     assert.ok(small.maxInFlight <= 40, `backend in flight ${small.maxInFlight}`);
     assert.ok(tally.ok > 100, `${tally.ok} calls served in 1.5 s`);
     assert.equal(tally.failed, 0, `${tally.failed} calls failed of ${tally.ok + tally.failed}`);
+  });
+
+  it('a few users hammering the backend wait behind the others (fair queue)', async (t) => {
+    // 2 workers × 20 ms: 100 calls/s; 2 slots, so everything else waits in Bulwark's queue.
+    const slow = await OriginServer.start();
+    slow.route('/rpc', { body: { result: { data: { ok: true } } } });
+    slow.workers = 2;
+    slow.delayMs = 20;
+    t.after(() => slow.close());
+    const srv = await startTestServer({
+      rpc: { proxy: { endpoint: `${slow.url}/rpc`, timeout: '2s' }, without_namespace: { proxy_enabled: true } },
+      proxy: { max_concurrent: 2, adaptive: { enabled: false } },
+      protection: { shedding: { enabled: false } },
+    });
+    t.after(() => srv.close());
+    const connect = async (user: string) => {
+      const c = await rawClient(srv.url);
+      assert.ok((await c.connect(await srv.token(user))).connect);
+      return c;
+    };
+    const heavy = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(`heavy-${i}`)));
+    const light = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(`light-${i}`)));
+    const latency = { heavy: [] as number[], light: [] as number[] };
+    let running = true;
+    const measureFrom = performance.now() + 500;
+    const loop = async (c: RawClient, kind: 'heavy' | 'light') => {
+      while (running) {
+        const sent = performance.now();
+        const r = await c.call('rpc', { method: 'state', data: {} }, 5000);
+        assert.ok(r.rpc, JSON.stringify(r));
+        if (sent >= measureFrom) latency[kind].push(performance.now() - sent);
+        // Heavy users call again at once (~8/s each); light ones every 500 ms.
+        if (kind === 'light') await new Promise((res) => setTimeout(res, 500));
+      }
+    };
+    const loops = [...heavy.map((c) => loop(c, 'heavy')), ...light.map((c) => loop(c, 'light'))];
+    await new Promise((res) => setTimeout(res, 2500));
+    running = false;
+    await Promise.all(loops);
+    const q = (xs: number[], p: number) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)] ?? NaN;
+    assert.ok(latency.light.length >= 20, `${latency.light.length} light calls`);
+    // First come first served, a light call would wait behind ~10 heavy ones, as long as they do.
+    const heavyMedian = q(latency.heavy, 0.5);
+    assert.ok(heavyMedian > 80, `heavy median ${heavyMedian} ms: the backend is contended`);
+    const lightP90 = q(latency.light, 0.9);
+    assert.ok(lightP90 < heavyMedian / 2, `light p90 ${lightP90} ms, heavy median ${heavyMedian} ms`);
   });
 
   it('a failing backend opens the breaker: calls fail fast without reaching it, then a probe closes it', async (t) => {

@@ -32,7 +32,8 @@ import type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circu
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { ConcurrencyLimiterOptions } from './concurrency-limiter.js';
 import { Deadline, untilAborted } from './deadline.js';
-import { isOverloadSignal, OriginError, ProxyKilledError, toProxyError } from './errors.js';
+import { isOverloadSignal, OriginError, ProxyKilledError, ProxyTimeoutError, toProxyError } from './errors.js';
+import type { CallSignal } from './adaptive-limit.js';
 import type { ProxyError, ProxyErrorCode } from './errors.js';
 
 /**
@@ -87,6 +88,8 @@ export interface CallOptions {
    * ProxyError (a {@link Deadline}'s signal does), and it covers the wait for a slot.
    */
   signal?: AbortSignal;
+  /** Who the call is for (a user, or a connection without one), for a fair queue. Default: ''. */
+  caller?: string;
 }
 
 /** ProtectedTargetStats is a snapshot of a target, for metrics and the admin API. */
@@ -146,10 +149,11 @@ export class ProtectedTarget {
     } catch (err) {
       throw this.#fail(err as ProxyError, started);
     }
-    if (options?.signal !== undefined) return this.#run(fn, permit, started, options.signal, () => {});
+    const caller = options?.caller ?? '';
+    if (options?.signal !== undefined) return this.#run(fn, permit, started, options.signal, caller, () => {});
     const deadline = new Deadline(this.name, this.#timeoutMs);
     try {
-      return await this.#run(fn, permit, started, deadline.signal, () => deadline.admitted());
+      return await this.#run(fn, permit, started, deadline.signal, caller, () => deadline.admitted());
     } finally {
       deadline.clear();
     }
@@ -161,20 +165,22 @@ export class ProtectedTarget {
     permit: BreakerPermit,
     started: number,
     signal: AbortSignal,
+    caller: string,
     admitted: () => void,
   ): Promise<T> {
     let release;
     try {
-      release = await this.#limiter.acquire(signal);
+      release = await this.#limiter.acquire(signal, caller);
     } catch (err) {
       permit.done('ignored'); // never reached the backend: says nothing about its health
       throw this.#fail(err as ProxyError, started);
     }
     admitted();
+    const admittedAt = performance.now();
     const running = Promise.resolve().then(() => fn(signal));
     running.then(
       () => release('answer'),
-      (err: unknown) => release(signal.aborted || isOverloadSignal(err) ? 'drop' : answered(err) ? 'answer' : 'ignore'),
+      (err: unknown) => release(signalOf(err, signal, admittedAt)),
     );
     try {
       const result = await Promise.race([running, untilAborted(signal)]);
@@ -183,7 +189,8 @@ export class ProtectedTarget {
       return result;
     } catch (err) {
       const error: ProxyError = signal.aborted ? (signal.reason as ProxyError) : toProxyError(this.name, err);
-      permit.done(this.#countsAgainstBreaker(error) ? 'failure' : 'ignored');
+      const backendsFault = !signal.aborted || heldByBackend(signal, admittedAt);
+      permit.done(backendsFault && this.#countsAgainstBreaker(error) ? 'failure' : 'ignored');
       throw this.#fail(error, started);
     }
   }
@@ -210,6 +217,25 @@ export class ProtectedTarget {
     this.#outcomes[outcome]++;
     this.#onOutcome?.(outcome, performance.now() - started);
   }
+}
+
+/**
+ * heldByBackend says whether a call whose deadline passed was in flight for at least half of
+ * it. A deadline mostly spent waiting for a slot says nothing about the backend: counting such
+ * a call as a drop (or a breaker failure) would lower the limit, lengthen the wait, and time
+ * out the next calls sooner still — a spiral down to minLimit under any queue.
+ */
+function heldByBackend(signal: AbortSignal, admittedAt: number): boolean {
+  const reason: unknown = signal.reason;
+  const timeoutMs = reason instanceof ProxyTimeoutError ? reason.timeoutMs : 0;
+  return performance.now() - admittedAt >= timeoutMs / 2;
+}
+
+/** signalOf is what a failed call that held a slot tells the adaptive limit. */
+function signalOf(err: unknown, signal: AbortSignal, admittedAt: number): CallSignal {
+  if (signal.aborted) return heldByBackend(signal, admittedAt) ? 'drop' : 'ignore';
+  if (isOverloadSignal(err)) return 'drop';
+  return answered(err) ? 'answer' : 'ignore';
 }
 
 /**

@@ -48,7 +48,8 @@ export class ProtectedGuard {
   }
 
   /** guard is the {@link ProxyGuard} to give the HTTP proxy client. */
-  readonly guard: ProxyGuard = (target, fn, deadline) => this.#target(target).call(fn, { signal: deadline });
+  readonly guard: ProxyGuard = (target, fn, deadline, caller) =>
+    this.#target(target).call(fn, { signal: deadline, caller });
 
   /** targets lists the protected targets made so far (for metrics and tests). */
   targets(): ProtectedTarget[] {
@@ -65,6 +66,7 @@ export class ProtectedGuard {
     p = new ProtectedTarget(t.name, {
       maxConcurrent: cfg.max_concurrent,
       maxQueue: cfg.max_queue,
+      fair: cfg.fair_queue,
       adaptive: a.enabled
         ? {
             initialLimit: a.initial_limit,

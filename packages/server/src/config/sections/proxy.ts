@@ -111,6 +111,12 @@ export const proxySection = z
       .describe(
         'Calls waiting for a slot per target; over it a call is refused at once with error 111 (temporary), never queued without bound. The wait counts in the proxy timeout.',
       ),
+    fair_queue: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Queue each target's waiting calls by caller (the user, or the connection without one): the caller with the fewest backend calls lately goes first, so a few callers hammering the backend wait behind everyone else. false: first come, first served.",
+      ),
     adaptive: z
       .strictObject({
         enabled: z
