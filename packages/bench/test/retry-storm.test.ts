@@ -249,6 +249,7 @@ describe('retryStormChecks', () => {
       reconnects: 0,
       origin: emptyOriginStats(),
       runSeconds: 1,
+      proxyLimit: [],
       lagP99Ms: { loadgen: 1, server: 1 },
     };
   }
@@ -260,7 +261,7 @@ describe('retryStormChecks', () => {
     const checks = retryStormChecks(
       [
         variant('unprotected', [storm]),
-        variant('defaults', [windowResult('storm', 10, 2000, 90)]),
+        variant('defaults', [windowResult('storm', 99.2, 2000, 90)]),
         variant('tuned', [windowResult('storm', 99.5, 120, 95)]),
         variant('kill-switch', [windowResult('before', 50, 900, 100), after]),
       ],
@@ -270,6 +271,8 @@ describe('retryStormChecks', () => {
       checks.map((c) => [c.name, c.pass]),
       [
         ['unprotected: storm reproduced (origin throttled, 503)', true],
+        ['defaults, storm: well-behaved success', true],
+        ['defaults, storm: origin calls offered', true],
         ['tuned, storm: well-behaved success', true],
         ['tuned, storm: well-behaved p99', true],
         ['tuned, storm: origin calls offered', true],
@@ -287,6 +290,7 @@ describe('retryStormChecks', () => {
     const checks = retryStormChecks(
       [
         variant('unprotected', [windowResult('storm', 100, 10, 50)]),
+        variant('defaults', [windowResult('storm', 62.5, 200, 171)]),
         variant('tuned', [windowResult('storm', 99, 250.1, 100)]),
         variant('kill-switch', [after]),
       ],
@@ -295,6 +299,8 @@ describe('retryStormChecks', () => {
     const failed = checks.filter((c) => !c.pass).map((c) => c.name);
     assert.deepEqual(failed, [
       'unprotected: storm reproduced (origin throttled, 503)',
+      'defaults, storm: well-behaved success',
+      'defaults, storm: origin calls offered',
       'tuned, storm: well-behaved p99',
       'kill switch, after: well-behaved success',
       'kill switch, after: well-behaved p99',
@@ -327,12 +333,13 @@ describe('variantConfig', () => {
   it('turns every protection off in the unprotected variant', () => {
     const c = variantConfig('unprotected', o) as {
       protection: { rate_limit: { connection: { rpc: { rate: number } }; user: { rpc: { rate: number } } } };
-      proxy: { max_concurrent: number; breaker: { failure_rate: number; min_requests: number } };
+      proxy: { max_concurrent: number; adaptive: { enabled: boolean }; breaker: { failure_rate: number } };
     };
     assert.equal(c.protection.rate_limit.connection.rpc.rate, 0);
     assert.equal(c.protection.rate_limit.user.rpc.rate, 0);
     assert.ok(c.proxy.max_concurrent >= 10_000);
-    assert.equal(c.proxy.breaker.failure_rate, 1);
+    assert.equal(c.proxy.adaptive.enabled, false);
+    assert.equal(c.proxy.breaker.failure_rate, 0, 'the breaker off');
   });
 
   it('leaves the defaults alone and sizes the tuned and kill-switch variants', () => {

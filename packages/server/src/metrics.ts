@@ -30,6 +30,7 @@ export class Metrics {
   readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
   readonly proxyProtection: Counter<'target' | 'outcome'>;
   readonly proxyBreakerOpen: Gauge<'target'>;
+  readonly proxyConcurrencyLimit: Gauge<'target'>;
   readonly rpcCache: Gauge<'method' | 'stat'>;
   readonly rpcCacheShared: Gauge<'stat'>;
   readonly admissionOpen: Gauge;
@@ -142,6 +143,12 @@ export class Metrics {
     this.proxyBreakerOpen = new Gauge({
       name: 'bulwark_proxy_breaker_open',
       help: 'Circuit breaker of a backend target: 0 closed, 1 open or half-open (probing).',
+      labelNames: ['target'],
+      registers,
+    });
+    this.proxyConcurrencyLimit = new Gauge({
+      name: 'bulwark_proxy_concurrency_limit',
+      help: 'Concurrency limit of a backend target now: the adaptive limit (proxy.adaptive), or proxy.max_concurrent when it is off.',
       labelNames: ['target'],
       registers,
     });

@@ -73,8 +73,15 @@ describe('CircuitBreaker', () => {
     assert.equal(b.state, 'closed', 'only the first report of a permit counts');
   });
 
+  it('is off with a failure rate threshold of 0: every call passes, however many fail', () => {
+    const b = new CircuitBreaker('t', { failureRateThreshold: 0, minRequests: 1 });
+    for (let i = 0; i < 100; i++) b.acquire().done('failure');
+    assert.equal(b.state, 'closed');
+  });
+
   it('rejects invalid options, naming them', () => {
-    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: 0 }), /failureRateThreshold/);
+    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: -0.1 }), /failureRateThreshold/);
+    assert.throws(() => new CircuitBreaker('t', { failureRateThreshold: 1.5 }), /failureRateThreshold/);
     assert.throws(() => new CircuitBreaker('t', { halfOpenProbes: 0.5 }), /halfOpenProbes/);
   });
 });
@@ -235,6 +242,19 @@ describe('ProtectedTarget against a real origin', () => {
     finish();
     await waitFor(() => target.stats().inFlight === 0);
     assert.equal(target.stats().outcomes.timeout, 2);
+  });
+
+  it('does not count against the breaker a call whose deadline went on waiting for a slot', async () => {
+    // Each call's deadline is 400 ms; the first holds the only slot 250 ms, so the second gets it
+    // with ~150 ms left and times out in flight: Bulwark's queue spent its deadline, not the backend.
+    origin.delayMs = 250;
+    const target = new ProtectedTarget('waited', { maxConcurrent: 1, timeoutMs: 400, breaker: { minRequests: 1 } });
+    const first = target.call(getJson(target, '/first'));
+    const second = target.call(getJson(target, '/second'));
+    assert.ok(await first);
+    await assert.rejects(second, (err: unknown) => err instanceof ProxyTimeoutError && !err.queued);
+    assert.equal(origin.callsTo('/second'), 1, 'it did reach the origin');
+    assert.equal(target.stats().breaker, 'closed', '1 failure of 2 calls with minRequests 1 would open it');
   });
 
   it('opens the breaker on failures, fails fast while open, probes, reopens, then recovers', async () => {

@@ -1,7 +1,9 @@
 /**
  * The protections around real proxy calls (incidents 2 and 4): a slow backend gets at most
- * proxy.max_concurrent calls at once and overflow is answered at once with 111 (temporary); a
- * failing backend opens the breaker, after which calls fail fast without reaching it, and it
+ * proxy.max_concurrent calls at once and overflow is answered at once with 111 (temporary); with
+ * the defaults, the adaptive limit falls to what a backend nobody sized holds, so it stops
+ * throttling and every call succeeds, and a few users hammering it wait behind the others
+ * (issue 12, item 11); a failing backend opens the breaker, after which calls fail fast without reaching it, and it
  * closes again once a probe succeeds; a `proxy` kill switch stops calls to one target with
  * its reason. Everything over real sockets against the origin test server.
  */
@@ -65,6 +67,102 @@ describe('proxy protections', () => {
     }
     assert.equal(origin.maxInFlight, 2, 'the backend never saw more than max_concurrent');
     assert.equal(origin.calls, 3);
+  });
+
+  it('with the defaults, the limit adapts to a backend nobody sized: it falls, throttling stops, calls succeed', async (t) => {
+    // 4 workers × 20 ms (200 calls/s) holding 40 calls, then 503: less than the default 64 in flight.
+    const small = await OriginServer.start();
+    small.route('/rpc', { body: { result: { data: { ok: true } } } });
+    small.workers = 4;
+    small.delayMs = 20;
+    small.capacity = 40;
+    t.after(() => small.close());
+    // The proxy section as shipped; shedding off, so a busy test machine cannot refuse the players.
+    const srv = await startTestServer({
+      rpc: { proxy: { endpoint: `${small.url}/rpc`, timeout: '1s' }, without_namespace: { proxy_enabled: true } },
+      protection: { shedding: { enabled: false } },
+    });
+    t.after(() => srv.close());
+    // 60 players, each calling again 5 ms after its answer (100 ms after an error): more than the backend holds.
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 60; i++) {
+      const c = await rawClient(srv.url);
+      assert.ok((await c.connect(await srv.token(`player-${i}`))).connect);
+      clients.push(c);
+    }
+    const tally = { ok: 0, failed: 0 };
+    let running = true;
+    const loops = clients.map(async (c, i) => {
+      // Three players first (a quiet backend: its no-load round trip), then all of them.
+      if (i >= 3) await new Promise((res) => setTimeout(res, 500));
+      while (running) {
+        const r = await c.call('rpc', { method: 'state', data: { i } }, 5000);
+        if (r.rpc !== undefined) tally.ok++;
+        else tally.failed++;
+        // An SDK backs off after an error (and the default rpc rate limit is 50/s per connection).
+        await new Promise((res) => setTimeout(res, r.rpc !== undefined ? 5 : 100));
+      }
+    });
+    await new Promise((res) => setTimeout(res, 3000));
+    // Adapted: measure the last 1.5 s.
+    small.resetCounters();
+    tally.ok = tally.failed = 0;
+    await new Promise((res) => setTimeout(res, 1500));
+    running = false;
+    await Promise.all(loops);
+    const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    const limit = Number(/^bulwark_proxy_concurrency_limit\{[^}]*target="rpc\.proxy"[^}]*\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(limit >= 4 && limit < 20, `limit ${limit}: fell from its initial 20 towards the 4 workers`);
+    assert.equal(small.rejected, 0, 'the backend no longer throttles');
+    assert.ok(small.maxInFlight <= 40, `backend in flight ${small.maxInFlight}`);
+    assert.ok(tally.ok > 100, `${tally.ok} calls served in 1.5 s`);
+    assert.equal(tally.failed, 0, `${tally.failed} calls failed of ${tally.ok + tally.failed}`);
+  });
+
+  it('a few users hammering the backend wait behind the others (fair queue)', async (t) => {
+    // 2 workers × 20 ms: 100 calls/s; 2 slots, so everything else waits in Bulwark's queue.
+    const slow = await OriginServer.start();
+    slow.route('/rpc', { body: { result: { data: { ok: true } } } });
+    slow.workers = 2;
+    slow.delayMs = 20;
+    t.after(() => slow.close());
+    const srv = await startTestServer({
+      rpc: { proxy: { endpoint: `${slow.url}/rpc`, timeout: '2s' }, without_namespace: { proxy_enabled: true } },
+      proxy: { max_concurrent: 2, adaptive: { enabled: false } },
+      protection: { shedding: { enabled: false } },
+    });
+    t.after(() => srv.close());
+    const connect = async (user: string) => {
+      const c = await rawClient(srv.url);
+      assert.ok((await c.connect(await srv.token(user))).connect);
+      return c;
+    };
+    const heavy = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(`heavy-${i}`)));
+    const light = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(`light-${i}`)));
+    const latency = { heavy: [] as number[], light: [] as number[] };
+    let running = true;
+    const measureFrom = performance.now() + 500;
+    const loop = async (c: RawClient, kind: 'heavy' | 'light') => {
+      while (running) {
+        const sent = performance.now();
+        const r = await c.call('rpc', { method: 'state', data: {} }, 5000);
+        assert.ok(r.rpc, JSON.stringify(r));
+        if (sent >= measureFrom) latency[kind].push(performance.now() - sent);
+        // Heavy users call again at once (~8/s each); light ones every 500 ms.
+        if (kind === 'light') await new Promise((res) => setTimeout(res, 500));
+      }
+    };
+    const loops = [...heavy.map((c) => loop(c, 'heavy')), ...light.map((c) => loop(c, 'light'))];
+    await new Promise((res) => setTimeout(res, 2500));
+    running = false;
+    await Promise.all(loops);
+    const q = (xs: number[], p: number) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)] ?? NaN;
+    assert.ok(latency.light.length >= 20, `${latency.light.length} light calls`);
+    // First come first served, a light call would wait behind ~10 heavy ones, as long as they do.
+    const heavyMedian = q(latency.heavy, 0.5);
+    assert.ok(heavyMedian > 80, `heavy median ${heavyMedian} ms: the backend is contended`);
+    const lightP90 = q(latency.light, 0.9);
+    assert.ok(lightP90 < heavyMedian / 2, `light p90 ${lightP90} ms, heavy median ${heavyMedian} ms`);
   });
 
   it('a failing backend opens the breaker: calls fail fast without reaching it, then a probe closes it', async (t) => {

@@ -8,6 +8,8 @@
  * open ──openMs elapsed──▶ half_open (up to halfOpenProbes calls at once are let through)
  * half_open ──halfOpenProbes probes succeeded──▶ closed;  ──a probe failed──▶ open
  *
+ * A failureRateThreshold of 0 turns the breaker off: it stays closed and counts nothing.
+ *
  * @module
  */
 import { CircuitOpenError } from './errors.js';
@@ -17,7 +19,7 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 
 /** CircuitBreakerOptions tunes when a breaker opens and how it recovers. */
 export interface CircuitBreakerOptions {
-  /** Failure rate (0–1] over the window at which the breaker opens. Default: 0.5. */
+  /** Failure rate (0–1] over the window at which the breaker opens; 0 turns the breaker off. Default: 0.5. */
   failureRateThreshold?: number;
   /** Fewest calls in the window before the rate is judged, so two failures of two calls do not open it. Default: 20. */
   minRequests?: number;
@@ -57,6 +59,9 @@ export interface BreakerPermit {
   done(outcome: PermitOutcome): void;
 }
 
+/** The permit of a breaker that is off: outcomes are not counted. */
+const offPermit: BreakerPermit = { done: () => {} };
+
 interface Bucket {
   /** Index of the time slice the counts belong to (time / bucket width). */
   slice: number;
@@ -90,7 +95,7 @@ export class CircuitBreaker {
   constructor(target: string, options: CircuitBreakerOptions = {}) {
     const d = circuitBreakerDefaults;
     const o = options;
-    const rate = (v: number): boolean => v > 0 && v <= 1;
+    const rate = (v: number): boolean => v >= 0 && v <= 1;
     this.#target = target;
     this.#threshold = check('failureRateThreshold', o.failureRateThreshold ?? d.failureRateThreshold, rate);
     this.#minRequests = check('minRequests', o.minRequests ?? d.minRequests, atLeastOne);
@@ -115,6 +120,7 @@ export class CircuitBreaker {
    * when the breaker is open, or half-open with every probe slot taken.
    */
   acquire(): BreakerPermit {
+    if (this.#threshold === 0) return offPermit;
     this.#tick();
     if (this.#state === 'open') throw new CircuitOpenError(this.#target, this.#openUntil - this.#now());
     const generation = this.#generation;

@@ -149,6 +149,20 @@ export class OriginError extends ProxyError {
   }
 }
 
+/** Statuses a backend (or its gateway) answers when it is over capacity: 429, 503, 504. */
+const overloadStatuses: ReadonlySet<number> = new Set([429, 503, 504]);
+
+/**
+ * isOverloadSignal says whether a backend call failed in a way that means the backend has too
+ * much to do: a timeout while it worked on the call, or an answer of 429, 503 or 504. The
+ * adaptive concurrency limit (adaptive-limit.ts) backs off on these; any other failure (a 500
+ * from a bug, a refused connection) says nothing about load.
+ */
+export function isOverloadSignal(err: unknown): boolean {
+  if (err instanceof ProxyTimeoutError) return !err.queued;
+  return err instanceof OriginError && err.status !== undefined && overloadStatuses.has(err.status);
+}
+
 /** Error codes of failed connections: the backend is down or restarting, so retrying may help. */
 const networkCodes: ReadonlySet<string> = new Set([
   'ECONNRESET',

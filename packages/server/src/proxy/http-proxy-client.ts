@@ -31,12 +31,15 @@ import { proxyResponseSchema } from './proxy-protocol.js';
  * ProxyGuard runs one backend call for `target`: it may refuse it (throw), delay it (queue), or
  * abort it through the signal it hands to `fn`. `deadline` aborts (with a ProxyTimeoutError)
  * when the proxy's timeout passes: a guard that queues stops waiting then, and may hand it to
- * `fn` as is. Every backend call goes through exactly one guard invocation.
+ * `fn` as is. `caller` says who the call is for (`u:<user>`, or `c:<client id>` without a
+ * user), so a guard can queue fairly. Every backend call goes through exactly one guard
+ * invocation.
  */
 export type ProxyGuard = <T>(
   target: ProxyTarget,
   fn: (signal: AbortSignal) => Promise<T>,
   deadline: AbortSignal,
+  caller?: string,
 ) => Promise<T>;
 
 /**
@@ -102,7 +105,7 @@ export class HttpProxyClient {
     const started = performance.now();
     let outcome: ProxyCallResult = 'ok';
     try {
-      const answer = await this.callBackend(c.target, JSON.stringify(c.body), c.headers);
+      const answer = await this.callBackend(c.target, JSON.stringify(c.body), c.headers, callerOf(c.body));
       const parsed = proxyResponseSchema(c.result).safeParse(answer);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
@@ -147,6 +150,7 @@ export class HttpProxyClient {
     target: ProxyTarget,
     body: string,
     forwarded: Readonly<Record<string, string>> | undefined,
+    caller?: string,
   ): Promise<unknown> {
     const deadline = new Deadline(target.name, target.timeoutMs);
     try {
@@ -157,6 +161,7 @@ export class HttpProxyClient {
           return this.#post(target, body, forwarded, signal, deadline.signal);
         },
         deadline.signal,
+        caller,
       );
       return await Promise.race([call, untilAborted(deadline.signal)]);
     } finally {
@@ -271,4 +276,10 @@ function causeMessage(err: unknown): string {
   const cause = err.cause;
   if (cause instanceof Error) return `${err.message}: ${cause.message}`;
   return err.message;
+}
+
+/** callerOf is who a proxy request is for: its user, or its connection when it has none (connect, anonymous). */
+function callerOf(body: Record<string, unknown>): string {
+  const user = body['user'];
+  return typeof user === 'string' && user !== '' ? `u:${user}` : `c:${String(body['client'] ?? '')}`;
 }

@@ -4,7 +4,9 @@
  *
  * 1. the kill switch (an operator turned the feature off: refused, final);
  * 2. the circuit breaker (the backend is failing: refused without calling it, temporary);
- * 3. the concurrency limit (slots busy and queue full: refused at once, temporary);
+ * 3. the concurrency limit (slots busy and queue full: refused at once, temporary), fixed or
+ *    adaptive (adaptive-limit.ts: each call that held a slot reports its round trip, or a drop
+ *    when it timed out or the backend answered that it is overloaded);
  * 4. the deadline (deadline.ts: the target's `timeoutMs`, or the caller's own deadline), which
  *    covers the wait for a slot and the call itself; when it passes, the AbortSignal handed to
  *    the call is aborted, so the HTTP request is really cancelled and the backend stops
@@ -30,7 +32,8 @@ import type { BreakerPermit, BreakerState, CircuitBreakerOptions } from './circu
 import { ConcurrencyLimiter } from './concurrency-limiter.js';
 import type { ConcurrencyLimiterOptions } from './concurrency-limiter.js';
 import { Deadline, untilAborted } from './deadline.js';
-import { ProxyKilledError, toProxyError } from './errors.js';
+import { isOverloadSignal, OriginError, ProxyKilledError, ProxyTimeoutError, toProxyError } from './errors.js';
+import type { CallSignal } from './adaptive-limit.js';
 import type { ProxyError, ProxyErrorCode } from './errors.js';
 
 /**
@@ -85,6 +88,8 @@ export interface CallOptions {
    * ProxyError (a {@link Deadline}'s signal does), and it covers the wait for a slot.
    */
   signal?: AbortSignal;
+  /** Who the call is for (a user, or a connection without one), for a fair queue. Default: ''. */
+  caller?: string;
 }
 
 /** ProtectedTargetStats is a snapshot of a target, for metrics and the admin API. */
@@ -94,6 +99,8 @@ export interface ProtectedTargetStats {
   readonly inFlight: number;
   /** Calls waiting for a slot. */
   readonly queued: number;
+  /** The concurrency limit now (adaptive or max_concurrent). */
+  readonly limit: number;
   readonly breaker: BreakerState;
   /** Calls finished since start, by outcome (monotonic counters). */
   readonly outcomes: Readonly<Record<CallOutcome, number>>;
@@ -142,10 +149,11 @@ export class ProtectedTarget {
     } catch (err) {
       throw this.#fail(err as ProxyError, started);
     }
-    if (options?.signal !== undefined) return this.#run(fn, permit, started, options.signal, () => {});
+    const caller = options?.caller ?? '';
+    if (options?.signal !== undefined) return this.#run(fn, permit, started, options.signal, caller, () => {});
     const deadline = new Deadline(this.name, this.#timeoutMs);
     try {
-      return await this.#run(fn, permit, started, deadline.signal, () => deadline.admitted());
+      return await this.#run(fn, permit, started, deadline.signal, caller, () => deadline.admitted());
     } finally {
       deadline.clear();
     }
@@ -157,18 +165,23 @@ export class ProtectedTarget {
     permit: BreakerPermit,
     started: number,
     signal: AbortSignal,
+    caller: string,
     admitted: () => void,
   ): Promise<T> {
     let release;
     try {
-      release = await this.#limiter.acquire(signal);
+      release = await this.#limiter.acquire(signal, caller);
     } catch (err) {
       permit.done('ignored'); // never reached the backend: says nothing about its health
       throw this.#fail(err as ProxyError, started);
     }
     admitted();
+    const admittedAt = performance.now();
     const running = Promise.resolve().then(() => fn(signal));
-    running.then(release, release);
+    running.then(
+      () => release('answer'),
+      (err: unknown) => release(signalOf(err, signal, admittedAt)),
+    );
     try {
       const result = await Promise.race([running, untilAborted(signal)]);
       permit.done('success');
@@ -176,7 +189,8 @@ export class ProtectedTarget {
       return result;
     } catch (err) {
       const error: ProxyError = signal.aborted ? (signal.reason as ProxyError) : toProxyError(this.name, err);
-      permit.done(this.#countsAgainstBreaker(error) ? 'failure' : 'ignored');
+      const backendsFault = !signal.aborted || heldByBackend(signal, admittedAt);
+      permit.done(backendsFault && this.#countsAgainstBreaker(error) ? 'failure' : 'ignored');
       throw this.#fail(error, started);
     }
   }
@@ -187,6 +201,7 @@ export class ProtectedTarget {
       target: this.name,
       inFlight: this.#limiter.inFlight,
       queued: this.#limiter.queued,
+      limit: this.#limiter.limit,
       breaker: this.#breaker.state,
       outcomes: { ...this.#outcomes },
     };
@@ -202,4 +217,31 @@ export class ProtectedTarget {
     this.#outcomes[outcome]++;
     this.#onOutcome?.(outcome, performance.now() - started);
   }
+}
+
+/**
+ * heldByBackend says whether a call whose deadline passed was in flight for at least half of
+ * it. A deadline mostly spent waiting for a slot says nothing about the backend: counting such
+ * a call as a drop (or a breaker failure) would lower the limit, lengthen the wait, and time
+ * out the next calls sooner still — a spiral down to minLimit under any queue.
+ */
+function heldByBackend(signal: AbortSignal, admittedAt: number): boolean {
+  const reason: unknown = signal.reason;
+  const timeoutMs = reason instanceof ProxyTimeoutError ? reason.timeoutMs : 0;
+  return performance.now() - admittedAt >= timeoutMs / 2;
+}
+
+/** signalOf is what a failed call that held a slot tells the adaptive limit. */
+function signalOf(err: unknown, signal: AbortSignal, admittedAt: number): CallSignal {
+  if (signal.aborted) return heldByBackend(signal, admittedAt) ? 'drop' : 'ignore';
+  if (isOverloadSignal(err)) return 'drop';
+  return answered(err) ? 'answer' : 'ignore';
+}
+
+/**
+ * answered says whether a failed call still got an answer from the backend (a status, a body):
+ * its round trip is a latency sample. A connection that failed says nothing about latency.
+ */
+function answered(err: unknown): boolean {
+  return err instanceof OriginError && err.failure !== 'unavailable';
 }

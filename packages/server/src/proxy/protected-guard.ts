@@ -2,7 +2,9 @@
  * The protected guard: every backend call of the HTTP proxy goes through one
  * {@link ProtectedTarget} per target (a section's own proxy or a named one), so the backend is
  * never the thing Bulwark knocks over (incidents 2 and 4): a `proxy` kill switch, a circuit
- * breaker, and a concurrency limit with a bounded queue, all within the deadline the HTTP proxy
+ * breaker, and a concurrency limit (adaptive by default, `proxy.adaptive`, with
+ * `proxy.max_concurrent` as its ceiling; its value is the gauge
+ * `bulwark_proxy_concurrency_limit{target}`) with a bounded queue, all within the deadline the HTTP proxy
  * client set for the call (the proxy's `timeout`, covering the wait for a slot).
  *
  * Refusals and failures come out as the ProxyErrors of errors.ts, unchanged; the HTTP proxy
@@ -25,6 +27,7 @@ import type { ProxyTarget } from './proxies.js';
 export interface ProtectedGuardMetrics {
   readonly proxyBreakerOpen: { set(labels: { target: string }, value: number): void };
   readonly proxyProtection: { inc(labels: { target: string; outcome: CallOutcome }): void };
+  readonly proxyConcurrencyLimit: { set(labels: { target: string }, value: number): void };
 }
 
 /** ProtectedGuardContext is what the guard needs from its node. */
@@ -45,7 +48,8 @@ export class ProtectedGuard {
   }
 
   /** guard is the {@link ProxyGuard} to give the HTTP proxy client. */
-  readonly guard: ProxyGuard = (target, fn, deadline) => this.#target(target).call(fn, { signal: deadline });
+  readonly guard: ProxyGuard = (target, fn, deadline, caller) =>
+    this.#target(target).call(fn, { signal: deadline, caller });
 
   /** targets lists the protected targets made so far (for metrics and tests). */
   targets(): ProtectedTarget[] {
@@ -57,9 +61,22 @@ export class ProtectedGuard {
     if (p !== undefined) return p;
     const { metrics, log, killSwitches } = this.#ctx;
     const cfg = this.#ctx.config.proxy;
+    const limitGauge = (limit: number): void => metrics.proxyConcurrencyLimit.set({ target: t.name }, limit);
+    const a = cfg.adaptive;
     p = new ProtectedTarget(t.name, {
       maxConcurrent: cfg.max_concurrent,
       maxQueue: cfg.max_queue,
+      fair: cfg.fair_queue,
+      adaptive: a.enabled
+        ? {
+            initialLimit: a.initial_limit,
+            minLimit: a.min_limit,
+            tolerance: a.tolerance,
+            backoff: a.backoff,
+            windowMs: a.window,
+            onChange: limitGauge,
+          }
+        : undefined,
       breaker: {
         failureRateThreshold: cfg.breaker.failure_rate,
         minRequests: cfg.breaker.min_requests,
@@ -77,6 +94,7 @@ export class ProtectedGuard {
       onOutcome: (outcome) => metrics.proxyProtection.inc({ target: t.name, outcome }),
     });
     metrics.proxyBreakerOpen.set({ target: t.name }, 0);
+    limitGauge(p.stats().limit);
     this.#targets.set(t.name, p);
     return p;
   }

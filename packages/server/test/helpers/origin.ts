@@ -14,7 +14,8 @@
  *   over capacity). `resetCounters()` zeroes them.
  * - Behaviour: `delayMs` (answer after a delay), `failure` (`{ status }` answers every request
  *   with that status, `'reset'` destroys the connection without an answer), `capacity` (over
- *   this many requests in flight, answer 503 at once). All are plain properties, settable at
+ *   this many requests in flight, answer 503 at once), `workers` (at most this many worked on at
+ *   once, the rest queue: latency grows with load, as a real backend's does). All are plain properties, settable at
  *   any time; they apply to requests that arrive afterwards.
  * - `lastRequest(path)` is the last request to `path` (method, headers, parsed JSON body), so
  *   proxy tests can check what was sent.
@@ -72,12 +73,19 @@ export class OriginServer {
   failure: OriginFailure | undefined;
   /** When set, requests beyond this many in flight get 503 at once. */
   capacity: number | undefined;
+  /**
+   * When set, at most this many requests are worked on (for delayMs each) at once; the others
+   * wait in arrival order, as a backend's queue does (`capacity` bounds them all, waiting included).
+   */
+  workers: number | undefined;
 
   #calls = 0;
   #inFlight = 0;
   #maxInFlight = 0;
   #aborted = 0;
   #rejected = 0;
+  #busy = 0;
+  readonly #waiting: (() => void)[] = [];
   readonly #perPath = new Map<string, number>();
   readonly #routes = new Map<string, OriginRoute>();
   readonly #last = new Map<string, OriginRequest>();
@@ -164,6 +172,7 @@ export class OriginServer {
   async close(): Promise<void> {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    this.#waiting.length = 0;
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -201,12 +210,26 @@ export class OriginServer {
         else send(res, this.#reply(request, call));
       };
       if (this.delayMs <= 0) return answer();
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        answer();
-      }, this.delayMs);
-      this.#timers.add(timer);
+      const work = (): void => {
+        if (res.destroyed) return this.#next();
+        this.#busy++;
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          this.#busy--;
+          answer();
+          this.#next();
+        }, this.delayMs);
+        this.#timers.add(timer);
+      };
+      if (this.workers !== undefined && this.#busy >= this.workers) this.#waiting.push(work);
+      else work();
     });
+  }
+
+  /** next gives a free worker to the request that waited longest. */
+  #next(): void {
+    if (this.workers !== undefined && this.#busy >= this.workers) return;
+    this.#waiting.shift()?.();
   }
 
   #reply(req: OriginRequest, call: number): OriginReply {

@@ -24,11 +24,11 @@ export const describeVariant = (v: VariantName, o: RetryStormOptions): string =>
     case 'unprotected':
       return 'rpc rate limits, shedding, proxy concurrency limit and breaker off';
     case 'defaults':
-      return 'Bulwark as shipped: rpc 50/s per connection (burst 100), proxy 64 in flight + queue 256, breaker';
+      return 'Bulwark as shipped: rpc 50/s per connection (burst 100), proxy adaptive limit (from 20, ceiling 64) + queue 256, breaker';
     case 'tuned':
-      return `rpc ${fmt(o.rpcRate, 1)}/s per connection (burst ${o.rpcBurst}); proxy ${p.max_concurrent} in flight + queue ${p.max_queue}; breaker`;
+      return `rpc ${fmt(o.rpcRate, 1)}/s per connection (burst ${o.rpcBurst}); proxy adaptive limit, ceiling ${p.max_concurrent}, + queue ${p.max_queue}; breaker`;
     case 'kill-switch':
-      return `proxy ${p.max_concurrent} in flight + queue ${p.max_queue}, default rate limits; kill_switch_set rpc ${FEATURE_METHOD} ${fmt(o.switchAfterSeconds, 1)} s into the storm`;
+      return `proxy adaptive limit, ceiling ${p.max_concurrent}, + queue ${p.max_queue}, default rate limits; kill_switch_set rpc ${FEATURE_METHOD} ${fmt(o.switchAfterSeconds, 1)} s into the storm`;
   }
 };
 
@@ -93,6 +93,7 @@ export function retryStormTable(
       'origin max in flight / wait ms',
       'origin service ms',
       'origin wasted',
+      'proxy limit min / median / max',
       'proxy protections',
       'server refusals',
       'disconnects buggy; good',
@@ -105,6 +106,7 @@ export function retryStormTable(
       `${fmt(v.origin.maxInFlight)} / ${fmt(v.origin.maxWaitMs)}`,
       fmt(v.origin.meanServiceMs, 1),
       fmt(v.origin.wasted),
+      limitCell(v),
       v.server ? fmtCounts(nonZero(v.server.protectedCalls)) : '-',
       v.server ? fmtCounts(nonZero(v.server.rejections)) : '-',
       `${fmtCounts(v.disconnects.buggy)}; ${fmtCounts(v.disconnects.good)}`,
@@ -128,6 +130,16 @@ export function retryStormTable(
     formatTable(detail),
     ...errors.map((e) => `  ${e.variant}: ERROR: ${e.error}`),
   ].join('\n');
+}
+
+/** limitCell summarises the proxy's concurrency limit over the storm (min / median / max). */
+export function limitCell(v: VariantResult, fromSeconds = 0): string {
+  const xs = v.proxyLimit
+    .filter(([t]) => t >= fromSeconds)
+    .map(([, l]) => l)
+    .sort((a, b) => a - b);
+  if (xs.length === 0) return '-';
+  return `${fmt(xs[0] as number)} / ${fmt(xs[xs.length >> 1] as number)} / ${fmt(xs[xs.length - 1] as number)}`;
 }
 
 export function charts(
@@ -170,6 +182,31 @@ export function charts(
           points: [
             [0, capacity],
             [end, capacity],
+          ],
+        },
+      ],
+    },
+    {
+      title: `Bulwark: the proxy's concurrency limit to the origin (bulwark_proxy_concurrency_limit; ${when})`,
+      xLabel: 's',
+      yLabel: 'calls in flight',
+      series: [
+        // The unprotected variant's fixed 100,000 would flatten every other line.
+        ...variants
+          .filter((v) => v.variant !== 'unprotected')
+          .map((v) => ({ label: v.variant, points: v.proxyLimit.filter(([x]) => x < end) })),
+        {
+          label: 'origin workers',
+          points: [
+            [0, o.originWorkers],
+            [end, o.originWorkers],
+          ],
+        },
+        {
+          label: 'origin holds (workers + queue), then 503',
+          points: [
+            [0, o.originWorkers + originQueueOf(o)],
+            [end, o.originWorkers + originQueueOf(o)],
           ],
         },
       ],

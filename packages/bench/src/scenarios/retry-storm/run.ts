@@ -82,8 +82,7 @@ export function variantConfig(v: VariantName, o: RetryStormOptions): Record<stri
           rate_limit: { connection: { rpc: { rate: 0 } }, user: { rpc: { rate: 0 } } },
           shedding: { enabled: false },
         },
-        // The breaker cannot be switched off: it is made unreachable.
-        proxy: { max_concurrent: 100_000, max_queue: 0, breaker: { failure_rate: 1, min_requests: 1_000_000_000 } },
+        proxy: { max_concurrent: 100_000, max_queue: 0, adaptive: { enabled: false }, breaker: { failure_rate: 0 } },
       };
     case 'defaults':
       return {};
@@ -236,6 +235,9 @@ export function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toM
 
 export type Log = (msg: string) => void;
 
+/** How often the proxy's concurrency limit is read from /metrics during a run (ms). */
+export const LIMIT_POLL_MS = 500;
+
 /** runVariant runs one variant on a fresh origin and Bulwark, and always tears both down. */
 export async function runVariant(
   ctx: ScenarioContext,
@@ -299,7 +301,8 @@ export async function runVariant(
       }));
       const api = new ServerApi(server);
       const lag = monitorEventLoopDelay({ resolution: 10 });
-      const timers: { sweeper?: NodeJS.Timeout; killSwitch?: NodeJS.Timeout } = {};
+      const timers: { sweeper?: NodeJS.Timeout; killSwitch?: NodeJS.Timeout; limit?: NodeJS.Timeout } = {};
+      const limitSeries: [number, number][] = [];
       try {
         ctx.progress.begin(`retry-storm / ${v}: connecting`);
         const failures: string[] = [];
@@ -352,6 +355,17 @@ export async function runVariant(
             Math.max(0, switchAt - elapsed(rig)),
           );
         }
+        // The proxy's concurrency limit as /metrics shows it (adaptive: where it settles).
+        timers.limit = setInterval(() => {
+          const at = round(elapsed(rig) / 1000, 2);
+          fetchMetrics(server, 2000).then(
+            (text) => {
+              const limit = metricSeries(text, 'bulwark_proxy_concurrency_limit', 'target').get('rpc.proxy');
+              if (limit !== undefined) limitSeries.push([at, limit]);
+            },
+            () => undefined,
+          );
+        }, LIMIT_POLL_MS);
         timers.sweeper = setInterval(() => {
           const now = performance.now();
           for (const p of players) p.client?.expire(now, o.callTimeoutMs);
@@ -379,12 +393,19 @@ export async function runVariant(
           }),
           () => undefined,
         );
-        return { rig, switchAtSeconds, server: server_, loadgenLagP99Ms: round(lag.percentile(99) / 1e6, 1) };
+        return {
+          rig,
+          switchAtSeconds,
+          server: server_,
+          loadgenLagP99Ms: round(lag.percentile(99) / 1e6, 1),
+          limitSeries,
+        };
       } finally {
         rig.running = false;
         rig.closing = true;
         lag.disable();
         clearInterval(timers.sweeper);
+        clearInterval(timers.limit);
         clearTimeout(timers.killSwitch);
         for (const p of players) {
           for (const t of p.timers) clearTimeout(t);
@@ -406,6 +427,7 @@ export async function runVariant(
         ? { server: { protectedCalls: out.server.protectedCalls, rejections: out.server.rejections } }
         : {}),
       runSeconds: 0,
+      proxyLimit: out.limitSeries,
       lagP99Ms: { loadgen: out.loadgenLagP99Ms, server: out.server?.lagP99Ms ?? Number.NaN },
     };
     return { result, timeline };

@@ -150,6 +150,11 @@ export interface VariantResult {
   /** Wall time of the variant, start to stop of its servers, seconds. */
   runSeconds: number;
   /**
+   * `bulwark_proxy_concurrency_limit{target="rpc.proxy"}` read from /metrics every 500 ms:
+   * [seconds since the load started, limit] (adaptive by default; fixed when it is off).
+   */
+  proxyLimit: [number, number][];
+  /**
    * p99 event-loop delay of the load generator (which also runs the origin) and of Bulwark
    * over the run, ms: when high, the machine, not the protections, set the latencies.
    */

@@ -14,8 +14,11 @@ import { type VariantResult, type Limits, type VariantError, type WindowResult, 
  *   variants' passes would mean nothing);
  * - `tuned` over the storm, and `kill-switch` after the switch: well-behaved success ≥ the
  *   limit, their p99 ≤ the limit, and the origin offered at most its capacity;
+ * - `defaults` over the storm (issue 12, item 11: Bulwark as shipped must protect a backend
+ *   nobody sized): well-behaved success ≥ the limit and the origin offered at most its
+ *   capacity. Their p99 is reported, not judged: with every buggy player holding a call in the
+ *   proxy's queue, the wait is set by the queue, which only per-connection limits shorten;
  * - `kill-switch`: no inbox.sync reached the origin after the switch (and its settling).
- * `defaults` is reported for contrast and not judged.
  */
 export function retryStormChecks(
   variants: readonly VariantResult[],
@@ -34,6 +37,12 @@ export function retryStormChecks(
       checks.push(
         check('unprotected: storm reproduced (origin throttled, 503)', w?.origin.throttled ?? 0, '>', 0, 'calls'),
       );
+    } else if (v.variant === 'defaults') {
+      const w = reportedWindow(v, 'storm');
+      if (w) {
+        checks.push(check('defaults, storm: well-behaved success', w.good.successPercent, '>=', l.successPercent, '%'));
+        checks.push(check('defaults, storm: origin calls offered', w.origin.perSec, '<=', l.capacityPerSec, 'calls/s'));
+      } else checks.push(check('defaults: storm window measured', 0, '==', 1));
     } else if (v.variant === 'tuned') {
       const w = reportedWindow(v, 'storm');
       if (w) protectedWindow('tuned, storm', w);

@@ -100,7 +100,9 @@ export const proxySection = z
       .int()
       .min(1)
       .default(64)
-      .describe('Backend calls in flight at once per target (a proxy endpoint); more wait in the queue.'),
+      .describe(
+        'Backend calls in flight at once per target (a proxy endpoint); more wait in the queue. With proxy.adaptive.enabled, the ceiling of the adaptive limit.',
+      ),
     max_queue: z
       .number()
       .int()
@@ -109,15 +111,63 @@ export const proxySection = z
       .describe(
         'Calls waiting for a slot per target; over it a call is refused at once with error 111 (temporary), never queued without bound. The wait counts in the proxy timeout.',
       ),
+    fair_queue: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Queue each target's waiting calls by caller (the user, or the connection without one): the caller with the fewest backend calls lately goes first, so a few callers hammering the backend wait behind everyone else. false: first come, first served.",
+      ),
+    adaptive: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Adapt each target's concurrency limit to what its backend holds, between min_limit and max_concurrent: latency rising over the backend's no-load round trip, timeouts and 429/503/504 answers lower it. false: the limit is max_concurrent.",
+          ),
+        initial_limit: z
+          .number()
+          .int()
+          .min(1)
+          .default(20)
+          .describe('Limit of a target before its calls were observed (at most max_concurrent).'),
+        min_limit: z
+          .number()
+          .int()
+          .min(1)
+          .default(4)
+          .describe('Lowest limit (at most max_concurrent): the calls a struggling backend still gets at once.'),
+        tolerance: z
+          .number()
+          .min(1)
+          .max(10)
+          .default(1.5)
+          .describe(
+            "How many times its no-load round trip the backend's median round trip may reach before the limit falls.",
+          ),
+        backoff: z
+          .number()
+          .min(0.1)
+          .lt(1)
+          .default(0.9)
+          .describe('Factor the limit is multiplied by after a window with a timeout or a 429/503/504 answer.'),
+        window: duration('100ms').describe(
+          'Shortest window the limit is updated over (each window also needs 10 answers, or one drop).',
+        ),
+      })
+      .prefault({})
+      .describe(
+        "Bulwark's adaptive concurrency limit per target (a gradient limiter with multiplicative decrease, see PROXY.md): protects a backend nobody sized.",
+      ),
     breaker: z
       .strictObject({
         failure_rate: z
           .number()
-          .gt(0)
+          .min(0)
           .max(1)
           .default(0.5)
           .describe(
-            'Share of failed calls (timeouts, backend down, non-200, bad answers) over the window that opens it.',
+            'Share of failed calls (timeouts, backend down, non-200, bad answers) over the window that opens it; 0 turns the breaker off.',
           ),
         min_requests: z
           .number()
