@@ -66,7 +66,8 @@ export class WebSocketEndpoint {
     // 'error'), so admission's count includes sessions that have not sent connect yet.
     const admission = ctx.admission;
     admission.opened();
-    const transport = new WebSocketTransport(ws, ctx.config.websocket.compression ? undefined : socket);
+    const wsCfg = ctx.config.websocket;
+    const transport = new WebSocketTransport(ws, wsCfg.compression ? undefined : socket, wsCfg.close_timeout);
     const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.

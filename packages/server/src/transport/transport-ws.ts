@@ -4,7 +4,8 @@
  *
  * Closing is two steps: the close frame is written at once (the moment the session decides),
  * then the server waits for the peer's close frame — the close handshake — and destroys the
- * TCP socket itself after {@link closeHandshakeTimeoutMs} if the peer never answers. A peer
+ * TCP socket itself after `websocket.close_timeout` (default {@link closeHandshakeTimeoutMs})
+ * if the peer never answers. A peer
  * that ignores close frames therefore sees its TCP connection end that long after the
  * disconnect it was told about; a browser or SDK answers at once and sees both together.
  *
@@ -17,8 +18,8 @@ import { preparedTextFrame } from './prepared-frame.js';
 import type { Transport } from './transport.js';
 
 /**
- * How long a closed connection waits for the peer's side of the close handshake before the
- * socket is destroyed: Centrifugo's fixed `closeFrameWait` (5 s). Long enough for a slow
+ * How long a closed connection waits by default (`websocket.close_timeout`) for the peer's side
+ * of the close handshake before the socket is destroyed: Centrifugo's fixed `closeFrameWait` (5 s). Long enough for a slow
  * mobile link to receive the close frame (destroying the socket discards what is unsent,
  * the close code included); short enough that a client ignoring it holds a descriptor briefly.
  */
@@ -30,15 +31,18 @@ export class WebSocketTransport implements Transport {
   readonly #ws: WebSocket;
   /** The upgraded TCP socket, for prepared frames; undefined when frames must go through ws (compression). */
   readonly #socket: Socket | undefined;
+  readonly #closeTimeoutMs: number;
 
   /**
    * @param socket the socket `ws` took over in the upgrade. Pass it only when compression is
    *   off: without compression ws writes each frame to the socket synchronously, so a complete
    *   prepared frame written beside it can never land inside another frame.
+   * @param closeTimeoutMs websocket.close_timeout: the wait for the peer's close frame.
    */
-  constructor(ws: WebSocket, socket?: Socket) {
+  constructor(ws: WebSocket, socket?: Socket, closeTimeoutMs = closeHandshakeTimeoutMs) {
     this.#ws = ws;
     this.#socket = socket;
+    this.#closeTimeoutMs = closeTimeoutMs;
   }
 
   send(frame: Buffer): void {
@@ -56,7 +60,7 @@ export class WebSocketTransport implements Transport {
     // A peer that never answers the close handshake must not hold the socket forever (ws's
     // own fallback is 30 s). Cleared when the handshake completes: the timer would otherwise
     // keep the closed socket and its buffers reachable for the whole wait.
-    const timer = setTimeout(() => ws.terminate(), closeHandshakeTimeoutMs);
+    const timer = setTimeout(() => ws.terminate(), this.#closeTimeoutMs);
     timer.unref();
     ws.once('close', () => clearTimeout(timer));
   }

@@ -47,6 +47,9 @@ export const websocketSection = z
       .default(65_536)
       .describe('Largest incoming WebSocket message in bytes; larger closes with 1009.'),
     compression: z.boolean().default(false).describe('permessage-deflate; costs CPU per message, off by default.'),
+    close_timeout: duration('5s').describe(
+      "After the server closes a connection (its close frame is written at once), how long it waits for the client's close frame before destroying the socket. A client that ignores close frames sees TCP end this long after the disconnect. Centrifugo waits a fixed 5 s.",
+    ),
   })
   .prefault({});
 
