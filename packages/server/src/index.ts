@@ -29,6 +29,7 @@ export {
 export type { ClientInfo, Publication, StreamPosition, RawJSON } from './protocol/types.js';
 export type { Broker, BrokerEventHandler, HistoryQuery, HistoryResult, PublishOptions } from './engine/broker.js';
 export type { PresenceManager, PresenceStats } from './engine/presence.js';
+export { EngineOutcomeUnknownError, EngineUnavailableError } from './engine/errors.js';
 export { MemoryBroker, type MemoryBrokerOptions } from './engine/broker-memory.js';
 export { MemoryPresenceManager, type MemoryPresenceOptions } from './engine/presence-memory.js';
 export type { RpcHandler, RpcContext, MessageHandler } from './client/context.js';
