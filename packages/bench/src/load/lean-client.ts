@@ -308,6 +308,19 @@ export class LeanClient {
   }
 
   /**
+   * history reads the newest `limit` publications of `channel` (Centrifugo protocol only) and
+   * resolves with the history result; an error reply rejects with `error <code>: <message>`
+   * (e.g. `error 111: …` when the node sheds reads).
+   */
+  async history(channel: string, limit: number, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    if (this.opts.protocol !== 'centrifugo') throw new Error('history: Centrifugo protocol only');
+    const id = this.nextId++;
+    const reply = this.request(id, timeoutMs);
+    this.ws.send(`{"id":${id},"history":{"channel":${JSON.stringify(channel)},"limit":${limit}}}`);
+    return (await reply).history as Record<string, unknown>;
+  }
+
+  /**
    * publish sends one publication with `dataJson` (already-encoded JSON) to `channel`,
    * fire-and-forget: Centrifugo replies are only counted (`publishAcks`/`publishErrors`);
    * Socket.IO emits `pub` without an ack id (`42["pub",channel,data]`).

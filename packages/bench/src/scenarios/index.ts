@@ -13,6 +13,7 @@ import { connectionsScenario } from './connections/index.js';
 import { fanoutMixedScenario } from './fanout-mixed/index.js';
 import { fanoutScenario } from './fanout/index.js';
 import { hugScenario } from './hug/index.js';
+import { neighbourScenario } from './neighbour/index.js';
 import { overloadScenario } from './overload/index.js';
 import { retryStormScenario } from './retry-storm/index.js';
 import { rollingRestartScenario } from './rolling-restart/index.js';
@@ -32,6 +33,7 @@ export const registry: Scenario[] = [
   retryStormScenario,
   hugScenario,
   rollingRestartScenario,
+  neighbourScenario,
 ];
 
 /** The scenarios run when none is named. */
