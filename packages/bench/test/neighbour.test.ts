@@ -165,10 +165,10 @@ describe('neighbour measurement helpers', () => {
     }
   });
 
-  it('the variants differ only in utilization: the default one leaves it to the server', () => {
+  it('the variants differ only in utilization and min_cpu: the default one leaves them to the server', () => {
     const [dflt, lagOnly] = variantPlans({ connectLag: '10ms', readLag: '20ms' });
     assert.deepEqual(dflt?.shedding, { connect_lag: '10ms', read_lag: '20ms' });
-    assert.deepEqual(lagOnly?.shedding, { connect_lag: '10ms', read_lag: '20ms', utilization: 0 });
+    assert.deepEqual(lagOnly?.shedding, { connect_lag: '10ms', read_lag: '20ms', utilization: 0, min_cpu: 0 });
     const cfg = serverConfig({ historySize: 10 }, lagOnly!) as {
       channel: { namespaces: Array<Record<string, unknown>> };
       protection: { shedding: unknown };

@@ -15,12 +15,12 @@ import { signConnectionToken } from '../src/auth/token-signer.js';
 import { startBulwark, writeConfigFile } from './helpers/process.js';
 import { baseNamespaces, rawClient, sleep, startTestServer, waitUntil } from './helpers/server.js';
 
-const cfg = { enabled: true, sample_interval: 20, connect_lag: 50, read_lag: 100, utilization: 0.8 };
+const cfg = { enabled: true, sample_interval: 20, connect_lag: 50, read_lag: 100, utilization: 0.8, min_cpu: 0.25 };
 
 /** A loop that ran work the whole time (the node's own overload). */
-const busyMeter = { since: () => 1, mark: () => undefined };
+const busyMeter = { since: () => ({ busy: 1, cpu: 1 }), mark: () => undefined };
 /** A loop that waited for work most of the time (a neighbour had the CPU). */
-const idleMeter = { since: () => 0.05, mark: () => undefined };
+const idleMeter = { since: () => ({ busy: 0.05, cpu: 0.05 }), mark: () => undefined };
 
 /** busyFor blocks the event loop for `ms`, as a CPU-bound burst of work would. */
 function busyFor(ms: number): void {
@@ -34,32 +34,32 @@ describe('LoadShedder levels', () => {
   it('sheds connects first, then reads; each level clears below half its threshold', () => {
     const changes: string[] = [];
     const s = new LoadShedder(cfg, { onChange: (level, on) => changes.push(`${level}:${on ? 'on' : 'off'}`) });
-    s.sample(0, 1);
+    s.sample(0, 1, 1);
     assert.deepEqual([s.connect, s.read], [false, false]);
     // One 240 ms stall: smoothed lag 60 ms, over connect_lag only.
-    s.sample(240, 1);
+    s.sample(240, 1, 1);
     assert.equal(s.lagMs, 60);
     assert.deepEqual([s.connect, s.read], [true, false]);
     // Sustained lag: smoothed lag climbs over read_lag.
-    for (let i = 0; i < 5; i++) s.sample(300, 1);
+    for (let i = 0; i < 5; i++) s.sample(300, 1, 1);
     assert.ok(s.lagMs > 100, `lag ${s.lagMs}`);
     assert.deepEqual([s.connect, s.read], [true, true]);
     // Recovering: under read_lag but above half of it, reads stay shed (no flapping).
-    while (s.lagMs >= 90) s.sample(0, 1);
+    while (s.lagMs >= 90) s.sample(0, 1, 1);
     assert.ok(s.lagMs >= 50);
     assert.equal(s.read, true);
-    while (s.lagMs >= 50) s.sample(0, 1);
+    while (s.lagMs >= 50) s.sample(0, 1, 1);
     assert.deepEqual([s.connect, s.read], [true, false], 'reads served again below read_lag / 2');
-    while (s.lagMs >= 25) s.sample(0, 1);
+    while (s.lagMs >= 25) s.sample(0, 1, 1);
     assert.deepEqual([s.connect, s.read], [false, false], 'connections admitted again below connect_lag / 2');
     assert.deepEqual(changes, ['connect:on', 'read:on', 'read:off', 'connect:off']);
   });
 
   it('a lag just over a threshold and back just under it does not turn the level off', () => {
     const s = new LoadShedder(cfg);
-    for (let i = 0; i < 20; i++) s.sample(60, 1);
+    for (let i = 0; i < 20; i++) s.sample(60, 1, 1);
     assert.equal(s.connect, true);
-    for (let i = 0; i < 20; i++) s.sample(40, 1);
+    for (let i = 0; i < 20; i++) s.sample(40, 1, 1);
     assert.equal(s.connect, true, '40 ms is under connect_lag but over half of it');
   });
 
@@ -83,16 +83,16 @@ describe('LoadShedder levels', () => {
   it('lag with an idle loop (a neighbour has the CPU) sheds nothing', () => {
     const changes: string[] = [];
     const s = new LoadShedder(cfg, { onChange: (level, on) => changes.push(`${level}:${on ? 'on' : 'off'}`) });
-    for (let i = 0; i < 20; i++) s.sample(300, 0.05);
+    for (let i = 0; i < 20; i++) s.sample(300, 0.05, 0.05);
     assert.ok(s.lagMs > 100 && s.utilization < 0.1, `lag ${s.lagMs}, utilization ${s.utilization}`);
     assert.deepEqual([s.connect, s.read, changes], [false, false, []]);
   });
 
   it('a level turns off when the loop stops being busy, even while the lag stays', () => {
     const s = new LoadShedder(cfg);
-    for (let i = 0; i < 10; i++) s.sample(300, 1);
+    for (let i = 0; i < 10; i++) s.sample(300, 1, 1);
     assert.deepEqual([s.connect, s.read], [true, true]);
-    while (s.utilization >= 0.6) s.sample(300, 0.05);
+    while (s.utilization >= 0.6) s.sample(300, 0.05, 0.05);
     assert.deepEqual([s.connect, s.read], [false, false], 'under three quarters of shedding.utilization');
   });
 
@@ -108,9 +108,17 @@ describe('LoadShedder levels', () => {
     }
   });
 
-  it('utilization 0: lag alone decides, as before', () => {
-    const s = new LoadShedder({ ...cfg, utilization: 0 });
-    for (let i = 0; i < 10; i++) s.sample(300, 0);
+  it('a loop that is always running or waiting for the CPU, but gets little of it, is starved, not overloaded', () => {
+    const s = new LoadShedder(cfg);
+    for (let i = 0; i < 20; i++) s.sample(300, 0.98, 0.05);
+    assert.deepEqual([s.connect, s.read], [false, false], 'under protection.shedding.min_cpu');
+    for (let i = 0; i < 20; i++) s.sample(300, 0.98, 0.6);
+    assert.deepEqual([s.connect, s.read], [true, true], 'its own work on its share of a core');
+  });
+
+  it('utilization 0 and min_cpu 0: lag alone decides, as before', () => {
+    const s = new LoadShedder({ ...cfg, utilization: 0, min_cpu: 0 });
+    for (let i = 0; i < 10; i++) s.sample(300, 0, 0);
     assert.deepEqual([s.connect, s.read], [true, true]);
   });
 
@@ -194,7 +202,13 @@ describe('load shedding over real sockets', () => {
         log: { level: 'warn' },
         channel: { namespaces: baseNamespaces },
         protection: {
-          shedding: { sample_interval: '10ms', connect_lag: '5ms', read_lag: '10ms', utilization },
+          shedding: {
+            sample_interval: '10ms',
+            connect_lag: '5ms',
+            read_lag: '10ms',
+            utilization,
+            min_cpu: utilization > 0 ? 0.25 : 0,
+          },
           // The probe reads far more often than a player: only shedding may refuse it here.
           rate_limit: { connection: { read: { rate: 0 } }, user: { read: { rate: 0 } } },
         },

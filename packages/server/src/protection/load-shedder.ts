@@ -25,17 +25,18 @@
  * timer also fires late when another process has the CPU, while this node's loop sits idle.
  * Shedding then would refuse players to a node with nothing to do (issue 12: an idle node
  * refused a demo page while another process compiled). So a level turns on only while the
- * loop is also busy — its utilization (the share of the time it could run that it spent running
- * work, smoothed like the lag; see loopUtilization) is at least `utilization` — and turns off
- * when the lag falls under half its threshold or the utilization under three quarters of it. A
- * node whose own work saturates its loop runs near 100 %; a node waiting behind a neighbour is
- * mostly idle.
+ * loop is also busy with its own work (loop-meter.ts): its utilization — the share of the time
+ * it could run that it spent running — is at least `utilization`, and its thread uses at least
+ * `min_cpu` of a core (a node that cannot get that much is starved by neighbours, not
+ * overloaded by its clients). A level turns off when the lag falls under half its threshold or
+ * either measure under three quarters of its own. A node whose own work saturates its loop runs
+ * near 100 % of a core; a node waiting behind a neighbour is mostly idle, or starved.
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { clearInterval, setInterval } from 'node:timers';
 import type { Config } from '../config/schema.js';
+import { loopMeter, type LoopMeter } from './loop-meter.js';
 
 /** Weight of a new sample in the smoothed lag: about the last four samples count. */
 const SMOOTHING = 0.25;
@@ -54,85 +55,20 @@ export interface LoadShedderEvents {
   onChange(level: keyof SheddingState, on: boolean, lagMs: number, utilization: number): void;
 }
 
-/** UtilizationMeter measures how busy the event loop was (0–1) since its last mark. */
-export interface UtilizationMeter {
-  /** since is the utilization from the last mark until now (the running turn included). */
-  since(): number;
-  /** mark starts a new window. */
-  mark(): void;
-}
-
-/**
- * loopUtilization measures how busy this process's event loop is. On Linux it reads the loop
- * thread's scheduler statistics (/proc/thread-self/schedstat: time on a CPU, time runnable but
- * waiting for one) and reports the time on a CPU over the time the thread was *not* waiting for
- * one: a loop saturated by its own work reads near 1 even when a neighbour takes half the core
- * (it runs whenever it can), while an idle loop reads near 0 however many neighbours preempt it.
- * Elsewhere it falls back to performance.eventLoopUtilization(), which counts time a turn spends
- * preempted as busy: with many CPU-bound neighbours on the node's core an idle node can read
- * busy there (measured: 0.94 beside 24 busy processes on one core).
- */
-export function loopUtilization(): UtilizationMeter {
-  return schedstatMeter() ?? eventLoopMeter();
-}
-
-const schedstatPath = '/proc/thread-self/schedstat';
-
-/** readSchedstat returns [ns on a CPU, ns runnable waiting for a CPU], or undefined where unavailable. */
-function readSchedstat(): [number, number] | undefined {
-  try {
-    const [run, wait] = readFileSync(schedstatPath, 'ascii').split(' ', 2).map(Number);
-    return run !== undefined && wait !== undefined && Number.isFinite(run + wait) ? [run, wait] : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** schedstatMeter measures on-CPU time over not-waiting time (Linux); undefined where unreadable. */
-function schedstatMeter(): UtilizationMeter | undefined {
-  const first = readSchedstat();
-  if (first === undefined) return undefined;
-  let [run, wait] = first;
-  let at = process.hrtime.bigint();
-  return {
-    since: () => {
-      const now = readSchedstat();
-      if (now === undefined) return 0;
-      const wall = Number(process.hrtime.bigint() - at);
-      const ran = now[0] - run;
-      const couldRun = wall - (now[1] - wait);
-      return couldRun <= 0 ? 0 : Math.min(1, ran / couldRun);
-    },
-    mark: () => {
-      [run, wait] = readSchedstat() ?? [run, wait];
-      at = process.hrtime.bigint();
-    },
-  };
-}
-
-/** eventLoopMeter measures performance.eventLoopUtilization() (the fallback off Linux). */
-function eventLoopMeter(): UtilizationMeter {
-  let last = performance.eventLoopUtilization();
-  return {
-    since: () => performance.eventLoopUtilization(last).utilization,
-    mark: () => {
-      last = performance.eventLoopUtilization();
-    },
-  };
-}
-
 /** LoadShedder samples the event-loop lag and utilization and decides what to shed. */
 export class LoadShedder implements SheddingState {
   readonly #cfg: Config['protection']['shedding'];
   readonly #events: LoadShedderEvents | undefined;
   readonly #now: () => number;
-  readonly #meter: UtilizationMeter;
+  readonly #meter: LoopMeter;
   #timer: NodeJS.Timeout | undefined;
   /** When the next sample is due: a turn of the loop running past it is lag already happening. */
   #expected = 0;
   #lag = 0;
   /** Smoothed event-loop utilization, 0–1. */
   #utilization = 0;
+  /** Smoothed CPU of the loop thread, in cores. */
+  #cpu = 0;
   #connect = false;
   #read = false;
 
@@ -140,7 +76,7 @@ export class LoadShedder implements SheddingState {
     cfg: Config['protection']['shedding'],
     events?: LoadShedderEvents,
     now = () => performance.now(),
-    meter: UtilizationMeter = loopUtilization(),
+    meter: LoopMeter = loopMeter(),
   ) {
     this.#cfg = cfg;
     this.#events = events;
@@ -162,13 +98,14 @@ export class LoadShedder implements SheddingState {
     return this.#read || this.#lateTurn(this.#cfg.read_lag);
   }
 
-  /** #lateTurn: the running turn is `threshold` past the sampler, and the loop was busy meanwhile. */
+  /**
+   * #lateTurn: the running turn is `threshold` past the sampler, and since the last sample the
+   * loop was busy with its own work (see #busy).
+   */
   #lateTurn(threshold: number): boolean {
-    return (
-      this.#timer !== undefined &&
-      this.#now() - this.#expected > threshold &&
-      this.#meter.since() >= this.#cfg.utilization
-    );
+    if (this.#timer === undefined || this.#now() - this.#expected <= threshold) return false;
+    const load = this.#meter.since();
+    return load.busy >= this.#cfg.utilization && load.cpu >= this.#cfg.min_cpu;
   }
 
   /** lagMs is the smoothed event-loop lag, in milliseconds. */
@@ -181,6 +118,11 @@ export class LoadShedder implements SheddingState {
     return this.#utilization;
   }
 
+  /** cpu is the smoothed CPU of the loop thread, in cores. */
+  get cpu(): number {
+    return this.#cpu;
+  }
+
   /** start samples every shedding.sample_interval (no-op when shedding is disabled). */
   start(): void {
     if (!this.#cfg.enabled || this.#timer !== undefined) return;
@@ -189,10 +131,10 @@ export class LoadShedder implements SheddingState {
     this.#meter.mark();
     this.#timer = setInterval(() => {
       const now = this.#now();
-      const utilization = this.#meter.since();
+      const load = this.#meter.since();
       this.#meter.mark();
       // How late this tick ran: the time any work queued with it waited behind the rest.
-      this.sample(Math.max(0, now - this.#expected), utilization);
+      this.sample(Math.max(0, now - this.#expected), load.busy, load.cpu);
       this.#expected = now + interval;
     }, interval);
     // Never keeps the process alive by itself.
@@ -204,22 +146,27 @@ export class LoadShedder implements SheddingState {
     this.#timer = undefined;
     this.#lag = 0;
     this.#utilization = 0;
-    this.sample(0, 0);
+    this.#cpu = 0;
+    this.sample(0, 0, 0);
   }
 
   /**
-   * sample folds one lag measurement (ms) and the loop's utilization since the previous sample
-   * (0–1) into their smoothed values and updates the levels. The utilization is smoothed over
-   * time, not samples: a sample that came 240 ms late covers 13 sample intervals of a busy loop.
+   * sample folds one lag measurement (ms), the loop's utilization (0–1) and its thread's CPU
+   * (cores) since the previous sample into their smoothed values and updates the levels. The
+   * utilization and CPU are smoothed over time, not samples: a sample that came 240 ms late
+   * covers 13 sample intervals of a busy loop.
    */
-  sample(lagMs: number, utilization: number): void {
+  sample(lagMs: number, utilization: number, cpu: number): void {
     this.#lag += (lagMs - this.#lag) * SMOOTHING;
     const intervals = (this.#cfg.sample_interval + lagMs) / Math.max(1, this.#cfg.sample_interval);
-    this.#utilization += (utilization - this.#utilization) * (1 - (1 - SMOOTHING) ** intervals);
+    const weight = 1 - (1 - SMOOTHING) ** intervals;
+    this.#utilization += (utilization - this.#utilization) * weight;
+    this.#cpu += (cpu - this.#cpu) * weight;
     const { connect_lag: connectLag, read_lag: readLag } = this.#cfg;
     // The node's own overload: the loop lags and is busy (see the module note).
-    const busy = this.#utilization >= this.#cfg.utilization;
-    const stillBusy = this.#utilization >= this.#cfg.utilization * 0.75;
+    const { utilization: u, min_cpu: minCpu } = this.#cfg;
+    const busy = this.#utilization >= u && this.#cpu >= minCpu;
+    const stillBusy = this.#utilization >= u * 0.75 && this.#cpu >= minCpu * 0.75;
     const connect = this.#connect ? stillBusy && this.#lag >= connectLag / 2 : busy && this.#lag > connectLag;
     if (connect !== this.#connect) {
       this.#connect = connect;

@@ -45,6 +45,8 @@ export class PendingSockets {
   readonly #occupied: () => number;
   /** Pending sockets in the order they became pending (Set order): the first is the oldest. */
   readonly #pending = new Set<Socket>();
+  /** Untracks a socket that closed: one listener for every socket (`this` is the socket that emits). */
+  readonly #forget: (this: Socket) => void;
   #capacity = 0;
 
   /**
@@ -54,6 +56,10 @@ export class PendingSockets {
   constructor(ctx: PendingSocketsContext, occupied: () => number) {
     this.#ctx = ctx;
     this.#occupied = occupied;
+    const pending = this.#pending;
+    this.#forget = function (this: Socket) {
+      pending.delete(this);
+    };
   }
 
   /** size is the number of pending sockets now. */
@@ -79,7 +85,8 @@ export class PendingSockets {
   readonly connected = (socket: Socket): void => {
     const pending = this.#pending;
     pending.add(socket);
-    socket.once('close', () => pending.delete(socket));
+    // One shared listener, not a closure per socket: it stays for the connection's life.
+    socket.on('close', this.#forget);
     const cap = this.#capacity;
     if (cap === 0) return;
     let excess = this.#occupied() + pending.size - cap;

@@ -7,9 +7,10 @@
  *
  * Two variants, each on a fresh server with its own hogs, with the same shedding thresholds
  * (`--connect-lag`, `--read-lag`; the server defaults unless given):
- * - default: a shedding level needs the event-loop utilization ≥ protection.shedding.utilization
- *   (0.8) beside the lag — the node's own overload, not a neighbour's;
- * - lag-only: `protection.shedding.utilization: 0`, the lag alone decides (the old behaviour).
+ * - default: a shedding level needs the loop busy with its own work beside the lag
+ *   (protection.shedding.utilization 0.8 and min_cpu 0.25) — the node's own overload, not a
+ *   neighbour's;
+ * - lag-only: `protection.shedding.utilization: 0` and `min_cpu: 0`, the lag alone decides (the old behaviour).
  *
  * Each variant: history filled through the API, a short warm-up of probes without neighbours
  * (not measured), then the hogs start and, once they spin, the window: probes for `--duration`
@@ -59,7 +60,11 @@ export function variantPlans(o: Pick<NeighbourOptions, 'connectLag' | 'readLag'>
   const lags = { connect_lag: o.connectLag, read_lag: o.readLag };
   return [
     { key: 'default', label: 'default (lag and a busy loop)', shedding: { ...lags } },
-    { key: 'lag-only', label: 'lag alone (utilization 0)', shedding: { ...lags, utilization: 0 } },
+    {
+      key: 'lag-only',
+      label: 'lag alone (utilization 0, min_cpu 0)',
+      shedding: { ...lags, utilization: 0, min_cpu: 0 },
+    },
   ];
 }
 

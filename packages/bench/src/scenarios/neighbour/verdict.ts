@@ -2,7 +2,7 @@
  * The neighbour verdict: with the default config (shedding needs a busy event loop beside the
  * lag), an idle node next to CPU-hungry neighbours refuses no one — no upgrade answered 503, no
  * read answered 111, no shedding level turned on — and still serves the probes. The lag-only
- * variant (`protection.shedding.utilization: 0`) is reported, not judged: how much a neighbour
+ * variant (`protection.shedding.utilization: 0`, `min_cpu: 0`) is reported, not judged: how much a neighbour
  * delays a timer is the machine's, not Bulwark's; the verdict says when it delayed nothing.
  *
  * @module

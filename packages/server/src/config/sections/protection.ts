@@ -118,7 +118,14 @@ export const protectionSection = z
           .max(1)
           .default(0.8)
           .describe(
-            "Event-loop utilization (0–1, smoothed like the lag) the node must also be at for a level to turn on: lag with an idle loop is a neighbour process taking the CPU, not this node's overload, and sheds nothing. A level turns off below three quarters of it. 0: lag alone decides.",
+            "Event-loop utilization (0–1, smoothed like the lag: the share of the time the loop thread could run that it spent running) the node must also be at for a level to turn on: lag with an idle loop is a neighbour process taking the CPU, not this node's overload, and sheds nothing. A level turns off below three quarters of it. 0 (with min_cpu 0): lag alone decides.",
+          ),
+        min_cpu: z
+          .number()
+          .min(0)
+          .default(0.25)
+          .describe(
+            'CPU the loop thread must be using, in cores (smoothed like the lag), for a level to turn on: a node that cannot get this much is starved by neighbour processes, not overloaded by its clients, and refusing players would not help it. A level turns off below three quarters of it. 0: no minimum.',
           ),
       })
       .prefault({})
