@@ -42,7 +42,7 @@ export function controlRouter(ctx: ControlRouterContext): (msg: ControlMessage) 
       case 'kill_switch_sync':
         return ctx.killSwitches.onSyncRequest(msg.from);
       case 'kill_switch_state':
-        if (msg.to === ctx.nodeId) ctx.killSwitches.onState(msg, msg.from);
+        if (msg.to === ctx.nodeId || msg.to === '*') ctx.killSwitches.onState(msg, msg.from);
         return;
     }
   };

@@ -63,7 +63,8 @@ const controlMessage = z.discriminatedUnion('type', [
   }),
   // A node that (re)joined — started, or got its engine connection back — asks for the others' state.
   z.object({ type: z.literal('kill_switch_sync'), from: z.string() }),
-  // The answer to a sync, addressed to the node that asked: switches on and removals, with their times.
+  // Switches on and removals, with their times: the answer to a sync, addressed to the node that
+  // asked, or ('*') what a node that (re)joined tells every node.
   z.object({
     type: z.literal('kill_switch_state'),
     from: z.string(),

@@ -71,11 +71,17 @@ export class KillSwitchSync {
     return this.#ctx.switches.list();
   }
 
-  /** requestSync asks the other nodes for their switches (at engine start and reconnect). */
+  /**
+   * requestSync asks the other nodes for their switches (at engine start and reconnect), and
+   * tells them its own. Both halves are needed: when several nodes lost the engine together
+   * (a Redis restart drops every pub/sub connection), the first one back asks while the others
+   * cannot hear it yet; the last one back then brings them its switches as it returns.
+   */
   requestSync(): void {
     this.#ctx.send({ type: 'kill_switch_sync' }).catch((err: unknown) => {
       this.#ctx.log.warn({ err }, 'kill switch sync request failed; switches changed meanwhile may be missing here');
     });
+    this.#tell('*');
   }
 
   /** onSet applies a switch another node turned on. */
@@ -95,11 +101,16 @@ export class KillSwitchSync {
 
   /** onSyncRequest answers a node that asked for the switches (when there is anything to tell). */
   onSyncRequest(from: string): void {
+    this.#tell(from);
+  }
+
+  /** #tell sends this node's switches and removals to node `to` ('*': every node), if it has any. */
+  #tell(to: string): void {
     const state = this.#ctx.switches.state();
     if (state.switches.length === 0 && state.removed.length === 0) return;
     this.#ctx
-      .send({ type: 'kill_switch_state', to: from, ...state })
-      .catch((err: unknown) => this.#ctx.log.warn({ err }, 'kill switch state reply failed'));
+      .send({ type: 'kill_switch_state', to, ...state })
+      .catch((err: unknown) => this.#ctx.log.warn({ err }, 'kill switch state not sent'));
   }
 
   /** onState merges another node's answer to this node's sync request. */
