@@ -15,6 +15,9 @@ import type { Progress } from './progress.js';
 import type { InfoRatio, Ratio } from './report.js';
 import type { StartOptions, TargetName } from './targets.js';
 
+/** Log writes one progress message line (a scenario's `ctx.log`). */
+export type Log = (msg: string) => void;
+
 /** Check is one pass/fail verdict: `value` compared with a threshold. */
 export interface Check {
   /** What is checked, e.g. "origin calls per key". */

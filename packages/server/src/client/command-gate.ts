@@ -57,26 +57,31 @@ const overloadError = new ProtocolError(ErrorCode.TooManyRequests, 'too many req
  * refused. Pongs and malformed commands always run (in order).
  */
 export function admit(s: GatedSession, cmd: DecodedCommand): Verdict {
-  if (cmd.method === undefined || cmd.method === 'pong') {
-    s.pendingCommands++;
+  let v: Verdict = RUN;
+  if (cmd.method !== undefined && cmd.method !== 'pong') {
+    const max = s.ctx.config.protection.rate_limit.max_pending_commands;
+    v =
+      max > 0 && s.pendingCommands >= max
+        ? refusal(s, cmd, 'pending_commands', 'pending_commands', { client: s.id, user: s.user })
+        : rateVerdict(s, cmd);
+  }
+  if (v !== CLOSE) s.pendingCommands++; // queued: to run, or to be answered in its turn
+  return v;
+}
+
+/** rateVerdict spends the command's rate tokens: RUN, or the refusal's verdict. */
+function rateVerdict(s: GatedSession, cmd: Command): Verdict {
+  const ctx = s.ctx;
+  const verdict = ctx.rateLimiter.check(cmd.method, s.user, s, ctx.hub.userConnectionCount(s.user), performance.now());
+  if (verdict === undefined) {
+    s.refusedInRow = 0;
     return RUN;
   }
-  const ctx = s.ctx;
-  const max = ctx.config.protection.rate_limit.max_pending_commands;
-  if (max > 0 && s.pendingCommands >= max) {
-    return refusal(s, cmd, 'pending_commands', 'pending_commands', { client: s.id, user: s.user });
-  }
-  const verdict = ctx.rateLimiter.check(cmd.method, s.user, s, ctx.hub.userConnectionCount(s.user), performance.now());
-  if (verdict !== undefined) {
-    return refusal(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, {
-      client: s.id,
-      user: s.user,
-      class: verdict.cls,
-    });
-  }
-  s.refusedInRow = 0;
-  s.pendingCommands++;
-  return RUN;
+  return refusal(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, {
+    client: s.id,
+    user: s.user,
+    class: verdict.cls,
+  });
 }
 
 /**
@@ -93,7 +98,6 @@ function refusal(s: GatedSession, cmd: Command, reason: string, logKind: string,
   const rl = ctx.config.protection.rate_limit;
   if (rl.disconnect_after > 0 && ++s.refusedInRow >= rl.disconnect_after) return CLOSE;
   if (rl.max_pending_commands > 0 && s.pendingCommands >= 2 * rl.max_pending_commands) return CLOSE;
-  s.pendingCommands++;
   return REFUSE;
 }
 
@@ -113,20 +117,10 @@ export function closeRefused(s: SessionCore): void {
  * refused, it is answered 111 at once, or the connection closed with 3013 (see refusal).
  */
 export function rateLimitedBeforeConnect(s: GatedSession, cmd: Command): boolean {
-  const ctx = s.ctx;
-  const verdict = ctx.rateLimiter.check(cmd.method, s.user, s, ctx.hub.userConnectionCount(s.user), performance.now());
-  if (verdict === undefined) {
-    s.refusedInRow = 0;
-    return false;
-  }
-  const fields = { client: s.id, user: s.user, class: verdict.cls };
-  const v = refusal(s, cmd, `rate_limit_${verdict.scope}_${verdict.cls}`, `rate_limit_${verdict.scope}`, fields);
-  if (v === CLOSE) {
-    closeRefused(s);
-  } else {
-    s.pendingCommands--; // answered now, not queued
-    answerRefused(s, cmd);
-  }
+  const v = rateVerdict(s, cmd);
+  if (v === RUN) return false;
+  if (v === CLOSE) closeRefused(s);
+  else answerRefused(s, cmd);
   return true;
 }
 

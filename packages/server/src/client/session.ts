@@ -276,10 +276,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   /** #handleCommand runs one command; `admitted`: its rate limit was checked on arrival. */
   async #handleCommand(cmd: Command, admitted: boolean): Promise<void> {
     const metrics = this.ctx.metrics;
-    if (cmd.method === 'pong') {
-      this.#deadlines.awaitingPong = false; // also on arrival once connected (handleFrame)
-      return;
-    }
+    // Pongs count on arrival (handleFrame); before connect no ping was sent.
+    if (cmd.method === 'pong') return;
     // Before connect only connect is valid; after it, connect is not (protocol order).
     if ((this.#state === 'connecting') !== (cmd.method === 'connect')) {
       metrics.command(cmd.method, 'error');
@@ -390,11 +388,6 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
    */
   enqueue(frame: Buffer, urgent = false): void {
     if (this.#state !== 'closed') this.#out.push(frame, urgent);
-  }
-
-  /** flush writes everything queued now (the flush pass does this for every session). */
-  flush(): void {
-    if (this.#state !== 'closed') this.#out.flush();
   }
 
   onSlow(): void {

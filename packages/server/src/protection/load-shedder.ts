@@ -36,7 +36,10 @@
  */
 import { clearInterval, setInterval } from 'node:timers';
 import type { Config } from '../config/schema.js';
-import { loopMeter, type LoopMeter } from './loop-meter.js';
+import { loopMeter, type LoopLoad, type LoopMeter } from './loop-meter.js';
+
+/** How long one load measure serves the checks of a late turn (ms). */
+const LOAD_REUSE_MS = 2;
 
 /** Weight of a new sample in the smoothed lag: about the last four samples count. */
 const SMOOTHING = 0.25;
@@ -69,6 +72,9 @@ export class LoadShedder implements SheddingState {
   #utilization = 0;
   /** Smoothed CPU of the loop thread, in cores. */
   #cpu = 0;
+  /** The last load measured for #lateTurn, and when. */
+  #turnLoad: LoopLoad | undefined;
+  #turnLoadAt = 0;
   #connect = false;
   #read = false;
 
@@ -103,9 +109,16 @@ export class LoadShedder implements SheddingState {
    * loop was busy with its own work (see #busy).
    */
   #lateTurn(threshold: number): boolean {
-    if (this.#timer === undefined || this.#now() - this.#expected <= threshold) return false;
-    const load = this.#meter.since();
-    return load.busy >= this.#cfg.utilization && load.cpu >= this.#cfg.min_cpu;
+    if (this.#timer === undefined) return false;
+    const now = this.#now();
+    if (now - this.#expected <= threshold) return false;
+    // Asked for every upgrade and read while late: measure (a /proc read on Linux) once per
+    // LOAD_REUSE_MS, not once per call, in a burst of thousands.
+    if (this.#turnLoad === undefined || now - this.#turnLoadAt >= LOAD_REUSE_MS) {
+      this.#turnLoad = this.#meter.since();
+      this.#turnLoadAt = now;
+    }
+    return this.#turnLoad.busy >= this.#cfg.utilization && this.#turnLoad.cpu >= this.#cfg.min_cpu;
   }
 
   /** lagMs is the smoothed event-loop lag, in milliseconds. */

@@ -39,7 +39,7 @@ export class WebSocketTransport implements Transport {
    *   prepared frame written beside it can never land inside another frame.
    * @param closeTimeoutMs websocket.close_timeout: the wait for the peer's close frame.
    */
-  constructor(ws: WebSocket, socket?: Socket, closeTimeoutMs = closeHandshakeTimeoutMs) {
+  constructor(ws: WebSocket, socket: Socket | undefined, closeTimeoutMs: number) {
     this.#ws = ws;
     this.#socket = socket;
     this.#closeTimeoutMs = closeTimeoutMs;

@@ -16,7 +16,6 @@ import { signConnectionToken, signSubscriptionToken } from '../../src/auth/token
 import { TokenVerifier, tokenVerifierOptions } from '../../src/auth/token-verifier.js';
 import { ChannelRules, type ResolvedChannel } from '../../src/channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from '../../src/client/context.js';
-import { FlushScheduler } from '../../src/client/flush-scheduler.js';
 import { Hub } from '../../src/client/hub.js';
 import { Permissions } from '../../src/client/permissions.js';
 import { ClientSession } from '../../src/client/session.js';
@@ -31,15 +30,18 @@ import { Metrics } from '../../src/metrics.js';
 import { BurstLog } from '../../src/protection/burst-log.js';
 import { KillSwitches } from '../../src/protection/kill-switches.js';
 import { CommandRateLimiter } from '../../src/protection/rate-limit.js';
-import { ErrorCode, ProtocolError, type Disconnect } from '../../src/protocol/codes.js';
+import type { Disconnect } from '../../src/protocol/codes.js';
 import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from '../../src/protocol/types.js';
 import { BackendProxy } from '../../src/proxy/backend-proxy.js';
 import { HttpProxyClient } from '../../src/proxy/http-proxy-client.js';
 import { ProxyResolver } from '../../src/proxy/proxies.js';
 import { RpcCache } from '../../src/proxy/rpc-cache.js';
 import type { Transport } from '../../src/transport/transport.js';
+import { publishResolved } from '../../src/node/publish.js';
+import type { NodePublishOptions } from '../../src/node/options.js';
+import { SessionServices } from '../../src/node/session-services.js';
 import { version } from '../../src/version.js';
-import type { ServerMessage, TestSubTokenOptions, TestTokenOptions } from './server.js';
+import { deepMerge, type Obj, type ServerMessage, type TestSubTokenOptions, type TestTokenOptions } from './server.js';
 
 // ---------------------------------------------------------------- waiting
 
@@ -201,22 +203,6 @@ export class FakeClient {
 
 // ---------------------------------------------------------------- context
 
-type Obj = Record<string, unknown>;
-
-function isPlainObject(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** deepMerge merges `over` into `base` (new object): objects recursively, anything else replaced. */
-function deepMerge(base: Obj, over: Obj): Obj {
-  const out: Obj = { ...base };
-  for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
-    out[k] = isPlainObject(b) && isPlainObject(v) ? deepMerge(b, v) : v;
-  }
-  return out;
-}
-
 /** Namespaces of every fake context (a `channel.namespaces` override replaces the list). */
 export const fakeNamespaces = [
   {
@@ -298,9 +284,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
   const broker = opts.broker ?? new MemoryBroker({ sweepIntervalMs: 0 });
   const presence = opts.presence ?? new MemoryPresenceManager({ sweepIntervalMs: 0 });
   const wheel = new TimerWheel(10);
-  const flusher = new FlushScheduler(config.client.write_delay);
   const verifier = new TokenVerifier(tokenVerifierOptions(config.client.token, 'client.token'));
-  const nodeSubs = new Map<string, Promise<void>>();
   const sessions = new Set<ClientSession>();
 
   await broker.start({
@@ -313,25 +297,24 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     onControl: () => undefined,
   });
 
-  // What Node.publishResolved does (the size limit and the namespace's history options).
-  const publishResolved = (
-    rc: ResolvedChannel,
-    data: RawJSON,
-    info?: ClientInfo,
-    o?: { skipHistory?: boolean; tags?: Record<string, string> | undefined },
-  ): Promise<StreamPosition> => {
-    const max = config.protection.publication_max_size;
-    if (max > 0 && Buffer.byteLength(data) > max) throw new ProtocolError(ErrorCode.LimitExceeded);
-    const ns = rc.options;
-    const history = !o?.skipHistory && ChannelRules.hasHistory(ns);
-    return ctx.broker.publish(rc.channel, data, {
-      historySize: history ? ns.history_size : 0,
-      historyTtlMs: history ? ns.history_ttl : 0,
-      historyMetaTtlMs: rules.historyMetaTtlMs(ns),
-      info,
-      tags: o?.tags,
-    });
-  };
+  // The node's own pieces for what a node does for its sessions: shared broker subscriptions,
+  // flush passes, and publishing with the namespace's options. They read `ctx` when called,
+  // so a test's `parts` override of the broker applies to them too.
+  const services = new SessionServices({
+    config,
+    log,
+    rules,
+    hub,
+    get broker() {
+      return ctx.broker;
+    },
+    get presence() {
+      return ctx.presence;
+    },
+    presenceTtlMs: Math.round(config.client.presence_update_interval * 2.5),
+  });
+  const publish = (rc: ResolvedChannel, data: RawJSON, info?: ClientInfo, o?: NodePublishOptions) =>
+    publishResolved({ config, rules, broker: ctx.broker }, rc, data, info, o);
 
   const ctx: FakeSessionContext = {
     config,
@@ -354,23 +337,10 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
       verifier.verifyConnectToken(token, expectedUser === undefined ? {} : { expectedUser }),
     verifySubscriptionToken: (token, channel, user, clientId, purpose) =>
       verifier.verifySubscriptionToken(token, channel, user, { clientId, purpose }),
-    scheduleFlush: (queue, urgent) => flusher.schedule(queue, urgent),
-    // As Node: one broker subscription per channel, shared by the node's subscribers.
-    nodeSubscribe: (channel) => {
-      let p = nodeSubs.get(channel);
-      if (!p) {
-        p = ctx.broker.subscribe(channel);
-        nodeSubs.set(channel, p);
-        p.catch(() => nodeSubs.delete(channel));
-      }
-      return p;
-    },
-    nodeUnsubscribe: async (channel) => {
-      if (hub.hasSubscribers(channel)) return;
-      nodeSubs.delete(channel);
-      await ctx.broker.unsubscribe(channel);
-    },
-    publishFromClient: (rc, data, info, o) => publishResolved(rc, data, info, o),
+    scheduleFlush: (queue, urgent) => services.scheduleFlush(queue, urgent),
+    nodeSubscribe: (channel) => services.nodeSubscribe(channel),
+    nodeUnsubscribe: (channel) => services.nodeUnsubscribe(channel),
+    publishFromClient: (rc, data, info, o) => publish(rc, data, info, o),
     proxies: new ProxyResolver(config),
     backend: new BackendProxy(
       new HttpProxyClient({ maxResponseBytes: config.proxy.max_response_size, observer: metrics, burstLog, version }),
@@ -405,7 +375,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
       if (!reply.connect) throw new Error(`connect failed: ${JSON.stringify(reply)}`);
       return c;
     },
-    publish: (channel, data) => publishResolved(rules.resolve(channel), asRaw(data)),
+    publish: (channel, data) => publish(rules.resolve(channel), asRaw(data)),
     async counter(name, labels = {}) {
       const metric = metrics[name] as unknown as {
         get(): Promise<{ values: Array<{ value: number; labels: Record<string, string | number> }> }>;
@@ -418,7 +388,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     async close() {
       for (const s of sessions) s.onTransportClose();
       wheel.close();
-      flusher.close();
+      services.close();
       metrics.close();
       await ctx.broker.close();
       await ctx.presence.close();

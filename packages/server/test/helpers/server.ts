@@ -182,14 +182,15 @@ export const baseNamespaces = [
   },
 ];
 
-type Obj = Record<string, unknown>;
+/** Obj is a plain JSON object (a config being merged). */
+export type Obj = Record<string, unknown>;
 
 function isPlainObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** deepMerge merges `over` into `base` (new object): objects recursively, anything else replaced. */
-function deepMerge(base: Obj, over: Obj): Obj {
+export function deepMerge(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];

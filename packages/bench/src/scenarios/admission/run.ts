@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { LeanClient } from '../../load/lean-client.js';
@@ -78,8 +79,6 @@ export interface AdmissionResult {
   /** Accepted clients closed by the end of the run (expected 0: refusals do not touch them). */
   acceptedClosed: number;
 }
-
-type Log = (msg: string) => void;
 
 /**
  * readCpuNanos is the CPU time process `pid` has used so far, in nanoseconds, summed over its

@@ -37,7 +37,7 @@ import { fetchMetrics, metricSeries } from '../../harness/api.js';
 import { deleteKeysWithPrefix } from '../../harness/redis-keys.js';
 import { RpcOrigin } from '../../servers/rpc-origin.js';
 import { fmt } from '../../harness/format.js';
-import { type ScenarioContext, type Series } from '../../harness/scenario.js';
+import { type ScenarioContext, type Series, type Log } from '../../harness/scenario.js';
 import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
 import {
   deepMerge,
@@ -105,8 +105,6 @@ export function stickerAnswer(key: string): { result: { data: unknown } } {
   const n = Number(key.slice(1));
   return { result: { data: { id: key, animated: n % 3 === 0, fallback: `Update the app to see sticker ${key}` } } };
 }
-
-export type Log = (msg: string) => void;
 
 /** roundPoints rounds a series' y values to 0.1 (ms) for a readable results file. */
 export function roundPoints(s: Series): Series {

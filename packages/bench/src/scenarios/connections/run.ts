@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { LeanClient } from '../../load/lean-client.js';
 import { connectionToken } from '../../harness/jwt.js';
 import {
@@ -63,8 +64,6 @@ export interface ConnectionsResult {
   /** Machine-wide TCP retransmissions and listen-queue drops while connecting. */
   kernel: KernelNetCounters;
 }
-
-type Log = (msg: string) => void;
 
 /** runConnections runs the idle-connections scenario against a started server. */
 export async function runConnections(

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchData, LeanClient } from '../../load/lean-client.js';
 import { connectionToken } from '../../harness/jwt.js';
@@ -41,8 +42,6 @@ export interface PhaseState {
   delivered: number;
   lastDeliveryAt: number;
 }
-
-export type Log = (msg: string) => void;
 
 /** runFanout runs the fan-out scenario against a started server. */
 export async function runFanout(server: RunningServer, opts: FanoutOptions, log: Log): Promise<FanoutResult> {

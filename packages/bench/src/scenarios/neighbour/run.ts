@@ -23,6 +23,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { startHogs, type CpuHogs } from '../../harness/cpu-hogs.js';
 import { watchCpu } from '../../harness/proc.js';
@@ -41,8 +42,6 @@ import { round, sleep, tally } from '../../harness/util.js';
 import { Prober } from './probe.js';
 import type { NeighbourOptions, NeighbourResult, NeighbourVariant, SheddingLogLine, VariantKey } from './types.js';
 import { judgeNeighbour } from './verdict.js';
-
-export type Log = (msg: string) => void;
 
 /** The demo page's channel: a namespace keeping history, readable and subscribable by clients. */
 export const DEMO_NAMESPACE = 'demo';

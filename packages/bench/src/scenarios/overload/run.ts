@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { CommandClient, type ReplyHead } from '../../load/command-client.js';
 import { LiveFeed } from '../../load/live-feed.js';
@@ -39,8 +40,6 @@ import {
 import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
 import { judgeOverload } from './verdict.js';
 import type { OverloadOptions, OverloadCapacity, OverloadRun, OverloadResult } from './types.js';
-
-export type Log = (msg: string) => void;
 
 export const HISTORY_CHANNEL = 'board:history';
 export const LIVE_CHANNEL = 'board:live';

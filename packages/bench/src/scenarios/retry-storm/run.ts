@@ -39,7 +39,7 @@ import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { fmt } from '../../harness/format.js';
 import { reconnectDelayMs, shouldRetry, type CallOutcome, type RetryPolicy } from '../../load/retry-policy.js';
 import { methodOf, RpcOrigin, type OriginArrival } from '../../servers/rpc-origin.js';
-import { type ScenarioContext } from '../../harness/scenario.js';
+import { type ScenarioContext, type Log } from '../../harness/scenario.js';
 import { onFreshBulwark, type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, round, sleep, waitFor } from '../../harness/util.js';
@@ -232,8 +232,6 @@ export function every(rig: Rig, p: Player, periodMs: number, fromMs: number, toM
   };
   arm();
 }
-
-export type Log = (msg: string) => void;
 
 /** How often the proxy's concurrency limit is read from /metrics during a run (ms). */
 export const LIMIT_POLL_MS = 500;

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { Log } from '../../harness/scenario.js';
 import { LeanClient } from '../../load/lean-client.js';
 import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { connectionToken } from '../../harness/jwt.js';
@@ -38,8 +39,6 @@ import {
 import { mapLimit, round, sleep, tally, waitFor } from '../../harness/util.js';
 import { judgeStalled } from './verdict.js';
 import type { StalledOptions, StalledRun, StalledResult } from './types.js';
-
-export type Log = (msg: string) => void;
 
 export const MiB = 2 ** 20;
 
