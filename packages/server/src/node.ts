@@ -52,7 +52,7 @@ import type { HttpServer } from './http/server.js';
 import type { BackendProxy } from './proxy/backend-proxy.js';
 import type { ProxyResolver } from './proxy/proxies.js';
 import type { RpcCache } from './proxy/rpc-cache.js';
-import { encodeMessagePush } from './protocol/encode.js';
+import { SharedFrames } from './client/shared-frames.js';
 import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
@@ -294,9 +294,9 @@ export class Node implements SessionContext {
 
   /** sendMessage pushes an asynchronous message to every connection of `user` on this node. */
   sendMessage(user: string, data: unknown): number {
-    const frame = Buffer.from(encodeMessagePush(asRaw(data)));
+    const frames = new SharedFrames({ type: 'message', data: asRaw(data) });
     const sessions = this.hub.userSessions(user);
-    for (const s of sessions) s.sendMessage(frame);
+    for (const s of sessions) s.sendMessage(frames.for(s.codec));
     return sessions.size;
   }
 

@@ -4,6 +4,7 @@
  * join/leave only to subscribers that asked for them).
  */
 import assert from 'node:assert/strict';
+import { jsonCodec } from '../src/protocol/json-codec.js';
 import { describe, it } from 'node:test';
 import { Hub } from '../src/client/hub.js';
 import type { SubState, Subscriber } from '../src/client/subscriber.js';
@@ -14,6 +15,7 @@ import { asRaw, type ClientInfo, type Publication } from '../src/protocol/types.
 class FakeSub implements Subscriber {
   static #n = 0;
   readonly id = `client-${++FakeSub.#n}`;
+  readonly codec = jsonCodec;
   readonly user: string;
   readonly pubs: Array<{ state: SubState; pub: Publication; frame: Buffer; epoch: string | undefined }> = [];
   readonly events: Array<{ state: SubState; frame: Buffer }> = [];

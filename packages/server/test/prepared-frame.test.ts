@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { markShared, preparedTextFrame } from '../src/transport/prepared-frame.js';
+import { markShared, preparedFrame } from '../src/transport/prepared-frame.js';
 
 /** parseFrame decodes one unmasked server frame (RFC 6455 §5.2). */
 function parseFrame(wire: Buffer): { fin: boolean; opcode: number; masked: boolean; payload: Buffer } {
@@ -23,7 +23,7 @@ describe('prepared frames', () => {
   for (const size of [0, 125, 126, 65535, 65536, 70000]) {
     it(`frames a ${size}-byte payload as one unmasked final text frame`, () => {
       const payload = markShared(Buffer.alloc(size, 'x'));
-      const wire = preparedTextFrame(payload);
+      const wire = preparedFrame(payload, false);
       assert.ok(wire);
       const f = parseFrame(wire);
       assert.deepEqual([f.fin, f.opcode, f.masked], [true, 1, false]);
@@ -33,10 +33,10 @@ describe('prepared frames', () => {
 
   it('builds a shared frame once and reuses it for every subscriber', () => {
     const payload = markShared(Buffer.from('{"push":{}}'));
-    assert.equal(preparedTextFrame(payload), preparedTextFrame(payload));
+    assert.equal(preparedFrame(payload, false), preparedFrame(payload, false));
   });
 
   it('does not prepare payloads that were not marked shared (replies go through ws)', () => {
-    assert.equal(preparedTextFrame(Buffer.from('{"id":1}')), undefined);
+    assert.equal(preparedFrame(Buffer.from('{"id":1}'), false), undefined);
   });
 });

@@ -10,7 +10,7 @@ import {
   encodePublicationPush,
   encodeReply,
   encodeSubscribeResult,
-  encodeUnsubscribePush,
+  encodePush,
 } from '../src/protocol/encode.js';
 import { asRaw, type Publication } from '../src/protocol/types.js';
 
@@ -186,9 +186,12 @@ describe('encode', () => {
     assert.deepEqual(JSON.parse(encodePresenceResult({ c1: { user: 'u', client: 'c1' } })), {
       presence: { c1: { user: 'u', client: 'c1' } },
     });
-    assert.deepEqual(JSON.parse(encodeUnsubscribePush('a', 2000, 'server unsubscribe')), {
-      push: { channel: 'a', unsubscribe: { code: 2000, reason: 'server unsubscribe' } },
-    });
+    assert.deepEqual(
+      JSON.parse(encodePush({ type: 'unsubscribe', channel: 'a', code: 2000, reason: 'server unsubscribe' })),
+      {
+        push: { channel: 'a', unsubscribe: { code: 2000, reason: 'server unsubscribe' } },
+      },
+    );
   });
 });
 

@@ -9,7 +9,6 @@
  */
 import { EngineOutcomeUnknownError, EngineUnavailableError } from '../engine/errors.js';
 import { DisconnectError, ErrorCode, ProtocolError } from '../protocol/codes.js';
-import { encodeErrorReply } from '../protocol/encode.js';
 import type { Command } from '../protocol/types.js';
 import type { SessionCore } from './session-core.js';
 
@@ -45,5 +44,5 @@ export function answerFailure(s: SessionCore, cmd: Command, err: unknown): void 
     log.error({ err, client: s.id, user: s.user, method: cmd.method }, 'command failed');
     wire = internalError;
   }
-  if (cmd.id > 0) s.reply(encodeErrorReply(cmd.id, wire));
+  if (cmd.id > 0) s.replyError(cmd.id, wire);
 }

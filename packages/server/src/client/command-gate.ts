@@ -17,7 +17,6 @@
 import type { RateOwner } from '../protection/rate-limit.js';
 import { DisconnectCode, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import type { DecodedFrame } from '../protocol/decode.js';
-import { encodeErrorReply } from '../protocol/encode.js';
 import type { Command } from '../protocol/types.js';
 import type { SessionCore } from './session-core.js';
 
@@ -103,7 +102,7 @@ function refusal(s: GatedSession, cmd: Command, reason: string, logKind: string,
 
 /** answerRefused answers a refused command in its turn (111). */
 export function answerRefused(s: SessionCore, cmd: DecodedCommand): void {
-  if (cmd.id > 0) s.reply(encodeErrorReply(cmd.id, tooManyRequests));
+  if (cmd.id > 0) s.replyError(cmd.id, tooManyRequests);
 }
 
 /** closeRefused closes a connection refused too often, in its turn (3013, reconnect allowed). */
@@ -136,6 +135,6 @@ export function shed(s: SessionCore, cmd: Command): boolean {
   if (!ctx.shedder.read) return false;
   ctx.metrics.command(cmd.method, 'error');
   ctx.metrics.reject(reason);
-  if (cmd.id > 0) s.reply(encodeErrorReply(cmd.id, overloadError));
+  if (cmd.id > 0) s.replyError(cmd.id, overloadError);
   return true;
 }

@@ -8,14 +8,7 @@
 import { ChannelRules } from '../channel-rules.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import {
-  emptyResult,
-  encodeHistoryResult,
-  encodePresenceResult,
-  encodePresenceStatsResult,
-  encodeRpcResult,
-} from '../protocol/encode.js';
-import { asRaw, type HistoryRequest, type RawJSON } from '../protocol/types.js';
+import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { SessionCore } from './session-core.js';
 
@@ -34,7 +27,7 @@ function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', targe
 }
 
 /** publish runs the client `publish` command (through the publish proxy where one is set). */
-export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: string }> {
+export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(channel);
   // With the publish proxy the backend decides instead of the allow_publish_* options.
@@ -45,15 +38,15 @@ export async function publish(s: SessionCore, channel: string, data: unknown): P
   const info = s.info(s.subs.get(channel)?.chanInfo);
   if (target === undefined) {
     await ctx.publishFromClient(rc, asRaw(data), info);
-    return { reply: emptyResult };
+    return { reply: { method: 'publish' } };
   }
   const out = await ctx.backend.publish(target, s.proxyConnection(), channel, data);
   await ctx.publishFromClient(rc, out.data ?? asRaw(data), info, { skipHistory: out.skipHistory, tags: out.tags });
-  return { reply: emptyResult };
+  return { reply: { method: 'publish' } };
 }
 
 /** presence runs `presence` (every entry) or, with `statsOnly`, `presence_stats` (counts). */
-export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: string }> {
+export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(channel);
   if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
@@ -61,13 +54,13 @@ export async function presence(s: SessionCore, channel: string, statsOnly: boole
   checkKillSwitch(s, 'read', rc.namespace);
   if (statsOnly) {
     const st = await ctx.presence.presenceStats(channel);
-    return { reply: encodePresenceStatsResult(st.numClients, st.numUsers) };
+    return { reply: { method: 'presence_stats', result: { num_clients: st.numClients, num_users: st.numUsers } } };
   }
-  return { reply: encodePresenceResult(await ctx.presence.presence(channel)) };
+  return { reply: { method: 'presence', result: await ctx.presence.presence(channel) } };
 }
 
 /** history runs `history`; a limit below 0 or over client.history_max_publication_limit reads that maximum. */
-export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: string }> {
+export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(req.channel);
   if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
@@ -82,14 +75,14 @@ export async function history(s: SessionCore, req: HistoryRequest): Promise<{ re
     reverse: req.reverse === true,
     metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
   });
-  return { reply: encodeHistoryResult(h.publications, h.offset, h.epoch) };
+  return { reply: { method: 'history', result: h } };
 }
 
 /**
  * rpc runs `rpc`: a handler registered in-process (node.rpc) wins over the RPC proxy of the
  * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc).
  */
-export async function rpc(s: SessionCore, method: string, data: unknown): Promise<{ reply: string }> {
+export async function rpc(s: SessionCore, method: string, data: unknown): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const handler = ctx.rpcHandlers.get(method);
   const target = handler === undefined ? ctx.proxies.rpc(method) : undefined;
@@ -97,12 +90,12 @@ export async function rpc(s: SessionCore, method: string, data: unknown): Promis
   checkKillSwitch(s, 'rpc', method);
   if (handler) {
     const out = await handler(data, s.rpcContext());
-    return { reply: encodeRpcResult(out === undefined ? undefined : asRaw(out)) };
+    return { reply: { method: 'rpc', result: { data: out === undefined ? undefined : asRaw(out) } } };
   }
   const out: RawJSON | undefined = await ctx.rpcCache.call(method, s.user, data, () =>
     ctx.backend.rpc(target as ProxyTarget, s.proxyConnection(), method, data),
   );
-  return { reply: encodeRpcResult(out) };
+  return { reply: { method: 'rpc', result: { data: out } } };
 }
 
 /** send hands a client's fire-and-forget message to the node's message handler (no reply). */

@@ -8,13 +8,13 @@
 import type { ResolvedChannel } from '../channel-rules.js';
 import type { ConnectTokenClaims } from '../auth/token-verifier.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
-import { encodeConnectResult, encodeRefreshPush, encodeRefreshResult } from '../protocol/encode.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import {
   asRaw,
   type ConnectRequest,
   type ConnectResult,
   type RawJSON,
+  type Reply,
   type SubscribeResult,
 } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
@@ -68,7 +68,7 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
 }
 
 /** connect runs the connect command: the reply, and the server-side subscriptions to activate after it. */
-export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ reply: string; after: () => void }> {
+export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ reply: Reply; after: () => void }> {
   const ctx = s.ctx;
   const cfg = ctx.config.client;
   const grant = await authenticate(s, req);
@@ -128,7 +128,7 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
   if (grant.data !== undefined) result.data = grant.data;
   if (cfg.connect_include_server_time) result.time = Date.now();
   ctx.log.debug({ client: s.id, user, remote: s.remoteAddress }, 'client connected');
-  return { reply: encodeConnectResult(result), after: () => activations.forEach((a) => a()) };
+  return { reply: { method: 'connect', result }, after: () => activations.forEach((a) => a()) };
 }
 
 /**
@@ -136,7 +136,7 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
  * mid-connection: 3500. An expired one means the client cannot stay: Centrifugo closes with
  * 3005 here.
  */
-export async function refresh(s: SessionCore, token: string): Promise<{ reply: string }> {
+export async function refresh(s: SessionCore, token: string): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   ctx.permissions.checkRefresh();
   const claims = await ctx.verifyConnectToken(token, s.user).catch((err: unknown) => {
@@ -148,7 +148,8 @@ export async function refresh(s: SessionCore, token: string): Promise<{ reply: s
   if (claims.info !== undefined) s.connInfo = claims.info;
   s.setExpiry(claims.expireAt * 1000);
   const expires = s.expireAt > 0;
-  return { reply: encodeRefreshResult(s.id, ctx.version, expires, expires ? ttlSeconds(s.expireAt) : 0) };
+  const result = { client: s.id, version: ctx.version, expires, ttl: expires ? ttlSeconds(s.expireAt) : 0 };
+  return { reply: { method: 'refresh', result } };
 }
 
 /**
@@ -193,5 +194,5 @@ export function applyRefresh(s: SessionCore, expireAt: number, info: RawJSON | u
   }
   if (info !== undefined) s.connInfo = info;
   s.setExpiry(expireAt);
-  s.pushNow(encodeRefreshPush(expireAt > 0, expireAt > 0 ? ttlSeconds(expireAt) : 0));
+  s.pushNow({ type: 'refresh', expires: expireAt > 0, ttl: expireAt > 0 ? ttlSeconds(expireAt) : 0 });
 }

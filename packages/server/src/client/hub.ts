@@ -1,14 +1,13 @@
 /**
  * The Hub: this node's index of sessions by client id, by user, and by channel. Fan-out
- * lives here: a publication is encoded once per channel and the same Buffer is handed to
- * every subscribed session. It knows sessions only as Subscribers (see subscriber.ts); the
+ * lives here: a publication is encoded once per channel per format (JSON, Protobuf) and the
+ * same Buffer is handed to every subscribed session of that format. It knows sessions only as Subscribers (see subscriber.ts); the
  * node's hub is typed with its session class, so lookups return sessions.
  *
  * @module
  */
-import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from '../protocol/encode.js';
-import type { ClientInfo, Publication } from '../protocol/types.js';
-import { markShared } from '../transport/prepared-frame.js';
+import type { ClientInfo, Publication, Push } from '../protocol/types.js';
+import { SharedFrames } from './shared-frames.js';
 import type { SubState, Subscriber } from './subscriber.js';
 
 /** Hub indexes this node's sessions (of type S) and subscriptions. */
@@ -85,8 +84,8 @@ export class Hub<S extends Subscriber = Subscriber> {
   broadcastPublication(channel: string, pub: Publication, epoch = ''): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
-    const frame = markShared(Buffer.from(encodePublicationPush(channel, pub)));
-    for (const [session, state] of subs) session.deliverPublication(state, pub, frame, epoch);
+    const frames = new SharedFrames({ type: 'pub', channel, pub });
+    for (const [session, state] of subs) session.deliverPublication(state, pub, frames.for(session.codec), epoch);
     return subs.size;
   }
 
@@ -97,22 +96,22 @@ export class Hub<S extends Subscriber = Subscriber> {
 
   /** broadcastJoin sends a join push to subscribers that asked for join/leave. */
   broadcastJoin(channel: string, info: ClientInfo): void {
-    this.#broadcastPresenceEvent(channel, () => encodeJoinPush(channel, info));
+    this.#broadcastPresenceEvent(channel, { type: 'join', channel, info });
   }
 
   /** broadcastLeave sends a leave push to subscribers that asked for join/leave. */
   broadcastLeave(channel: string, info: ClientInfo): void {
-    this.#broadcastPresenceEvent(channel, () => encodeLeavePush(channel, info));
+    this.#broadcastPresenceEvent(channel, { type: 'leave', channel, info });
   }
 
-  #broadcastPresenceEvent(channel: string, encode: () => string): void {
+  #broadcastPresenceEvent(channel: string, push: Push): void {
     const subs = this.#channels.get(channel);
     if (!subs) return;
-    let frame: Buffer | undefined;
+    let frames: SharedFrames | undefined;
     for (const [session, state] of subs) {
       if (!state.joinLeave) continue;
-      frame ??= markShared(Buffer.from(encode()));
-      session.deliverEvent(state, frame);
+      frames ??= new SharedFrames(push);
+      session.deliverEvent(state, frames.for(session.codec));
     }
   }
 

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type { Disconnect } from '../protocol/codes.js';
-import type { ClientInfo, RawJSON } from '../protocol/types.js';
+import type { Disconnect, ProtocolErrorShape } from '../protocol/codes.js';
+import type { ClientInfo, Push, RawJSON, Reply } from '../protocol/types.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
 import type { RpcContext, SessionContext } from './context.js';
 import type { SubState, Subscriber } from './subscriber.js';
@@ -51,10 +51,12 @@ export interface SessionCore extends Subscriber {
   becomeConnected(identity: Identity): void;
   /** setExpiry changes the connection's expiry (refresh) and reschedules its deadlines. */
   setExpiry(expireAt: number): void;
-  /** reply queues a reply to a command (no write delay; never counted as a slow client's backlog). */
-  reply(text: string): void;
+  /** reply queues the reply to command `id` (no write delay; never counted as a slow client's backlog). */
+  reply(id: number, reply: Reply): void;
+  /** replyError queues an error reply to command `id`, like reply. */
+  replyError(id: number, err: ProtocolErrorShape): void;
   /** pushNow queues a push the client must see at once (no write delay). */
-  pushNow(text: string): void;
+  pushNow(push: Push): void;
   /** enqueue queues a frame (a push) for the next flush. */
   enqueue(frame: Buffer, urgent?: boolean): void;
   /** disconnect flushes what is queued and closes the connection with `d`. */
@@ -63,5 +65,5 @@ export interface SessionCore extends Subscriber {
   subsChanged(): void;
 }
 
-/** Outcome is a command handler's result: the encoded reply, and work to do once it is queued. */
-export type Outcome = { reply: string; after?: () => void } | undefined;
+/** Outcome is a command handler's result: the reply, and work to do once it is queued. */
+export type Outcome = { reply: Reply; after?: () => void } | undefined;

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Codec } from '../protocol/codec.js';
 import {
   DisconnectCode,
   ErrorCode,
@@ -18,10 +19,10 @@ import {
   UnsubscribeCode,
   disconnect,
   type Disconnect,
+  type ProtocolErrorShape,
 } from '../protocol/codes.js';
-import { FrameError, decodeFrame } from '../protocol/decode.js';
-import { emptyResult, encodeErrorReply, encodeReply, pingFrame } from '../protocol/encode.js';
-import type { ClientInfo, Command, Publication, RawJSON } from '../protocol/types.js';
+import { FrameError } from '../protocol/decode.js';
+import type { ClientInfo, Command, Publication, Push, RawJSON, Reply } from '../protocol/types.js';
 import type { Transport } from '../transport/transport.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
@@ -55,8 +56,6 @@ import {
 import type { SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
 
-/** One ping frame for every session: queued frames are never mutated, so sharing is safe. */
-const pingBuffer = Buffer.from(pingFrame);
 /** How often a connection waiting for its replies to drain looks again (see #drained). */
 const drainPollMs = 20;
 /** The shared resolved promise: an idle connection holds no command chain of its own. */
@@ -74,6 +73,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   /** Server-only connection meta (token `meta` claim or connect proxy result), for proxy requests. */
   meta: RawJSON | undefined;
   readonly ctx: SessionContext;
+  /** The connection's format (JSON or Protobuf), as its transport speaks it. */
+  readonly codec: Codec;
   /** The subscriptions made, by channel (read by the handlers through SessionCore). */
   readonly subs = new Map<string, SubState>();
   /** Channels whose subscribe is in flight, so a second subscribe is answered 105 (made on first use). */
@@ -108,6 +109,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   constructor(ctx: SessionContext, transport: Transport, headers?: Readonly<Record<string, string>>) {
     this.ctx = ctx;
     this.#transport = transport;
+    this.codec = transport.codec;
     this.#headers = headers;
     this.#out = new WriteQueue(transport, this, ctx.config.client.queue_max_size, ctx);
     this.#deadlines = new Deadlines(ctx.wheel, this);
@@ -181,12 +183,12 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
 
   // ---------------------------------------------------------------- incoming
 
-  /** handleFrame decodes one incoming frame and queues its commands for in-order handling. */
-  handleFrame(text: string): void {
+  /** handleFrame decodes one incoming frame (in the connection's format) and queues its commands for in-order handling. */
+  handleFrame(frame: Buffer): void {
     if (this.#state === 'closed' || this.#cut) return;
     let commands;
     try {
-      commands = decodeFrame(text).commands;
+      commands = this.codec.decode(frame).commands;
     } catch (err) {
       if (err instanceof FrameError) {
         this.ctx.log.info({ client: this.id, user: this.user, err: err.message }, 'bad frame');
@@ -258,7 +260,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
           this.disconnect(disconnect(DisconnectCode.BadRequest));
           return;
         }
-        if (cmd.id > 0) this.reply(encodeErrorReply(cmd.id, new ProtocolError(ErrorCode.MethodNotFound).toWire()));
+        if (cmd.id > 0) this.replyError(cmd.id, cmd.error ?? new ProtocolError(ErrorCode.MethodNotFound).toWire());
         continue;
       }
       await this.#handleCommand(cmd, admitted);
@@ -288,7 +290,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     try {
       const result = await this.#dispatch(cmd);
       metrics.command(cmd.method, 'ok');
-      if (result !== undefined && cmd.id > 0) this.reply(encodeReply(cmd.id, cmd.method, result.reply));
+      if (result !== undefined && cmd.id > 0) this.reply(cmd.id, result.reply);
       result?.after?.();
     } catch (err) {
       answerFailure(this, cmd, err);
@@ -305,7 +307,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'subscribe':
         return subscribeCommand(this, cmd.req);
       case 'unsubscribe':
-        return unsubscribe(this, cmd.req.channel).then(() => ({ reply: emptyResult }));
+        return unsubscribe(this, cmd.req.channel).then(() => ({ reply: { method: 'unsubscribe' } }));
       case 'publish':
         return publish(this, cmd.req.channel, cmd.req.data);
       case 'presence':
@@ -315,7 +317,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'history':
         return history(this, cmd.req);
       case 'ping':
-        return { reply: emptyResult };
+        return { reply: { method: 'ping' } };
       case 'send':
         return send(this, cmd.req.data);
       case 'rpc':
@@ -372,14 +374,19 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     if (this.#state === 'connected') this.enqueue(frame);
   }
 
-  /** reply queues a reply to a command: flushed without write delay, never counted as a backlog. */
-  reply(text: string): void {
-    if (this.#state !== 'closed') this.#out.reply(Buffer.from(text));
+  /** reply queues the reply to command `id`: flushed without write delay, never counted as a backlog. */
+  reply(id: number, reply: Reply): void {
+    if (this.#state !== 'closed') this.#out.reply(this.codec.reply(id, reply));
+  }
+
+  /** replyError queues an error reply to command `id`, like reply. */
+  replyError(id: number, err: ProtocolErrorShape): void {
+    if (this.#state !== 'closed') this.#out.reply(this.codec.error(id, err));
   }
 
   /** pushNow queues a push the client must see at once (server-side subscribe, unsubscribe, refresh). */
-  pushNow(text: string): void {
-    this.enqueue(Buffer.from(text), true);
+  pushNow(push: Push): void {
+    if (this.#state !== 'closed') this.enqueue(this.codec.push(push), true);
   }
 
   /**
@@ -434,7 +441,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       this.disconnect(disconnect(DisconnectCode.Expired));
       return;
     }
-    if (d.takePing(now, cfg.ping_interval, cfg.pong_timeout)) this.enqueue(pingBuffer);
+    if (d.takePing(now, cfg.ping_interval, cfg.pong_timeout)) this.enqueue(this.codec.ping);
     if (d.nextSubExpiry > 0 && now >= d.nextSubExpiry + cfg.expired_close_delay) {
       for (const sub of [...this.subs.values()]) {
         if (sub.expireAt > 0 && sub.expireAt <= now && sub.subRefreshProxy === undefined) {

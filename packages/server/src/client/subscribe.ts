@@ -13,15 +13,8 @@
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
-import {
-  emptyResult,
-  encodeSubRefreshResult,
-  encodeSubscribePush,
-  encodeSubscribeResult,
-  encodeUnsubscribePush,
-} from '../protocol/encode.js';
 import { ttlSeconds } from '../protocol/ttl.js';
-import type { Publication, RawJSON, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
+import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { SessionCore } from './session-core.js';
@@ -60,7 +53,7 @@ function isPending(s: SessionCore, channel: string): boolean {
 export async function subscribeCommand(
   s: SessionCore,
   req: SubscribeRequest,
-): Promise<{ reply: string; after: () => void }> {
+): Promise<{ reply: Reply; after: () => void }> {
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(req.channel);
   if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
@@ -99,7 +92,7 @@ export async function subscribeCommand(
     override: claims?.override ?? proxied?.override,
     subRefreshProxy,
   });
-  return { reply: encodeSubscribeResult(made.result), after: made.activate };
+  return { reply: { method: 'subscribe', result: made.result }, after: made.activate };
 }
 
 /**
@@ -255,7 +248,7 @@ export async function serverSubscribe(
     expireAt: opts.expireAt ?? 0,
     serverSide: true,
   });
-  s.pushNow(encodeSubscribePush(channel, made.result));
+  s.pushNow({ type: 'subscribe', channel, result: made.result });
   made.activate();
 }
 
@@ -271,7 +264,7 @@ export async function unsubscribe(
   const state = s.subs.get(channel);
   if (!state) return;
   s.subs.delete(channel);
-  if (push) s.pushNow(encodeUnsubscribePush(channel, push.code, push.reason));
+  if (push) s.pushNow({ type: 'unsubscribe', channel, code: push.code, reason: push.reason });
   await removeSubscription(s, state);
 }
 
@@ -285,14 +278,14 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
 }
 
 /** subRefreshCommand runs the client `sub_refresh` command (a new subscription token). */
-export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: string }> {
+export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: Reply }> {
   const state = s.subs.get(channel);
   if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
   const claims = await s.ctx.verifySubscriptionToken(token, channel, s.user, s.id, 'sub_refresh');
   state.expireAt = claims.expireAt * 1000;
   s.subsChanged();
   const expires = state.expireAt > 0;
-  return { reply: expires ? encodeSubRefreshResult(true, ttlSeconds(state.expireAt)) : emptyResult };
+  return { reply: { method: 'sub_refresh', result: { expires, ttl: expires ? ttlSeconds(state.expireAt) : 0 } } };
 }
 
 /**

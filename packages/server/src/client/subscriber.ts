@@ -6,6 +6,7 @@
  * @module
  */
 import type { ProxyTarget } from '../proxy/proxies.js';
+import type { Codec } from '../protocol/codec.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -45,6 +46,8 @@ export interface Subscriber {
   readonly id: string;
   /** User id; '' for anonymous connections. */
   readonly user: string;
+  /** The connection's format: the hub hands it frames encoded by this codec. */
+  readonly codec: Codec;
   /** deliverPublication hands a publication and its shared frame to one subscription. */
   deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): void;
   /** deliverEvent hands a join/leave frame to one subscription. */

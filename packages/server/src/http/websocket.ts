@@ -10,13 +10,41 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { SessionContext } from '../client/context.js';
 import { ClientSession } from '../client/session.js';
 import type { Admission } from '../protection/admission.js';
+import type { Codec } from '../protocol/codec.js';
 import { DisconnectCode, disconnect } from '../protocol/codes.js';
+import { jsonCodec } from '../protocol/json-codec.js';
+import { protobufCodec } from '../protocol/protobuf-codec.js';
 import { WebSocketTransport } from '../transport/transport-ws.js';
 import { originMatches, parseOrigin, parseOriginPattern, sameOrigin, type OriginPattern } from '../util/origin.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 
 /** The WebSocket endpoint path, as Centrifugo serves it. */
 export const websocketPath = '/connection/websocket';
+
+/** The WebSocket subprotocols that name a format, as the Centrifugo SDKs offer them. */
+const protobufSubprotocol = 'centrifuge-protobuf';
+const jsonSubprotocol = 'centrifuge-json';
+
+/**
+ * chooseSubprotocol picks the format subprotocol a client offers (Protobuf first); a client
+ * offering neither gets none, and speaks JSON unless its URL says `format=protobuf`.
+ */
+function chooseSubprotocol(offered: Set<string>): string | false {
+  if (offered.has(protobufSubprotocol)) return protobufSubprotocol;
+  if (offered.has(jsonSubprotocol)) return jsonSubprotocol;
+  return false;
+}
+
+/**
+ * codecOf is the format of an accepted WebSocket: the `centrifuge-protobuf` subprotocol (the
+ * JavaScript SDK) or `?format=protobuf` in the URL (the Go, Swift, Java, Dart and C# SDKs).
+ */
+function codecOf(ws: WebSocket, url: string | undefined): Codec {
+  if (ws.protocol === protobufSubprotocol) return protobufCodec;
+  const q = url?.indexOf('?') ?? -1;
+  if (q >= 0 && new URLSearchParams((url as string).slice(q + 1)).get('format') === 'protobuf') return protobufCodec;
+  return jsonCodec;
+}
 
 /**
  * WebSocketContext is what the WebSocket endpoint needs from its node: the node as its
@@ -43,6 +71,7 @@ export class WebSocketEndpoint {
       maxPayload: cfg.websocket.message_size_limit,
       perMessageDeflate: cfg.websocket.compression,
       clientTracking: false,
+      handleProtocols: chooseSubprotocol,
     });
   }
 
@@ -67,12 +96,13 @@ export class WebSocketEndpoint {
     const admission = ctx.admission;
     admission.opened();
     const wsCfg = ctx.config.websocket;
-    const transport = new WebSocketTransport(ws, wsCfg.compression ? undefined : socket, wsCfg.close_timeout);
+    const codec = codecOf(ws, req.url);
+    const transport = new WebSocketTransport(ws, wsCfg.compression ? undefined : socket, wsCfg.close_timeout, codec);
     const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      // JSON frames are text; a binary frame means the protobuf format, not spoken here yet.
-      if (isBinary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
-      else session.handleFrame(data.toString('utf8'));
+      // JSON frames are text, Protobuf frames binary: the other kind is the other format (3506).
+      if (isBinary !== codec.binary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
+      else session.handleFrame(data);
     });
     // One listener for both: ws 'close' comes exactly once, also after 'error'.
     ws.on('close', () => {

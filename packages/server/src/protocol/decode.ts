@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { ProtocolErrorShape } from './codes.js';
 import { commandMethods, type Command, type StreamPosition, type SubscribeRequest } from './types.js';
 
 /** FrameError says a frame or one of its commands is malformed. */
@@ -169,10 +170,21 @@ export function decodeCommand(raw: unknown): Command | undefined {
   }
 }
 
+/**
+ * UndecodableCommand is a command that cannot run but does not spoil its frame: an unknown
+ * method (answered 104), or, with `error`, a request the format could decode but Bulwark
+ * cannot take (a Protobuf payload that is not JSON text: 107).
+ */
+export interface UndecodableCommand {
+  id: number;
+  method: undefined;
+  error?: ProtocolErrorShape;
+}
+
 /** DecodedFrame is the result of splitting and parsing one frame. */
 export interface DecodedFrame {
-  /** Valid commands, in frame order; `undefined` entries name unknown methods (id kept). */
-  commands: Array<Command | { id: number; method: undefined }>;
+  /** Valid commands, in frame order, with those that cannot run in their place. */
+  commands: Array<Command | UndecodableCommand>;
 }
 
 /**

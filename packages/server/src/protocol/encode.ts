@@ -6,7 +6,7 @@
  * @module
  */
 import type { ProtocolErrorShape } from './codes.js';
-import type { ClientInfo, ConnectResult, Publication, RawJSON, SubscribeResult } from './types.js';
+import type { ClientInfo, ConnectResult, Publication, Push, RawJSON, Reply, SubscribeResult } from './types.js';
 
 const q = JSON.stringify;
 
@@ -32,39 +32,55 @@ function encodePublications(pubs: readonly Publication[]): string {
   return '[' + pubs.map(encodePublication).join(',') + ']';
 }
 
+/** wrapPush makes a push body (the protocol's Push) a reply frame, as bidirectional connections receive it. */
+function wrapPush(body: string): string {
+  return `{"push":${body}}`;
+}
+
+/**
+ * encodePushBody encodes a push as the protocol's Push object: what unidirectional
+ * connections receive as is, and bidirectional ones wrapped in a reply (`{"push":…}`).
+ */
+export function encodePushBody(p: Push): string {
+  switch (p.type) {
+    case 'pub':
+      return `{"channel":${q(p.channel)},"pub":${encodePublication(p.pub)}}`;
+    case 'join':
+    case 'leave':
+      return `{"channel":${q(p.channel)},${q(p.type)}:{"info":${encodeClientInfo(p.info)}}}`;
+    case 'unsubscribe':
+      return `{"channel":${q(p.channel)},"unsubscribe":{"code":${p.code},"reason":${q(p.reason)}}}`;
+    case 'subscribe':
+      return `{"channel":${q(p.channel)},"subscribe":${encodeSubscribeResult(p.result)}}`;
+    case 'message':
+      return `{"message":{"data":${p.data}}}`;
+    case 'refresh':
+      return `{"refresh":{"expires":${p.expires},"ttl":${p.ttl}}}`;
+    case 'disconnect':
+      return `{"disconnect":{"code":${p.code},"reason":${q(p.reason)},"reconnect":${p.reconnect}}}`;
+    case 'connect':
+      return `{"connect":${encodeConnectResult(p.result)}}`;
+  }
+}
+
+/** encodePush encodes a push as a bidirectional connection receives it. */
+export function encodePush(p: Push): string {
+  return wrapPush(encodePushBody(p));
+}
+
 /** encodePublicationPush encodes the push that delivers `pub` on `channel`. */
 export function encodePublicationPush(channel: string, pub: Publication): string {
-  return `{"push":{"channel":${q(channel)},"pub":${encodePublication(pub)}}}`;
+  return encodePush({ type: 'pub', channel, pub });
 }
 
 /** encodeJoinPush encodes a join push. */
 export function encodeJoinPush(channel: string, info: ClientInfo): string {
-  return `{"push":{"channel":${q(channel)},"join":{"info":${encodeClientInfo(info)}}}}`;
+  return encodePush({ type: 'join', channel, info });
 }
 
 /** encodeLeavePush encodes a leave push. */
 export function encodeLeavePush(channel: string, info: ClientInfo): string {
-  return `{"push":{"channel":${q(channel)},"leave":{"info":${encodeClientInfo(info)}}}}`;
-}
-
-/** encodeUnsubscribePush tells the client it was unsubscribed from `channel`. */
-export function encodeUnsubscribePush(channel: string, code: number, reason: string): string {
-  return `{"push":{"channel":${q(channel)},"unsubscribe":{"code":${code},"reason":${q(reason)}}}}`;
-}
-
-/** encodeSubscribePush tells the client the server subscribed it to `channel`. */
-export function encodeSubscribePush(channel: string, res: SubscribeResult): string {
-  return `{"push":{"channel":${q(channel)},"subscribe":${encodeSubscribeResult(res)}}}`;
-}
-
-/** encodeMessagePush encodes an asynchronous message to one client. */
-export function encodeMessagePush(data: RawJSON): string {
-  return `{"push":{"message":{"data":${data}}}}`;
-}
-
-/** encodeRefreshPush tells the client its connection now expires in `ttl` seconds. */
-export function encodeRefreshPush(expires: boolean, ttl: number): string {
-  return `{"push":{"refresh":{"expires":${expires},"ttl":${ttl}}}}`;
+  return encodePush({ type: 'leave', channel, info });
 }
 
 /** encodeSubscribeResult encodes a SubscribeResult, omitting empty fields. */
@@ -151,3 +167,29 @@ export function encodeErrorReply(id: number, err: ProtocolErrorShape): string {
 
 /** pingFrame is the server ping (and the client pong): an empty object. */
 export const pingFrame = '{}';
+
+/** encodeResult encodes a reply's result object (`{}` for methods that answer only success). */
+export function encodeResult(r: Reply): string {
+  switch (r.method) {
+    case 'connect':
+      return encodeConnectResult(r.result);
+    case 'subscribe':
+      return encodeSubscribeResult(r.result);
+    case 'unsubscribe':
+    case 'publish':
+    case 'ping':
+      return emptyResult;
+    case 'presence':
+      return encodePresenceResult(r.result);
+    case 'presence_stats':
+      return encodePresenceStatsResult(r.result.num_clients, r.result.num_users);
+    case 'history':
+      return encodeHistoryResult(r.result.publications, r.result.offset, r.result.epoch);
+    case 'rpc':
+      return encodeRpcResult(r.result.data);
+    case 'refresh':
+      return encodeRefreshResult(r.result.client, r.result.version, r.result.expires, r.result.ttl);
+    case 'sub_refresh':
+      return encodeSubRefreshResult(r.result.expires, r.result.ttl);
+  }
+}

@@ -174,3 +174,43 @@ export interface ConnectResult {
   node?: string;
   time?: number;
 }
+
+export interface HistoryResult {
+  publications: readonly Publication[];
+  offset: number;
+  epoch: string;
+}
+
+export interface RefreshResult {
+  client: string;
+  version: string;
+  expires: boolean;
+  ttl: number;
+}
+
+/**
+ * Reply is a command's successful result, before it is encoded in the connection's format
+ * (protocol/codec.ts). Methods that answer nothing but success carry no result.
+ */
+export type Reply =
+  | { method: 'connect'; result: ConnectResult }
+  | { method: 'subscribe'; result: SubscribeResult }
+  | { method: 'unsubscribe' | 'publish' | 'ping' }
+  | { method: 'presence'; result: Record<string, ClientInfo> }
+  | { method: 'presence_stats'; result: { num_clients: number; num_users: number } }
+  | { method: 'history'; result: HistoryResult }
+  | { method: 'rpc'; result: { data?: RawJSON | undefined } }
+  | { method: 'refresh'; result: RefreshResult }
+  | { method: 'sub_refresh'; result: { expires: boolean; ttl: number } };
+
+/** Push is a server-initiated message, before it is encoded in the connection's format. */
+export type Push =
+  | { type: 'pub'; channel: string; pub: Publication }
+  | { type: 'join' | 'leave'; channel: string; info: ClientInfo }
+  | { type: 'unsubscribe'; channel: string; code: number; reason: string }
+  | { type: 'subscribe'; channel: string; result: SubscribeResult }
+  | { type: 'message'; data: RawJSON }
+  | { type: 'refresh'; expires: boolean; ttl: number }
+  | { type: 'disconnect'; code: number; reason: string; reconnect: boolean }
+  /** The first push of a unidirectional connection: its connect result. */
+  | { type: 'connect'; result: ConnectResult };

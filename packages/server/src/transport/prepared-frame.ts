@@ -20,6 +20,7 @@ interface FrameOptions {
 const Sender = (ws as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } }).Sender;
 
 const textFrame: FrameOptions = { fin: true, rsv1: false, opcode: 0x1, mask: false, readOnly: false };
+const binaryFrame: FrameOptions = { ...textFrame, opcode: 0x2 };
 
 /** Payloads marked shared (fan-out), with their wire frame once built. */
 const prepared = new WeakMap<Buffer, Buffer | null>();
@@ -31,14 +32,15 @@ export function markShared(payload: Buffer): Buffer {
 }
 
 /**
- * preparedTextFrame returns the unmasked text frame for a shared payload (built on first use,
- * then reused by every subscriber), or undefined for a payload that was not marked shared.
+ * preparedFrame returns the unmasked frame (text, or binary for Protobuf) for a shared payload
+ * (built on first use, then reused by every subscriber), or undefined for a payload that was
+ * not marked shared. A payload is encoded for one format, so it always asks for one frame type.
  */
-export function preparedTextFrame(payload: Buffer): Buffer | undefined {
+export function preparedFrame(payload: Buffer, binary: boolean): Buffer | undefined {
   const cached = prepared.get(payload);
   if (cached === undefined) return undefined;
   if (cached !== null) return cached;
-  const wire = Buffer.concat(Sender.frame(payload, textFrame));
+  const wire = Buffer.concat(Sender.frame(payload, binary ? binaryFrame : textFrame));
   prepared.set(payload, wire);
   return wire;
 }

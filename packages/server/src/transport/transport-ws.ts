@@ -1,6 +1,6 @@
 /**
- * The WebSocket transport (`/connection/websocket`), on the `ws` library. Frames are text;
- * disconnect advice travels as the WebSocket close code and reason, as the protocol defines.
+ * The WebSocket transport (`/connection/websocket`), on the `ws` library. Frames are text in
+ * the JSON format and binary in the Protobuf format; disconnect advice travels as the WebSocket close code and reason, as the protocol defines.
  *
  * Closing is two steps: the close frame is written at once (the moment the session decides),
  * then the server waits for the peer's close frame — the close handshake — and destroys the
@@ -13,8 +13,9 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { Codec } from '../protocol/codec.js';
 import type { Disconnect } from '../protocol/codes.js';
-import { preparedTextFrame } from './prepared-frame.js';
+import { preparedFrame } from './prepared-frame.js';
 import type { Transport } from './transport.js';
 
 /**
@@ -28,6 +29,7 @@ export const closeHandshakeTimeoutMs = 5000;
 /** WebSocketTransport adapts one `ws` socket to the Transport contract. */
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket';
+  readonly codec: Codec;
   readonly #ws: WebSocket;
   /** The upgraded TCP socket, for prepared frames; undefined when frames must go through ws (compression). */
   readonly #socket: Socket | undefined;
@@ -38,8 +40,10 @@ export class WebSocketTransport implements Transport {
    *   off: without compression ws writes each frame to the socket synchronously, so a complete
    *   prepared frame written beside it can never land inside another frame.
    * @param closeTimeoutMs websocket.close_timeout: the wait for the peer's close frame.
+   * @param codec the connection's format.
    */
-  constructor(ws: WebSocket, socket: Socket | undefined, closeTimeoutMs: number) {
+  constructor(ws: WebSocket, socket: Socket | undefined, closeTimeoutMs: number, codec: Codec) {
+    this.codec = codec;
     this.#ws = ws;
     this.#socket = socket;
     this.#closeTimeoutMs = closeTimeoutMs;
@@ -47,10 +51,11 @@ export class WebSocketTransport implements Transport {
 
   send(frame: Buffer): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
-    const wire = this.#socket ? preparedTextFrame(frame) : undefined;
+    const binary = this.codec.binary;
+    const wire = this.#socket ? preparedFrame(frame, binary) : undefined;
     if (wire) this.#socket?.write(wire);
-    // JSON protocol frames are text frames: browsers' SDKs expect strings.
-    else this.#ws.send(frame, { binary: false });
+    // JSON frames are text frames (browsers' SDKs expect strings); Protobuf frames are binary.
+    else this.#ws.send(frame, { binary });
   }
 
   close(d: Disconnect): void {

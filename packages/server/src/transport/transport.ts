@@ -4,12 +4,15 @@
  *
  * @module
  */
+import type { Codec } from '../protocol/codec.js';
 import type { Disconnect } from '../protocol/codes.js';
 
 /** Transport carries frames to one client. */
 export interface Transport {
   /** Name for logs and metrics ("websocket"). */
   readonly name: string;
+  /** The protocol format spoken over this transport (JSON or Protobuf). */
+  readonly codec: Codec;
   /** send writes one frame (one or more newline-separated protocol messages). */
   send(frame: Buffer): void;
   /** close ends the connection with a disconnect advice (WebSocket close code and reason). */

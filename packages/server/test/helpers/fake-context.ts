@@ -11,6 +11,7 @@
  * rather than fixed sleeps.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { jsonCodec } from '../../src/protocol/json-codec.js';
 import { pino } from 'pino';
 import { signConnectionToken, signSubscriptionToken } from '../../src/auth/token-signer.js';
 import { TokenVerifier, tokenVerifierOptions } from '../../src/auth/token-verifier.js';
@@ -93,6 +94,7 @@ export interface Closed extends Disconnect {
  */
 export class FakeTransport implements Transport {
   readonly name = 'fake';
+  readonly codec = jsonCodec;
   readonly remoteAddress = '192.0.2.1:4242';
   /** Bytes "accepted but not written": set it to make the write queue's limit bite. */
   bufferedAmount = 0;
@@ -180,7 +182,7 @@ export class FakeClient {
 
   /** send hands the session one frame holding `cmds` (newline-separated, as the protocol pipelines). */
   send(...cmds: object[]): void {
-    this.session.handleFrame(cmds.map((c) => JSON.stringify(c)).join('\n'));
+    this.session.handleFrame(Buffer.from(cmds.map((c) => JSON.stringify(c)).join('\n')));
   }
 
   /** call sends `{id, [method]: body}` and resolves with its reply. */
@@ -197,7 +199,7 @@ export class FakeClient {
 
   /** pong answers a ping. */
   pong(): void {
-    this.session.handleFrame('{}');
+    this.session.handleFrame(Buffer.from('{}'));
   }
 }
 
