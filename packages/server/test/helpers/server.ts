@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Centrifuge, type EventMap, type Options, type TypedEventEmitter } from 'centrifuge';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
 import {
   signConnectionToken,
@@ -524,11 +525,18 @@ export function rawClient(url: string, opts: RawClientOptions = {}): Promise<Raw
 
 /**
  * newCentrifuge makes a real `centrifuge` SDK client for `url` with `ws` as its WebSocket and
- * fast reconnects (50–300 ms) unless `opts` says otherwise. It is not connected yet: call
+ * fast reconnects (50–300 ms) unless `opts` says otherwise, in the JSON format or, with
+ * `format` protobuf, the SDK's Protobuf build (payloads are bytes). It is not connected yet: call
  * `connect()`. It is disconnected by its server's `close()` if the test did not.
  */
-export function newCentrifuge(url: string, opts: Partial<Options> = {}): Centrifuge {
-  const client = new Centrifuge(url, {
+export function newCentrifuge(
+  url: string,
+  opts: Partial<Options> = {},
+  format: 'json' | 'protobuf' = 'json',
+): Centrifuge {
+  // The SDK's Protobuf build: same API, Protobuf format (payloads are bytes).
+  const Sdk = format === 'protobuf' ? (ProtobufCentrifuge as unknown as typeof Centrifuge) : Centrifuge;
+  const client = new Sdk(url, {
     websocket: WebSocket,
     minReconnectDelay: 50,
     maxReconnectDelay: 300,
