@@ -2,8 +2,9 @@
  * WriteQueue: one connection's outgoing frames between the moment they are produced and the
  * next flush pass (write coalescing), and the slow-consumer rule.
  *
- * Frames queued between two passes leave as one transport frame (newline-separated protocol
- * messages, as the JSON protocol allows), so a burst of publications costs one write.
+ * Frames queued between two passes leave as one transport frame (protocol messages joined by
+ * the codec's separator: a newline in JSON, nothing in Protobuf, whose messages carry their
+ * length), so a burst of publications costs one write.
  *
  * The slow-consumer rule (docs/OPERATIONS.md#slow-consumers): what waits for a client — bytes
  * queued here plus bytes the socket accepted but has not written — may exceed
@@ -39,7 +40,6 @@ export interface FlushRequester {
   scheduleFlush(queue: Flushable, urgent: boolean): void;
 }
 
-const newline = Buffer.from('\n');
 /** A shared placeholder, so an idle connection holds no queue array of its own. */
 const noFrames: Buffer[] = [];
 
@@ -130,12 +130,17 @@ export class WriteQueue implements Flushable {
     if (q.length === 1) {
       frame = q[0] as Buffer;
     } else {
-      const parts: Buffer[] = new Array(q.length * 2 - 1);
-      for (let i = 0; i < q.length; i++) {
-        if (i > 0) parts[i * 2 - 1] = newline;
-        parts[i * 2] = q[i] as Buffer;
+      const sep = this.#transport.codec.separator;
+      if (sep === undefined) {
+        frame = Buffer.concat(q);
+      } else {
+        const parts: Buffer[] = new Array(q.length * 2 - 1);
+        for (let i = 0; i < q.length; i++) {
+          if (i > 0) parts[i * 2 - 1] = sep;
+          parts[i * 2] = q[i] as Buffer;
+        }
+        frame = Buffer.concat(parts);
       }
-      frame = Buffer.concat(parts);
     }
     try {
       this.#transport.send(frame);
