@@ -189,7 +189,9 @@ describe('unidirectional HTTP transports', () => {
     });
     assert.equal(res.status, 200);
     const lines = lineReader(res);
-    const first = (await lines.next()) as { connect: { client: string; subs: Record<string, unknown>; pong?: boolean } };
+    const first = (await lines.next()) as {
+      connect: { client: string; subs: Record<string, unknown>; pong?: boolean };
+    };
     assert.ok(first.connect.client);
     assert.ok('news:uni-h' in first.connect.subs);
     assert.equal(first.connect.pong, undefined, 'a unidirectional client is not asked for pongs');
@@ -205,7 +207,10 @@ describe('unidirectional HTTP transports', () => {
 
   it('uni_sse with EventSource: the connect push first, then publications', async (t) => {
     const url = new URL(`${srv.httpUrl}/connection/uni_sse`);
-    url.searchParams.set('cf_connect', JSON.stringify({ token: await srv.token('uni-s', { channels: ['news:uni-s'] }) }));
+    url.searchParams.set(
+      'cf_connect',
+      JSON.stringify({ token: await srv.token('uni-s', { channels: ['news:uni-s'] }) }),
+    );
     const es = new EventSource(url.toString());
     t.after(() => es.close());
     const events: Array<Record<string, unknown>> = [];

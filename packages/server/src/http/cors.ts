@@ -36,7 +36,8 @@ export function corsGate(
   if (req.method !== 'OPTIONS') return true;
   res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
   const asked = req.headers['access-control-request-headers'];
-  if (typeof asked === 'string' && asked !== '' && asked !== 'null') res.setHeader('access-control-allow-headers', asked);
+  if (typeof asked === 'string' && asked !== '' && asked !== 'null')
+    res.setHeader('access-control-allow-headers', asked);
   res.writeHead(200, { 'content-length': 0 });
   res.end();
   return false;

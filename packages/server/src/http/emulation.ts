@@ -113,10 +113,16 @@ export function emulationRoute(ctx: EmulationContext): RouteHandler {
     if (emu.node === '' || emu.node === ctx.nodeId) {
       const found = ctx.emulation.deliver(emu.session, emu.data);
       count(found ? 'delivered' : 'unknown_session');
-      if (!found) ctx.log.debug({ session: emu.session.slice(0, 6) }, 'emulation request for a session not here: dropped');
+      if (!found)
+        ctx.log.debug({ session: emu.session.slice(0, 6) }, 'emulation request for a session not here: dropped');
     } else if (ctx.nodes.has(emu.node)) {
       try {
-        await ctx.control.send({ type: 'emulation', to: emu.node, session: emu.session, data: emu.data.toString('base64') });
+        await ctx.control.send({
+          type: 'emulation',
+          to: emu.node,
+          session: emu.session,
+          data: emu.data.toString('base64'),
+        });
       } catch (err) {
         count('relay_failed');
         ctx.log.warn({ err, node: emu.node }, 'emulation request not relayed: the engine is unreachable');

@@ -123,7 +123,9 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
     } else if (frame.length > 0) {
       return { frame };
     }
-    sendJson(res, 400, { error: sse ? `no valid connect request (${connectParam} or body)` : 'no valid connect request' });
+    sendJson(res, 400, {
+      error: sse ? `no valid connect request (${connectParam} or body)` : 'no valid connect request',
+    });
     return undefined;
   };
 
@@ -138,11 +140,22 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
     ctx.metrics.transportConnections.inc({ transport: kind });
     let codec: Codec = jsonCodec;
     if (uni) codec = jsonUniCodec;
-    else if (kind === 'http_stream' && req.headers['content-type'] === 'application/octet-stream') codec = protobufCodec;
+    else if (kind === 'http_stream' && req.headers['content-type'] === 'application/octet-stream')
+      codec = protobufCodec;
     const session = uni ? undefined : newSessionId();
-    const opts = { name: kind, codec, closeTimeoutMs: ctx.config.websocket.close_timeout, session, unidirectional: uni };
+    const opts = {
+      name: kind,
+      codec,
+      closeTimeoutMs: ctx.config.websocket.close_timeout,
+      session,
+      unidirectional: uni,
+    };
     const transport = sse ? new SseTransport(res, opts) : new HttpStreamTransport(res, opts);
-    const contentType = sse ? 'text/event-stream; charset=utf-8' : codec.binary ? 'application/octet-stream' : 'application/json';
+    const contentType = sse
+      ? 'text/event-stream; charset=utf-8'
+      : codec.binary
+        ? 'application/octet-stream'
+        : 'application/json';
     res.writeHead(200, streamHeaders(contentType));
     if (transport instanceof SseTransport) transport.start();
     else res.flushHeaders();

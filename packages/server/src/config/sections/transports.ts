@@ -10,12 +10,7 @@ import { z } from 'zod';
 
 /** bodySize is a `max_request_body_size` key: bytes, Centrifugo's 64 KiB by default. */
 function bodySize(what: string) {
-  return z
-    .number()
-    .int()
-    .min(256)
-    .default(65_536)
-    .describe(`Largest ${what} in bytes; a larger one is answered 413.`);
+  return z.number().int().min(256).default(65_536).describe(`Largest ${what} in bytes; a larger one is answered 413.`);
 }
 
 /** httpStreamSection is the `http_stream` section. */
@@ -25,7 +20,7 @@ export const httpStreamSection = z
       .boolean()
       .default(false)
       .describe(
-        'Serve HTTP-streaming with bidirectional emulation at /connection/http_stream (JSON and Protobuf; the JavaScript SDK\'s `http_stream` transport), and the /emulation endpoint its clients send commands to.',
+        "Serve HTTP-streaming with bidirectional emulation at /connection/http_stream (JSON and Protobuf; the JavaScript SDK's `http_stream` transport), and the /emulation endpoint its clients send commands to.",
       ),
     max_request_body_size: bodySize('HTTP-streaming connect request body (the POST that opens the stream)'),
   })
