@@ -37,6 +37,8 @@ export class Metrics {
   readonly admissionLimit: Gauge;
   readonly httpPendingSockets: Gauge;
   readonly httpSocketsClosed: Counter<'reason'>;
+  readonly transportConnections: Counter<'transport'>;
+  readonly emulationRequests: Counter<'result'>;
   #httpPendingSource: (() => number) | undefined;
   #admissionSource: (() => { open: number; limit: number }) | undefined;
   #rpcCacheSource: (() => void) | undefined;
@@ -190,6 +192,18 @@ export class Metrics {
         const n = self.#httpPendingSource?.();
         if (n !== undefined) this.set(n);
       },
+    });
+    this.transportConnections = new Counter({
+      name: 'bulwark_transport_connections_total',
+      help: 'Client connections accepted, by transport (websocket, http_stream, sse, uni_http_stream, uni_sse).',
+      labelNames: ['transport'],
+      registers,
+    });
+    this.emulationRequests = new Counter({
+      name: 'bulwark_emulation_requests_total',
+      help: 'Requests to /emulation by result: delivered (to a session here), relayed (to its node), unknown_session (dropped), unknown_node (404), bad_request (400), too_large (413), relay_failed (503).',
+      labelNames: ['result'],
+      registers,
     });
     this.httpSocketsClosed = new Counter({
       name: 'bulwark_http_sockets_closed_total',

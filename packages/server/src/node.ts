@@ -27,6 +27,7 @@ import { createEngine, injectedEngine } from './engine/engine.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
+import { EmulationSessions } from './client/emulation-sessions.js';
 import { Hub } from './client/hub.js';
 import { Permissions } from './client/permissions.js';
 import type { Flushable } from './client/flush-scheduler.js';
@@ -66,6 +67,8 @@ export class Node implements SessionContext {
   readonly config: Readonly<Config>;
   readonly rules: ChannelRules;
   readonly hub = new Hub<ClientSession>();
+  /** The HTTP-streaming and SSE sessions, by the session id their /emulation requests name. */
+  readonly emulation = new EmulationSessions();
   readonly permissions: Permissions;
   readonly wheel = new TimerWheel(100);
   readonly metrics: Metrics;

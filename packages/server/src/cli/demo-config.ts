@@ -1,7 +1,7 @@
 /**
  * The config `bulwark start --demo` runs on when no config file is given: the embedded
- * engine, a `board` namespace for the bulletin board page, and fresh random secrets made at
- * each start. Nothing here is a default secret: the values are random and printed.
+ * engine, a `board` namespace for the bulletin board page, HTTP-streaming and SSE for browsers
+ * behind proxies that break WebSocket, and fresh random secrets made at each start. Nothing here is a default secret: the values are random and printed.
  *
  * @module
  */
@@ -14,6 +14,9 @@ export function demoConfig(): ConfigInput {
     client: { token: { hmac_secret_key: randomBytes(32).toString('base64url') } },
     http_api: { key: randomBytes(24).toString('base64url') },
     demo: { enabled: true },
+    // The page falls back to these when a proxy breaks WebSocket.
+    http_stream: { enabled: true },
+    sse: { enabled: true },
     channel: {
       namespaces: [
         {

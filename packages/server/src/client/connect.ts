@@ -116,10 +116,14 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
     version: ctx.version,
     // The protocol advertises whole seconds; a sub-second interval must not read as 0 (off).
     ping: cfg.ping_interval > 0 ? Math.max(1, Math.round(cfg.ping_interval / 1000)) : 0,
-    pong: cfg.ping_interval > 0,
+    // A unidirectional client cannot answer pings.
+    pong: cfg.ping_interval > 0 && s.transport.unidirectional !== true,
     node: ctx.nodeId,
     subs,
   };
+  // Over HTTP-streaming and SSE the client names its session in every /emulation request.
+  const session = s.transport.session;
+  if (session !== undefined) result.session = session;
   // With the refresh proxy the backend prolongs the connection: the client is not told to.
   if (grant.expireAt > 0 && ctx.proxies.refresh === undefined) {
     result.expires = true;

@@ -29,10 +29,13 @@ export class Deadlines implements WheelTarget {
   nextSubRefresh = 0;
   readonly #wheel: TimerWheel;
   readonly #owner: DeadlineOwner;
+  readonly #expectPong: boolean;
 
-  constructor(wheel: TimerWheel, owner: DeadlineOwner) {
+  /** `expectPong` false: pings are sent but never answered (a unidirectional connection). */
+  constructor(wheel: TimerWheel, owner: DeadlineOwner, expectPong = true) {
     this.#wheel = wheel;
     this.#owner = owner;
+    this.#expectPong = expectPong;
   }
 
   /** onTimer is the wheel's call: the earliest deadline passed. */
@@ -78,7 +81,7 @@ export class Deadlines implements WheelTarget {
    */
   takePing(now: number, interval: number, pongTimeout: number): boolean {
     if (this.nextPingAt === 0 || now < this.nextPingAt) return false;
-    this.awaitingPong = true;
+    this.awaitingPong = this.#expectPong;
     this.pongDeadline = now + pongTimeout;
     this.nextPingAt = Math.max(this.nextPingAt + interval, now + 1);
     return true;

@@ -9,6 +9,7 @@
 import type { Disconnect, ProtocolErrorShape } from '../protocol/codes.js';
 import type { ClientInfo, Push, RawJSON, Reply } from '../protocol/types.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
+import type { Transport } from '../transport/transport.js';
 import type { RpcContext, SessionContext } from './context.js';
 import type { SubState, Subscriber } from './subscriber.js';
 
@@ -40,6 +41,8 @@ export interface SessionCore extends Subscriber {
   pending: Set<string> | undefined;
   /** The peer's address, for logs. */
   readonly remoteAddress: string;
+  /** The connection's transport, as the connect result describes it (emulation session, unidirectional). */
+  readonly transport: Pick<Transport, 'name' | 'session' | 'unidirectional'>;
 
   /** info returns this connection's ClientInfo, with a subscription's channel info. */
   info(chanInfo?: RawJSON): ClientInfo;

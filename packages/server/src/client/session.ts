@@ -89,7 +89,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   refusedInRow = 0;
 
   #state: SessionState = 'connecting';
-  readonly #transport: Transport;
+  /** The connection's transport: its name, format and, over emulation, its session id. */
+  readonly transport: Transport;
   readonly #out: WriteQueue;
   readonly #deadlines: Deadlines;
   /** The command chain's tail; the shared resolved promise while idle. */
@@ -108,11 +109,11 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
    */
   constructor(ctx: SessionContext, transport: Transport, headers?: Readonly<Record<string, string>>) {
     this.ctx = ctx;
-    this.#transport = transport;
+    this.transport = transport;
     this.codec = transport.codec;
     this.#headers = headers;
     this.#out = new WriteQueue(transport, this, ctx.config.client.queue_max_size, ctx);
-    this.#deadlines = new Deadlines(ctx.wheel, this);
+    this.#deadlines = new Deadlines(ctx.wheel, this, transport.unidirectional !== true);
     // A connection that never authenticates is closed: it would hold a socket for nothing.
     ctx.hub.addConnecting(this);
     if (ctx.config.client.stale_close_delay > 0) {
@@ -127,7 +128,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   }
 
   get remoteAddress(): string {
-    return this.#transport.remoteAddress;
+    return this.transport.remoteAddress;
   }
 
   /** info returns this connection's ClientInfo (for presence, join/leave, publications). */
@@ -146,7 +147,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   proxyConnection(): ProxyConnection {
     return {
       client: this.id,
-      transport: this.#transport.name,
+      transport: this.transport.name,
       user: this.user,
       meta: this.meta,
       headers: this.#headers,
@@ -475,7 +476,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   disconnect(d: Disconnect): void {
     if (this.#state === 'closed') return;
     this.#out.flush();
-    this.#transport.close(d);
+    this.transport.close(d);
     this.ctx.metrics.disconnects.inc({ code: String(d.code) });
     void this.#close();
   }

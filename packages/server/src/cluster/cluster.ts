@@ -6,6 +6,7 @@
  * @module
  */
 import type { Logger } from 'pino';
+import type { EmulationSessions } from '../client/emulation-sessions.js';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
@@ -37,6 +38,8 @@ export interface ClusterContext extends Pick<UserCommandContext, 'rules' | 'log'
     channels(): Iterable<[string, number]>;
     userSessions(user: string): Iterable<UserCommandSession>;
   };
+  /** This node's emulation sessions: /emulation requests other nodes relay reach them. */
+  readonly emulation: Pick<EmulationSessions, 'deliver'>;
   /** info is this node's entry in `info`, sent to the others every node.info_interval. */
   info(): NodeInfo;
 }
@@ -83,6 +86,7 @@ export class Cluster {
       surveys: this.surveys,
       userCommands: this.userCommands,
       killSwitches: this.killSwitches,
+      emulation: ctx.emulation,
     });
     this.control = new ControlBus(ctx.nodeId, (data) => ctx.broker.publishControl(data), ctx.log, route);
   }

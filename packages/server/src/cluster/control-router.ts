@@ -1,10 +1,12 @@
 /**
  * Routes the control messages other nodes send to the part of this node that handles each:
  * node info to the registry, surveys and their replies to the surveys, user commands to the
- * user commands, kill switch changes to the kill switch sync.
+ * user commands, kill switch changes to the kill switch sync, relayed emulation requests to
+ * this node's emulation sessions.
  *
  * @module
  */
+import type { EmulationSessions } from '../client/emulation-sessions.js';
 import type { ControlMessage } from './control.js';
 import type { KillSwitchSync } from './kill-switch-sync.js';
 import type { NodeRegistry } from './node-registry.js';
@@ -18,6 +20,8 @@ export interface ControlRouterContext {
   readonly surveys: Pick<Surveys, 'answer' | 'onReply'>;
   readonly userCommands: Pick<UserCommands, 'receive'>;
   readonly killSwitches: Pick<KillSwitchSync, 'onSet' | 'onRemove' | 'onSyncRequest' | 'onState'>;
+  /** This node's HTTP-streaming and SSE sessions, which relayed /emulation requests reach. */
+  readonly emulation: Pick<EmulationSessions, 'deliver'>;
 }
 
 /** controlRouter returns the handler of every valid control message from another node. */
@@ -41,6 +45,10 @@ export function controlRouter(ctx: ControlRouterContext): (msg: ControlMessage) 
         return ctx.killSwitches.onRemove(msg.removal, msg.from);
       case 'kill_switch_sync':
         return ctx.killSwitches.onSyncRequest(msg.from);
+      case 'emulation':
+        // A session gone meanwhile drops the commands, as a local /emulation request does.
+        if (msg.to === ctx.nodeId) ctx.emulation.deliver(msg.session, Buffer.from(msg.data, 'base64'));
+        return;
       case 'kill_switch_state':
         if (msg.to === ctx.nodeId || msg.to === '*') ctx.killSwitches.onState(msg, msg.from);
         return;

@@ -61,6 +61,16 @@ const controlMessage = z.discriminatedUnion('type', [
     from: z.string(),
     removal: z.object({ kind: z.enum(killSwitchKinds), target: z.string(), at: z.number() }),
   }),
+  // An /emulation request that reached another node than the one holding its session (`to`):
+  // `data` is the commands, base64, as the client sent them (bounded by the sender's
+  // emulation.max_request_body_size). Only node `to` acts on it.
+  z.object({
+    type: z.literal('emulation'),
+    from: z.string(),
+    to: z.string(),
+    session: z.string().max(256),
+    data: z.string(),
+  }),
   // A node that (re)joined — started, or got its engine connection back — asks for the others' state.
   z.object({ type: z.literal('kill_switch_sync'), from: z.string() }),
   // Switches on and removals, with their times: the answer to a sync, addressed to the node that

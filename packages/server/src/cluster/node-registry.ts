@@ -29,6 +29,12 @@ export class NodeRegistry {
     this.#nodes.delete(uid);
   }
 
+  /** has tells whether node `uid` is live (its last info within the TTL). */
+  has(uid: string): boolean {
+    const n = this.#nodes.get(uid);
+    return n !== undefined && n.expiresAt > this.#now();
+  }
+
   /** list returns the live nodes, forgetting the expired ones. */
   list(): NodeInfo[] {
     const now = this.#now();

@@ -28,6 +28,13 @@ import { demoSection, drainSection, logSection, nodeSection, shutdownSection } f
 import { protectionSection } from './sections/protection.js';
 import { proxiesSection, proxySection } from './sections/proxy.js';
 import { rpcSection } from './sections/rpc.js';
+import {
+  emulationSection,
+  httpStreamSection,
+  sseSection,
+  uniHttpStreamSection,
+  uniSseSection,
+} from './sections/transports.js';
 
 export { duration } from './sections/common.js';
 export { channelOptionsShape, type ChannelOptions } from './sections/channel.js';
@@ -40,6 +47,11 @@ export const configSchema = z
     log: logSection,
     client: clientSection,
     websocket: websocketSection,
+    http_stream: httpStreamSection,
+    sse: sseSection,
+    emulation: emulationSection,
+    uni_http_stream: uniHttpStreamSection,
+    uni_sse: uniSseSection,
     channel: channelSection,
     rpc: rpcSection,
     proxies: proxiesSection,

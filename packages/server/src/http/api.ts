@@ -45,7 +45,8 @@ function apiKeyOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+/** readBody reads a request body of at most `limit` bytes (declared or sent); more is `too_large`. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) return 'too_large';
   const chunks: Buffer[] = [];

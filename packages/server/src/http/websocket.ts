@@ -95,6 +95,7 @@ export class WebSocketEndpoint {
     // 'error'), so admission's count includes sessions that have not sent connect yet.
     const admission = ctx.admission;
     admission.opened();
+    ctx.metrics.transportConnections.inc({ transport: 'websocket' });
     const wsCfg = ctx.config.websocket;
     const codec = codecOf(ws, req.url);
     const transport = new WebSocketTransport(ws, wsCfg.compression ? undefined : socket, wsCfg.close_timeout, codec);
@@ -125,7 +126,7 @@ export function upgradeRequired(_req: IncomingMessage, res: ServerResponse): voi
  * forwardedHeaders keeps the upgrade request headers that proxies forward (their http_headers),
  * so a connection holds nothing of its request when no proxy forwards any.
  */
-function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
+export function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
   if (names.length === 0) return undefined;
   const out: Record<string, string> = {};
   for (const name of names) {

@@ -1,10 +1,14 @@
 /**
  * The node's HTTP surface, registered on the routing server: the server API, the probes, the
- * WebSocket endpoint and, when enabled, the demo.
+ * WebSocket endpoint, the enabled HTTP transports (HTTP-streaming, SSE, their unidirectional
+ * versions, and /emulation when a bidirectional one is on) and, when enabled, the demo. A
+ * transport that is off is not routed: 404.
  *
  * @module
  */
 import { apiPrefix, apiRoute, type ApiTransportContext } from '../http/api.js';
+import { emulationPath, emulationRoute, type EmulationContext } from '../http/emulation.js';
+import { streamPaths, streamingRoute, type StreamKind, type StreamingContext } from '../http/streaming.js';
 import type { ApiCluster, ApiNode } from '../http/api-methods.js';
 import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
@@ -20,7 +24,9 @@ import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContex
 export type NodeHttpContext = ApiTransportContext &
   ApiNode &
   ReadinessContext &
-  WebSocketContext & {
+  WebSocketContext &
+  StreamingContext &
+  EmulationContext & {
     /** Admission, with the HTTP connections waiting for a request that the server reports to it. */
     readonly admission: Pick<Admission, 'pending'>;
   };
@@ -40,6 +46,10 @@ export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): Http
   if (cfg.prometheus.enabled) http.route('/metrics', metrics(node.metrics.registry));
   const ws = new WebSocketEndpoint(node);
   http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
+  for (const kind of Object.keys(streamPaths) as StreamKind[]) {
+    if (cfg[kind].enabled) http.route(streamPaths[kind], streamingRoute(node, kind));
+  }
+  if (cfg.http_stream.enabled || cfg.sse.enabled) http.route(emulationPath, emulationRoute(node));
   if (cfg.demo.enabled) {
     const hmacSecret = cfg.client.token.hmac_secret_key;
     http.route('/', demoPage).route('/demo/centrifuge.js', demoClient).route('/demo/token', demoToken({ hmacSecret }));

@@ -21,4 +21,12 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** The peer's address, read on demand (for logs): a syscall, not paid per connect. */
   readonly remoteAddress: string;
+  /**
+   * The emulation session id of an HTTP-streaming or SSE connection: its clients name it in
+   * their /emulation requests, and the connect result tells it. Unguessable, and not the client
+   * id (client ids are public in presence). Undefined for other transports.
+   */
+  readonly session?: string | undefined;
+  /** True for a unidirectional connection (uni_*): it sends no commands, so no pong is awaited. */
+  readonly unidirectional?: boolean;
 }

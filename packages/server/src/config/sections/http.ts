@@ -48,7 +48,7 @@ export const websocketSection = z
       .describe('Largest incoming WebSocket message in bytes; larger closes with 1009.'),
     compression: z.boolean().default(false).describe('permessage-deflate; costs CPU per message, off by default.'),
     close_timeout: duration('5s').describe(
-      "After the server closes a connection (its close frame is written at once), how long it waits for the client's close frame before destroying the socket. A client that ignores close frames sees TCP end this long after the disconnect. Centrifugo waits a fixed 5 s.",
+      "After the server closes a connection (its close frame is written at once), how long it waits for the client's close frame before destroying the socket. A client that ignores close frames sees TCP end this long after the disconnect. Centrifugo waits a fixed 5 s. HTTP streams (http_stream, sse, uni_*) wait as long for their last bytes (the disconnect push) to be written before the socket is destroyed.",
     ),
   })
   .prefault({});

@@ -1,0 +1,89 @@
+/**
+ * The HTTP-streaming transport: one long-lived HTTP response carries every message the server
+ * sends a client (`/connection/http_stream` with bidirectional emulation, and
+ * `/connection/uni_http_stream`). In JSON each message ends with a newline; in Protobuf each
+ * message carries its varint length already (the codec's framing), so frames are written as
+ * they are.
+ *
+ * Closing writes the disconnect advice as a push — an HTTP response has no close code — and
+ * ends the response. A client that stopped reading may never take those last bytes: the socket
+ * is destroyed when they are not written within `websocket.close_timeout`.
+ *
+ * @module
+ */
+import type { ServerResponse } from 'node:http';
+import type { Codec } from '../protocol/codec.js';
+import { isReconnectAllowed, type Disconnect } from '../protocol/codes.js';
+import type { Transport } from './transport.js';
+
+const newline = Buffer.from('\n');
+
+/** HttpStreamOptions describe one streaming response. */
+export interface HttpStreamOptions {
+  /** The transport's name for logs, metrics and proxies (`http_stream`, `uni_http_stream`). */
+  readonly name: string;
+  readonly codec: Codec;
+  /** websocket.close_timeout: the wait for the last bytes after close. */
+  readonly closeTimeoutMs: number;
+  /** The emulation session id (bidirectional emulation only). */
+  readonly session?: string | undefined;
+  readonly unidirectional?: boolean;
+}
+
+/** HttpStreamTransport adapts one streaming HTTP response to the Transport contract. */
+export class HttpStreamTransport implements Transport {
+  readonly name: string;
+  readonly codec: Codec;
+  readonly session: string | undefined;
+  readonly unidirectional: boolean;
+  protected readonly res: ServerResponse;
+  readonly #closeTimeoutMs: number;
+  #ended = false;
+
+  constructor(res: ServerResponse, opts: HttpStreamOptions) {
+    this.res = res;
+    this.name = opts.name;
+    this.codec = opts.codec;
+    this.session = opts.session;
+    this.unidirectional = opts.unidirectional === true;
+    this.#closeTimeoutMs = opts.closeTimeoutMs;
+  }
+
+  /** open is true until the server ended the response or the peer went away. */
+  get open(): boolean {
+    return !this.#ended && !this.res.destroyed;
+  }
+
+  send(frame: Buffer): void {
+    if (this.open) this.res.write(this.encode(frame));
+  }
+
+  close(d: Disconnect): void {
+    if (!this.open) return;
+    this.#ended = true;
+    const res = this.res;
+    const push = this.codec.push({
+      type: 'disconnect',
+      code: d.code,
+      reason: d.reason,
+      reconnect: isReconnectAllowed(d.code),
+    });
+    res.end(this.encode(push));
+    const timer = setTimeout(() => res.destroy(), this.#closeTimeoutMs);
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
+  }
+
+  get bufferedAmount(): number {
+    return this.res.writableLength;
+  }
+
+  get remoteAddress(): string {
+    return this.res.socket?.remoteAddress ?? '';
+  }
+
+  /** encode frames one batch for the stream: a newline after the last JSON message. */
+  protected encode(frame: Buffer): Buffer {
+    return this.codec.separator === undefined ? frame : Buffer.concat([frame, newline]);
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The Server-Sent Events transport (`/connection/sse` with bidirectional emulation, and
+ * `/connection/uni_sse`), JSON only: every protocol message is one event, `data: <json>` and a
+ * blank line, so an EventSource hands each message to its `message` listener alone (a batch of
+ * messages, newline-separated by the write queue, becomes as many events). JSON text never
+ * holds a raw newline, so a message is always one `data:` line.
+ *
+ * Everything else — closing with a disconnect push, the close timeout, backpressure — is the
+ * HTTP-streaming transport's.
+ *
+ * @module
+ */
+import { HttpStreamTransport } from './transport-http-stream.js';
+
+const prefix = Buffer.from('data: ');
+const eventEnd = Buffer.from('\n\n');
+
+/** SseTransport adapts one event-stream response to the Transport contract. */
+export class SseTransport extends HttpStreamTransport {
+  /** start writes the first bytes of the stream (a blank line), so proxies and clients see it open. */
+  start(): void {
+    this.res.write('\r\n');
+  }
+
+  protected override encode(frame: Buffer): Buffer {
+    const parts: Buffer[] = [];
+    let start = 0;
+    while (start < frame.length) {
+      let end = frame.indexOf(10, start);
+      if (end === -1) end = frame.length;
+      if (end > start) parts.push(prefix, frame.subarray(start, end), eventEnd);
+      start = end + 1;
+    }
+    return Buffer.concat(parts);
+  }
+}
