@@ -155,7 +155,10 @@ describe('ProtobufClient against Bulwark', () => {
       await pub.connect(connectionToken('user-2', server.tokenSecret));
       await sub.subscribe('bench:ch0');
       for (let seq = 1; seq <= 50; seq++) pub.publish('bench:ch0', benchData(0, seq, 1, 'pad'));
-      assert.ok(await waitFor(() => got.length === 50 && pub.publishAcks === 50, 5000), `got ${got.length}, acks ${pub.publishAcks}, errors ${pub.publishErrors} ${pub.lastError} ${sub.lastError} ${sub.otherPushes}`);
+      assert.ok(
+        await waitFor(() => got.length === 50 && pub.publishAcks === 50, 5000),
+        `got ${got.length}, acks ${pub.publishAcks}, errors ${pub.publishErrors} ${pub.lastError} ${sub.lastError} ${sub.otherPushes}`,
+      );
       assert.deepEqual(
         got,
         Array.from({ length: 50 }, (_, i) => i + 1),
