@@ -131,6 +131,7 @@ describe('measurements against the raw server with known faults', () => {
   it('fanout: measured loss is the dropped publications × subscribers per channel', async () => {
     const server = await startFaultyRaw(['--drop-every', '5']);
     const opts: FanoutOptions = {
+      formats: ['json'],
       subscribers: 12,
       channels: 3,
       padBytes: 0,

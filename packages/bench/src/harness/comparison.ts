@@ -1,17 +1,21 @@
 /**
- * Comparing servers run through the same scenario (raw ws, Bulwark, Socket.IO): the
- * Bulwark/raw ratios with their targets, the informational Bulwark/Socket.IO ratios, their
- * checks, and the cells and rows of a side-by-side table.
+ * Comparing servers run through the same scenario (raw ws, Bulwark — with JSON clients, and with
+ * other client kinds such as Protobuf when asked for — and Socket.IO): the ratios with their
+ * targets, the informational Bulwark/Socket.IO ratios, their checks, which side saturated, and
+ * the cells and rows of a side-by-side table.
  *
  * @module
  */
 import { type InfoRatio, type Ratio, type ScenarioReport, type TargetOutcome } from './report.js';
 import { check, type Check } from './scenario.js';
 
-/** ratio builds one Bulwark/raw {@link Ratio}, met when at most `target`. */
-export function ratio(name: string, bulwark: number, raw: number, target: number): Ratio {
+/**
+ * ratio builds one {@link Ratio}, met when at most `target`: Bulwark (JSON) / raw, or with
+ * `label` another pair (numerator in `bulwark`, denominator in `raw`).
+ */
+export function ratio(name: string, bulwark: number, raw: number, target: number, label?: string): Ratio {
   const r = Math.round((bulwark / raw) * 100) / 100;
-  return { name, bulwark, raw, ratio: r, target, met: Number.isFinite(r) && r <= target };
+  return { name, ...(label ? { label } : {}), bulwark, raw, ratio: r, target, met: Number.isFinite(r) && r <= target };
 }
 
 /** infoRatio builds one Bulwark/Socket.IO {@link InfoRatio}. */
@@ -21,7 +25,7 @@ export function infoRatio(name: string, bulwark: number, socketio: number): Info
 
 /** ratioChecks turns Bulwark/reference ratios (with their targets) into checks. */
 export function ratioChecks(ratios: readonly Ratio[]): Check[] {
-  return ratios.map((r) => check(`Bulwark/raw ${r.name}`, r.ratio, '<=', r.target, '×'));
+  return ratios.map((r) => check(`${r.label ?? 'Bulwark/raw'} ${r.name}`, r.ratio, '<=', r.target, '×'));
 }
 
 /** Outcomes keyed by target name (raw, bulwark, …), as ScenarioReport.results holds them. */
@@ -42,9 +46,9 @@ export function cell<R>(o: TargetOutcome<R> | undefined, f: (r: R) => string): s
   return f(o.result);
 }
 
-/** ratioCell is the Bulwark/raw ratio and its target, or two empty cells. */
+/** ratioCell is the Bulwark (JSON)/raw ratio and its target, or two empty cells. */
 export function ratioCell(ratios: Ratio[], name: string): [string, string] {
-  const r = ratios.find((x) => x.name === name);
+  const r = ratios.find((x) => x.name === name && x.label === undefined);
   if (!r) return ['', ''];
   return [`${r.ratio.toFixed(2)}×`, `≤ ${r.target.toFixed(1)}× ${r.met ? 'met' : 'NOT met'}`];
 }
@@ -55,9 +59,15 @@ export function infoRatioCell(ratios: InfoRatio[] | undefined, name: string): st
   return r && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : '';
 }
 
+/** variantKeys lists the results' extra Bulwark columns (`bulwark-protobuf`, …), in run order. */
+export function variantKeys<R>(results: ScenarioReport<R>['results']): Array<`bulwark-${string}`> {
+  return Object.keys(results).filter((k): k is `bulwark-${string}` => k.startsWith('bulwark-'));
+}
+
 /**
- * comparisonRow builds one table row: the metric, raw, Bulwark, then (when Socket.IO ran)
- * Socket.IO, the Bulwark/raw ratio and its target, then (when Socket.IO ran) Bulwark/Socket.IO.
+ * comparisonRow builds one table row: the metric, raw, Bulwark, Bulwark with each other client
+ * kind (when measured), then (when Socket.IO ran) Socket.IO, the Bulwark/raw ratio and its
+ * target, then (when Socket.IO ran) Bulwark/Socket.IO.
  */
 export function comparisonRow<R>(
   results: ScenarioReport<R>['results'],
@@ -71,20 +81,50 @@ export function comparisonRow<R>(
     label,
     cell(results.raw, f),
     cell(results.bulwark, f),
+    ...variantKeys(results).map((k) => cell(results[k], f)),
     ...(withSio ? [cell(results.socketio, f)] : []),
     ...extra,
     ...(withSio ? [sioRatio] : []),
   ];
 }
 
-/** The header row of a comparison table (see {@link comparisonRow}). */
+/**
+ * The header row of a comparison table (see {@link comparisonRow}); with other client kinds
+ * the Bulwark columns are named by theirs (`bulwark json`, `bulwark protobuf`).
+ */
 export function comparisonHeader<R>(results: ScenarioReport<R>['results']): string[] {
+  const variants = variantKeys(results);
+  const bulwark = [variants.length > 0 ? 'bulwark json' : 'bulwark', ...variants.map((k) => k.replace('-', ' '))];
   return results.socketio !== undefined
-    ? ['metric', 'raw ws', 'bulwark', 'socket.io', 'bulwark/raw', 'target', 'bulwark/socket.io']
-    : ['metric', 'raw ws', 'bulwark', 'bulwark/raw', 'target'];
+    ? ['metric', 'raw ws', ...bulwark, 'socket.io', 'bulwark/raw', 'target', 'bulwark/socket.io']
+    : ['metric', 'raw ws', ...bulwark, 'bulwark/raw', 'target'];
 }
 
-/** The targets a table's per-target notes go over, in column order. */
+/**
+ * labelledRatioLines are the ratios the table's ratio columns do not hold (those with a label:
+ * other client kinds against raw ws and against JSON), one line each with target and verdict.
+ */
+export function labelledRatioLines(ratios: readonly Ratio[]): string[] {
+  return ratios
+    .filter((r) => r.label !== undefined)
+    .map(
+      (r) =>
+        `${r.label} ${r.name}: ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) : String(r.ratio)}× ` +
+        `(target ≤ ${r.target.toFixed(1)}×: ${r.met ? 'met' : 'NOT met'})`,
+    );
+}
+
+/** A process at or above this share of one core is taken as saturated. */
+export const SATURATED_PERCENT = 90;
+
+/** saturation says which side of a measurement saturated its CPU: server, load generator, both or neither. */
+export function saturation(serverCpuPercent: number, loadgenCpuPercent: number): string {
+  const server = serverCpuPercent >= SATURATED_PERCENT;
+  const loadgen = loadgenCpuPercent >= SATURATED_PERCENT;
+  return server && loadgen ? 'both' : server ? 'server' : loadgen ? 'load generator' : 'neither';
+}
+
+/** The reference targets and Bulwark (JSON), in column order (the extra Bulwark columns: {@link variantKeys}). */
 export const TABLE_TARGETS = ['raw', 'bulwark', 'socketio'] as const;
 
 /** notes are the lines saying which targets were skipped or failed. */

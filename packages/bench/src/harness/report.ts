@@ -15,9 +15,15 @@ import type { MachineInfo } from './proc.js';
 export type TargetOutcome<R> =
   { result: R; runs?: R[] } | { error: string; serverLog?: string[] } | { skipped: string };
 
-/** Ratio is one Bulwark/raw comparison with its target (Bulwark ≤ target × raw). */
+/**
+ * Ratio is one comparison with its target (numerator ≤ target × denominator): Bulwark (JSON) /
+ * raw ws, or, when `label` says so, another pair (`Bulwark protobuf/raw`, `Protobuf/JSON`),
+ * whose numerator and denominator are then held in `bulwark` and `raw`.
+ */
 export interface Ratio {
   name: string;
+  /** What is divided by what when not Bulwark (JSON) by raw ws, e.g. "Protobuf/JSON". */
+  label?: string;
   bulwark: number;
   raw: number;
   /** bulwark / raw. */
@@ -44,10 +50,27 @@ export interface ScenarioReport<R> {
   machine: MachineInfo;
   pinning: { serverCpu: number | null; loadgenCpu: number | null };
   options: object;
-  results: { raw?: TargetOutcome<R>; bulwark?: TargetOutcome<R>; socketio?: TargetOutcome<R> };
+  /**
+   * One outcome per column: the reference servers, Bulwark with JSON WebSocket clients
+   * (`bulwark`), and Bulwark with another client kind (`bulwark-protobuf`, …) when asked for.
+   */
+  results: {
+    raw?: TargetOutcome<R>;
+    bulwark?: TargetOutcome<R>;
+    socketio?: TargetOutcome<R>;
+    [variant: `bulwark-${string}`]: TargetOutcome<R> | undefined;
+  };
   ratios: Ratio[];
   /** Bulwark/Socket.IO comparisons (informational: no target), when Socket.IO ran too. */
   socketioRatios?: InfoRatio[];
+}
+
+/**
+ * bulwarkKey is the results key of Bulwark measured with the client kind `variant`: `bulwark`
+ * for JSON over WebSocket (the original column), `bulwark-<variant>` for the others.
+ */
+export function bulwarkKey(variant: string): 'bulwark' | `bulwark-${string}` {
+  return variant === 'json' ? 'bulwark' : `bulwark-${variant}`;
 }
 
 /** resultOf is the outcome's result, if the target produced one. */

@@ -91,7 +91,7 @@ function decodeBenchPush(buf: Buffer, start: number, end: number, handler: PushH
 }
 
 /** decodeMarkers finds the bench markers in buf[start…end) and hands them to `handler`. */
-function decodeMarkers(buf: Buffer, start: number, end: number, handler: PushHandler): boolean {
+export function decodeMarkers(buf: Buffer, start: number, end: number, handler: PushHandler): boolean {
   // The markers appear in the order they are written, so each search starts after the last.
   const iCh = buf.indexOf(M_CH, start);
   if (iCh === -1 || iCh >= end) return false;

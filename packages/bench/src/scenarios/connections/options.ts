@@ -4,10 +4,17 @@
  * @module
  */
 import { type FlagSpec } from '../../harness/flags.js';
+import { parseClientNames } from '../../load/session-clients.js';
 import { type ScenarioContext } from '../../harness/scenario.js';
 import { type ConnectionsOptions } from './run.js';
 
 export const flags = {
+  format: {
+    name: 'format',
+    arg: 'LIST',
+    help: "Bulwark's clients: json, protobuf, or both (one column each, fresh server each)",
+    default: 'both',
+  },
   connections: { name: 'connections', arg: 'N', help: '', default: 10_000, quick: 1000, min: 1 },
   concurrency: { name: 'concurrency', arg: 'N', help: 'connects in flight', default: 200, min: 1 },
   sourceIps: { name: 'source-ips', arg: 'N', help: 'spread over 127.0.0.1..N', default: 1, min: 1 },
@@ -26,6 +33,7 @@ export const flags = {
 export function connectionsOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): ConnectionsOptions {
   const f = ctx.flags;
   const o: ConnectionsOptions = {
+    formats: parseClientNames(f.str(flags.format)),
     connections: f.num(flags.connections),
     channels: 100,
     concurrency: f.num(flags.concurrency),

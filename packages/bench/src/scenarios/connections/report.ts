@@ -1,5 +1,6 @@
 /**
- * The idle-connections report: the side-by-side table of the servers.
+ * The idle-connections report: the side-by-side table of the servers (Bulwark once per client
+ * kind), which side saturated while connecting, and the ratios of the other client kinds.
  *
  * @module
  */
@@ -11,6 +12,10 @@ import {
   infoRatioCell,
   TABLE_TARGETS,
   notes,
+  resultsOf,
+  labelledRatioLines,
+  saturation,
+  variantKeys,
 } from '../../harness/comparison.js';
 import { fmt, formatTable } from '../../harness/format.js';
 import { type ScenarioReport, resultOf } from '../../harness/report.js';
@@ -21,8 +26,8 @@ export function connectionsTable(
   report: Pick<ScenarioReport<ConnectionsResult>, 'results' | 'ratios' | 'socketioRatios'>,
 ): string {
   const { raw, bulwark, socketio } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio);
-  const runs = [raw, bulwark, socketio].map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
+  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio) ?? resultsOf(report.results)[0]?.[1];
+  const runs = Object.values(report.results).map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
   const reps = Math.max(...runs);
   const head = any
     ? `connections: ${fmt(any.requested)} idle connections, JWT + one subscription each` +
@@ -53,12 +58,23 @@ export function connectionsTable(
     ),
     row('server CPU while connecting (%)', (r) => fmt(r.serverCpuPercent, 1)),
     row('load generator CPU (%)', (r) => fmt(r.loadgenCpuPercent, 1)),
+    row('saturated while connecting (≥ 90%)', (r) => saturation(r.serverCpuPercent, r.loadgenCpuPercent)),
     row('closed during settle', (r) => fmt(r.closedDuringSettle)),
     row('TCP retransmits / listen drops', (r) => `${fmt(r.kernel.tcpRetransSegs)} / ${fmt(r.kernel.listenDrops)}`),
   ];
-  const firstErrors = TABLE_TARGETS.map((k) => {
-    const r = resultOf(report.results[k]);
-    return r?.firstError ? `  first connect error (${k}): ${r.firstError}` : '';
-  }).filter(Boolean);
-  return [head, formatTable(rows), ...firstErrors, ...notes(report).map((n) => `  ${n}`)].join('\n');
+  const firstErrors = [...TABLE_TARGETS, ...variantKeys(report.results)]
+    .map((k) => {
+      const r = resultOf(report.results[k]);
+      return r?.firstError ? `  first connect error (${k}): ${r.firstError}` : '';
+    })
+    .filter(Boolean);
+  const clients = resultsOf(report.results).map(([k, r]) => `${k}: ${r.clients}`);
+  return [
+    head,
+    formatTable(rows),
+    ...(variantKeys(report.results).length > 0 ? [`  clients: ${clients.join('; ')}`] : []),
+    ...labelledRatioLines(report.ratios).map((l) => `  ${l}`),
+    ...firstErrors,
+    ...notes(report).map((n) => `  ${n}`),
+  ].join('\n');
 }

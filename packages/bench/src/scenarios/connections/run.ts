@@ -7,7 +7,12 @@
  * @module
  */
 import type { Log } from '../../harness/scenario.js';
-import { LeanClient } from '../../load/lean-client.js';
+import {
+  bulwarkClients,
+  makeSessionClient,
+  type BulwarkClientName,
+  type SessionClient,
+} from '../../load/session-clients.js';
 import { connectionToken } from '../../harness/jwt.js';
 import {
   diffKernelNetCounters,
@@ -22,6 +27,8 @@ import { mapLimit, round, sleep } from '../../harness/util.js';
 
 /** ConnectionsOptions size the idle-connections scenario. */
 export interface ConnectionsOptions {
+  /** Bulwark's client kinds (--format), each measured on a fresh server: one column each. */
+  formats: BulwarkClientName[];
   connections: number;
   /** Channels the connections spread over (connection i subscribes to channel i % channels). */
   channels: number;
@@ -41,6 +48,8 @@ export interface ConnectionsOptions {
 /** ConnectionsResult is the scenario's outcome for one server. */
 export interface ConnectionsResult {
   target: string;
+  /** What the clients spoke: Bulwark's client kind ("WebSocket, Protobuf"), else the protocol. */
+  clients: string;
   requested: number;
   connected: number;
   failed: number;
@@ -65,17 +74,22 @@ export interface ConnectionsResult {
   kernel: KernelNetCounters;
 }
 
-/** runConnections runs the idle-connections scenario against a started server. */
+/**
+ * runConnections runs the idle-connections scenario against a started server; on Bulwark the
+ * connections are clients of kind `kind` (see load/session-clients.ts: adding a transport there
+ * adds it here).
+ */
 export async function runConnections(
   server: RunningServer,
   opts: ConnectionsOptions,
   log: Log,
+  kind: BulwarkClientName = 'json',
 ): Promise<ConnectionsResult> {
   const n = opts.connections;
   // Sign every token up front so the connect loop measures connecting, not our HMACs.
   const tokens = Array.from({ length: n }, (_, i) => connectionToken(`user-${i}`, server.tokenSecret));
-  const clients: LeanClient[] = [];
-  const established: LeanClient[] = [];
+  const clients: SessionClient[] = [];
+  const established: SessionClient[] = [];
   const recorder = new LatencyRecorder();
   const errors: string[] = [];
   let connected = 0;
@@ -92,11 +106,11 @@ export async function runConnections(
       opts.concurrency,
       async (i) => {
         const h0 = performance.now();
-        const client = new LeanClient({
-          url: server.wsUrl,
-          protocol: server.protocol,
-          ...(opts.sourceIps > 1 ? { localAddress: `127.0.0.${1 + (i % opts.sourceIps)}` } : {}),
-        });
+        const client = makeSessionClient(
+          server,
+          kind,
+          opts.sourceIps > 1 ? { localAddress: `127.0.0.${1 + (i % opts.sourceIps)}` } : {},
+        );
         clients.push(client);
         await client.open();
         const channel = `bench:idle${i % opts.channels}`;
@@ -138,6 +152,7 @@ export async function runConnections(
     const cpu = cpu1 - cpu0;
     return {
       target: server.name,
+      clients: server.name === 'bulwark' ? bulwarkClients[kind].label : server.protocol,
       requested: n,
       connected,
       failed: n - connected,

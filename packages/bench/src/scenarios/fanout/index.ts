@@ -1,11 +1,13 @@
 /**
  * The fan-out scenario as the simulator runs it: subscribers over channels, one publisher, on
- * raw ws, Bulwark and Socket.IO (default all three), then the ratios, checks and table.
+ * raw ws, Bulwark and Socket.IO (default all three), Bulwark with JSON and with Protobuf clients
+ * (--format, default both), then the ratios, checks and table.
  *
  * @module
  */
 import { anyFailed, runOnTargets } from '../../harness/on-targets.js';
 import { type Scenario } from '../../harness/scenario.js';
+import type { BulwarkClientName } from '../../load/session-clients.js';
 import { fanoutOptions, flags } from './options.js';
 import { fanoutCharts, fanoutTable } from './report.js';
 import { runFanout } from './run.js';
@@ -18,7 +20,13 @@ export const fanoutScenario: Scenario = {
   defaultTarget: 'all',
   async run(ctx) {
     const o = fanoutOptions(ctx);
-    const results = await runOnTargets('fanout', ctx, (s) => runFanout(s, o, ctx.log));
+    const results = await runOnTargets(
+      'fanout',
+      ctx,
+      (s, kind) => runFanout(s, o, ctx.log, kind as BulwarkClientName),
+      1,
+      o.formats,
+    );
     const ratios = fanoutRatios(results);
     const socketioRatios = fanoutSocketIoRatios(results);
     // Quick runs are too small for CPU ratios to mean anything (10 ms CPU ticks): no ratio checks.

@@ -5,10 +5,17 @@
  * @module
  */
 import { type FlagSpec } from '../../harness/flags.js';
+import { parseClientNames } from '../../load/session-clients.js';
 import { type ScenarioContext } from '../../harness/scenario.js';
 import { type FanoutOptions } from './types.js';
 
 export const flags = {
+  format: {
+    name: 'format',
+    arg: 'LIST',
+    help: "Bulwark's clients: json, protobuf, or both (one column each, fresh server each)",
+    default: 'both',
+  },
   subscribers: { name: 'subscribers', arg: 'N', help: '', default: 2000, quick: 200, min: 1 },
   channels: { name: 'channels', arg: 'N', help: '', default: 20, min: 1 },
   rate: { name: 'rate', arg: 'N', help: 'fixed publications/s, all channels', default: 400, quick: 100, min: 1 },
@@ -24,6 +31,7 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
   const f = ctx.flags;
   const quick = ctx.quick;
   const o: FanoutOptions = {
+    formats: parseClientNames(f.str(flags.format)),
     subscribers: f.num(flags.subscribers),
     channels: f.num(flags.channels),
     padBytes: f.num(flags.pad),

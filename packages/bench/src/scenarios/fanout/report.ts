@@ -1,5 +1,6 @@
 /**
- * The fan-out report: the side-by-side table of the servers and the charts (worst latency per
+ * The fan-out report: the side-by-side table of the servers (Bulwark once per client kind, with
+ * which side saturated and the Protobuf ratios under it) and the charts (worst latency per
  * second at the fixed rate, the ramp's p99 by delivered rate).
  *
  * @module
@@ -14,6 +15,9 @@ import {
   notes,
   type Outcomes,
   resultsOf,
+  labelledRatioLines,
+  saturation,
+  variantKeys,
 } from '../../harness/comparison.js';
 import { fmt, formatTable } from '../../harness/format.js';
 import { type ScenarioReport, resultOf } from '../../harness/report.js';
@@ -25,7 +29,7 @@ export function fanoutTable(
   report: Pick<ScenarioReport<FanoutResult>, 'results' | 'ratios' | 'socketioRatios'>,
 ): string {
   const { raw, bulwark, socketio } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio);
+  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio) ?? resultsOf(report.results)[0]?.[1];
   const head = any
     ? `fanout: ${any.subscribers} subscribers over ${any.channels} channels (${any.subscribersPerChannel}/channel), ` +
       `one publisher, ${any.padBytes} B padding; fixed ${fmt(any.fixed.targetRate)} pub/s for ${fmt(any.fixed.publishSeconds, 1)} s`
@@ -49,6 +53,7 @@ export function fanoutTable(
     ),
     row('server CPU (% of a core)', (r) => fmt(r.fixed.serverCpuPercent, 1)),
     row('load generator CPU (% of a core)', (r) => fmt(r.fixed.loadgenCpuPercent, 1)),
+    row('saturated (≥ 90% of a core)', (r) => saturation(r.fixed.serverCpuPercent, r.fixed.loadgenCpuPercent)),
     row('load generator loop delay max (ms)', (r) => fmt(r.fixed.loadgenLoopDelayMs.max, 1)),
     row(
       'TCP retransmits (loss probes) / zero-window',
@@ -56,7 +61,7 @@ export function fanoutTable(
         `${fmt(r.fixed.kernel.tcpRetransSegs)} (${fmt(r.fixed.kernel.tcpLossProbes)}) / ${fmt(r.fixed.kernel.zeroWindow)}`,
     ),
   ];
-  if (resultOf(raw)?.ramp || resultOf(bulwark)?.ramp || resultOf(socketio)?.ramp) {
+  if (resultsOf(report.results).some(([, r]) => r.ramp)) {
     rows.push(
       row('ramp: max pub/s (p99<limit, 0 loss)', (r) =>
         r.ramp ? `${r.ramp.limitFound ? '' : '≥ '}${fmt(r.ramp.maxPassingRate)}` : '-',
@@ -65,11 +70,21 @@ export function fanoutTable(
       row('ramp: steps run', (r) => (r.ramp ? String(r.ramp.steps.length) : '-')),
     );
   }
-  const limits = TABLE_TARGETS.map((k) => {
-    const r = resultOf(report.results[k]);
-    return r?.ramp ? `  ramp limit (${k}): ${r.ramp.limitedBy}` : '';
-  }).filter(Boolean);
-  return [head, formatTable(rows), ...limits, ...notes(report).map((n) => `  ${n}`)].join('\n');
+  const limits = [...TABLE_TARGETS, ...variantKeys(report.results)]
+    .map((k) => {
+      const r = resultOf(report.results[k]);
+      return r?.ramp ? `  ramp limit (${k}): ${r.ramp.limitedBy}` : '';
+    })
+    .filter(Boolean);
+  const clients = resultsOf(report.results).map(([k, r]) => `${k}: ${r.clients}`);
+  return [
+    head,
+    formatTable(rows),
+    ...(variantKeys(report.results).length > 0 ? [`  clients: ${clients.join('; ')}`] : []),
+    ...labelledRatioLines(report.ratios).map((l) => `  ${l}`),
+    ...limits,
+    ...notes(report).map((n) => `  ${n}`),
+  ].join('\n');
 }
 
 /** fanoutCharts: the fixed phase's worst latency per second, and the ramp's p99 by offered rate. */

@@ -15,7 +15,13 @@
  */
 import type { Log } from '../../harness/scenario.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { benchData, LeanClient } from '../../load/lean-client.js';
+import { benchData } from '../../load/lean-client.js';
+import {
+  bulwarkClients,
+  makeSessionClient,
+  type BulwarkClientName,
+  type SessionClient,
+} from '../../load/session-clients.js';
 import { connectionToken } from '../../harness/jwt.js';
 import { diffKernelNetCounters, readKernelNetCounters, readTreeCpuMicros } from '../../harness/proc.js';
 import { LatencyRecorder, SeqTracker, roundSummary, summarizeLoss } from '../../harness/stats.js';
@@ -27,7 +33,7 @@ import type { FanoutOptions, FanoutResult, PhaseResult, RampStep } from './types
 export interface Subscriber {
   index: number;
   ch: number;
-  client: LeanClient | undefined;
+  client: SessionClient | undefined;
   tracker: SeqTracker;
   wrong: number;
   dead: boolean;
@@ -43,8 +49,16 @@ export interface PhaseState {
   lastDeliveryAt: number;
 }
 
-/** runFanout runs the fan-out scenario against a started server. */
-export async function runFanout(server: RunningServer, opts: FanoutOptions, log: Log): Promise<FanoutResult> {
+/**
+ * runFanout runs the fan-out scenario against a started server; on Bulwark the subscribers and
+ * the publisher are clients of kind `kind` (JSON or Protobuf over WebSocket).
+ */
+export async function runFanout(
+  server: RunningServer,
+  opts: FanoutOptions,
+  log: Log,
+  kind: BulwarkClientName = 'json',
+): Promise<FanoutResult> {
   const { channels } = opts;
   const channelName = (ch: number) => `bench:ch${ch}`;
   const pad = 'x'.repeat(opts.padBytes);
@@ -60,9 +74,7 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
   let reconnects = 0;
 
   const openSubscriber = async (sub: Subscriber): Promise<void> => {
-    const client = new LeanClient({
-      url: server.wsUrl,
-      protocol: server.protocol,
+    const client = makeSessionClient(server, kind, {
       onPush: (ch, seq, sentAt) => {
         if (ch !== sub.ch) {
           sub.wrong++;
@@ -93,7 +105,7 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
     }
   };
 
-  const publisher = new LeanClient({ url: server.wsUrl, protocol: server.protocol });
+  const publisher = makeSessionClient(server, kind);
   try {
     // Setup: subscriber i listens on channel i % channels, so channels get equal shares.
     const t0 = performance.now();
@@ -243,6 +255,7 @@ export async function runFanout(server: RunningServer, opts: FanoutOptions, log:
 
     return {
       target: server.name,
+      clients: server.name === 'bulwark' ? bulwarkClients[kind].label : server.protocol,
       subscribers: opts.subscribers,
       channels,
       subscribersPerChannel: opts.subscribers / channels,

@@ -3,11 +3,14 @@
  *
  * @module
  */
+import type { BulwarkClientName } from '../../load/session-clients.js';
 import { type KernelNetCounters } from '../../harness/proc.js';
 import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
 
 /** FanoutOptions size the fan-out scenario. */
 export interface FanoutOptions {
+  /** Bulwark's client kinds (--format), each measured on a fresh server: one column each. */
+  formats: BulwarkClientName[];
   subscribers: number;
   channels: number;
   /** Extra bytes of padding in each publication's data. */
@@ -91,6 +94,8 @@ export interface RampStep extends PhaseResult {
 /** FanoutResult is the whole scenario's outcome for one server. */
 export interface FanoutResult {
   target: string;
+  /** What the load clients spoke: Bulwark's client kind ("WebSocket, Protobuf"), else the protocol. */
+  clients: string;
   subscribers: number;
   channels: number;
   subscribersPerChannel: number;

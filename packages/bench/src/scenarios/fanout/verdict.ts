@@ -1,11 +1,11 @@
 /**
- * The fan-out verdict: a ramp step's pass/fail, the Bulwark/raw and Bulwark/Socket.IO ratios of
- * CPU per delivery, and the checks (no loss, p99 within the limit at the fixed rate, ratios).
+ * The fan-out verdict: a ramp step's pass/fail, the Bulwark/raw (JSON and each other client
+ * kind), Protobuf/JSON and Bulwark/Socket.IO ratios of CPU per delivery, and the checks (no loss, p99 within the limit at the fixed rate, ratios).
  *
  * @module
  */
 
-import { type Outcomes, ratio, infoRatio, resultsOf, ratioChecks } from '../../harness/comparison.js';
+import { type Outcomes, ratio, infoRatio, resultsOf, ratioChecks, variantKeys } from '../../harness/comparison.js';
 import { type Ratio, resultOf, type InfoRatio } from '../../harness/report.js';
 import { type Check, check } from '../../harness/scenario.js';
 import { type PhaseResult, type FanoutResult } from './types.js';
@@ -22,19 +22,25 @@ export function judge(r: PhaseResult, p99LimitMs: number): { pass: boolean; reas
   return { pass: reasons.length === 0, reason: reasons.join(', ') };
 }
 
-/** fanoutRatios compares CPU per delivered message at the fixed load (target ≤ 1.0×). */
+/**
+ * fanoutRatios compares CPU per delivered message at the fixed load: Bulwark (JSON) / raw ≤ 1.0×;
+ * Bulwark with each other client kind / raw ≤ 1.0× as well, and / Bulwark JSON ≤ 1.0× (a
+ * Protobuf delivery must cost the server no more than a JSON one).
+ */
 export function fanoutRatios(results: Outcomes<FanoutResult>): Ratio[] {
   const raw = resultOf(results.raw);
   const bw = resultOf(results.bulwark);
-  if (!raw || !bw) return [];
-  return [
-    ratio(
-      'server CPU per delivered message',
-      bw.fixed.serverCpuMicrosPerDelivery,
-      raw.fixed.serverCpuMicrosPerDelivery,
-      1.0,
-    ),
-  ];
+  const name = 'server CPU per delivered message';
+  const cpu = (r: FanoutResult) => r.fixed.serverCpuMicrosPerDelivery;
+  const out: Ratio[] = raw && bw ? [ratio(name, cpu(bw), cpu(raw), 1.0)] : [];
+  for (const key of variantKeys(results)) {
+    const v = resultOf(results[key]);
+    if (!v) continue;
+    const kind = key.slice('bulwark-'.length);
+    if (raw) out.push(ratio(name, cpu(v), cpu(raw), 1.0, `Bulwark ${kind}/raw`));
+    if (bw) out.push(ratio(name, cpu(v), cpu(bw), 1.0, `Bulwark ${kind}/json`));
+  }
+  return out;
 }
 
 /** fanoutSocketIoRatios compares Bulwark with Socket.IO on CPU per delivered message at the fixed load. */
