@@ -75,10 +75,11 @@ export class Deadlines implements WheelTarget {
    * takePing tells whether a ping is due at `now`; if so the pong deadline starts and the next
    * ping is set. The next ping is anchored to the due time, not to `now`: the wheel fires up to
    * one step late, and that lateness must not accumulate into longer periods than advertised.
+   * A `pongTimeout` of 0 awaits no pong (unidirectional connections cannot answer).
    */
   takePing(now: number, interval: number, pongTimeout: number): boolean {
     if (this.nextPingAt === 0 || now < this.nextPingAt) return false;
-    this.awaitingPong = true;
+    this.awaitingPong = pongTimeout > 0;
     this.pongDeadline = now + pongTimeout;
     this.nextPingAt = Math.max(this.nextPingAt + interval, now + 1);
     return true;

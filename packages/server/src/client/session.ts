@@ -441,7 +441,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       this.disconnect(disconnect(DisconnectCode.Expired));
       return;
     }
-    if (d.takePing(now, cfg.ping_interval, cfg.pong_timeout)) this.enqueue(this.codec.ping);
+    const pongTimeout = this.codec.unidirectional === true ? 0 : cfg.pong_timeout;
+    if (d.takePing(now, cfg.ping_interval, pongTimeout)) this.enqueue(this.codec.ping);
     if (d.nextSubExpiry > 0 && now >= d.nextSubExpiry + cfg.expired_close_delay) {
       for (const sub of [...this.subs.values()]) {
         if (sub.expireAt > 0 && sub.expireAt <= now && sub.subRefreshProxy === undefined) {

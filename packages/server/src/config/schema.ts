@@ -28,6 +28,7 @@ import { demoSection, drainSection, logSection, nodeSection, shutdownSection } f
 import { protectionSection } from './sections/protection.js';
 import { proxiesSection, proxySection } from './sections/proxy.js';
 import { rpcSection } from './sections/rpc.js';
+import { uniWebsocketSection } from './sections/uni-websocket.js';
 
 export { duration } from './sections/common.js';
 export { channelOptionsShape, type ChannelOptions } from './sections/channel.js';
@@ -40,6 +41,7 @@ export const configSchema = z
     log: logSection,
     client: clientSection,
     websocket: websocketSection,
+    uni_websocket: uniWebsocketSection,
     channel: channelSection,
     rpc: rpcSection,
     proxies: proxiesSection,

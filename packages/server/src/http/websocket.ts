@@ -125,7 +125,7 @@ export function upgradeRequired(_req: IncomingMessage, res: ServerResponse): voi
  * forwardedHeaders keeps the upgrade request headers that proxies forward (their http_headers),
  * so a connection holds nothing of its request when no proxy forwards any.
  */
-function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
+export function forwardedHeaders(req: IncomingMessage, names: readonly string[]): Record<string, string> | undefined {
   if (names.length === 0) return undefined;
   const out: Record<string, string> = {};
   for (const name of names) {

@@ -1,6 +1,6 @@
 /**
  * The node's HTTP surface, registered on the routing server: the server API, the probes, the
- * WebSocket endpoint and, when enabled, the demo.
+ * WebSocket endpoint and, when enabled, the unidirectional WebSocket endpoint and the demo.
  *
  * @module
  */
@@ -10,6 +10,7 @@ import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
 import { HttpServer } from '../http/server.js';
 import type { Admission } from '../protection/admission.js';
+import { UniWebSocketEndpoint, uniWebsocketPath } from '../http/uni-websocket.js';
 import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
 
 /**
@@ -40,6 +41,10 @@ export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): Http
   if (cfg.prometheus.enabled) http.route('/metrics', metrics(node.metrics.registry));
   const ws = new WebSocketEndpoint(node);
   http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
+  if (cfg.uni_websocket.enabled) {
+    const uni = new UniWebSocketEndpoint(node);
+    http.route(uniWebsocketPath, upgradeRequired).upgrade(uniWebsocketPath, uni.upgrade);
+  }
   if (cfg.demo.enabled) {
     const hmacSecret = cfg.client.token.hmac_secret_key;
     http.route('/', demoPage).route('/demo/centrifuge.js', demoClient).route('/demo/token', demoToken({ hmacSecret }));
