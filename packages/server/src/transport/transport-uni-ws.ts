@@ -39,7 +39,13 @@ export class UniWebSocketTransport implements Transport {
    * @param closeTimeoutMs websocket.close_timeout: the wait for the peer's close frame.
    * @param codec the unidirectional codec (bare pushes).
    */
-  constructor(ws: WebSocket, socket: Socket | undefined, closeTimeoutMs: number, codec: Codec, opts: UniWebSocketOptions) {
+  constructor(
+    ws: WebSocket,
+    socket: Socket | undefined,
+    closeTimeoutMs: number,
+    codec: Codec,
+    opts: UniWebSocketOptions,
+  ) {
     this.codec = codec;
     this.#ws = new WebSocketTransport(ws, socket, closeTimeoutMs, codec);
     this.#opts = opts;

@@ -35,8 +35,6 @@ export const uniWebsocketSection = z
     disable_disconnect_push: z
       .boolean()
       .default(false)
-      .describe(
-        'Do not send the `disconnect` push before closing; the close frame still carries the code and reason.',
-      ),
+      .describe('Do not send the `disconnect` push before closing; the close frame still carries the code and reason.'),
   })
   .prefault({});
