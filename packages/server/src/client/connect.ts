@@ -117,7 +117,7 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
     // The protocol advertises whole seconds; a sub-second interval must not read as 0 (off).
     ping: cfg.ping_interval > 0 ? Math.max(1, Math.round(cfg.ping_interval / 1000)) : 0,
     // A unidirectional client cannot answer pings.
-    pong: cfg.ping_interval > 0 && s.transport.unidirectional !== true,
+    pong: cfg.ping_interval > 0 && s.codec.unidirectional !== true,
     node: ctx.nodeId,
     subs,
   };

@@ -41,8 +41,8 @@ export interface SessionCore extends Subscriber {
   pending: Set<string> | undefined;
   /** The peer's address, for logs. */
   readonly remoteAddress: string;
-  /** The connection's transport, as the connect result describes it (emulation session, unidirectional). */
-  readonly transport: Pick<Transport, 'name' | 'session' | 'unidirectional'>;
+  /** The connection's transport, as the connect result describes it (its emulation session). */
+  readonly transport: Pick<Transport, 'name' | 'session'>;
 
   /** info returns this connection's ClientInfo, with a subscription's channel info. */
   info(chanInfo?: RawJSON): ClientInfo;

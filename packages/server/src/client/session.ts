@@ -113,7 +113,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     this.codec = transport.codec;
     this.#headers = headers;
     this.#out = new WriteQueue(transport, this, ctx.config.client.queue_max_size, ctx);
-    this.#deadlines = new Deadlines(ctx.wheel, this, transport.unidirectional !== true);
+    this.#deadlines = new Deadlines(ctx.wheel, this, transport.codec.unidirectional !== true);
     // A connection that never authenticates is closed: it would hold a socket for nothing.
     ctx.hub.addConnecting(this);
     if (ctx.config.client.stale_close_delay > 0) {

@@ -2,9 +2,10 @@
  * WriteQueue: one connection's outgoing frames between the moment they are produced and the
  * next flush pass (write coalescing), and the slow-consumer rule.
  *
- * Frames queued between two passes leave as one transport frame (JSON messages separated by
- * newlines, Protobuf messages one after the other: the codec's separator), so a burst of
- * publications costs one write.
+ * Frames queued between two passes leave as one transport frame (protocol messages joined by
+ * the codec's separator: a newline in JSON, nothing in Protobuf, whose messages carry their
+ * length), so a burst of publications costs one write. A transport that frames messages itself
+ * (Transport.sendMany) gets them unjoined.
  *
  * The slow-consumer rule (docs/OPERATIONS.md#slow-consumers): what waits for a client — bytes
  * queued here plus bytes the socket accepted but has not written — may exceed
@@ -126,22 +127,11 @@ export class WriteQueue implements Flushable {
     this.#frames = noFrames;
     this.#bytes = 0;
     this.#replyBytes = 0;
-    let frame: Buffer;
-    const separator = this.#transport.codec.separator;
-    if (q.length === 1) {
-      frame = q[0] as Buffer;
-    } else if (separator === undefined) {
-      frame = Buffer.concat(q);
-    } else {
-      const parts: Buffer[] = new Array(q.length * 2 - 1);
-      for (let i = 0; i < q.length; i++) {
-        if (i > 0) parts[i * 2 - 1] = separator;
-        parts[i * 2] = q[i] as Buffer;
-      }
-      frame = Buffer.concat(parts);
-    }
+    const transport = this.#transport;
     try {
-      this.#transport.send(frame);
+      if (q.length === 1) transport.send(q[0] as Buffer);
+      else if (transport.sendMany !== undefined) transport.sendMany(q);
+      else transport.send(joined(q, transport.codec.separator));
     } catch (err) {
       // One connection's write failure must not stop the flush pass of every other one.
       this.#owner.onWriteError(err);
@@ -158,4 +148,15 @@ export class WriteQueue implements Flushable {
     this.#bytes = 0;
     this.#replyBytes = 0;
   }
+}
+
+/** joined is messages as one frame, `separator` between each two (none: back to back). */
+function joined(messages: readonly Buffer[], separator: Buffer | undefined): Buffer {
+  if (separator === undefined) return Buffer.concat(messages);
+  const parts: Buffer[] = new Array(messages.length * 2 - 1);
+  for (let i = 0; i < messages.length; i++) {
+    if (i > 0) parts[i * 2 - 1] = separator;
+    parts[i * 2] = messages[i] as Buffer;
+  }
+  return Buffer.concat(parts);
 }

@@ -35,6 +35,7 @@ import {
   uniHttpStreamSection,
   uniSseSection,
 } from './sections/transports.js';
+import { uniWebsocketSection } from './sections/uni-websocket.js';
 
 export { duration } from './sections/common.js';
 export { channelOptionsShape, type ChannelOptions } from './sections/channel.js';
@@ -52,6 +53,7 @@ export const configSchema = z
     emulation: emulationSection,
     uni_http_stream: uniHttpStreamSection,
     uni_sse: uniSseSection,
+    uni_websocket: uniWebsocketSection,
     channel: channelSection,
     rpc: rpcSection,
     proxies: proxiesSection,

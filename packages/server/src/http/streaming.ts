@@ -28,7 +28,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionContext } from '../client/context.js';
 import { newSessionId, type EmulationSessions } from '../client/emulation-sessions.js';
 import { ClientSession } from '../client/session.js';
-import { uniConnect } from '../client/uni-connect.js';
+import { connectUnidirectional } from '../client/unidirectional.js';
 import type { Admission } from '../protection/admission.js';
 import type { Codec } from '../protocol/codec.js';
 import { FrameError, decodeCommand } from '../protocol/decode.js';
@@ -148,7 +148,6 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
       codec,
       closeTimeoutMs: ctx.config.websocket.close_timeout,
       session,
-      unidirectional: uni,
     };
     const transport = sse ? new SseTransport(res, opts) : new HttpStreamTransport(res, opts);
     const contentType = sse
@@ -167,7 +166,7 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
       if (session !== undefined) ctx.emulation.remove(session);
       client.onTransportClose();
     });
-    if ('connect' in open) void uniConnect(client, open.connect);
+    if ('connect' in open) void connectUnidirectional(client, open.connect);
     else client.handleFrame(open.frame);
   };
 }

@@ -1,8 +1,8 @@
 /**
  * The node's HTTP surface, registered on the routing server: the server API, the probes, the
- * WebSocket endpoint, the enabled HTTP transports (HTTP-streaming, SSE, their unidirectional
- * versions, and /emulation when a bidirectional one is on) and, when enabled, the demo. A
- * transport that is off is not routed: 404.
+ * WebSocket endpoint, the enabled transports beside it (HTTP-streaming, SSE, the unidirectional
+ * WebSocket, HTTP-streaming and SSE, and /emulation when a bidirectional one is on) and, when
+ * enabled, the demo. A transport that is off is not routed: 404.
  *
  * @module
  */
@@ -14,6 +14,7 @@ import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
 import { HttpServer } from '../http/server.js';
 import type { Admission } from '../protection/admission.js';
+import { UniWebSocketEndpoint, uniWebsocketPath } from '../http/uni-websocket.js';
 import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
 
 /**
@@ -50,6 +51,10 @@ export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): Http
     if (cfg[kind].enabled) http.route(streamPaths[kind], streamingRoute(node, kind));
   }
   if (cfg.http_stream.enabled || cfg.sse.enabled) http.route(emulationPath, emulationRoute(node));
+  if (cfg.uni_websocket.enabled) {
+    const uni = new UniWebSocketEndpoint(node);
+    http.route(uniWebsocketPath, upgradeRequired).upgrade(uniWebsocketPath, uni.upgrade);
+  }
   if (cfg.demo.enabled) {
     const hmacSecret = cfg.client.token.hmac_secret_key;
     http.route('/', demoPage).route('/demo/centrifuge.js', demoClient).route('/demo/token', demoToken({ hmacSecret }));

@@ -23,6 +23,11 @@ export interface Codec {
   readonly slot: number;
   /** Frames are binary (Protobuf) rather than text (JSON): WebSocket frame type, HTTP content type. */
   readonly binary: boolean;
+  /**
+   * Set for the codec of unidirectional connections (uni_websocket, uni_sse, uni_http_stream):
+   * bare pushes, no commands, and no pong expected for the server's pings.
+   */
+  readonly unidirectional?: boolean;
   /** decode splits a client frame into commands; throws FrameError when it is malformed. */
   decode(frame: Buffer): DecodedFrame;
   /** reply encodes the successful reply to command `id`. */

@@ -10,7 +10,13 @@
  * @module
  */
 import type { ProtocolErrorShape } from './codes.js';
-import { commandMethods, type Command, type StreamPosition, type SubscribeRequest } from './types.js';
+import {
+  commandMethods,
+  type Command,
+  type ConnectRequest,
+  type StreamPosition,
+  type SubscribeRequest,
+} from './types.js';
 
 /** FrameError says a frame or one of its commands is malformed. */
 export class FrameError extends Error {
@@ -213,4 +219,21 @@ export function decodeFrame(text: string): DecodedFrame {
   }
   if (commands.length === 0) throw new FrameError('empty frame');
   return { commands };
+}
+
+/**
+ * decodeConnectRequest reads the connect request of a unidirectional connection: one JSON
+ * `ConnectRequest` object (`token`, `data`, `subs`, `name`, `version`), as the first
+ * uni_websocket message, the `cf_connect` URL parameter or a uni_http_stream body carries it.
+ * Malformed JSON or a field of the wrong type is a FrameError (the caller disconnects 3501).
+ */
+export function decodeConnectRequest(text: string): ConnectRequest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new FrameError('connect request: malformed JSON');
+  }
+  if (!isObj(parsed)) throw new FrameError('connect request: expected a JSON object');
+  return (decodeCommand({ connect: parsed }) as Extract<Command, { method: 'connect' }>).req;
 }

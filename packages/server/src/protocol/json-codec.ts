@@ -32,6 +32,7 @@ export const jsonUniCodec: Codec = {
   format: 'json',
   slot: 2,
   binary: false,
+  unidirectional: true,
   decode: () => {
     throw new FrameError('a unidirectional connection takes no commands');
   },

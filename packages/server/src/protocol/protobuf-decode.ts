@@ -5,7 +5,7 @@
  * this module only maps its messages onto the same {@link Command}s the JSON decoder yields,
  * so the session cannot tell the formats apart.
  *
- * Malformed input (a bad or truncated length, a message that does not parse, a wire type that
+ * Malformed input (a bad, truncated or out-of-range length, a message that does not parse, a wire type that
  * does not match its field, two methods in one command) is a {@link FrameError}: the session
  * disconnects with 3501, as for malformed JSON. Unknown fields are skipped, as Protobuf does.
  *
@@ -17,7 +17,7 @@
  * @module
  */
 import { fromBinary } from '@bufbuild/protobuf';
-import { sizeDelimitedPeek } from '@bufbuild/protobuf/wire';
+import { BinaryReader, sizeDelimitedPeek } from '@bufbuild/protobuf/wire';
 import { ErrorCode, ProtocolError } from './codes.js';
 import { FrameError, type DecodedFrame, type UndecodableCommand } from './decode.js';
 import {
@@ -165,6 +165,11 @@ export function decodeProtobufFrame(frame: Uint8Array): DecodedFrame {
       throw new FrameError('malformed length prefix');
     }
     if (peek.eof) throw new FrameError('truncated length prefix');
+    // sizeDelimitedPeek reads the prefix as a uint32, dropping higher bits: a declared 4 GiB + 4
+    // would read as 4. Only a prefix of 5 bytes or more can hold that much: read it whole.
+    if (peek.offset >= 5 && BigInt(new BinaryReader(rest.subarray(0, peek.offset)).uint64()) !== BigInt(peek.size)) {
+      throw new FrameError('length prefix out of range');
+    }
     const end = peek.offset + peek.size;
     if (end > rest.length) throw new FrameError('truncated command');
     let cmd: PbCommand;

@@ -27,7 +27,6 @@ export interface HttpStreamOptions {
   readonly closeTimeoutMs: number;
   /** The emulation session id (bidirectional emulation only). */
   readonly session?: string | undefined;
-  readonly unidirectional?: boolean;
 }
 
 /** HttpStreamTransport adapts one streaming HTTP response to the Transport contract. */
@@ -35,7 +34,6 @@ export class HttpStreamTransport implements Transport {
   readonly name: string;
   readonly codec: Codec;
   readonly session: string | undefined;
-  readonly unidirectional: boolean;
   protected readonly res: ServerResponse;
   readonly #closeTimeoutMs: number;
   #ended = false;
@@ -45,7 +43,6 @@ export class HttpStreamTransport implements Transport {
     this.name = opts.name;
     this.codec = opts.codec;
     this.session = opts.session;
-    this.unidirectional = opts.unidirectional === true;
     this.#closeTimeoutMs = opts.closeTimeoutMs;
   }
 

@@ -13,8 +13,14 @@ export interface Transport {
   readonly name: string;
   /** The protocol format spoken over this transport (JSON or Protobuf). */
   readonly codec: Codec;
-  /** send writes one frame (one or more newline-separated protocol messages). */
+  /** send writes one frame (one or more protocol messages, joined by the codec's separator). */
   send(frame: Buffer): void;
+  /**
+   * sendMany, when a transport has it, writes several protocol messages flushed together and
+   * frames them itself (uni_websocket: one WebSocket message each); without it they are
+   * joined into one frame for send.
+   */
+  sendMany?(messages: readonly Buffer[]): void;
   /** close ends the connection with a disconnect advice (WebSocket close code and reason). */
   close(d: Disconnect): void;
   /** Bytes accepted by send() but not yet written to the socket. */
@@ -27,6 +33,4 @@ export interface Transport {
    * id (client ids are public in presence). Undefined for other transports.
    */
   readonly session?: string | undefined;
-  /** True for a unidirectional connection (uni_*): it sends no commands, so no pong is awaited. */
-  readonly unidirectional?: boolean;
 }
