@@ -330,7 +330,12 @@ describe('ConnFleet against a server with known behaviour', () => {
       for (const ws of all.slice(0, 5)) ws.close(3001, 'shutdown');
       for (const ws of all.slice(5)) ws.send('{}');
       assert.ok(await waitFor(() => server.pongs === 193, 5000), `pongs ${server.pongs}`);
-      const s1 = await fleet.snapshot();
+      // The pongs can come back before the load processes have seen the five close frames.
+      let s1 = await fleet.snapshot();
+      for (const deadline = Date.now() + 5000; s1.closed < 5 && Date.now() < deadline;) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        s1 = await fleet.snapshot();
+      }
       assert.deepEqual(s1, { open: 193, closed: 5, closeCodes: { 3001: 5 }, pinged: 193, pings: 193 });
 
       const closed = await fleet.close(5000);

@@ -11,7 +11,15 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { Centrifuge, type Options } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import { EventSource } from 'eventsource';
-import { nextEvent, sleep, startTestServer, waitUntil, withTimeout, type TestServer } from './helpers/server.js';
+import {
+  newCentrifuge,
+  nextEvent,
+  sleep,
+  startTestServer,
+  waitUntil,
+  withTimeout,
+  type TestServer,
+} from './helpers/server.js';
 
 type SdkTransport = 'http_stream' | 'sse';
 
@@ -322,5 +330,27 @@ describe('HTTP transports: bad input', () => {
     assert.equal(srv.node.admission.open, 1, 'the stream is counted as an open connection');
     await l2.cancel();
     await waitUntil(() => srv.node.admission.open === 0, 3000, 'uncounted when it closes');
+  });
+});
+
+describe('drain reaches every transport', () => {
+  it('shutdown disconnects Protobuf WebSocket, HTTP-streaming and SSE clients with 3001 (reconnect)', async (t) => {
+    const srv = await startTestServer({
+      drain: { window: '300ms' },
+      http_stream: { enabled: true },
+      sse: { enabled: true },
+    });
+    t.after(() => srv.close());
+    const clients = [
+      newCentrifuge(srv.url, { token: await srv.token('pb') }, 'protobuf'),
+      sdk(t, srv, 'http_stream', { token: await srv.token('hs') }),
+      sdk(t, srv, 'sse', { token: await srv.token('sse') }),
+      sdk(t, srv, 'http_stream', { token: await srv.token('hspb'), protobuf: true }),
+    ];
+    t.after(() => clients.forEach((c) => c.disconnect()));
+    await Promise.all(clients.map(connect));
+    const codes = clients.map((c) => nextEvent(c, 'connecting', 5000).then((ctx) => ctx.code));
+    await srv.node.shutdown();
+    assert.deepEqual(await Promise.all(codes), [3001, 3001, 3001, 3001]);
   });
 });
