@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { PublicationContext } from 'centrifuge';
 import { commandMethods } from '../src/protocol/types.js';
 import {
   connected,
@@ -20,6 +19,7 @@ import {
   type ServerMessage,
   type TestServer,
 } from './helpers/server.js';
+import { steadyStream } from './helpers/steady-stream.js';
 
 const sizeLimit = 4096;
 
@@ -330,28 +330,8 @@ describe('fuzz storm', () => {
 
   it('1000+ hostile frames get an error or a disconnect; a good client misses nothing', async (t) => {
     // The well-behaved client, receiving a steady stream during and after the storm.
-    const good = await connected(srv.url, { token: await srv.token('good') });
-    t.after(() => good.disconnect());
-    let goodReconnects = 0;
-    good.on('connecting', () => goodReconnects++);
-    const sub = good.newSubscription('chat:storm');
-    const received: number[] = [];
-    sub.on('publication', (ctx: PublicationContext) => received.push((ctx.data as { n: number }).n));
-    const subscribedEv = nextEvent(sub, 'subscribed');
-    sub.subscribe();
-    await subscribedEv;
-    let published = 0;
-    let stormOver = false;
-    const publisher = (async () => {
-      while (!stormOver) {
-        await srv.node.publish('chat:storm', { n: ++published });
-        await sleep(3);
-      }
-      for (let i = 0; i < 20; i++) await srv.node.publish('chat:storm', { n: ++published });
-    })();
-    t.after(() => {
-      stormOver = true;
-    });
+    const stream = await steadyStream(srv, t, 'chat:storm', 3);
+    const { received, client: good } = stream;
 
     const tokens = await Promise.all(Array.from({ length: 8 }, (_, i) => srv.token(`fuzz${i}`)));
     const outcomes: Array<{ kind: Kind; outcome: Outcome; frame: string }> = [];
@@ -415,8 +395,7 @@ describe('fuzz storm', () => {
     const started = Date.now();
     await Promise.all(Array.from({ length: 8 }, (_, i) => runFuzzer(i)));
     const stormMs = Date.now() - started;
-    stormOver = true;
-    await publisher;
+    const published = await stream.stop(20);
     await waitUntil(() => received.length >= published, 3000, 'good client caught up');
 
     // Every frame had an outcome; hostile bytes always cost the connection.
@@ -456,7 +435,7 @@ describe('fuzz storm', () => {
       received,
       Array.from({ length: published }, (_, i) => i + 1),
     );
-    assert.equal(goodReconnects, 0, 'the good client never reconnected');
+    assert.equal(stream.reconnects(), 0, 'the good client never reconnected');
     assert.equal(good.state, 'connected');
     // The server still serves: health, API, new connections.
     assert.equal((await fetch(`${srv.httpUrl}/health`)).status, 200);

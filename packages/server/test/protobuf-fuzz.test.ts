@@ -18,20 +18,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { sizeDelimitedEncode, sizeDelimitedPeek } from '@bufbuild/protobuf/wire';
-import type { PublicationContext } from 'centrifuge';
 import WebSocket from 'ws';
 import { FrameError } from '../src/protocol/decode.js';
 import { CommandSchema, ReplySchema, type Reply as PbReply } from '../src/protocol/gen/client_pb.js';
 import { decodeProtobufFrame } from '../src/protocol/protobuf-decode.js';
-import {
-  connected,
-  nextEvent,
-  rawClient,
-  sleep,
-  startTestServer,
-  waitUntil,
-  type TestServer,
-} from './helpers/server.js';
+import { rawClient, startTestServer, waitUntil, type TestServer } from './helpers/server.js';
+import { steadyStream } from './helpers/steady-stream.js';
 
 /** mulberry32 is a small seeded PRNG: the fuzz is the same on every run for a seed. */
 function mulberry32(seed: number): () => number {
@@ -354,22 +346,8 @@ describe('Protobuf bad input over real sockets', () => {
 
   it('malformed frames close 3501, wrong frame types 3506, non-JSON data is 107; a subscriber misses nothing', async (t) => {
     // The well-behaved subscriber, receiving throughout.
-    const good = await connected(srv.url, { token: await srv.token('good') });
-    t.after(() => good.disconnect());
-    const sub = good.newSubscription('open:pb');
-    const received: number[] = [];
-    sub.on('publication', (ctx: PublicationContext) => received.push((ctx.data as { n: number }).n));
-    const subscribed = nextEvent(sub, 'subscribed');
-    sub.subscribe();
-    await subscribed;
-    let published = 0;
-    let done = false;
-    const publisher = (async () => {
-      while (!done) {
-        await srv.node.publish('open:pb', { n: ++published });
-        await sleep(2);
-      }
-    })();
+    const stream = await steadyStream(srv, t, 'open:pb', 2);
+    const { received, client: good } = stream;
 
     const fz = new ProtoFuzzer(7);
     const malformed: Array<[string, Uint8Array]> = [
@@ -430,8 +408,7 @@ describe('Protobuf bad input over real sockets', () => {
     await Promise.all(Array.from({ length: 50 }, (_, i) => srv.node.publish('open:burst', { b: i })));
     await waitUntil(() => c.replies.filter((r) => r.push?.pub !== undefined).length >= 50, 3000, 'burst');
 
-    done = true;
-    await publisher;
+    const published = await stream.stop();
     // The subscriber saw every server publication once, in order (and the Protobuf client's own).
     await waitUntil(() => received.filter((n) => n > 0).length >= published, 3000, 'subscriber caught up');
     assert.deepEqual(

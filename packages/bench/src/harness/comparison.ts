@@ -38,6 +38,15 @@ export function resultsOf<R>(outcomes: Outcomes<R>): Array<[string, R]> {
   return out;
 }
 
+/** anyResult is a result to describe the run by: raw's, else Bulwark's, else Socket.IO's, else any column's. */
+export function anyResult<R>(outcomes: Outcomes<R>): R | undefined {
+  for (const target of ['raw', 'bulwark', 'socketio']) {
+    const o = outcomes[target];
+    if (o && 'result' in o) return o.result;
+  }
+  return resultsOf(outcomes)[0]?.[1];
+}
+
 /** cell is one target's column of a row: the formatted result, or why there is none. */
 export function cell<R>(o: TargetOutcome<R> | undefined, f: (r: R) => string): string {
   if (!o) return '(not run)';

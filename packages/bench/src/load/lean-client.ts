@@ -15,6 +15,7 @@
  */
 import WebSocket from 'ws';
 import type { WireProtocol } from '../harness/wire.js';
+import { PendingReplies, type ReplyError } from './pending-replies.js';
 
 export { SOCKETIO_WS_PATH, type WireProtocol } from '../harness/wire.js';
 
@@ -187,13 +188,6 @@ export function parseSocketIoPacket(text: string): SocketIoPacket {
   return packet;
 }
 
-/** Pending is a request waiting for its reply. */
-interface Pending {
-  resolve: (value: Record<string, unknown>) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** LeanClient is one WebSocket connection of the load generator. */
 export class LeanClient {
   /** The underlying socket (exposed for diagnostics). */
@@ -214,7 +208,7 @@ export class LeanClient {
   pings = 0;
 
   private nextId = 1;
-  private readonly pending = new Map<number | string, Pending>();
+  private readonly pending = new PendingReplies<number | string, Record<string, unknown>>();
   private readonly opened: Promise<void>;
   /** Socket.IO: resolves {@link opened} once the server confirmed the namespace connect. */
   private socketIoConnected: (() => void) | undefined;
@@ -249,12 +243,7 @@ export class LeanClient {
     this.ws.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
-      const err = new Error(`connection closed: ${code} ${this.closeReason}`.trim());
-      for (const p of this.pending.values()) {
-        clearTimeout(p.timer);
-        p.reject(err);
-      }
-      this.pending.clear();
+      this.pending.rejectAll(new Error(`connection closed: ${code} ${this.closeReason}`.trim()));
       this.opts.onClose?.(code, this.closeReason);
     });
   }
@@ -351,24 +340,11 @@ export class LeanClient {
   }
 
   private request(key: number | string, timeoutMs: number): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(key);
-        reject(new Error(`timeout after ${timeoutMs} ms waiting for reply ${key}`));
-      }, timeoutMs);
-      this.pending.set(key, { resolve, reject, timer });
-    });
+    return this.pending.wait(key, timeoutMs);
   }
 
   private settle(key: number | string, msg: Record<string, unknown>): boolean {
-    const p = this.pending.get(key);
-    if (!p) return false;
-    this.pending.delete(key);
-    clearTimeout(p.timer);
-    const error = msg.error as { code?: number; message?: string } | undefined;
-    if (error) p.reject(new Error(`error${error.code === undefined ? '' : ` ${error.code}`}: ${error.message}`));
-    else p.resolve(msg);
-    return true;
+    return this.pending.settle(key, msg.error as ReplyError | undefined, msg);
   }
 
   private onFrame(buf: Buffer): void {

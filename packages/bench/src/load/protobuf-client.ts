@@ -23,6 +23,7 @@
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import WebSocket from 'ws';
 import { decodeMarkers, type PushHandler } from './lean-client.js';
+import { PendingReplies } from './pending-replies.js';
 
 /** Field numbers of packages/server/proto/client.proto that this client writes or reads. */
 export const FIELD = {
@@ -219,12 +220,6 @@ export interface ProtobufClientOptions {
   onClose?: (code: number, reason: string) => void;
 }
 
-interface Pending {
-  resolve: (pong: boolean | undefined) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 /** ProtobufClient is one Protobuf-format WebSocket connection of the load generator. */
 export class ProtobufClient {
   readonly ws: WebSocket;
@@ -240,7 +235,7 @@ export class ProtobufClient {
   pong = false;
 
   private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingReplies<number, boolean | undefined>();
   private readonly opened: Promise<void>;
   private readonly events: ReplyEvents;
 
@@ -286,12 +281,7 @@ export class ProtobufClient {
     this.ws.on('close', (code, reason) => {
       this.closeCode = code;
       this.closeReason = reason.toString();
-      const err = new Error(`connection closed: ${code} ${this.closeReason}`.trim());
-      for (const p of this.pending.values()) {
-        clearTimeout(p.timer);
-        p.reject(err);
-      }
-      this.pending.clear();
+      this.pending.rejectAll(new Error(`connection closed: ${code} ${this.closeReason}`.trim()));
       this.opts.onClose?.(code, this.closeReason);
     });
   }
@@ -340,24 +330,11 @@ export class ProtobufClient {
   }
 
   private request(id: number, timeoutMs: number): Promise<boolean | undefined> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`timeout after ${timeoutMs} ms waiting for reply ${id}`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
-    });
+    return this.pending.wait(id, timeoutMs);
   }
 
   private onReply(id: number, error: { code: number; message: string } | undefined, pong: boolean | undefined): void {
-    const p = this.pending.get(id);
-    if (p) {
-      this.pending.delete(id);
-      clearTimeout(p.timer);
-      if (error) p.reject(new Error(`error ${error.code}: ${error.message}`));
-      else p.resolve(pong);
-      return;
-    }
+    if (this.pending.settle(id, error, pong)) return;
     if (id === 0) return;
     // Not a pending request: the reply to a fire-and-forget publish.
     if (error) {

@@ -66,8 +66,6 @@ export async function connectUnidirectional(s: GatedSession, req: ConnectRequest
   try {
     const out = await connect(s, req);
     const result = (out.reply as { result: ConnectResult }).result;
-    // A unidirectional client cannot answer pings: none is expected (Centrifugo's uni connect push).
-    delete result.pong;
     const activations = await subscribeAsked(s, req, result);
     s.pushNow({ type: 'connect', result });
     out.after();

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { joinMessages } from '../protocol/codec.js';
 import type { Transport } from '../transport/transport.js';
 import type { Flushable } from './flush-scheduler.js';
 
@@ -131,7 +132,7 @@ export class WriteQueue implements Flushable {
     try {
       if (q.length === 1) transport.send(q[0] as Buffer);
       else if (transport.sendMany !== undefined) transport.sendMany(q);
-      else transport.send(joined(q, transport.codec.separator));
+      else transport.send(joinMessages(transport.codec, q));
     } catch (err) {
       // One connection's write failure must not stop the flush pass of every other one.
       this.#owner.onWriteError(err);
@@ -148,15 +149,4 @@ export class WriteQueue implements Flushable {
     this.#bytes = 0;
     this.#replyBytes = 0;
   }
-}
-
-/** joined is messages as one frame, `separator` between each two (none: back to back). */
-function joined(messages: readonly Buffer[], separator: Buffer | undefined): Buffer {
-  if (separator === undefined) return Buffer.concat(messages);
-  const parts: Buffer[] = new Array(messages.length * 2 - 1);
-  for (let i = 0; i < messages.length; i++) {
-    if (i > 0) parts[i * 2 - 1] = separator;
-    parts[i * 2] = messages[i] as Buffer;
-  }
-  return Buffer.concat(parts);
 }

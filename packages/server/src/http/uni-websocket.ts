@@ -16,14 +16,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ClientSession } from '../client/session.js';
+import type { ClientSession } from '../client/session.js';
 import { connectUnidirectional } from '../client/unidirectional.js';
 import { DisconnectCode, disconnect } from '../protocol/codes.js';
 import { FrameError, decodeConnectRequest } from '../protocol/decode.js';
 import { jsonUniCodec } from '../protocol/json-codec.js';
 import { UniWebSocketTransport } from '../transport/transport-uni-ws.js';
-import { rejectUpgrade } from './respond.js';
-import { OriginCheck, forwardedHeaders, type WebSocketContext } from './websocket.js';
+import { OriginCheck, admitUpgrade, openWebSocketSession, type WebSocketContext } from './websocket.js';
 
 /** The unidirectional WebSocket endpoint path, as Centrifugo serves it. */
 export const uniWebsocketPath = '/connection/uni_websocket';
@@ -58,21 +57,12 @@ export class UniWebSocketEndpoint {
 
   /** upgrade takes one upgrade request on the unidirectional WebSocket path. */
   readonly upgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    const ctx = this.#ctx;
-    // The same order as /connection/websocket: admission, then origin, then the handshake.
-    if (!ctx.admission.admit(socket)) return;
-    if (!this.#origins.allows(req)) {
-      ctx.metrics.reject('origin');
-      rejectUpgrade(socket, 403, 'Forbidden');
-      return;
-    }
+    if (!admitUpgrade(this.#ctx, this.#origins, req, socket)) return;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, socket));
   };
 
   #accept(ws: WebSocket, req: IncomingMessage, socket: Socket): void {
     const ctx = this.#ctx;
-    const admission = ctx.admission;
-    admission.opened();
     const cfg = ctx.config.uni_websocket;
     const transport = new UniWebSocketTransport(
       ws,
@@ -81,15 +71,7 @@ export class UniWebSocketEndpoint {
       jsonUniCodec,
       { joinPushMessages: cfg.join_push_messages, disableDisconnectPush: cfg.disable_disconnect_push },
     );
-    const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
-    ws.on('close', () => {
-      admission.closed();
-      session.onTransportClose();
-    });
-    ws.on('error', (err: Error) => {
-      ctx.log.debug({ err: err.message, client: session.id }, 'uni_websocket error');
-      session.onTransportClose();
-    });
+    const session = openWebSocketSession(ctx, ws, req, transport);
     const inUrl = connectInUrl(req.url);
     let awaiting = inUrl === undefined;
     // The first message is the connect request; every later one is ignored (Centrifugo reads and drops them).

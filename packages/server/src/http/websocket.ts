@@ -14,6 +14,7 @@ import type { Codec } from '../protocol/codec.js';
 import { DisconnectCode, disconnect } from '../protocol/codes.js';
 import { jsonCodec } from '../protocol/json-codec.js';
 import { protobufCodec } from '../protocol/protobuf-codec.js';
+import type { Transport } from '../transport/transport.js';
 import { WebSocketTransport } from '../transport/transport-ws.js';
 import { originMatches, parseOrigin, parseOriginPattern, sameOrigin, type OriginPattern } from '../util/origin.js';
 import { rejectUpgrade, sendJson } from './respond.js';
@@ -77,44 +78,66 @@ export class WebSocketEndpoint {
 
   /** upgrade takes one upgrade request on the WebSocket path. */
   readonly upgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    const ctx = this.#ctx;
-    // Admission first (draining, connection count, accept rate): a refusal is a prepared 503
-    // written to the raw socket, before any per-connection work, origin check included.
-    if (!ctx.admission.admit(socket)) return;
-    if (!this.#origins.allows(req)) {
-      ctx.metrics.reject('origin');
-      rejectUpgrade(socket, 403, 'Forbidden');
-      return;
-    }
+    if (!admitUpgrade(this.#ctx, this.#origins, req, socket)) return;
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, socket));
   };
 
   #accept(ws: WebSocket, req: IncomingMessage, socket: Socket): void {
-    const ctx = this.#ctx;
-    // Counted from here until the WebSocket closes ('close' is emitted exactly once, also after
-    // 'error'), so admission's count includes sessions that have not sent connect yet.
-    const admission = ctx.admission;
-    admission.opened();
-    ctx.metrics.transportConnections.inc({ transport: 'websocket' });
-    const wsCfg = ctx.config.websocket;
+    const wsCfg = this.#ctx.config.websocket;
     const codec = codecOf(ws, req.url);
     const transport = new WebSocketTransport(ws, wsCfg.compression ? undefined : socket, wsCfg.close_timeout, codec);
-    const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    const session = openWebSocketSession(this.#ctx, ws, req, transport);
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       // JSON frames are text, Protobuf frames binary: the other kind is the other format (3506).
       if (isBinary !== codec.binary) session.disconnect(disconnect(DisconnectCode.InappropriateProtocol));
       else session.handleFrame(data);
     });
-    // One listener for both: ws 'close' comes exactly once, also after 'error'.
-    ws.on('close', () => {
-      admission.closed();
-      session.onTransportClose();
-    });
-    ws.on('error', (err: Error) => {
-      ctx.log.debug({ err: err.message, client: session.id }, 'websocket error');
-      session.onTransportClose();
-    });
   }
+}
+
+/**
+ * admitUpgrade decides an upgrade before any per-connection work: admission first (draining,
+ * connection count, accept rate; a refusal is a prepared 503 written to the raw socket), then
+ * the origin (403). Every WebSocket endpoint goes through it.
+ */
+export function admitUpgrade(
+  ctx: WebSocketContext,
+  origins: OriginCheck,
+  req: IncomingMessage,
+  socket: Socket,
+): boolean {
+  if (!ctx.admission.admit(socket)) return false;
+  if (origins.allows(req)) return true;
+  ctx.metrics.reject('origin');
+  rejectUpgrade(socket, 403, 'Forbidden');
+  return false;
+}
+
+/**
+ * openWebSocketSession makes the client session of an accepted WebSocket and ties it to the
+ * socket's life: counted by admission from here until the WebSocket closes ('close' is emitted
+ * exactly once, also after 'error'), so the count includes sessions that have not connected
+ * yet, and counted by transport in bulwark_transport_connections_total.
+ */
+export function openWebSocketSession(
+  ctx: WebSocketContext,
+  ws: WebSocket,
+  req: IncomingMessage,
+  transport: Transport,
+): ClientSession {
+  const admission = ctx.admission;
+  admission.opened();
+  ctx.metrics.transportConnections.inc({ transport: transport.name });
+  const session = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+  ws.on('close', () => {
+    admission.closed();
+    session.onTransportClose();
+  });
+  ws.on('error', (err: Error) => {
+    ctx.log.debug({ err: err.message, client: session.id, transport: transport.name }, 'websocket error');
+    session.onTransportClose();
+  });
+  return session;
 }
 
 /** upgradeRequired answers a plain request on the WebSocket path (426). */

@@ -44,3 +44,16 @@ export interface Codec {
    */
   readonly separator: Buffer | undefined;
 }
+
+/** joinMessages makes encoded messages one frame, with the codec's separator between each two. */
+export function joinMessages(codec: Codec, messages: readonly Buffer[]): Buffer {
+  const separator = codec.separator;
+  if (messages.length === 1) return messages[0] as Buffer;
+  if (separator === undefined) return Buffer.concat(messages);
+  const parts: Buffer[] = new Array(messages.length * 2 - 1);
+  for (let i = 0; i < messages.length; i++) {
+    if (i > 0) parts[i * 2 - 1] = separator;
+    parts[i * 2] = messages[i] as Buffer;
+  }
+  return Buffer.concat(parts);
+}

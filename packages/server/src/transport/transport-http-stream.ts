@@ -3,7 +3,8 @@
  * sends a client (`/connection/http_stream` with bidirectional emulation, and
  * `/connection/uni_http_stream`). In JSON each message ends with a newline; in Protobuf each
  * message carries its varint length already (the codec's framing), so frames are written as
- * they are.
+ * they are. The write queue hands over a flush's messages unjoined (sendMany), so each is framed
+ * once.
  *
  * Closing writes the disconnect advice as a push — an HTTP response has no close code — and
  * ends the response. A client that stopped reading may never take those last bytes: the socket
@@ -51,8 +52,14 @@ export class HttpStreamTransport implements Transport {
     return !this.#ended && !this.res.destroyed;
   }
 
-  send(frame: Buffer): void {
-    if (this.open) this.res.write(this.encode(frame));
+  /** send writes one message. */
+  send(message: Buffer): void {
+    if (this.open) this.res.write(this.encode([message]));
+  }
+
+  /** sendMany writes the messages of one flush in one write, each framed for the stream. */
+  sendMany(messages: readonly Buffer[]): void {
+    if (this.open) this.res.write(this.encode(messages));
   }
 
   close(d: Disconnect): void {
@@ -65,7 +72,7 @@ export class HttpStreamTransport implements Transport {
       reason: d.reason,
       reconnect: isReconnectAllowed(d.code),
     });
-    res.end(this.encode(push));
+    res.end(this.encode([push]));
     const timer = setTimeout(() => res.destroy(), this.#closeTimeoutMs);
     timer.unref();
     res.once('close', () => clearTimeout(timer));
@@ -79,8 +86,12 @@ export class HttpStreamTransport implements Transport {
     return this.res.socket?.remoteAddress ?? '';
   }
 
-  /** encode frames one batch for the stream: a newline after the last JSON message. */
-  protected encode(frame: Buffer): Buffer {
-    return this.codec.separator === undefined ? frame : Buffer.concat([frame, newline]);
+  /** encode frames messages for the stream: each JSON message ends with a newline; Protobuf ones carry their length. */
+  protected encode(messages: readonly Buffer[]): Buffer {
+    if (this.codec.separator === undefined)
+      return messages.length === 1 ? (messages[0] as Buffer) : Buffer.concat(messages);
+    const parts: Buffer[] = [];
+    for (const m of messages) parts.push(m, newline);
+    return Buffer.concat(parts);
   }
 }

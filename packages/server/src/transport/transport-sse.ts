@@ -1,8 +1,8 @@
 /**
  * The Server-Sent Events transport (`/connection/sse` with bidirectional emulation, and
  * `/connection/uni_sse`), JSON only: every protocol message is one event, `data: <json>` and a
- * blank line, so an EventSource hands each message to its `message` listener alone (a batch of
- * messages, newline-separated by the write queue, becomes as many events). JSON text never
+ * blank line, so an EventSource hands each message to its `message` listener alone (the write
+ * queue hands over a flush's messages unjoined, and each becomes an event). JSON text never
  * holds a raw newline, so a message is always one `data:` line.
  *
  * Everything else — closing with a disconnect push, the close timeout, backpressure — is the
@@ -22,15 +22,9 @@ export class SseTransport extends HttpStreamTransport {
     this.res.write('\r\n');
   }
 
-  protected override encode(frame: Buffer): Buffer {
+  protected override encode(messages: readonly Buffer[]): Buffer {
     const parts: Buffer[] = [];
-    let start = 0;
-    while (start < frame.length) {
-      let end = frame.indexOf(10, start);
-      if (end === -1) end = frame.length;
-      if (end > start) parts.push(prefix, frame.subarray(start, end), eventEnd);
-      start = end + 1;
-    }
+    for (const m of messages) parts.push(prefix, m, eventEnd);
     return Buffer.concat(parts);
   }
 }

@@ -13,7 +13,7 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { Codec } from '../protocol/codec.js';
+import { joinMessages, type Codec } from '../protocol/codec.js';
 import { isReconnectAllowed, type Disconnect } from '../protocol/codes.js';
 import type { Transport } from './transport.js';
 import { WebSocketTransport } from './transport-ws.js';
@@ -56,17 +56,8 @@ export class UniWebSocketTransport implements Transport {
   }
 
   sendMany(messages: readonly Buffer[]): void {
-    if (this.#opts.joinPushMessages) {
-      const sep = this.codec.separator;
-      const parts: Buffer[] = [];
-      for (const m of messages) {
-        if (parts.length > 0 && sep !== undefined) parts.push(sep);
-        parts.push(m);
-      }
-      this.#ws.send(Buffer.concat(parts));
-      return;
-    }
-    for (const m of messages) this.#ws.send(m);
+    if (this.#opts.joinPushMessages) this.#ws.send(joinMessages(this.codec, messages));
+    else for (const m of messages) this.#ws.send(m);
   }
 
   close(d: Disconnect): void {

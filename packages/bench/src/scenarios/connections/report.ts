@@ -8,6 +8,7 @@
 import {
   comparisonRow,
   comparisonHeader,
+  anyResult,
   ratioCell,
   infoRatioCell,
   TABLE_TARGETS,
@@ -25,8 +26,7 @@ import { type ConnectionsResult } from './run.js';
 export function connectionsTable(
   report: Pick<ScenarioReport<ConnectionsResult>, 'results' | 'ratios' | 'socketioRatios'>,
 ): string {
-  const { raw, bulwark, socketio } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio) ?? resultsOf(report.results)[0]?.[1];
+  const any = anyResult(report.results);
   const runs = Object.values(report.results).map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
   const reps = Math.max(...runs);
   const head = any

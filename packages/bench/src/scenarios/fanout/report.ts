@@ -9,6 +9,7 @@
 import {
   comparisonRow,
   comparisonHeader,
+  anyResult,
   ratioCell,
   infoRatioCell,
   TABLE_TARGETS,
@@ -28,8 +29,7 @@ import { type FanoutResult } from './types.js';
 export function fanoutTable(
   report: Pick<ScenarioReport<FanoutResult>, 'results' | 'ratios' | 'socketioRatios'>,
 ): string {
-  const { raw, bulwark, socketio } = report.results;
-  const any = resultOf(raw) ?? resultOf(bulwark) ?? resultOf(socketio) ?? resultsOf(report.results)[0]?.[1];
+  const any = anyResult(report.results);
   const head = any
     ? `fanout: ${any.subscribers} subscribers over ${any.channels} channels (${any.subscribersPerChannel}/channel), ` +
       `one publisher, ${any.padBytes} B padding; fixed ${fmt(any.fixed.targetRate)} pub/s for ${fmt(any.fixed.publishSeconds, 1)} s`
