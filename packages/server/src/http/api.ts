@@ -46,17 +46,30 @@ function apiKeyOf(req: IncomingMessage): string | undefined {
 }
 
 /** readBody reads a request body of at most `limit` bytes (declared or sent); more is `too_large`. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return 'too_large';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return 'too_large';
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  if (declared > limit) return Promise.resolve('too_large');
+  // Listeners, not `for await`: the async iterator leaves its end-of-stream listeners on the
+  // request, and an HTTP stream's request lives as long as the connection.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (out: Buffer | 'too_large' | Error): void => {
+      req.off('data', onData).off('end', onEnd).off('error', done).off('close', onClose);
+      if (out instanceof Error) reject(out);
+      else resolve(out);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        done('too_large');
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => done(Buffer.concat(chunks));
+    const onClose = (): void => done(new Error('request closed before its body was read'));
+    req.on('data', onData).on('end', onEnd).on('error', done).on('close', onClose);
+  });
 }
 
 /** apiRoute serves the server API (registered at `/api` and `/api/*`). */

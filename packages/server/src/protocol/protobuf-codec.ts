@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { create } from '@bufbuild/protobuf';
-import { sizeDelimitedEncode } from '@bufbuild/protobuf/wire';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { Codec } from './codec.js';
 import { decodeProtobufFrame } from './protobuf-decode.js';
 import {
@@ -151,10 +151,13 @@ function withResult(id: number, r: Reply): Init<typeof ReplySchema> {
   }
 }
 
-/** encode serialises one Reply with its varint length prefix, as a Buffer (no copy). */
+/** encode serialises one Reply with its varint length prefix, as a Buffer. */
+// Not sizeDelimitedEncode: it copies the serialised message into a writer and copies it out
+// again; here the body is copied once, behind its varint length (the library's writer).
 function encode(init: Init<typeof ReplySchema>): Buffer {
-  const u8 = sizeDelimitedEncode(ReplySchema, create(ReplySchema, init) as PbReply);
-  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+  const body = toBinary(ReplySchema, create(ReplySchema, init) as PbReply);
+  const length = new BinaryWriter().uint32(body.length).finish();
+  return Buffer.concat([length, body]);
 }
 
 /** protobufCodec is the Protobuf format of bidirectional connections. */
