@@ -136,7 +136,12 @@ describe('Bulwark with Protobuf clients next to JSON', () => {
     assert.deepEqual(parseClientNames('both'), ['json', 'protobuf']);
     assert.deepEqual(parseClientNames('protobuf'), ['protobuf']);
     assert.deepEqual(parseClientNames('protobuf,json,protobuf'), ['protobuf', 'json']);
-    assert.throws(() => parseClientNames('sse'), /--format must be both or a list of json, protobuf/);
+    assert.deepEqual(parseClientNames('all'), ['json', 'protobuf', 'http_stream', 'sse']);
+    assert.deepEqual(parseClientNames('sse,json'), ['sse', 'json']);
+    assert.throws(
+      () => parseClientNames('grpc'),
+      /--format must be both, all or a list of json, protobuf, http_stream, sse/,
+    );
   });
 
   it('runs Bulwark once per kind, in its own column, on its own server', async () => {

@@ -164,6 +164,9 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
         channel: {
           namespaces: [{ name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true }],
         },
+        // The HTTP-streaming and SSE load clients (--format http_stream, sse) need them on.
+        http_stream: { enabled: true },
+        sse: { enabled: true },
         // The bench publisher is one connection sending hundreds of publications per second, as
         // a game backend would: lift the per-client publish limits that protect against players.
         protection: { rate_limit: { connection: { publish: { rate: 0 } }, user: { publish: { rate: 0 } } } },

@@ -84,7 +84,7 @@ function readUint(buf: Buffer, pos: number, end: number): number {
  * decodeBenchPush decodes the bench markers of the push in buf[start…end) and hands them to
  * `handler` (no allocation), returning false when the line is not a push or lacks a marker.
  */
-function decodeBenchPush(buf: Buffer, start: number, end: number, handler: PushHandler): boolean {
+export function decodeBenchPush(buf: Buffer, start: number, end: number, handler: PushHandler): boolean {
   if (end - start < PUSH_PREFIX.length || buf.compare(PUSH_PREFIX, 0, PUSH_PREFIX.length, start, start + 7) !== 0) {
     return false;
   }

@@ -3,14 +3,14 @@
  * `fanout` and `connections`. Each is a {@link SessionClient} (open, connect, subscribe, publish,
  * pushes with the bench markers), so the scenarios never know the transport or format.
  *
- * Adding a transport (HTTP-streaming, SSE) is one new client module implementing
- * {@link SessionClient} (e.g. `load/sse-client.ts`, building its URL from the server's port) and
- * one entry in {@link bulwarkClients}; `--format` then accepts its name, and its column appears
- * next to the others (results key `bulwark-<name>`).
+ * Adding a transport is one client module implementing {@link SessionClient} and one entry in
+ * {@link bulwarkClients}; `--format` then accepts its name, and its column appears next to the
+ * others (results key `bulwark-<name>`). HTTP-streaming and SSE (`http_stream`, `sse`) are there.
  *
  * @module
  */
 import type { RunningServer } from '../harness/targets.js';
+import { HttpStreamClient } from './http-stream-client.js';
 import { LeanClient, type PushHandler } from './lean-client.js';
 import { ProtobufClient } from './protobuf-client.js';
 
@@ -58,19 +58,34 @@ export const bulwarkClients = {
     label: 'WebSocket, Protobuf',
     make: (server, opts) => new ProtobufClient({ url: server.wsUrl, ...opts }),
   },
+  http_stream: {
+    label: 'HTTP-streaming, JSON',
+    make: (server, opts) => new HttpStreamClient({ base: httpBase(server), transport: 'http_stream', ...opts }),
+  },
+  sse: {
+    label: 'SSE, JSON',
+    make: (server, opts) => new HttpStreamClient({ base: httpBase(server), transport: 'sse', ...opts }),
+  },
 } satisfies Record<string, BulwarkClientKind>;
 
 export type BulwarkClientName = keyof typeof bulwarkClients;
 
+/** httpBase is the server's HTTP origin, from its WebSocket URL. */
+function httpBase(server: ServerAddress): string {
+  const url = new URL(server.wsUrl);
+  return `http://${url.host}`;
+}
+
 /**
- * parseClientNames reads `--format`: `both` (json and protobuf), or a comma-separated list of
+ * parseClientNames reads `--format`: `both` (json and protobuf), `all` (every kind), or a comma-separated list of
  * {@link bulwarkClients} names, in the order given, without repeats.
  */
 export function parseClientNames(arg: string): BulwarkClientName[] {
-  const names = arg === 'both' ? ['json', 'protobuf'] : arg.split(',').map((s) => s.trim());
   const known = Object.keys(bulwarkClients);
+  const names = arg === 'both' ? ['json', 'protobuf'] : arg === 'all' ? known : arg.split(',').map((s) => s.trim());
   for (const n of names) {
-    if (!known.includes(n)) throw new Error(`--format must be both or a list of ${known.join(', ')}; got "${arg}"`);
+    if (!known.includes(n))
+      throw new Error(`--format must be both, all or a list of ${known.join(', ')}; got "${arg}"`);
   }
   return [...new Set(names)] as BulwarkClientName[];
 }

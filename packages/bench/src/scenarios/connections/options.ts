@@ -12,7 +12,7 @@ export const flags = {
   format: {
     name: 'format',
     arg: 'LIST',
-    help: "Bulwark's clients: json, protobuf, or both (one column each, fresh server each)",
+    help: "Bulwark's clients: json, protobuf, http_stream, sse (comma-separated), both (json,protobuf) or all (one column each, fresh server each)",
     default: 'both',
   },
   connections: { name: 'connections', arg: 'N', help: '', default: 10_000, quick: 1000, min: 1 },

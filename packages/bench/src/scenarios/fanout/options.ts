@@ -13,7 +13,7 @@ export const flags = {
   format: {
     name: 'format',
     arg: 'LIST',
-    help: "Bulwark's clients: json, protobuf, or both (one column each, fresh server each)",
+    help: "Bulwark's clients: json, protobuf, http_stream, sse (comma-separated), both (json,protobuf) or all (one column each, fresh server each)",
     default: 'both',
   },
   subscribers: { name: 'subscribers', arg: 'N', help: '', default: 2000, quick: 200, min: 1 },
