@@ -17,6 +17,7 @@ export class Metrics {
   readonly commands: Counter<'method' | 'result'>;
   readonly apiCommands: Counter<'method' | 'result'>;
   readonly publications: Counter<'source'>;
+  readonly publicationsSuppressed: Counter<'reason'>;
   readonly deliveries: Counter;
   readonly recoveries: Counter<'result'>;
   readonly disconnects: Counter<'code'>;
@@ -85,6 +86,12 @@ export class Metrics {
       name: 'bulwark_publications_total',
       help: 'Publications accepted, by source (client, api).',
       labelNames: ['source'],
+      registers,
+    });
+    this.publicationsSuppressed = new Counter({
+      name: 'bulwark_publications_suppressed_total',
+      help: 'Publishes not published, by reason (idempotency: a repeated idempotency_key; version: not newer than the channel).',
+      labelNames: ['reason'],
       registers,
     });
     this.deliveries = new Counter({

@@ -126,7 +126,7 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         // Temporary when nothing was done (or doing it again changes nothing), else "outcome
         // unknown" (see engineErrorJson). Once per burst in the log.
         transport.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
-        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method)) });
+        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method, parsed)) });
         return;
       }
       transport.log.error({ err, method }, 'api method failed');

@@ -37,4 +37,9 @@ export interface NodePublishOptions {
   skipHistory?: boolean;
   tags?: Record<string, string>;
   info?: ClientInfo;
+  /** Publish at most once per channel and key within channel.idempotent_result_ttl. */
+  idempotencyKey?: string;
+  /** Skip the publication unless its version is above the channel's last (channels with history). */
+  version?: number;
+  versionEpoch?: string;
 }

@@ -97,6 +97,24 @@ export const httpApiSection = z
       .min(1)
       .default(256)
       .describe('Longest `channels` pattern in characters (Bulwark addition); a longer one is refused with 107.'),
+    idempotency_key_max_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(256)
+      .describe(
+        'Longest `idempotency_key` of `publish` and `broadcast` in characters (Bulwark addition); a longer one is refused with 107.',
+      ),
+    version_epoch_max_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(64)
+      .describe(
+        'Longest `version_epoch` of `publish` and `broadcast` in characters (Bulwark addition); a longer one is refused with 107.',
+      ),
   })
   .prefault({});
 
