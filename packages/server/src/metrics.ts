@@ -18,6 +18,7 @@ export class Metrics {
   readonly apiCommands: Counter<'method' | 'result'>;
   readonly publications: Counter<'source'>;
   readonly publicationsSuppressed: Counter<'reason'>;
+  readonly variantDeliveries: Counter<'variant'>;
   readonly deliveries: Counter;
   readonly recoveries: Counter<'result'>;
   readonly disconnects: Counter<'code'>;
@@ -92,6 +93,12 @@ export class Metrics {
       name: 'bulwark_publications_suppressed_total',
       help: 'Publishes not published, by reason (idempotency: a repeated idempotency_key; version: not newer than the channel).',
       labelNames: ['reason'],
+      registers,
+    });
+    this.variantDeliveries = new Counter({
+      name: 'bulwark_variant_deliveries_total',
+      help: 'Deliveries of publications with variants, by the payload sent: default (the data) or the variant index.',
+      labelNames: ['variant'],
       registers,
     });
     this.deliveries = new Counter({

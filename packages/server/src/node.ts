@@ -54,8 +54,15 @@ import type { BackendProxy } from './proxy/backend-proxy.js';
 import type { ProxyResolver } from './proxy/proxies.js';
 import type { RpcCache } from './proxy/rpc-cache.js';
 import { SharedFrames } from './client/shared-frames.js';
-import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
+import {
+  asRaw,
+  type ClientInfo,
+  type PublicationVariant,
+  type RawJSON,
+  type StreamPosition,
+} from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
+import { resolveVariants, type VariantInput } from './node/publication-variants.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { defaultLogger } from './node/logger.js';
 import { version } from './version.js';
@@ -152,6 +159,12 @@ export class Node implements SessionContext {
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
     this.metrics.setHttpPendingSource(() => this.admission.pending.size);
+    this.hub.onVariantDeliveries = (counts) => {
+      for (let i = 0; i < counts.length; i++) {
+        if (counts[i]! > 0)
+          this.metrics.variantDeliveries.inc({ variant: i === 0 ? 'default' : String(i - 1) }, counts[i]);
+      }
+    };
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
@@ -283,6 +296,15 @@ export class Node implements SessionContext {
     const pos = await this.publishResolved(rc, asRaw(data), opts.info, opts);
     this.metrics.publications.inc({ source: 'api' });
     return pos;
+  }
+
+  /**
+   * resolveVariants turns a publish's variants into payloads (inline data, or the answer of an
+   * RPC through the protected cache); pass the result as `variants` to publish. See
+   * node/publication-variants.ts.
+   */
+  resolveVariants(inputs: readonly VariantInput[]): Promise<PublicationVariant[]> {
+    return resolveVariants(this, inputs);
   }
 
   /** publishResolved publishes pre-encoded data to a resolved channel. */

@@ -113,13 +113,13 @@ describe('idempotent and ordered publish (memory engine)', () => {
     const srv = await startTestServer({ http_api: { idempotency_key_max_length: 8, version_epoch_max_length: 4 } });
     t.after(() => srv.close());
     const bad: [object, RegExp][] = [
-      [{ idempotency_key: 'k'.repeat(9) }, /idempotency_key: longer than http_api.idempotency_key_max_length \(8/],
+      [{ idempotency_key: 'k'.repeat(9) }, /idempotency_key: more than http_api.idempotency_key_max_length \(8/],
       [{ idempotency_key: 42 }, /idempotency_key/],
       [{ version: -1 }, /version/],
       [{ version: 1.5 }, /version/],
       [{ version: 2 ** 60 }, /version/],
       [{ version: '3' }, /version/],
-      [{ version: 1, version_epoch: 'abcde' }, /version_epoch: longer than http_api.version_epoch_max_length \(4/],
+      [{ version: 1, version_epoch: 'abcde' }, /version_epoch: more than http_api.version_epoch_max_length \(4/],
     ];
     for (const [fields, message] of bad) {
       for (const method of ['publish', 'broadcast']) {

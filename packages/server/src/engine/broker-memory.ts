@@ -175,6 +175,7 @@ export class MemoryBroker implements Broker {
     if (opts.info !== undefined) pub.info = { ...opts.info };
     if (opts.tags !== undefined) pub.tags = { ...opts.tags };
     if (opts.time !== undefined) pub.time = opts.time;
+    if (opts.variants !== undefined && opts.variants.length > 0) pub.variants = opts.variants.slice();
 
     let epoch = '';
     const now = this.now();

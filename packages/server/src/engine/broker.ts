@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { ClientInfo, Publication, PublicationVariant, RawJSON, StreamPosition } from '../protocol/types.js';
 
 /** How long an idempotent publish's result is kept when the caller does not say: 5 minutes, as Centrifugo. */
 export const DEFAULT_IDEMPOTENT_RESULT_TTL_MS = 5 * 60 * 1000;
@@ -24,6 +24,8 @@ export interface PublishOptions {
   tags?: Record<string, string>;
   /** Stamp the publication with the publish time. */
   time?: number;
+  /** Alternative payloads for clients of other capability, stored and delivered with the publication. */
+  variants?: PublicationVariant[];
   /**
    * Publish at most once per channel and key within `idempotentResultTtlMs`: a repeat is not
    * published again and gets the first publish's result, with `suppressed`. Holds across nodes

@@ -18,7 +18,7 @@ import { EngineUnavailableError } from '../engine/errors.js';
 import type { PresenceManager } from '../engine/presence.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import type { StreamPosition } from '../protocol/types.js';
+import type { PublicationVariant, StreamPosition } from '../protocol/types.js';
 import { channelField, parseBody, streamPositionField } from '../util/request-body.js';
 import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
 import {
@@ -28,6 +28,7 @@ import {
   publishFields,
   publishOptionsOf,
   type ApiPublishOptions,
+  type VariantRequest,
 } from './api-publish-options.js';
 
 /** ApiNode is what the server API methods need from the node itself. */
@@ -42,6 +43,8 @@ export interface ApiNode {
   readonly hub: { channels(): Iterable<[string, number]> };
   /** publish publishes to a channel as the library's Node.publish does. */
   publish(channel: string, data: unknown, opts: ApiPublishOptions): Promise<StreamPosition>;
+  /** resolveVariants turns a publish's variants into payloads (see node/publication-variants.ts). */
+  resolveVariants(variants: readonly VariantRequest[]): Promise<PublicationVariant[]>;
   /** info is this node's entry of the info method. */
   info(): NodeInfo;
   /** drain starts a drain of this node (see Node.drain). */
@@ -106,7 +109,7 @@ const methods = {
   publish: method(
     z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {
-      const opts = publishOptionsOf(p, ctx.node.config.http_api);
+      const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
       const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, opts);
       return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
     },
@@ -117,7 +120,7 @@ const methods = {
     async (p, ctx) => {
       // Validate every channel first: a broadcast with a bad channel publishes nowhere.
       for (const ch of p.channels) ctx.node.rules.resolve(ch);
-      const opts = publishOptionsOf(p, ctx.node.config.http_api);
+      const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
       const responses = await Promise.all(
         p.channels.map(async (ch) => {
           try {

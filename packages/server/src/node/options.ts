@@ -8,7 +8,7 @@ import type { Broker } from '../engine/broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { FdLimitsReader } from '../protection/fd-limit.js';
 import type { ProxyGuard } from '../proxy/http-proxy-client.js';
-import type { ClientInfo } from '../protocol/types.js';
+import type { ClientInfo, PublicationVariant } from '../protocol/types.js';
 
 /** NodeOptions injects parts of a node; everything is optional. */
 export interface NodeOptions {
@@ -42,4 +42,6 @@ export interface NodePublishOptions {
   /** Skip the publication unless its version is above the channel's last (channels with history). */
   version?: number;
   versionEpoch?: string;
+  /** Payloads for clients of other capability (resolved: see node.resolveVariants). */
+  variants?: PublicationVariant[];
 }

@@ -50,6 +50,7 @@ export async function publishResolved(
       ? { idempotencyKey: opts.idempotencyKey, idempotentResultTtlMs: ctx.config.channel.idempotent_result_ttl }
       : {}),
     ...(opts.version ? { version: opts.version, versionEpoch: opts.versionEpoch ?? '' } : {}),
+    ...(opts.variants !== undefined && opts.variants.length > 0 ? { variants: opts.variants } : {}),
   });
   if (result.suppressed !== undefined) ctx.metrics.publicationsSuppressed.inc({ reason: result.suppressed });
   return result;

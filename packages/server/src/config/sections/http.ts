@@ -115,6 +115,15 @@ export const httpApiSection = z
       .describe(
         'Longest `version_epoch` of `publish` and `broadcast` in characters (Bulwark addition); a longer one is refused with 107.',
       ),
+    publication_variants_max: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(8)
+      .describe(
+        'Most `variants` one `publish` or `broadcast` carries (Bulwark addition: payloads per client capability); more are refused with 107. 0 turns variants off.',
+      ),
   })
   .prefault({});
 
