@@ -49,6 +49,11 @@ function load(opts: { config?: string; port?: number; demo?: boolean }): Readonl
   } catch (err) {
     if (err instanceof BulwarkError) {
       process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
+      if (!file && !opts.demo) {
+        process.stderr.write(
+          'bulwark: no config file given (-c <file> or BULWARK_CONFIG): `bulwark genconfig` writes one with fresh secrets, `bulwark start --demo` runs a demo without one\n',
+        );
+      }
       process.exit(2);
     }
     throw err;
@@ -56,7 +61,10 @@ function load(opts: { config?: string; port?: number; demo?: boolean }): Readonl
 }
 
 const program = new Command();
-program.name('bulwark').description('Realtime messaging server for live-service games (Centrifugo protocol v2)');
+program
+  .name('bulwark')
+  .description('Realtime messaging server for live-service games (Centrifugo protocol v2)')
+  .version(version, '-V, --version', 'print the version');
 
 program
   .command('start')
@@ -88,7 +96,9 @@ program
     try {
       addr = await node.start();
     } catch (err) {
-      node.log.fatal({ err }, 'startup failed');
+      // A known failure (port in use, engine unreachable) is one plain line; a bug keeps its stack.
+      if (err instanceof BulwarkError) node.log.fatal({ code: err.code, reason: err.message }, 'startup failed');
+      else node.log.fatal({ err }, 'startup failed');
       const code = err instanceof BulwarkError ? `${err.code}: ` : '';
       process.stderr.write(`bulwark: ${code}${(err as Error).message}\n`);
       process.exit(1);
@@ -175,7 +185,9 @@ program
       },
     };
     writeFileSync(opts.output, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-    process.stderr.write(`wrote ${opts.output} (keep it secret: it holds the token secret and API key)\n`);
+    process.stderr.write(
+      `wrote ${opts.output} (keep it secret: it holds the token secret and API key; do not commit it, list it in .gitignore)\n`,
+    );
   });
 
 program

@@ -114,12 +114,16 @@ export class HttpServer {
   /** listen binds the server; resolves with the bound port and address. */
   listen(port: number, address: string): Promise<{ port: number; address: string }> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) =>
-        reject(
-          new BulwarkError('BW_ERR_LISTEN', `cannot listen on ${address || '*'}:${port}: ${err.message}`, {
-            cause: err,
-          }),
-        );
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${address || '*'}:${port}`;
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the port is in use by another program (choose another with -p or http_server.port)'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.message;
+        reject(new BulwarkError('BW_ERR_LISTEN', `cannot listen on ${where}: ${why}`, { cause: err }));
+      };
       this.#server.once('error', onError);
       this.#server.listen(port, address || undefined, () => {
         this.#server.off('error', onError);
