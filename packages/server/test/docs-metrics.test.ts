@@ -1,5 +1,6 @@
 /**
- * Every metric name the documentation mentions (`bulwark_…` in docs/*.md and README.md) exists
+ * Every metric name the documentation mentions (`bulwark_…`, and the stock `process_…` and
+ * `nodejs_…` ones, in docs/*.md and README.md) exists
  * in a running node's /metrics, so an alert copied from the docs watches something real. The
  * node runs the Redis engine (the shared Redis, under a random prefix), which exports every
  * metric the memory engine does and the Redis-only ones. A name ending in `_` is a prefix (some
@@ -25,7 +26,7 @@ function docMentions(): Map<string, string[]> {
   const names = new Map<string, string[]>();
   for (const file of files) {
     const text = readFileSync(new URL(file, root), 'utf8');
-    for (const [name] of text.matchAll(/\bbulwark_[a-z0-9_]*/g)) {
+    for (const [name] of text.matchAll(/\b(?:bulwark|process|nodejs)_[a-z0-9_]*/g)) {
       const where = names.get(name) ?? [];
       if (!where.includes(file)) where.push(file);
       names.set(name, where);
@@ -48,7 +49,7 @@ function exported(text: string): Set<string> {
 }
 
 void describeRedis('docs: metric names', () => {
-  it('every bulwark_… metric the docs mention exists in /metrics', async (t) => {
+  it('every metric the docs mention exists in /metrics', async (t) => {
     const prefix = uniquePrefix();
     const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
     t.after(async () => {

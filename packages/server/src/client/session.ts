@@ -287,13 +287,14 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       return;
     }
     if ((!admitted && rateLimitedBeforeConnect(this, cmd)) || shed(this, cmd)) return;
+    const started = performance.now();
     try {
       const result = await this.#dispatch(cmd);
-      metrics.command(cmd.method, 'ok');
+      metrics.command(cmd.method, 'ok', started);
       if (result !== undefined && cmd.id > 0) this.reply(cmd.id, result.reply);
       result?.after?.();
     } catch (err) {
-      answerFailure(this, cmd, err);
+      answerFailure(this, cmd, err, started);
     }
   }
 
