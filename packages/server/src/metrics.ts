@@ -46,6 +46,8 @@ export class Metrics {
   readonly emulationRequests: Counter<'result'>;
   #httpPendingSource: (() => number) | undefined;
   #admissionSource: (() => { open: number; limit: number }) | undefined;
+  #drainingSource: (() => boolean) | undefined;
+  readonly draining: Gauge;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
   readonly commandDuration: Histogram<'method'>;
@@ -188,6 +190,14 @@ export class Metrics {
       },
     });
     // Read at scrape from the admission itself: nothing on the connect path.
+    this.draining = new Gauge({
+      name: 'bulwark_draining',
+      help: '1 while this node drains (drain API method or shutdown): it refuses new connections and disconnects its clients.',
+      registers,
+      collect() {
+        this.set(self.#drainingSource?.() === true ? 1 : 0);
+      },
+    });
     this.admissionOpen = new Gauge({
       name: 'bulwark_admission_connections',
       help: 'WebSocket connections admission counts against client.connection_limit (accepted, not closed yet, authenticated or not).',
@@ -334,6 +344,11 @@ export class Metrics {
     for (const [stat, value] of Object.entries(stats)) {
       if (typeof value === 'number') this.rpcCache.set({ method, stat }, value);
     }
+  }
+
+  /** setDrainingSource sets what bulwark_draining reads at each scrape. */
+  setDrainingSource(source: () => boolean): void {
+    this.#drainingSource = source;
   }
 
   /** setAdmissionSource sets what bulwark_admission_connections and _connection_limit read at each scrape. */

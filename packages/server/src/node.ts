@@ -159,6 +159,7 @@ export class Node implements SessionContext {
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
     this.metrics.setHttpPendingSource(() => this.admission.pending.size);
+    this.metrics.setDrainingSource(() => this.draining);
     this.hub.onVariantDeliveries = (counts) => {
       for (let i = 0; i < counts.length; i++) {
         if (counts[i]! > 0)

@@ -48,6 +48,31 @@ function exported(text: string): Set<string> {
   return names;
 }
 
+/** deployMentions maps each metric name the alert rules and the Grafana dashboard query to its file. */
+function deployMentions(): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  const add = (file: string, expr: string) => {
+    for (const [name] of expr.matchAll(/\b(?:bulwark|process|nodejs)_[a-z0-9_]*/g)) {
+      const where = names.get(name) ?? [];
+      if (!where.includes(file)) where.push(file);
+      names.set(name, where);
+    }
+  };
+  const alerts = 'deploy/prometheus/bulwark-alerts.yml';
+  for (const line of readFileSync(new URL(alerts, root), 'utf8').split('\n')) {
+    const m = /^\s*expr:\s*(.+)$/.exec(line);
+    if (m) add(alerts, m[1]!);
+  }
+  const dashboard = 'deploy/grafana/bulwark-dashboard.json';
+  const json = JSON.parse(readFileSync(new URL(dashboard, root), 'utf8')) as {
+    panels: { targets: { expr: string }[] }[];
+    templating: { list: { query?: unknown }[] };
+  };
+  for (const panel of json.panels) for (const target of panel.targets) add(dashboard, target.expr);
+  for (const v of json.templating.list) if (typeof v.query === 'string') add(dashboard, v.query);
+  return names;
+}
+
 void describeRedis('docs: metric names', () => {
   it('every metric the docs mention exists in /metrics', async (t) => {
     const prefix = uniquePrefix();
@@ -63,5 +88,19 @@ void describeRedis('docs: metric names', () => {
       .filter(([name]) => (name.endsWith('_') ? ![...names].some((n) => n.startsWith(name)) : !names.has(name)))
       .map(([name, files]) => `${name} (${files.join(', ')})`);
     assert.deepEqual(missing, [], `metric names in the docs that /metrics does not have: ${missing.join('; ')}`);
+  });
+
+  it('every metric the alert rules and the Grafana dashboard query exists in /metrics', async (t) => {
+    const prefix = uniquePrefix();
+    const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
+    t.after(async () => {
+      await srv.close();
+      await removeKeys(prefix);
+    });
+    const names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+    const mentions = deployMentions();
+    assert.ok(mentions.size > 15, `found only ${mentions.size} metric names in deploy/`);
+    const missing = [...mentions].filter(([name]) => !names.has(name)).map(([n, f]) => `${n} (${f.join(', ')})`);
+    assert.deepEqual(missing, [], `metric names in deploy/ that /metrics does not have: ${missing.join('; ')}`);
   });
 });
