@@ -47,9 +47,8 @@ import { Metrics } from './metrics.js';
 import { Backend } from './node/backend.js';
 import { Drainer } from './node/drain.js';
 import { EngineSupervisor } from './node/engine-supervisor.js';
-import { nodeHttpServer } from './node/http-routes.js';
+import { nodeHttpServers, type NodeHttpServers } from './node/http-routes.js';
 import { SessionServices } from './node/session-services.js';
-import type { HttpServer } from './http/server.js';
 import type { BackendProxy } from './proxy/backend-proxy.js';
 import type { ProxyResolver } from './proxy/proxies.js';
 import type { RpcCache } from './proxy/rpc-cache.js';
@@ -120,7 +119,8 @@ export class Node implements SessionContext {
   readonly #sessions: SessionServices;
   readonly #backend: Backend;
   readonly #drainer: Drainer;
-  readonly #http: HttpServer;
+  readonly #http: NodeHttpServers;
+  #internalAddress: { port: number; address: string } | undefined;
   readonly #readFdLimits: FdLimitsReader;
   #started = false;
   #name = '';
@@ -176,7 +176,7 @@ export class Node implements SessionContext {
       close: async () => {
         // The other nodes drop this one from info at once instead of after 3 info intervals.
         await this.#cluster.leave();
-        await this.#http.close();
+        await Promise.all([this.#http.public.close(), this.#http.internal?.close()]);
         await this.broker.close();
         await this.presence.close();
         this.#backend.close();
@@ -187,7 +187,12 @@ export class Node implements SessionContext {
         this.#sessions.close();
       },
     });
-    this.#http = nodeHttpServer(this, this.#cluster);
+    this.#http = nodeHttpServers(this, this.#cluster);
+  }
+
+  /** internalAddress is where the internal port listens (API, metrics, probes), once started with one. */
+  get internalAddress(): { port: number; address: string } | undefined {
+    return this.#internalAddress;
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -249,13 +254,29 @@ export class Node implements SessionContext {
     if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
     await this.#engine.start();
     this.shedder.start();
-    const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
+    const addr = await this.#http.public.listen(cfg.http_server.port, cfg.http_server.address);
+    if (this.#http.internal !== undefined) {
+      const internalHost = cfg.http_server.internal_address || cfg.http_server.address;
+      try {
+        this.#internalAddress = await this.#http.internal.listen(cfg.http_server.internal_port, internalHost);
+      } catch (err) {
+        await this.#http.public.close();
+        throw err;
+      }
+    }
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
     this.#sessions.start();
     this.#cluster.start();
     this.log.info(
-      { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
+      {
+        node: this.#name,
+        port: addr.port,
+        internalPort: this.#internalAddress?.port,
+        engine: cfg.engine.type,
+        engineAddress: this.#engine.address,
+        version,
+      },
       'bulwark started',
     );
     return addr;

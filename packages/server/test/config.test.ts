@@ -188,6 +188,13 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses an internal port equal to the public one', () => {
+    const lines = problems(() =>
+      loadConfig({ object: { ...secrets, http_server: { port: 9000, internal_port: 9000 } } }),
+    );
+    assert.ok(lines.includes('http_server.internal_port: must differ from http_server.port'), lines.join('\n'));
+  });
+
   it('says in plain words what a key should be', () => {
     const lines = problems(() =>
       loadConfig({

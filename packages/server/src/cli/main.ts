@@ -104,7 +104,7 @@ program
       process.exit(1);
     }
     // The primary prints the banner of a multi-process node.
-    if (!isWorker()) process.stderr.write(banner(config, addr.port, opts));
+    if (!isWorker()) process.stderr.write(banner(config, addr.port, opts, '', node.internalAddress?.port));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -128,12 +128,22 @@ program
   });
 
 /** banner is the human-readable start message (stderr). */
-function banner(config: Readonly<Config>, port: number, opts: { config?: string; demo?: boolean }, extra = ''): string {
+function banner(
+  config: Readonly<Config>,
+  port: number,
+  opts: { config?: string; demo?: boolean },
+  extra = '',
+  internalPort?: number,
+): string {
   const host = config.http_server.address || 'localhost';
   const url = `http://${host}:${port}`;
+  const internalHost = config.http_server.internal_address || host;
   return (
     `\nBulwark ${version} listening on ${url}${extra ? ` (${extra})` : ''}\n` +
     `  WebSocket: ws://${host}:${port}/connection/websocket\n` +
+    (internalPort !== undefined
+      ? `  Internal (server API, /metrics, /health, /ready): http://${internalHost}:${internalPort}\n`
+      : '') +
     (config.demo.enabled ? `  Demo bulletin board: ${url}/  (open it in two tabs)\n` : '') +
     (opts.demo && !opts.config ? `  Demo API key (fresh each start): ${config.http_api.key}\n` : '') +
     '\n'

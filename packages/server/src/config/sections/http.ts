@@ -22,10 +22,26 @@ export const httpServerSection = z
     keep_alive_timeout: duration('5s').describe(
       'Close a kept-alive HTTP connection idle this long after its last response. Bulwark addition.',
     ),
+    internal_port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe(
+        'Serve the server API, /metrics, /health and /ready on this port instead of the public one (as Centrifugo), so they can stay off the internet; 0 serves everything on http_server.port.',
+      ),
+    internal_address: z
+      .string()
+      .default('')
+      .describe('Interface of the internal port; empty means http_server.address.'),
   })
   .superRefine((s, ctx) => {
     for (const key of ['headers_timeout', 'keep_alive_timeout'] as const) {
       if (s[key] <= 0) ctx.addIssue({ code: 'custom', path: [key], message: 'must be greater than 0' });
+    }
+    if (s.internal_port !== 0 && s.internal_port === s.port) {
+      ctx.addIssue({ code: 'custom', path: ['internal_port'], message: 'must differ from http_server.port' });
     }
     if (s.request_timeout < s.headers_timeout) {
       ctx.addIssue({
