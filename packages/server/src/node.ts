@@ -48,6 +48,7 @@ import { Backend } from './node/backend.js';
 import { Drainer } from './node/drain.js';
 import { EngineSupervisor } from './node/engine-supervisor.js';
 import { nodeHttpServers, type NodeHttpServers } from './node/http-routes.js';
+import { readTlsFiles } from './node/tls-files.js';
 import { SessionServices } from './node/session-services.js';
 import type { BackendProxy } from './proxy/backend-proxy.js';
 import type { ProxyResolver } from './proxy/proxies.js';
@@ -188,6 +189,18 @@ export class Node implements SessionContext {
       },
     });
     this.#http = nodeHttpServers(this, this.#cluster);
+  }
+
+  /**
+   * reloadTls reads http_server.tls's certificate and key again and uses them for new
+   * connections (SIGHUP); open connections keep theirs. Throws BulwarkError BW_ERR_TLS when
+   * they cannot be read, and then keeps the ones in use.
+   */
+  reloadTls(): void {
+    const files = readTlsFiles(this.config);
+    if (files === undefined) return;
+    this.#http.public.setTls(files);
+    this.log.info({ cert: this.config.http_server.tls.cert_pem_file }, 'tls certificate reloaded');
   }
 
   /** internalAddress is where the internal port listens (API, metrics, probes), once started with one. */

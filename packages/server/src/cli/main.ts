@@ -89,7 +89,14 @@ program
       );
       process.exit(status);
     }
-    const node = new Node(config);
+    let node: Node;
+    try {
+      node = new Node(config);
+    } catch (err) {
+      if (!(err instanceof BulwarkError)) throw err;
+      process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
+      process.exit(2);
+    }
     // A bug in one request must not take every player offline: log it loudly, keep serving.
     process.on('unhandledRejection', (err) => node.log.error({ err }, 'unhandled rejection'));
     let addr;
@@ -121,6 +128,13 @@ program
         },
       );
     };
+    process.on('SIGHUP', () => {
+      try {
+        node.reloadTls();
+      } catch (err) {
+        node.log.error({ err }, 'tls reload failed: the previous certificate stays in use');
+      }
+    });
     process.on('SIGTERM', () => stop('SIGTERM'));
     // A terminal's Ctrl-C reaches every process of the group: workers leave it to the
     // primary, which sends them SIGTERM (a second signal would cut their drain short).
@@ -136,11 +150,12 @@ function banner(
   internalPort?: number,
 ): string {
   const host = config.http_server.address || 'localhost';
-  const url = `http://${host}:${port}`;
+  const tls = config.http_server.tls.enabled;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
   const internalHost = config.http_server.internal_address || host;
   return (
     `\nBulwark ${version} listening on ${url}${extra ? ` (${extra})` : ''}\n` +
-    `  WebSocket: ws://${host}:${port}/connection/websocket\n` +
+    `  WebSocket: ${tls ? 'wss' : 'ws'}://${host}:${port}/connection/websocket\n` +
     (internalPort !== undefined
       ? `  Internal (server API, /metrics, /health, /ready): http://${internalHost}:${internalPort}\n`
       : '') +

@@ -12,7 +12,8 @@ import { streamPaths, streamingRoute, type StreamKind, type StreamingContext } f
 import type { ApiCluster, ApiNode } from '../http/api-methods.js';
 import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
-import { HttpServer } from '../http/server.js';
+import { HttpServer, type TlsFiles } from '../http/server.js';
+import { readTlsFiles } from './tls-files.js';
 import type { Admission } from '../protection/admission.js';
 import { UniWebSocketEndpoint, uniWebsocketPath } from '../http/uni-websocket.js';
 import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
@@ -46,14 +47,15 @@ export interface NodeHttpServers {
  */
 export function nodeHttpServers(node: NodeHttpContext, cluster: ApiCluster): NodeHttpServers {
   const cfg = node.config;
-  const server = (): HttpServer =>
+  const server = (tls?: TlsFiles): HttpServer =>
     new HttpServer(node.log, {
       headersTimeout: cfg.http_server.headers_timeout,
       requestTimeout: cfg.http_server.request_timeout,
       keepAliveTimeout: cfg.http_server.keep_alive_timeout,
       sockets: node.admission.pending,
+      ...(tls !== undefined ? { tls } : {}),
     });
-  const http = server();
+  const http = server(readTlsFiles(cfg));
   const internal = cfg.http_server.internal_port !== 0 ? server() : undefined;
   const ops = internal ?? http;
   const api = apiRoute(node, { node, cluster });

@@ -35,10 +35,30 @@ export const httpServerSection = z
       .string()
       .default('')
       .describe('Interface of the internal port; empty means http_server.address.'),
+    tls: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Serve HTTPS and wss:// on http_server.port (not on the internal port).'),
+        cert_pem_file: z
+          .string()
+          .default('')
+          .describe('PEM file of the certificate chain (leaf first). Re-read on SIGHUP.'),
+        key_pem_file: z.string().default('').describe('PEM file of the private key. Re-read on SIGHUP.'),
+      })
+      .prefault({})
+      .describe('TLS in process, as Centrifugo v6 names it; behind a TLS-terminating load balancer leave it off.'),
   })
   .superRefine((s, ctx) => {
     for (const key of ['headers_timeout', 'keep_alive_timeout'] as const) {
       if (s[key] <= 0) ctx.addIssue({ code: 'custom', path: [key], message: 'must be greater than 0' });
+    }
+    if (s.tls.enabled) {
+      for (const key of ['cert_pem_file', 'key_pem_file'] as const) {
+        if (s.tls[key] === '')
+          ctx.addIssue({ code: 'custom', path: ['tls', key], message: 'required with tls.enabled' });
+      }
     }
     if (s.internal_port !== 0 && s.internal_port === s.port) {
       ctx.addIssue({ code: 'custom', path: ['internal_port'], message: 'must differ from http_server.port' });
