@@ -80,6 +80,11 @@ export interface SubscriptionTokenClaims {
   override?: SubscriptionOverride;
   /** The client ID the token is bound to (`client`), when it is bound to one. */
   client?: string;
+  /**
+   * The server-enforced publication tags filter (`server_tags_filter`, a FilterNode object;
+   * Bulwark's own, named as Centrifugo PRO names it), checked and compiled at subscribe.
+   */
+  serverTagsFilter?: Claims;
 }
 
 type Claims = Readonly<Record<string, unknown>>;
@@ -241,5 +246,10 @@ export function parseSubscriptionClaims(claims: JWTPayload): SubscriptionTokenCl
   if (override !== undefined) result.override = override;
   const client = stringClaim(claims, 'client');
   if (client) result.client = client;
+  const filter = claims['server_tags_filter'];
+  if (filter !== undefined && filter !== null) {
+    if (!isObject(filter)) throw invalid('claim "server_tags_filter" must be an object (a FilterNode)');
+    result.serverTagsFilter = filter;
+  }
   return result;
 }

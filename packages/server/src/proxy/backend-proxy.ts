@@ -70,6 +70,8 @@ export interface SubscribeOutcome {
   override?: SubscriptionOverride | undefined;
   /** Expiry in ms since epoch; 0 means never. */
   expireAt: number;
+  /** The server-enforced publication tags filter (`server_tags_filter`), not yet checked. */
+  serverTagsFilter?: Record<string, unknown> | undefined;
 }
 
 /** PublishOutcome is an allowed publication, maybe changed by the backend. */
@@ -174,7 +176,13 @@ export class BackendProxy {
       result: subscribeResultSchema,
       requireResult: false,
     });
-    return { info: raw(r?.info), data: raw(r?.data), override: override(r?.override), expireAt: ms(r?.expire_at) };
+    return {
+      info: raw(r?.info),
+      data: raw(r?.data),
+      override: override(r?.override),
+      expireAt: ms(r?.expire_at),
+      serverTagsFilter: r?.server_tags_filter ?? undefined,
+    };
   }
 
   /** publish asks the backend whether the connection may publish `data` to `channel` (publish proxy). */
