@@ -10,7 +10,8 @@
  *
  * Evaluation is on the fan-out path, once per subscriber and publication, so it allocates
  * nothing: the compiled tree holds the operator as a small integer, `vals` as a Set and the
- * numeric operand already parsed; a tag value is tested by a regular expression and Number().
+ * numeric operand already normalised; a tag value is compared with it digit by digit in place,
+ * as an exact decimal (Number() would allocate a heap number per call, and round).
  *
  * @module
  */
@@ -53,12 +54,20 @@ const enum Kind {
   Lte,
 }
 
+/** Decimal is a numeric operand, normalised: no leading zeros in `int`, no trailing ones in `frac`. */
+interface Decimal {
+  readonly neg: boolean;
+  readonly int: string;
+  readonly frac: string;
+}
+
 /** CompiledFilter is a checked filter tree, ready to evaluate without allocating. */
 export interface CompiledFilter {
   readonly kind: Kind;
   readonly key: string;
   readonly val: string;
-  readonly num: number;
+  /** The operand of gt/gte/lt/lte; undefined when it is not a number (the comparison is false). */
+  readonly num: Decimal | undefined;
   readonly set: ReadonlySet<string> | undefined;
   readonly nodes: readonly CompiledFilter[];
 }
@@ -79,8 +88,71 @@ const leafKinds: Readonly<Record<string, Kind>> = {
   lte: Kind.Lte,
 };
 
-/** A decimal number as Centrifugo's decimal parser reads one: no exponent, no spaces. */
-const decimal = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+const ZERO = 48;
+const NINE = 57;
+
+/**
+ * Where a decimal's parts are in a string: an optional sign, digits, an optional `.` and
+ * digits (at least one digit in all; no exponent, no spaces). Filled in place by scanDecimal,
+ * so the evaluation path scans tag values without allocating.
+ */
+const scan = { neg: false, intStart: 0, intEnd: 0, fracStart: 0, fracEnd: 0 };
+
+/** scanDecimal fills `scan` for `s`; false when `s` is not a decimal number. */
+function scanDecimal(s: string): boolean {
+  let i = 0;
+  const first = s.charCodeAt(0);
+  scan.neg = first === 45; // '-'
+  if (first === 45 || first === 43) i = 1; // '-', '+'
+  let intStart = i;
+  while (i < s.length && s.charCodeAt(i) >= ZERO && s.charCodeAt(i) <= NINE) i++;
+  let intEnd = i;
+  let fracStart = i;
+  let fracEnd = i;
+  if (s.charCodeAt(i) === 46) {
+    // '.'
+    fracStart = ++i;
+    while (i < s.length && s.charCodeAt(i) >= ZERO && s.charCodeAt(i) <= NINE) i++;
+    fracEnd = i;
+  }
+  if (i !== s.length || (intEnd === intStart && fracEnd === fracStart)) return false;
+  while (intStart < intEnd && s.charCodeAt(intStart) === ZERO) intStart++;
+  while (fracEnd > fracStart && s.charCodeAt(fracEnd - 1) === ZERO) fracEnd--;
+  if (intStart === intEnd && fracStart === fracEnd) scan.neg = false; // -0 is 0
+  scan.intStart = intStart;
+  scan.intEnd = intEnd;
+  scan.fracStart = fracStart;
+  scan.fracEnd = fracEnd;
+  return true;
+}
+
+/** parseDecimal normalises a filter's numeric operand (at compile time). */
+function parseDecimal(s: string): Decimal | undefined {
+  if (!scanDecimal(s)) return undefined;
+  return { neg: scan.neg, int: s.slice(scan.intStart, scan.intEnd), frac: s.slice(scan.fracStart, scan.fracEnd) };
+}
+
+/** compareDecimal compares tag value `s` with `d`: -1, 0, 1, or NaN when `s` is not a number. */
+function compareDecimal(s: string, d: Decimal): number {
+  if (!scanDecimal(s)) return NaN;
+  if (scan.neg !== d.neg) return scan.neg ? -1 : 1;
+  const sign = scan.neg ? -1 : 1;
+  const intLen = scan.intEnd - scan.intStart;
+  if (intLen !== d.int.length) return intLen < d.int.length ? -sign : sign;
+  for (let i = 0; i < intLen; i++) {
+    const a = s.charCodeAt(scan.intStart + i);
+    const b = d.int.charCodeAt(i);
+    if (a !== b) return a < b ? -sign : sign;
+  }
+  const fracLen = scan.fracEnd - scan.fracStart;
+  const n = Math.max(fracLen, d.frac.length);
+  for (let i = 0; i < n; i++) {
+    const a = i < fracLen ? s.charCodeAt(scan.fracStart + i) : ZERO;
+    const b = i < d.frac.length ? d.frac.charCodeAt(i) : ZERO;
+    if (a !== b) return a < b ? -sign : sign;
+  }
+  return 0;
+}
 
 /** FilterError says why a filter was refused; the caller picks the error code. */
 export class FilterError extends Error {
@@ -143,7 +215,7 @@ function compileNode(
     }
     const nodes = children.map((c, i) => compileNode(c, limits, `${where}.nodes[${i}]`, depth + 1, count));
     const kind = op === 'and' ? Kind.And : op === 'or' ? Kind.Or : Kind.Not;
-    return { kind, key: '', val: '', num: NaN, set: undefined, nodes };
+    return { kind, key: '', val: '', num: undefined, set: undefined, nodes };
   }
   if (op !== '') throw new FilterError(`${where}.op: unknown operation "${op}"`);
   if (children.length > 0) throw new FilterError(`${where}: a comparison has no nodes`);
@@ -163,17 +235,17 @@ function compileNode(
       set.add(v);
     });
     if (key === '') throw new FilterError(`${where}: "${cmp}" needs a key`);
-    return { kind, key, val: '', num: NaN, set, nodes: [] };
+    return { kind, key, val: '', num: undefined, set, nodes: [] };
   }
   if (kind === Kind.Ex || kind === Kind.Nex) {
     if (val !== '' || vals.length > 0) throw new FilterError(`${where}: "${cmp}" takes no val or vals`);
-    return { kind, key, val: '', num: NaN, set: undefined, nodes: [] };
+    return { kind, key, val: '', num: undefined, set: undefined, nodes: [] };
   }
   if (val === '') throw new FilterError(`${where}: "${cmp}" needs val`);
   if (vals.length > 0) throw new FilterError(`${where}: "${cmp}" takes val, not vals`);
   if (key === '') throw new FilterError(`${where}: "${cmp}" needs a key`);
   // A numeric operand that is not a number makes the comparison false, as in Centrifugo.
-  const num = kind >= Kind.Gt && decimal.test(val) ? Number(val) : NaN;
+  const num = kind >= Kind.Gt ? parseDecimal(val) : undefined;
   return { kind, key, val, num, set: undefined, nodes: [] };
 }
 
@@ -181,7 +253,14 @@ function compileNode(
 export function bothFilters(server: CompiledFilter | undefined, client: CompiledFilter | undefined) {
   if (server === undefined) return client;
   if (client === undefined) return server;
-  return { kind: Kind.And, key: '', val: '', num: NaN, set: undefined, nodes: [server, client] } as CompiledFilter;
+  return {
+    kind: Kind.And,
+    key: '',
+    val: '',
+    num: undefined,
+    set: undefined,
+    nodes: [server, client],
+  } as CompiledFilter;
 }
 
 /** matches evaluates `f` on a publication's tags (absent tags: none). Allocates nothing. */
@@ -220,12 +299,12 @@ export function matches(f: CompiledFilter, tags: Readonly<Record<string, string>
     case Kind.Ct:
       return v !== undefined && v.includes(f.val);
     default: {
-      if (v === undefined || Number.isNaN(f.num) || !decimal.test(v)) return false;
-      const n = Number(v);
-      if (f.kind === Kind.Gt) return n > f.num;
-      if (f.kind === Kind.Gte) return n >= f.num;
-      if (f.kind === Kind.Lt) return n < f.num;
-      return n <= f.num;
+      if (v === undefined || f.num === undefined) return false;
+      const c = compareDecimal(v, f.num); // NaN: every comparison below is false
+      if (f.kind === Kind.Gt) return c > 0;
+      if (f.kind === Kind.Gte) return c >= 0;
+      if (f.kind === Kind.Lt) return c < 0;
+      return c <= 0;
     }
   }
 }
