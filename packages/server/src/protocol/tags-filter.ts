@@ -106,7 +106,7 @@ function scanDecimal(s: string): boolean {
   if (first === 45 || first === 43) i = 1; // '-', '+'
   let intStart = i;
   while (i < s.length && s.charCodeAt(i) >= ZERO && s.charCodeAt(i) <= NINE) i++;
-  let intEnd = i;
+  const intEnd = i;
   let fracStart = i;
   let fracEnd = i;
   if (s.charCodeAt(i) === 46) {
