@@ -261,19 +261,19 @@ async function subscribed(seen: Seen): Promise<void> {
   seen.resubscribes = 0;
 }
 
-/** A tiny subscribe-proxy backend answering each request with `answer(user)`. */
-async function subscribeBackend(answer: (user: string) => object): Promise<{ url: string; server: Server }> {
+/** A tiny proxy backend answering each request with `answer(path, user)`. */
+async function proxyBackend(answer: (path: string, user: string) => object): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       const { user } = JSON.parse(body) as { user: string };
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(answer(user)));
+      res.end(JSON.stringify(answer(req.url ?? '', user)));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/subscribe`, server };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
 const region = (r: string) => ({ key: 'region', cmp: 'eq', val: r });
@@ -284,19 +284,27 @@ function endToEnd(engine: 'memory' | 'redis'): void {
 
   before(async () => {
     // The backend puts each user in the region named by the user id's prefix ("eu-1" → eu).
-    // A user "bad-…" gets a filter no node can compile: the backend's mistake.
-    backend = await subscribeBackend((user) => ({
-      result: {
-        server_tags_filter: user.startsWith('bad') ? { key: 'region', cmp: '??' } : region(user.split('-')[0] ?? ''),
-      },
-    }));
+    // Subscribe: a user "bad-…" gets a filter no node can compile (the backend's mistake).
+    // Connect (clients without a token): user "px", two server-side subscriptions, one filtered.
+    backend = await proxyBackend((path, user) =>
+      path === '/connect'
+        ? { result: { user: 'px', subs: { 'guild:px-eu': { server_tags_filter: region('eu') }, 'guild:px-all': {} } } }
+        : {
+            result: {
+              server_tags_filter: user.startsWith('bad')
+                ? { key: 'region', cmp: '??' }
+                : region(user.split('-')[0] ?? ''),
+            },
+          },
+    );
     const common = { history_size: 50, history_ttl: '300s', force_recovery: true };
     srv = await startTestServer({
       ...(engine === 'redis'
         ? { engine: { type: 'redis', redis: { address: [redisUrl], prefix: uniquePrefix() } } }
         : {}),
+      client: { proxy: { connect: { enabled: true, endpoint: `${backend.url}/connect` } } },
       channel: {
-        proxy: { subscribe: { endpoint: backend.url } },
+        proxy: { subscribe: { endpoint: `${backend.url}/subscribe` } },
         namespaces: [
           { name: 'market', ...common, allow_tags_filter: true, allow_subscribe_for_client: true },
           { name: 'plain', ...common, allow_subscribe_for_client: true },
@@ -423,6 +431,25 @@ function endToEnd(engine: 'memory' | 'redis'): void {
         );
       });
 
+      it("enforces server_tags_filter on the server-side subscriptions of a connection token's subs", async (t) => {
+        const ch = `guild:${format}-subs`;
+        const token = await srv.token('s1', {
+          claims: { subs: { [ch]: { server_tags_filter: region('eu') }, [ch + '-all']: {} } },
+        });
+        const c = newCentrifuge(srv.url, { token }, format);
+        const got: Record<string, number[]> = { [ch]: [], [ch + '-all']: [] };
+        c.on('publication', (ctx) => got[ctx.channel]?.push(payload(ctx.data).n));
+        const ok = nextEvent(c, 'connected');
+        c.connect();
+        await ok;
+        t.after(() => c.disconnect());
+        await publishAll(ch, ['eu', 'us', 'eu']);
+        await publishAll(ch + '-all', ['eu', 'us']);
+        await waitUntil(() => got[ch]?.length === 2 && got[ch + '-all']?.length === 2, 3000, 'server-side');
+        await sleep(50);
+        assert.deepEqual(got, { [ch]: [1, 3], [ch + '-all']: [1, 2] });
+      });
+
       it("enforces the subscribe proxy's server_tags_filter per user", async (t) => {
         const ch = `shard:${format}-proxy`;
         const eu = watch(await client(t, 'eu-7', format), ch, {});
@@ -437,6 +464,25 @@ function endToEnd(engine: 'memory' | 'redis'): void {
       });
     });
   }
+
+  it("enforces server_tags_filter on the connect proxy's subs; a malformed one in subs skips that channel", async () => {
+    const raw = await rawClient(srv.url);
+    const reply = await raw.connect();
+    assert.deepEqual(Object.keys(reply.connect?.subs ?? {}).sort(), ['guild:px-all', 'guild:px-eu']);
+    await publishAll('guild:px-eu', ['us', 'eu']);
+    const push = await raw.waitFor((m) => m.push?.pub !== undefined);
+    assert.equal(push.push?.channel, 'guild:px-eu');
+    assert.deepEqual(push.push?.pub?.data, { n: 2 });
+    raw.close();
+
+    const token = await srv.token('s2', {
+      claims: { subs: { 'guild:s2-bad': { server_tags_filter: { op: 'not', nodes: [] } }, 'guild:s2-ok': {} } },
+    });
+    const raw2 = await rawClient(srv.url);
+    const r = await raw2.connect(token);
+    assert.deepEqual(Object.keys(r.connect?.subs ?? {}), ['guild:s2-ok'], 'never subscribed without its filter');
+    raw2.close();
+  });
 
   it('refuses a malformed server_tags_filter: 103 from a token, 100 (temporary) from the proxy', async () => {
     const raw = await rawClient(srv.url);

@@ -32,6 +32,8 @@ export interface TokenSubscribeOptions {
   data?: RawJSON;
   /** Overrides of the namespace's options for this connection. */
   override?: SubscriptionOverride;
+  /** The server-enforced tags filter (`server_tags_filter`, Bulwark's own), checked at connect. */
+  serverTagsFilter?: Readonly<Record<string, unknown>>;
 }
 
 /** ConnectTokenClaims are the verified, type-checked claims of a connection token. */
@@ -178,6 +180,11 @@ function subscribeOptions(value: unknown, channel: string): TokenSubscribeOption
   if (info !== undefined) options.info = info;
   const data = rawOrBase64(value, 'data', where);
   if (data !== undefined) options.data = data;
+  const filter = value['server_tags_filter'];
+  if (filter !== undefined && filter !== null) {
+    if (!isObject(filter)) throw invalid(`${where}"server_tags_filter" must be an object (a FilterNode)`);
+    options.serverTagsFilter = filter;
+  }
   const override = overrideClaim(value, where);
   if (override !== undefined) options.override = override;
   return options;

@@ -48,16 +48,23 @@ export function clientFilter(s: SessionCore, rc: ResolvedChannel, tf: unknown): 
   }
 }
 
+const sources = {
+  token: 'the subscription token',
+  proxy: 'the subscribe proxy',
+  subs: 'a server-side subscription (connection token or connect proxy subs); channel skipped',
+};
+
 /**
  * serverFilter compiles a server-enforced filter. A bad one is the backend's mistake, never
  * the client's: from a subscription token it is a token that does not verify (103); from the
- * subscribe proxy, a malformed answer (100, temporary, logged), as any other.
+ * subscribe proxy, a malformed answer (100, temporary); in the `subs` of a connection token or
+ * connect proxy result, the connect skips that channel (as it skips an invalid channel). Logged.
  */
 export function serverFilter(
   s: SessionCore,
   channel: string,
   raw: unknown,
-  from: 'token' | 'proxy',
+  from: keyof typeof sources,
 ): CompiledFilter | undefined {
   if (raw === undefined) return undefined;
   try {
@@ -67,9 +74,9 @@ export function serverFilter(
     s.ctx.burstLog.warn(
       `tags_filter.${from}`,
       { client: s.id, user: s.user, channel, err: err.message },
-      `invalid server_tags_filter from the ${from === 'token' ? 'subscription token' : 'subscribe proxy'}`,
+      `invalid server_tags_filter from ${sources[from]}`,
     );
-    if (from === 'token') throw new ProtocolError(ErrorCode.PermissionDenied);
+    if (from !== 'proxy') throw new ProtocolError(ErrorCode.PermissionDenied);
     throw new ProtocolError(ErrorCode.Internal, undefined, true);
   }
 }

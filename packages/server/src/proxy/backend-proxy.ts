@@ -137,7 +137,9 @@ export class BackendProxy {
     })) as z.output<typeof connectResultSchema>;
     const subs: Record<string, TokenSubscribeOptions> = {};
     for (const [channel, o] of Object.entries(r.subs ?? {})) {
-      subs[channel] = { info: raw(o.info), data: raw(o.data), override: override(o.override) };
+      const opts: TokenSubscribeOptions = { info: raw(o.info), data: raw(o.data), override: override(o.override) };
+      if (o.server_tags_filter) opts.serverTagsFilter = o.server_tags_filter;
+      subs[channel] = opts;
     }
     return {
       user: r.user,

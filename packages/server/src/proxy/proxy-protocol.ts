@@ -70,7 +70,12 @@ const unixSeconds = z.number().int().min(0).nullish();
 
 /** SubscribeOptions of a server-side subscription granted by the connect result's `subs`. */
 const subscribeOptionsSchema = z
-  .looseObject({ info: jsonValue, data: jsonValue, override: proxyOverrideSchema })
+  .looseObject({
+    info: jsonValue,
+    data: jsonValue,
+    override: proxyOverrideSchema,
+    server_tags_filter: z.record(z.string(), z.unknown()).nullish(),
+  })
   .superRefine(noBase64);
 
 /** ConnectResult: who the connection is, and what it gets. `user` "" accepts it as anonymous. */
