@@ -50,6 +50,8 @@ function subState(channel: string, joinLeave = false): SubState {
     chanInfo: undefined,
     subRefreshProxy: undefined,
     refreshing: false,
+    filter: undefined,
+    serverFilter: undefined,
   };
 }
 

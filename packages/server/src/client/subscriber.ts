@@ -8,6 +8,7 @@
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { Codec } from '../protocol/codec.js';
 import type { ClientProfile } from '../protocol/publication-variants.js';
+import type { CompiledFilter } from '../protocol/tags-filter.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
@@ -39,6 +40,13 @@ export interface SubState {
   readonly subRefreshProxy: ProxyTarget | undefined;
   /** A sub_refresh proxy call for this subscription is in flight. */
   refreshing: boolean;
+  /**
+   * The publication tags filter delivery applies (the server-enforced one and the client's
+   * `tf`, both must pass; see client/tags-filters.ts); undefined delivers everything.
+   */
+  readonly filter: CompiledFilter | undefined;
+  /** The server-enforced part alone, which also filters this client's history reads. */
+  readonly serverFilter: CompiledFilter | undefined;
 }
 
 /** Subscriber is a connection as the hub sees it. */

@@ -104,6 +104,10 @@ export interface SubscribeRequest {
   positioned?: boolean;
   recoverable?: boolean;
   join_leave?: boolean;
+  /** Publication tags filter (a FilterNode tree; checked at subscribe, see tags-filter.ts). */
+  tf?: unknown;
+  /** Subscription flags (bits): 2 asks to be refused (112) instead of subscribed unrecovered. */
+  flag?: number;
 }
 
 export interface UnsubscribeRequest {
