@@ -7,6 +7,7 @@
  * @module
  */
 import { variantIndex, variantPublication, type ClientProfile } from '../protocol/publication-variants.js';
+import { matches } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication, Push } from '../protocol/types.js';
 import { SharedFrames } from './shared-frames.js';
 import type { SubState, Subscriber } from './subscriber.js';
@@ -115,7 +116,8 @@ export class Hub<S extends Subscriber = Subscriber> {
       const chosen = variantPublication(pub, index);
       const f = (frames[index + 1] ??= new SharedFrames({ type: 'pub', channel, pub: chosen }));
       session.deliverPublication(state, chosen, f.for(session.codec), epoch);
-      counts[index + 1]!++;
+      // Counted as delivered only when the subscription's tags filter lets it through.
+      if (state.filter === undefined || matches(state.filter, pub.tags)) counts[index + 1]!++;
     }
     this.onVariantDeliveries?.(counts);
     return subs.size;
