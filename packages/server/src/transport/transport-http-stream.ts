@@ -38,7 +38,8 @@ export class HttpStreamTransport implements Transport {
   readonly name: string;
   readonly codec: Codec;
   readonly session: string | undefined;
-  protected readonly sink: StreamSink;
+  /** Where the body goes: a SocketSink once the socket was taken over from the HTTP server. */
+  readonly sink: StreamSink;
   readonly #closeTimeoutMs: number;
   #ended = false;
 
