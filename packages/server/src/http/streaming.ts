@@ -162,9 +162,17 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
     // would double an idle stream's memory (takeover.ts). If it cannot, the response serves.
     const taken = takeOver(req, res);
     const sink = taken ? new SocketSink(taken.socket, taken.chunked) : new ResponseSink(res);
-    const transport = sse ? new SseTransport(sink, opts) : new HttpStreamTransport(sink, opts);
-    if (transport instanceof SseTransport) transport.start();
-    const client = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    let client: ClientSession;
+    try {
+      const transport = sse ? new SseTransport(sink, opts) : new HttpStreamTransport(sink, opts);
+      if (transport instanceof SseTransport) transport.start();
+      client = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    } catch (err) {
+      // The server's 500 path destroys the response, which no longer holds a taken-over socket.
+      sink.destroy();
+      admission.closed();
+      throw err;
+    }
     if (session !== undefined) ctx.emulation.add(session, client);
     // Once: the body ended (the server closed it) or the peer went away.
     sink.onClose(() => {

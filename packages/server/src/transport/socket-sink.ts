@@ -56,6 +56,9 @@ export class SocketSink implements StreamSink {
     socket.on('error', ignoreError);
     socket.on('end', onClientInput);
     socket.on('data', onClientInput);
+    // The HTTP server may have paused it (a response still draining when the request came):
+    // a socket that is not read never learns that its client went away.
+    socket.resume();
   }
 
   write(data: Buffer): void {
