@@ -1,0 +1,110 @@
+/**
+ * The sticker scenario's publishers: the game backend posting stickers through the server API
+ * of the node each post names — the cold burst at once (bounded concurrency), then the rest
+ * spread evenly over the duration — and recording what the server answered: each accepted
+ * post's offset (which is how deliveries are matched to posts), its send time and its latency.
+ *
+ * @module
+ */
+import { ServerApi } from '../../harness/api.js';
+import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
+import type { RunningServer } from '../../harness/targets.js';
+import { mapLimit, sleep } from '../../harness/util.js';
+import type { AcceptedPosts } from './ledger.js';
+import { publishBody, type Post } from './stickers.js';
+import type { ModeResult } from './types.js';
+
+/** PostingOutcome is what the publishers learnt. */
+export interface PostingOutcome {
+  accepted: AcceptedPosts;
+  /** Posts the server accepted. */
+  acceptedCount: number;
+  publishErrors: Record<string, number>;
+  /** Accepted posts whose offset was out of 1..posts, repeated, or in another epoch. */
+  offsetAnomalies: number;
+  publishMs: ModeResult['publishMs'];
+  /** performance.now() of the first post sent. */
+  startedAt: number;
+}
+
+/**
+ * runPosts sends `posts` (the burst ones first, `burstConcurrency` at a time, then the others
+ * evenly over `durationSeconds`) and resolves once every call was answered. `onPosted` is
+ * called after each answer (for progress).
+ */
+export async function runPosts(
+  servers: readonly RunningServer[],
+  posts: readonly Post[],
+  burstConcurrency: number,
+  durationSeconds: number,
+  onPosted: (done: number) => void,
+): Promise<PostingOutcome> {
+  const apis = servers.map((s) => new ServerApi(s));
+  const total = posts.length;
+  const accepted: AcceptedPosts = {
+    stickerAt: new Int32Array(total + 1).fill(-1),
+    sentAt: new Float64Array(total + 1),
+  };
+  const publishErrors: Record<string, number> = {};
+  const latency = { burst: new LatencyRecorder(), steady: new LatencyRecorder() };
+  let acceptedCount = 0;
+  let offsetAnomalies = 0;
+  let epoch: string | undefined;
+  let done = 0;
+
+  const post = async (p: Post): Promise<void> => {
+    const api = apis[p.node] as ServerApi;
+    const sentAt = performance.now();
+    try {
+      const res = (await api.call('publish', publishBody(p.sticker))) as { offset?: number; epoch?: string };
+      latency[p.burst ? 'burst' : 'steady'].add(performance.now() - sentAt);
+      const off = res.offset ?? 0;
+      epoch ??= res.epoch;
+      if (!(off >= 1 && off <= total) || accepted.stickerAt[off] !== -1 || res.epoch !== epoch) {
+        offsetAnomalies++;
+        return;
+      }
+      accepted.stickerAt[off] = p.sticker;
+      accepted.sentAt[off] = sentAt;
+      acceptedCount++;
+    } catch (err) {
+      // "publish: HTTP 200: 100 …" → "100"; a socket error by its message.
+      const m = /HTTP \d+: (\S+)/.exec((err as Error).message);
+      const label = m?.[1] ?? (err as Error).message.slice(0, 60);
+      publishErrors[label] = (publishErrors[label] ?? 0) + 1;
+    } finally {
+      onPosted(++done);
+    }
+  };
+
+  const startedAt = performance.now();
+  try {
+    const burst = posts.filter((p) => p.burst);
+    const steady = posts.filter((p) => !p.burst);
+    await mapLimit(
+      burst.length,
+      burstConcurrency,
+      (i) => post(burst[i] as Post),
+      () => undefined,
+    );
+    const t0 = performance.now();
+    const gapMs = steady.length > 0 ? (durationSeconds * 1000) / steady.length : 0;
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < steady.length; i++) {
+      const wait = t0 + i * gapMs - performance.now();
+      if (wait > 1) await sleep(wait);
+      inFlight.push(post(steady[i] as Post));
+    }
+    await Promise.all(inFlight);
+  } finally {
+    for (const a of apis) a.close();
+  }
+  return {
+    accepted,
+    acceptedCount,
+    publishErrors,
+    offsetAnomalies,
+    publishMs: { burst: roundSummary(latency.burst.summary(), 2), steady: roundSummary(latency.steady.summary(), 2) },
+    startedAt,
+  };
+}
