@@ -117,6 +117,7 @@ describe('ReceiptLedger', () => {
   const accepted = {
     stickerAt: Int32Array.from([-1, 0, 1, 2, -1]),
     sentAt: Float64Array.from([0, 100, 200, 300, 0]),
+    burst: Uint8Array.from([0, 1, 0, 0, 0]),
   };
   const sticker = (k: number) => ({ kind: 'new' as const, sticker: k });
   const text = (k: number) => ({ kind: 'old' as const, sticker: k });
@@ -132,8 +133,9 @@ describe('ReceiptLedger', () => {
     assert.equal(t.new.right, 3);
     assert.equal(t.new.expected, 3);
     assert.equal(t.old.right, 3);
-    assert.equal(t.new.latencyMs.max, 5);
-    assert.equal(t.old.latencyMs.p50, 7);
+    assert.equal(t.new.latencyMs.burst.max, 5);
+    assert.equal(t.old.latencyMs.burst.p50, 7);
+    assert.equal(t.old.latencyMs.after.count, 2, 'offsets 2 and 3 were posted after the burst');
     assert.equal(t.new.missing + t.old.missing + t.new.otherKind + t.old.duplicates, 0);
   });
 
@@ -167,7 +169,7 @@ function result(mode: ModeResult['mode'], change: (r: ModeResult) => void = () =
     burstPosts: 300,
     publishErrors: {},
     offsetAnomalies: 0,
-    publishMs: { burst: deliveries.new.latencyMs, steady: deliveries.new.latencyMs },
+    publishMs: { burst: deliveries.new.latencyMs.burst, after: deliveries.new.latencyMs.after },
     origin: { calls, stickers: 100, maxPerSticker: calls / 100, stickersCalledAgain: 0, failed: 0 },
     deliveries,
     history: { clients: 4, publications: 4000, wrong: 0, short: 0 },

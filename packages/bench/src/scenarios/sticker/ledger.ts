@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
+import { LatencyRecorder, roundSummary, type LatencySummary } from '../../harness/stats.js';
 import type { Received } from './stickers.js';
 import type { ClientKind, KindDeliveries } from './types.js';
 
@@ -22,12 +22,14 @@ function encode(r: Received): number {
   return r.kind === 'new' ? r.sticker + 1 : -(r.sticker + 1);
 }
 
-/** AcceptedPosts is what the publisher learnt: per offset, the sticker posted (-1: none) and when it was sent. */
+/** AcceptedPosts is what the publisher learnt: per offset, the sticker posted (-1: none), when and in which phase. */
 export interface AcceptedPosts {
   /** Index: offset (1..posts); -1 where no accepted post has that offset. */
   stickerAt: Int32Array;
   /** performance.now() when the post with that offset was sent. */
   sentAt: Float64Array;
+  /** 1 where the post was part of the cold burst. */
+  burst: Uint8Array;
 }
 
 /** ReceiptLedger holds what every client received, by offset. */
@@ -79,7 +81,8 @@ export class ReceiptLedger {
    */
   tally(accepted: AcceptedPosts): Record<ClientKind, KindDeliveries> {
     const out = { new: emptyDeliveries(), old: emptyDeliveries() };
-    const latency = { new: new LatencyRecorder(), old: new LatencyRecorder() };
+    const recorders = () => ({ burst: new LatencyRecorder(), after: new LatencyRecorder() });
+    const latency = { new: recorders(), old: recorders() };
     for (let c = 0; c < this.kinds.length; c++) {
       const kind = this.kinds[c] as ClientKind;
       const d = out[kind];
@@ -102,12 +105,17 @@ export class ReceiptLedger {
         else if (Math.abs(code) - 1 !== sticker) d.wrongSticker++;
         else {
           d.right++;
-          latency[kind].add((arrivals[off] as number) - (accepted.sentAt[off] as number));
+          const phase = accepted.burst[off] === 1 ? 'burst' : 'after';
+          latency[kind][phase].add((arrivals[off] as number) - (accepted.sentAt[off] as number));
         }
       }
     }
-    out.new.latencyMs = roundSummary(latency.new.summary(), 2);
-    out.old.latencyMs = roundSummary(latency.old.summary(), 2);
+    for (const k of ['new', 'old'] as const) {
+      out[k].latencyMs = {
+        burst: roundSummary(latency[k].burst.summary(), 2),
+        after: roundSummary(latency[k].after.summary(), 2),
+      };
+    }
     return out;
   }
 }
@@ -123,15 +131,12 @@ export function emptyDeliveries(): KindDeliveries {
     missing: 0,
     duplicates: 0,
     unexpected: 0,
-    latencyMs: {
-      count: 0,
-      mean: Number.NaN,
-      p50: Number.NaN,
-      p90: Number.NaN,
-      p99: Number.NaN,
-      p999: Number.NaN,
-      max: Number.NaN,
-    },
+    latencyMs: { burst: noSamples(), after: noSamples() },
     bytesPerDelivery: 0,
   };
+}
+
+/** noSamples is the summary of no latency samples. */
+function noSamples(): LatencySummary {
+  return new LatencyRecorder().summary();
 }

@@ -44,9 +44,10 @@ export async function runPosts(
   const accepted: AcceptedPosts = {
     stickerAt: new Int32Array(total + 1).fill(-1),
     sentAt: new Float64Array(total + 1),
+    burst: new Uint8Array(total + 1),
   };
   const publishErrors: Record<string, number> = {};
-  const latency = { burst: new LatencyRecorder(), steady: new LatencyRecorder() };
+  const latency = { burst: new LatencyRecorder(), after: new LatencyRecorder() };
   let acceptedCount = 0;
   let offsetAnomalies = 0;
   let epoch: string | undefined;
@@ -57,7 +58,7 @@ export async function runPosts(
     const sentAt = performance.now();
     try {
       const res = (await api.call('publish', publishBody(p.sticker))) as { offset?: number; epoch?: string };
-      latency[p.burst ? 'burst' : 'steady'].add(performance.now() - sentAt);
+      latency[p.burst ? 'burst' : 'after'].add(performance.now() - sentAt);
       const off = res.offset ?? 0;
       epoch ??= res.epoch;
       if (!(off >= 1 && off <= total) || accepted.stickerAt[off] !== -1 || res.epoch !== epoch) {
@@ -66,6 +67,7 @@ export async function runPosts(
       }
       accepted.stickerAt[off] = p.sticker;
       accepted.sentAt[off] = sentAt;
+      accepted.burst[off] = p.burst ? 1 : 0;
       acceptedCount++;
     } catch (err) {
       // "publish: HTTP 200: 100 …" → "100"; a socket error by its message.
@@ -104,7 +106,7 @@ export async function runPosts(
     acceptedCount,
     publishErrors,
     offsetAnomalies,
-    publishMs: { burst: roundSummary(latency.burst.summary(), 2), steady: roundSummary(latency.steady.summary(), 2) },
+    publishMs: { burst: roundSummary(latency.burst.summary(), 2), after: roundSummary(latency.after.summary(), 2) },
     startedAt,
   };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { fmt, fmtCounts, formatTable, p50p99 } from '../../harness/format.js';
+import { CHANNEL } from './stickers.js';
 import { CACHE_MODES, type StickerOptions, type StickerResult } from './types.js';
 
 /** stickerTable renders the per-mode table and the comparison lines. */
@@ -16,14 +17,13 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
     'old: text',
     'new: sticker',
     'lost',
-    'old p50/p99 ms',
-    'new p50/p99 ms',
-    'old B/deliv',
-    'new B/deliv',
-    'post p50/p99 ms (burst)',
-    'post p50/p99 ms (after)',
+    'post p50/p99 ms: burst',
+    'after',
+    'old deliv p50/p99 ms: burst',
+    'after',
+    'new deliv p50/p99 ms: burst',
+    'after',
     'history',
-    'post errors',
   ];
   const rows = r.modes.map((x) => {
     const { old, new: fresh } = x.deliveries;
@@ -34,20 +34,19 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
       `${fmt(old.right)}/${fmt(old.expected)}`,
       `${fmt(fresh.right)}/${fmt(fresh.expected)}`,
       fmt(old.missing + fresh.missing),
-      p50p99(old.latencyMs),
-      p50p99(fresh.latencyMs),
-      fmt(old.bytesPerDelivery),
-      fmt(fresh.bytesPerDelivery),
       p50p99(x.publishMs.burst),
-      p50p99(x.publishMs.steady),
+      p50p99(x.publishMs.after),
+      p50p99(old.latencyMs.burst),
+      p50p99(old.latencyMs.after),
+      p50p99(fresh.latencyMs.burst),
+      p50p99(fresh.latencyMs.after),
       `${fmt(x.history.publications - x.history.wrong)}/${fmt(x.history.publications)} own`,
-      fmtCounts(x.publishErrors) || '0',
     ];
   });
   const first = r.modes[0];
   const players = first ? first.deliveries.old.clients + first.deliveries.new.clients : o.clients;
   const lines = [
-    `sticker: ${o.nodes} cold Bulwark processes on Redis, ${fmt(players)} players in ${'chat:lobby'} ` +
+    `sticker: ${o.nodes} cold Bulwark processes on Redis, ${fmt(players)} players in ${CHANNEL} ` +
       `(${first ? `${fmt(first.deliveries.old.clients)} old build 5.1.0, ${fmt(first.deliveries.new.clients)} new 5.3.0` : ''}); ` +
       `${fmt(o.stickers)} stickers × ${o.postsPerSticker} posts = ${fmt(o.stickers * o.postsPerSticker)} posts ` +
       `(${fmt(first?.burstPosts ?? 0)} in the cold burst, ${o.burstConcurrency} at once; the rest over ${o.durationSeconds} s) ` +
@@ -58,8 +57,12 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
     `origin calls for ${fmt(o.stickers)} stickers: one per sticker = ${fmt(o.stickers)}; the incident's per-server cache ` +
       `= K × M = ${fmt(r.perServerCacheCalls)}; no cache = one per post = ${fmt(r.noCacheCalls)}`,
     ...r.modes.map(
-      (x) => `  ${x.mode.padEnd(6)} ${CACHE_MODES[x.mode]}: ${fmt(x.origin.calls)} calls, in ${fmt(x.seconds, 1)} s`,
+      (x) =>
+        `  ${x.mode.padEnd(6)} ${CACHE_MODES[x.mode]}: ${fmt(x.origin.calls)} calls; all delivered in ${fmt(x.seconds, 1)} s; ` +
+        `bytes per delivery old ${fmt(x.deliveries.old.bytesPerDelivery)}, new ${fmt(x.deliveries.new.bytesPerDelivery)}; ` +
+        `post errors ${fmtCounts(x.publishErrors) || '0'}`,
     ),
+    'latency: post = the publish API call; deliv = from the post sent to the player receiving it; burst = the cold burst',
   ];
   return lines.join('\n');
 }

@@ -79,8 +79,8 @@ export interface KindDeliveries {
   duplicates: number;
   /** Offsets that no accepted post has (never expected). */
   unexpected: number;
-  /** From the publish request sent to each delivery. */
-  latencyMs: LatencySummary;
+  /** From the publish request sent to each delivery: posts of the cold burst, and the posts after it. */
+  latencyMs: { burst: LatencySummary; after: LatencySummary };
   /** WebSocket payload bytes received per delivery (pushes, pings and replies over deliveries). */
   bytesPerDelivery: number;
 }
@@ -108,7 +108,7 @@ export interface ModeResult {
   /** Accepted posts whose offsets were not 1..posts, each once (the channel's stream is broken). */
   offsetAnomalies: number;
   /** Publish API latency (ms): cold burst, and the posts after it. */
-  publishMs: { burst: LatencySummary; steady: LatencySummary };
+  publishMs: { burst: LatencySummary; after: LatencySummary };
   origin: OriginCounts;
   deliveries: Record<ClientKind, KindDeliveries>;
   history: HistoryCheck;
