@@ -18,6 +18,7 @@ import { ChatClient, type ChatPublication } from '../src/load/chat-client.js';
 import { stickerScenario } from '../src/scenarios/sticker/index.js';
 import { emptyDeliveries, ReceiptLedger } from '../src/scenarios/sticker/ledger.js';
 import { parseModes } from '../src/scenarios/sticker/options.js';
+import { retryable } from '../src/scenarios/sticker/posting.js';
 import { modeConfig } from '../src/scenarios/sticker/run.js';
 import {
   fallbackAnswer,
@@ -69,11 +70,21 @@ describe('the players and their payloads', () => {
   });
 
   it('posts the sticker with a variant for clients lacking the feature, answered by the fallback RPC', () => {
-    assert.deepEqual(JSON.parse(publishBody(7)), {
+    assert.deepEqual(JSON.parse(publishBody(7, 'post-3')), {
       channel: 'chat:lobby',
       data: { type: 'sticker', id: 'st7', animated: true },
       variants: [{ when: { lacks: 'animated_stickers' }, rpc: { method: 'sticker.fallback', data: { id: 'st7' } } }],
+      idempotency_key: 'post-3',
     });
+  });
+
+  it('retries a post whose outcome is unknown or temporary, never one the server refused', () => {
+    assert.equal(retryable('socket hang up'), true);
+    assert.equal(retryable('read ECONNRESET'), true);
+    assert.equal(retryable('publish: HTTP 200: 100 internal server error'), true);
+    assert.equal(retryable('publish: HTTP 503: unparsable body <html>'), true);
+    assert.equal(retryable('publish: HTTP 200: 107 bad request'), false);
+    assert.equal(retryable('publish: HTTP 401: undefined undefined'), false);
   });
 
   it('reads which payload a delivery carried, and refuses look-alikes', () => {
@@ -168,6 +179,7 @@ function result(mode: ModeResult['mode'], change: (r: ModeResult) => void = () =
     posts: 1000,
     burstPosts: 300,
     publishErrors: {},
+    publishRetries: 0,
     offsetAnomalies: 0,
     publishMs: { burst: deliveries.new.latencyMs.burst, after: deliveries.new.latencyMs.after },
     origin: { calls, stickers: 100, maxPerSticker: calls / 100, stickersCalledAgain: 0, failed: 0 },

@@ -14,12 +14,32 @@ import type { AcceptedPosts } from './ledger.js';
 import { publishBody, type Post } from './stickers.js';
 import type { ModeResult } from './types.js';
 
+/** A post is tried at most this often, through the same node, under the same idempotency key. */
+export const MAX_ATTEMPTS = 3;
+
+/**
+ * retryable tells a failure worth retrying: no HTTP answer at all (the connection failed: e.g. a
+ * keep-alive socket the server closed as idle just as the request was written, "socket hang
+ * up" / ECONNRESET), or Bulwark's temporary answers (100 internal, 111 too many requests, HTTP
+ * 503). The outcome of the first attempt is then unknown: the post carries an idempotency key,
+ * so the retry returns the first result if it was applied (docs/API.md, "Safe retries"), as a
+ * game backend's retry would.
+ */
+export function retryable(message: string): boolean {
+  const m = /HTTP (\d+): (\S+)/.exec(message);
+  if (m === null) return true;
+  return m[1] === '503' || m[2] === '100' || m[2] === '111';
+}
+
 /** PostingOutcome is what the publishers learnt. */
 export interface PostingOutcome {
   accepted: AcceptedPosts;
   /** Posts the server accepted. */
   acceptedCount: number;
+  /** Posts that failed for good (after their retries): each is a lost publication. */
   publishErrors: Record<string, number>;
+  /** Attempts repeated after a failure that may be temporary. */
+  retries: number;
   /** Accepted posts whose offset was out of 1..posts, repeated, or in another epoch. */
   offsetAnomalies: number;
   publishMs: ModeResult['publishMs'];
@@ -49,15 +69,25 @@ export async function runPosts(
   const publishErrors: Record<string, number> = {};
   const latency = { burst: new LatencyRecorder(), after: new LatencyRecorder() };
   let acceptedCount = 0;
+  let retries = 0;
   let offsetAnomalies = 0;
   let epoch: string | undefined;
   let done = 0;
 
-  const post = async (p: Post): Promise<void> => {
+  const post = async (p: Post, index: number): Promise<void> => {
     const api = apis[p.node] as ServerApi;
+    const body = publishBody(p.sticker, `post-${index}`);
     const sentAt = performance.now();
     try {
-      const res = (await api.call('publish', publishBody(p.sticker))) as { offset?: number; epoch?: string };
+      let res: { offset?: number; epoch?: string } | undefined;
+      for (let attempt = 1; res === undefined; attempt++) {
+        try {
+          res = (await api.call('publish', body)) as { offset?: number; epoch?: string };
+        } catch (err) {
+          if (attempt >= MAX_ATTEMPTS || !retryable((err as Error).message)) throw err;
+          retries++;
+        }
+      }
       latency[p.burst ? 'burst' : 'after'].add(performance.now() - sentAt);
       const off = res.offset ?? 0;
       epoch ??= res.epoch;
@@ -70,7 +100,7 @@ export async function runPosts(
       accepted.burst[off] = p.burst ? 1 : 0;
       acceptedCount++;
     } catch (err) {
-      // "publish: HTTP 200: 100 …" → "100"; a socket error by its message.
+      // "publish: HTTP 200: 107 …" → "107"; a socket error by its message.
       const m = /HTTP \d+: (\S+)/.exec((err as Error).message);
       const label = m?.[1] ?? (err as Error).message.slice(0, 60);
       publishErrors[label] = (publishErrors[label] ?? 0) + 1;
@@ -86,7 +116,7 @@ export async function runPosts(
     await mapLimit(
       burst.length,
       burstConcurrency,
-      (i) => post(burst[i] as Post),
+      (i) => post(burst[i] as Post, i),
       () => undefined,
     );
     const t0 = performance.now();
@@ -95,7 +125,7 @@ export async function runPosts(
     for (let i = 0; i < steady.length; i++) {
       const wait = t0 + i * gapMs - performance.now();
       if (wait > 1) await sleep(wait);
-      inFlight.push(post(steady[i] as Post));
+      inFlight.push(post(steady[i] as Post, burst.length + i));
     }
     await Promise.all(inFlight);
   } finally {
@@ -105,6 +135,7 @@ export async function runPosts(
     accepted,
     acceptedCount,
     publishErrors,
+    retries,
     offsetAnomalies,
     publishMs: { burst: roundSummary(latency.burst.summary(), 2), after: roundSummary(latency.after.summary(), 2) },
     startedAt,

@@ -60,7 +60,7 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
       (x) =>
         `  ${x.mode.padEnd(6)} ${CACHE_MODES[x.mode]}: ${fmt(x.origin.calls)} calls; all delivered in ${fmt(x.seconds, 1)} s; ` +
         `bytes per delivery old ${fmt(x.deliveries.old.bytesPerDelivery)}, new ${fmt(x.deliveries.new.bytesPerDelivery)}; ` +
-        `post errors ${fmtCounts(x.publishErrors) || '0'}`,
+        `posts failed ${Object.keys(x.publishErrors).length > 0 ? fmtCounts(x.publishErrors) : '0'} (attempts retried: ${fmt(x.publishRetries)})`,
     ),
     'latency: post = the publish API call; deliv = from the post sent to the player receiving it; burst = the cold burst',
   ];

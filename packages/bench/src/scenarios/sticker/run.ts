@@ -258,6 +258,7 @@ export async function runMode(ctx: ScenarioContext, mode: CacheMode, o: StickerO
       posts: posts.length,
       burstPosts,
       publishErrors: posting.publishErrors,
+      publishRetries: posting.retries,
       offsetAnomalies: posting.offsetAnomalies,
       publishMs: posting.publishMs,
       origin: originCounts(origin.perKey, stats.throttled + stats.abandoned),

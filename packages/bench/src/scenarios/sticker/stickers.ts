@@ -40,14 +40,15 @@ export function fallbackAnswer(id: string): { result: { data: unknown } } {
 /**
  * publishBody is the server API `publish` body of a post of sticker `k`: the sticker as `data`
  * for new builds, and a variant for clients whose token lacks the feature, whose payload the
- * backend answers (docs/API.md, "Publication variants").
+ * backend answers (docs/API.md, "Publication variants"); `key` makes a retry safe.
  */
-export function publishBody(k: number): string {
+export function publishBody(k: number, key: string): string {
   const id = stickerId(k);
   return JSON.stringify({
     channel: CHANNEL,
     data: { type: 'sticker', id, animated: true },
     variants: [{ when: { lacks: FEATURE }, rpc: { method: METHOD, data: { id } } }],
+    idempotency_key: key,
   });
 }
 

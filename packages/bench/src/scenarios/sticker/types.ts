@@ -103,8 +103,10 @@ export interface ModeResult {
   posts: number;
   /** Posts of the cold burst (each sticker once per node, concurrently). */
   burstPosts: number;
-  /** Publish calls that failed (each is a lost publication). */
+  /** Posts that failed for good, after their retries (each is a lost publication). */
   publishErrors: Record<string, number>;
+  /** Publish attempts repeated (same idempotency key) after a failure that may be temporary. */
+  publishRetries: number;
   /** Accepted posts whose offsets were not 1..posts, each once (the channel's stream is broken). */
   offsetAnomalies: number;
   /** Publish API latency (ms): cold burst, and the posts after it. */
