@@ -179,7 +179,7 @@ function result(mode: ModeResult['mode'], change: (r: ModeResult) => void = () =
     posts: 1000,
     burstPosts: 300,
     publishErrors: {},
-    publishRetries: 0,
+    publishRetries: {},
     offsetAnomalies: 0,
     publishMs: { burst: deliveries.new.latencyMs.burst, after: deliveries.new.latencyMs.after },
     origin: { calls, stickers: 100, maxPerSticker: calls / 100, stickersCalledAgain: 0, failed: 0 },
@@ -187,7 +187,7 @@ function result(mode: ModeResult['mode'], change: (r: ModeResult) => void = () =
     history: { clients: 4, publications: 4000, wrong: 0, short: 0 },
     disconnects: {},
     seconds: 12,
-    bulwark: { variantDeliveries: { '0': 5000, default: 5000 }, rpcCache: {} },
+    bulwark: { variantDeliveries: { '0': 5000, default: 5000 }, rpcCache: {}, httpSocketsClosed: {} },
   };
   change(r);
   return r;

@@ -31,6 +31,13 @@ export function retryable(message: string): boolean {
   return m[1] === '503' || m[2] === '100' || m[2] === '111';
 }
 
+/** errorLabel names a failed call for tallies: "publish: HTTP 200: 107 …" → "107"; a socket error by its message. */
+export function errorLabel(err: unknown): string {
+  const message = (err as Error).message;
+  const m = /HTTP \d+: (\S+)/.exec(message);
+  return m?.[1] ?? message.slice(0, 60);
+}
+
 /** PostingOutcome is what the publishers learnt. */
 export interface PostingOutcome {
   accepted: AcceptedPosts;
@@ -38,8 +45,8 @@ export interface PostingOutcome {
   acceptedCount: number;
   /** Posts that failed for good (after their retries): each is a lost publication. */
   publishErrors: Record<string, number>;
-  /** Attempts repeated after a failure that may be temporary. */
-  retries: number;
+  /** Attempts repeated after a failure that may be temporary, by what failed. */
+  retries: Record<string, number>;
   /** Accepted posts whose offset was out of 1..posts, repeated, or in another epoch. */
   offsetAnomalies: number;
   publishMs: ModeResult['publishMs'];
@@ -69,7 +76,7 @@ export async function runPosts(
   const publishErrors: Record<string, number> = {};
   const latency = { burst: new LatencyRecorder(), after: new LatencyRecorder() };
   let acceptedCount = 0;
-  let retries = 0;
+  const retries: Record<string, number> = {};
   let offsetAnomalies = 0;
   let epoch: string | undefined;
   let done = 0;
@@ -85,7 +92,8 @@ export async function runPosts(
           res = (await api.call('publish', body)) as { offset?: number; epoch?: string };
         } catch (err) {
           if (attempt >= MAX_ATTEMPTS || !retryable((err as Error).message)) throw err;
-          retries++;
+          const why = errorLabel(err);
+          retries[why] = (retries[why] ?? 0) + 1;
         }
       }
       latency[p.burst ? 'burst' : 'after'].add(performance.now() - sentAt);
@@ -100,9 +108,7 @@ export async function runPosts(
       accepted.burst[off] = p.burst ? 1 : 0;
       acceptedCount++;
     } catch (err) {
-      // "publish: HTTP 200: 107 …" → "107"; a socket error by its message.
-      const m = /HTTP \d+: (\S+)/.exec((err as Error).message);
-      const label = m?.[1] ?? (err as Error).message.slice(0, 60);
+      const label = errorLabel(err);
       publishErrors[label] = (publishErrors[label] ?? 0) + 1;
     } finally {
       onPosted(++done);

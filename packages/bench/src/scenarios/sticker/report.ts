@@ -8,6 +8,9 @@ import { fmt, fmtCounts, formatTable, p50p99 } from '../../harness/format.js';
 import { CHANNEL } from './stickers.js';
 import { CACHE_MODES, type StickerOptions, type StickerResult } from './types.js';
 
+/** counts renders a tally, "0" when empty. */
+const counts = (c: Record<string, number>): string => (Object.values(c).some((n) => n > 0) ? fmtCounts(c) : '0');
+
 /** stickerTable renders the per-mode table and the comparison lines. */
 export function stickerTable(r: StickerResult, o: StickerOptions): string {
   const header = [
@@ -60,7 +63,8 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
       (x) =>
         `  ${x.mode.padEnd(6)} ${CACHE_MODES[x.mode]}: ${fmt(x.origin.calls)} calls; all delivered in ${fmt(x.seconds, 1)} s; ` +
         `bytes per delivery old ${fmt(x.deliveries.old.bytesPerDelivery)}, new ${fmt(x.deliveries.new.bytesPerDelivery)}; ` +
-        `posts failed ${Object.keys(x.publishErrors).length > 0 ? fmtCounts(x.publishErrors) : '0'} (attempts retried: ${fmt(x.publishRetries)})`,
+        `posts failed ${counts(x.publishErrors)} (attempts retried: ${counts(x.publishRetries)}); ` +
+        `HTTP connections Bulwark closed early: ${counts(x.bulwark.httpSocketsClosed)}`,
     ),
     'latency: post = the publish API call; deliv = from the post sent to the player receiving it; burst = the cold burst',
   ];

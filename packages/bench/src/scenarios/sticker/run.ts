@@ -171,18 +171,18 @@ async function checkHistory(
   return out;
 }
 
-/** readBulwarkCounters sums the variant deliveries and RPC cache counters of every node. */
+/** readBulwarkCounters sums the variant deliveries, RPC cache and HTTP close counters of every node. */
 async function readBulwarkCounters(servers: readonly RunningServer[]): Promise<ModeResult['bulwark']> {
-  const out: ModeResult['bulwark'] = { variantDeliveries: {}, rpcCache: {} };
+  const out: ModeResult['bulwark'] = { variantDeliveries: {}, rpcCache: {}, httpSocketsClosed: {} };
+  const add = (into: Record<string, number>, text: string, metric: string, label: string): void => {
+    for (const [k, v] of metricSeries(text, metric, label)) if (k !== '') into[k] = (into[k] ?? 0) + v;
+  };
   for (const s of servers) {
     try {
       const text = await fetchMetrics(s);
-      for (const [k, v] of metricSeries(text, 'bulwark_variant_deliveries_total', 'variant')) {
-        out.variantDeliveries[k] = (out.variantDeliveries[k] ?? 0) + v;
-      }
-      for (const [k, v] of metricSeries(text, 'bulwark_rpc_cache', 'stat')) {
-        if (k !== '') out.rpcCache[k] = (out.rpcCache[k] ?? 0) + v;
-      }
+      add(out.variantDeliveries, text, 'bulwark_variant_deliveries_total', 'variant');
+      add(out.rpcCache, text, 'bulwark_rpc_cache', 'stat');
+      add(out.httpSocketsClosed, text, 'bulwark_http_sockets_closed_total', 'reason');
     } catch {
       // Counters are for the record only; a node that does not answer leaves them partial.
     }

@@ -105,8 +105,8 @@ export interface ModeResult {
   burstPosts: number;
   /** Posts that failed for good, after their retries (each is a lost publication). */
   publishErrors: Record<string, number>;
-  /** Publish attempts repeated (same idempotency key) after a failure that may be temporary. */
-  publishRetries: number;
+  /** Publish attempts repeated (same idempotency key) after a failure that may be temporary, by what failed. */
+  publishRetries: Record<string, number>;
   /** Accepted posts whose offsets were not 1..posts, each once (the channel's stream is broken). */
   offsetAnomalies: number;
   /** Publish API latency (ms): cold burst, and the posts after it. */
@@ -119,7 +119,12 @@ export interface ModeResult {
   /** From the first post to the last delivery (s). */
   seconds: number;
   /** Bulwark's own counters, summed over the nodes (from /metrics; empty when unread). */
-  bulwark: { variantDeliveries: Record<string, number>; rpcCache: Record<string, number> };
+  bulwark: {
+    variantDeliveries: Record<string, number>;
+    rpcCache: Record<string, number>;
+    /** bulwark_http_sockets_closed_total by reason: HTTP connections Bulwark closed before a request was complete. */
+    httpSocketsClosed: Record<string, number>;
+  };
 }
 
 /** StickerResult is the whole scenario's outcome. */
