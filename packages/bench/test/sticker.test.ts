@@ -187,7 +187,12 @@ function result(mode: ModeResult['mode'], change: (r: ModeResult) => void = () =
     history: { clients: 4, publications: 4000, wrong: 0, short: 0 },
     disconnects: {},
     seconds: 12,
-    bulwark: { variantDeliveries: { '0': 5000, default: 5000 }, rpcCache: {}, httpSocketsClosed: {} },
+    bulwark: {
+      variantDeliveries: { '0': 5000, default: 5000 },
+      rpcCache: {},
+      rpcCacheShared: {},
+      httpSocketsClosed: {},
+    },
   };
   change(r);
   return r;

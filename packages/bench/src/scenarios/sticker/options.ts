@@ -25,7 +25,7 @@ export const flags = {
     name: 'burst-concurrency',
     arg: 'N',
     help: 'publish calls in flight at once in the cold burst',
-    default: 64,
+    default: 32,
     min: 1,
   },
   duration: {

@@ -11,6 +11,10 @@ import { CACHE_MODES, type StickerOptions, type StickerResult } from './types.js
 /** counts renders a tally, "0" when empty. */
 const counts = (c: Record<string, number>): string => (Object.values(c).some((n) => n > 0) ? fmtCounts(c) : '0');
 
+/** sharedTier renders the shared tier's counters that explain an extra origin call. */
+const sharedTier = (c: Record<string, number>): string =>
+  ['lockWaits', 'waitTimeouts', 'redisErrors', 'fallbacks'].map((k) => `${k} ${fmt(c[k] ?? 0)}`).join(', ');
+
 /** stickerTable renders the per-mode table and the comparison lines. */
 export function stickerTable(r: StickerResult, o: StickerOptions): string {
   const header = [
@@ -64,7 +68,8 @@ export function stickerTable(r: StickerResult, o: StickerOptions): string {
         `  ${x.mode.padEnd(6)} ${CACHE_MODES[x.mode]}: ${fmt(x.origin.calls)} calls; all delivered in ${fmt(x.seconds, 1)} s; ` +
         `bytes per delivery old ${fmt(x.deliveries.old.bytesPerDelivery)}, new ${fmt(x.deliveries.new.bytesPerDelivery)}; ` +
         `posts failed ${counts(x.publishErrors)} (attempts retried: ${counts(x.publishRetries)}); ` +
-        `HTTP connections Bulwark closed early: ${counts(x.bulwark.httpSocketsClosed)}`,
+        `HTTP connections Bulwark closed early: ${counts(x.bulwark.httpSocketsClosed)}` +
+        (x.mode === 'shared' ? `; shared tier: ${sharedTier(x.bulwark.rpcCacheShared)}` : ''),
     ),
     'latency: post = the publish API call; deliv = from the post sent to the player receiving it; burst = the cold burst',
   ];

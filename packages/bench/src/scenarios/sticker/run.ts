@@ -64,7 +64,10 @@ export function modeConfig(
     },
     client: { history_max_publication_limit: posts },
     rpc: {
-      proxy: { endpoint: `${originUrl}/rpc`, timeout: '5s' },
+      // Under proxy.cache.shared_wait and the shared tier's 5 s lock (docs/CONFIG.md), so a node
+      // waiting for another's load never gives up on one that is still running; well over the
+      // origin's 20 ms, since the cold burst on a busy machine queues the calls.
+      proxy: { endpoint: `${originUrl}/rpc`, timeout: '3s' },
       without_namespace: { proxy_enabled: true },
     },
     proxy: {
@@ -173,7 +176,7 @@ async function checkHistory(
 
 /** readBulwarkCounters sums the variant deliveries, RPC cache and HTTP close counters of every node. */
 async function readBulwarkCounters(servers: readonly RunningServer[]): Promise<ModeResult['bulwark']> {
-  const out: ModeResult['bulwark'] = { variantDeliveries: {}, rpcCache: {}, httpSocketsClosed: {} };
+  const out: ModeResult['bulwark'] = { variantDeliveries: {}, rpcCache: {}, rpcCacheShared: {}, httpSocketsClosed: {} };
   const add = (into: Record<string, number>, text: string, metric: string, label: string): void => {
     for (const [k, v] of metricSeries(text, metric, label)) if (k !== '') into[k] = (into[k] ?? 0) + v;
   };
@@ -182,6 +185,7 @@ async function readBulwarkCounters(servers: readonly RunningServer[]): Promise<M
       const text = await fetchMetrics(s);
       add(out.variantDeliveries, text, 'bulwark_variant_deliveries_total', 'variant');
       add(out.rpcCache, text, 'bulwark_rpc_cache', 'stat');
+      add(out.rpcCacheShared, text, 'bulwark_rpc_cache_shared', 'stat');
       add(out.httpSocketsClosed, text, 'bulwark_http_sockets_closed_total', 'reason');
     } catch {
       // Counters are for the record only; a node that does not answer leaves them partial.

@@ -122,6 +122,8 @@ export interface ModeResult {
   bulwark: {
     variantDeliveries: Record<string, number>;
     rpcCache: Record<string, number>;
+    /** bulwark_rpc_cache_shared by stat: the shared tier's waits, wait timeouts and Redis fallbacks (each fallback or timeout may be an extra origin call). */
+    rpcCacheShared: Record<string, number>;
     /** bulwark_http_sockets_closed_total by reason: HTTP connections Bulwark closed before a request was complete. */
     httpSocketsClosed: Record<string, number>;
   };
