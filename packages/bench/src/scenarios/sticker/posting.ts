@@ -17,6 +17,18 @@ import type { ModeResult } from './types.js';
 /** A post is tried at most this often, through the same node, under the same idempotency key. */
 export const MAX_ATTEMPTS = 3;
 
+/** Bound on one publish call: past it the attempt counts as failed (outcome unknown: retried). */
+export const CALL_TIMEOUT_MS = 15_000;
+
+/** withTimeout rejects with "no answer in N ms" when `p` has not settled after `ms` (the call itself is left to the agent's close). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * retryable tells a failure worth retrying: no HTTP answer at all (the connection failed: e.g. a
  * keep-alive socket the server closed as idle just as the request was written, "socket hang
@@ -89,7 +101,7 @@ export async function runPosts(
       let res: { offset?: number; epoch?: string } | undefined;
       for (let attempt = 1; res === undefined; attempt++) {
         try {
-          res = (await api.call('publish', body)) as { offset?: number; epoch?: string };
+          res = (await withTimeout(api.call('publish', body), CALL_TIMEOUT_MS)) as { offset?: number; epoch?: string };
         } catch (err) {
           if (attempt >= MAX_ATTEMPTS || !retryable((err as Error).message)) throw err;
           const why = errorLabel(err);
