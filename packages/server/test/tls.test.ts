@@ -17,7 +17,8 @@ import { loadConfig } from '../src/config/load.js';
 import type { BulwarkError } from '../src/errors.js';
 import { Node } from '../src/node.js';
 import { describeIf, freePort } from './helpers/redis.js';
-import { newCentrifuge, nextEvent, startTestServer } from './helpers/server.js';
+import { startBulwark, writeConfigFile } from './helpers/process.js';
+import { newCentrifuge, nextEvent, startTestServer, waitUntil } from './helpers/server.js';
 
 function opensslMissing(): string | undefined {
   try {
@@ -129,6 +130,29 @@ describeIf('TLS in process', opensslMissing(), () => {
       (err: BulwarkError) => err.code === 'BW_ERR_TLS',
     );
     assert.equal(await peerCommonName(port, readFileSync(second.cert)), 'bulwark-two');
+  });
+
+  it('bulwark start reloads the certificate on SIGHUP without a restart', async (t) => {
+    const one = selfSigned('hup-one');
+    const two = selfSigned('hup-two');
+    const cert = join(dir, 'live.crt');
+    const key = join(dir, 'live.key');
+    writeFileSync(cert, readFileSync(one.cert));
+    writeFileSync(key, readFileSync(one.key));
+    const cfg = writeConfigFile({
+      http_server: { address: '127.0.0.1', tls: { enabled: true, cert_pem_file: cert, key_pem_file: key } },
+      client: { insecure: true },
+      http_api: { insecure: true },
+      log: { level: 'info' },
+    });
+    t.after(() => cfg.remove());
+    const proc = await startBulwark(cfg.path, {}, t);
+    assert.equal(await peerCommonName(proc.port, readFileSync(one.cert)), 'hup-one');
+    writeFileSync(cert, readFileSync(two.cert));
+    writeFileSync(key, readFileSync(two.key));
+    process.kill(proc.pid, 'SIGHUP');
+    await waitUntil(() => proc.stdout.includes('tls certificate reloaded'), 5000, 'the reload log line');
+    assert.equal(await peerCommonName(proc.port, readFileSync(two.cert)), 'hup-two');
   });
 
   it('refuses missing, non-PEM and mismatched files with BW_ERR_TLS naming them', () => {

@@ -169,7 +169,7 @@ export async function startBulwark(
     port = await withTimeout(
       new Promise<number>((resolve, reject) => {
         const check = (): void => {
-          const m = /listening on http:\/\/[^\s:]+:(\d+)/.exec(cli.stderr);
+          const m = /listening on https?:\/\/[^\s:]+:(\d+)/.exec(cli.stderr);
           if (m) resolve(Number(m[1]));
         };
         proc.stderr.on('data', check);
