@@ -167,6 +167,39 @@ describe('publication variants from a cacheable RPC', () => {
   });
 });
 
+describe('publication variants with the connect proxy', () => {
+  it('takes the features the connect proxy answers, as the token claim', async (t) => {
+    const origin = await OriginServer.start();
+    t.after(() => origin.close());
+    origin.route('/connect', (req: OriginRequest) => {
+      const body = req.body as { client: string; data?: { build?: string } };
+      const modern = body.data?.build === 'modern';
+      return { body: { result: { user: body.client, ...(modern ? { features: ['animated_stickers'] } : {}) } } };
+    });
+    const srv = await startTestServer({
+      client: { proxy: { connect: { enabled: true, endpoint: `${origin.url}/connect` } } },
+    });
+    t.after(() => srv.close());
+    const connectAs = async (build: string): Promise<unknown[]> => {
+      const c = newCentrifuge(srv.url, { data: { build }, name: 'android', version: '5.0' });
+      t.after(() => c.disconnect());
+      const got: unknown[] = [];
+      const sub = c.newSubscription('news:stickers');
+      sub.on('publication', (ctx) => got.push(ctx.data));
+      const subscribed = nextEvent(sub, 'subscribed', 3000);
+      sub.subscribe();
+      c.connect();
+      await subscribed;
+      return got;
+    };
+    const modern = await connectAs('modern');
+    const legacy = await connectAs('legacy');
+    await srv.api('publish', { channel: 'news:stickers', data: sticker, variants });
+    await waitUntil(() => modern.length === 1 && legacy.length === 1, 3000, 'both got it');
+    assert.deepEqual([modern[0], legacy[0]], [sticker, upgrade]);
+  });
+});
+
 await describeRedis('publication variants across nodes on Redis', () => {
   const prefix = uniquePrefix();
   after(() => removeKeys(prefix).then(() => undefined));

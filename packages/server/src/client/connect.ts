@@ -60,7 +60,7 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
       expireAt: out.expireAt,
       info: out.info,
       meta: out.meta === undefined ? undefined : asRaw(out.meta),
-      profile: profileOf(req.name, req.version),
+      profile: profileOf(req.name, req.version, out.features),
       channels: out.channels,
       subs: out.subs,
       data: out.data,

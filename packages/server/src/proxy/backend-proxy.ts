@@ -53,6 +53,8 @@ export interface ConnectOutcome {
   channels: string[];
   subs: Record<string, TokenSubscribeOptions>;
   meta?: Record<string, unknown> | undefined;
+  /** What the client can render (Bulwark's `features`), for publication variants. */
+  features?: string[] | undefined;
 }
 
 /** RefreshOutcome prolongs or ends a connection or subscription. */
@@ -149,6 +151,7 @@ export class BackendProxy {
       channels: r.channels ?? [],
       subs,
       meta: r.meta ?? undefined,
+      features: r.features ?? undefined,
     };
   }
 

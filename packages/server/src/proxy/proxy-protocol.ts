@@ -88,6 +88,8 @@ export const connectResultSchema = z
     channels: z.array(z.string()).nullish(),
     subs: z.record(z.string(), subscribeOptionsSchema).nullish(),
     meta: z.record(z.string(), z.unknown()).nullish(),
+    // Bulwark's own: what the client can render, for publication variants (as the token's claim).
+    features: z.array(z.string().min(1).max(64)).max(64).nullish(),
   })
   .superRefine(noBase64);
 
