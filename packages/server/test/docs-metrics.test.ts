@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { it } from 'node:test';
+import { before, it } from 'node:test';
 import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
 import { startTestServer } from './helpers/server.js';
 
@@ -73,34 +73,37 @@ function deployMentions(): Map<string, string[]> {
   return names;
 }
 
+/** missingFrom lists the names of `mentions` that `names` lacks (a name ending in `_` is a prefix). */
+function missingFrom(names: Set<string>, mentions: Map<string, string[]>): string[] {
+  return [...mentions]
+    .filter(([name]) => (name.endsWith('_') ? ![...names].some((n) => n.startsWith(name)) : !names.has(name)))
+    .map(([name, files]) => `${name} (${files.join(', ')})`);
+}
+
 void describeRedis('docs: metric names', () => {
-  it('every metric the docs mention exists in /metrics', async (t) => {
+  let names: Set<string>;
+  before(async () => {
     const prefix = uniquePrefix();
     const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
-    t.after(async () => {
+    try {
+      names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+    } finally {
       await srv.close();
       await removeKeys(prefix);
-    });
-    const names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+    }
+  });
+
+  it('every metric the docs mention exists in /metrics', () => {
     const mentions = docMentions();
     assert.ok(mentions.size > 10, `found only ${mentions.size} metric names in the docs`);
-    const missing = [...mentions]
-      .filter(([name]) => (name.endsWith('_') ? ![...names].some((n) => n.startsWith(name)) : !names.has(name)))
-      .map(([name, files]) => `${name} (${files.join(', ')})`);
+    const missing = missingFrom(names, mentions);
     assert.deepEqual(missing, [], `metric names in the docs that /metrics does not have: ${missing.join('; ')}`);
   });
 
-  it('every metric the alert rules and the Grafana dashboard query exists in /metrics', async (t) => {
-    const prefix = uniquePrefix();
-    const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
-    t.after(async () => {
-      await srv.close();
-      await removeKeys(prefix);
-    });
-    const names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+  it('every metric the alert rules and the Grafana dashboard query exists in /metrics', () => {
     const mentions = deployMentions();
     assert.ok(mentions.size > 15, `found only ${mentions.size} metric names in deploy/`);
-    const missing = [...mentions].filter(([name]) => !names.has(name)).map(([n, f]) => `${n} (${f.join(', ')})`);
+    const missing = missingFrom(names, mentions);
     assert.deepEqual(missing, [], `metric names in deploy/ that /metrics does not have: ${missing.join('; ')}`);
   });
 });

@@ -26,6 +26,44 @@ export interface BrokerFixture {
   cleanup: () => Promise<void>;
 }
 
+/** BrokerUnderTest is the current test's started broker, what it delivered, and its helpers. */
+export interface BrokerUnderTest {
+  fx: BrokerFixture;
+  broker: Broker;
+  rec: Recorder;
+  /** ch returns a channel name unique to this test. */
+  ch(suffix?: string): string;
+  /** advance moves the engine's clock by `ms`, or sleeps that long when it has none. */
+  advance(ms: number): Promise<void>;
+}
+
+/**
+ * useBrokerFixture registers, in the enclosing describe, a fresh started broker per test from
+ * `factory` (with a recording handler), cleaned up after it; the returned object always holds
+ * the current test's.
+ */
+export function useBrokerFixture(factory: () => Promise<BrokerFixture>): BrokerUnderTest {
+  let prefix = '';
+  const t = {
+    ch: (suffix = 'c'): string => `${prefix}${suffix}`,
+    advance: async (ms: number): Promise<void> => {
+      if (t.fx.advance !== undefined) await t.fx.advance(ms);
+      else await sleep(ms);
+    },
+  } as BrokerUnderTest;
+  beforeEach(async () => {
+    t.fx = await factory();
+    t.broker = t.fx.broker;
+    t.rec = new Recorder();
+    prefix = `conf-${randomBytes(4).toString('hex')}-`;
+    await t.broker.start(t.rec);
+  });
+  afterEach(async () => {
+    await t.fx.cleanup();
+  });
+  return t;
+}
+
 /**
  * runBrokerSuite registers the Broker conformance tests under `describe(name)`. `factory` is
  * called once per test and must return a broker that was not started; the suite starts it
@@ -33,28 +71,13 @@ export interface BrokerFixture {
  */
 export function runBrokerSuite(name: string, factory: () => Promise<BrokerFixture>): void {
   describe(name, () => {
-    let fx: BrokerFixture;
+    const t = useBrokerFixture(factory);
+    // The tests below read the current test's broker through these.
     let broker: Broker;
     let rec: Recorder;
-    let prefix: string;
-
-    /** ch returns a channel name unique to this test. */
-    const ch = (suffix = 'c'): string => `${prefix}${suffix}`;
-    const advance = async (ms: number): Promise<void> => {
-      if (fx.advance !== undefined) await fx.advance(ms);
-      else await sleep(ms);
-    };
-
-    beforeEach(async () => {
-      fx = await factory();
-      broker = fx.broker;
-      rec = new Recorder();
-      prefix = `conf-${randomBytes(4).toString('hex')}-`;
-      await broker.start(rec);
-    });
-
-    afterEach(async () => {
-      await fx.cleanup();
+    const { ch, advance } = t;
+    beforeEach(() => {
+      ({ broker, rec } = t);
     });
 
     it('assigns offsets 1..n in order within one epoch', async () => {

@@ -8,38 +8,34 @@
  * @module
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import type { Broker, PublishOptions } from '../../src/engine/broker.js';
 import { asRaw } from '../../src/protocol/types.js';
-import { type BrokerFixture, LONG, MARGIN, Recorder, sleep, TTL, waitFor, withHistory } from './broker.case.js';
+import {
+  type BrokerFixture,
+  LONG,
+  MARGIN,
+  type Recorder,
+  sleep,
+  TTL,
+  useBrokerFixture,
+  waitFor,
+  withHistory,
+} from './broker.case.js';
 
 /** runPublishGuardSuite registers the idempotency and version tests under `describe(name)`. */
 export function runPublishGuardSuite(name: string, factory: () => Promise<BrokerFixture>): void {
   describe(name, () => {
-    let fx: BrokerFixture;
+    const t = useBrokerFixture(factory);
     let broker: Broker;
     let rec: Recorder;
-    let prefix: string;
-    const ch = (suffix = 'c'): string => `${prefix}${suffix}`;
-    const advance = async (ms: number): Promise<void> => {
-      if (fx.advance !== undefined) await fx.advance(ms);
-      else await sleep(ms);
-    };
+    const { ch, advance } = t;
+    beforeEach(() => {
+      ({ broker, rec } = t);
+    });
     /** settle lets an asynchronous engine deliver what it is going to deliver. */
-    const settle = () => sleep(fx.advance === undefined ? 100 : 0);
+    const settle = () => sleep(t.fx.advance === undefined ? 100 : 0);
     const keyed = (key: string, over: Partial<PublishOptions> = {}) => withHistory({ idempotencyKey: key, ...over });
-
-    beforeEach(async () => {
-      fx = await factory();
-      broker = fx.broker;
-      rec = new Recorder();
-      prefix = `guard-${randomBytes(4).toString('hex')}-`;
-      await broker.start(rec);
-    });
-    afterEach(async () => {
-      await fx.cleanup();
-    });
 
     it('publishes a repeated idempotency key once and answers the first result', async () => {
       await broker.subscribe(ch());
