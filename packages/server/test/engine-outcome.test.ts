@@ -7,10 +7,10 @@
  * free port; skipped without `redis-server`, unless BULWARK_REQUIRE_SERVICES=1.
  */
 import assert from 'node:assert/strict';
-import { after, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { describeIf, RedisServer, redisServerMissing, uniquePrefix } from './helpers/redis.js';
-import { connectedAs, startTestServer, waitUntil } from './helpers/server.js';
+import { it } from 'node:test';
+import { privateRedisNode } from './helpers/private-redis-node.js';
+import { describeIf, redisServerMissing } from './helpers/redis.js';
+import { connectedAs, waitUntil } from './helpers/server.js';
 import { track } from './helpers/tracked.js';
 
 const unknownApi = { code: 100, message: 'engine unavailable, outcome unknown: it may have been applied' };
@@ -18,31 +18,10 @@ const temporaryApi = { code: 100, message: 'engine unavailable, retry later', te
 const PAUSE_MS = 2000;
 
 describeIf('engine failures: not applied vs outcome unknown', redisServerMissing(), () => {
-  const servers: RedisServer[] = [];
-  after(async () => {
-    await Promise.all(servers.map((s) => s.destroy()));
-  });
-
   it('a publish Redis received but did not answer in time is "outcome unknown"; a read and a refused publish are temporary', async (t) => {
-    const server = await RedisServer.start();
-    servers.push(server);
-    const srv = await startTestServer({
-      engine: {
-        type: 'redis',
-        redis: {
-          address: [server.url],
-          prefix: uniquePrefix(),
-          connect_timeout: '300ms',
-          io_timeout: '400ms',
-          reconnect_max_delay: '300ms',
-        },
-      },
-    });
-    t.after(() => srv.close());
+    const { redis: server, srv, admin } = await privateRedisNode(t);
     const client = await connectedAs(srv, t, 'alice');
     const tr = await track(client, 'chat:paused');
-    const admin = new Redis(server.url);
-    t.after(() => admin.disconnect());
     // A first publish loads the publish script, as on any node that has been running a while
     // (a held EVALSHA of an unknown script would fail with NOSCRIPT once Redis resumes).
     assert.deepEqual((await srv.api('publish', { channel: 'chat:paused', data: { n: 0 } })).body.result?.offset, 1);

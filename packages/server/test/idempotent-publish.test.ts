@@ -9,18 +9,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
 import { signConnectionToken } from '../src/auth/token-signer.js';
+import { privateRedisNode } from './helpers/private-redis-node.js';
 import { callApi, startBulwark, writeConfigFile } from './helpers/process.js';
-import {
-  describeIf,
-  describeRedis,
-  RedisServer,
-  redisServerMissing,
-  redisUrl,
-  removeKeys,
-  uniquePrefix,
-} from './helpers/redis.js';
+import { describeIf, describeRedis, redisServerMissing, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
 import {
   baseNamespaces,
   connected,
@@ -169,28 +161,9 @@ await describeRedis('idempotent publish across processes on Redis', () => {
 });
 
 describeIf('idempotent publish through a Redis pause', redisServerMissing(), () => {
-  const servers: RedisServer[] = [];
-  after(() => Promise.all(servers.map((s) => s.destroy())).then(() => undefined));
-
   it('a publish answered during the pause is retried safely with its key: each stored once', async (t: TestContext) => {
-    const server = await RedisServer.start();
-    servers.push(server);
-    const srv = await startTestServer({
-      engine: {
-        type: 'redis',
-        redis: {
-          address: [server.url],
-          prefix: uniquePrefix(),
-          connect_timeout: '300ms',
-          io_timeout: '400ms',
-          reconnect_max_delay: '300ms',
-        },
-      },
-    });
-    t.after(() => srv.close());
+    const { srv, admin } = await privateRedisNode(t);
     const tr = await track(await connectedAs(srv, t, 'alice'), 'chat:paused');
-    const admin = new Redis(server.url);
-    t.after(() => admin.disconnect());
     // Load the publish script before the pause, as on any node that has been running a while.
     await srv.api('publish', { channel: 'chat:paused', data: { n: 0 }, idempotency_key: 'warm' });
     await waitUntil(() => tr.received.length === 1, 3000, 'the first publication');
