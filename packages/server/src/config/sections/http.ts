@@ -97,6 +97,15 @@ export const httpApiSection = z
       .min(1)
       .default(256)
       .describe('Longest `channels` pattern in characters (Bulwark addition); a longer one is refused with 107.'),
+    batch_max_commands: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(1000)
+      .describe(
+        'Most commands one `batch` request or one newline-delimited request to /api may carry (Bulwark addition; Centrifugo bounds them by the body size only). A larger one is refused whole with 106 and nothing runs.',
+      ),
   })
   .prefault({});
 
