@@ -12,6 +12,9 @@ import { parseBody } from '../util/request-body.js';
 import { methodNotFound, runApiCommand, type ApiCallContext, type ApiOutcome } from './api-call.js';
 import { isApiMethod, type ApiContext, type ApiMethod } from './api-methods.js';
 
+/** batchMethod is the name of the `batch` method (`POST /api/batch`). */
+export const batchMethod = 'batch';
+
 const batchSchema = z.object({
   commands: z.array(z.unknown()).default([]),
   parallel: z.boolean().default(false),

@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import { runBatch } from './api-batch.js';
+import { batchMethod, runBatch } from './api-batch.js';
 import { methodNotFound, runApiCommand } from './api-call.js';
 import { isApiMethod, type ApiContext } from './api-methods.js';
 import { runPipeline } from './api-pipeline.js';
@@ -90,7 +90,7 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
     }
     // `/api` itself (with or without the slash) is the newline-delimited form.
     const pipeline = method === '';
-    if (!pipeline && method !== 'batch' && !isApiMethod(method)) {
+    if (!pipeline && method !== batchMethod && !isApiMethod(method)) {
       sendJson(res, 404, { error: methodNotFound });
       return;
     }
@@ -123,7 +123,7 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         return;
       }
     }
-    if (method === 'batch') {
+    if (method === batchMethod) {
       try {
         const replies = await runBatch(transport, ctx, parsed);
         transport.metrics.apiCommands.inc({ method, result: 'ok' });
