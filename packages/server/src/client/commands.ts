@@ -7,9 +7,10 @@
  */
 import { ChannelRules } from '../channel-rules.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
-import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
+import { requireChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
 
 /** checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
@@ -28,6 +29,7 @@ function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', targe
 
 /** publish runs the client `publish` command (through the publish proxy where one is set). */
 export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(channel);
   // With the publish proxy the backend decides instead of the allow_publish_* options.
@@ -47,6 +49,7 @@ export async function publish(s: SessionCore, channel: string, data: unknown): P
 
 /** presence runs `presence` (every entry) or, with `statsOnly`, `presence_stats` (counts). */
 export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(channel);
   if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
@@ -61,6 +64,7 @@ export async function presence(s: SessionCore, channel: string, statsOnly: boole
 
 /** history runs `history`; a limit below 0 or over client.history_max_publication_limit reads that maximum. */
 export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: Reply }> {
+  requireChannel(req.channel);
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(req.channel);
   if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
@@ -80,13 +84,24 @@ export async function history(s: SessionCore, req: HistoryRequest): Promise<{ re
 
 /**
  * rpc runs `rpc`: a handler registered in-process (node.rpc) wins over the RPC proxy of the
- * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc).
+ * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc). Without
+ * a route, as Centrifugo answers: 108 when the node has no RPC at all (no handler, no RPC proxy)
+ * or the method's RPC namespace has its proxy off; 104 when the method's RPC namespace is not
+ * configured, or when only handlers exist and none is this method's.
  */
 export async function rpc(s: SessionCore, method: string, data: unknown): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const handler = ctx.rpcHandlers.get(method);
-  const target = handler === undefined ? ctx.proxies.rpc(method) : undefined;
-  if (!handler && !target) throw new ProtocolError(ErrorCode.MethodNotFound);
+  let target: ProxyTarget | undefined;
+  if (handler === undefined) {
+    if (!ctx.proxies.rpcProxying) {
+      throw new ProtocolError(ctx.rpcHandlers.size > 0 ? ErrorCode.MethodNotFound : ErrorCode.NotAvailable);
+    }
+    const route = ctx.proxies.rpc(method);
+    if (route === 'unknown_namespace') throw new ProtocolError(ErrorCode.MethodNotFound);
+    if (route === 'not_enabled') throw new ProtocolError(ErrorCode.NotAvailable);
+    target = route;
+  }
   checkKillSwitch(s, 'rpc', method);
   if (handler) {
     const out = await handler(data, s.rpcContext());
@@ -98,8 +113,14 @@ export async function rpc(s: SessionCore, method: string, data: unknown): Promis
   return { reply: { method: 'rpc', result: { data: out } } };
 }
 
-/** send hands a client's fire-and-forget message to the node's message handler (no reply). */
+/**
+ * send hands a client's fire-and-forget message to the node's message handler (no reply).
+ * Without a handler the connection is closed with 3508, as Centrifugo does: `send` has no reply,
+ * so a disconnect is the only way the client can learn the server does not take messages.
+ */
 export async function send(s: SessionCore, data: unknown): Promise<undefined> {
-  await s.ctx.messageHandler?.(data, s.rpcContext());
+  const handler = s.ctx.messageHandler;
+  if (handler === undefined) throw new DisconnectError(disconnect(DisconnectCode.NotAvailable));
+  await handler(data, s.rpcContext());
   return undefined;
 }

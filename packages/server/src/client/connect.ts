@@ -61,8 +61,9 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
       data: out.data,
     };
   }
+  // No credentials: Centrifugo closes with 3501 (the SDK does not reconnect), not an error reply.
   if (!ctx.permissions.anonymousAllowed(cfg.allow_anonymous_connect_without_token)) {
-    throw new ProtocolError(ErrorCode.Unauthorized);
+    throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
   }
   return { user: '', expireAt: 0, info: undefined, meta: undefined, channels: [], subs: undefined };
 }
@@ -143,6 +144,10 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
 export async function refresh(s: SessionCore, token: string): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   ctx.permissions.checkRefresh();
+  // As Centrifugo: a refresh without a token, or while the refresh proxy prolongs this
+  // connection (server-side refresh), is a broken client: 3501.
+  if (token === '' || ctx.proxies.refresh !== undefined)
+    throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
   const claims = await ctx.verifyConnectToken(token, s.user).catch((err: unknown) => {
     if (err instanceof ProtocolError && err.code === ErrorCode.TokenExpired) {
       throw new DisconnectError(disconnect(DisconnectCode.Expired));

@@ -52,6 +52,7 @@ import {
   subRefreshCommand,
   subscribeCommand,
   unsubscribe,
+  unsubscribeCommand,
 } from './subscribe.js';
 import type { SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
@@ -308,7 +309,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'subscribe':
         return subscribeCommand(this, cmd.req);
       case 'unsubscribe':
-        return unsubscribe(this, cmd.req.channel).then(() => ({ reply: { method: 'unsubscribe' } }));
+        return unsubscribeCommand(this, cmd.req.channel);
       case 'publish':
         return publish(this, cmd.req.channel, cmd.req.data);
       case 'presence':
@@ -317,8 +318,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
         return presence(this, cmd.req.channel, true);
       case 'history':
         return history(this, cmd.req);
-      case 'ping':
-        return { reply: { method: 'ping' } };
+      case 'ping': // Centrifugo answers 108: protocol v2 has no ping command for SDKs.
+        throw new ProtocolError(ErrorCode.NotAvailable);
       case 'send':
         return send(this, cmd.req.data);
       case 'rpc':

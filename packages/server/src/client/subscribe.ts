@@ -12,11 +12,19 @@
  */
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
-import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
+import {
+  DisconnectCode,
+  DisconnectError,
+  ErrorCode,
+  ProtocolError,
+  UnsubscribeCode,
+  disconnect,
+} from '../protocol/codes.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
+import { requireChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 
@@ -54,6 +62,7 @@ export async function subscribeCommand(
   s: SessionCore,
   req: SubscribeRequest,
 ): Promise<{ reply: Reply; after: () => void }> {
+  requireChannel(req.channel);
   const ctx = s.ctx;
   const rc = ctx.rules.resolve(req.channel);
   if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
@@ -277,10 +286,24 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
   if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
 }
 
-/** subRefreshCommand runs the client `sub_refresh` command (a new subscription token). */
+/** unsubscribeCommand runs the client `unsubscribe` command (also when not subscribed). */
+export async function unsubscribeCommand(s: SessionCore, channel: string): Promise<{ reply: Reply }> {
+  requireChannel(channel);
+  await unsubscribe(s, channel);
+  return { reply: { method: 'unsubscribe' } };
+}
+
+/**
+ * subRefreshCommand runs the client `sub_refresh` command (a new subscription token). As in
+ * Centrifugo: not subscribed is 103; a subscription the sub_refresh proxy prolongs must not be
+ * refreshed by the client (3501); a missing token is 107.
+ */
 export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const state = s.subs.get(channel);
   if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
+  if (state.subRefreshProxy !== undefined) throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
+  if (token === '') throw new ProtocolError(ErrorCode.BadRequest, 'bad request: token required');
   const claims = await s.ctx.verifySubscriptionToken(token, channel, s.user, s.id, 'sub_refresh');
   state.expireAt = claims.expireAt * 1000;
   s.subsChanged();
