@@ -5,7 +5,7 @@
  * other handlers exist), the `ping` command (108), `send` without a message handler (3508), a
  * connect without credentials (3501), a channel command without a channel (3501), a name
  * channel_regex rejects (107), `refresh` without a token or under the refresh proxy (3501),
- * `sub_refresh` without a token (107), and the API's `history_remove` where the namespace keeps
+ * `sub_refresh` without a token (107), a token whose `expire_at` is past (110), and the API's `history_remove` where the namespace keeps
  * no history (108) and `unsubscribe` of an unknown namespace (102).
  */
 import assert from 'node:assert/strict';
@@ -156,6 +156,29 @@ describe('client protocol error codes as Centrifugo answers them', () => {
     const d = await connectedRaw(t, proxied);
     d.send({ id: 5, refresh: { token: await proxied.token('ann') } });
     assert.equal((await d.waitClose()).code, 3501);
+  });
+
+  it('a token whose expire_at is already past: connect and subscribe are answered 110 expired', async (t) => {
+    const srv = await start(t);
+    const past = Math.floor(Date.now() / 1000) - 10;
+    const c = await rawClient(srv.url);
+    t.after(() => c.close());
+    assert.deepEqual((await c.connect(await srv.token('ann', { expireAt: past }))).error, {
+      code: 110,
+      message: 'expired',
+    });
+    const d = await connectedRaw(t, srv, 'bob');
+    const sub = await d.call('subscribe', {
+      channel: 'chat:e',
+      token: await srv.subToken('bob', 'chat:e', { expireAt: past }),
+    });
+    assert.deepEqual(sub.error, { code: 110, message: 'expired' });
+    const later = Math.floor(Date.now() / 1000) + 60;
+    const ok = await d.call('subscribe', {
+      channel: 'chat:e',
+      token: await srv.subToken('bob', 'chat:e', { expireAt: later }),
+    });
+    assert.equal(ok.subscribe?.expires, true, JSON.stringify(ok));
   });
 
   it('sub_refresh without a token is 107; not subscribed stays 103', async (t) => {

@@ -74,6 +74,8 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
   const cfg = ctx.config.client;
   const grant = await authenticate(s, req);
   if (s.state !== 'connecting') throw new ProtocolError(ErrorCode.BadRequest);
+  // As Centrifugo: credentials that expire before now (a past `expire_at`) are refused with 110.
+  if (grant.expireAt > 0 && grant.expireAt < Date.now()) throw new ProtocolError(ErrorCode.Expired);
   const user = grant.user;
   if (cfg.user_connection_limit > 0 && user !== '' && ctx.hub.userConnectionCount(user) >= cfg.user_connection_limit) {
     ctx.metrics.reject('user_connection_limit');

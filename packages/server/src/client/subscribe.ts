@@ -87,6 +87,9 @@ export async function subscribeCommand(
       ctx.permissions.checkSubscribe(rc, s.user);
     }
   }
+  const expireAt = claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0);
+  // As Centrifugo: a subscription that would already be expired is refused with 110.
+  if (expireAt > 0 && expireAt <= Date.now()) throw new ProtocolError(ErrorCode.Expired);
   const made = await subscribe(s, rc, {
     recover: req.recover === true,
     offset: req.offset ?? 0,
@@ -96,7 +99,7 @@ export async function subscribeCommand(
     wantJoinLeave: req.join_leave === true,
     chanInfo: claims?.info ?? proxied?.info,
     data: claims?.data ?? proxied?.data,
-    expireAt: claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0),
+    expireAt,
     serverSide: false,
     override: claims?.override ?? proxied?.override,
     subRefreshProxy,
