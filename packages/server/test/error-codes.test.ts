@@ -6,7 +6,8 @@
  * connect without credentials (3501), a channel command without a channel (3501), a name
  * channel_regex rejects (107), `refresh` without a token or under the refresh proxy (3501),
  * `sub_refresh` without a token (107), a token whose `expire_at` is past (110), and the API's `history_remove` where the namespace keeps
- * no history (108) and `unsubscribe` of an unknown namespace (102).
+ * no history (108) and `unsubscribe` of an unknown namespace (102); and the anonymous
+ * permission options, which extend the client and subscriber ones instead of standing alone.
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
@@ -190,6 +191,65 @@ describe('client protocol error codes as Centrifugo answers them', () => {
       code: 107,
       message: 'bad request: token required',
     });
+  });
+});
+
+describe('anonymous permissions as Centrifugo decides them (103 otherwise)', () => {
+  it('allow_*_for_anonymous extends the client and subscriber options; alone it allows nothing', async (t) => {
+    const srv = await start(t, {
+      client: { allow_anonymous_connect_without_token: true },
+      channel: {
+        namespaces: [
+          {
+            // Only the anonymous flags: Centrifugo refuses everything here.
+            name: 'anononly',
+            history_size: 10,
+            history_ttl: '60s',
+            presence: true,
+            allow_subscribe_for_anonymous: true,
+            allow_publish_for_anonymous: true,
+            allow_presence_for_anonymous: true,
+            allow_history_for_anonymous: true,
+          },
+          {
+            // Client and subscriber options without the anonymous flags: users only.
+            name: 'users',
+            history_size: 10,
+            history_ttl: '60s',
+            presence: true,
+            allow_subscribe_for_client: true,
+            allow_publish_for_subscriber: true,
+            allow_presence_for_subscriber: true,
+            allow_history_for_subscriber: true,
+          },
+          {
+            name: 'both',
+            allow_subscribe_for_client: true,
+            allow_subscribe_for_anonymous: true,
+            allow_publish_for_subscriber: true,
+            allow_publish_for_anonymous: true,
+          },
+        ],
+      },
+    });
+    const anon = await rawClient(srv.url);
+    t.after(() => anon.close());
+    assert.ok((await anon.connect()).connect);
+    const code = async (method: string, body: object): Promise<number | undefined> =>
+      (await anon.call(method, body)).error?.code;
+    assert.equal(await code('subscribe', { channel: 'anononly:a' }), 103);
+    assert.equal(await code('publish', { channel: 'anononly:a', data: 1 }), 103);
+    assert.equal(await code('presence', { channel: 'anononly:a' }), 103);
+    assert.equal(await code('history', { channel: 'anononly:a' }), 103);
+    assert.equal(await code('subscribe', { channel: 'users:a' }), 103);
+    assert.equal(await code('subscribe', { channel: 'both:a' }), undefined);
+    assert.equal(await code('publish', { channel: 'both:a', data: 1 }), undefined, 'anonymous subscriber may publish');
+
+    const user = await connectedRaw(t, srv, 'ann');
+    assert.ok((await user.call('subscribe', { channel: 'users:a' })).subscribe);
+    assert.equal((await user.call('publish', { channel: 'users:a', data: 1 })).error, undefined);
+    assert.equal((await user.call('history', { channel: 'users:a' })).error, undefined);
+    assert.equal((await user.call('subscribe', { channel: 'anononly:a' })).error?.code, 103);
   });
 });
 
