@@ -67,6 +67,15 @@ export class ChannelRules {
   }
 
   /**
+   * clientNameAllowed tells whether a client (not the server API) may name this channel: as
+   * Centrifugo decides, a namespace with a channel_regex accepts what the regex accepts (resolve
+   * checked it), one without accepts ASCII names only.
+   */
+  clientNameAllowed(rc: ResolvedChannel): boolean {
+    return this.#regexes.has(rc.namespace) || !/[^\p{ASCII}]/u.test(rc.channel);
+  }
+
+  /**
    * allowedUsers returns the users a user-limited channel (`ns:room#alice,bob`) is open to,
    * or undefined when the channel is not user-limited or its namespace does not allow it.
    */

@@ -4,7 +4,7 @@
  * an RPC without a route (108 not available, 104 for an unknown RPC namespace or where only
  * other handlers exist), the `ping` command (108), `send` without a message handler (3508), a
  * connect without credentials (3501), a channel command without a channel (3501), a name
- * channel_regex rejects (107), `refresh` without a token or under the refresh proxy (3501),
+ * channel_regex rejects (107), a non-ASCII name without a channel_regex (107, clients only), `refresh` without a token or under the refresh proxy (3501),
  * `sub_refresh` without a token (107), a token whose `expire_at` is past (110), and the API's `history_remove` where the namespace keeps
  * no history (108) and `unsubscribe` of an unknown namespace (102); and the anonymous
  * permission options, which extend the client and subscriber ones instead of standing alone.
@@ -143,6 +143,24 @@ describe('client protocol error codes as Centrifugo answers them', () => {
     assert.ok((await c.call('subscribe', { channel: 'room:abc' })).subscribe);
     assert.equal((await c.call('subscribe', { channel: 'nope:abc' })).error?.code, 102);
     assert.equal((await srv.api('publish', { channel: 'room:ABC', data: 1 })).body.error.code, 107);
+  });
+
+  it('a non-ASCII channel name is 107 for clients where no channel_regex allows it; the API takes it', async (t) => {
+    const srv = await start(t, {
+      channel: {
+        namespaces: [{ name: 'intl', channel_regex: '^.+$', allow_subscribe_for_client: true }],
+      },
+    });
+    const c = await connectedRaw(t, srv);
+    const refused = { code: 107, message: 'bad request: a non-ASCII channel name needs a channel_regex' };
+    assert.deepEqual((await c.call('subscribe', { channel: 'chat:żółw' })).error, refused);
+    assert.deepEqual((await c.call('publish', { channel: 'chat:żółw', data: 1 })).error, refused);
+    assert.deepEqual((await c.call('history', { channel: 'chat:żółw' })).error, refused);
+    assert.ok((await c.call('subscribe', { channel: 'intl:żółw' })).subscribe, 'a channel_regex decides');
+    assert.ok(
+      (await srv.api('publish', { channel: 'chat:żółw', data: 1 })).body.result,
+      'the server API is not limited',
+    );
   });
 
   it('refresh without a token, or while the refresh proxy prolongs the connection, closes with 3501', async (t) => {

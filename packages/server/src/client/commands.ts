@@ -10,7 +10,7 @@ import { killSwitchError } from '../protection/kill-switch-error.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
-import { requireChannel } from './command-checks.js';
+import { requireChannel, resolveClientChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
 
 /** checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
@@ -31,7 +31,7 @@ function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', targe
 export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: Reply }> {
   requireChannel(channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(channel);
+  const rc = resolveClientChannel(ctx.rules, channel);
   // With the publish proxy the backend decides instead of the allow_publish_* options.
   const target = ctx.proxies.channel('publish', rc.options);
   if (target === undefined) ctx.permissions.checkPublish(rc, s.user, s.subs.has(channel));
@@ -51,7 +51,7 @@ export async function publish(s: SessionCore, channel: string, data: unknown): P
 export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: Reply }> {
   requireChannel(channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(channel);
+  const rc = resolveClientChannel(ctx.rules, channel);
   if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
   ctx.permissions.checkRead('presence', rc, s.user, s.subs.has(rc.channel));
   checkKillSwitch(s, 'read', rc.namespace);
@@ -66,7 +66,7 @@ export async function presence(s: SessionCore, channel: string, statsOnly: boole
 export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: Reply }> {
   requireChannel(req.channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(req.channel);
+  const rc = resolveClientChannel(ctx.rules, req.channel);
   if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
   ctx.permissions.checkRead('history', rc, s.user, s.subs.has(rc.channel));
   checkKillSwitch(s, 'read', rc.namespace);

@@ -24,7 +24,7 @@ import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
-import { requireChannel } from './command-checks.js';
+import { requireChannel, resolveClientChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 
@@ -64,7 +64,7 @@ export async function subscribeCommand(
 ): Promise<{ reply: Reply; after: () => void }> {
   requireChannel(req.channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(req.channel);
+  const rc = resolveClientChannel(ctx.rules, req.channel);
   if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
   const limit = ctx.config.client.channel_limit;
   if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
