@@ -3,7 +3,8 @@
  * otherwise (client protocol over real sockets, JSON and Protobuf; server API over HTTP):
  * an RPC without a route (108 not available, 104 for an unknown RPC namespace or where only
  * other handlers exist), the `ping` command (108), `send` without a message handler (3508), a
- * connect without credentials (3501), a channel command without a channel (3501), a name
+ * connect without credentials (3501), a command without an id (3501), a channel command without
+ * a channel (3501), a name
  * channel_regex rejects (107), a non-ASCII name without a channel_regex (107, clients only), `refresh` without a token or under the refresh proxy (3501),
  * `sub_refresh` without a token (107), a token whose `expire_at` is past (110), and the API's `history_remove` where the namespace keeps
  * no history (108) and `unsubscribe` of an unknown namespace (102); and the anonymous
@@ -108,6 +109,13 @@ describe('client protocol error codes as Centrifugo answers them', () => {
     const c = await rawClient(srv.url);
     t.after(() => c.close());
     c.send({ id: 1, connect: {} });
+    assert.equal((await c.waitClose()).code, 3501);
+  });
+
+  it('a command without an id (other than send) closes with 3501', async (t) => {
+    const srv = await start(t);
+    const c = await connectedRaw(t, srv);
+    c.send({ subscribe: { channel: 'open:noid' } });
     assert.equal((await c.waitClose()).code, 3501);
   });
 

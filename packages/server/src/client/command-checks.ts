@@ -7,6 +7,7 @@
  * @module
  */
 import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
+import type { Command } from '../protocol/types.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 
 /** requireChannel closes the connection with 3501 when a channel command names no channel. */
@@ -27,4 +28,13 @@ export function resolveClientChannel(
     throw new ProtocolError(ErrorCode.BadRequest, 'bad request: a non-ASCII channel name needs a channel_regex');
   }
   return rc;
+}
+
+/**
+ * outOfOrder tells whether a command breaks the protocol's order, which Centrifugo answers by
+ * closing with 3501: anything but connect before connect, a second connect, or a command other
+ * than `send` without an id (its reply could not be matched; the SDK never sends one).
+ */
+export function outOfOrder(connecting: boolean, cmd: Command): boolean {
+  return connecting !== (cmd.method === 'connect') || (cmd.id === 0 && cmd.method !== 'send');
 }

@@ -1,5 +1,5 @@
 /**
- * The commands of a connected session that do not change its subscriptions: publish,
+ * The commands of a connected session beside connect and subscribe: publish, unsubscribe,
  * presence, presence_stats, history, rpc and send. Each checks permissions and kill switches
  * before it costs the engine or the backend anything.
  *
@@ -12,6 +12,7 @@ import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protoco
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { requireChannel, resolveClientChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
+import { unsubscribe } from './subscribe.js';
 
 /** checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
 function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', target: string): void {
@@ -111,6 +112,13 @@ export async function rpc(s: SessionCore, method: string, data: unknown): Promis
     ctx.backend.rpc(target as ProxyTarget, s.proxyConnection(), method, data),
   );
   return { reply: { method: 'rpc', result: { data: out } } };
+}
+
+/** unsubscribeCommand runs the client `unsubscribe` command (also when not subscribed). */
+export async function unsubscribeCommand(s: SessionCore, channel: string): Promise<{ reply: Reply }> {
+  requireChannel(channel);
+  await unsubscribe(s, channel);
+  return { reply: { method: 'unsubscribe' } };
 }
 
 /**

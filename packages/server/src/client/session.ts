@@ -39,9 +39,10 @@ import {
   type DecodedCommand,
   type GatedSession,
 } from './command-gate.js';
+import { outOfOrder } from './command-checks.js';
 import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
-import { history, presence, publish, rpc, send } from './commands.js';
+import { history, presence, publish, rpc, send, unsubscribeCommand } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
 import { checkPosition, deliverPublication } from './delivery.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
@@ -52,7 +53,6 @@ import {
   subRefreshCommand,
   subscribeCommand,
   unsubscribe,
-  unsubscribeCommand,
 } from './subscribe.js';
 import type { SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
@@ -282,8 +282,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     const metrics = this.ctx.metrics;
     // Pongs count on arrival (handleFrame); before connect no ping was sent.
     if (cmd.method === 'pong') return;
-    // Before connect only connect is valid; after it, connect is not (protocol order).
-    if ((this.#state === 'connecting') !== (cmd.method === 'connect')) {
+    // Connect first and only once; a command without an id (but send) is broken. Both close 3501.
+    if (outOfOrder(this.#state === 'connecting', cmd)) {
       metrics.command(cmd.method, 'error');
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;

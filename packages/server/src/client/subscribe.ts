@@ -289,13 +289,6 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
   if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
 }
 
-/** unsubscribeCommand runs the client `unsubscribe` command (also when not subscribed). */
-export async function unsubscribeCommand(s: SessionCore, channel: string): Promise<{ reply: Reply }> {
-  requireChannel(channel);
-  await unsubscribe(s, channel);
-  return { reply: { method: 'unsubscribe' } };
-}
-
 /**
  * subRefreshCommand runs the client `sub_refresh` command (a new subscription token). As in
  * Centrifugo: not subscribed is 103; a subscription the sub_refresh proxy prolongs must not be
