@@ -159,6 +159,15 @@ describe('server API batch', () => {
     assert.equal(broken.status, 400);
   });
 
+  it('a batch over http_api.max_body_size is refused with 413 and runs nothing', async (t) => {
+    const srv = await start(t, { http_api: { max_body_size: 1024 } });
+    const commands = Array.from({ length: 60 }, (_, n) => ({ publish: { channel: 'chat:big', data: { n } } }));
+    const res = await srv.api('batch', { commands });
+    assert.equal(res.status, 413);
+    assert.equal(res.body.error.code, 106);
+    assert.deepEqual(await dataOf(srv, 'chat:big'), []);
+  });
+
   it('counts each command under its own method in bulwark_api_commands_total', async (t) => {
     const srv = await start(t);
     await srv.api('batch', {
