@@ -35,8 +35,8 @@ export class ChannelRules {
 
   /**
    * resolve validates `channel` and returns its namespace options. It throws ProtocolError
-   * 107 (bad request) for an invalid name and 102 (unknown channel) for an unknown namespace
-   * or a name its namespace's channel_regex rejects.
+   * 107 (bad request) for an invalid name, also one its namespace's channel_regex rejects (as
+   * Centrifugo answers clients), and 102 (unknown channel) for an unknown namespace.
    */
   resolve(channel: string): ResolvedChannel {
     const cfg = this.#cfg;
@@ -61,8 +61,18 @@ export class ChannelRules {
       options = ns;
     }
     const re = this.#regexes.get(namespace);
-    if (re && !re.test(name)) throw new ProtocolError(ErrorCode.UnknownChannel);
+    if (re && !re.test(name))
+      throw new ProtocolError(ErrorCode.BadRequest, 'bad request: channel name does not match channel_regex');
     return { channel, namespace, name, options, isPrivate };
+  }
+
+  /**
+   * clientNameAllowed tells whether a client (not the server API) may name this channel: as
+   * Centrifugo decides, a namespace with a channel_regex accepts what the regex accepts (resolve
+   * checked it), one without accepts ASCII names only.
+   */
+  clientNameAllowed(rc: ResolvedChannel): boolean {
+    return this.#regexes.has(rc.namespace) || !/[^\p{ASCII}]/u.test(rc.channel);
   }
 
   /**

@@ -178,7 +178,7 @@ describe('HTTP transports with the centrifuge SDK', () => {
       body: JSON.stringify({ node: reply.connect.node, session: reply.connect.session, data: '{"id":2,"ping":{}}' }),
     });
     assert.equal(emu.status, 204);
-    assert.deepEqual(await lines.next(), { id: 2, ping: {} });
+    assert.deepEqual(await lines.next(), { id: 2, error: { code: 108, message: 'not available' } });
     await lines.cancel();
   });
 });

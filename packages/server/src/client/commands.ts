@@ -1,5 +1,5 @@
 /**
- * The commands of a connected session that do not change its subscriptions: publish,
+ * The commands of a connected session beside connect and subscribe: publish, unsubscribe,
  * presence, presence_stats, history, rpc and send. Each checks permissions and kill switches
  * before it costs the engine or the backend anything.
  *
@@ -7,12 +7,14 @@
  */
 import { ChannelRules } from '../channel-rules.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
-import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import { forProfileAll } from '../protocol/publication-variants.js';
 import { matches } from '../protocol/tags-filter.js';
 import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
+import { requireChannel, resolveClientChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
+import { unsubscribe } from './subscribe.js';
 
 /** checkKillSwitch throws the kill switch's error (108, with its reason) when one refuses `kind` for `target`. */
 function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', target: string): void {
@@ -30,8 +32,9 @@ function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', targe
 
 /** publish runs the client `publish` command (through the publish proxy where one is set). */
 export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(channel);
+  const rc = resolveClientChannel(ctx.rules, channel);
   // With the publish proxy the backend decides instead of the allow_publish_* options.
   const target = ctx.proxies.channel('publish', rc.options);
   if (target === undefined) ctx.permissions.checkPublish(rc, s.user, s.subs.has(channel));
@@ -49,8 +52,9 @@ export async function publish(s: SessionCore, channel: string, data: unknown): P
 
 /** presence runs `presence` (every entry) or, with `statsOnly`, `presence_stats` (counts). */
 export async function presence(s: SessionCore, channel: string, statsOnly: boolean): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(channel);
+  const rc = resolveClientChannel(ctx.rules, channel);
   if (!rc.options.presence) throw new ProtocolError(ErrorCode.NotAvailable);
   ctx.permissions.checkRead('presence', rc, s.user, s.subs.has(rc.channel));
   checkKillSwitch(s, 'read', rc.namespace);
@@ -63,8 +67,9 @@ export async function presence(s: SessionCore, channel: string, statsOnly: boole
 
 /** history runs `history`; a limit below 0 or over client.history_max_publication_limit reads that maximum. */
 export async function history(s: SessionCore, req: HistoryRequest): Promise<{ reply: Reply }> {
+  requireChannel(req.channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(req.channel);
+  const rc = resolveClientChannel(ctx.rules, req.channel);
   if (!ChannelRules.hasHistory(rc.options)) throw new ProtocolError(ErrorCode.NotAvailable);
   ctx.permissions.checkRead('history', rc, s.user, s.subs.has(rc.channel));
   checkKillSwitch(s, 'read', rc.namespace);
@@ -85,13 +90,24 @@ export async function history(s: SessionCore, req: HistoryRequest): Promise<{ re
 
 /**
  * rpc runs `rpc`: a handler registered in-process (node.rpc) wins over the RPC proxy of the
- * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc).
+ * method's namespace; proxied methods go through the protected cache (proxy.cache.rpc). Without
+ * a route, as Centrifugo answers: 108 when the node has no RPC at all (no handler, no RPC proxy)
+ * or the method's RPC namespace has its proxy off; 104 when the method's RPC namespace is not
+ * configured, or when only handlers exist and none is this method's.
  */
 export async function rpc(s: SessionCore, method: string, data: unknown): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   const handler = ctx.rpcHandlers.get(method);
-  const target = handler === undefined ? ctx.proxies.rpc(method) : undefined;
-  if (!handler && !target) throw new ProtocolError(ErrorCode.MethodNotFound);
+  let target: ProxyTarget | undefined;
+  if (handler === undefined) {
+    if (!ctx.proxies.rpcProxying) {
+      throw new ProtocolError(ctx.rpcHandlers.size > 0 ? ErrorCode.MethodNotFound : ErrorCode.NotAvailable);
+    }
+    const route = ctx.proxies.rpc(method);
+    if (route === 'unknown_namespace') throw new ProtocolError(ErrorCode.MethodNotFound);
+    if (route === 'not_enabled') throw new ProtocolError(ErrorCode.NotAvailable);
+    target = route;
+  }
   checkKillSwitch(s, 'rpc', method);
   if (handler) {
     const out = await handler(data, s.rpcContext());
@@ -103,8 +119,21 @@ export async function rpc(s: SessionCore, method: string, data: unknown): Promis
   return { reply: { method: 'rpc', result: { data: out } } };
 }
 
-/** send hands a client's fire-and-forget message to the node's message handler (no reply). */
+/** unsubscribeCommand runs the client `unsubscribe` command (also when not subscribed). */
+export async function unsubscribeCommand(s: SessionCore, channel: string): Promise<{ reply: Reply }> {
+  requireChannel(channel);
+  await unsubscribe(s, channel);
+  return { reply: { method: 'unsubscribe' } };
+}
+
+/**
+ * send hands a client's fire-and-forget message to the node's message handler (no reply).
+ * Without a handler the connection is closed with 3508, as Centrifugo does: `send` has no reply,
+ * so a disconnect is the only way the client can learn the server does not take messages.
+ */
 export async function send(s: SessionCore, data: unknown): Promise<undefined> {
-  await s.ctx.messageHandler?.(data, s.rpcContext());
+  const handler = s.ctx.messageHandler;
+  if (handler === undefined) throw new DisconnectError(disconnect(DisconnectCode.NotAvailable));
+  await handler(data, s.rpcContext());
   return undefined;
 }

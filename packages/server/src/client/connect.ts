@@ -66,8 +66,9 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
       data: out.data,
     };
   }
+  // No credentials: Centrifugo closes with 3501 (the SDK does not reconnect), not an error reply.
   if (!ctx.permissions.anonymousAllowed(cfg.allow_anonymous_connect_without_token)) {
-    throw new ProtocolError(ErrorCode.Unauthorized);
+    throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
   }
   const profile = profileOf(req.name, req.version);
   return { user: '', expireAt: 0, info: undefined, meta: undefined, profile, channels: [], subs: undefined };
@@ -79,6 +80,8 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
   const cfg = ctx.config.client;
   const grant = await authenticate(s, req);
   if (s.state !== 'connecting') throw new ProtocolError(ErrorCode.BadRequest);
+  // As Centrifugo: credentials that expire before now (a past `expire_at`) are refused with 110.
+  if (grant.expireAt > 0 && grant.expireAt < Date.now()) throw new ProtocolError(ErrorCode.Expired);
   const user = grant.user;
   if (cfg.user_connection_limit > 0 && user !== '' && ctx.hub.userConnectionCount(user) >= cfg.user_connection_limit) {
     ctx.metrics.reject('user_connection_limit');
@@ -157,6 +160,10 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
 export async function refresh(s: SessionCore, token: string): Promise<{ reply: Reply }> {
   const ctx = s.ctx;
   ctx.permissions.checkRefresh();
+  // As Centrifugo: a refresh without a token, or while the refresh proxy prolongs this
+  // connection (server-side refresh), is a broken client: 3501.
+  if (token === '' || ctx.proxies.refresh !== undefined)
+    throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
   const claims = await ctx.verifyConnectToken(token, s.user).catch((err: unknown) => {
     if (err instanceof ProtocolError && err.code === ErrorCode.TokenExpired) {
       throw new DisconnectError(disconnect(DisconnectCode.Expired));

@@ -45,7 +45,8 @@ export class Permissions {
 
   /**
    * checkSubscribe allows a subscribe without a token: never to a private channel, to a
-   * user-limited channel only for its users, else as allow_subscribe_for_client / _anonymous say.
+   * user-limited channel only for its users, else with allow_subscribe_for_client (anonymous
+   * clients also need allow_subscribe_for_anonymous, which extends it as in Centrifugo).
    */
   checkSubscribe(rc: ResolvedChannel, user: string): void {
     if (this.#insecure) return;
@@ -56,27 +57,31 @@ export class Permissions {
       throw new ProtocolError(ErrorCode.PermissionDenied);
     }
     const o = rc.options;
-    const allowed = user === '' ? o.allow_subscribe_for_anonymous : o.allow_subscribe_for_client;
-    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+    if (!o.allow_subscribe_for_client || (user === '' && !o.allow_subscribe_for_anonymous)) {
+      throw new ProtocolError(ErrorCode.PermissionDenied);
+    }
   }
 
-  /** checkPublish allows a client publish (without a publish proxy, which decides instead). */
+  /**
+   * checkPublish allows a client publish (without a publish proxy, which decides instead): with
+   * allow_publish_for_client, or allow_publish_for_subscriber while subscribed; an anonymous
+   * client also needs allow_publish_for_anonymous (Centrifugo's rule).
+   */
   checkPublish(rc: ResolvedChannel, user: string, subscribed: boolean): void {
     const o = rc.options;
+    const who = user !== '' || o.allow_publish_for_anonymous;
     const allowed =
-      this.#insecure ||
-      (user === '' ? o.allow_publish_for_anonymous : o.allow_publish_for_client) ||
-      (o.allow_publish_for_subscriber && subscribed);
+      this.#insecure || (who && (o.allow_publish_for_client || (o.allow_publish_for_subscriber && subscribed)));
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
   }
 
-  /** checkRead allows a presence or history read. */
+  /** checkRead allows a presence or history read, by the same rule as checkPublish. */
   checkRead(kind: ReadKind, rc: ResolvedChannel, user: string, subscribed: boolean): void {
     const o = rc.options;
     const forAnon = kind === 'presence' ? o.allow_presence_for_anonymous : o.allow_history_for_anonymous;
     const forClient = kind === 'presence' ? o.allow_presence_for_client : o.allow_history_for_client;
     const forSub = kind === 'presence' ? o.allow_presence_for_subscriber : o.allow_history_for_subscriber;
-    const allowed = this.#insecure || (user === '' ? forAnon : forClient) || (forSub && subscribed);
+    const allowed = this.#insecure || ((user !== '' || forAnon) && (forClient || (forSub && subscribed)));
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
   }
 }

@@ -40,9 +40,10 @@ import {
   type DecodedCommand,
   type GatedSession,
 } from './command-gate.js';
+import { outOfOrder } from './command-checks.js';
 import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
-import { history, presence, publish, rpc, send } from './commands.js';
+import { history, presence, publish, rpc, send, unsubscribeCommand } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
 import { checkPosition, deliverPublication } from './delivery.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
@@ -280,8 +281,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     const metrics = this.ctx.metrics;
     // Pongs count on arrival (handleFrame); before connect no ping was sent.
     if (cmd.method === 'pong') return;
-    // Before connect only connect is valid; after it, connect is not (protocol order).
-    if ((this.#state === 'connecting') !== (cmd.method === 'connect')) {
+    // Connect first and only once; a command without an id (but send) is broken. Both close 3501.
+    if (outOfOrder(this.#state === 'connecting', cmd)) {
       metrics.command(cmd.method, 'error');
       this.disconnect(disconnect(DisconnectCode.BadRequest));
       return;
@@ -308,7 +309,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'subscribe':
         return subscribeCommand(this, cmd.req);
       case 'unsubscribe':
-        return unsubscribe(this, cmd.req.channel).then(() => ({ reply: { method: 'unsubscribe' } }));
+        return unsubscribeCommand(this, cmd.req.channel);
       case 'publish':
         return publish(this, cmd.req.channel, cmd.req.data);
       case 'presence':
@@ -317,8 +318,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
         return presence(this, cmd.req.channel, true);
       case 'history':
         return history(this, cmd.req);
-      case 'ping':
-        return { reply: { method: 'ping' } };
+      case 'ping': // Centrifugo answers 108: protocol v2 has no ping command for SDKs.
+        throw new ProtocolError(ErrorCode.NotAvailable);
       case 'send':
         return send(this, cmd.req.data);
       case 'rpc':

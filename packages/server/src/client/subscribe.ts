@@ -12,13 +12,21 @@
  */
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
-import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
+import {
+  DisconnectCode,
+  DisconnectError,
+  ErrorCode,
+  ProtocolError,
+  UnsubscribeCode,
+  disconnect,
+} from '../protocol/codes.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import type { RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
 import { recover, rejectUnrecoveredFlag } from './recovery.js';
+import { requireChannel, resolveClientChannel } from './command-checks.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 import { clientFilter, serverFilter } from './tags-filters.js';
@@ -63,8 +71,9 @@ export async function subscribeCommand(
   s: SessionCore,
   req: SubscribeRequest,
 ): Promise<{ reply: Reply; after: () => void }> {
+  requireChannel(req.channel);
   const ctx = s.ctx;
-  const rc = ctx.rules.resolve(req.channel);
+  const rc = resolveClientChannel(ctx.rules, req.channel);
   if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
   const limit = ctx.config.client.channel_limit;
   if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
@@ -89,6 +98,9 @@ export async function subscribeCommand(
       ctx.permissions.checkSubscribe(rc, s.user);
     }
   }
+  const expireAt = claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0);
+  // As Centrifugo: a subscription that would already be expired is refused with 110.
+  if (expireAt > 0 && expireAt <= Date.now()) throw new ProtocolError(ErrorCode.Expired);
   const enforced = claims
     ? serverFilter(s, rc.channel, claims.serverTagsFilter, 'token')
     : serverFilter(s, rc.channel, proxied?.serverTagsFilter, 'proxy');
@@ -101,7 +113,7 @@ export async function subscribeCommand(
     wantJoinLeave: req.join_leave === true,
     chanInfo: claims?.info ?? proxied?.info,
     data: claims?.data ?? proxied?.data,
-    expireAt: claims !== undefined ? claims.expireAt * 1000 : (proxied?.expireAt ?? 0),
+    expireAt,
     serverSide: false,
     override: claims?.override ?? proxied?.override,
     subRefreshProxy,
@@ -259,10 +271,17 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
   if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
 }
 
-/** subRefreshCommand runs the client `sub_refresh` command (a new subscription token). */
+/**
+ * subRefreshCommand runs the client `sub_refresh` command (a new subscription token). As in
+ * Centrifugo: not subscribed is 103; a subscription the sub_refresh proxy prolongs must not be
+ * refreshed by the client (3501); a missing token is 107.
+ */
 export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: Reply }> {
+  requireChannel(channel);
   const state = s.subs.get(channel);
   if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');
+  if (state.subRefreshProxy !== undefined) throw new DisconnectError(disconnect(DisconnectCode.BadRequest));
+  if (token === '') throw new ProtocolError(ErrorCode.BadRequest, 'bad request: token required');
   const claims = await s.ctx.verifySubscriptionToken(token, channel, s.user, s.id, 'sub_refresh');
   state.expireAt = claims.expireAt * 1000;
   s.subsChanged();

@@ -18,13 +18,12 @@ import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { EngineUnavailableError } from '../engine/errors.js';
-import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import type { Metrics } from '../metrics.js';
+import type { BurstLog } from '../protection/burst-log.js';
 import { AdminAuth } from './admin-auth.js';
-import { engineErrorJson } from './api-json.js';
-import { callApiMethod, isApiMethod, isRepeatSafe, type ApiContext } from './api-methods.js';
+import { methodNotFound, runApiCommand } from './api-call.js';
+import { callApiMethod, isApiMethod, type ApiContext } from './api-methods.js';
 import { readBody } from './api.js';
 import { sendJson } from './respond.js';
 import type { HttpServer } from './server.js';
@@ -51,7 +50,8 @@ const securityHeaders = {
 export interface AdminContext {
   readonly config: Readonly<Config>;
   readonly log: Logger;
-  readonly metrics: { readonly registry: Registry; loopLagP99(): number };
+  readonly metrics: Pick<Metrics, 'registry' | 'loopLagP99' | 'apiCommands' | 'apiCommand'>;
+  readonly burstLog: Pick<BurstLog, 'error'>;
   readonly hub: {
     userSessions(user: string): ReadonlySet<{
       readonly id: string;
@@ -127,7 +127,7 @@ export function registerAdmin(http: HttpServer, ctx: AdminContext, api: ApiConte
   });
 }
 
-/** call runs a server API method for the console, and logs who ran what. */
+/** call runs a server API method for the console (as /api runs it), and logs who ran what. */
 async function call(
   ctx: AdminContext,
   api: ApiContext,
@@ -137,20 +137,10 @@ async function call(
   address: string,
 ): Promise<boolean> {
   const method = typeof body['method'] === 'string' ? body['method'] : '';
-  if (!isApiMethod(method))
-    return reply(res, 404, { error: { code: ErrorCode.MethodNotFound, message: 'method not found' } });
+  if (!isApiMethod(method)) return reply(res, 404, { error: methodNotFound });
   const params = body['params'] ?? {};
   ctx.log.info({ session, address, method, params: summary(params) }, 'admin action');
-  try {
-    return reply(res, 200, { result: await callApiMethod(api, method, params) });
-  } catch (err) {
-    if (err instanceof ProtocolError) return reply(res, 200, { error: { code: err.code, message: err.message } });
-    if (err instanceof EngineUnavailableError) {
-      return reply(res, 200, { error: engineErrorJson(err, isRepeatSafe(method, params)) });
-    }
-    ctx.log.error({ err, method }, 'admin action failed');
-    return reply(res, 200, { error: { code: ErrorCode.Internal, message: 'internal server error' } });
-  }
+  return reply(res, 200, await runApiCommand(ctx, api, method, params));
 }
 
 /** summary is what the audit log keeps of a call's parameters: short, never whole payloads. */

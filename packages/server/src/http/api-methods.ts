@@ -188,7 +188,10 @@ const methods = {
     },
   ),
   history_remove: method(z.object({ channel: channelField }), async (p, ctx) => {
-    ctx.node.rules.resolve(p.channel);
+    // As Centrifugo: 108 where the namespace keeps no history (there is nothing to remove).
+    if (!ChannelRules.hasHistory(ctx.node.rules.resolve(p.channel).options)) {
+      throw new ProtocolError(ErrorCode.NotAvailable);
+    }
     await ctx.node.broker.removeHistory(p.channel);
     return {};
   }),

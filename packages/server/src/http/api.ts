@@ -1,22 +1,24 @@
 /**
  * The server HTTP API transport: `POST /api/<method>` with a JSON body, authorised by
  * `X-API-Key: <key>` or `Authorization: apikey <key>`, answered `{"result": …}` or
- * `{"error": {"code", "message"}}` (HTTP 200, as Centrifugo). Transport problems get HTTP
- * statuses: 401 bad key, 404 unknown method, 405 not POST, 400 malformed JSON, 413 too large.
+ * `{"error": {"code", "message"}}` (HTTP 200, as Centrifugo); `POST /api/batch` (api-batch.ts)
+ * and `POST /api` with newline-delimited commands (api-pipeline.ts) carry several. Transport
+ * problems get HTTP statuses: 401 bad key, 404 unknown method, 405 not POST, 400 malformed
+ * JSON, 413 too large.
  *
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { EngineUnavailableError } from '../engine/errors.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import { engineErrorJson } from './api-json.js';
-import { callApiMethod, isApiMethod, isRepeatSafe, type ApiContext } from './api-methods.js';
+import { batchMethod, runBatch } from './api-batch.js';
+import { methodNotFound, runApiCommand } from './api-call.js';
+import { isApiMethod, type ApiContext } from './api-methods.js';
+import { runPipeline } from './api-pipeline.js';
 import { sendJson } from './respond.js';
 import type { RouteHandler } from './server.js';
 
@@ -86,8 +88,10 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         return;
       }
     }
-    if (!isApiMethod(method)) {
-      sendJson(res, 404, { error: { code: ErrorCode.MethodNotFound, message: 'method not found' } });
+    // `/api` itself (with or without the slash) is the newline-delimited form.
+    const pipeline = method === '';
+    if (!pipeline && method !== batchMethod && !isApiMethod(method)) {
+      sendJson(res, 404, { error: methodNotFound });
       return;
     }
     if (req.method !== 'POST') {
@@ -103,6 +107,12 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
       req.resume();
       return;
     }
+    if (pipeline) {
+      const out = await runPipeline(transport, ctx, body.toString('utf8'));
+      res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });
+      res.end(out.body);
+      return;
+    }
     let parsed: unknown = {};
     if (body.length > 0) {
       try {
@@ -113,28 +123,19 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         return;
       }
     }
-    const started = performance.now();
-    try {
-      const result = await callApiMethod(ctx, method, parsed);
-      transport.metrics.apiCommands.inc({ method, result: 'ok' });
-      sendJson(res, 200, { result });
-    } catch (err) {
-      transport.metrics.apiCommands.inc({ method, result: 'error' });
-      if (err instanceof ProtocolError) {
-        sendJson(res, 200, { error: { code: err.code, message: err.message } });
-        return;
+    if (method === batchMethod) {
+      try {
+        const replies = await runBatch(transport, ctx, parsed);
+        transport.metrics.apiCommands.inc({ method, result: 'ok' });
+        sendJson(res, 200, replies);
+      } catch (err) {
+        // Only the batch as a whole throws (bad body, too many commands): nothing ran.
+        if (!(err instanceof ProtocolError)) throw err;
+        transport.metrics.apiCommands.inc({ method, result: 'error' });
+        sendJson(res, 200, { error: err.toWire() });
       }
-      if (err instanceof EngineUnavailableError) {
-        // Temporary when nothing was done (or doing it again changes nothing), else "outcome
-        // unknown" (see engineErrorJson). Once per burst in the log.
-        transport.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
-        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method, parsed)) });
-        return;
-      }
-      transport.log.error({ err, method }, 'api method failed');
-      sendJson(res, 200, { error: { code: ErrorCode.Internal, message: 'internal server error' } });
-    } finally {
-      transport.metrics.apiCommand(method, started);
+      return;
     }
+    sendJson(res, 200, await runApiCommand(transport, ctx, method, parsed));
   };
 }

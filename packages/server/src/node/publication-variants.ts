@@ -70,7 +70,7 @@ export async function resolveVariants(
 
 async function fetchPayload(ctx: VariantContext, i: number, method: string, data: unknown): Promise<RawJSON> {
   const target = ctx.proxies.rpc(method);
-  if (target === undefined) {
+  if (typeof target === 'string') {
     throw new ProtocolError(
       ErrorCode.BadRequest,
       `bad request: variants[${i}].rpc.method: no RPC proxy route for "${method}" (see rpc.proxy and rpc.namespaces)`,

@@ -87,15 +87,22 @@ export class ProxyResolver {
   }
 
   /**
-   * rpc returns the proxy of an RPC method's namespace (the part before rpc.namespace_boundary;
-   * rpc.without_namespace for a method without one), or undefined when none is enabled or the
-   * namespace is not configured.
+   * rpc routes an RPC method to the proxy of its namespace (the part before
+   * rpc.namespace_boundary; rpc.without_namespace for a method without one): the target, or
+   * `unknown_namespace` when that RPC namespace is not configured, or `not_enabled` when its
+   * proxy is off. Centrifugo answers these 104 and 108 (see client/commands.ts).
    */
-  rpc(method: string): ProxyTarget | undefined {
+  rpc(method: string): ProxyTarget | 'unknown_namespace' | 'not_enabled' {
     const at = method.indexOf(this.#rpc.namespace_boundary);
     const opts = at === -1 ? this.#rpc.without_namespace : this.#rpcNamespaces.get(method.slice(0, at));
-    if (opts === undefined || !opts.proxy_enabled) return undefined;
-    return this.#byName(opts.proxy_name, this.#rpcDefault);
+    if (opts === undefined) return 'unknown_namespace';
+    if (!opts.proxy_enabled) return 'not_enabled';
+    return this.#byName(opts.proxy_name, this.#rpcDefault) ?? 'not_enabled';
+  }
+
+  /** rpcProxying tells whether any RPC namespace (or rpc.without_namespace) sends calls to a proxy. */
+  get rpcProxying(): boolean {
+    return this.#rpc.without_namespace.proxy_enabled || this.#rpc.namespaces.some((ns) => ns.proxy_enabled);
   }
 
   #byName(name: string, fallback: ProxyTarget): ProxyTarget | undefined {

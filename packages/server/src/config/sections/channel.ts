@@ -38,18 +38,29 @@ export const channelOptionsShape = {
   allow_subscribe_for_anonymous: z
     .boolean()
     .default(false)
-    .describe('Anonymous (no user) clients may subscribe without a token.'),
+    .describe(
+      'Extends allow_subscribe_for_client to anonymous (no user) clients, as in Centrifugo: alone it allows nothing.',
+    ),
   allow_subscribe_for_client: z
     .boolean()
     .default(false)
     .describe('Authenticated clients may subscribe without a subscription token.'),
-  allow_publish_for_anonymous: z.boolean().default(false).describe('Anonymous clients may publish.'),
+  allow_publish_for_anonymous: z
+    .boolean()
+    .default(false)
+    .describe('Extends allow_publish_for_client and allow_publish_for_subscriber to anonymous clients.'),
   allow_publish_for_subscriber: z.boolean().default(false).describe('Subscribers of a channel may publish to it.'),
   allow_publish_for_client: z.boolean().default(false).describe('Any authenticated client may publish.'),
-  allow_presence_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read presence.'),
+  allow_presence_for_anonymous: z
+    .boolean()
+    .default(false)
+    .describe('Extends allow_presence_for_client and allow_presence_for_subscriber to anonymous clients.'),
   allow_presence_for_subscriber: z.boolean().default(false).describe('Subscribers may read presence.'),
   allow_presence_for_client: z.boolean().default(false).describe('Any authenticated client may read presence.'),
-  allow_history_for_anonymous: z.boolean().default(false).describe('Anonymous clients may read history.'),
+  allow_history_for_anonymous: z
+    .boolean()
+    .default(false)
+    .describe('Extends allow_history_for_client and allow_history_for_subscriber to anonymous clients.'),
   allow_history_for_subscriber: z.boolean().default(false).describe('Subscribers may read history.'),
   allow_history_for_client: z.boolean().default(false).describe('Any authenticated client may read history.'),
   allow_user_limited_channels: z

@@ -160,6 +160,15 @@ export const httpApiSection = z
       .describe(
         'Most `variants` one `publish` or `broadcast` carries (Bulwark addition: payloads per client capability); more are refused with 107. 0 turns variants off.',
       ),
+    batch_max_commands: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(1000)
+      .describe(
+        'Most commands one `batch` request or one newline-delimited request to /api may carry (Bulwark addition; Centrifugo bounds them by the body size only). A larger one is refused whole with 106 and nothing runs.',
+      ),
   })
   .prefault({});
 
