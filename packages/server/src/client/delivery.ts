@@ -11,14 +11,15 @@ import { UnsubscribeCode } from '../protocol/codes.js';
 import type { Publication } from '../protocol/types.js';
 import type { SessionCore } from './session-core.js';
 import { unsubscribe } from './subscribe.js';
-import type { SubState } from './subscriber.js';
+import { DeltaFrames } from './delta-frames.js';
+import type { PublicationFrame, SubState } from './subscriber.js';
 
 /** deliverPublication hands a publication (and its shared frame) to subscription `state` of `s`. */
 export function deliverPublication(
   s: SessionCore,
   state: SubState,
   pub: Publication,
-  frame: Buffer,
+  frame: PublicationFrame,
   epoch: string,
 ): void {
   if (state.buffer) {
@@ -40,7 +41,18 @@ export function deliverPublication(
     }
     state.offset = pub.offset;
   }
-  s.enqueue(frame);
+  s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, pub, frame) : frame);
+}
+
+/**
+ * deltaFrame picks a delta subscription's frame: a delta when the client's base is the
+ * publication just before this one (a positioned subscription that received it: checked
+ * above), else the full payload, which becomes the client's base (see delta.ts).
+ */
+function deltaFrame(s: SessionCore, state: SubState, pub: Publication, frames: DeltaFrames): Buffer {
+  const delta = state.deltaReady === true ? frames.delta(s.codec) : undefined;
+  state.deltaReady = state.positioned && pub.offset > 0;
+  return delta ?? frames.full(s.codec);
 }
 
 /**

@@ -7,6 +7,7 @@
  * @module
  */
 import type { ClientInfo, Publication, Push } from '../protocol/types.js';
+import { DeltaFrames } from './delta-frames.js';
 import { SharedFrames } from './shared-frames.js';
 import type { SubState, Subscriber } from './subscriber.js';
 
@@ -80,12 +81,18 @@ export class Hub<S extends Subscriber = Subscriber> {
     return false;
   }
 
-  /** broadcastPublication delivers `pub` to every local subscriber; returns how many. */
-  broadcastPublication(channel: string, pub: Publication, epoch = ''): number {
+  /**
+   * broadcastPublication delivers `pub` to every local subscriber; returns how many. `prev`, the
+   * stream's publication before it (from the broker), is the base of delta subscriptions' deltas.
+   */
+  broadcastPublication(channel: string, pub: Publication, epoch = '', prev?: Publication): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
     const frames = new SharedFrames({ type: 'pub', channel, pub });
-    for (const [session, state] of subs) session.deliverPublication(state, pub, frames.for(session.codec), epoch);
+    const deltas = new DeltaFrames(channel, pub, prev, frames);
+    for (const [session, state] of subs) {
+      session.deliverPublication(state, pub, state.delta === true ? deltas : frames.for(session.codec), epoch);
+    }
     return subs.size;
   }
 

@@ -17,6 +17,7 @@ import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
+import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 
@@ -37,6 +38,8 @@ export interface SubscribeOptions {
   override?: SubscriptionOverride | undefined;
   /** Set when the backend, not the client, prolongs this subscription (sub_refresh proxy). */
   subRefreshProxy?: ProxyTarget | undefined;
+  /** Delta compression negotiated (the client's `delta` option; see delta.ts). */
+  delta?: boolean;
 }
 
 /** A subscription made: its result for the reply, and `activate` to call once the reply is queued. */
@@ -78,6 +81,7 @@ export async function subscribeCommand(
       ctx.permissions.checkSubscribe(rc, s.user);
     }
   }
+  const delta = negotiateDelta(req.delta, rc.options);
   const made = await subscribe(s, rc, {
     recover: req.recover === true,
     offset: req.offset ?? 0,
@@ -91,6 +95,7 @@ export async function subscribeCommand(
     serverSide: false,
     override: claims?.override ?? proxied?.override,
     subRefreshProxy,
+    delta,
   });
   return { reply: { method: 'subscribe', result: made.result }, after: made.activate };
 }
@@ -126,6 +131,8 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     chanInfo: o.chanInfo,
     subRefreshProxy: o.subRefreshProxy,
     refreshing: false,
+    delta: o.delta === true,
+    deltaReady: false,
   };
   (s.pending ??= new Set()).add(rc.channel);
   ctx.hub.addSub(rc.channel, s, state);
@@ -146,7 +153,13 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
       state.epoch = result.epoch ?? '';
       const pubs = result.publications;
       state.offset = pubs && pubs.length > 0 ? (pubs[pubs.length - 1] as Publication).offset : (result.offset ?? 0);
+      if (state.delta && pubs && pubs.length > 0) {
+        // The client will hold the last recovered publication: live ones may follow as deltas.
+        result.publications = deltaRecovered(pubs);
+        state.deltaReady = true;
+      }
     }
+    if (state.delta) result.delta = true;
     if (presence) await ctx.presence.addPresence(rc.channel, s.info(o.chanInfo), ctx.presenceTtlMs);
     if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, s.info(o.chanInfo));
   } catch (err) {
@@ -176,7 +189,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     state.buffer = undefined;
     for (const [pub, frame] of buffered) {
       if (pub) s.deliverPublication(state, pub, frame);
-      else s.enqueue(frame);
+      else s.enqueue(frame as Buffer);
     }
   };
   return { result, activate };

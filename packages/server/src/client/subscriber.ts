@@ -8,6 +8,10 @@
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { Codec } from '../protocol/codec.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
+import type { DeltaFrames } from './delta-frames.js';
+
+/** PublicationFrame is a publication's shared frame, or its delta-mode frames (delta subscriptions). */
+export type PublicationFrame = Buffer | DeltaFrames;
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
 export interface SubState {
@@ -23,7 +27,7 @@ export interface SubState {
    * They are delivered after the subscribe reply, skipping any the reply already carried,
    * so a subscriber sees every publication exactly once and in order.
    */
-  buffer: Array<[Publication | undefined, Buffer]> | undefined;
+  buffer: Array<[Publication | undefined, PublicationFrame]> | undefined;
   /** Offset of the last publication delivered (positioned subscriptions). */
   offset: number;
   epoch: string;
@@ -38,6 +42,10 @@ export interface SubState {
   readonly subRefreshProxy: ProxyTarget | undefined;
   /** A sub_refresh proxy call for this subscription is in flight. */
   refreshing: boolean;
+  /** Delta compression is on (the subscribe option `delta`; see delta.ts). */
+  readonly delta?: boolean;
+  /** The client's delta base is the publication at `offset`: the next one may be a delta. */
+  deltaReady?: boolean;
 }
 
 /** Subscriber is a connection as the hub sees it. */
@@ -49,7 +57,7 @@ export interface Subscriber {
   /** The connection's format: the hub hands it frames encoded by this codec. */
   readonly codec: Codec;
   /** deliverPublication hands a publication and its shared frame to one subscription. */
-  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): void;
+  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): void;
   /** deliverEvent hands a join/leave frame to one subscription. */
   deliverEvent(state: SubState, frame: Buffer): void;
 }

@@ -157,9 +157,12 @@ export class MemoryBroker implements Broker {
     if (opts.time !== undefined) pub.time = opts.time;
 
     let epoch = '';
+    let prev: Publication | undefined;
     if (opts.historySize > 0 && opts.historyTtlMs > 0) {
       const now = this.now();
       const stream = this.live(channel, now) ?? this.create(channel, now);
+      // live() dropped expired history: what is left is still held, and its last is the top.
+      if (opts.delta && stream.items.length > stream.head) prev = stream.items[stream.items.length - 1];
       pub.offset = ++stream.top;
       stream.items.push(pub);
       const excess = stream.items.length - stream.head - opts.historySize;
@@ -179,7 +182,7 @@ export class MemoryBroker implements Broker {
 
     if (this.handler !== undefined && this.subscribed.has(channel)) {
       try {
-        this.handler.onPublication(channel, pub, epoch);
+        this.handler.onPublication(channel, pub, epoch, prev);
       } catch (err) {
         this.onHandlerError(err);
       }

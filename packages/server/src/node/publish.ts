@@ -42,5 +42,7 @@ export async function publishResolved(
     historyMetaTtlMs: ctx.rules.historyMetaTtlMs(o),
     info,
     tags: opts.tags,
+    // Delta-compressed subscribers need the previous publication, on every node (client/delta.ts).
+    delta: history && o.allowed_delta_types.length > 0,
   });
 }

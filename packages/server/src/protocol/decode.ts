@@ -84,6 +84,7 @@ function decodeSubscribe(o: Obj, method = 'subscribe'): SubscribeRequest {
     positioned: bool(o, method, 'positioned'),
     recoverable: bool(o, method, 'recoverable'),
     join_leave: bool(o, method, 'join_leave'),
+    delta: str(o, method, 'delta'),
   };
 }
 

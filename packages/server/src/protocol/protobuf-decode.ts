@@ -65,6 +65,7 @@ function toSubscribe(r: PbSubscribeRequest, channel = r.channel): SubscribeReque
     positioned: r.positioned,
     recoverable: r.recoverable,
     join_leave: r.joinLeave,
+    delta: optional(r.delta),
   };
 }
 

@@ -58,6 +58,14 @@ export interface Publication {
   tags?: Record<string, string>;
   /** Publication time in Unix milliseconds, when the publisher asked for it. */
   time?: number;
+  /**
+   * What a subscription with delta compression gets instead of `data` (client/delta.ts): the
+   * bytes of the JSON text, or of a Fossil delta when `delta` is set. The JSON format sends
+   * them as a string, Protobuf as bytes: what the SDK decodes in delta mode.
+   */
+  payload?: Buffer;
+  /** `payload` is a Fossil delta against the previous publication the subscriber received. */
+  delta?: boolean;
 }
 
 export interface ConnectRequest {
@@ -78,6 +86,8 @@ export interface SubscribeRequest {
   positioned?: boolean;
   recoverable?: boolean;
   join_leave?: boolean;
+  /** Delta compression asked for: `fossil` is the only type (client/delta.ts). */
+  delta?: string;
 }
 
 export interface UnsubscribeRequest {
@@ -159,6 +169,8 @@ export interface SubscribeResult {
   positioned?: boolean;
   data?: RawJSON;
   was_recovering?: boolean;
+  /** Delta compression is on for this subscription. */
+  delta?: boolean;
 }
 
 export interface ConnectResult {

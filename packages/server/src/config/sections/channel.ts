@@ -25,6 +25,12 @@ export const channelOptionsShape = {
   allow_positioning: z.boolean().default(false).describe('Let clients ask for positioning.'),
   force_recovery: z.boolean().default(false).describe('Recover missed publications for every subscriber.'),
   allow_recovery: z.boolean().default(false).describe('Let clients ask for recovery.'),
+  allowed_delta_types: z
+    .array(z.enum(['fossil']))
+    .default([])
+    .describe(
+      'Delta types subscribers may ask for with the subscribe option `delta` (only `fossil`); empty turns delta compression off. Deltas reach positioned subscriptions only (history with positioning or recovery).',
+    ),
   allow_subscribe_for_anonymous: z
     .boolean()
     .default(false)

@@ -211,6 +211,7 @@ export class RedisBroker implements Broker {
           newEpoch(),
           keys.pubsub,
           this.cluster ? 'spublish' : 'publish',
+          opts.delta ? '1' : '',
         ],
       ),
       true,
@@ -351,7 +352,7 @@ export class RedisBroker implements Broker {
       const channel = name.slice(this.pubPrefix.length, -1);
       if (!this.subscriptions.has(channel)) return;
       const event = decodeEvent(message);
-      if (event.kind === 'publication') handler.onPublication(channel, event.pub, event.epoch);
+      if (event.kind === 'publication') handler.onPublication(channel, event.pub, event.epoch, event.prev);
       else if (event.kind === 'join') handler.onJoin(channel, event.info);
       else handler.onLeave(channel, event.info);
     } catch (err) {

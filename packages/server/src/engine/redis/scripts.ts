@@ -81,25 +81,44 @@ end
 `;
 
 /**
+ * previousDataFn returns the data of the stream's entry at offset `prev` when it is the last one
+ * (still in history), as a JSON string literal: one line, whatever the data holds (delta
+ * compression carries it to every node with the publication; client/delta.ts). Else false.
+ */
+const previousDataFn = `
+local function previous_data(stream_key, prev)
+  local last = redis.call('xrevrange', stream_key, '+', '-', 'COUNT', 1)[1]
+  if not last or last[1] ~= prev .. '-0' then return false end
+  for i = 1, #last[2], 2 do
+    if last[2][i] == 'd' then return cjson.encode(last[2][i + 1]) end
+  end
+  return false
+end
+`;
+
+/**
  * PUBLISH appends a publication to the channel stream and publishes it, in one atomic step:
  * no other publish of the channel can run in between, so offsets are gapless, history holds
  * exactly what was published, and the pub/sub messages leave Redis in offset order.
  *
  * KEYS: meta, stream. ARGV: data, meta JSON ('' when none), history size, history TTL (ms),
  * meta TTL (ms), epoch to use if the position is missing, pub/sub channel, publish command
- * (PUBLISH, or SPUBLISH in a cluster). Returns {offset, epoch}.
+ * (PUBLISH, or SPUBLISH in a cluster), '1' to carry the previous publication's data (delta).
+ * Returns {offset, epoch}.
  *
  * The meta key lives at least as long as the stream (`max(meta TTL, history TTL)`), so
  * publications never outlive their position. The pub/sub message is
  * `p\n<offset>\n<epoch>\n<meta JSON>\n<data>`: the header lines cannot contain a newline, and
- * data, last, is passed on as is whatever it contains.
+ * data, last, is passed on as is whatever it contains. With the previous publication's data it
+ * is `d\n<offset>\n<epoch>\n<meta JSON>\n<previous data as a JSON string>\n<data>`.
  */
-export const publishScript = lua(`${extendFn}${ensureEpochFn}
+export const publishScript = lua(`${extendFn}${ensureEpochFn}${previousDataFn}
 local meta_key, stream_key = KEYS[1], KEYS[2]
 local data, pub_meta = ARGV[1], ARGV[2]
 local size, history_ttl, meta_ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local epoch = ensure_epoch(meta_key, stream_key, ARGV[6])
 local offset = redis.call('hincrby', meta_key, 't', 1)
+local prev = ARGV[9] == '1' and previous_data(stream_key, offset - 1)
 if pub_meta == '' then
   redis.call('xadd', stream_key, 'MAXLEN', size, offset .. '-0', 'd', data)
 else
@@ -107,7 +126,11 @@ else
 end
 extend(stream_key, history_ttl)
 extend(meta_key, math.max(meta_ttl, history_ttl))
-redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
+if prev then
+  redis.call(ARGV[8], ARGV[7], 'd\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. prev .. '\\n' .. data)
+else
+  redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
+end
 return {offset, epoch}
 `);
 

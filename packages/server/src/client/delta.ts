@@ -1,0 +1,79 @@
+/**
+ * Delta compression (Fossil), as Centrifugo and its SDKs do it: a subscriber that asked for
+ * `delta: "fossil"` in a namespace whose `allowed_delta_types` lists it gets each publication's
+ * data as a Fossil delta against the previous publication *it received*, or in full where it
+ * holds none or a delta would not be smaller. What makes a delta safe to send:
+ *
+ * - Only positioned subscriptions get deltas: their delivery checks offsets (delivery.ts), so a
+ *   publication at offset N reaches one only right after N − 1.
+ * - The base is the stream's publication N − 1, which the broker delivers with N (it reads it
+ *   from history in the same atomic step), so every node can make the delta, even one that
+ *   never saw N − 1 itself.
+ * - A subscription starts without a base (`deltaReady` false): its first publication, live or
+ *   recovered, is sent in full. A recovery that returns no publication sends nothing, so the
+ *   next is full too, whatever the client may still hold from an earlier subscription.
+ * - A publication without an offset (one published without history) replaces the client's
+ *   base with something that is not N − 1: the next one is full.
+ *
+ * The delta is made once per publication per node and encoded once per format (delta-frames.ts);
+ * only recovered publications in a subscribe reply are encoded per subscriber.
+ *
+ * @module
+ */
+import { isUtf8 } from 'node:buffer';
+import { createDelta } from 'fossil-delta';
+import type { ChannelOptions } from '../config/sections/channel.js';
+import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import type { Publication, RawJSON } from '../protocol/types.js';
+
+/** The delta types Bulwark knows, as Centrifugo names them. */
+const knownTypes: ReadonlySet<string> = new Set(['fossil']);
+
+/**
+ * negotiateDelta checks the subscribe option `delta` against the namespace: true when delta
+ * compression is on for the subscription. An unknown type, or one the namespace does not
+ * allow, is refused with 107 (bad request) and a message saying which.
+ */
+export function negotiateDelta(
+  requested: string | undefined,
+  ns: Pick<ChannelOptions, 'allowed_delta_types'>,
+): boolean {
+  if (requested === undefined || requested === '') return false;
+  if (!knownTypes.has(requested)) throw new ProtocolError(ErrorCode.BadRequest, `unknown delta type "${requested}"`);
+  if (!(ns.allowed_delta_types as readonly string[]).includes(requested)) {
+    throw new ProtocolError(ErrorCode.BadRequest, `delta type "${requested}" not allowed in this channel`);
+  }
+  return true;
+}
+
+/**
+ * makeDelta returns the Fossil delta from `prev` to `next` (both JSON text, as UTF-8 bytes), or
+ * undefined when it would not be smaller than `next` — or would not be valid UTF-8 (a copy
+ * boundary inside a multi-byte character): the JSON format carries it as a string, which
+ * could not hold those bytes, and both formats send the same choice.
+ */
+export function makeDelta(prev: RawJSON, next: Buffer): Buffer | undefined {
+  const delta = Buffer.from(createDelta(Buffer.from(prev, 'utf8'), next));
+  return delta.length < next.length && isUtf8(delta) ? delta : undefined;
+}
+
+/** fullPayload is a publication as a delta subscription receives it in full. */
+export function fullPayload(pub: Publication): Publication {
+  return { ...pub, payload: Buffer.from(pub.data, 'utf8') };
+}
+
+/**
+ * deltaRecovered prepares recovered publications (consecutive offsets) for a delta
+ * subscription: the first in full, each next one as a delta against the one before it.
+ */
+export function deltaRecovered(pubs: readonly Publication[]): Publication[] {
+  const out: Publication[] = [];
+  let prev: Publication | undefined;
+  for (const pub of pubs) {
+    const full = fullPayload(pub);
+    const delta = prev === undefined ? undefined : makeDelta(prev.data, full.payload as Buffer);
+    out.push(delta === undefined ? full : { ...pub, payload: delta, delta: true });
+    prev = pub;
+  }
+  return out;
+}
