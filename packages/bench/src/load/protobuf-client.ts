@@ -29,7 +29,7 @@ import { PendingReplies } from './pending-replies.js';
 export const FIELD = {
   command: { id: 1, connect: 4, subscribe: 5, publish: 7 },
   connectRequest: { token: 1, name: 4 },
-  subscribeRequest: { channel: 1 },
+  subscribeRequest: { channel: 1, delta: 12 },
   publishRequest: { channel: 1, data: 2 },
   reply: { id: 1, error: 2, push: 4, connect: 5 },
   error: { code: 1, message: 2 },
@@ -190,10 +190,11 @@ export function connectCommand(id: number, token: string, name = 'bench'): Uint8
   });
 }
 
-/** subscribeCommand encodes `Command{id, subscribe{channel}}`, length-prefixed. */
-export function subscribeCommand(id: number, channel: string): Uint8Array {
+/** subscribeCommand encodes `Command{id, subscribe{channel, delta?}}`, length-prefixed. */
+export function subscribeCommand(id: number, channel: string, delta?: string): Uint8Array {
   return command(id, FIELD.command.subscribe, (w) => {
     w.tag(FIELD.subscribeRequest.channel, WireType.LengthDelimited).string(channel);
+    if (delta !== undefined) w.tag(FIELD.subscribeRequest.delta, WireType.LengthDelimited).string(delta);
   });
 }
 

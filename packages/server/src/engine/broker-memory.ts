@@ -75,6 +75,8 @@ interface Stream {
  *   random epoch), appends at offset top+1, trims to the newest historySize publications,
  *   sets the publications' expiry to now + historyTtlMs and the position's expiry to
  *   now + historyMetaTtlMs. Otherwise it stores nothing and returns `{offset: 0, epoch: ''}`.
+ *   With `delta`, the publication before it (offset top − 1) goes to `onPublication` as `prev`
+ *   while history still holds it.
  *   Then, if this node subscribed to the channel, it calls `onPublication` synchronously
  *   inside the call: offset assignment, append and delivery are one step, so concurrent
  *   publishes are delivered in offset order. The promise resolves after delivery.

@@ -55,7 +55,8 @@ const RESUBSCRIBE_BATCH = 512;
  * shares exactly):
  * - `publish` with history runs one Lua script: offset assignment, stream append, trimming,
  *   TTLs and the pub/sub publish are one atomic step per channel, so every node receives a
- *   channel's publications in offset order. Without history it only publishes (offset 0,
+ *   channel's publications in offset order; with `delta` the script also reads the stream's
+ *   previous entry and the message carries its data to every node (`prev`). Without history it only publishes (offset 0,
  *   epoch ''). Publications, joins and leaves of a channel travel on one pub/sub channel, so
  *   a node receives them in the order they were published.
  * - Delivery is asynchronous: the handler runs when the pub/sub message arrives, after
