@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Centrifuge, DeltaStats, Subscription } from 'centrifuge';
+import { loadConfig } from '../src/config/load.js';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { BrokerEventHandler } from '../src/engine/broker.js';
 import { RedisBroker } from '../src/engine/redis/broker-redis.js';
@@ -112,7 +113,15 @@ describe('delta compression', () => {
   let srv: TestServer;
 
   before(async () => {
-    srv = await startTestServer({ channel: { namespaces: [boardNamespace] } });
+    srv = await startTestServer({
+      channel: {
+        namespaces: [
+          boardNamespace,
+          // History, but subscribers are not positioned: nothing checks they got offset N − 1.
+          { ...boardNamespace, name: 'loose', force_recovery: false },
+        ],
+      },
+    });
   });
   after(() => srv.close());
 
@@ -237,6 +246,17 @@ describe('delta compression', () => {
     assert.equal(r.sub.deltaStats().numFullPayloads, 3);
   });
 
+  it('a subscription that is not positioned gets every publication in full', async (t) => {
+    const ch = 'loose:board';
+    const r = await subscribeBoard(await connect(srv, t, 'hank', 'json'), ch);
+    const board = new Board();
+    const published = Array.from({ length: 5 }, () => board.edit());
+    for (const p of published) await srv.node.publish(ch, p);
+    await waitUntil(() => r.data.length === 5, 3000, '5 publications');
+    assert.deepEqual(r.data, published);
+    assert.equal(r.sub.deltaStats().numFullPayloads, 5);
+  });
+
   it('the subscribe reply says delta: true; a publication carries delta: true only as a delta', async () => {
     const raw = await rawClient(srv.url);
     try {
@@ -270,6 +290,9 @@ describe('delta compression', () => {
       const unknown = await raw.call('subscribe', { channel: 'board:x', delta: 'xdelta' });
       assert.equal(unknown.error?.code, 107);
       assert.match(unknown.error?.message ?? '', /unknown delta type "xdelta"/);
+      const long = await raw.call('subscribe', { channel: 'board:x', delta: 'z'.repeat(5000) });
+      assert.equal(long.error?.code, 107);
+      assert.ok((long.error?.message.length ?? 0) < 80, long.error?.message);
       // Nothing was half-made: the same channels subscribe fine without the option.
       assert.equal((await raw.call('subscribe', { channel: 'chat:room' })).error, undefined);
       assert.equal((await raw.call('subscribe', { channel: 'board:x' })).error, undefined);
@@ -285,7 +308,24 @@ describe('delta compression', () => {
   });
 });
 
-/** prevOf records the `prev` each publication was delivered with. */
+describe('delta compression: config', () => {
+  it('allowed_delta_types takes only fossil, and says which key is wrong', () => {
+    const base = { http_api: { key: 'k' }, client: { token: { hmac_secret_key: 's' } } };
+    const ns = (types: string[]) => ({
+      ...base,
+      channel: { namespaces: [{ name: 'ab', allowed_delta_types: types }] },
+    });
+    assert.deepEqual(loadConfig({ object: ns(['fossil']), env: {} }).channel.namespaces[0]?.allowed_delta_types, [
+      'fossil',
+    ]);
+    assert.throws(
+      () => loadConfig({ object: ns(['xdelta']), env: {} }),
+      /channel\.namespaces\[0\]\.allowed_delta_types/,
+    );
+  });
+});
+
+/** recorder records the `prev` each publication was delivered with. */
 function recorder(): { handler: BrokerEventHandler; got: Array<[Publication, Publication | undefined]> } {
   const got: Array<[Publication, Publication | undefined]> = [];
   const handler: BrokerEventHandler = {

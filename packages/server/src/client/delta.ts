@@ -39,7 +39,9 @@ export function negotiateDelta(
   ns: Pick<ChannelOptions, 'allowed_delta_types'>,
 ): boolean {
   if (requested === undefined || requested === '') return false;
-  if (!knownTypes.has(requested)) throw new ProtocolError(ErrorCode.BadRequest, `unknown delta type "${requested}"`);
+  // The client's string is echoed only in part: an error message is no place for 64 KiB of it.
+  const shown = requested.length > 32 ? `${requested.slice(0, 32)}…` : requested;
+  if (!knownTypes.has(requested)) throw new ProtocolError(ErrorCode.BadRequest, `unknown delta type "${shown}"`);
   if (!(ns.allowed_delta_types as readonly string[]).includes(requested)) {
     throw new ProtocolError(ErrorCode.BadRequest, `delta type "${requested}" not allowed in this channel`);
   }

@@ -65,6 +65,8 @@ export async function subscribeCommand(
     ctx.metrics.reject('channel_limit');
     throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
   }
+  // A bad option is refused before any token check or backend call is spent on the request.
+  const delta = negotiateDelta(req.delta, rc.options);
   let claims: SubscriptionTokenClaims | undefined;
   let proxied: SubscribeOutcome | undefined;
   let subRefreshProxy: ProxyTarget | undefined;
@@ -81,7 +83,6 @@ export async function subscribeCommand(
       ctx.permissions.checkSubscribe(rc, s.user);
     }
   }
-  const delta = negotiateDelta(req.delta, rc.options);
   const made = await subscribe(s, rc, {
     recover: req.recover === true,
     offset: req.offset ?? 0,
