@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { Centrifuge, DeltaStats, Subscription } from 'centrifuge';
+import { makeDelta } from '../src/client/delta.js';
 import { loadConfig } from '../src/config/load.js';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { BrokerEventHandler } from '../src/engine/broker.js';
@@ -245,6 +246,26 @@ describe('delta compression', () => {
     assert.deepEqual(r.data, published);
     assert.equal(r.sub.deltaStats().numFullPayloads, 3);
   });
+
+  for (const format of ['json', 'protobuf'] as const) {
+    it(`${format}: an edit inside a multi-byte character (é → è) is sent in full, not as a broken delta`, async (t) => {
+      // The Fossil delta of this edit copies the first byte of the character and inserts the
+      // second alone: not valid UTF-8, which a JSON string cannot carry.
+      const pad = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(4);
+      const published = [{ t: `${pad}é${pad}` }, { t: `${pad}è${pad}` }, { t: `${pad}è${pad}!` }];
+      const [a, b] = published.map((p) => Buffer.from(JSON.stringify(p)));
+      assert.equal(makeDelta(JSON.stringify(published[0]) as RawJSON, b as Buffer), undefined);
+      assert.ok(a && b && a.length === b.length);
+      const ch = `board:utf8-${format}`;
+      const r = await subscribeBoard(await connect(srv, t, 'ivan', format), ch);
+      for (const p of published) await srv.node.publish(ch, p);
+      await waitUntil(() => r.data.length === 3, 3000, '3 publications');
+      assert.deepEqual(r.data, published);
+      // Full: the first, and the one whose delta was not UTF-8; the last is a delta again.
+      assert.equal(r.sub.deltaStats().numFullPayloads, 2);
+      assert.equal(r.sub.deltaStats().numDeltaPayloads, 1);
+    });
+  }
 
   it('a subscription that is not positioned gets every publication in full', async (t) => {
     const ch = 'loose:board';

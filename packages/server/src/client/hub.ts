@@ -89,9 +89,11 @@ export class Hub<S extends Subscriber = Subscriber> {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
     const frames = new SharedFrames({ type: 'pub', channel, pub });
-    const deltas = new DeltaFrames(channel, pub, prev, frames);
+    let deltas: DeltaFrames | undefined;
     for (const [session, state] of subs) {
-      session.deliverPublication(state, pub, state.delta === true ? deltas : frames.for(session.codec), epoch);
+      const frame =
+        state.delta === true ? (deltas ??= new DeltaFrames(channel, pub, prev, frames)) : frames.for(session.codec);
+      session.deliverPublication(state, pub, frame, epoch);
     }
     return subs.size;
   }
