@@ -14,6 +14,8 @@
  *   next is full too, whatever the client may still hold from an earlier subscription.
  * - A publication without an offset (one published without history) replaces the client's
  *   base with something that is not N − 1: the next one is full.
+ * - Nothing may skip a publication of a delta subscription while moving its offset past it
+ *   (a publication filter would): the next delta would be against data the client never got.
  *
  * The delta is made once per publication per node and encoded once per format (delta-frames.ts);
  * only recovered publications in a subscribe reply are encoded per subscriber.
