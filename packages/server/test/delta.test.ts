@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config/load.js';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { BrokerEventHandler } from '../src/engine/broker.js';
 import { RedisBroker } from '../src/engine/redis/broker-redis.js';
+import { decodeEvent, MalformedMessageError } from '../src/engine/redis/codec.js';
 import type { Publication, RawJSON } from '../src/protocol/types.js';
 import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
 import {
@@ -343,6 +344,20 @@ describe('delta compression: config', () => {
       () => loadConfig({ object: ns(['xdelta']), env: {} }),
       /channel\.namespaces\[0\]\.allowed_delta_types/,
     );
+  });
+});
+
+describe('delta compression: the Redis message carrying the previous publication', () => {
+  it('decodes it, and refuses one whose previous data is not a JSON string', () => {
+    const ev = decodeEvent('d\n7\nep\n\n"{\\"a\\":\\n1}"\n{"b":2}');
+    assert.deepEqual(ev, {
+      kind: 'publication',
+      pub: { offset: 7, data: '{"b":2}' },
+      epoch: 'ep',
+      prev: { offset: 6, data: '{"a":\n1}' },
+    });
+    assert.throws(() => decodeEvent('d\n7\nep\n\n{"a":1}\n{"b":2}'), MalformedMessageError);
+    assert.throws(() => decodeEvent('d\n7\nep\n\n'), MalformedMessageError);
   });
 });
 
