@@ -4,8 +4,11 @@
  *
  * @module
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets of commands (seconds): a cached reply to a slow backend proxy call. */
+const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** Metrics holds every metric a node exports at /metrics. */
 export class Metrics {
@@ -17,6 +20,8 @@ export class Metrics {
   readonly commands: Counter<'method' | 'result'>;
   readonly apiCommands: Counter<'method' | 'result'>;
   readonly publications: Counter<'source'>;
+  readonly publicationsSuppressed: Counter<'reason'>;
+  readonly variantDeliveries: Counter<'variant'>;
   readonly deliveries: Counter;
   readonly recoveries: Counter<'result'>;
   readonly disconnects: Counter<'code'>;
@@ -41,8 +46,13 @@ export class Metrics {
   readonly emulationRequests: Counter<'result'>;
   #httpPendingSource: (() => number) | undefined;
   #admissionSource: (() => { open: number; limit: number }) | undefined;
+  #drainingSource: (() => boolean) | undefined;
+  readonly draining: Gauge;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
+  readonly commandDuration: Histogram<'method'>;
+  readonly apiCommandDuration: Histogram<'method'>;
+  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
   readonly #histogram: IntervalHistogram;
   /**
    * Bound counters per label value: prom-client hashes the label set on every inc(), which
@@ -55,7 +65,9 @@ export class Metrics {
   constructor(nodeName: string) {
     const r = this.registry;
     r.setDefaultLabels({ node: nodeName });
-    collectDefaultMetrics({ register: r, prefix: 'bulwark_' });
+    // Under their stock names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, …), so
+    // the usual Node.js dashboards work unchanged.
+    collectDefaultMetrics({ register: r });
     const registers = [r];
     this.connections = new Gauge({ name: 'bulwark_connections', help: 'Connected clients.', registers });
     this.connectionsOpened = new Counter({
@@ -85,6 +97,18 @@ export class Metrics {
       name: 'bulwark_publications_total',
       help: 'Publications accepted, by source (client, api).',
       labelNames: ['source'],
+      registers,
+    });
+    this.publicationsSuppressed = new Counter({
+      name: 'bulwark_publications_suppressed_total',
+      help: 'Publishes not published, by reason (idempotency: a repeated idempotency_key; version: not newer than the channel).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.variantDeliveries = new Counter({
+      name: 'bulwark_variant_deliveries_total',
+      help: 'Deliveries of publications with variants, by the payload sent: default (the data) or the variant index.',
+      labelNames: ['variant'],
       registers,
     });
     this.deliveries = new Counter({
@@ -166,6 +190,14 @@ export class Metrics {
       },
     });
     // Read at scrape from the admission itself: nothing on the connect path.
+    this.draining = new Gauge({
+      name: 'bulwark_draining',
+      help: '1 while this node drains (drain API method or shutdown): it refuses new connections and disconnects its clients.',
+      registers,
+      collect() {
+        this.set(self.#drainingSource?.() === true ? 1 : 0);
+      },
+    });
     this.admissionOpen = new Gauge({
       name: 'bulwark_admission_connections',
       help: 'WebSocket connections admission counts against client.connection_limit (accepted, not closed yet, authenticated or not).',
@@ -223,6 +255,20 @@ export class Metrics {
       labelNames: ['proxy', 'target', 'result'],
       registers,
     });
+    this.commandDuration = new Histogram({
+      name: 'bulwark_client_command_duration_seconds',
+      help: 'Duration of client commands by method, from decoding to the reply (errors included).',
+      labelNames: ['method'],
+      buckets: durationBuckets,
+      registers,
+    });
+    this.apiCommandDuration = new Histogram({
+      name: 'bulwark_api_command_duration_seconds',
+      help: 'Duration of server API calls by method, from the parsed body to the answer (errors included).',
+      labelNames: ['method'],
+      buckets: durationBuckets,
+      registers,
+    });
     this.proxyDuration = new Histogram({
       name: 'bulwark_proxy_call_duration_seconds',
       help: 'Duration of proxy calls to the backend (guard queueing included), by event and target.',
@@ -245,12 +291,28 @@ export class Metrics {
     });
   }
 
-  /** command counts one client command by method and result. */
-  command(method: string, result: 'ok' | 'error' | 'disconnect'): void {
+  /**
+   * command counts one client command by method and result and, given when it started
+   * (performance.now()), observes its duration.
+   */
+  command(method: string, result: 'ok' | 'error' | 'disconnect', startedAt?: number): void {
     const key = `${method}\u0000${result}`;
     let child = this.#commandChildren.get(key);
     if (child === undefined) this.#commandChildren.set(key, (child = this.commands.labels({ method, result })));
     child.inc();
+    if (startedAt !== undefined) this.#observe(this.commandDuration, 'c', method, startedAt);
+  }
+
+  /** apiCommand observes the duration of one server API call that started at `startedAt` (performance.now()). */
+  apiCommand(method: string, startedAt: number): void {
+    this.#observe(this.apiCommandDuration, 'a', method, startedAt);
+  }
+
+  #observe(h: Histogram<'method'>, kind: string, method: string, startedAt: number): void {
+    const key = `${kind}${method}`;
+    let child = this.#durationChildren.get(key);
+    if (child === undefined) this.#durationChildren.set(key, (child = h.labels({ method })));
+    child.observe((performance.now() - startedAt) / 1000);
   }
 
   /** reject counts one request refused by a check or limit (bulwark_rejections_total{reason}). */
@@ -282,6 +344,11 @@ export class Metrics {
     for (const [stat, value] of Object.entries(stats)) {
       if (typeof value === 'number') this.rpcCache.set({ method, stat }, value);
     }
+  }
+
+  /** setDrainingSource sets what bulwark_draining reads at each scrape. */
+  setDrainingSource(source: () => boolean): void {
+    this.#drainingSource = source;
   }
 
   /** setAdmissionSource sets what bulwark_admission_connections and _connection_limit read at each scrape. */

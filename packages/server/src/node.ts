@@ -47,15 +47,22 @@ import { Metrics } from './metrics.js';
 import { Backend } from './node/backend.js';
 import { Drainer } from './node/drain.js';
 import { EngineSupervisor } from './node/engine-supervisor.js';
-import { nodeHttpServer } from './node/http-routes.js';
+import { nodeHttpServers, type NodeHttpServers } from './node/http-routes.js';
+import { readTlsFiles } from './node/tls-files.js';
 import { SessionServices } from './node/session-services.js';
-import type { HttpServer } from './http/server.js';
 import type { BackendProxy } from './proxy/backend-proxy.js';
 import type { ProxyResolver } from './proxy/proxies.js';
 import type { RpcCache } from './proxy/rpc-cache.js';
 import { SharedFrames } from './client/shared-frames.js';
-import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from './protocol/types.js';
+import {
+  asRaw,
+  type ClientInfo,
+  type PublicationVariant,
+  type RawJSON,
+  type StreamPosition,
+} from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
+import { resolveVariants, type VariantInput } from './node/publication-variants.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { defaultLogger } from './node/logger.js';
 import { version } from './version.js';
@@ -113,7 +120,8 @@ export class Node implements SessionContext {
   readonly #sessions: SessionServices;
   readonly #backend: Backend;
   readonly #drainer: Drainer;
-  readonly #http: HttpServer;
+  readonly #http: NodeHttpServers;
+  #internalAddress: { port: number; address: string } | undefined;
   readonly #readFdLimits: FdLimitsReader;
   #started = false;
   #name = '';
@@ -152,6 +160,13 @@ export class Node implements SessionContext {
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
     this.metrics.setHttpPendingSource(() => this.admission.pending.size);
+    this.metrics.setDrainingSource(() => this.draining);
+    this.hub.onVariantDeliveries = (counts) => {
+      for (let i = 0; i < counts.length; i++) {
+        if (counts[i]! > 0)
+          this.metrics.variantDeliveries.inc({ variant: i === 0 ? 'default' : String(i - 1) }, counts[i]);
+      }
+    };
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
@@ -162,7 +177,7 @@ export class Node implements SessionContext {
       close: async () => {
         // The other nodes drop this one from info at once instead of after 3 info intervals.
         await this.#cluster.leave();
-        await this.#http.close();
+        await Promise.all([this.#http.public.close(), this.#http.internal?.close()]);
         await this.broker.close();
         await this.presence.close();
         this.#backend.close();
@@ -173,7 +188,24 @@ export class Node implements SessionContext {
         this.#sessions.close();
       },
     });
-    this.#http = nodeHttpServer(this, this.#cluster);
+    this.#http = nodeHttpServers(this, this.#cluster);
+  }
+
+  /**
+   * reloadTls reads http_server.tls's certificate and key again and uses them for new
+   * connections (SIGHUP); open connections keep theirs. Throws BulwarkError BW_ERR_TLS when
+   * they cannot be read, and then keeps the ones in use.
+   */
+  reloadTls(): void {
+    const files = readTlsFiles(this.config);
+    if (files === undefined) return;
+    this.#http.public.setTls(files);
+    this.log.info({ cert: this.config.http_server.tls.cert_pem_file }, 'tls certificate reloaded');
+  }
+
+  /** internalAddress is where the internal port listens (API, metrics, probes), once started with one. */
+  get internalAddress(): { port: number; address: string } | undefined {
+    return this.#internalAddress;
   }
 
   /** name is the node's display name (node.name, else hostname_port). */
@@ -235,13 +267,29 @@ export class Node implements SessionContext {
     if (cfg.http_api.insecure) this.log.warn('http_api.insecure is ON: the server API accepts requests without a key.');
     await this.#engine.start();
     this.shedder.start();
-    const addr = await this.#http.listen(cfg.http_server.port, cfg.http_server.address);
+    const addr = await this.#http.public.listen(cfg.http_server.port, cfg.http_server.address);
+    if (this.#http.internal !== undefined) {
+      const internalHost = cfg.http_server.internal_address || cfg.http_server.address;
+      try {
+        this.#internalAddress = await this.#http.internal.listen(cfg.http_server.internal_port, internalHost);
+      } catch (err) {
+        await this.#http.public.close();
+        throw err;
+      }
+    }
     this.#name = cfg.node.name || `${hostname()}_${addr.port}`;
     this.metrics.setNodeName(this.#name);
     this.#sessions.start();
     this.#cluster.start();
     this.log.info(
-      { node: this.#name, port: addr.port, engine: cfg.engine.type, engineAddress: this.#engine.address, version },
+      {
+        node: this.#name,
+        port: addr.port,
+        internalPort: this.#internalAddress?.port,
+        engine: cfg.engine.type,
+        engineAddress: this.#engine.address,
+        version,
+      },
       'bulwark started',
     );
     return addr;
@@ -283,6 +331,15 @@ export class Node implements SessionContext {
     const pos = await this.publishResolved(rc, asRaw(data), opts.info, opts);
     this.metrics.publications.inc({ source: 'api' });
     return pos;
+  }
+
+  /**
+   * resolveVariants turns a publish's variants into payloads (inline data, or the answer of an
+   * RPC through the protected cache); pass the result as `variants` to publish. See
+   * node/publication-variants.ts.
+   */
+  resolveVariants(inputs: readonly VariantInput[]): Promise<PublicationVariant[]> {
+    return resolveVariants(this, inputs);
   }
 
   /** publishResolved publishes pre-encoded data to a resolved channel. */

@@ -178,6 +178,41 @@ describe('loadConfig', () => {
     problems(() => loadConfig({ file: arr }), 'BW_ERR_CONFIG_FILE');
   });
 
+  it('says where a JSON syntax error is, in lines and columns', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-config-'));
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{\n  "http_api": {\n    "key": "k",\n  }\n}\n');
+    assert.throws(
+      () => loadConfig({ file: bad }),
+      (err: BulwarkError) => /is not valid JSON at line 4, column 3/.test(err.message),
+    );
+  });
+
+  it('refuses an internal port equal to the public one', () => {
+    const lines = problems(() =>
+      loadConfig({ object: { ...secrets, http_server: { port: 9000, internal_port: 9000 } } }),
+    );
+    assert.ok(lines.includes('http_server.internal_port: must differ from http_server.port'), lines.join('\n'));
+  });
+
+  it('says in plain words what a key should be', () => {
+    const lines = problems(() =>
+      loadConfig({
+        object: {
+          ...secrets,
+          http_server: { port: 'eight thousand' },
+          engine: { type: 'postgres' },
+          client: { ...secrets.client, channel_limit: -1 },
+          channel: { namespaces: 'chat' },
+        },
+      }),
+    );
+    assert.ok(lines.includes('http_server.port: must be a number, got a string'), lines.join('\n'));
+    assert.ok(lines.includes('engine.type: must be one of "memory", "redis"'), lines.join('\n'));
+    assert.ok(lines.includes('client.channel_limit: must be at least 0'), lines.join('\n'));
+    assert.ok(lines.includes('channel.namespaces: must be an array, got a string'), lines.join('\n'));
+  });
+
   it('applies BULWARK_* environment overrides by key path', () => {
     const c = loadConfig({
       object: {},

@@ -1,5 +1,6 @@
 /**
- * Every metric name the documentation mentions (`bulwark_…` in docs/*.md and README.md) exists
+ * Every metric name the documentation mentions (`bulwark_…`, and the stock `process_…` and
+ * `nodejs_…` ones, in docs/*.md and README.md) exists
  * in a running node's /metrics, so an alert copied from the docs watches something real. The
  * node runs the Redis engine (the shared Redis, under a random prefix), which exports every
  * metric the memory engine does and the Redis-only ones. A name ending in `_` is a prefix (some
@@ -25,7 +26,7 @@ function docMentions(): Map<string, string[]> {
   const names = new Map<string, string[]>();
   for (const file of files) {
     const text = readFileSync(new URL(file, root), 'utf8');
-    for (const [name] of text.matchAll(/\bbulwark_[a-z0-9_]*/g)) {
+    for (const [name] of text.matchAll(/\b(?:bulwark|process|nodejs)_[a-z0-9_]*/g)) {
       const where = names.get(name) ?? [];
       if (!where.includes(file)) where.push(file);
       names.set(name, where);
@@ -47,8 +48,33 @@ function exported(text: string): Set<string> {
   return names;
 }
 
+/** deployMentions maps each metric name the alert rules and the Grafana dashboard query to its file. */
+function deployMentions(): Map<string, string[]> {
+  const names = new Map<string, string[]>();
+  const add = (file: string, expr: string) => {
+    for (const [name] of expr.matchAll(/\b(?:bulwark|process|nodejs)_[a-z0-9_]*/g)) {
+      const where = names.get(name) ?? [];
+      if (!where.includes(file)) where.push(file);
+      names.set(name, where);
+    }
+  };
+  const alerts = 'deploy/prometheus/bulwark-alerts.yml';
+  for (const line of readFileSync(new URL(alerts, root), 'utf8').split('\n')) {
+    const m = /^\s*expr:\s*(.+)$/.exec(line);
+    if (m) add(alerts, m[1]!);
+  }
+  const dashboard = 'deploy/grafana/bulwark-dashboard.json';
+  const json = JSON.parse(readFileSync(new URL(dashboard, root), 'utf8')) as {
+    panels: { targets: { expr: string }[] }[];
+    templating: { list: { query?: unknown }[] };
+  };
+  for (const panel of json.panels) for (const target of panel.targets) add(dashboard, target.expr);
+  for (const v of json.templating.list) if (typeof v.query === 'string') add(dashboard, v.query);
+  return names;
+}
+
 void describeRedis('docs: metric names', () => {
-  it('every bulwark_… metric the docs mention exists in /metrics', async (t) => {
+  it('every metric the docs mention exists in /metrics', async (t) => {
     const prefix = uniquePrefix();
     const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
     t.after(async () => {
@@ -62,5 +88,19 @@ void describeRedis('docs: metric names', () => {
       .filter(([name]) => (name.endsWith('_') ? ![...names].some((n) => n.startsWith(name)) : !names.has(name)))
       .map(([name, files]) => `${name} (${files.join(', ')})`);
     assert.deepEqual(missing, [], `metric names in the docs that /metrics does not have: ${missing.join('; ')}`);
+  });
+
+  it('every metric the alert rules and the Grafana dashboard query exists in /metrics', async (t) => {
+    const prefix = uniquePrefix();
+    const srv = await startTestServer({ engine: { type: 'redis', redis: { address: [redisUrl], prefix } } });
+    t.after(async () => {
+      await srv.close();
+      await removeKeys(prefix);
+    });
+    const names = exported(await (await fetch(`${srv.httpUrl}/metrics`)).text());
+    const mentions = deployMentions();
+    assert.ok(mentions.size > 15, `found only ${mentions.size} metric names in deploy/`);
+    const missing = [...mentions].filter(([name]) => !names.has(name)).map(([n, f]) => `${n} (${f.join(', ')})`);
+    assert.deepEqual(missing, [], `metric names in deploy/ that /metrics does not have: ${missing.join('; ')}`);
   });
 });

@@ -12,6 +12,7 @@ import type { Publication } from '../src/protocol/types.js';
 import { asRaw } from '../src/protocol/types.js';
 import { runBrokerSuite } from './conformance/broker.case.js';
 import { runPresenceSuite } from './conformance/presence.case.js';
+import { runPublishGuardSuite } from './conformance/publish-guards.case.js';
 
 /** manualClock is an injectable clock that moves only when told. */
 function manualClock(start = 1_000_000) {
@@ -30,6 +31,12 @@ runBrokerSuite('MemoryBroker conformance', async () => {
 runBrokerSuite('MemoryBroker conformance (real clock)', async () => {
   const broker = new MemoryBroker({ sweepIntervalMs: 10 });
   return { broker, cleanup: () => broker.close() };
+});
+
+runPublishGuardSuite('MemoryBroker publish guards', async () => {
+  const clock = manualClock();
+  const broker = new MemoryBroker({ now: clock.now, sweepIntervalMs: 0 });
+  return { broker, advance: clock.advance, cleanup: () => broker.close() };
 });
 
 runPresenceSuite('MemoryPresenceManager conformance', async () => {

@@ -20,6 +20,7 @@ import type { ClientInfo, Publication, RawJSON } from '../src/protocol/types.js'
 import { asRaw } from '../src/protocol/types.js';
 import { runBrokerSuite, sleep, waitFor } from './conformance/broker.case.js';
 import { runPresenceSuite } from './conformance/presence.case.js';
+import { runPublishGuardSuite } from './conformance/publish-guards.case.js';
 import {
   describeIf,
   describeRedis,
@@ -70,6 +71,11 @@ await describeRedis('Redis engine', () => {
   });
 
   runBrokerSuite('RedisBroker conformance', async () => {
+    const broker = new RedisBroker({ addresses: [redisUrl], prefix });
+    return { broker, cleanup: () => broker.close() };
+  });
+
+  runPublishGuardSuite('RedisBroker publish guards', async () => {
     const broker = new RedisBroker({ addresses: [redisUrl], prefix });
     return { broker, cleanup: () => broker.close() };
   });
@@ -430,6 +436,11 @@ describeIf('Redis engine on a Redis Cluster', redisServerMissing(), () => {
   const clusterOpts = () => ({ cluster: { addresses: cluster!.addresses }, prefix, onError: () => {} });
 
   runBrokerSuite('RedisBroker conformance (cluster)', async () => {
+    const broker = new RedisBroker(clusterOpts());
+    return { broker, cleanup: () => broker.close() };
+  });
+
+  runPublishGuardSuite('RedisBroker publish guards (cluster)', async () => {
     const broker = new RedisBroker(clusterOpts());
     return { broker, cleanup: () => broker.close() };
   });

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { Hub } from '../src/client/hub.js';
 import type { SubState, Subscriber } from '../src/client/subscriber.js';
 import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from '../src/protocol/encode.js';
+import { EMPTY_PROFILE, profileOf, type ClientProfile } from '../src/protocol/publication-variants.js';
 import { asRaw, type ClientInfo, type Publication } from '../src/protocol/types.js';
 
 /** FakeSub records what the hub hands it. */
@@ -16,6 +17,7 @@ class FakeSub implements Subscriber {
   static #n = 0;
   readonly id = `client-${++FakeSub.#n}`;
   readonly codec = jsonCodec;
+  profile: ClientProfile = EMPTY_PROFILE;
   readonly user: string;
   readonly pubs: Array<{ state: SubState; pub: Publication; frame: Buffer; epoch: string | undefined }> = [];
   readonly events: Array<{ state: SubState; frame: Buffer }> = [];
@@ -168,6 +170,36 @@ describe('Hub: subscriptions', () => {
 });
 
 describe('Hub: fan-out', () => {
+  it('hands each subscriber the variant its profile selects, encoded once per variant, and counts them', () => {
+    const hub = new Hub<FakeSub>();
+    const old = profileOf('android', '5.1.9');
+    const fresh = profileOf('android', '5.2', ['animated_stickers']);
+    const subs = [old, fresh, old, EMPTY_PROFILE, fresh].map((p, i) => {
+      const s = new FakeSub(`u${i}`);
+      s.profile = p;
+      hub.addSub('ch', s, subState('ch'));
+      return s;
+    });
+    const counts: number[][] = [];
+    hub.onVariantDeliveries = (c) => counts.push([...c]);
+    const pub: Publication = {
+      offset: 1,
+      data: asRaw({ sticker: 'anim' }),
+      variants: [
+        { when: { lacks: 'animated_stickers', version_below: '5.2' }, data: asRaw({ text: 'please upgrade' }) },
+        { when: { name: 'ios' }, data: asRaw('never') },
+      ],
+    };
+    assert.equal(hub.broadcastPublication('ch', pub, 'e'), 5);
+    const got = subs.map((s) => s.pubs[0]!.pub.data);
+    const upgrade = asRaw({ text: 'please upgrade' });
+    assert.deepEqual(got, [upgrade, pub.data, upgrade, upgrade, pub.data], 'a client without a version is the oldest');
+    for (const s of subs) assert.equal(s.pubs[0]!.pub.variants, undefined, 'a client never sees the other variants');
+    assert.equal(subs[0]!.pubs[0]!.frame, subs[2]!.pubs[0]!.frame, 'one encoding per variant');
+    assert.equal(subs[1]!.pubs[0]!.frame, subs[4]!.pubs[0]!.frame);
+    assert.deepEqual(counts, [[2, 3, 0]]);
+  });
+
   it('broadcastPublication encodes once and hands the same Buffer to every subscriber', () => {
     const hub = new Hub<FakeSub>();
     const subs = [new FakeSub('a'), new FakeSub('b'), new FakeSub('c')];

@@ -54,6 +54,11 @@ export interface ConnectTokenClaims {
   subs?: Record<string, TokenSubscribeOptions>;
   /** Server-only connection metadata (`meta`); never sent to clients. */
   meta?: RawJSON;
+  /**
+   * What the client can render (`features`, Bulwark's own claim), tested by publication
+   * variants' `has` / `lacks` conditions.
+   */
+  features?: string[];
 }
 
 /** SubscriptionTokenClaims are the verified claims of a subscription token. */
@@ -208,7 +213,18 @@ export function parseConnectClaims(claims: JWTPayload): ConnectTokenClaims {
   if (subs !== undefined) result.subs = subs;
   const meta = jsonClaim(claims, 'meta');
   if (meta !== undefined) result.meta = meta;
+  const features = claims['features'];
+  if (features !== undefined && features !== null) {
+    if (!Array.isArray(features) || features.length > 64 || !features.every(isFeature)) {
+      throw invalid('claim "features" must be an array of at most 64 strings of 1 to 64 characters');
+    }
+    result.features = features as string[];
+  }
   return result;
+}
+
+function isFeature(f: unknown): boolean {
+  return typeof f === 'string' && f.length > 0 && f.length <= 64;
 }
 
 /** parseSubscriptionClaims decodes and type-checks the claims of a verified subscription token. */

@@ -61,6 +61,8 @@ export type ConnectionTokenOptions = SigningKey &
     subs?: Record<string, SubscribeOptionsInput>;
     /** Server-only metadata (`meta`): any JSON value, never sent to clients. */
     meta?: unknown;
+    /** What the client can render (`features`, Bulwark's own): tested by publication variants. */
+    features?: string[];
   };
 
 /** SubscriptionTokenOptions describe a subscription token. */
@@ -156,6 +158,7 @@ export async function signConnectionToken(options: ConnectionTokenOptions): Prom
     claims['subs'] = subs;
   }
   if (options.meta !== undefined) claims['meta'] = options.meta;
+  if (options.features !== undefined) claims['features'] = options.features;
   return signClaims(options, { ...claims, ...options.claims });
 }
 

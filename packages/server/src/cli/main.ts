@@ -49,6 +49,11 @@ function load(opts: { config?: string; port?: number; demo?: boolean }): Readonl
   } catch (err) {
     if (err instanceof BulwarkError) {
       process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
+      if (!file && !opts.demo) {
+        process.stderr.write(
+          'bulwark: no config file given (-c <file> or BULWARK_CONFIG): `bulwark genconfig` writes one with fresh secrets, `bulwark start --demo` runs a demo without one\n',
+        );
+      }
       process.exit(2);
     }
     throw err;
@@ -56,7 +61,10 @@ function load(opts: { config?: string; port?: number; demo?: boolean }): Readonl
 }
 
 const program = new Command();
-program.name('bulwark').description('Realtime messaging server for live-service games (Centrifugo protocol v2)');
+program
+  .name('bulwark')
+  .description('Realtime messaging server for live-service games (Centrifugo protocol v2)')
+  .version(version, '-V, --version', 'print the version');
 
 program
   .command('start')
@@ -81,20 +89,29 @@ program
       );
       process.exit(status);
     }
-    const node = new Node(config);
+    let node: Node;
+    try {
+      node = new Node(config);
+    } catch (err) {
+      if (!(err instanceof BulwarkError)) throw err;
+      process.stderr.write(`bulwark: ${err.code}: ${err.message}\n`);
+      process.exit(2);
+    }
     // A bug in one request must not take every player offline: log it loudly, keep serving.
     process.on('unhandledRejection', (err) => node.log.error({ err }, 'unhandled rejection'));
     let addr;
     try {
       addr = await node.start();
     } catch (err) {
-      node.log.fatal({ err }, 'startup failed');
+      // A known failure (port in use, engine unreachable) is one plain line; a bug keeps its stack.
+      if (err instanceof BulwarkError) node.log.fatal({ code: err.code, reason: err.message }, 'startup failed');
+      else node.log.fatal({ err }, 'startup failed');
       const code = err instanceof BulwarkError ? `${err.code}: ` : '';
       process.stderr.write(`bulwark: ${code}${(err as Error).message}\n`);
       process.exit(1);
     }
     // The primary prints the banner of a multi-process node.
-    if (!isWorker()) process.stderr.write(banner(config, addr.port, opts));
+    if (!isWorker()) process.stderr.write(banner(config, addr.port, opts, '', node.internalAddress?.port));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -111,6 +128,13 @@ program
         },
       );
     };
+    process.on('SIGHUP', () => {
+      try {
+        node.reloadTls();
+      } catch (err) {
+        node.log.error({ err }, 'tls reload failed: the previous certificate stays in use');
+      }
+    });
     process.on('SIGTERM', () => stop('SIGTERM'));
     // A terminal's Ctrl-C reaches every process of the group: workers leave it to the
     // primary, which sends them SIGTERM (a second signal would cut their drain short).
@@ -118,12 +142,23 @@ program
   });
 
 /** banner is the human-readable start message (stderr). */
-function banner(config: Readonly<Config>, port: number, opts: { config?: string; demo?: boolean }, extra = ''): string {
+function banner(
+  config: Readonly<Config>,
+  port: number,
+  opts: { config?: string; demo?: boolean },
+  extra = '',
+  internalPort?: number,
+): string {
   const host = config.http_server.address || 'localhost';
-  const url = `http://${host}:${port}`;
+  const tls = config.http_server.tls.enabled;
+  const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
+  const internalHost = config.http_server.internal_address || host;
   return (
     `\nBulwark ${version} listening on ${url}${extra ? ` (${extra})` : ''}\n` +
-    `  WebSocket: ws://${host}:${port}/connection/websocket\n` +
+    `  WebSocket: ${tls ? 'wss' : 'ws'}://${host}:${port}/connection/websocket\n` +
+    (internalPort !== undefined
+      ? `  Internal (server API, /metrics, /health, /ready): http://${internalHost}:${internalPort}\n`
+      : '') +
     (config.demo.enabled ? `  Demo bulletin board: ${url}/  (open it in two tabs)\n` : '') +
     (opts.demo && !opts.config ? `  Demo API key (fresh each start): ${config.http_api.key}\n` : '') +
     '\n'
@@ -175,7 +210,9 @@ program
       },
     };
     writeFileSync(opts.output, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-    process.stderr.write(`wrote ${opts.output} (keep it secret: it holds the token secret and API key)\n`);
+    process.stderr.write(
+      `wrote ${opts.output} (keep it secret: it holds the token secret and API key; do not commit it, list it in .gitignore)\n`,
+    );
   });
 
 program

@@ -24,15 +24,15 @@ const engineOutcomeUnknown = new ProtocolError(
 ).toWire();
 const internalError = new ProtocolError(ErrorCode.Internal).toWire();
 
-/** answerFailure answers command `cmd` that threw `err`, and counts it. */
-export function answerFailure(s: SessionCore, cmd: Command, err: unknown): void {
+/** answerFailure answers command `cmd` that threw `err`, and counts it (with its duration from `startedAt`). */
+export function answerFailure(s: SessionCore, cmd: Command, err: unknown, startedAt?: number): void {
   const { metrics, log, burstLog } = s.ctx;
   if (err instanceof DisconnectError) {
-    metrics.command(cmd.method, 'disconnect');
+    metrics.command(cmd.method, 'disconnect', startedAt);
     s.disconnect(err.disconnect);
     return;
   }
-  metrics.command(cmd.method, 'error');
+  metrics.command(cmd.method, 'error', startedAt);
   let wire;
   if (err instanceof ProtocolError) {
     wire = err.toWire();

@@ -8,6 +8,7 @@
 import { ChannelRules } from '../channel-rules.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
+import { forProfileAll } from '../protocol/publication-variants.js';
 import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { SessionCore } from './session-core.js';
@@ -75,7 +76,7 @@ export async function history(s: SessionCore, req: HistoryRequest): Promise<{ re
     reverse: req.reverse === true,
     metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
   });
-  return { reply: { method: 'history', result: h } };
+  return { reply: { method: 'history', result: { ...h, publications: forProfileAll(h.publications, s.profile) } } };
 }
 
 /**

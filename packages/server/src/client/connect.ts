@@ -8,6 +8,7 @@
 import type { ResolvedChannel } from '../channel-rules.js';
 import type { ConnectTokenClaims } from '../auth/token-verifier.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
+import { profileOf } from '../protocol/publication-variants.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import {
   asRaw,
@@ -39,6 +40,7 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
       expireAt: claims.expireAt * 1000,
       info: claims.info,
       meta: claims.meta,
+      profile: profileOf(req.name, req.version, claims.features),
       channels: claims.channels,
       subs: claims.subs,
     };
@@ -56,6 +58,7 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
       expireAt: out.expireAt,
       info: out.info,
       meta: out.meta === undefined ? undefined : asRaw(out.meta),
+      profile: profileOf(req.name, req.version),
       channels: out.channels,
       subs: out.subs,
       data: out.data,
@@ -64,7 +67,8 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
   if (!ctx.permissions.anonymousAllowed(cfg.allow_anonymous_connect_without_token)) {
     throw new ProtocolError(ErrorCode.Unauthorized);
   }
-  return { user: '', expireAt: 0, info: undefined, meta: undefined, channels: [], subs: undefined };
+  const profile = profileOf(req.name, req.version);
+  return { user: '', expireAt: 0, info: undefined, meta: undefined, profile, channels: [], subs: undefined };
 }
 
 /** connect runs the connect command: the reply, and the server-side subscriptions to activate after it. */

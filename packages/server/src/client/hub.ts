@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { variantIndex, variantPublication, type ClientProfile } from '../protocol/publication-variants.js';
 import type { ClientInfo, Publication, Push } from '../protocol/types.js';
 import { DeltaFrames } from './delta-frames.js';
 import { SharedFrames } from './shared-frames.js';
@@ -20,6 +21,11 @@ export class Hub<S extends Subscriber = Subscriber> {
   /** channel → session → its subscription state; iterating yields the state with no lookup. */
   readonly #channels = new Map<string, Map<S, SubState>>();
   #numSubs = 0;
+  /**
+   * Receives, after each fan-out of a publication with variants, how many subscribers got
+   * each payload: index 0 the publication's own data, i + 1 variant i (for metrics).
+   */
+  onVariantDeliveries: ((counts: readonly number[]) => void) | undefined;
 
   /** addConnecting tracks a session until it connects or closes (shutdown closes these too). */
   addConnecting(s: S): void {
@@ -88,6 +94,7 @@ export class Hub<S extends Subscriber = Subscriber> {
   broadcastPublication(channel: string, pub: Publication, epoch = '', prev?: Publication): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
+    if (pub.variants !== undefined) return this.#broadcastVariants(channel, pub, subs, epoch);
     const frames = new SharedFrames({ type: 'pub', channel, pub });
     let deltas: DeltaFrames | undefined;
     for (const [session, state] of subs) {
@@ -95,6 +102,31 @@ export class Hub<S extends Subscriber = Subscriber> {
         state.delta === true ? (deltas ??= new DeltaFrames(channel, pub, prev, frames)) : frames.for(session.codec);
       session.deliverPublication(state, pub, frame, epoch);
     }
+    return subs.size;
+  }
+
+  /**
+   * #broadcastVariants delivers a publication with variants: each subscriber gets the payload
+   * its client's profile selects, encoded once per payload and format. Profiles are shared
+   * between connections that declared the same, and subscribers of one kind tend to come in
+   * runs, so the last choice is reused when the profile is the same object.
+   */
+  #broadcastVariants(channel: string, pub: Publication, subs: Map<S, SubState>, epoch: string): number {
+    const frames: Array<SharedFrames | undefined> = [];
+    const counts: number[] = new Array<number>(pub.variants!.length + 1).fill(0);
+    let lastProfile: ClientProfile | undefined;
+    let index = -1;
+    for (const [session, state] of subs) {
+      if (session.profile !== lastProfile) {
+        lastProfile = session.profile;
+        index = variantIndex(pub, lastProfile);
+      }
+      const chosen = variantPublication(pub, index);
+      const f = (frames[index + 1] ??= new SharedFrames({ type: 'pub', channel, pub: chosen }));
+      session.deliverPublication(state, chosen, f.for(session.codec), epoch);
+      counts[index + 1]!++;
+    }
+    this.onVariantDeliveries?.(counts);
     return subs.size;
   }
 

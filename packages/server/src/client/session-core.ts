@@ -7,6 +7,7 @@
  * @module
  */
 import type { Disconnect, ProtocolErrorShape } from '../protocol/codes.js';
+import type { ClientProfile } from '../protocol/publication-variants.js';
 import type { ClientInfo, Push, RawJSON, Reply } from '../protocol/types.js';
 import type { ProxyConnection } from '../proxy/backend-proxy.js';
 import type { Transport } from '../transport/transport.js';
@@ -23,6 +24,8 @@ export interface Identity {
   expireAt: number;
   info: RawJSON | undefined;
   meta: RawJSON | undefined;
+  /** What the client declared (connect name and version, token features), for publication variants. */
+  profile: ClientProfile;
 }
 
 /** SessionCore is one session as its command handlers see it. */
@@ -33,6 +36,8 @@ export interface SessionCore extends Subscriber {
   connInfo: RawJSON | undefined;
   /** Connection expiry in ms since epoch; 0 means never. */
   readonly expireAt: number;
+  /** What the client declared, for publication variants (set at connect). */
+  readonly profile: ClientProfile;
   readonly ctx: SessionContext;
   readonly state: SessionState;
   /** The subscriptions made, by channel. */

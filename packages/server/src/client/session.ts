@@ -22,6 +22,7 @@ import {
   type ProtocolErrorShape,
 } from '../protocol/codes.js';
 import { FrameError } from '../protocol/decode.js';
+import { EMPTY_PROFILE, type ClientProfile } from '../protocol/publication-variants.js';
 import type { ClientInfo, Command, Publication, Push, RawJSON, Reply } from '../protocol/types.js';
 import type { Transport } from '../transport/transport.js';
 import type { TokenBuckets } from '../protection/rate-limit.js';
@@ -72,6 +73,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   expireAt = 0;
   /** Server-only connection meta (token `meta` claim or connect proxy result), for proxy requests. */
   meta: RawJSON | undefined;
+  /** What the client declared (connect name/version, token features), for publication variants. */
+  profile: ClientProfile = EMPTY_PROFILE;
   readonly ctx: SessionContext;
   /** The connection's format (JSON or Protobuf), as its transport speaks it. */
   readonly codec: Codec;
@@ -139,11 +142,6 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     return info;
   }
 
-  /** channels lists this session's subscribed channels. */
-  channels(): IterableIterator<string> {
-    return this.subs.keys();
-  }
-
   proxyConnection(): ProxyConnection {
     return {
       client: this.id,
@@ -164,6 +162,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     this.expireAt = identity.expireAt;
     this.connInfo = identity.info;
     this.meta = identity.meta;
+    this.profile = identity.profile;
     this.#state = 'connected';
     ctx.hub.addSession(this);
     ctx.metrics.connections.inc();
@@ -288,13 +287,14 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       return;
     }
     if ((!admitted && rateLimitedBeforeConnect(this, cmd)) || shed(this, cmd)) return;
+    const started = performance.now();
     try {
       const result = await this.#dispatch(cmd);
-      metrics.command(cmd.method, 'ok');
+      metrics.command(cmd.method, 'ok', started);
       if (result !== undefined && cmd.id > 0) this.reply(cmd.id, result.reply);
       result?.after?.();
     } catch (err) {
-      answerFailure(this, cmd, err);
+      answerFailure(this, cmd, err, started);
     }
   }
 

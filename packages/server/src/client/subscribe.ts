@@ -13,6 +13,7 @@
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
+import { forProfileAll } from '../protocol/publication-variants.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
@@ -225,7 +226,7 @@ async function recover(
     if (recovered && first) {
       // The position recovered from; each recovered publication moves the client past it.
       result.offset = o.offset;
-      result.publications = pubs;
+      result.publications = forProfileAll(pubs, s.profile) as Publication[];
     } else {
       result.offset = h.offset;
     }

@@ -7,6 +7,7 @@
  */
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { Codec } from '../protocol/codec.js';
+import type { ClientProfile } from '../protocol/publication-variants.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
 import type { DeltaFrames } from './delta-frames.js';
 
@@ -56,6 +57,8 @@ export interface Subscriber {
   readonly user: string;
   /** The connection's format: the hub hands it frames encoded by this codec. */
   readonly codec: Codec;
+  /** What the client declared: the hub hands it the publication variant this selects. */
+  readonly profile: ClientProfile;
   /** deliverPublication hands a publication and its shared frame to one subscription. */
   deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): void;
   /** deliverEvent hands a join/leave frame to one subscription. */

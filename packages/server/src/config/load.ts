@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { jsonErrorPlace, plainIssue } from './issue-words.js';
 import { BulwarkError } from '../errors.js';
 import { formatDuration } from '../util/duration.js';
 import { configSchema, type Config } from './schema.js';
@@ -167,9 +168,11 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     try {
       input = JSON.parse(text) as Record<string, unknown>;
     } catch (err) {
+      const message = (err as Error).message;
+      const place = jsonErrorPlace(text, message);
       throw new BulwarkError(
         'BW_ERR_CONFIG_FILE',
-        `config file ${sources.file} is not valid JSON: ${(err as Error).message}`,
+        `config file ${sources.file} is not valid JSON${place ? ` at ${place}` : ''}: ${message}`,
       );
     }
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -204,7 +207,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
       if (issue.code === 'unrecognized_keys') {
         return issue.keys.map((k) => `${key === '(root)' ? k : `${key}.${k}`}: unknown key`).join('\n  ');
       }
-      return `${key}: ${issue.message}`;
+      return `${key}: ${plainIssue(issue)}`;
     });
     throw new BulwarkError('BW_ERR_CONFIG_INVALID', `invalid configuration:\n  ${lines.join('\n  ')}`);
   }

@@ -9,9 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { clearInterval, setInterval } from 'node:timers';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
-import type { Broker, BrokerEventHandler, HistoryQuery, HistoryResult, PublishOptions } from './broker.js';
+import type { ClientInfo, Publication, RawJSON } from '../protocol/types.js';
+import {
+  DEFAULT_IDEMPOTENT_RESULT_TTL_MS,
+  type Broker,
+  type BrokerEventHandler,
+  type HistoryQuery,
+  type HistoryResult,
+  type PublishOptions,
+  type PublishResult,
+} from './broker.js';
 import { DeadlineQueue, type QueueEntry } from './deadline-queue.js';
+import { IdempotentResults } from './idempotent-results.js';
 
 /** MemoryBrokerOptions tunes a {@link MemoryBroker}; every field is optional. */
 export interface MemoryBrokerOptions {
@@ -59,6 +68,9 @@ interface Stream {
   historyExpireAt: number;
   /** When the whole stream, position included, expires. Never earlier than historyExpireAt. */
   metaExpireAt: number;
+  /** Version of the last publication that carried one (0: none), and its version epoch. */
+  version: number;
+  versionEpoch: string;
   /**
    * This stream's entry in the expiry queue (undefined: none), moved earlier when a deadline
    * comes sooner (a publish starts the history TTL under a meta TTL of 30 days) and taken out
@@ -93,6 +105,8 @@ interface Stream {
  *   `limit` newest retained publications with offset < since.offset (all retained ones
  *   without `since`). A `since` whose epoch is not '' and differs from the stream's throws
  *   ProtocolError 112 (UnrecoverablePosition); an epoch of '' skips the check.
+ * - Idempotency keys are remembered per channel for `idempotentResultTtlMs` (default 5 min)
+ *   from the first publish; versions live in the stream's position, so they expire with it.
  * - `removeHistory` drops the publications but keeps the position, as Centrifugo's
  *   `history_remove` does: offsets continue from the same top in the same epoch.
  * - subscribe/unsubscribe are idempotent (a set, not a reference count: the caller counts
@@ -111,6 +125,7 @@ export class MemoryBroker implements Broker {
   private readonly streams = new Map<string, Stream>();
   private readonly subscribed = new Set<string>();
   private readonly expiry = new DeadlineQueue<Stream>();
+  private readonly results = new IdempotentResults();
   private handler: BrokerEventHandler | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
@@ -152,17 +167,33 @@ export class MemoryBroker implements Broker {
   }
 
   /** publish stores (when history is on) and delivers one publication; see the class contract. */
-  async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<StreamPosition> {
+  async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
+    const key = opts.idempotencyKey;
+    if (key !== undefined && key !== '') {
+      const first = this.results.get(channel, key, this.now());
+      if (first !== undefined) return { offset: first.offset, epoch: first.epoch, suppressed: 'idempotency' };
+    }
     const pub: Publication = { offset: 0, data };
     if (opts.info !== undefined) pub.info = { ...opts.info };
     if (opts.tags !== undefined) pub.tags = { ...opts.tags };
     if (opts.time !== undefined) pub.time = opts.time;
+    if (opts.variants !== undefined && opts.variants.length > 0) pub.variants = opts.variants.slice();
 
     let epoch = '';
     let prev: Publication | undefined;
+    const now = this.now();
     if (opts.historySize > 0 && opts.historyTtlMs > 0) {
-      const now = this.now();
       const stream = this.live(channel, now) ?? this.create(channel, now);
+      const version = opts.version ?? 0;
+      if (version > 0) {
+        const versionEpoch = opts.versionEpoch ?? '';
+        const sameEpoch = versionEpoch === '' || versionEpoch === stream.versionEpoch;
+        if (stream.version > 0 && sameEpoch && stream.version >= version) {
+          return { offset: stream.top, epoch: stream.epoch, suppressed: 'version' };
+        }
+        stream.version = version;
+        stream.versionEpoch = versionEpoch;
+      }
       // live() dropped expired history: what is left is still held, and its last is the top.
       if (opts.delta && stream.items.length > stream.head) prev = stream.items[stream.items.length - 1];
       pub.offset = ++stream.top;
@@ -180,6 +211,11 @@ export class MemoryBroker implements Broker {
       );
       this.schedule(stream);
       epoch = stream.epoch;
+    }
+    // Remembered before delivery: a handler that throws must not let a retry publish again.
+    if (key !== undefined && key !== '') {
+      const ttl = opts.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS;
+      this.results.remember(channel, key, { offset: pub.offset, epoch }, now, ttl);
     }
 
     if (this.handler !== undefined && this.subscribed.has(channel)) {
@@ -255,6 +291,7 @@ export class MemoryBroker implements Broker {
     this.subscribed.clear();
     this.streams.clear();
     this.expiry.clear();
+    this.results.clear();
   }
 
   /**
@@ -264,6 +301,7 @@ export class MemoryBroker implements Broker {
    */
   sweep(): void {
     const now = this.now();
+    this.results.sweep(now);
     for (let due = this.expiry.popDue(now); due !== undefined; due = this.expiry.popDue(now)) {
       const stream = due.item;
       stream.queued = undefined;
@@ -297,6 +335,8 @@ export class MemoryBroker implements Broker {
       head: 0,
       historyExpireAt: now,
       metaExpireAt: now,
+      version: 0,
+      versionEpoch: '',
       queued: undefined,
     };
     this.streams.set(channel, stream);

@@ -7,7 +7,10 @@
  *
  * @module
  */
-import type { ClientInfo, Publication, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { ClientInfo, Publication, PublicationVariant, RawJSON, StreamPosition } from '../protocol/types.js';
+
+/** How long an idempotent publish's result is kept when the caller does not say: 5 minutes, as Centrifugo. */
+export const DEFAULT_IDEMPOTENT_RESULT_TTL_MS = 5 * 60 * 1000;
 
 /** PublishOptions tells the broker how to store one publication. */
 export interface PublishOptions {
@@ -27,6 +30,35 @@ export interface PublishOptions {
    * having seen that publication itself (client/delta.ts).
    */
   delta?: boolean;
+  /** Alternative payloads for clients of other capability, stored and delivered with the publication. */
+  variants?: PublicationVariant[];
+  /**
+   * Publish at most once per channel and key within `idempotentResultTtlMs`: a repeat is not
+   * published again and gets the first publish's result, with `suppressed`. Holds across nodes
+   * of a shared engine (Redis: checked and stored in the publish script itself).
+   */
+  idempotencyKey?: string;
+  /** How long the result of a publish with an idempotency key is remembered (ms; default 5 min). */
+  idempotentResultTtlMs?: number;
+  /**
+   * Version of the channel state this publication carries (> 0). With history, a publication
+   * whose version is not above the channel's last one (in the same `versionEpoch`) is skipped
+   * and answered with the stream's current position and `suppressed: 'version'`, so out-of-order writers
+   * cannot roll a channel back. 0 or absent: no check. Without history it is ignored, as in
+   * Centrifugo.
+   */
+  version?: number;
+  /** Scope of `version`: a publication in another epoch than the last one's is never skipped. */
+  versionEpoch?: string;
+}
+
+/**
+ * PublishResult is the position a publish was given. `suppressed` (set only when nothing was
+ * published) says why: `idempotency`, a repeat of an idempotency key (the position is the
+ * first publish's), or `version`, a version that was not newer (the stream's current position).
+ */
+export interface PublishResult extends StreamPosition {
+  suppressed?: 'idempotency' | 'version';
 }
 
 /** HistoryQuery selects publications of a channel stream. */
@@ -74,6 +106,10 @@ export interface BrokerEventHandler {
  *   {@link ErrorCode.UnrecoverablePosition}; otherwise returns publications with
  *   offset > since.offset (the caller checks for gaps left by trimming).
  * - Delivery is at most once per node; recovery through history closes the gaps.
+ * - A publish whose `idempotencyKey` was already used on the channel within its result TTL, or
+ *   (with history) whose `version` is not above the channel's last, stores and delivers
+ *   nothing and resolves with `suppressed` set (see {@link PublishOptions}). The check and
+ *   the append are one atomic step, so two concurrent repeats publish once.
  */
 export interface Broker {
   /** start begins delivering to `handler`. Called once before anything else. */
@@ -81,7 +117,7 @@ export interface Broker {
   /** subscribe makes this node receive the channel's publications and join/leave events. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<StreamPosition>;
+  publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult>;
   publishJoin(channel: string, info: ClientInfo): Promise<void>;
   publishLeave(channel: string, info: ClientInfo): Promise<void>;
   publishControl(data: RawJSON): Promise<void>;

@@ -39,5 +39,6 @@ export function publicationJson(p: Publication): Record<string, unknown> {
   if (p.offset) out['offset'] = p.offset;
   if (p.tags) out['tags'] = p.tags;
   if (p.time) out['time'] = p.time;
+  if (p.variants) out['variants'] = p.variants.map((v) => ({ when: v.when, data: JSON.parse(v.data) as unknown }));
   return out;
 }

@@ -18,9 +18,18 @@ import { EngineUnavailableError } from '../engine/errors.js';
 import type { PresenceManager } from '../engine/presence.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import type { StreamPosition } from '../protocol/types.js';
-import { b64jsonField, channelField, jsonField, parseBody, streamPositionField } from '../util/request-body.js';
+import type { PublicationVariant, StreamPosition } from '../protocol/types.js';
+import { channelField, parseBody, streamPositionField } from '../util/request-body.js';
 import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
+import {
+  dataMissing,
+  hasData,
+  hasIdempotencyKey,
+  publishFields,
+  publishOptionsOf,
+  type ApiPublishOptions,
+  type VariantRequest,
+} from './api-publish-options.js';
 
 /** ApiNode is what the server API methods need from the node itself. */
 export interface ApiNode {
@@ -33,11 +42,9 @@ export interface ApiNode {
   /** This node's channels with their subscriber counts (the hub). */
   readonly hub: { channels(): Iterable<[string, number]> };
   /** publish publishes to a channel as the library's Node.publish does. */
-  publish(
-    channel: string,
-    data: unknown,
-    opts: { skipHistory?: boolean | undefined; tags?: Record<string, string> | undefined },
-  ): Promise<StreamPosition>;
+  publish(channel: string, data: unknown, opts: ApiPublishOptions): Promise<StreamPosition>;
+  /** resolveVariants turns a publish's variants into payloads (see node/publication-variants.ts). */
+  resolveVariants(variants: readonly VariantRequest[]): Promise<PublicationVariant[]>;
   /** info is this node's entry of the info method. */
   info(): NodeInfo;
   /** drain starts a drain of this node (see Node.drain). */
@@ -95,15 +102,6 @@ function relay<M extends UserCommandMethod>(name: M, repeatSafe = true): ApiMeth
   );
 }
 
-const publishFields = {
-  data: jsonField.optional(),
-  b64data: b64jsonField,
-  skip_history: z.boolean().optional(),
-  tags: z.record(z.string(), z.string()).optional(),
-};
-const hasData = (b: { data?: unknown; b64data?: unknown }) => b.data !== undefined || b.b64data !== undefined;
-const dataMissing = { message: 'data or b64data required', path: ['data'] };
-
 /** A node's answer to the channels survey: channel → its subscribers there. */
 const channelCounts = z.record(z.string(), z.number().int().min(0));
 
@@ -111,7 +109,8 @@ const methods = {
   publish: method(
     z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {
-      const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+      const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
+      const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, opts);
       return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
     },
     false,
@@ -121,16 +120,19 @@ const methods = {
     async (p, ctx) => {
       // Validate every channel first: a broadcast with a bad channel publishes nowhere.
       for (const ch of p.channels) ctx.node.rules.resolve(ch);
+      const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
       const responses = await Promise.all(
         p.channels.map(async (ch) => {
           try {
-            const pos = await ctx.node.publish(ch, p.b64data ?? p.data, { skipHistory: p.skip_history, tags: p.tags });
+            const pos = await ctx.node.publish(ch, p.b64data ?? p.data, opts);
             return { result: pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {} };
           } catch (err) {
             if (err instanceof ProtocolError) return { error: err.toWire() };
             // Per channel: the other channels may have been published, so the call as a whole
-            // must not say "not applied, retry".
-            if (err instanceof EngineUnavailableError) return { error: engineErrorJson(err, false) };
+            // must not say "not applied, retry" (unless a key makes the retry safe).
+            if (err instanceof EngineUnavailableError) {
+              return { error: engineErrorJson(err, opts.idempotencyKey !== undefined) };
+            }
             throw err;
           }
         }),
@@ -262,9 +264,12 @@ export function callApiMethod(ctx: ApiContext, name: ApiMethod, body: unknown): 
   return methods[name].call(ctx, body);
 }
 
-/** isRepeatSafe tells whether running `name` again cannot repeat its effect (see ApiMethodEntry). */
-export function isRepeatSafe(name: ApiMethod): boolean {
-  return methods[name].repeatSafe;
+/**
+ * isRepeatSafe tells whether running `name` with `body` again cannot repeat its effect (see
+ * ApiMethodEntry): a method that is, or a publish or broadcast with an idempotency key.
+ */
+export function isRepeatSafe(name: ApiMethod, body: unknown): boolean {
+  return methods[name].repeatSafe || ((name === 'publish' || name === 'broadcast') && hasIdempotencyKey(body));
 }
 
 /**

@@ -8,6 +8,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { EngineUnavailableError } from '../engine/errors.js';
@@ -26,7 +27,7 @@ export const apiPrefix = '/api/';
 export interface ApiTransportContext {
   /** http_api.* (key, insecure, max_body_size). */
   readonly config: Readonly<Config>;
-  readonly metrics: Pick<Metrics, 'apiCommands'>;
+  readonly metrics: Pick<Metrics, 'apiCommands' | 'apiCommand'>;
   readonly burstLog: Pick<BurstLog, 'error'>;
   readonly log: Logger;
 }
@@ -112,6 +113,7 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         return;
       }
     }
+    const started = performance.now();
     try {
       const result = await callApiMethod(ctx, method, parsed);
       transport.metrics.apiCommands.inc({ method, result: 'ok' });
@@ -126,11 +128,13 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
         // Temporary when nothing was done (or doing it again changes nothing), else "outcome
         // unknown" (see engineErrorJson). Once per burst in the log.
         transport.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
-        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method)) });
+        sendJson(res, 200, { error: engineErrorJson(err, isRepeatSafe(method, parsed)) });
         return;
       }
       transport.log.error({ err, method }, 'api method failed');
       sendJson(res, 200, { error: { code: ErrorCode.Internal, message: 'internal server error' } });
+    } finally {
+      transport.metrics.apiCommand(method, started);
     }
   };
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { BulwarkError } from '../errors.js';
@@ -44,6 +45,14 @@ export interface HttpServerOptions {
   requestTimeout: number;
   keepAliveTimeout: number;
   sockets?: SocketWatch;
+  /** Serve HTTPS with this certificate chain and key (PEM); plain HTTP without. */
+  tls?: TlsFiles;
+}
+
+/** TlsFiles are a certificate chain and its private key, PEM-encoded. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
 }
 
 /** Responses to a request that cannot be served (as Node.js answers them without a 'clientError' listener). */
@@ -76,22 +85,29 @@ export class HttpServer {
   constructor(log: Logger, options: HttpServerOptions) {
     this.#log = log;
     const sockets = (this.#sockets = options.sockets);
-    this.#server = createServer(
-      {
-        headersTimeout: options.headersTimeout,
-        requestTimeout: options.requestTimeout,
-        keepAliveTimeout: options.keepAliveTimeout,
-        // Node checks the two request timeouts on this period (30 s by default: a 60 s header
-        // timeout fired after up to 90 s). A quarter of the header timeout, at most 1 s.
-        connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(options.headersTimeout / 4))),
-      },
-      (req, res) => void this.#handle(req, res),
-    );
+    const serverOptions = {
+      headersTimeout: options.headersTimeout,
+      requestTimeout: options.requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeout,
+      // Node checks the two request timeouts on this period (30 s by default: a 60 s header
+      // timeout fired after up to 90 s). A quarter of the header timeout, at most 1 s.
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(options.headersTimeout / 4))),
+    };
+    const handle = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    this.#server =
+      options.tls === undefined
+        ? createServer(serverOptions, handle)
+        : createTlsServer(
+            // A TLS handshake that never ends is a slow-loris too: bounded like the headers.
+            { ...serverOptions, ...options.tls, handshakeTimeout: options.headersTimeout },
+            handle,
+          );
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       sockets?.requestStarted(socket);
       this.#upgrade(req, socket, head);
     });
-    if (sockets !== undefined) this.#server.on('connection', sockets.connected);
+    // Requests carry the TLS socket, not the TCP one under it: watch the one they carry.
+    if (sockets !== undefined) this.#server.on(options.tls ? 'secureConnection' : 'connection', sockets.connected);
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
   }
 
@@ -111,15 +127,24 @@ export class HttpServer {
     return this;
   }
 
+  /** setTls replaces the certificate and key of an HTTPS server (new connections use them). */
+  setTls(tls: TlsFiles): void {
+    (this.#server as TlsServer).setSecureContext(tls);
+  }
+
   /** listen binds the server; resolves with the bound port and address. */
   listen(port: number, address: string): Promise<{ port: number; address: string }> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) =>
-        reject(
-          new BulwarkError('BW_ERR_LISTEN', `cannot listen on ${address || '*'}:${port}: ${err.message}`, {
-            cause: err,
-          }),
-        );
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = `${address || '*'}:${port}`;
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the port is in use by another program (choose another with -p or http_server.port)'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.message;
+        reject(new BulwarkError('BW_ERR_LISTEN', `cannot listen on ${where}: ${why}`, { cause: err }));
+      };
       this.#server.once('error', onError);
       this.#server.listen(port, address || undefined, () => {
         this.#server.off('error', onError);

@@ -1,6 +1,6 @@
 /**
- * The node's HTTP surface, registered on the routing server: the server API, the probes, the
- * WebSocket endpoint, the enabled transports beside it (HTTP-streaming, SSE, the unidirectional
+ * The node's HTTP surface, registered on the routing servers: the server API, the probes and
+ * /metrics (on the internal port when one is configured), the WebSocket endpoint, the enabled transports beside it (HTTP-streaming, SSE, the unidirectional
  * WebSocket, HTTP-streaming and SSE, and /emulation when a bidirectional one is on) and, when
  * enabled, the demo. A transport that is off is not routed: 404.
  *
@@ -12,7 +12,8 @@ import { streamPaths, streamingRoute, type StreamKind, type StreamingContext } f
 import type { ApiCluster, ApiNode } from '../http/api-methods.js';
 import { demoClient, demoPage, demoToken } from '../http/demo.js';
 import { health, metrics, readiness, type ReadinessContext } from '../http/probes.js';
-import { HttpServer } from '../http/server.js';
+import { HttpServer, type TlsFiles } from '../http/server.js';
+import { readTlsFiles } from './tls-files.js';
 import type { Admission } from '../protection/admission.js';
 import { UniWebSocketEndpoint, uniWebsocketPath } from '../http/uni-websocket.js';
 import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContext } from '../http/websocket.js';
@@ -32,19 +33,35 @@ export type NodeHttpContext = ApiTransportContext &
     readonly admission: Pick<Admission, 'pending'>;
   };
 
-/** nodeHttpServer makes the node's HTTP server with its routes registered. */
-export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): HttpServer {
+/** NodeHttpServers are the node's listeners: the public one, and the internal one when configured. */
+export interface NodeHttpServers {
+  readonly public: HttpServer;
+  /** Serves the API, metrics and probes when http_server.internal_port is set. */
+  readonly internal: HttpServer | undefined;
+}
+
+/**
+ * nodeHttpServers makes the node's HTTP servers with their routes registered: clients'
+ * endpoints on the public one, and the operators' (server API, /metrics, /health, /ready) on
+ * the internal one when http_server.internal_port is set, else on the public one too.
+ */
+export function nodeHttpServers(node: NodeHttpContext, cluster: ApiCluster): NodeHttpServers {
   const cfg = node.config;
-  const http = new HttpServer(node.log, {
-    headersTimeout: cfg.http_server.headers_timeout,
-    requestTimeout: cfg.http_server.request_timeout,
-    keepAliveTimeout: cfg.http_server.keep_alive_timeout,
-    sockets: node.admission.pending,
-  });
+  const server = (tls?: TlsFiles): HttpServer =>
+    new HttpServer(node.log, {
+      headersTimeout: cfg.http_server.headers_timeout,
+      requestTimeout: cfg.http_server.request_timeout,
+      keepAliveTimeout: cfg.http_server.keep_alive_timeout,
+      sockets: node.admission.pending,
+      ...(tls !== undefined ? { tls } : {}),
+    });
+  const http = server(readTlsFiles(cfg));
+  const internal = cfg.http_server.internal_port !== 0 ? server() : undefined;
+  const ops = internal ?? http;
   const api = apiRoute(node, { node, cluster });
-  http.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
-  if (cfg.health.enabled) http.route('/health', health).route('/ready', readiness(node));
-  if (cfg.prometheus.enabled) http.route('/metrics', metrics(node.metrics.registry));
+  ops.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
+  if (cfg.health.enabled) ops.route('/health', health).route('/ready', readiness(node));
+  if (cfg.prometheus.enabled) ops.route('/metrics', metrics(node.metrics.registry));
   const ws = new WebSocketEndpoint(node);
   http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
   for (const kind of Object.keys(streamPaths) as StreamKind[]) {
@@ -59,5 +76,5 @@ export function nodeHttpServer(node: NodeHttpContext, cluster: ApiCluster): Http
     const hmacSecret = cfg.client.token.hmac_secret_key;
     http.route('/', demoPage).route('/demo/centrifuge.js', demoClient).route('/demo/token', demoToken({ hmacSecret }));
   }
-  return http;
+  return { public: http, internal };
 }

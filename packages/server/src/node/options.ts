@@ -8,7 +8,7 @@ import type { Broker } from '../engine/broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { FdLimitsReader } from '../protection/fd-limit.js';
 import type { ProxyGuard } from '../proxy/http-proxy-client.js';
-import type { ClientInfo } from '../protocol/types.js';
+import type { ClientInfo, PublicationVariant } from '../protocol/types.js';
 
 /** NodeOptions injects parts of a node; everything is optional. */
 export interface NodeOptions {
@@ -37,4 +37,11 @@ export interface NodePublishOptions {
   skipHistory?: boolean;
   tags?: Record<string, string>;
   info?: ClientInfo;
+  /** Publish at most once per channel and key within channel.idempotent_result_ttl. */
+  idempotencyKey?: string;
+  /** Skip the publication unless its version is above the channel's last (channels with history). */
+  version?: number;
+  versionEpoch?: string;
+  /** Payloads for clients of other capability (resolved: see node.resolveVariants). */
+  variants?: PublicationVariant[];
 }

@@ -1,14 +1,17 @@
 /**
  * Publishing to a resolved channel, from the API or a client: the size limit
- * (protection.publication_max_size), then the broker with the namespace's history options.
+ * (protection.publication_max_size), then the broker with the namespace's history options
+ * and the publish's idempotency key and version. A publish the broker suppressed (a repeated
+ * key, an old version) is counted, and answered like a published one.
  *
  * @module
  */
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { Config } from '../config/schema.js';
-import type { Broker } from '../engine/broker.js';
+import type { Broker, PublishResult } from '../engine/broker.js';
+import type { Metrics } from '../metrics.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
-import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { ClientInfo, RawJSON } from '../protocol/types.js';
 import type { NodePublishOptions } from './options.js';
 
 /** PublishContext is what publishing needs from its node. */
@@ -16,6 +19,7 @@ export interface PublishContext {
   readonly config: Readonly<Config>;
   readonly rules: Pick<ChannelRules, 'historyMetaTtlMs'>;
   readonly broker: Pick<Broker, 'publish'>;
+  readonly metrics: Pick<Metrics, 'publicationsSuppressed'>;
 }
 
 /** publishResolved publishes pre-encoded data to a resolved channel. */
@@ -25,7 +29,7 @@ export async function publishResolved(
   data: RawJSON,
   info?: ClientInfo,
   opts: NodePublishOptions = {},
-): Promise<StreamPosition> {
+): Promise<PublishResult> {
   const max = ctx.config.protection.publication_max_size;
   // data.length counts UTF-16 units, never more than the UTF-8 bytes: count bytes only when it could matter.
   if (max > 0 && data.length * 3 > max && Buffer.byteLength(data) > max) {
@@ -36,13 +40,20 @@ export async function publishResolved(
   }
   const o = rc.options;
   const history = !opts.skipHistory && ChannelRules.hasHistory(o);
-  return ctx.broker.publish(rc.channel, data, {
+  const result = await ctx.broker.publish(rc.channel, data, {
     historySize: history ? o.history_size : 0,
     historyTtlMs: history ? o.history_ttl : 0,
     historyMetaTtlMs: ctx.rules.historyMetaTtlMs(o),
     info,
     tags: opts.tags,
+    ...(opts.idempotencyKey
+      ? { idempotencyKey: opts.idempotencyKey, idempotentResultTtlMs: ctx.config.channel.idempotent_result_ttl }
+      : {}),
+    ...(opts.version ? { version: opts.version, versionEpoch: opts.versionEpoch ?? '' } : {}),
+    ...(opts.variants !== undefined && opts.variants.length > 0 ? { variants: opts.variants } : {}),
     // Delta-compressed subscribers need the previous publication, on every node (client/delta.ts).
     delta: history && o.allowed_delta_types.length > 0,
   });
+  if (result.suppressed !== undefined) ctx.metrics.publicationsSuppressed.inc({ reason: result.suppressed });
+  return result;
 }

@@ -23,7 +23,7 @@ export interface SessionServicesContext {
   readonly rules: Pick<ChannelRules, 'resolve'>;
   /** This node's sessions (the hub). */
   readonly hub: {
-    sessions(): Iterable<Pick<ClientSession, 'channels' | 'info'>>;
+    sessions(): Iterable<Pick<ClientSession, 'subs' | 'info'>>;
     hasSubscribers(channel: string): boolean;
   };
   /** The engine's broker and presence manager, as they are now. */
@@ -119,7 +119,7 @@ export class SessionServices {
   async #refreshPresence(): Promise<void> {
     const { hub, rules, presence, presenceTtlMs, log } = this.#ctx;
     for (const s of hub.sessions()) {
-      for (const channel of s.channels()) {
+      for (const channel of s.subs.keys()) {
         const rc = rules.resolve(channel);
         if (!rc.options.presence) continue;
         await presence.addPresence(channel, s.info(), presenceTtlMs).catch((err: unknown) => {

@@ -66,6 +66,32 @@ export interface Publication {
   payload?: Buffer;
   /** `payload` is a Fossil delta against the previous publication the subscriber received. */
   delta?: boolean;
+  /**
+   * Alternative payloads for clients of other capability (Bulwark's own, see
+   * protocol/publication-variants.ts). Kept in history; never sent to a client as such: each
+   * subscriber gets `data` or one variant's data.
+   */
+  variants?: PublicationVariant[];
+}
+
+/**
+ * VariantCondition says which clients a publication variant is for; every given field must
+ * hold. `name` and the versions test the connect request's `name` and `version`; `has` and
+ * `lacks` the connection token's `features` claim.
+ */
+export interface VariantCondition {
+  name?: string;
+  /** The client's version is below this one (a client that sent none counts as below). */
+  version_below?: string;
+  version_at_least?: string;
+  has?: string;
+  lacks?: string;
+}
+
+/** PublicationVariant is one alternative payload of a publication, and the clients it is for. */
+export interface PublicationVariant {
+  when: VariantCondition;
+  data: RawJSON;
 }
 
 export interface ConnectRequest {

@@ -361,13 +361,13 @@ export function runBrokerSuite(name: string, factory: () => Promise<BrokerFixtur
 }
 
 /** A TTL short enough to wait for in real time, long enough for a few engine round trips. */
-const TTL = 200;
+export const TTL = 200;
 /** How far past a TTL the suite moves the clock before expecting expiry. */
-const MARGIN = 150;
+export const MARGIN = 150;
 /** A TTL no test outlives. */
-const LONG = 60_000;
+export const LONG = 60_000;
 
-function withHistory(opts: Partial<PublishOptions> = {}): PublishOptions {
+export function withHistory(opts: Partial<PublishOptions> = {}): PublishOptions {
   return { historySize: 100, historyTtlMs: LONG, historyMetaTtlMs: LONG, ...opts };
 }
 
@@ -376,7 +376,7 @@ function offsets(pubs: Publication[]): number[] {
 }
 
 /** Recorder is an event handler that records every delivery, in order. */
-class Recorder implements BrokerEventHandler {
+export class Recorder implements BrokerEventHandler {
   readonly pubs: { channel: string; pub: Publication; epoch: string }[] = [];
   readonly joins: { channel: string; info: ClientInfo }[] = [];
   readonly leaves: { channel: string; info: ClientInfo }[] = [];

@@ -316,7 +316,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     presenceTtlMs: Math.round(config.client.presence_update_interval * 2.5),
   });
   const publish = (rc: ResolvedChannel, data: RawJSON, info?: ClientInfo, o?: NodePublishOptions) =>
-    publishResolved({ config, rules, broker: ctx.broker }, rc, data, info, o);
+    publishResolved({ config, rules, broker: ctx.broker, metrics }, rc, data, info, o);
 
   const ctx: FakeSessionContext = {
     config,

@@ -98,6 +98,9 @@ export const channelSection = z
     without_namespace: channelOptions.prefault({}).describe('Options of channels without a namespace.'),
     namespaces: z.array(namespaceSchema).default([]).describe('Namespaces: channels named `<name>:<rest>`.'),
     history_meta_ttl: duration('720h').describe('Default lifetime of a stream position after last use.'),
+    idempotent_result_ttl: duration('5m').describe(
+      'How long the result of a publish with an `idempotency_key` is remembered: a repeat within it is not published again and gets the first result. 5 minutes, as Centrifugo (configurable here as a Bulwark addition); 0 turns the check off.',
+    ),
     max_length: z.number().int().min(1).default(255).describe('Longest channel name in bytes.'),
     private_prefix: z.string().default('$').describe('Channels starting with it need a subscription token.'),
     namespace_boundary: z.string().min(1).default(':').describe('Separates namespace from channel.'),

@@ -22,10 +22,46 @@ export const httpServerSection = z
     keep_alive_timeout: duration('5s').describe(
       'Close a kept-alive HTTP connection idle this long after its last response. Bulwark addition.',
     ),
+    internal_port: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe(
+        'Serve the server API, /metrics, /health and /ready on this port instead of the public one (as Centrifugo), so they can stay off the internet; 0 serves everything on http_server.port.',
+      ),
+    internal_address: z
+      .string()
+      .default('')
+      .describe('Interface of the internal port; empty means http_server.address.'),
+    tls: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Serve HTTPS and wss:// on http_server.port (not on the internal port).'),
+        cert_pem_file: z
+          .string()
+          .default('')
+          .describe('PEM file of the certificate chain (leaf first). Re-read on SIGHUP.'),
+        key_pem_file: z.string().default('').describe('PEM file of the private key. Re-read on SIGHUP.'),
+      })
+      .prefault({})
+      .describe('TLS in process, as Centrifugo v6 names it; behind a TLS-terminating load balancer leave it off.'),
   })
   .superRefine((s, ctx) => {
     for (const key of ['headers_timeout', 'keep_alive_timeout'] as const) {
       if (s[key] <= 0) ctx.addIssue({ code: 'custom', path: [key], message: 'must be greater than 0' });
+    }
+    if (s.tls.enabled) {
+      for (const key of ['cert_pem_file', 'key_pem_file'] as const) {
+        if (s.tls[key] === '')
+          ctx.addIssue({ code: 'custom', path: ['tls', key], message: 'required with tls.enabled' });
+      }
+    }
+    if (s.internal_port !== 0 && s.internal_port === s.port) {
+      ctx.addIssue({ code: 'custom', path: ['internal_port'], message: 'must differ from http_server.port' });
     }
     if (s.request_timeout < s.headers_timeout) {
       ctx.addIssue({
@@ -97,6 +133,33 @@ export const httpApiSection = z
       .min(1)
       .default(256)
       .describe('Longest `channels` pattern in characters (Bulwark addition); a longer one is refused with 107.'),
+    idempotency_key_max_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(256)
+      .describe(
+        'Longest `idempotency_key` of `publish` and `broadcast` in characters (Bulwark addition); a longer one is refused with 107.',
+      ),
+    version_epoch_max_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(4096)
+      .default(64)
+      .describe(
+        'Longest `version_epoch` of `publish` and `broadcast` in characters (Bulwark addition); a longer one is refused with 107.',
+      ),
+    publication_variants_max: z
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(8)
+      .describe(
+        'Most `variants` one `publish` or `broadcast` carries (Bulwark addition: payloads per client capability); more are refused with 107. 0 turns variants off.',
+      ),
   })
   .prefault({});
 

@@ -8,8 +8,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, ProtocolError } from '../../protocol/codes.js';
-import type { ClientInfo, RawJSON, StreamPosition } from '../../protocol/types.js';
-import type { Broker, BrokerEventHandler, HistoryQuery, HistoryResult, PublishOptions } from '../broker.js';
+import type { ClientInfo, RawJSON } from '../../protocol/types.js';
+import {
+  DEFAULT_IDEMPOTENT_RESULT_TTL_MS,
+  type Broker,
+  type BrokerEventHandler,
+  type HistoryQuery,
+  type HistoryResult,
+  type PublishOptions,
+  type PublishResult,
+} from '../broker.js';
 import {
   decodeEvent,
   decodeStreamEntry,
@@ -22,7 +30,15 @@ import { closeClient, connectClient, createRedisClients, evalScript, watchClient
 import type { RedisClient } from './connection.js';
 import { toEngineError } from './errors.js';
 import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
-import { brokerKeys, controlChannel, historyScript, publishScript, pubsubChannel } from './scripts.js';
+import {
+  brokerKeys,
+  controlChannel,
+  historyScript,
+  publishOnceScript,
+  publishScript,
+  pubsubChannel,
+  resultKey,
+} from './scripts.js';
 
 /** RedisBrokerOptions configures a {@link RedisBroker}: where Redis is, plus the broker's own knobs. */
 export interface RedisBrokerOptions extends RedisEngineOptions {
@@ -55,9 +71,11 @@ const RESUBSCRIBE_BATCH = 512;
  * shares exactly):
  * - `publish` with history runs one Lua script: offset assignment, stream append, trimming,
  *   TTLs and the pub/sub publish are one atomic step per channel, so every node receives a
- *   channel's publications in offset order; with `delta` the script also reads the stream's
- *   previous entry and the message carries its data to every node (`prev`). Without history it only publishes (offset 0,
- *   epoch ''). Publications, joins and leaves of a channel travel on one pub/sub channel, so
+ *   channel's publications in offset order. Without history it only publishes (offset 0,
+ *   epoch ''), through a script only when it carries an idempotency key. The idempotency and
+ *   version checks run inside the same script, so they hold across nodes; with `delta` the
+ *   script also reads the stream's previous entry and the message carries its data to every
+ *   node (`prev`). Publications, joins and leaves of a channel travel on one pub/sub channel, so
  *   a node receives them in the order they were published.
  * - Delivery is asynchronous: the handler runs when the pub/sub message arrives, after
  *   `publish` may have resolved. A node receives its own publications like any other node's.
@@ -190,37 +208,56 @@ export class RedisBroker implements Broker {
   }
 
   /** publish stores (when history is on) and publishes one publication; see the class contract. */
-  async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<StreamPosition> {
+  async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
     const meta = encodeMeta(opts);
     const keys = brokerKeys(this.o.prefix, channel);
+    const key = opts.idempotencyKey ?? '';
+    const resultTtlMs =
+      key === '' ? 0 : Math.max(1, Math.ceil(opts.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS));
+    const result = resultKey(this.o.prefix, channel, key);
+    const command = this.cluster ? 'spublish' : 'publish';
+    let reply: unknown;
     if (!(opts.historySize > 0 && opts.historyTtlMs > 0)) {
-      await this.call(this.publishRaw(keys.pubsub, encodePublication(0, '', meta, data)), true);
-      return { offset: 0, epoch: '' };
+      const message = encodePublication(0, '', meta, data);
+      if (key === '') {
+        await this.call(this.publishRaw(keys.pubsub, message), true);
+        return { offset: 0, epoch: '' };
+      }
+      reply = await this.call(
+        evalScript(this.command, publishOnceScript, [result], [message, keys.pubsub, command, resultTtlMs]),
+        true,
+      );
+    } else {
+      reply = await this.call(
+        evalScript(
+          this.command,
+          publishScript,
+          [keys.meta, keys.stream, result],
+          [
+            data,
+            meta,
+            Math.max(1, Math.floor(opts.historySize)),
+            Math.ceil(opts.historyTtlMs),
+            this.metaTtl(opts.historyMetaTtlMs),
+            newEpoch(),
+            keys.pubsub,
+            command,
+            resultTtlMs,
+            opts.version !== undefined && opts.version > 0 ? opts.version : 0,
+            opts.versionEpoch ?? '',
+            opts.delta ? '1' : '',
+          ],
+        ),
+        true,
+      );
     }
-    const historyTtlMs = Math.ceil(opts.historyTtlMs);
-    const reply = await this.call(
-      evalScript(
-        this.command,
-        publishScript,
-        [keys.meta, keys.stream],
-        [
-          data,
-          meta,
-          Math.max(1, Math.floor(opts.historySize)),
-          historyTtlMs,
-          this.metaTtl(opts.historyMetaTtlMs),
-          newEpoch(),
-          keys.pubsub,
-          this.cluster ? 'spublish' : 'publish',
-          opts.delta ? '1' : '',
-        ],
-      ),
-      true,
-    );
     if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'string') {
       throw new MalformedMessageError('publish reply', JSON.stringify(reply));
     }
-    return { offset: reply[0], epoch: reply[1] };
+    const position: PublishResult = { offset: reply[0], epoch: reply[1] };
+    if (reply[2] === 1) position.suppressed = 'idempotency';
+    else if (reply[2] === 2) position.suppressed = 'version';
+    return position;
   }
 
   /** publishJoin tells every node subscribed to the channel that a client joined it. */

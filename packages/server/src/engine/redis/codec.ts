@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { ClientInfo, Publication, RawJSON } from '../../protocol/types.js';
+import type { ClientInfo, Publication, PublicationVariant, RawJSON } from '../../protocol/types.js';
 
 /** MalformedMessageError is a message or entry read from Redis that the engine cannot decode. */
 export class MalformedMessageError extends Error {
@@ -24,20 +24,26 @@ export class MalformedMessageError extends Error {
 }
 
 /** PublicationMeta is what a publication carries beside its data and offset. */
-type PublicationMeta = Pick<Publication, 'info' | 'tags' | 'time'>;
+type PublicationMeta = Pick<Publication, 'info' | 'tags' | 'time' | 'variants'>;
 
 /** BrokerEvent is one decoded pub/sub message of a channel. */
 export type BrokerEvent =
   | { kind: 'publication'; pub: Publication; epoch: string; prev?: Publication | undefined }
   | { kind: 'join' | 'leave'; info: ClientInfo };
 
-/** encodeMeta returns the JSON of a publication's info/tags/time, or '' when it has none. */
+/**
+ * encodeMeta returns the JSON of a publication's info/tags/time/variants, or '' when it has
+ * none. A variant's data is raw JSON text, so it travels as a JSON string.
+ */
 export function encodeMeta(meta: PublicationMeta): string {
   const out: PublicationMeta = {};
   if (meta.info !== undefined) out.info = meta.info;
   if (meta.tags !== undefined) out.tags = meta.tags;
   if (meta.time !== undefined) out.time = meta.time;
-  return out.info === undefined && out.tags === undefined && out.time === undefined ? '' : JSON.stringify(out);
+  if (meta.variants !== undefined && meta.variants.length > 0) out.variants = meta.variants;
+  return out.info === undefined && out.tags === undefined && out.time === undefined && out.variants === undefined
+    ? ''
+    : JSON.stringify(out);
 }
 
 /** encodePublication is the pub/sub message of a publication published without the script. */
@@ -115,7 +121,24 @@ function decodePublication(offsetText: string, data: string, metaText: string): 
     if (typeof meta.time !== 'number') throw new MalformedMessageError('publication meta', 'bad time');
     pub.time = meta.time;
   }
+  if (meta.variants !== undefined) {
+    if (!Array.isArray(meta.variants) || !meta.variants.every(isVariant)) {
+      throw new MalformedMessageError('publication meta', 'bad variants');
+    }
+    pub.variants = meta.variants;
+  }
   return pub;
+}
+
+const conditionKeys = new Set(['name', 'version_below', 'version_at_least', 'has', 'lacks']);
+
+function isVariant(v: unknown): v is PublicationVariant {
+  return (
+    isRecord(v) &&
+    typeof v.data === 'string' &&
+    isRecord(v.when) &&
+    Object.entries(v.when).every(([k, c]) => conditionKeys.has(k) && typeof c === 'string')
+  );
 }
 
 /** decodeClientInfo parses ClientInfo JSON (join, leave, presence entry); throws MalformedMessageError. */

@@ -7,11 +7,14 @@
  * tag always starts at the channel name whatever the channel contains.
  *
  * Broker, per channel:
- * - `<prefix>.meta.{ch}`    hash: `e` epoch, `t` top offset. Expires after the meta TTL.
+ * - `<prefix>.meta.{ch}`    hash: `e` epoch, `t` top offset, `v` and `ve` the version and version
+ *   epoch of the last publication that carried one. Expires after the meta TTL.
  * - `<prefix>.stream.{ch}`  stream: one entry per publication, ID `<offset>-0`, fields `d` (data,
  *   raw JSON) and `m` (info/tags/time as JSON, absent when none). Expires after the history TTL.
  * - `<prefix>.pub.{ch}`     pub/sub channel (sharded in cluster mode) carrying publications,
  *   joins and leaves in one ordered flow.
+ * - `<prefix>.result.{ch}.<key>`  hash: `o` offset, `e` epoch of the first publish made with
+ *   idempotency key `<key>`. Expires after the idempotent result TTL.
  * - `<prefix>.control`      pub/sub channel of control messages for all nodes.
  *
  * Presence, per channel:
@@ -33,6 +36,11 @@ export function brokerKeys(prefix: string, channel: string): { meta: string; str
     stream: `${prefix}.stream.{${channel}}`,
     pubsub: pubsubChannel(prefix, channel),
   };
+}
+
+/** resultKey is the key remembering the first publish with `idempotencyKey` on `channel`. */
+export function resultKey(prefix: string, channel: string, idempotencyKey: string): string {
+  return `${prefix}.result.{${channel}}.${idempotencyKey}`;
 }
 
 /** pubsubChannel is the pub/sub channel carrying one channel's publications, joins and leaves. */
@@ -81,6 +89,27 @@ end
 `;
 
 /**
+ * rememberedFn answers a repeated idempotency key: the first publish's {offset, epoch, 1}
+ * when `result_key` holds one, else nil; a result TTL of 0 means the publish has no key (the
+ * key is still passed, so that in a cluster every key of the script is in the channel's slot).
+ * rememberFn files a result, after the publication went out: written before, a failure in
+ * between would leave a result claiming a publication nobody received.
+ */
+const rememberFn = `
+local function remembered(result_key, ttl)
+  if ttl <= 0 then return nil end
+  local r = redis.call('hmget', result_key, 'o', 'e')
+  if r[1] then return {tonumber(r[1]), r[2], 1} end
+  return nil
+end
+local function remember(result_key, ttl, offset, epoch)
+  if ttl <= 0 then return end
+  redis.call('hset', result_key, 'o', offset, 'e', epoch)
+  redis.call('pexpire', result_key, ttl)
+end
+`;
+
+/**
  * previousDataFn returns the data of the stream's entry at offset `prev` when it is the last one
  * (still in history), as a JSON string literal: one line, whatever the data holds (delta
  * compression carries it to every node with the publication; client/delta.ts). Else false.
@@ -99,12 +128,17 @@ end
 /**
  * PUBLISH appends a publication to the channel stream and publishes it, in one atomic step:
  * no other publish of the channel can run in between, so offsets are gapless, history holds
- * exactly what was published, and the pub/sub messages leave Redis in offset order.
+ * exactly what was published, and the pub/sub messages leave Redis in offset order. The
+ * idempotency check and the version check run in the same step, so two concurrent repeats
+ * (on any nodes) publish once.
  *
- * KEYS: meta, stream. ARGV: data, meta JSON ('' when none), history size, history TTL (ms),
- * meta TTL (ms), epoch to use if the position is missing, pub/sub channel, publish command
- * (PUBLISH, or SPUBLISH in a cluster), '1' to carry the previous publication's data (delta).
- * Returns {offset, epoch}.
+ * KEYS: meta, stream, result. ARGV: data, meta JSON ('' when none), history size, history TTL
+ * (ms), meta TTL (ms), epoch to use if the position is missing, pub/sub channel, publish
+ * command (PUBLISH, or SPUBLISH in a cluster), result TTL (ms; 0: no idempotency key),
+ * version (0: none), version epoch, '1' to carry the previous publication's data (delta
+ * compression). Returns {offset, epoch, suppressed}: suppressed is 0 when
+ * published, 1 for a repeated key (with the first result), 2 for a version not above the last
+ * one (with the current position).
  *
  * The meta key lives at least as long as the stream (`max(meta TTL, history TTL)`), so
  * publications never outlive their position. The pub/sub message is
@@ -112,13 +146,24 @@ end
  * data, last, is passed on as is whatever it contains. With the previous publication's data it
  * is `d\n<offset>\n<epoch>\n<meta JSON>\n<previous data as a JSON string>\n<data>`.
  */
-export const publishScript = lua(`${extendFn}${ensureEpochFn}${previousDataFn}
-local meta_key, stream_key = KEYS[1], KEYS[2]
+export const publishScript = lua(`${extendFn}${ensureEpochFn}${rememberFn}${previousDataFn}
+local meta_key, stream_key, result_key = KEYS[1], KEYS[2], KEYS[3]
+local result_ttl = tonumber(ARGV[9])
+local first = remembered(result_key, result_ttl)
+if first then return first end
 local data, pub_meta = ARGV[1], ARGV[2]
 local size, history_ttl, meta_ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local epoch = ensure_epoch(meta_key, stream_key, ARGV[6])
+local version, version_epoch = tonumber(ARGV[10]), ARGV[11]
+if version > 0 then
+  local last = redis.call('hmget', meta_key, 'v', 've', 't')
+  if last[1] and (version_epoch == '' or version_epoch == last[2]) and tonumber(last[1]) >= version then
+    return {tonumber(last[3]), epoch, 2}
+  end
+  redis.call('hset', meta_key, 'v', ARGV[10], 've', version_epoch)
+end
 local offset = redis.call('hincrby', meta_key, 't', 1)
-local prev = ARGV[9] == '1' and previous_data(stream_key, offset - 1)
+local prev = ARGV[12] == '1' and previous_data(stream_key, offset - 1)
 if pub_meta == '' then
   redis.call('xadd', stream_key, 'MAXLEN', size, offset .. '-0', 'd', data)
 else
@@ -131,7 +176,24 @@ if prev then
 else
   redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
 end
-return {offset, epoch}
+remember(result_key, result_ttl, offset, epoch)
+return {offset, epoch, 0}
+`);
+
+/**
+ * PUBLISH_ONCE publishes a publication without history at most once per idempotency key: the
+ * check, the pub/sub publish and the remembered result are one atomic step.
+ *
+ * KEYS: result. ARGV: pub/sub message, pub/sub channel, publish command, result TTL (ms).
+ * Returns {0, '', suppressed}: 0 published, 1 a repeated key.
+ */
+export const publishOnceScript = lua(`${rememberFn}
+local ttl = tonumber(ARGV[4])
+local first = remembered(KEYS[1], ttl)
+if first then return first end
+redis.call(ARGV[3], ARGV[2], ARGV[1])
+remember(KEYS[1], ttl, 0, '')
+return {0, '', 0}
 `);
 
 /**
