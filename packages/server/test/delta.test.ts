@@ -268,6 +268,34 @@ describe('delta compression', () => {
     });
   }
 
+  it('publication variants: each client rebuilds its own payload; a delta only against the base it holds', async (t) => {
+    const ch = 'board:variants';
+    const client = async (user: string, version: string) => {
+      const c = newCentrifuge(srv.url, { token: await srv.token(user), name: 'android', version });
+      t.after(() => c.disconnect());
+      const ready = nextEvent(c, 'connected');
+      c.connect();
+      await ready;
+      return subscribeBoard(c, ch);
+    };
+    const fresh = await client('new', '6.0');
+    const old = await client('old', '5.1');
+    const board = new Board();
+    const [s1, s2, s3, s4] = [board.edit(), board.edit(), board.edit(), board.edit()];
+    const v2 = { ...s2, note: 'update the game to see the new board' };
+    for (const [data, variants] of [[s1], [s2, [{ when: { version_below: '5.2' }, data: v2 }]], [s3], [s4]]) {
+      const res = await srv.api('publish', { channel: ch, data, ...(variants ? { variants } : {}) });
+      assert.equal(res.body.error, undefined, JSON.stringify(res.body));
+    }
+    await waitUntil(() => fresh.data.length === 4 && old.data.length === 4, 3000, '4 publications each');
+    assert.deepEqual(fresh.data, [s1, s2, s3, s4]);
+    assert.deepEqual(old.data, [s1, v2, s3, s4]);
+    assert.equal(fresh.sub.deltaStats().numDeltaPayloads, 3);
+    // The old client held v2, not s2: s3 came in full, s4 as a delta again.
+    assert.ok(old.sub.deltaStats().numFullPayloads >= 2, JSON.stringify(old.sub.deltaStats()));
+    assert.ok(old.sub.deltaStats().numDeltaPayloads >= 1, JSON.stringify(old.sub.deltaStats()));
+  });
+
   it('a subscription that is not positioned gets every publication in full', async (t) => {
     const ch = 'loose:board';
     const r = await subscribeBoard(await connect(srv, t, 'hank', 'json'), ch);

@@ -41,17 +41,19 @@ export function deliverPublication(
     }
     state.offset = pub.offset;
   }
-  s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, pub, frame) : frame);
+  s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, frame) : frame);
 }
 
 /**
- * deltaFrame picks a delta subscription's frame: a delta when the client's base is the
- * publication just before this one (a positioned subscription that received it: checked
- * above), else the full payload, which becomes the client's base (see delta.ts).
+ * deltaFrame picks a delta subscription's frame: a delta when the client's base is exactly the
+ * data of the publication just before this one, else the full payload. Either way the client
+ * then holds this publication's data: its next base (see delta.ts). Only positioned
+ * subscriptions keep one.
  */
-function deltaFrame(s: SessionCore, state: SubState, pub: Publication, frames: DeltaFrames): Buffer {
-  const delta = state.deltaReady === true ? frames.delta(s.codec) : undefined;
-  state.deltaReady = state.positioned && pub.offset > 0;
+function deltaFrame(s: SessionCore, state: SubState, frames: DeltaFrames): Buffer {
+  const base = state.deltaBase;
+  const delta = base === undefined ? undefined : frames.delta(s.codec, base);
+  state.deltaBase = state.positioned ? frames.data : undefined;
   return delta ?? frames.full(s.codec);
 }
 

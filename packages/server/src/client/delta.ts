@@ -4,18 +4,21 @@
  * data as a Fossil delta against the previous publication *it received*, or in full where it
  * holds none or a delta would not be smaller. What makes a delta safe to send:
  *
- * - Only positioned subscriptions get deltas: their delivery checks offsets (delivery.ts), so a
- *   publication at offset N reaches one only right after N − 1.
- * - The base is the stream's publication N − 1, which the broker delivers with N (it reads it
- *   from history in the same atomic step), so every node can make the delta, even one that
- *   never saw N − 1 itself.
- * - A subscription starts without a base (`deltaReady` false): its first publication, live or
- *   recovered, is sent in full. A recovery that returns no publication sends nothing, so the
- *   next is full too, whatever the client may still hold from an earlier subscription.
- * - A publication without an offset (one published without history) replaces the client's
- *   base with something that is not N − 1: the next one is full.
+ * - Each subscription remembers the data its client holds (`deltaBase`: what it received
+ *   last), and a delta is sent only when that is exactly the data of the stream's publication
+ *   N − 1, the delta's base. So a client never gets a delta against data it does not hold.
+ * - The broker delivers N − 1 with N (it reads it from history in the same atomic step), so
+ *   every node can make the delta, even one that never saw N − 1 itself.
+ * - Only positioned subscriptions keep a base: their delivery checks offsets (delivery.ts), so
+ *   N reaches one only right after N − 1; a gap or a new epoch ends the subscription (2500).
+ * - A subscription starts without a base: its first publication, live or recovered, is sent in
+ *   full. A recovery that returns no publication sends nothing, so the next is full too,
+ *   whatever the client may still hold from an earlier subscription.
+ * - A publication without an offset (one published without history), or a publication
+ *   variant (the client's payload differs from the stream's), becomes the client's base and
+ *   does not equal the next one's N − 1: that one goes in full.
  * - Nothing may skip a publication of a delta subscription while moving its offset past it
- *   (a publication filter would): the next delta would be against data the client never got.
+ *   (a publication filter would): the base would no longer be what the client received.
  *
  * The delta is made once per publication per node and encoded once per format (delta-frames.ts);
  * only recovered publications in a subscribe reply are encoded per subscriber.

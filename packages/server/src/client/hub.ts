@@ -94,7 +94,7 @@ export class Hub<S extends Subscriber = Subscriber> {
   broadcastPublication(channel: string, pub: Publication, epoch = '', prev?: Publication): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
-    if (pub.variants !== undefined) return this.#broadcastVariants(channel, pub, subs, epoch);
+    if (pub.variants !== undefined) return this.#broadcastVariants(channel, pub, subs, epoch, prev);
     const frames = new SharedFrames({ type: 'pub', channel, pub });
     let deltas: DeltaFrames | undefined;
     for (const [session, state] of subs) {
@@ -111,8 +111,16 @@ export class Hub<S extends Subscriber = Subscriber> {
    * between connections that declared the same, and subscribers of one kind tend to come in
    * runs, so the last choice is reused when the profile is the same object.
    */
-  #broadcastVariants(channel: string, pub: Publication, subs: Map<S, SubState>, epoch: string): number {
+  #broadcastVariants(
+    channel: string,
+    pub: Publication,
+    subs: Map<S, SubState>,
+    epoch: string,
+    prev: Publication | undefined,
+  ): number {
     const frames: Array<SharedFrames | undefined> = [];
+    // Delta subscriptions: per payload too; a delta is sent only to a client whose base is prev's data.
+    const deltas: Array<DeltaFrames | undefined> = [];
     const counts: number[] = new Array<number>(pub.variants!.length + 1).fill(0);
     let lastProfile: ClientProfile | undefined;
     let index = -1;
@@ -123,7 +131,9 @@ export class Hub<S extends Subscriber = Subscriber> {
       }
       const chosen = variantPublication(pub, index);
       const f = (frames[index + 1] ??= new SharedFrames({ type: 'pub', channel, pub: chosen }));
-      session.deliverPublication(state, chosen, f.for(session.codec), epoch);
+      const frame =
+        state.delta === true ? (deltas[index + 1] ??= new DeltaFrames(channel, chosen, prev, f)) : f.for(session.codec);
+      session.deliverPublication(state, chosen, frame, epoch);
       counts[index + 1]!++;
     }
     this.onVariantDeliveries?.(counts);

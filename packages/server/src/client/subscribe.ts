@@ -134,7 +134,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     subRefreshProxy: o.subRefreshProxy,
     refreshing: false,
     delta: o.delta === true,
-    deltaReady: false,
+    deltaBase: undefined,
   };
   (s.pending ??= new Set()).add(rc.channel);
   ctx.hub.addSub(rc.channel, s, state);
@@ -158,7 +158,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
       if (state.delta && pubs && pubs.length > 0) {
         // The client will hold the last recovered publication: live ones may follow as deltas.
         result.publications = deltaRecovered(pubs);
-        state.deltaReady = true;
+        state.deltaBase = (pubs[pubs.length - 1] as Publication).data;
       }
     }
     if (state.delta) result.delta = true;

@@ -45,8 +45,12 @@ export interface SubState {
   refreshing: boolean;
   /** Delta compression is on (the subscribe option `delta`; see delta.ts). */
   readonly delta?: boolean;
-  /** The client's delta base is the publication at `offset`: the next one may be a delta. */
-  deltaReady?: boolean;
+  /**
+   * The data the client holds as its delta base (what it received last, in a positioned
+   * delta subscription); undefined while it holds none. A delta is sent only against exactly
+   * this (see delta.ts).
+   */
+  deltaBase?: RawJSON | undefined;
 }
 
 /** Subscriber is a connection as the hub sees it. */
