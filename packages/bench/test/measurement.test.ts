@@ -149,6 +149,8 @@ describe('measurements against the raw server with known faults', () => {
       p99LimitMs: 100,
       drainTimeoutMs: 600,
       connectConcurrency: 12,
+      apiPublish: false,
+      tagsFilter: undefined,
     };
     const r = await runFanout(server, opts, () => undefined);
     const { published } = r.fixed;

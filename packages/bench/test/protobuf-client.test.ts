@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { benchData } from '../src/load/lean-client.js';
+import { ServerApi } from '../src/harness/api.js';
+import { LeanClient, benchData } from '../src/load/lean-client.js';
 import {
   connectCommand,
   ProtobufClient,
@@ -74,6 +75,27 @@ describe('Protobuf commands', () => {
     assert.deepEqual(commands[2]?.req?.data, { bch: 3, bseq: 9, bts: 42 });
     // The pong is an empty command: one zero byte.
     assert.deepEqual(codec.decode(Buffer.from([0])).commands, [{ id: 0, method: 'pong', req: {} }]);
+  });
+
+  it('carry a tags filter the server decodes and compiles as it was written (fanout --tags-filter)', async () => {
+    const tf = {
+      op: 'and',
+      nodes: [
+        { key: 'region', cmp: 'in', vals: ['eu', 'us'] },
+        { op: 'not', nodes: [{ key: 'tier', cmp: 'lt', val: '2' }] },
+      ],
+    };
+    const { commands } = codec.decode(Buffer.from(subscribeCommand(5, 'bench:ch1', tf)));
+    const filterUrl = new URL('../../../server/dist/src/protocol/tags-filter.js', import.meta.url);
+    const { compileFilter, matches } = (await import(filterUrl.href)) as {
+      compileFilter(raw: unknown, limits: object): unknown;
+      matches(f: unknown, tags: Record<string, string>): boolean;
+    };
+    const limits = { maxDepth: 8, maxNodes: 64, maxValues: 64, maxValueLength: 64 };
+    const f = compileFilter(commands[0]?.req?.tf, limits);
+    assert.equal(matches(f, { region: 'us', tier: '3' }), true);
+    assert.equal(matches(f, { region: 'us', tier: '1' }), false);
+    assert.equal(matches(f, { region: 'asia', tier: '3' }), false);
   });
 });
 
@@ -171,6 +193,37 @@ describe('ProtobufClient against Bulwark', () => {
       await assert.rejects(sub.subscribe('nonamespace:x'), /error \d+/);
     } finally {
       for (const c of clients) c.terminate();
+      await server.stop();
+    }
+  });
+
+  it('fanout --tags-filter: JSON and Protobuf subscribers get only what their tags filter lets through', async () => {
+    const server = await startServer('bulwark');
+    const api = new ServerApi(server);
+    const got = { json: [] as number[], protobuf: [] as number[] };
+    const tagsFilter = { key: 'region', cmp: 'eq', val: 'eu' };
+    const json = new LeanClient({
+      url: server.wsUrl,
+      protocol: 'centrifugo',
+      tagsFilter,
+      onPush: (_c, s) => got.json.push(s),
+    });
+    const pb = new ProtobufClient({ url: server.wsUrl, tagsFilter, onPush: (_c, s) => got.protobuf.push(s) });
+    try {
+      await Promise.all([json.open(), pb.open()]);
+      await json.connect(connectionToken('user-1', server.tokenSecret));
+      await pb.connect(connectionToken('user-2', server.tokenSecret));
+      await json.subscribe('bench:ch0');
+      await pb.subscribe('bench:ch0');
+      for (let seq = 1; seq <= 6; seq++) {
+        await api.publish('bench:ch0', benchData(0, seq, 1), { region: seq % 2 === 0 ? 'eu' : 'us' });
+      }
+      assert.ok(await waitFor(() => got.json.length === 3 && got.protobuf.length === 3, 5000), JSON.stringify(got));
+      assert.deepEqual(got, { json: [2, 4, 6], protobuf: [2, 4, 6] });
+    } finally {
+      json.terminate();
+      pb.terminate();
+      api.close();
       await server.stop();
     }
   });

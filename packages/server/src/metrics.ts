@@ -346,6 +346,14 @@ export class Metrics {
     }
   }
 
+  /**
+   * loopLagP99 is the p99 event-loop delay (seconds) since the last scrape, read without
+   * resetting it: the console polls this, and must not shorten Prometheus's window.
+   */
+  loopLagP99(): number {
+    return this.#histogram.percentile(99) / 1e9;
+  }
+
   /** setDrainingSource sets what bulwark_draining reads at each scrape. */
   setDrainingSource(source: () => boolean): void {
     this.#drainingSource = source;

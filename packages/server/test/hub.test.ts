@@ -10,6 +10,7 @@ import { Hub } from '../src/client/hub.js';
 import type { SubState, Subscriber } from '../src/client/subscriber.js';
 import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from '../src/protocol/encode.js';
 import { EMPTY_PROFILE, profileOf, type ClientProfile } from '../src/protocol/publication-variants.js';
+import { compileFilter } from '../src/protocol/tags-filter.js';
 import { asRaw, type ClientInfo, type Publication } from '../src/protocol/types.js';
 
 /** FakeSub records what the hub hands it. */
@@ -50,6 +51,8 @@ function subState(channel: string, joinLeave = false): SubState {
     chanInfo: undefined,
     subRefreshProxy: undefined,
     refreshing: false,
+    filter: undefined,
+    serverFilter: undefined,
   };
 }
 
@@ -198,6 +201,20 @@ describe('Hub: fan-out', () => {
     assert.equal(subs[0]!.pubs[0]!.frame, subs[2]!.pubs[0]!.frame, 'one encoding per variant');
     assert.equal(subs[1]!.pubs[0]!.frame, subs[4]!.pubs[0]!.frame);
     assert.deepEqual(counts, [[2, 3, 0]]);
+  });
+
+  it('counts a variant delivery only when the tags filter of the subscription lets the publication through', () => {
+    const hub = new Hub<FakeSub>();
+    const limits = { maxDepth: 8, maxNodes: 64, maxValues: 128, maxValueLength: 256 };
+    const eu = { ...subState('ch'), filter: compileFilter({ key: 'region', cmp: 'eq', val: 'eu' }, limits) };
+    const us = { ...subState('ch'), filter: compileFilter({ key: 'region', cmp: 'eq', val: 'us' }, limits) };
+    hub.addSub('ch', new FakeSub('a'), eu);
+    hub.addSub('ch', new FakeSub('b'), us);
+    const counts: number[][] = [];
+    hub.onVariantDeliveries = (c) => counts.push([...c]);
+    const v = [{ when: { has: 'x' }, data: asRaw(1) }];
+    hub.broadcastPublication('ch', { offset: 0, data: asRaw(0), tags: { region: 'eu' }, variants: v });
+    assert.deepEqual(counts, [[1, 0]]);
   });
 
   it('broadcastPublication encodes once and hands the same Buffer to every subscriber', () => {

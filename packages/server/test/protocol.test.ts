@@ -55,6 +55,15 @@ describe('decodeFrame', () => {
     const c = decodeFrame('{"id":4,"subscribe":{"channel":"a","flag":1,"tf":{"x":1},"phase":2}}').commands[0];
     assert.ok(c?.method === 'subscribe');
     assert.equal(c.req.channel, 'a');
+    // tf and flag are read now: tf is kept as sent (checked at subscribe), flag as a number.
+    assert.deepEqual(c.req.tf, { x: 1 });
+    assert.equal(c.req.flag, 1);
+  });
+
+  it('refuses a subscribe whose tf is not an object, or whose flag is not an integer (3501)', () => {
+    assert.throws(() => decodeFrame('{"id":1,"subscribe":{"channel":"a","tf":"region=eu"}}'), /subscribe\.tf/);
+    assert.throws(() => decodeFrame('{"id":1,"subscribe":{"channel":"a","tf":[1]}}'), /subscribe\.tf/);
+    assert.throws(() => decodeFrame('{"id":1,"subscribe":{"channel":"a","flag":"2"}}'), /subscribe\.flag/);
   });
 
   it('decodes connect subs (recovery of server-side subscriptions)', () => {
@@ -70,6 +79,8 @@ describe('decodeFrame', () => {
       positioned: undefined,
       recoverable: undefined,
       join_leave: undefined,
+      tf: undefined,
+      flag: undefined,
       delta: undefined,
     });
   });

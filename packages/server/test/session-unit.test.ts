@@ -642,6 +642,8 @@ function subState(expireAt: number, proxied = false, refreshing = false): SubSta
     chanInfo: undefined,
     subRefreshProxy: proxied ? ({ name: 'p' } as ProxyTarget) : undefined,
     refreshing,
+    filter: undefined,
+    serverFilter: undefined,
   };
 }
 

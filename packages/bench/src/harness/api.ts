@@ -80,8 +80,9 @@ export class ServerApi {
   }
 
   /** publish publishes `dataJson` (encoded JSON) to `channel` and resolves once accepted. */
-  async publish(channel: string, dataJson: string): Promise<void> {
-    await this.call('publish', `{"channel":${JSON.stringify(channel)},"data":${dataJson}}`);
+  async publish(channel: string, dataJson: string, tags?: Record<string, string>): Promise<void> {
+    const t = tags === undefined ? '' : `,"tags":${JSON.stringify(tags)}`;
+    await this.call('publish', `{"channel":${JSON.stringify(channel)},"data":${dataJson}${t}}`);
   }
 
   /**
@@ -89,12 +90,12 @@ export class ServerApi {
    * counts `skipped`) when `maxInFlight` calls are already waiting, so the caller does not
    * consume a sequence number for a publication that was never sent.
    */
-  tryPublish(channel: string, dataJson: string): boolean {
+  tryPublish(channel: string, dataJson: string, tags?: Record<string, string>): boolean {
     if (this.inFlight >= this.maxInFlight) {
       this.skipped++;
       return false;
     }
-    this.publish(channel, dataJson).catch((err: unknown) => {
+    this.publish(channel, dataJson, tags).catch((err: unknown) => {
       this.errors++;
       this.lastError = (err as Error).message;
     });

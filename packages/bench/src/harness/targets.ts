@@ -162,7 +162,15 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
         http_api: { key: apiKey },
         log: { level: 'warn' },
         channel: {
-          namespaces: [{ name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true }],
+          // allow_tags_filter: fanout --tags-filter (a filter costs nothing to subscribers without one).
+          namespaces: [
+            {
+              name: 'bench',
+              allow_subscribe_for_client: true,
+              allow_publish_for_client: true,
+              allow_tags_filter: true,
+            },
+          ],
         },
         // The HTTP-streaming and SSE load clients (--format http_stream, sse) need them on.
         http_stream: { enabled: true },

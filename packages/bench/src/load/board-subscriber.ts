@@ -70,7 +70,9 @@ export class BoardSubscriber {
     await connected;
     const subscribed = this.pending.wait(2, 15_000);
     const d = delta ? 'fossil' : undefined;
-    this.ws.send(json ? JSON.stringify({ id: 2, subscribe: { channel, delta: d } }) : subscribeCommand(2, channel, d));
+    this.ws.send(
+      json ? JSON.stringify({ id: 2, subscribe: { channel, delta: d } }) : subscribeCommand(2, channel, undefined, d),
+    );
     await subscribed;
   }
 

@@ -41,6 +41,8 @@ export interface LeanClientOptions {
   onPush?: PushHandler;
   /** Called once when the socket closes, with the close code and reason. */
   onClose?: (code: number, reason: string) => void;
+  /** A publication tags filter (FilterNode) every subscribe carries as `tf` (Centrifugo protocol). */
+  tagsFilter?: object;
 }
 
 /** BenchPush is the result of {@link parseBenchPush}. */
@@ -292,7 +294,8 @@ export class LeanClient {
     }
     const id = this.nextId++;
     const reply = this.request(id, timeoutMs);
-    this.ws.send(`{"id":${id},"subscribe":{"channel":${ch}}}`);
+    const tf = this.opts.tagsFilter === undefined ? '' : `,"tf":${JSON.stringify(this.opts.tagsFilter)}`;
+    this.ws.send(`{"id":${id},"subscribe":{"channel":${ch}${tf}}}`);
     await reply;
   }
 

@@ -29,7 +29,8 @@ import { PendingReplies } from './pending-replies.js';
 export const FIELD = {
   command: { id: 1, connect: 4, subscribe: 5, publish: 7 },
   connectRequest: { token: 1, name: 4 },
-  subscribeRequest: { channel: 1, delta: 12 },
+  subscribeRequest: { channel: 1, delta: 12, tf: 13 },
+  filterNode: { op: 1, key: 2, cmp: 3, val: 4, vals: 5, nodes: 6 },
   publishRequest: { channel: 1, data: 2 },
   reply: { id: 1, error: 2, push: 4, connect: 5 },
   error: { code: 1, message: 2 },
@@ -190,11 +191,41 @@ export function connectCommand(id: number, token: string, name = 'bench'): Uint8
   });
 }
 
-/** subscribeCommand encodes `Command{id, subscribe{channel, delta?}}`, length-prefixed. */
-export function subscribeCommand(id: number, channel: string, delta?: string): Uint8Array {
+/** FilterNode is a publication tags filter (client.proto's FilterNode). */
+export interface FilterNode {
+  op?: string;
+  key?: string;
+  cmp?: string;
+  val?: string;
+  vals?: string[];
+  nodes?: FilterNode[];
+}
+
+/** writeFilterNode writes the fields of one FilterNode (its children nested). */
+function writeFilterNode(w: BinaryWriter, f: FilterNode): void {
+  const F = FIELD.filterNode;
+  if (f.op) w.tag(F.op, WireType.LengthDelimited).string(f.op);
+  if (f.key) w.tag(F.key, WireType.LengthDelimited).string(f.key);
+  if (f.cmp) w.tag(F.cmp, WireType.LengthDelimited).string(f.cmp);
+  if (f.val) w.tag(F.val, WireType.LengthDelimited).string(f.val);
+  for (const v of f.vals ?? []) w.tag(F.vals, WireType.LengthDelimited).string(v);
+  for (const n of f.nodes ?? []) {
+    w.tag(F.nodes, WireType.LengthDelimited).fork();
+    writeFilterNode(w, n);
+    w.join();
+  }
+}
+
+/** subscribeCommand encodes `Command{id, subscribe{channel, delta?, tf?}}`, length-prefixed. */
+export function subscribeCommand(id: number, channel: string, tf?: FilterNode, delta?: string): Uint8Array {
   return command(id, FIELD.command.subscribe, (w) => {
     w.tag(FIELD.subscribeRequest.channel, WireType.LengthDelimited).string(channel);
     if (delta !== undefined) w.tag(FIELD.subscribeRequest.delta, WireType.LengthDelimited).string(delta);
+    if (tf !== undefined) {
+      w.tag(FIELD.subscribeRequest.tf, WireType.LengthDelimited).fork();
+      writeFilterNode(w, tf);
+      w.join();
+    }
   });
 }
 
@@ -219,6 +250,8 @@ export interface ProtobufClientOptions {
   onPush?: PushHandler;
   /** Called once when the socket closes. */
   onClose?: (code: number, reason: string) => void;
+  /** A publication tags filter every subscribe carries as `tf`. */
+  tagsFilter?: FilterNode;
 }
 
 /** ProtobufClient is one Protobuf-format WebSocket connection of the load generator. */
@@ -305,7 +338,7 @@ export class ProtobufClient {
   async subscribe(channel: string, _token?: string, timeoutMs = 15_000): Promise<void> {
     const id = this.nextId++;
     const reply = this.request(id, timeoutMs);
-    this.ws.send(subscribeCommand(id, channel));
+    this.ws.send(subscribeCommand(id, channel, this.opts.tagsFilter));
     await reply;
   }
 

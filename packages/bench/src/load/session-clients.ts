@@ -36,6 +36,8 @@ export interface SessionClientOptions {
   localAddress?: string;
   onPush?: PushHandler;
   onClose?: (code: number, reason: string) => void;
+  /** A publication tags filter (FilterNode) each subscribe carries (WebSocket JSON and Protobuf only). */
+  tagsFilter?: object;
 }
 
 /** The server facts a client needs: where it listens and what it speaks. */

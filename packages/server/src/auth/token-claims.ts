@@ -32,6 +32,8 @@ export interface TokenSubscribeOptions {
   data?: RawJSON;
   /** Overrides of the namespace's options for this connection. */
   override?: SubscriptionOverride;
+  /** The server-enforced tags filter (`server_tags_filter`, Bulwark's own), checked at connect. */
+  serverTagsFilter?: Readonly<Record<string, unknown>>;
 }
 
 /** ConnectTokenClaims are the verified, type-checked claims of a connection token. */
@@ -80,6 +82,11 @@ export interface SubscriptionTokenClaims {
   override?: SubscriptionOverride;
   /** The client ID the token is bound to (`client`), when it is bound to one. */
   client?: string;
+  /**
+   * The server-enforced publication tags filter (`server_tags_filter`, a FilterNode object;
+   * Bulwark's own, named as Centrifugo PRO names it), checked and compiled at subscribe.
+   */
+  serverTagsFilter?: Claims;
 }
 
 type Claims = Readonly<Record<string, unknown>>;
@@ -173,6 +180,11 @@ function subscribeOptions(value: unknown, channel: string): TokenSubscribeOption
   if (info !== undefined) options.info = info;
   const data = rawOrBase64(value, 'data', where);
   if (data !== undefined) options.data = data;
+  const filter = value['server_tags_filter'];
+  if (filter !== undefined && filter !== null) {
+    if (!isObject(filter)) throw invalid(`${where}"server_tags_filter" must be an object (a FilterNode)`);
+    options.serverTagsFilter = filter;
+  }
   const override = overrideClaim(value, where);
   if (override !== undefined) options.override = override;
   return options;
@@ -241,5 +253,10 @@ export function parseSubscriptionClaims(claims: JWTPayload): SubscriptionTokenCl
   if (override !== undefined) result.override = override;
   const client = stringClaim(claims, 'client');
   if (client) result.client = client;
+  const filter = claims['server_tags_filter'];
+  if (filter !== undefined && filter !== null) {
+    if (!isObject(filter)) throw invalid('claim "server_tags_filter" must be an object (a FilterNode)');
+    result.serverTagsFilter = filter;
+  }
   return result;
 }

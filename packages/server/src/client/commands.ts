@@ -9,6 +9,7 @@ import { ChannelRules } from '../channel-rules.js';
 import { killSwitchError } from '../protection/kill-switch-error.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { forProfileAll } from '../protocol/publication-variants.js';
+import { matches } from '../protocol/tags-filter.js';
 import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { SessionCore } from './session-core.js';
@@ -76,6 +77,9 @@ export async function history(s: SessionCore, req: HistoryRequest): Promise<{ re
     reverse: req.reverse === true,
     metaTtlMs: ctx.rules.historyMetaTtlMs(rc.options),
   });
+  // A server-enforced tags filter holds for this client's reads of the channel too (Bulwark's own).
+  const enforced = s.subs.get(rc.channel)?.serverFilter;
+  if (enforced !== undefined) h.publications = h.publications.filter((p) => matches(enforced, p.tags));
   return { reply: { method: 'history', result: { ...h, publications: forProfileAll(h.publications, s.profile) } } };
 }
 

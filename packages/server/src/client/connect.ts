@@ -10,6 +10,7 @@ import type { ConnectTokenClaims } from '../auth/token-verifier.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import { profileOf } from '../protocol/publication-variants.js';
 import { ttlSeconds } from '../protocol/ttl.js';
+import type { CompiledFilter } from '../protocol/tags-filter.js';
 import {
   asRaw,
   type ConnectRequest,
@@ -21,6 +22,7 @@ import {
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { Identity, SessionCore } from './session-core.js';
 import { subscribe } from './subscribe.js';
+import { serverFilter } from './tags-filters.js';
 
 /** A connect's identity and what it grants: server-side subscriptions and reply data. */
 interface Grant extends Identity {
@@ -98,6 +100,13 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
     }
     const asked = req.subs?.[channel];
     const granted = grant.subs?.[channel];
+    let enforced: CompiledFilter | undefined;
+    try {
+      enforced = serverFilter(s, channel, granted?.serverTagsFilter, 'subs');
+    } catch (err) {
+      if (err instanceof ProtocolError) continue; // logged: never subscribed without its filter
+      throw err;
+    }
     const made = await subscribe(s, rc, {
       recover: asked?.recover === true,
       offset: asked?.offset ?? 0,
@@ -110,6 +119,7 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
       expireAt: 0,
       serverSide: true,
       override: granted?.override,
+      serverFilter: enforced,
     });
     subs[channel] = made.result;
     activations.push(made.activate);

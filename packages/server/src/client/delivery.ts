@@ -3,11 +3,13 @@
  * subscribe is in flight buffers what arrives (the subscribe releases it after its reply); a
  * positioned one drops what its subscribe reply already carried, and one that finds a gap, or
  * a new epoch, has lost its place and is told to resubscribe (2500, insufficient state) — its
- * SDK then recovers what it missed from history.
+ * SDK then recovers what it missed from history. A subscription with a tags filter is handed
+ * only the publications that match it (the shared frame is still encoded once per format).
  *
  * @module
  */
 import { UnsubscribeCode } from '../protocol/codes.js';
+import { matches } from '../protocol/tags-filter.js';
 import type { Publication } from '../protocol/types.js';
 import type { SessionCore } from './session-core.js';
 import { unsubscribe } from './subscribe.js';
@@ -41,6 +43,8 @@ export function deliverPublication(
     }
     state.offset = pub.offset;
   }
+  // Filtered after the position moved: a publication this subscriber does not get is no gap.
+  if (state.filter !== undefined && !matches(state.filter, pub.tags)) return;
   s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, frame) : frame);
 }
 

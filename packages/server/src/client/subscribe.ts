@@ -13,14 +13,16 @@
 import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { SubscriptionOverride, SubscriptionTokenClaims } from '../auth/token-verifier.js';
 import { ErrorCode, ProtocolError, UnsubscribeCode } from '../protocol/codes.js';
-import { forProfileAll } from '../protocol/publication-variants.js';
 import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
+import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
+import { recover, rejectUnrecoveredFlag } from './recovery.js';
 import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
+import { clientFilter, serverFilter } from './tags-filters.js';
 
 /** SubscribeOptions describes one subscription to make (client, token or API initiated). */
 export interface SubscribeOptions {
@@ -39,6 +41,12 @@ export interface SubscribeOptions {
   override?: SubscriptionOverride | undefined;
   /** Set when the backend, not the client, prolongs this subscription (sub_refresh proxy). */
   subRefreshProxy?: ProxyTarget | undefined;
+  /** The client's tags filter (`tf`), compiled. */
+  clientFilter?: CompiledFilter | undefined;
+  /** The server-enforced tags filter (token or subscribe proxy), compiled. */
+  serverFilter?: CompiledFilter | undefined;
+  /** Refuse with 112 instead of subscribing with `recovered: false` (subscribe flag 2). */
+  rejectUnrecovered?: boolean;
   /** Delta compression negotiated (the client's `delta` option; see delta.ts). */
   delta?: boolean;
 }
@@ -68,6 +76,8 @@ export async function subscribeCommand(
   }
   // A bad option is refused before any token check or backend call is spent on the request.
   const delta = negotiateDelta(req.delta, rc.options);
+  // Before any backend call: a filter the client got wrong costs nothing but this reply.
+  const ownFilter = clientFilter(s, rc, req.tf);
   let claims: SubscriptionTokenClaims | undefined;
   let proxied: SubscribeOutcome | undefined;
   let subRefreshProxy: ProxyTarget | undefined;
@@ -84,6 +94,9 @@ export async function subscribeCommand(
       ctx.permissions.checkSubscribe(rc, s.user);
     }
   }
+  const enforced = claims
+    ? serverFilter(s, rc.channel, claims.serverTagsFilter, 'token')
+    : serverFilter(s, rc.channel, proxied?.serverTagsFilter, 'proxy');
   const made = await subscribe(s, rc, {
     recover: req.recover === true,
     offset: req.offset ?? 0,
@@ -97,6 +110,9 @@ export async function subscribeCommand(
     serverSide: false,
     override: claims?.override ?? proxied?.override,
     subRefreshProxy,
+    clientFilter: ownFilter,
+    serverFilter: enforced,
+    rejectUnrecovered: ((req.flag ?? 0) & rejectUnrecoveredFlag) !== 0,
     delta,
   });
   return { reply: { method: 'subscribe', result: made.result }, after: made.activate };
@@ -133,7 +149,10 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     chanInfo: o.chanInfo,
     subRefreshProxy: o.subRefreshProxy,
     refreshing: false,
-    delta: o.delta === true,
+    filter: bothFilters(o.serverFilter, o.clientFilter),
+    serverFilter: o.serverFilter,
+    // As in Centrifugo, a filtered subscription does not get deltas: it skips publications.
+    delta: o.delta === true && o.serverFilter === undefined && o.clientFilter === undefined,
     deltaBase: undefined,
   };
   (s.pending ??= new Set()).add(rc.channel);
@@ -144,17 +163,24 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     if (positioned) {
       const metaTtlMs = ctx.rules.historyMetaTtlMs(ns);
       if (recoverable && o.recover) {
-        await recover(s, rc.channel, o, metaTtlMs, result);
+        const r = { offset: o.offset, epoch: o.epoch, mode: ns.force_recovery_mode, filter: state.filter };
+        state.offset = await recover(
+          s,
+          rc.channel,
+          { ...r, rejectUnrecovered: o.rejectUnrecovered === true },
+          metaTtlMs,
+          result,
+        );
       } else {
         const top = await ctx.broker.history(rc.channel, { limit: 0, metaTtlMs });
         result.offset = top.offset;
         result.epoch = top.epoch;
+        state.offset = top.offset;
       }
       result.positioned = true;
       if (recoverable) result.recoverable = true;
       state.epoch = result.epoch ?? '';
       const pubs = result.publications;
-      state.offset = pubs && pubs.length > 0 ? (pubs[pubs.length - 1] as Publication).offset : (result.offset ?? 0);
       if (state.delta && pubs && pubs.length > 0) {
         // The client will hold the last recovered publication: live ones may follow as deltas.
         result.publications = deltaRecovered(pubs);
@@ -195,49 +221,6 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     }
   };
   return { result, activate };
-}
-
-/** recover fills `result` with the publications since the client's position, or says it cannot. */
-async function recover(
-  s: SessionCore,
-  channel: string,
-  o: SubscribeOptions,
-  metaTtlMs: number,
-  result: SubscribeResult,
-): Promise<void> {
-  const ctx = s.ctx;
-  const max = ctx.config.client.recovery_max_publication_limit;
-  result.was_recovering = true;
-  try {
-    const h = await ctx.broker.history(channel, {
-      since: { offset: o.offset, epoch: o.epoch },
-      // One more than allowed tells "too many to recover" apart from "exactly the limit".
-      limit: max > 0 ? max + 1 : -1,
-      metaTtlMs,
-    });
-    const pubs = h.publications;
-    const first = pubs[0];
-    const recovered =
-      (max === 0 || pubs.length <= max) &&
-      (o.epoch === '' || o.epoch === h.epoch) &&
-      (first ? first.offset === o.offset + 1 : h.offset === o.offset);
-    result.epoch = h.epoch;
-    result.recovered = recovered;
-    if (recovered && first) {
-      // The position recovered from; each recovered publication moves the client past it.
-      result.offset = o.offset;
-      result.publications = forProfileAll(pubs, s.profile) as Publication[];
-    } else {
-      result.offset = h.offset;
-    }
-  } catch (err) {
-    if (!(err instanceof ProtocolError && err.code === ErrorCode.UnrecoverablePosition)) throw err;
-    const top = await ctx.broker.history(channel, { limit: 0, metaTtlMs });
-    result.offset = top.offset;
-    result.epoch = top.epoch;
-    result.recovered = false;
-  }
-  ctx.metrics.recoveries.inc({ result: result.recovered ? 'recovered' : 'not_recovered' });
 }
 
 /**

@@ -8,6 +8,7 @@
 import type { ProxyTarget } from '../proxy/proxies.js';
 import type { Codec } from '../protocol/codec.js';
 import type { ClientProfile } from '../protocol/publication-variants.js';
+import type { CompiledFilter } from '../protocol/tags-filter.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
 import type { DeltaFrames } from './delta-frames.js';
 
@@ -43,6 +44,13 @@ export interface SubState {
   readonly subRefreshProxy: ProxyTarget | undefined;
   /** A sub_refresh proxy call for this subscription is in flight. */
   refreshing: boolean;
+  /**
+   * The publication tags filter delivery applies (the server-enforced one and the client's
+   * `tf`, both must pass; see client/tags-filters.ts); undefined delivers everything.
+   */
+  readonly filter: CompiledFilter | undefined;
+  /** The server-enforced part alone, which also filters this client's history reads. */
+  readonly serverFilter: CompiledFilter | undefined;
   /** Delta compression is on (the subscribe option `delta`; see delta.ts). */
   readonly delta?: boolean;
   /**

@@ -14,6 +14,7 @@
  */
 import { z } from 'zod';
 import { configIssues } from './cross-key-rules.js';
+import { adminSection } from './sections/admin.js';
 import { channelSection } from './sections/channel.js';
 import { clientSection } from './sections/client.js';
 import { engineSection } from './sections/engine.js';
@@ -67,6 +68,7 @@ export const configSchema = z
     drain: drainSection,
     proxy: proxySection,
     demo: demoSection,
+    admin: adminSection,
   })
   .superRefine((cfg, ctx) => {
     for (const issue of configIssues(cfg)) ctx.addIssue({ code: 'custom', ...issue });

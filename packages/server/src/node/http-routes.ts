@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { registerAdmin, type AdminContext } from '../http/admin.js';
 import { apiPrefix, apiRoute, type ApiTransportContext } from '../http/api.js';
 import { emulationPath, emulationRoute, type EmulationContext } from '../http/emulation.js';
 import { streamPaths, streamingRoute, type StreamKind, type StreamingContext } from '../http/streaming.js';
@@ -25,6 +26,7 @@ import { WebSocketEndpoint, upgradeRequired, websocketPath, type WebSocketContex
  */
 export type NodeHttpContext = ApiTransportContext &
   ApiNode &
+  AdminContext &
   ReadinessContext &
   WebSocketContext &
   StreamingContext &
@@ -62,6 +64,7 @@ export function nodeHttpServers(node: NodeHttpContext, cluster: ApiCluster): Nod
   ops.route(apiPrefix.slice(0, -1), api).route(`${apiPrefix}*`, api);
   if (cfg.health.enabled) ops.route('/health', health).route('/ready', readiness(node));
   if (cfg.prometheus.enabled) ops.route('/metrics', metrics(node.metrics.registry));
+  if (cfg.admin.enabled) registerAdmin(ops, node, { node, cluster });
   const ws = new WebSocketEndpoint(node);
   http.route(websocketPath, upgradeRequired).upgrade(websocketPath, ws.upgrade);
   for (const kind of Object.keys(streamPaths) as StreamKind[]) {

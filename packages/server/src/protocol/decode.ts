@@ -84,8 +84,18 @@ function decodeSubscribe(o: Obj, method = 'subscribe'): SubscribeRequest {
     positioned: bool(o, method, 'positioned'),
     recoverable: bool(o, method, 'recoverable'),
     join_leave: bool(o, method, 'join_leave'),
+    tf: filterNode(o, method),
+    flag: int(o, method, 'flag'),
     delta: str(o, method, 'delta'),
   };
+}
+
+/** The tags filter is checked at subscribe (107 naming the node); here only that it is an object. */
+function filterNode(o: Obj, method: string): unknown {
+  const v = o['tf'];
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) fail(method, 'tf', 'an object');
+  return v;
 }
 
 function decodeSince(o: Obj): StreamPosition | undefined {

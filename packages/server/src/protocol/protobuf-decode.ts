@@ -48,6 +48,14 @@ function uint64(v: bigint, field: string): number {
   return Number(v);
 }
 
+/** int64 reads a flag field: within JavaScript's safe integers. */
+function int64(v: bigint, field: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw new FrameError(`${field}: out of range`);
+  }
+  return Number(v);
+}
+
 /** optional maps Protobuf's empty-string default to absent, as the JSON format sends it. */
 function optional(s: string): string | undefined {
   return s === '' ? undefined : s;
@@ -65,6 +73,8 @@ function toSubscribe(r: PbSubscribeRequest, channel = r.channel): SubscribeReque
     positioned: r.positioned,
     recoverable: r.recoverable,
     join_leave: r.joinLeave,
+    tf: r.tf,
+    flag: int64(r.flag, 'subscribe.flag'),
     delta: optional(r.delta),
   };
 }

@@ -112,6 +112,10 @@ export interface SubscribeRequest {
   positioned?: boolean;
   recoverable?: boolean;
   join_leave?: boolean;
+  /** Publication tags filter (a FilterNode tree; checked at subscribe, see tags-filter.ts). */
+  tf?: unknown;
+  /** Subscription flags (bits): 2 asks to be refused (112) instead of subscribed unrecovered. */
+  flag?: number;
   /** Delta compression asked for: `fossil` is the only type (client/delta.ts). */
   delta?: string;
 }

@@ -70,6 +70,8 @@ export interface SubscribeOutcome {
   override?: SubscriptionOverride | undefined;
   /** Expiry in ms since epoch; 0 means never. */
   expireAt: number;
+  /** The server-enforced publication tags filter (`server_tags_filter`), not yet checked. */
+  serverTagsFilter?: Record<string, unknown> | undefined;
 }
 
 /** PublishOutcome is an allowed publication, maybe changed by the backend. */
@@ -135,7 +137,9 @@ export class BackendProxy {
     })) as z.output<typeof connectResultSchema>;
     const subs: Record<string, TokenSubscribeOptions> = {};
     for (const [channel, o] of Object.entries(r.subs ?? {})) {
-      subs[channel] = { info: raw(o.info), data: raw(o.data), override: override(o.override) };
+      const opts: TokenSubscribeOptions = { info: raw(o.info), data: raw(o.data), override: override(o.override) };
+      if (o.server_tags_filter) opts.serverTagsFilter = o.server_tags_filter;
+      subs[channel] = opts;
     }
     return {
       user: r.user,
@@ -174,7 +178,13 @@ export class BackendProxy {
       result: subscribeResultSchema,
       requireResult: false,
     });
-    return { info: raw(r?.info), data: raw(r?.data), override: override(r?.override), expireAt: ms(r?.expire_at) };
+    return {
+      info: raw(r?.info),
+      data: raw(r?.data),
+      override: override(r?.override),
+      expireAt: ms(r?.expire_at),
+      serverTagsFilter: r?.server_tags_filter ?? undefined,
+    };
   }
 
   /** publish asks the backend whether the connection may publish `data` to `channel` (publish proxy). */

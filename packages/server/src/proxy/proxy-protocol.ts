@@ -70,7 +70,12 @@ const unixSeconds = z.number().int().min(0).nullish();
 
 /** SubscribeOptions of a server-side subscription granted by the connect result's `subs`. */
 const subscribeOptionsSchema = z
-  .looseObject({ info: jsonValue, data: jsonValue, override: proxyOverrideSchema })
+  .looseObject({
+    info: jsonValue,
+    data: jsonValue,
+    override: proxyOverrideSchema,
+    server_tags_filter: z.record(z.string(), z.unknown()).nullish(),
+  })
   .superRefine(noBase64);
 
 /** ConnectResult: who the connection is, and what it gets. `user` "" accepts it as anonymous. */
@@ -93,7 +98,14 @@ export const refreshResultSchema = z
 
 /** SubscribeResult allows the subscription, with channel info, data for the client, overrides and expiry. */
 export const subscribeResultSchema = z
-  .looseObject({ info: jsonValue, data: jsonValue, override: proxyOverrideSchema, expire_at: unixSeconds })
+  .looseObject({
+    info: jsonValue,
+    data: jsonValue,
+    override: proxyOverrideSchema,
+    expire_at: unixSeconds,
+    // Bulwark's own (named as Centrifugo PRO names it): checked and compiled at subscribe.
+    server_tags_filter: z.record(z.string(), z.unknown()).nullish(),
+  })
   .superRefine(noBase64);
 
 /** PublishResult allows the publication, optionally replacing its data, skipping history, adding tags. */

@@ -24,7 +24,31 @@ export const flags = {
   noRamp: { name: 'no-ramp', help: 'skip the ramp' },
   rampStart: { name: 'ramp-start', arg: 'N', help: 'first ramp rate, pub/s', default: 200, min: 1 },
   p99Limit: { name: 'p99-limit', arg: 'MS', help: 'ramp pass criterion', default: 100, min: 1 },
+  apiPublish: {
+    name: 'api-publish',
+    help: 'publish through the server HTTP API instead of a client (Bulwark only; the baseline for --tags-filter)',
+  },
+  tagsFilter: {
+    name: 'tags-filter',
+    help: 'subscribers filter by tags (region eq and tier gte, which every publication matches); publishes through the API with tags (Bulwark only; json, protobuf)',
+  },
 } satisfies Record<string, FlagSpec>;
+
+/**
+ * The filter of --tags-filter: a region and a numeric level, as a game would filter a shared
+ * channel; every publication matches it, so deliveries equal a plain run's and only the cost of
+ * evaluating it differs.
+ */
+const benchTagsFilter = {
+  filter: {
+    op: 'and',
+    nodes: [
+      { key: 'region', cmp: 'eq', val: 'eu' },
+      { key: 'tier', cmp: 'gte', val: '2' },
+    ],
+  },
+  tags: { region: 'eu', tier: '3', kind: 'move' },
+};
 
 /** fanoutOptions resolves the flags. */
 export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): FanoutOptions {
@@ -49,7 +73,12 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
     p99LimitMs: f.num(flags.p99Limit),
     drainTimeoutMs: quick ? 1000 : 3000,
     connectConcurrency: 100,
+    apiPublish: f.bool(flags.apiPublish) || f.bool(flags.tagsFilter),
+    tagsFilter: f.bool(flags.tagsFilter) ? benchTagsFilter : undefined,
   };
+  if (o.tagsFilter && o.formats.some((k) => k !== 'json' && k !== 'protobuf')) {
+    throw new Error('--tags-filter: only the json and protobuf formats send a tags filter');
+  }
   if (o.subscribers % o.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
   }

@@ -22,6 +22,7 @@ import {
   type BulwarkClientName,
   type SessionClient,
 } from '../../load/session-clients.js';
+import { ServerApi } from '../../harness/api.js';
 import { connectionToken } from '../../harness/jwt.js';
 import { diffKernelNetCounters, readKernelNetCounters, readTreeCpuMicros } from '../../harness/proc.js';
 import { LatencyRecorder, SeqTracker, roundSummary, summarizeLoss } from '../../harness/stats.js';
@@ -73,8 +74,16 @@ export async function runFanout(
   };
   let reconnects = 0;
 
+  if (opts.apiPublish && !server.apiKey)
+    throw new Error(`--api-publish / --tags-filter: ${server.name} has no server API`);
+  // Publications through the server API can carry tags (a client's publish cannot).
+  const api = opts.apiPublish ? new ServerApi(server) : undefined;
+  const tags = opts.tagsFilter?.tags;
+  const publishErrors = () => (api ? api.errors : publisher.publishErrors);
+
   const openSubscriber = async (sub: Subscriber): Promise<void> => {
     const client = makeSessionClient(server, kind, {
+      ...(opts.tagsFilter ? { tagsFilter: opts.tagsFilter.filter } : {}),
       onPush: (ch, seq, sentAt) => {
         if (ch !== sub.ch) {
           sub.wrong++;
@@ -163,7 +172,7 @@ export async function runFanout(
         delivered: 0,
         lastDeliveryAt: 0,
       };
-      const errors0 = publisher.publishErrors;
+      const errors0 = publishErrors();
       const alive0 = subs.filter((s) => !s.dead).length;
       // Measurement window starts here: server CPU and our own CPU, read back after the drain.
       const cpu0 = readTreeCpuMicros(server.pid);
@@ -184,11 +193,13 @@ export async function runFanout(
         let due = Math.min(total, Math.floor(((now - start) / 1000) * rate) + 1) - sent;
         if (due > maxBurst) due = maxBurst;
         // Do not pile data into a socket the server is not reading: that is a failed step.
-        if (publisher.bufferedAmount > 4 * 1024 * 1024) due = 0;
+        if (publisher.bufferedAmount > 4 * 1024 * 1024 || (api !== undefined && api.inFlight >= 128)) due = 0;
         for (; due > 0; due--) {
           const seq = seqNext[ch] as number;
           seqNext[ch] = seq + 1;
-          publisher.publish(channelName(ch), benchData(ch, seq, nowMicros(), pad));
+          const data = benchData(ch, seq, nowMicros(), pad);
+          if (api) api.tryPublish(channelName(ch), data, tags);
+          else publisher.publish(channelName(ch), data);
           sent++;
           ch = ch + 1 === channels ? 0 : ch + 1;
         }
@@ -199,7 +210,8 @@ export async function runFanout(
       const expected = subs.reduce((acc, s) => acc + (publishedPer[s.ch] as number), 0);
       const drained = await waitFor(() => state.delivered >= expected, opts.drainTimeoutMs, 5);
       // Let publish replies (Bulwark) trickle in before counting errors; bounded.
-      if (server.protocol === 'centrifugo') {
+      if (api) await waitFor(() => api.inFlight === 0, 1000, 5);
+      else if (server.protocol === 'centrifugo') {
         await waitFor(() => publisher.publishAcks + publisher.publishErrors >= sent, 1000, 5);
       }
       const end = performance.now();
@@ -229,7 +241,7 @@ export async function runFanout(
         maxLatencyBySecondMs: Array.from(state.maxBySecond, (v) => round(v ?? 0, 1)),
         loss,
         wrongChannel: subs.reduce((a, s) => a + s.wrong, 0),
-        publishErrors: publisher.publishErrors - errors0,
+        publishErrors: publishErrors() - errors0,
         disconnects: alive0 - subs.filter((s) => !s.dead).length,
         drained,
         serverCpuMicros: Math.round(serverCpu),
@@ -265,6 +277,7 @@ export async function runFanout(
       ramp,
     };
   } finally {
+    api?.close();
     publisher.terminate();
     for (const s of subs) s.client?.terminate();
   }

@@ -42,6 +42,13 @@ export interface FanoutOptions {
   /** How long to wait after publishing stops for the last deliveries. */
   drainTimeoutMs: number;
   connectConcurrency: number;
+  /** Publish through the server HTTP API (with `tags` when tagsFilter is set) instead of a client. */
+  apiPublish: boolean;
+  /**
+   * Every subscriber subscribes with this tags filter (`tf`), and every publication carries tags
+   * that match it: the filter's cost per delivery, against an --api-publish run without it.
+   */
+  tagsFilter: { filter: object; tags: Record<string, string> } | undefined;
 }
 
 /** PhaseResult is the outcome of publishing at one rate for a while. */

@@ -25,6 +25,16 @@ export const channelOptionsShape = {
   allow_positioning: z.boolean().default(false).describe('Let clients ask for positioning.'),
   force_recovery: z.boolean().default(false).describe('Recover missed publications for every subscriber.'),
   allow_recovery: z.boolean().default(false).describe('Let clients ask for recovery.'),
+  force_recovery_mode: z
+    .enum(['stream', 'cache'])
+    .default('stream')
+    .describe(
+      '`cache`: a recovering subscriber gets only the latest publication (the channel as a key-value store), instead of every missed one.',
+    ),
+  allow_tags_filter: z
+    .boolean()
+    .default(false)
+    .describe('Let subscribers pass a publication tags filter (`tf`): they get only publications whose tags match.'),
   allowed_delta_types: z
     .array(z.enum(['fossil']))
     .default([])

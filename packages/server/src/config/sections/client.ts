@@ -111,6 +111,37 @@ export const clientSection = z
       .min(0)
       .default(300)
       .describe('Most publications one recovery returns; more means recovered=false.'),
+    tags_filter: z
+      .strictObject({
+        max_depth: z
+          .number()
+          .int()
+          .min(1)
+          .default(8)
+          .describe('Deepest nesting of and/or/not nodes in one tags filter (the root is depth 1).'),
+        max_nodes: z
+          .number()
+          .int()
+          .min(1)
+          .default(64)
+          .describe('Most nodes (leaves and and/or/not) in one tags filter.'),
+        max_values: z
+          .number()
+          .int()
+          .min(1)
+          .default(128)
+          .describe('Most `vals` entries, summed over the `in`/`nin` leaves of one tags filter.'),
+        max_value_length: z
+          .number()
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Longest `key`, `val` or `vals` entry of a tags filter, in characters.'),
+      })
+      .prefault({})
+      .describe(
+        "Bounds of a subscription's publication tags filter (the client's `tf`, and a server_tags_filter); over them a client's subscribe gets 107. Bulwark's own.",
+      ),
     connect_include_server_time: z.boolean().default(false).describe('Send server time in the connect reply.'),
     proxy: z
       .strictObject({
