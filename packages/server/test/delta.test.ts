@@ -121,6 +121,7 @@ describe('delta compression', () => {
           boardNamespace,
           // History, but subscribers are not positioned: nothing checks they got offset N − 1.
           { ...boardNamespace, name: 'loose', force_recovery: false },
+          { ...boardNamespace, name: 'tagged', allow_tags_filter: true },
         ],
       },
     });
@@ -326,6 +327,24 @@ describe('delta compression', () => {
       assert.equal(delta?.delta, true);
       assert.equal(typeof delta?.data, 'string');
       assert.ok((delta?.data as string).length < JSON.stringify(states[1]).length / 4);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a subscription with a tags filter is made without delta compression, as in Centrifugo', async () => {
+    const raw = await rawClient(srv.url);
+    try {
+      await raw.connect(await srv.token('jill'));
+      const tf = { key: 'team', cmp: 'eq', val: 'red' };
+      const filtered = await raw.call('subscribe', { channel: 'tagged:b', delta: 'fossil', tf });
+      assert.equal(filtered.error, undefined);
+      assert.equal((filtered.subscribe as { delta?: boolean }).delta, undefined);
+      const plain = await raw.call('subscribe', { channel: 'tagged:c', delta: 'fossil' });
+      assert.equal((plain.subscribe as { delta?: boolean }).delta, true);
+      await srv.api('publish', { channel: 'tagged:b', data: { a: 1 }, tags: { team: 'red' } });
+      const pub = await raw.waitFor((m) => m.push?.channel === 'tagged:b');
+      assert.deepEqual(pub.push?.pub?.data, { a: 1 }); // plain JSON, not the delta mode's string
     } finally {
       raw.close();
     }
