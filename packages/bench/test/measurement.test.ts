@@ -151,6 +151,7 @@ describe('measurements against the raw server with known faults', () => {
       connectConcurrency: 12,
       apiPublish: false,
       tagsFilter: undefined,
+      variants: false,
     };
     const r = await runFanout(server, opts, () => undefined);
     const { published } = r.fixed;

@@ -80,9 +80,15 @@ export class ServerApi {
   }
 
   /** publish publishes `dataJson` (encoded JSON) to `channel` and resolves once accepted. */
-  async publish(channel: string, dataJson: string, tags?: Record<string, string>): Promise<void> {
+  async publish(
+    channel: string,
+    dataJson: string,
+    tags?: Record<string, string>,
+    variantsJson?: string,
+  ): Promise<void> {
     const t = tags === undefined ? '' : `,"tags":${JSON.stringify(tags)}`;
-    await this.call('publish', `{"channel":${JSON.stringify(channel)},"data":${dataJson}${t}}`);
+    const v = variantsJson === undefined ? '' : `,"variants":${variantsJson}`;
+    await this.call('publish', `{"channel":${JSON.stringify(channel)},"data":${dataJson}${t}${v}}`);
   }
 
   /**
@@ -90,12 +96,12 @@ export class ServerApi {
    * counts `skipped`) when `maxInFlight` calls are already waiting, so the caller does not
    * consume a sequence number for a publication that was never sent.
    */
-  tryPublish(channel: string, dataJson: string, tags?: Record<string, string>): boolean {
+  tryPublish(channel: string, dataJson: string, tags?: Record<string, string>, variantsJson?: string): boolean {
     if (this.inFlight >= this.maxInFlight) {
       this.skipped++;
       return false;
     }
-    this.publish(channel, dataJson, tags).catch((err: unknown) => {
+    this.publish(channel, dataJson, tags, variantsJson).catch((err: unknown) => {
       this.errors++;
       this.lastError = (err as Error).message;
     });

@@ -43,6 +43,8 @@ export interface LeanClientOptions {
   onClose?: (code: number, reason: string) => void;
   /** A publication tags filter (FilterNode) every subscribe carries as `tf` (Centrifugo protocol). */
   tagsFilter?: object;
+  /** The `version` the connect command declares (publication variants choose by it). */
+  clientVersion?: string;
 }
 
 /** BenchPush is the result of {@link parseBenchPush}. */
@@ -268,7 +270,8 @@ export class LeanClient {
     if (this.opts.protocol !== 'centrifugo') return {};
     const id = this.nextId++;
     const reply = this.request(id, timeoutMs);
-    this.ws.send(`{"id":${id},"connect":{"token":${JSON.stringify(token)},"name":"bench"}}`);
+    const v = this.opts.clientVersion === undefined ? '' : `,"version":${JSON.stringify(this.opts.clientVersion)}`;
+    this.ws.send(`{"id":${id},"connect":{"token":${JSON.stringify(token)},"name":"bench"${v}}}`);
     return (await reply).connect as Record<string, unknown>;
   }
 

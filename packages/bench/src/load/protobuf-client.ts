@@ -28,7 +28,7 @@ import { PendingReplies } from './pending-replies.js';
 /** Field numbers of packages/server/proto/client.proto that this client writes or reads. */
 export const FIELD = {
   command: { id: 1, connect: 4, subscribe: 5, publish: 7 },
-  connectRequest: { token: 1, name: 4 },
+  connectRequest: { token: 1, name: 4, version: 5 },
   subscribeRequest: { channel: 1, delta: 12, tf: 13 },
   filterNode: { op: 1, key: 2, cmp: 3, val: 4, vals: 5, nodes: 6 },
   publishRequest: { channel: 1, data: 2 },
@@ -183,11 +183,12 @@ function command(id: number, method: number, body: (w: BinaryWriter) => void): U
   return w.join().join().finish();
 }
 
-/** connectCommand encodes `Command{id, connect{token, name}}`, length-prefixed. */
-export function connectCommand(id: number, token: string, name = 'bench'): Uint8Array {
+/** connectCommand encodes `Command{id, connect{token, name, version}}`, length-prefixed. */
+export function connectCommand(id: number, token: string, name = 'bench', version?: string): Uint8Array {
   return command(id, FIELD.command.connect, (w) => {
     w.tag(FIELD.connectRequest.token, WireType.LengthDelimited).string(token);
     w.tag(FIELD.connectRequest.name, WireType.LengthDelimited).string(name);
+    if (version !== undefined) w.tag(FIELD.connectRequest.version, WireType.LengthDelimited).string(version);
   });
 }
 
@@ -252,6 +253,8 @@ export interface ProtobufClientOptions {
   onClose?: (code: number, reason: string) => void;
   /** A publication tags filter every subscribe carries as `tf`. */
   tagsFilter?: FilterNode;
+  /** The `version` the connect command declares (publication variants choose by it). */
+  clientVersion?: string;
 }
 
 /** ProtobufClient is one Protobuf-format WebSocket connection of the load generator. */
@@ -329,7 +332,7 @@ export class ProtobufClient {
   async connect(token: string, timeoutMs = 15_000): Promise<{ pong: boolean }> {
     const id = this.nextId++;
     const reply = this.request(id, timeoutMs);
-    this.ws.send(connectCommand(id, token));
+    this.ws.send(connectCommand(id, token, 'bench', this.opts.clientVersion));
     this.pong = (await reply) === true;
     return { pong: this.pong };
   }

@@ -38,6 +38,8 @@ export interface SessionClientOptions {
   onClose?: (code: number, reason: string) => void;
   /** A publication tags filter (FilterNode) each subscribe carries (WebSocket JSON and Protobuf only). */
   tagsFilter?: object;
+  /** The `version` the connect command declares (publication variants choose by it); none when unset. */
+  clientVersion?: string;
 }
 
 /** The server facts a client needs: where it listens and what it speaks. */

@@ -32,6 +32,10 @@ export const flags = {
     name: 'tags-filter',
     help: 'subscribers filter by tags (region eq and tier gte, which every publication matches); publishes through the API with tags (Bulwark only; json, protobuf)',
   },
+  variants: {
+    name: 'pub-variants',
+    help: 'publications carry one variant that every other subscriber (declaring version 1.0) gets; publishes through the API (Bulwark only; json, protobuf)',
+  },
 } satisfies Record<string, FlagSpec>;
 
 /**
@@ -73,11 +77,15 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
     p99LimitMs: f.num(flags.p99Limit),
     drainTimeoutMs: quick ? 1000 : 3000,
     connectConcurrency: 100,
-    apiPublish: f.bool(flags.apiPublish) || f.bool(flags.tagsFilter),
+    apiPublish: f.bool(flags.apiPublish) || f.bool(flags.tagsFilter) || f.bool(flags.variants),
+    variants: f.bool(flags.variants),
     tagsFilter: f.bool(flags.tagsFilter) ? benchTagsFilter : undefined,
   };
   if (o.tagsFilter && o.formats.some((k) => k !== 'json' && k !== 'protobuf')) {
     throw new Error('--tags-filter: only the json and protobuf formats send a tags filter');
+  }
+  if (o.variants && o.formats.some((k) => k !== 'json' && k !== 'protobuf')) {
+    throw new Error('--pub-variants: only the json and protobuf formats declare a client version');
   }
   if (o.subscribers % o.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');

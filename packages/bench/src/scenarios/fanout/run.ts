@@ -81,9 +81,13 @@ export async function runFanout(
   const tags = opts.tagsFilter?.tags;
   const publishErrors = () => (api ? api.errors : publisher.publishErrors);
 
+  // The variant: the same data with one more field, so its subscribers measure it the same way.
+  const variantOf = (data: string) => `[{"when":{"version_below":"2"},"data":{"v":1,${data.slice(1)}}]`;
+
   const openSubscriber = async (sub: Subscriber): Promise<void> => {
     const client = makeSessionClient(server, kind, {
       ...(opts.tagsFilter ? { tagsFilter: opts.tagsFilter.filter } : {}),
+      ...(opts.variants ? { clientVersion: sub.index % 2 === 0 ? '1.0' : '9.0' } : {}),
       onPush: (ch, seq, sentAt) => {
         if (ch !== sub.ch) {
           sub.wrong++;
@@ -198,7 +202,7 @@ export async function runFanout(
           const seq = seqNext[ch] as number;
           seqNext[ch] = seq + 1;
           const data = benchData(ch, seq, nowMicros(), pad);
-          if (api) api.tryPublish(channelName(ch), data, tags);
+          if (api) api.tryPublish(channelName(ch), data, tags, opts.variants ? variantOf(data) : undefined);
           else publisher.publish(channelName(ch), data);
           sent++;
           ch = ch + 1 === channels ? 0 : ch + 1;

@@ -49,6 +49,12 @@ export interface FanoutOptions {
    * that match it: the filter's cost per delivery, against an --api-publish run without it.
    */
   tagsFilter: { filter: object; tags: Record<string, string> } | undefined;
+  /**
+   * Every publication carries one variant (the same data with one more field) for clients below
+   * version 2; every other subscriber declares version 1.0 (--pub-variants): the cost of choosing and encoding
+   * variants per delivery, against an --api-publish run without them.
+   */
+  variants: boolean;
 }
 
 /** PhaseResult is the outcome of publishing at one rate for a while. */
