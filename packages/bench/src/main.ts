@@ -53,6 +53,10 @@ const global = {
     min: 1,
   },
   noHtml: { name: 'no-html', help: 'do not write the HTML report next to the JSON results' },
+  console: {
+    name: 'console',
+    help: "an operator watches Bulwark's console: its overview and /metrics are fetched every second during each run",
+  },
 } satisfies Record<string, FlagSpec>;
 
 /** usage is the help text, generated from the flag declarations. */
@@ -134,7 +138,13 @@ async function main(): Promise<number> {
       `server CPU ${serverCpu ?? 'unpinned'}, load generator CPU ${loadgenCpu ?? 'unpinned'}${quick ? '; quick mode' : ''}`,
   );
 
-  const bulwark = { cpu: serverCpu ?? undefined, bulwarkMain, wsPath: flags.str(global.wsPath), bulwarkConfig };
+  const bulwark = {
+    cpu: serverCpu ?? undefined,
+    bulwarkMain,
+    wsPath: flags.str(global.wsPath),
+    bulwarkConfig,
+    console: flags.bool(global.console),
+  };
   const base = {
     timestamp: new Date().toISOString(),
     quick,

@@ -72,6 +72,29 @@ describe('demo board in Chromium', { skip: missing !== '' && !required ? missing
     await page.waitForSelector(`#posts li:has-text("${text}")`, { timeout: 5000 });
   }
 
+  it('shows API posts with a time and says when a post is refused', async () => {
+    const page = await openBoard([]);
+    try {
+      const res = await fetch(`${base}/api/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': node.config.http_api.key },
+        body: JSON.stringify({ channel: 'board:team-red', data: { text: 'from the backend' } }),
+      });
+      assert.equal(res.status, 200);
+      const item = await page.waitForSelector('#posts li:has-text("from the backend")', { timeout: 5000 });
+      assert.match((await item.textContent()) ?? '', /\d{1,2}:\d{2}/, 'the post shows a time');
+
+      await node.setKillSwitch('publish', 'board', 'the board is read-only during the patch');
+      await page.fill('#text', 'will this post?');
+      await page.click('#post button');
+      await page.waitForSelector('#posts li.system:has-text("could not post")', { timeout: 5000 });
+      assert.equal(await page.inputValue('#text'), 'will this post?', 'the text is kept to try again');
+      await node.removeKillSwitch('publish', 'board');
+    } finally {
+      await page.close();
+    }
+  });
+
   for (const [broken, transport] of [
     [[], 'websocket'],
     [['websocket'], 'http_stream'],

@@ -5,6 +5,7 @@
  * @module
  */
 import path from 'node:path';
+import { startConsolePoller } from './console-poller.js';
 import { bulwarkKey, type ScenarioReport } from './report.js';
 import type { ScenarioContext } from './scenario.js';
 import { medianOf } from './stats.js';
@@ -56,7 +57,14 @@ export async function runOnTargets<R extends object>(
       try {
         server = await startServer(target, { ...ctx.bulwark, workers: ctx.workers });
         log(`${label}: server pid ${server.pid} on port ${server.port}`);
-        const r = await run(server, variant);
+        const poller = target === 'bulwark' && ctx.bulwark.console ? await startConsolePoller(server) : undefined;
+        let r: R;
+        try {
+          r = await run(server, variant);
+        } finally {
+          const polled = await poller?.stop();
+          if (polled) log(`${label}: console polled ${polled.polls} times (${polled.errors} failed)`);
+        }
         if (server.exited()) throw new Error('server exited during the run');
         runs.set(key, [...(runs.get(key) ?? []), r]);
       } catch (err) {

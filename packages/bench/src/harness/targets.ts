@@ -58,6 +58,9 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The console password of a bench Bulwark started with --console (bench only: it listens on loopback). */
+export const BENCH_ADMIN_PASSWORD = 'bench-console-password';
+
 /** StartOptions configure {@link startServer}. */
 export interface StartOptions {
   /** CPU to pin the server to with taskset; undefined for no pinning. */
@@ -81,6 +84,8 @@ export interface StartOptions {
    */
   tokenSecret?: string;
   apiKey?: string;
+  /** --console: an operator polls the console and scrapes /metrics every second during each run. */
+  console?: boolean;
 }
 
 /** deepMerge returns `base` with `extra` merged in; objects merge, everything else replaces. */
@@ -178,6 +183,10 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
         // The bench publisher is one connection sending hundreds of publications per second, as
         // a game backend would: lift the per-client publish limits that protect against players.
         protection: { rate_limit: { connection: { publish: { rate: 0 } }, user: { publish: { rate: 0 } } } },
+        // --console logs in to it; off, it is not served at all.
+        admin: opts.console
+          ? { enabled: true, password: BENCH_ADMIN_PASSWORD, secret: randomBytes(32).toString('hex') }
+          : { enabled: false },
       },
       opts.bulwarkConfig ?? {},
     );

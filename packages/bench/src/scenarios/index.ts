@@ -19,6 +19,7 @@ import { overloadScenario } from './overload/index.js';
 import { retryStormScenario } from './retry-storm/index.js';
 import { rollingRestartScenario } from './rolling-restart/index.js';
 import { stalledScenario } from './stalled/index.js';
+import { stickerScenario } from './sticker/index.js';
 
 /** Every scenario, in the order --help lists them. */
 export const registry: Scenario[] = [
@@ -31,6 +32,7 @@ export const registry: Scenario[] = [
   connectionsScaleScenario,
   boardEventScenario,
   coldCacheScenario,
+  stickerScenario,
   retryStormScenario,
   hugScenario,
   rollingRestartScenario,

@@ -37,10 +37,13 @@ import { protobufCodec } from '../protocol/protobuf-codec.js';
 import type { ConnectRequest } from '../protocol/types.js';
 import { HttpStreamTransport } from '../transport/transport-http-stream.js';
 import { SseTransport } from '../transport/transport-sse.js';
+import { SocketSink } from '../transport/socket-sink.js';
+import { ResponseSink } from '../transport/stream-sink.js';
 import { readBody } from './api.js';
 import { corsGate } from './cors.js';
 import { sendJson } from './respond.js';
 import type { RouteHandler } from './server.js';
+import { takeOver } from './takeover.js';
 import { OriginCheck, forwardedHeaders } from './websocket.js';
 
 /** StreamKind names an HTTP transport, as config sections, metrics and proxies name it. */
@@ -149,19 +152,30 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
       closeTimeoutMs: ctx.config.websocket.close_timeout,
       session,
     };
-    const transport = sse ? new SseTransport(res, opts) : new HttpStreamTransport(res, opts);
     const contentType = sse
       ? 'text/event-stream; charset=utf-8'
       : codec.binary
         ? 'application/octet-stream'
         : 'application/json';
     res.writeHead(200, streamHeaders(contentType));
-    if (transport instanceof SseTransport) transport.start();
-    else res.flushHeaders();
-    const client = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    // The socket leaves the HTTP server once the head is out: what it keeps per connection
+    // would double an idle stream's memory (takeover.ts). If it cannot, the response serves.
+    const taken = takeOver(req, res);
+    const sink = taken ? new SocketSink(taken.socket, taken.chunked) : new ResponseSink(res);
+    let client: ClientSession;
+    try {
+      const transport = sse ? new SseTransport(sink, opts) : new HttpStreamTransport(sink, opts);
+      if (transport instanceof SseTransport) transport.start();
+      client = new ClientSession(ctx, transport, forwardedHeaders(req, ctx.proxies.forwardedHeaders));
+    } catch (err) {
+      // The server's 500 path destroys the response, which no longer holds a taken-over socket.
+      sink.destroy();
+      admission.closed();
+      throw err;
+    }
     if (session !== undefined) ctx.emulation.add(session, client);
-    // 'close' comes once: the response ended (the server closed it) or the peer went away.
-    res.once('close', () => {
+    // Once: the body ended (the server closed it) or the peer went away.
+    sink.onClose(() => {
       admission.closed();
       if (session !== undefined) ctx.emulation.remove(session);
       client.onTransportClose();

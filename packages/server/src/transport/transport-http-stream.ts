@@ -6,15 +6,18 @@
  * they are. The write queue hands over a flush's messages unjoined (sendMany), so each is framed
  * once.
  *
+ * The body goes to a {@link StreamSink}: the socket itself once it was taken over from the HTTP
+ * server (socket-sink.ts, http/takeover.ts), else the ServerResponse (stream-sink.ts).
+ *
  * Closing writes the disconnect advice as a push — an HTTP response has no close code — and
  * ends the response. A client that stopped reading may never take those last bytes: the socket
  * is destroyed when they are not written within `websocket.close_timeout`.
  *
  * @module
  */
-import type { ServerResponse } from 'node:http';
 import type { Codec } from '../protocol/codec.js';
 import { isReconnectAllowed, type Disconnect } from '../protocol/codes.js';
+import type { StreamSink } from './stream-sink.js';
 import type { Transport } from './transport.js';
 
 const newline = Buffer.from('\n');
@@ -30,17 +33,18 @@ export interface HttpStreamOptions {
   readonly session?: string | undefined;
 }
 
-/** HttpStreamTransport adapts one streaming HTTP response to the Transport contract. */
+/** HttpStreamTransport adapts one streaming HTTP response body to the Transport contract. */
 export class HttpStreamTransport implements Transport {
   readonly name: string;
   readonly codec: Codec;
   readonly session: string | undefined;
-  protected readonly res: ServerResponse;
+  /** Where the body goes: a SocketSink once the socket was taken over from the HTTP server. */
+  readonly sink: StreamSink;
   readonly #closeTimeoutMs: number;
   #ended = false;
 
-  constructor(res: ServerResponse, opts: HttpStreamOptions) {
-    this.res = res;
+  constructor(sink: StreamSink, opts: HttpStreamOptions) {
+    this.sink = sink;
     this.name = opts.name;
     this.codec = opts.codec;
     this.session = opts.session;
@@ -49,41 +53,41 @@ export class HttpStreamTransport implements Transport {
 
   /** open is true until the server ended the response or the peer went away. */
   get open(): boolean {
-    return !this.#ended && !this.res.destroyed;
+    return !this.#ended && !this.sink.destroyed;
   }
 
   /** send writes one message. */
   send(message: Buffer): void {
-    if (this.open) this.res.write(this.encode([message]));
+    if (this.open) this.sink.write(this.encode([message]));
   }
 
   /** sendMany writes the messages of one flush in one write, each framed for the stream. */
   sendMany(messages: readonly Buffer[]): void {
-    if (this.open) this.res.write(this.encode(messages));
+    if (this.open) this.sink.write(this.encode(messages));
   }
 
   close(d: Disconnect): void {
     if (!this.open) return;
     this.#ended = true;
-    const res = this.res;
+    const sink = this.sink;
     const push = this.codec.push({
       type: 'disconnect',
       code: d.code,
       reason: d.reason,
       reconnect: isReconnectAllowed(d.code),
     });
-    res.end(this.encode([push]));
-    const timer = setTimeout(() => res.destroy(), this.#closeTimeoutMs);
+    sink.end(this.encode([push]));
+    const timer = setTimeout(() => sink.destroy(), this.#closeTimeoutMs);
     timer.unref();
-    res.once('close', () => clearTimeout(timer));
+    sink.onClose(() => clearTimeout(timer));
   }
 
   get bufferedAmount(): number {
-    return this.res.writableLength;
+    return this.sink.writableLength;
   }
 
   get remoteAddress(): string {
-    return this.res.socket?.remoteAddress ?? '';
+    return this.sink.remoteAddress;
   }
 
   /** encode frames messages for the stream: each JSON message ends with a newline; Protobuf ones carry their length. */

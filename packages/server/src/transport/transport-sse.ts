@@ -14,12 +14,13 @@ import { HttpStreamTransport } from './transport-http-stream.js';
 
 const prefix = Buffer.from('data: ');
 const eventEnd = Buffer.from('\n\n');
+const blankLine = Buffer.from('\r\n');
 
 /** SseTransport adapts one event-stream response to the Transport contract. */
 export class SseTransport extends HttpStreamTransport {
   /** start writes the first bytes of the stream (a blank line), so proxies and clients see it open. */
   start(): void {
-    this.res.write('\r\n');
+    this.sink.write(blankLine);
   }
 
   protected override encode(messages: readonly Buffer[]): Buffer {

@@ -37,15 +37,10 @@ import { fetchMetrics, metricSeries } from '../../harness/api.js';
 import { deleteKeysWithPrefix } from '../../harness/redis-keys.js';
 import { RpcOrigin } from '../../servers/rpc-origin.js';
 import { fmt } from '../../harness/format.js';
-import { type ScenarioContext, type Series, type Log } from '../../harness/scenario.js';
+import { type ScenarioContext, type Series } from '../../harness/scenario.js';
 import { LatencyRecorder, roundSummary } from '../../harness/stats.js';
-import {
-  deepMerge,
-  ServerRunError,
-  startServer,
-  type RunningServer,
-  type StartOptions,
-} from '../../harness/targets.js';
+import { startCluster } from '../../harness/cluster.js';
+import { ServerRunError, type RunningServer } from '../../harness/targets.js';
 import { Timeline } from '../../harness/timeline.js';
 import { mapLimit, round, sleep } from '../../harness/util.js';
 import { type Variant, type ColdCacheOptions, METHOD, type VariantResult, type VariantRun } from './types.js';
@@ -109,30 +104,6 @@ export function stickerAnswer(key: string): { result: { data: unknown } } {
 /** roundPoints rounds a series' y values to 0.1 (ms) for a readable results file. */
 export function roundPoints(s: Series): Series {
   return { label: s.label, points: s.points.map(([x, y]) => [x, round(y, 1)]) };
-}
-
-/**
- * startCluster starts M Bulwark processes sharing one secret pair (and Redis prefix, via the
- * config); if any fails, the others are stopped and the error carries its output.
- */
-export async function startCluster(start: StartOptions, config: Record<string, unknown>, nodes: number, log: Log) {
-  const tokenSecret = randomBytes(32).toString('hex');
-  const apiKey = randomBytes(16).toString('hex');
-  const opts: StartOptions = {
-    ...start,
-    tokenSecret,
-    apiKey,
-    bulwarkConfig: deepMerge(start.bulwarkConfig ?? {}, config),
-  };
-  const started = await Promise.allSettled(Array.from({ length: nodes }, () => startServer('bulwark', opts)));
-  const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failure) {
-    await Promise.all(servers.map((s) => s.stop()));
-    throw failure.reason;
-  }
-  log(`  ${nodes} Bulwark processes: pids ${servers.map((s) => s.pid).join(', ')}`);
-  return { servers, tokenSecret };
 }
 
 /** connectClients connects N clients to a node, retrying a refused connection a few times. */
