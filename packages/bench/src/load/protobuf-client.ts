@@ -29,7 +29,7 @@ import { PendingReplies } from './pending-replies.js';
 export const FIELD = {
   command: { id: 1, connect: 4, subscribe: 5, publish: 7 },
   connectRequest: { token: 1, name: 4, version: 5 },
-  subscribeRequest: { channel: 1, tf: 13 },
+  subscribeRequest: { channel: 1, delta: 12, tf: 13 },
   filterNode: { op: 1, key: 2, cmp: 3, val: 4, vals: 5, nodes: 6 },
   publishRequest: { channel: 1, data: 2 },
   reply: { id: 1, error: 2, push: 4, connect: 5 },
@@ -217,10 +217,11 @@ function writeFilterNode(w: BinaryWriter, f: FilterNode): void {
   }
 }
 
-/** subscribeCommand encodes `Command{id, subscribe{channel, tf}}`, length-prefixed. */
-export function subscribeCommand(id: number, channel: string, tf?: FilterNode): Uint8Array {
+/** subscribeCommand encodes `Command{id, subscribe{channel, delta?, tf?}}`, length-prefixed. */
+export function subscribeCommand(id: number, channel: string, tf?: FilterNode, delta?: string): Uint8Array {
   return command(id, FIELD.command.subscribe, (w) => {
     w.tag(FIELD.subscribeRequest.channel, WireType.LengthDelimited).string(channel);
+    if (delta !== undefined) w.tag(FIELD.subscribeRequest.delta, WireType.LengthDelimited).string(delta);
     if (tf !== undefined) {
       w.tag(FIELD.subscribeRequest.tf, WireType.LengthDelimited).fork();
       writeFilterNode(w, tf);

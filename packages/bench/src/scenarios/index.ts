@@ -10,6 +10,7 @@ import { boardEventScenario } from './board-event/index.js';
 import { coldCacheScenario } from './cold-cache/index.js';
 import { connectionsScaleScenario } from './connections-scale/index.js';
 import { connectionsScenario } from './connections/index.js';
+import { deltaScenario } from './delta/index.js';
 import { fanoutMixedScenario } from './fanout-mixed/index.js';
 import { fanoutScenario } from './fanout/index.js';
 import { hugScenario } from './hug/index.js';
@@ -36,6 +37,7 @@ export const registry: Scenario[] = [
   hugScenario,
   rollingRestartScenario,
   neighbourScenario,
+  deltaScenario,
 ];
 
 /** The scenarios run when none is named. */

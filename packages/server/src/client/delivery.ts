@@ -13,14 +13,15 @@ import { matches } from '../protocol/tags-filter.js';
 import type { Publication } from '../protocol/types.js';
 import type { SessionCore } from './session-core.js';
 import { unsubscribe } from './subscribe.js';
-import type { SubState } from './subscriber.js';
+import { DeltaFrames } from './delta-frames.js';
+import type { PublicationFrame, SubState } from './subscriber.js';
 
 /** deliverPublication hands a publication (and its shared frame) to subscription `state` of `s`. */
 export function deliverPublication(
   s: SessionCore,
   state: SubState,
   pub: Publication,
-  frame: Buffer,
+  frame: PublicationFrame,
   epoch: string,
 ): void {
   if (state.buffer) {
@@ -44,7 +45,20 @@ export function deliverPublication(
   }
   // Filtered after the position moved: a publication this subscriber does not get is no gap.
   if (state.filter !== undefined && !matches(state.filter, pub.tags)) return;
-  s.enqueue(frame);
+  s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, frame) : frame);
+}
+
+/**
+ * deltaFrame picks a delta subscription's frame: a delta when the client's base is exactly the
+ * data of the publication just before this one, else the full payload. Either way the client
+ * then holds this publication's data: its next base (see delta.ts). Only positioned
+ * subscriptions keep one.
+ */
+function deltaFrame(s: SessionCore, state: SubState, frames: DeltaFrames): Buffer {
+  const base = state.deltaBase;
+  const delta = base === undefined ? undefined : frames.delta(s.codec, base);
+  state.deltaBase = state.positioned ? frames.data : undefined;
+  return delta ?? frames.full(s.codec);
 }
 
 /**

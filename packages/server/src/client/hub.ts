@@ -9,6 +9,7 @@
 import { variantIndex, variantPublication, type ClientProfile } from '../protocol/publication-variants.js';
 import { matches } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication, Push } from '../protocol/types.js';
+import { DeltaFrames } from './delta-frames.js';
 import { SharedFrames } from './shared-frames.js';
 import type { SubState, Subscriber } from './subscriber.js';
 
@@ -87,13 +88,21 @@ export class Hub<S extends Subscriber = Subscriber> {
     return false;
   }
 
-  /** broadcastPublication delivers `pub` to every local subscriber; returns how many. */
-  broadcastPublication(channel: string, pub: Publication, epoch = ''): number {
+  /**
+   * broadcastPublication delivers `pub` to every local subscriber; returns how many. `prev`, the
+   * stream's publication before it (from the broker), is the base of delta subscriptions' deltas.
+   */
+  broadcastPublication(channel: string, pub: Publication, epoch = '', prev?: Publication): number {
     const subs = this.#channels.get(channel);
     if (!subs) return 0;
-    if (pub.variants !== undefined) return this.#broadcastVariants(channel, pub, subs, epoch);
+    if (pub.variants !== undefined) return this.#broadcastVariants(channel, pub, subs, epoch, prev);
     const frames = new SharedFrames({ type: 'pub', channel, pub });
-    for (const [session, state] of subs) session.deliverPublication(state, pub, frames.for(session.codec), epoch);
+    let deltas: DeltaFrames | undefined;
+    for (const [session, state] of subs) {
+      const frame =
+        state.delta === true ? (deltas ??= new DeltaFrames(channel, pub, prev, frames)) : frames.for(session.codec);
+      session.deliverPublication(state, pub, frame, epoch);
+    }
     return subs.size;
   }
 
@@ -103,8 +112,16 @@ export class Hub<S extends Subscriber = Subscriber> {
    * between connections that declared the same, and subscribers of one kind tend to come in
    * runs, so the last choice is reused when the profile is the same object.
    */
-  #broadcastVariants(channel: string, pub: Publication, subs: Map<S, SubState>, epoch: string): number {
+  #broadcastVariants(
+    channel: string,
+    pub: Publication,
+    subs: Map<S, SubState>,
+    epoch: string,
+    prev: Publication | undefined,
+  ): number {
     const frames: Array<SharedFrames | undefined> = [];
+    // Delta subscriptions: per payload too; a delta is sent only to a client whose base is prev's data.
+    const deltas: Array<DeltaFrames | undefined> = [];
     const counts: number[] = new Array<number>(pub.variants!.length + 1).fill(0);
     let lastProfile: ClientProfile | undefined;
     let index = -1;
@@ -115,7 +132,9 @@ export class Hub<S extends Subscriber = Subscriber> {
       }
       const chosen = variantPublication(pub, index);
       const f = (frames[index + 1] ??= new SharedFrames({ type: 'pub', channel, pub: chosen }));
-      session.deliverPublication(state, chosen, f.for(session.codec), epoch);
+      const frame =
+        state.delta === true ? (deltas[index + 1] ??= new DeltaFrames(channel, chosen, prev, f)) : f.for(session.codec);
+      session.deliverPublication(state, chosen, frame, epoch);
       // Counted as delivered only when the subscription's tags filter lets it through.
       if (state.filter === undefined || matches(state.filter, pub.tags)) counts[index + 1]!++;
     }

@@ -55,7 +55,7 @@ import {
   subscribeCommand,
   unsubscribe,
 } from './subscribe.js';
-import type { SubState, Subscriber } from './subscriber.js';
+import type { PublicationFrame, SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
 
 /** How often a connection waiting for its replies to drain looks again (see #drained). */
@@ -356,7 +356,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   // ---------------------------------------------------------------- outgoing
 
   /** deliverPublication hands a publication (and its shared frame) to this subscriber (see delivery.ts). */
-  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch = ''): void {
+  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch = ''): void {
     deliverPublication(this, state, pub, frame, epoch);
   }
 

@@ -21,12 +21,13 @@ import {
   disconnect,
 } from '../protocol/codes.js';
 import { ttlSeconds } from '../protocol/ttl.js';
-import type { RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
+import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
 import { recover, rejectUnrecoveredFlag } from './recovery.js';
 import { requireChannel, resolveClientChannel } from './command-checks.js';
+import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 import { clientFilter, serverFilter } from './tags-filters.js';
@@ -54,6 +55,8 @@ export interface SubscribeOptions {
   serverFilter?: CompiledFilter | undefined;
   /** Refuse with 112 instead of subscribing with `recovered: false` (subscribe flag 2). */
   rejectUnrecovered?: boolean;
+  /** Delta compression negotiated (the client's `delta` option; see delta.ts). */
+  delta?: boolean;
 }
 
 /** A subscription made: its result for the reply, and `activate` to call once the reply is queued. */
@@ -80,6 +83,8 @@ export async function subscribeCommand(
     ctx.metrics.reject('channel_limit');
     throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
   }
+  // A bad option is refused before any token check or backend call is spent on the request.
+  const delta = negotiateDelta(req.delta, rc.options);
   // Before any backend call: a filter the client got wrong costs nothing but this reply.
   const ownFilter = clientFilter(s, rc, req.tf);
   let claims: SubscriptionTokenClaims | undefined;
@@ -120,6 +125,7 @@ export async function subscribeCommand(
     clientFilter: ownFilter,
     serverFilter: enforced,
     rejectUnrecovered: ((req.flag ?? 0) & rejectUnrecoveredFlag) !== 0,
+    delta,
   });
   return { reply: { method: 'subscribe', result: made.result }, after: made.activate };
 }
@@ -157,6 +163,9 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     refreshing: false,
     filter: bothFilters(o.serverFilter, o.clientFilter),
     serverFilter: o.serverFilter,
+    // As in Centrifugo, a filtered subscription does not get deltas: it skips publications.
+    delta: o.delta === true && o.serverFilter === undefined && o.clientFilter === undefined,
+    deltaBase: undefined,
   };
   (s.pending ??= new Set()).add(rc.channel);
   ctx.hub.addSub(rc.channel, s, state);
@@ -183,7 +192,14 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
       result.positioned = true;
       if (recoverable) result.recoverable = true;
       state.epoch = result.epoch ?? '';
+      const pubs = result.publications;
+      if (state.delta && pubs && pubs.length > 0) {
+        // The client will hold the last recovered publication: live ones may follow as deltas.
+        result.publications = deltaRecovered(pubs);
+        state.deltaBase = (pubs[pubs.length - 1] as Publication).data;
+      }
     }
+    if (state.delta) result.delta = true;
     if (presence) await ctx.presence.addPresence(rc.channel, s.info(o.chanInfo), ctx.presenceTtlMs);
     if (joinLeaveEnabled) await ctx.broker.publishJoin(rc.channel, s.info(o.chanInfo));
   } catch (err) {
@@ -213,7 +229,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     state.buffer = undefined;
     for (const [pub, frame] of buffered) {
       if (pub) s.deliverPublication(state, pub, frame);
-      else s.enqueue(frame);
+      else s.enqueue(frame as Buffer);
     }
   };
   return { result, activate };

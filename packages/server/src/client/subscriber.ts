@@ -10,6 +10,10 @@ import type { Codec } from '../protocol/codec.js';
 import type { ClientProfile } from '../protocol/publication-variants.js';
 import type { CompiledFilter } from '../protocol/tags-filter.js';
 import type { Publication, RawJSON } from '../protocol/types.js';
+import type { DeltaFrames } from './delta-frames.js';
+
+/** PublicationFrame is a publication's shared frame, or its delta-mode frames (delta subscriptions). */
+export type PublicationFrame = Buffer | DeltaFrames;
 
 /** SubState is one subscription of a session. The hub holds it to deliver without lookups. */
 export interface SubState {
@@ -25,7 +29,7 @@ export interface SubState {
    * They are delivered after the subscribe reply, skipping any the reply already carried,
    * so a subscriber sees every publication exactly once and in order.
    */
-  buffer: Array<[Publication | undefined, Buffer]> | undefined;
+  buffer: Array<[Publication | undefined, PublicationFrame]> | undefined;
   /** Offset of the last publication delivered (positioned subscriptions). */
   offset: number;
   epoch: string;
@@ -47,6 +51,14 @@ export interface SubState {
   readonly filter: CompiledFilter | undefined;
   /** The server-enforced part alone, which also filters this client's history reads. */
   readonly serverFilter: CompiledFilter | undefined;
+  /** Delta compression is on (the subscribe option `delta`; see delta.ts). */
+  readonly delta?: boolean;
+  /**
+   * The data the client holds as its delta base (what it received last, in a positioned
+   * delta subscription); undefined while it holds none. A delta is sent only against exactly
+   * this (see delta.ts).
+   */
+  deltaBase?: RawJSON | undefined;
 }
 
 /** Subscriber is a connection as the hub sees it. */
@@ -60,7 +72,7 @@ export interface Subscriber {
   /** What the client declared: the hub hands it the publication variant this selects. */
   readonly profile: ClientProfile;
   /** deliverPublication hands a publication and its shared frame to one subscription. */
-  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): void;
+  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): void;
   /** deliverEvent hands a join/leave frame to one subscription. */
   deliverEvent(state: SubState, frame: Buffer): void;
 }

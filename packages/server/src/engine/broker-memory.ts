@@ -87,6 +87,8 @@ interface Stream {
  *   random epoch), appends at offset top+1, trims to the newest historySize publications,
  *   sets the publications' expiry to now + historyTtlMs and the position's expiry to
  *   now + historyMetaTtlMs. Otherwise it stores nothing and returns `{offset: 0, epoch: ''}`.
+ *   With `delta`, the publication before it (offset top − 1) goes to `onPublication` as `prev`
+ *   while history still holds it.
  *   Then, if this node subscribed to the channel, it calls `onPublication` synchronously
  *   inside the call: offset assignment, append and delivery are one step, so concurrent
  *   publishes are delivered in offset order. The promise resolves after delivery.
@@ -178,6 +180,7 @@ export class MemoryBroker implements Broker {
     if (opts.variants !== undefined && opts.variants.length > 0) pub.variants = opts.variants.slice();
 
     let epoch = '';
+    let prev: Publication | undefined;
     const now = this.now();
     if (opts.historySize > 0 && opts.historyTtlMs > 0) {
       const stream = this.live(channel, now) ?? this.create(channel, now);
@@ -191,6 +194,8 @@ export class MemoryBroker implements Broker {
         stream.version = version;
         stream.versionEpoch = versionEpoch;
       }
+      // live() dropped expired history: what is left is still held, and its last is the top.
+      if (opts.delta && stream.items.length > stream.head) prev = stream.items[stream.items.length - 1];
       pub.offset = ++stream.top;
       stream.items.push(pub);
       const excess = stream.items.length - stream.head - opts.historySize;
@@ -215,7 +220,7 @@ export class MemoryBroker implements Broker {
 
     if (this.handler !== undefined && this.subscribed.has(channel)) {
       try {
-        this.handler.onPublication(channel, pub, epoch);
+        this.handler.onPublication(channel, pub, epoch, prev);
       } catch (err) {
         this.onHandlerError(err);
       }

@@ -24,6 +24,12 @@ export interface PublishOptions {
   tags?: Record<string, string>;
   /** Stamp the publication with the publish time. */
   time?: number;
+  /**
+   * Deliver the previous publication of the stream (offset − 1) with this one, when history
+   * still holds it, so that every node can send delta-compressed subscribers a delta without
+   * having seen that publication itself (client/delta.ts).
+   */
+  delta?: boolean;
   /** Alternative payloads for clients of other capability, stored and delivered with the publication. */
   variants?: PublicationVariant[];
   /**
@@ -76,8 +82,11 @@ export interface HistoryResult {
 
 /** BrokerEventHandler receives what the broker delivers to this node. */
 export interface BrokerEventHandler {
-  /** A publication on a channel this node subscribed to, in offset order per channel. */
-  onPublication(channel: string, pub: Publication, epoch: string): void;
+  /**
+   * A publication on a channel this node subscribed to, in offset order per channel; `prev` is
+   * the stream's publication at offset − 1 when published with `delta` and still in history.
+   */
+  onPublication(channel: string, pub: Publication, epoch: string, prev?: Publication): void;
   onJoin(channel: string, info: ClientInfo): void;
   onLeave(channel: string, info: ClientInfo): void;
   /** A control message for the nodes (cluster commands). */

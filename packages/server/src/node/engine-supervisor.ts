@@ -31,7 +31,7 @@ export interface EngineSupervisorContext {
   readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
   /** The hub: publications, joins and leaves go to it; the position check walks its subscriptions. */
   readonly hub: {
-    broadcastPublication(channel: string, pub: Publication, epoch: string): number;
+    broadcastPublication(channel: string, pub: Publication, epoch: string, prev?: Publication): number;
     broadcastJoin(channel: string, info: ClientInfo): void;
     broadcastLeave(channel: string, info: ClientInfo): void;
     channels(): Iterable<[string, number]>;
@@ -142,8 +142,8 @@ export class EngineSupervisor {
 
   /** What the engine delivers to this node. */
   readonly #handler: BrokerEventHandler = {
-    onPublication: (channel, pub, epoch) => {
-      const n = this.#ctx.hub.broadcastPublication(channel, pub, epoch);
+    onPublication: (channel, pub, epoch, prev) => {
+      const n = this.#ctx.hub.broadcastPublication(channel, pub, epoch, prev);
       if (n > 0) this.#ctx.metrics.deliveries.inc(n);
     },
     onJoin: (channel, info) => this.#ctx.hub.broadcastJoin(channel, info),

@@ -51,6 +51,8 @@ export async function publishResolved(
       : {}),
     ...(opts.version ? { version: opts.version, versionEpoch: opts.versionEpoch ?? '' } : {}),
     ...(opts.variants !== undefined && opts.variants.length > 0 ? { variants: opts.variants } : {}),
+    // Delta-compressed subscribers need the previous publication, on every node (client/delta.ts).
+    delta: history && o.allowed_delta_types.length > 0,
   });
   if (result.suppressed !== undefined) ctx.metrics.publicationsSuppressed.inc({ reason: result.suppressed });
   return result;

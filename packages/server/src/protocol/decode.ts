@@ -86,6 +86,7 @@ function decodeSubscribe(o: Obj, method = 'subscribe'): SubscribeRequest {
     join_leave: bool(o, method, 'join_leave'),
     tf: filterNode(o, method),
     flag: int(o, method, 'flag'),
+    delta: str(o, method, 'delta'),
   };
 }
 

@@ -20,11 +20,13 @@ export function encodeClientInfo(i: ClientInfo): string {
 
 /** encodePublication encodes a Publication (offset omitted when 0, as protobuf JSON does). */
 export function encodePublication(p: Publication): string {
-  let s = `{"data":${p.data}`;
+  // In delta mode the payload travels as a JSON string (the SDK parses it after applying deltas).
+  let s = p.payload === undefined ? `{"data":${p.data}` : `{"data":${q(p.payload.toString('utf8'))}`;
   if (p.info !== undefined) s += `,"info":${encodeClientInfo(p.info)}`;
   if (p.offset > 0) s += `,"offset":${p.offset}`;
   if (p.tags !== undefined) s += `,"tags":${q(p.tags)}`;
   if (p.time !== undefined) s += `,"time":${p.time}`;
+  if (p.delta) s += `,"delta":true`;
   return s + '}';
 }
 
@@ -95,6 +97,7 @@ export function encodeSubscribeResult(r: SubscribeResult): string {
   if (r.positioned) parts.push(`"positioned":true`);
   if (r.data !== undefined) parts.push(`"data":${r.data}`);
   if (r.was_recovering) parts.push(`"was_recovering":true`);
+  if (r.delta) parts.push(`"delta":true`);
   return '{' + parts.join(',') + '}';
 }
 

@@ -41,7 +41,8 @@ function clientInfo(i: ClientInfo): Init<typeof ClientInfoSchema> {
 
 function publication(p: Publication): Init<typeof PublicationSchema> {
   return {
-    data: bytes(p.data),
+    data: p.payload ?? bytes(p.data),
+    delta: p.delta,
     info: p.info === undefined ? undefined : clientInfo(p.info),
     offset: BigInt(p.offset),
     tags: p.tags,
@@ -61,6 +62,7 @@ function subscribeResult(r: SubscribeResult): Init<typeof SubscribeResultSchema>
     positioned: r.positioned,
     data: bytes(r.data),
     wasRecovering: r.was_recovering,
+    delta: r.delta,
   };
 }
 

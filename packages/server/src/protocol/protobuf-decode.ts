@@ -75,6 +75,7 @@ function toSubscribe(r: PbSubscribeRequest, channel = r.channel): SubscribeReque
     join_leave: r.joinLeave,
     tf: r.tf,
     flag: int64(r.flag, 'subscribe.flag'),
+    delta: optional(r.delta),
   };
 }
 

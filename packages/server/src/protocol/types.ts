@@ -59,6 +59,14 @@ export interface Publication {
   /** Publication time in Unix milliseconds, when the publisher asked for it. */
   time?: number;
   /**
+   * What a subscription with delta compression gets instead of `data` (client/delta.ts): the
+   * bytes of the JSON text, or of a Fossil delta when `delta` is set. The JSON format sends
+   * them as a string, Protobuf as bytes: what the SDK decodes in delta mode.
+   */
+  payload?: Buffer;
+  /** `payload` is a Fossil delta against the previous publication the subscriber received. */
+  delta?: boolean;
+  /**
    * Alternative payloads for clients of other capability (Bulwark's own, see
    * protocol/publication-variants.ts). Kept in history; never sent to a client as such: each
    * subscriber gets `data` or one variant's data.
@@ -108,6 +116,8 @@ export interface SubscribeRequest {
   tf?: unknown;
   /** Subscription flags (bits): 2 asks to be refused (112) instead of subscribed unrecovered. */
   flag?: number;
+  /** Delta compression asked for: `fossil` is the only type (client/delta.ts). */
+  delta?: string;
 }
 
 export interface UnsubscribeRequest {
@@ -189,6 +199,8 @@ export interface SubscribeResult {
   positioned?: boolean;
   data?: RawJSON;
   was_recovering?: boolean;
+  /** Delta compression is on for this subscription. */
+  delta?: boolean;
 }
 
 export interface ConnectResult {

@@ -35,6 +35,12 @@ export const channelOptionsShape = {
     .boolean()
     .default(false)
     .describe('Let subscribers pass a publication tags filter (`tf`): they get only publications whose tags match.'),
+  allowed_delta_types: z
+    .array(z.enum(['fossil']))
+    .default([])
+    .describe(
+      'Delta types subscribers may ask for with the subscribe option `delta` (only `fossil`); empty turns delta compression off. Deltas reach positioned subscriptions only (history with positioning or recovery).',
+    ),
   allow_subscribe_for_anonymous: z
     .boolean()
     .default(false)

@@ -73,7 +73,9 @@ const RESUBSCRIBE_BATCH = 512;
  *   TTLs and the pub/sub publish are one atomic step per channel, so every node receives a
  *   channel's publications in offset order. Without history it only publishes (offset 0,
  *   epoch ''), through a script only when it carries an idempotency key. The idempotency and
- *   version checks run inside the same script, so they hold across nodes. Publications, joins and leaves of a channel travel on one pub/sub channel, so
+ *   version checks run inside the same script, so they hold across nodes; with `delta` the
+ *   script also reads the stream's previous entry and the message carries its data to every
+ *   node (`prev`). Publications, joins and leaves of a channel travel on one pub/sub channel, so
  *   a node receives them in the order they were published.
  * - Delivery is asynchronous: the handler runs when the pub/sub message arrives, after
  *   `publish` may have resolved. A node receives its own publications like any other node's.
@@ -243,6 +245,7 @@ export class RedisBroker implements Broker {
             resultTtlMs,
             opts.version !== undefined && opts.version > 0 ? opts.version : 0,
             opts.versionEpoch ?? '',
+            opts.delta ? '1' : '',
           ],
         ),
         true,
@@ -387,7 +390,7 @@ export class RedisBroker implements Broker {
       const channel = name.slice(this.pubPrefix.length, -1);
       if (!this.subscriptions.has(channel)) return;
       const event = decodeEvent(message);
-      if (event.kind === 'publication') handler.onPublication(channel, event.pub, event.epoch);
+      if (event.kind === 'publication') handler.onPublication(channel, event.pub, event.epoch, event.prev);
       else if (event.kind === 'join') handler.onJoin(channel, event.info);
       else handler.onLeave(channel, event.info);
     } catch (err) {

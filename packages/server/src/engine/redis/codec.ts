@@ -7,6 +7,8 @@
  * Pub/sub message formats, one per event, on the channel's pub/sub channel:
  * - publication: `p\n<offset>\n<epoch>\n<meta JSON or empty>\n<data>` (written by the publish
  *   script, or directly for a publication without history: offset 0, epoch empty);
+ * - publication with its previous one's data (delta compression, published with `delta`):
+ *   `d\n<offset>\n<epoch>\n<meta JSON or empty>\n<previous data as a JSON string>\n<data>`;
  * - join: `j\n<ClientInfo JSON>`; leave: `l\n<ClientInfo JSON>`.
  *
  * @module
@@ -26,7 +28,8 @@ type PublicationMeta = Pick<Publication, 'info' | 'tags' | 'time' | 'variants'>;
 
 /** BrokerEvent is one decoded pub/sub message of a channel. */
 export type BrokerEvent =
-  { kind: 'publication'; pub: Publication; epoch: string } | { kind: 'join' | 'leave'; info: ClientInfo };
+  | { kind: 'publication'; pub: Publication; epoch: string; prev?: Publication | undefined }
+  | { kind: 'join' | 'leave'; info: ClientInfo };
 
 /**
  * encodeMeta returns the JSON of a publication's info/tags/time/variants, or '' when it has
@@ -59,17 +62,21 @@ export function decodeEvent(message: string): BrokerEvent {
   if (kind === 'j\n' || kind === 'l\n') {
     return { kind: kind === 'j\n' ? 'join' : 'leave', info: decodeClientInfo(message.slice(2)) };
   }
-  if (kind !== 'p\n') throw new MalformedMessageError('message', `unknown kind ${JSON.stringify(message.slice(0, 8))}`);
+  if (kind !== 'p\n' && kind !== 'd\n') {
+    throw new MalformedMessageError('message', `unknown kind ${JSON.stringify(message.slice(0, 8))}`);
+  }
   const offsetEnd = message.indexOf('\n', 2);
   const epochEnd = offsetEnd < 0 ? -1 : message.indexOf('\n', offsetEnd + 1);
   const metaEnd = epochEnd < 0 ? -1 : message.indexOf('\n', epochEnd + 1);
-  if (metaEnd < 0) throw new MalformedMessageError('publication', 'missing header lines');
-  const pub = decodePublication(
-    message.slice(2, offsetEnd),
-    message.slice(metaEnd + 1),
-    message.slice(epochEnd + 1, metaEnd),
-  );
-  return { kind: 'publication', pub, epoch: message.slice(offsetEnd + 1, epochEnd) };
+  const prevEnd = kind === 'p\n' ? metaEnd : metaEnd < 0 ? -1 : message.indexOf('\n', metaEnd + 1);
+  if (prevEnd < 0) throw new MalformedMessageError('publication', 'missing header lines');
+  const offsetText = message.slice(2, offsetEnd);
+  const pub = decodePublication(offsetText, message.slice(prevEnd + 1), message.slice(epochEnd + 1, metaEnd));
+  const epoch = message.slice(offsetEnd + 1, epochEnd);
+  if (kind === 'p\n') return { kind: 'publication', pub, epoch };
+  const prevData = parse('previous publication', message.slice(metaEnd + 1, prevEnd));
+  if (typeof prevData !== 'string') throw new MalformedMessageError('previous publication', 'not a JSON string');
+  return { kind: 'publication', pub, epoch, prev: { offset: pub.offset - 1, data: prevData as RawJSON } };
 }
 
 /**

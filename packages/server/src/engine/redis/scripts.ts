@@ -110,6 +110,22 @@ end
 `;
 
 /**
+ * previousDataFn returns the data of the stream's entry at offset `prev` when it is the last one
+ * (still in history), as a JSON string literal: one line, whatever the data holds (delta
+ * compression carries it to every node with the publication; client/delta.ts). Else false.
+ */
+const previousDataFn = `
+local function previous_data(stream_key, prev)
+  local last = redis.call('xrevrange', stream_key, '+', '-', 'COUNT', 1)[1]
+  if not last or last[1] ~= prev .. '-0' then return false end
+  for i = 1, #last[2], 2 do
+    if last[2][i] == 'd' then return cjson.encode(last[2][i + 1]) end
+  end
+  return false
+end
+`;
+
+/**
  * PUBLISH appends a publication to the channel stream and publishes it, in one atomic step:
  * no other publish of the channel can run in between, so offsets are gapless, history holds
  * exactly what was published, and the pub/sub messages leave Redis in offset order. The
@@ -119,16 +135,18 @@ end
  * KEYS: meta, stream, result. ARGV: data, meta JSON ('' when none), history size, history TTL
  * (ms), meta TTL (ms), epoch to use if the position is missing, pub/sub channel, publish
  * command (PUBLISH, or SPUBLISH in a cluster), result TTL (ms; 0: no idempotency key),
- * version (0: none), version epoch. Returns {offset, epoch, suppressed}: suppressed is 0 when
+ * version (0: none), version epoch, '1' to carry the previous publication's data (delta
+ * compression). Returns {offset, epoch, suppressed}: suppressed is 0 when
  * published, 1 for a repeated key (with the first result), 2 for a version not above the last
  * one (with the current position).
  *
  * The meta key lives at least as long as the stream (`max(meta TTL, history TTL)`), so
  * publications never outlive their position. The pub/sub message is
  * `p\n<offset>\n<epoch>\n<meta JSON>\n<data>`: the header lines cannot contain a newline, and
- * data, last, is passed on as is whatever it contains.
+ * data, last, is passed on as is whatever it contains. With the previous publication's data it
+ * is `d\n<offset>\n<epoch>\n<meta JSON>\n<previous data as a JSON string>\n<data>`.
  */
-export const publishScript = lua(`${extendFn}${ensureEpochFn}${rememberFn}
+export const publishScript = lua(`${extendFn}${ensureEpochFn}${rememberFn}${previousDataFn}
 local meta_key, stream_key, result_key = KEYS[1], KEYS[2], KEYS[3]
 local result_ttl = tonumber(ARGV[9])
 local first = remembered(result_key, result_ttl)
@@ -145,6 +163,7 @@ if version > 0 then
   redis.call('hset', meta_key, 'v', ARGV[10], 've', version_epoch)
 end
 local offset = redis.call('hincrby', meta_key, 't', 1)
+local prev = ARGV[12] == '1' and previous_data(stream_key, offset - 1)
 if pub_meta == '' then
   redis.call('xadd', stream_key, 'MAXLEN', size, offset .. '-0', 'd', data)
 else
@@ -152,7 +171,11 @@ else
 end
 extend(stream_key, history_ttl)
 extend(meta_key, math.max(meta_ttl, history_ttl))
-redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
+if prev then
+  redis.call(ARGV[8], ARGV[7], 'd\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. prev .. '\\n' .. data)
+else
+  redis.call(ARGV[8], ARGV[7], 'p\\n' .. offset .. '\\n' .. epoch .. '\\n' .. pub_meta .. '\\n' .. data)
+end
 remember(result_key, result_ttl, offset, epoch)
 return {offset, epoch, 0}
 `);
