@@ -42,3 +42,15 @@ it('observes client commands and API calls by method, and exports process metric
   }
   assert.doesNotMatch(text, /bulwark_process_|bulwark_nodejs_/);
 });
+
+it('re-reads the connection-sized process metrics at most every 10 s, however often it is scraped', async (t) => {
+  const srv = await startTestServer();
+  t.after(() => srv.close());
+  const scrape = async () => sample(await (await fetch(`${srv.httpUrl}/metrics`)).text(), 'process_open_fds', {});
+  const first = await scrape();
+  assert.ok(first !== undefined && first > 0, 'process_open_fds is exported');
+  const clients = await Promise.all(Array.from({ length: 20 }, () => rawClient(srv.url)));
+  t.after(() => clients.forEach((c) => c.close()));
+  // Twenty more sockets are open, but the reading is the one taken moments ago.
+  assert.equal(await scrape(), first);
+});
