@@ -20,6 +20,7 @@ import {
   type TestServer,
 } from './helpers/server.js';
 import { steadyStream } from './helpers/steady-stream.js';
+import { mulberry32 } from './helpers/prng.js';
 
 const sizeLimit = 4096;
 
@@ -172,18 +173,6 @@ describe('deeply nested JSON', () => {
 });
 
 // ---------------------------------------------------------------- fuzz storm
-
-/** mulberry32 is a small seeded PRNG: the storm is the same on every run for a seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = 'bytes' | 'binary' | 'big' | 'json' | 'method' | 'batch';
 

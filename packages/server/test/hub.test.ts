@@ -10,7 +10,7 @@ import { Hub } from '../src/client/hub.js';
 import type { SubState, Subscriber } from '../src/client/subscriber.js';
 import { encodeJoinPush, encodeLeavePush, encodePublicationPush } from '../src/protocol/encode.js';
 import { EMPTY_PROFILE, profileOf, type ClientProfile } from '../src/protocol/publication-variants.js';
-import { compileFilter } from '../src/protocol/tags-filter.js';
+import { compileFilter, matches } from '../src/protocol/tags-filter.js';
 import { asRaw, type ClientInfo, type Publication } from '../src/protocol/types.js';
 
 /** FakeSub records what the hub hands it. */
@@ -27,8 +27,11 @@ class FakeSub implements Subscriber {
     this.user = user;
   }
 
-  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): void {
+  deliverPublication(state: SubState, pub: Publication, frame: Buffer, epoch?: string): boolean {
+    // A subscription takes what its tags filter lets through, as a session's does.
+    if (state.filter !== undefined && !matches(state.filter, pub.tags)) return false;
     this.pubs.push({ state, pub, frame, epoch });
+    return true;
   }
 
   deliverEvent(state: SubState, frame: Buffer): void {

@@ -24,18 +24,7 @@ import { CommandSchema, ReplySchema, type Reply as PbReply } from '../src/protoc
 import { decodeProtobufFrame } from '../src/protocol/protobuf-decode.js';
 import { rawClient, startTestServer, waitUntil, type TestServer } from './helpers/server.js';
 import { steadyStream } from './helpers/steady-stream.js';
-
-/** mulberry32 is a small seeded PRNG: the fuzz is the same on every run for a seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './helpers/prng.js';
 
 /** varint encodes `n` (a non-negative integer below 2^53) as a Protobuf varint. */
 function varint(n: number): number[] {

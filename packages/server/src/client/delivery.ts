@@ -16,36 +16,41 @@ import { unsubscribe } from './subscribe.js';
 import { DeltaFrames } from './delta-frames.js';
 import type { PublicationFrame, SubState } from './subscriber.js';
 
-/** deliverPublication hands a publication (and its shared frame) to subscription `state` of `s`. */
+/**
+ * deliverPublication hands a publication (and its shared frame) to subscription `state` of `s`:
+ * true when it is queued (or buffered until the subscribe reply), false when this subscription
+ * does not take it.
+ */
 export function deliverPublication(
   s: SessionCore,
   state: SubState,
   pub: Publication,
   frame: PublicationFrame,
   epoch: string,
-): void {
+): boolean {
   if (state.buffer) {
     state.buffer.push([pub, frame]);
-    return;
+    return true;
   }
   if (state.positioned && pub.offset > 0) {
     // Another epoch: the stream was lost and began anew (Redis restarted without its data).
     // Offsets restarted at 1, so comparing them would drop these publications as old.
     if (epoch !== '' && epoch !== state.epoch) {
       checkPosition(s, state, pub.offset, epoch);
-      return;
+      return false;
     }
-    if (pub.offset <= state.offset) return; // already delivered (e.g. in the subscribe reply)
+    if (pub.offset <= state.offset) return false; // already delivered (e.g. in the subscribe reply)
     if (pub.offset !== state.offset + 1) {
       // A gap: this subscriber lost its place.
       checkPosition(s, state, pub.offset - 1, state.epoch);
-      return;
+      return false;
     }
     state.offset = pub.offset;
   }
   // Filtered after the position moved: a publication this subscriber does not get is no gap.
-  if (state.filter !== undefined && !matches(state.filter, pub.tags)) return;
+  if (state.filter !== undefined && !matches(state.filter, pub.tags)) return false;
   s.enqueue(frame instanceof DeltaFrames ? deltaFrame(s, state, frame) : frame);
+  return true;
 }
 
 /**

@@ -7,7 +7,6 @@
  * @module
  */
 import { variantIndex, variantPublication, type ClientProfile } from '../protocol/publication-variants.js';
-import { matches } from '../protocol/tags-filter.js';
 import type { ClientInfo, Publication, Push } from '../protocol/types.js';
 import { DeltaFrames } from './delta-frames.js';
 import { SharedFrames } from './shared-frames.js';
@@ -134,9 +133,7 @@ export class Hub<S extends Subscriber = Subscriber> {
       const f = (frames[index + 1] ??= new SharedFrames({ type: 'pub', channel, pub: chosen }));
       const frame =
         state.delta === true ? (deltas[index + 1] ??= new DeltaFrames(channel, chosen, prev, f)) : f.for(session.codec);
-      session.deliverPublication(state, chosen, frame, epoch);
-      // Counted as delivered only when the subscription's tags filter lets it through.
-      if (state.filter === undefined || matches(state.filter, pub.tags)) counts[index + 1]!++;
+      if (session.deliverPublication(state, chosen, frame, epoch)) counts[index + 1]!++;
     }
     this.onVariantDeliveries?.(counts);
     return subs.size;

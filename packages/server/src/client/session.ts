@@ -356,8 +356,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   // ---------------------------------------------------------------- outgoing
 
   /** deliverPublication hands a publication (and its shared frame) to this subscriber (see delivery.ts). */
-  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch = ''): void {
-    deliverPublication(this, state, pub, frame, epoch);
+  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch = ''): boolean {
+    return deliverPublication(this, state, pub, frame, epoch);
   }
 
   /** checkPosition unsubscribes (2500) a subscriber behind the stream's position (see delivery.ts). */

@@ -71,8 +71,11 @@ export interface Subscriber {
   readonly codec: Codec;
   /** What the client declared: the hub hands it the publication variant this selects. */
   readonly profile: ClientProfile;
-  /** deliverPublication hands a publication and its shared frame to one subscription. */
-  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): void;
+  /**
+   * deliverPublication hands a publication and its shared frame to one subscription; false when
+   * the subscription does not take it (its tags filter, a publication it already has, a gap).
+   */
+  deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): boolean;
   /** deliverEvent hands a join/leave frame to one subscription. */
   deliverEvent(state: SubState, frame: Buffer): void;
 }

@@ -157,10 +157,11 @@ async function overview(ctx: AdminContext, api: ApiContext): Promise<unknown> {
     const values = metric === undefined ? [] : (await metric.get()).values;
     out[key] = values.map((v) => ({ labels: withoutNode(v.labels), value: v.value }));
   }
+  // The info method lists this node first, then the others.
   const nodes = (await callApiMethod(api, 'info', {})) as { nodes: unknown[] };
   return {
     time: Date.now(),
-    node: api.node.info(),
+    node: nodes.nodes[0],
     ready: ctx.ready,
     draining: ctx.draining,
     engine: ctx.config.engine.type,
