@@ -82,6 +82,10 @@ describe('decodeFrame', () => {
       tf: undefined,
       flag: undefined,
       delta: undefined,
+      type: undefined,
+      phase: undefined,
+      cursor: undefined,
+      limit: undefined,
     });
   });
 

@@ -16,6 +16,8 @@ import {
   type ConnectRequest,
   type StreamPosition,
   type SubscribeRequest,
+  type TrackBatch,
+  type TrackItem,
 } from './types.js';
 
 /** FrameError says a frame or one of its commands is malformed. */
@@ -87,7 +89,39 @@ function decodeSubscribe(o: Obj, method = 'subscribe'): SubscribeRequest {
     tf: filterNode(o, method),
     flag: int(o, method, 'flag'),
     delta: str(o, method, 'delta'),
+    type: int(o, method, 'type'),
+    phase: int(o, method, 'phase'),
+    cursor: str(o, method, 'cursor'),
+    limit: int(o, method, 'limit'),
   };
+}
+
+/** decodeTrack reads a shared poll `track` list: batches of items, each batch with its signature. */
+function decodeTrack(o: Obj): TrackBatch[] | undefined {
+  const v = o['track'];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) fail('sub_refresh', 'track', 'an array');
+  return v.map((b: unknown, i): TrackBatch => {
+    if (!isObj(b)) fail('sub_refresh', `track[${i}]`, 'an object');
+    const items = b['items'] ?? [];
+    if (!Array.isArray(items)) fail('sub_refresh', `track[${i}].items`, 'an array');
+    return {
+      signature: str(b, 'sub_refresh.track', 'signature') ?? '',
+      items: items.map((it: unknown, j): TrackItem => {
+        const at = `sub_refresh.track[${i}].items[${j}]`;
+        if (!isObj(it)) fail(at, '', 'an object');
+        return { key: str(it, at, 'key', true) as string, version: uint(it, at, 'version') ?? 0 };
+      }),
+    };
+  });
+}
+
+/** decodeStrings reads an optional array of strings. */
+function decodeStrings(o: Obj, method: string, field: string): string[] | undefined {
+  const v = o[field];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(method, field, 'an array of strings');
+  return v as string[];
 }
 
 /** The tags filter is checked at subscribe (107 naming the node); here only that it is an object. */
@@ -156,9 +190,15 @@ export function decodeCommand(raw: unknown): Command | undefined {
     case 'presence':
     case 'presence_stats':
       return { id, method, req: { channel: channelOf(body, method) } } as Command;
-    case 'publish':
-      if (body['data'] === undefined) fail(method, 'data', 'a JSON value');
-      return { id, method, req: { channel: channelOf(body, method), data: body['data'] } };
+    case 'publish': {
+      const type = int(body, method, 'type');
+      const removed = bool(body, method, 'removed');
+      // A map removal carries no data; every other publish does.
+      if (body['data'] === undefined && !(type === 1 && removed === true)) fail(method, 'data', 'a JSON value');
+      const req = { channel: channelOf(body, method), data: body['data'] };
+      if (type === undefined || type === 0) return { id, method, req };
+      return { id, method, req: { ...req, type, key: str(body, method, 'key') ?? '', removed } };
+    }
     case 'history':
       return {
         id,
@@ -178,12 +218,18 @@ export function decodeCommand(raw: unknown): Command | undefined {
       return { id, method, req: { method: str(body, method, 'method'), data: body['data'] } };
     case 'refresh':
       return { id, method, req: { token: str(body, method, 'token', true) as string } };
-    case 'sub_refresh':
+    case 'sub_refresh': {
+      const type = int(body, method, 'type');
+      // A shared poll track/untrack (type 1/2) carries no token; a token refresh must.
+      const tokenRequired = type === undefined || type === 0;
+      const req = { channel: channelOf(body, method), token: str(body, method, 'token', tokenRequired) ?? '' };
+      if (tokenRequired) return { id, method, req };
       return {
         id,
         method,
-        req: { channel: channelOf(body, method), token: str(body, method, 'token', true) as string },
+        req: { ...req, type, track: decodeTrack(body), untrack: decodeStrings(body, method, 'untrack') },
       };
+    }
   }
 }
 

@@ -21,13 +21,20 @@ export function encodeClientInfo(i: ClientInfo): string {
 /** encodePublication encodes a Publication (offset omitted when 0, as protobuf JSON does). */
 export function encodePublication(p: Publication): string {
   // In delta mode the payload travels as a JSON string (the SDK parses it after applying deltas).
-  let s = p.payload === undefined ? `{"data":${p.data}` : `{"data":${q(p.payload.toString('utf8'))}`;
+  // A map removal has no data (empty RawJSON): the field is left out.
+  let s =
+    p.payload !== undefined ? `{"data":${q(p.payload.toString('utf8'))}` : p.data === '' ? '{' : `{"data":${p.data}`;
   if (p.info !== undefined) s += `,"info":${encodeClientInfo(p.info)}`;
   if (p.offset > 0) s += `,"offset":${p.offset}`;
   if (p.tags !== undefined) s += `,"tags":${q(p.tags)}`;
   if (p.time !== undefined) s += `,"time":${p.time}`;
   if (p.delta) s += `,"delta":true`;
-  return s + '}';
+  if (p.key !== undefined) s += `,"key":${q(p.key)}`;
+  if (p.removed) s += `,"removed":true`;
+  if (p.score) s += `,"score":${p.score}`;
+  if (p.version) s += `,"version":${p.version}`;
+  // Without data the object may start with a comma.
+  return (s.startsWith('{,') ? '{' + s.slice(2) : s) + '}';
 }
 
 function encodePublications(pubs: readonly Publication[]): string {
@@ -98,6 +105,10 @@ export function encodeSubscribeResult(r: SubscribeResult): string {
   if (r.data !== undefined) parts.push(`"data":${r.data}`);
   if (r.was_recovering) parts.push(`"was_recovering":true`);
   if (r.delta) parts.push(`"delta":true`);
+  if (r.type) parts.push(`"type":${r.type}`);
+  if (r.phase) parts.push(`"phase":${r.phase}`);
+  if (r.cursor) parts.push(`"cursor":${q(r.cursor)}`);
+  if (r.state && r.state.length > 0) parts.push(`"state":${encodePublications(r.state)}`);
   return '{' + parts.join(',') + '}';
 }
 
@@ -143,9 +154,15 @@ export function encodeRefreshResult(client: string, version: string, expires: bo
   return s + '}';
 }
 
-/** encodeSubRefreshResult encodes the reply to `sub_refresh` (empty when the subscription no longer expires). */
-export function encodeSubRefreshResult(expires: boolean, ttl: number): string {
-  return expires ? `{"expires":true,"ttl":${ttl}}` : emptyResult;
+/**
+ * encodeSubRefreshResult encodes the reply to `sub_refresh` (empty when the subscription no
+ * longer expires); a shared poll track reply carries the tracked items' current values.
+ */
+export function encodeSubRefreshResult(expires: boolean, ttl: number, items?: readonly Publication[]): string {
+  const parts: string[] = [];
+  if (expires) parts.push(`"expires":true`, `"ttl":${ttl}`);
+  if (items && items.length > 0) parts.push(`"items":${encodePublications(items)}`);
+  return '{' + parts.join(',') + '}';
 }
 
 /** encodePresenceStatsResult encodes a presence_stats result. */
@@ -193,6 +210,6 @@ export function encodeResult(r: Reply): string {
     case 'refresh':
       return encodeRefreshResult(r.result.client, r.result.version, r.result.expires, r.result.ttl);
     case 'sub_refresh':
-      return encodeSubRefreshResult(r.result.expires, r.result.ttl);
+      return encodeSubRefreshResult(r.result.expires, r.result.ttl, r.result.items);
   }
 }

@@ -47,6 +47,10 @@ function publication(p: Publication): Init<typeof PublicationSchema> {
     offset: BigInt(p.offset),
     tags: p.tags,
     time: p.time === undefined ? undefined : BigInt(p.time),
+    key: p.key,
+    removed: p.removed,
+    score: p.score === undefined ? undefined : BigInt(p.score),
+    version: p.version === undefined ? undefined : BigInt(p.version),
   };
 }
 
@@ -63,6 +67,10 @@ function subscribeResult(r: SubscribeResult): Init<typeof SubscribeResultSchema>
     data: bytes(r.data),
     wasRecovering: r.was_recovering,
     delta: r.delta,
+    type: r.type,
+    phase: r.phase,
+    cursor: r.cursor,
+    state: r.state?.map(publication),
   };
 }
 
@@ -149,7 +157,10 @@ function withResult(id: number, r: Reply): Init<typeof ReplySchema> {
     case 'refresh':
       return { id, refresh: r.result };
     case 'sub_refresh':
-      return { id, subRefresh: r.result };
+      return {
+        id,
+        subRefresh: { expires: r.result.expires, ttl: r.result.ttl, items: r.result.items?.map(publication) },
+      };
   }
 }
 

@@ -76,6 +76,10 @@ function toSubscribe(r: PbSubscribeRequest, channel = r.channel): SubscribeReque
     tf: r.tf,
     flag: int64(r.flag, 'subscribe.flag'),
     delta: optional(r.delta),
+    type: r.type,
+    phase: r.phase,
+    cursor: optional(r.cursor),
+    limit: r.limit,
   };
 }
 
@@ -126,9 +130,13 @@ function toCommand(c: PbCommand): Command | UndecodableCommand {
     if (c.subscribe) return { id, method: 'subscribe', req: toSubscribe(c.subscribe) };
     if (c.unsubscribe) return { id, method: 'unsubscribe', req: { channel: channelOf(c.unsubscribe, 'unsubscribe') } };
     if (c.publish) {
-      const data = payload(c.publish.data);
-      if (data === undefined) throw new FrameError('publish.data: expected a payload');
-      return { id, method: 'publish', req: { channel: channelOf(c.publish, 'publish'), data } };
+      const p = c.publish;
+      const data = payload(p.data);
+      // A map removal carries no data; every other publish does.
+      if (data === undefined && !(p.type === 1 && p.removed)) throw new FrameError('publish.data: expected a payload');
+      const req = { channel: channelOf(p, 'publish'), data };
+      if (p.type === 0) return { id, method: 'publish', req };
+      return { id, method: 'publish', req: { ...req, type: p.type, key: p.key, removed: p.removed } };
     }
     if (c.presence) return { id, method: 'presence', req: { channel: channelOf(c.presence, 'presence') } };
     if (c.presenceStats) {
@@ -152,7 +160,13 @@ function toCommand(c: PbCommand): Command | UndecodableCommand {
     if (c.rpc) return { id, method: 'rpc', req: { method: optional(c.rpc.method), data: payload(c.rpc.data) } };
     if (c.refresh) return { id, method: 'refresh', req: { token: c.refresh.token } };
     const r = c.subRefresh as NonNullable<PbCommand['subRefresh']>;
-    return { id, method: 'sub_refresh', req: { channel: channelOf(r, 'sub_refresh'), token: r.token } };
+    const req = { channel: channelOf(r, 'sub_refresh'), token: r.token };
+    if (r.type === 0) return { id, method: 'sub_refresh', req };
+    const track = r.track.map((b) => ({
+      signature: b.signature,
+      items: b.items.map((it) => ({ key: it.key, version: uint64(it.version, 'sub_refresh.track.version') })),
+    }));
+    return { id, method: 'sub_refresh', req: { ...req, type: r.type, track, untrack: r.untrack } };
   } catch (err) {
     if (!(err instanceof NotJsonPayload)) throw err;
     const e = new ProtocolError(ErrorCode.BadRequest, 'data must be UTF-8 JSON text').toWire();

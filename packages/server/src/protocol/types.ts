@@ -72,6 +72,14 @@ export interface Publication {
    * subscriber gets `data` or one variant's data.
    */
   variants?: PublicationVariant[];
+  /** Map subscriptions: the entry's key (client/map-subscribe.ts). */
+  key?: string;
+  /** Map subscriptions: the publication removes `key`. */
+  removed?: boolean;
+  /** Map subscriptions: the entry's sort score (ordered maps). */
+  score?: number;
+  /** Shared poll: the item's version (client/shared-poll). */
+  version?: number;
 }
 
 /**
@@ -118,6 +126,14 @@ export interface SubscribeRequest {
   flag?: number;
   /** Delta compression asked for: `fossil` is the only type (client/delta.ts). */
   delta?: string;
+  /** Subscription type: 0 stream (default), 1 map, 2 map_clients, 3 map_users, 4 shared poll. */
+  type?: number;
+  /** Map subscriptions: the phase asked for (2 state, 1 stream, 0 live). */
+  phase?: number;
+  /** Map subscriptions: where the next state page starts (from the previous page's reply). */
+  cursor?: string;
+  /** Map subscriptions: page size asked for (0: the namespace's default). */
+  limit?: number;
 }
 
 export interface UnsubscribeRequest {
@@ -125,7 +141,12 @@ export interface UnsubscribeRequest {
 }
 export interface PublishRequest {
   channel: string;
+  /** Absent only for a map removal. */
   data: unknown;
+  /** 1: a map publish or removal of `key` (map subscriptions); absent: a stream publish. */
+  type?: number;
+  key?: string;
+  removed?: boolean;
 }
 export interface PresenceRequest {
   channel: string;
@@ -149,9 +170,24 @@ export interface RPCRequest {
 export interface RefreshRequest {
   token: string;
 }
+/** TrackItem is one item a shared poll subscriber tracks, with the version it has (0: none). */
+export interface TrackItem {
+  key: string;
+  version: number;
+}
+/** TrackBatch is a set of items with the signature that authorises tracking them. */
+export interface TrackBatch {
+  signature: string;
+  items: TrackItem[];
+}
 export interface SubRefreshRequest {
   channel: string;
+  /** Empty for a shared poll track/untrack. */
   token: string;
+  /** Shared poll: 1 track, 2 untrack; absent: a subscription token refresh. */
+  type?: number;
+  track?: TrackBatch[];
+  untrack?: string[];
 }
 
 /** Method names one command may carry, in protocol order. */
@@ -201,6 +237,14 @@ export interface SubscribeResult {
   was_recovering?: boolean;
   /** Delta compression is on for this subscription. */
   delta?: boolean;
+  /** Map subscriptions: the subscription type answered (as asked). */
+  type?: number;
+  /** Map subscriptions: the phase this reply belongs to; 0 (absent) is live: the subscription is made. */
+  phase?: number;
+  /** Map subscriptions: where the next state page starts; absent on the last page. */
+  cursor?: string;
+  /** Map subscriptions: entries of a state page. */
+  state?: Publication[];
 }
 
 export interface ConnectResult {
@@ -243,7 +287,7 @@ export type Reply =
   | { method: 'history'; result: HistoryResult }
   | { method: 'rpc'; result: { data?: RawJSON | undefined } }
   | { method: 'refresh'; result: RefreshResult }
-  | { method: 'sub_refresh'; result: { expires: boolean; ttl: number } };
+  | { method: 'sub_refresh'; result: { expires: boolean; ttl: number; items?: Publication[] } };
 
 /** Push is a server-initiated message, before it is encoded in the connection's format. */
 export type Push =
