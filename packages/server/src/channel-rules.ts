@@ -5,6 +5,7 @@
  * @module
  */
 import type { ChannelOptions, Config } from './config/schema.js';
+import type { MapRetention } from './engine/map-broker.js';
 import { ErrorCode, ProtocolError } from './protocol/codes.js';
 
 /** ResolvedChannel is a valid channel with its namespace options. */
@@ -92,6 +93,29 @@ export class ChannelRules {
   /** historyMetaTtlMs returns the stream position lifetime for a namespace. */
   historyMetaTtlMs(opts: ChannelOptions): number {
     return opts.history_meta_ttl > 0 ? opts.history_meta_ttl : this.#cfg.history_meta_ttl;
+  }
+
+  /**
+   * mapRetention is how long a map namespace's state and stream live, with Centrifugo's
+   * derived defaults: a stream of 100 changes for 1 minute in durable and persistent modes,
+   * none in ephemeral mode; persistent entries never expire.
+   */
+  mapRetention(opts: ChannelOptions): MapRetention {
+    const m = opts.map;
+    const streamed = m.mode !== 'ephemeral';
+    return {
+      keyTtlMs: m.mode === 'persistent' ? 0 : m.key_ttl,
+      streamSize: streamed ? m.stream_size || 100 : 0,
+      streamTtlMs: streamed ? m.stream_ttl || 60_000 : 0,
+      metaTtlMs: m.meta_ttl > 0 ? m.meta_ttl : this.#cfg.history_meta_ttl,
+      maxKeys: m.max_keys,
+    };
+  }
+
+  /** isMap tells whether channels of a namespace are map channels (map, map_clients, map_users). */
+  static isMap(opts: ChannelOptions): boolean {
+    const t = opts.subscription_type;
+    return t === 'map' || t === 'map_clients' || t === 'map_users';
   }
 
   /** hasHistory tells whether channels of a namespace keep history. */

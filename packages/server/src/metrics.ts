@@ -55,6 +55,8 @@ export class Metrics {
   readonly publications: Counter<'source'>;
   readonly publicationsSuppressed: Counter<'reason'>;
   readonly variantDeliveries: Counter<'variant'>;
+  readonly mapWrites: Counter<'op' | 'from'>;
+  readonly mapSuppressed: Counter<'reason'>;
   readonly deliveries: Counter;
   readonly recoveries: Counter<'result'>;
   readonly disconnects: Counter<'code'>;
@@ -136,6 +138,18 @@ export class Metrics {
     this.publicationsSuppressed = new Counter({
       name: 'bulwark_publications_suppressed_total',
       help: 'Publishes not published, by reason (idempotency: a repeated idempotency_key; version: not newer than the channel).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.mapWrites = new Counter({
+      name: 'bulwark_map_writes_total',
+      help: 'Map channel writes applied, by operation (publish, remove) and source (client, api, presence).',
+      labelNames: ['op', 'from'],
+      registers,
+    });
+    this.mapSuppressed = new Counter({
+      name: 'bulwark_map_writes_suppressed_total',
+      help: 'Map channel writes that changed nothing, by reason (key_exists, key_not_found, position_mismatch, version, idempotency).',
       labelNames: ['reason'],
       registers,
     });

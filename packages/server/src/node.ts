@@ -24,6 +24,7 @@ import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
 import type { Broker } from './engine/broker.js';
 import { createEngine, injectedEngine } from './engine/engine.js';
+import type { MapBroker } from './engine/map-broker.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
 import { BulwarkError } from './errors.js';
@@ -180,6 +181,7 @@ export class Node implements SessionContext {
         await Promise.all([this.#http.public.close(), this.#http.internal?.close()]);
         await this.broker.close();
         await this.presence.close();
+        await this.mapBroker.close();
         this.#backend.close();
       },
       release: () => {
@@ -226,6 +228,11 @@ export class Node implements SessionContext {
   /** The presence manager of the engine. */
   get presence(): PresenceManager {
     return this.#engine.presence;
+  }
+
+  /** The map broker of the engine: the state of map channels. */
+  get mapBroker(): MapBroker {
+    return this.#engine.map;
   }
 
   /** engineStarted is false until the engine could start: upgrades are refused meanwhile. */

@@ -10,9 +10,10 @@ import { killSwitchError } from '../protection/kill-switch-error.js';
 import { DisconnectCode, DisconnectError, ErrorCode, ProtocolError, disconnect } from '../protocol/codes.js';
 import { forProfileAll } from '../protocol/publication-variants.js';
 import { matches } from '../protocol/tags-filter.js';
-import { asRaw, type HistoryRequest, type RawJSON, type Reply } from '../protocol/types.js';
+import { asRaw, type HistoryRequest, type PublishRequest, type RawJSON, type Reply } from '../protocol/types.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { requireChannel, resolveClientChannel } from './command-checks.js';
+import { mapPublish } from './map-publish.js';
 import type { SessionCore } from './session-core.js';
 import { unsubscribe } from './subscribe.js';
 
@@ -30,11 +31,19 @@ function checkKillSwitch(s: SessionCore, kind: 'publish' | 'read' | 'rpc', targe
   throw killSwitchError(off);
 }
 
-/** publish runs the client `publish` command (through the publish proxy where one is set). */
-export async function publish(s: SessionCore, channel: string, data: unknown): Promise<{ reply: Reply }> {
+/**
+ * publish runs the client `publish` command (through the publish proxy where one is set); a
+ * keyed publish (`type: 1`) writes a map channel (map-publish.ts).
+ */
+export async function publish(s: SessionCore, req: PublishRequest): Promise<{ reply: Reply }> {
+  const { channel, data } = req;
   requireChannel(channel);
   const ctx = s.ctx;
   const rc = resolveClientChannel(ctx.rules, channel);
+  if ((req.type ?? 0) !== 0 || ChannelRules.isMap(rc.options)) {
+    checkKillSwitch(s, 'publish', rc.namespace);
+    return mapPublish(s, rc, req);
+  }
   // With the publish proxy the backend decides instead of the allow_publish_* options.
   const target = ctx.proxies.channel('publish', rc.options);
   if (target === undefined) ctx.permissions.checkPublish(rc, s.user, s.subs.has(channel));

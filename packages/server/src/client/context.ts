@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
 import type { Config } from '../config/schema.js';
 import type { Broker } from '../engine/broker.js';
+import type { MapBroker } from '../engine/map-broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import type { CommandRateLimiter } from '../protection/rate-limit.js';
@@ -46,6 +47,8 @@ export interface SessionContext {
   readonly permissions: Permissions;
   readonly broker: Broker;
   readonly presence: PresenceManager;
+  /** The state of map channels (map subscriptions). */
+  readonly mapBroker: MapBroker;
   readonly metrics: Metrics;
   readonly log: Logger;
   /** Command rate limits (per connection buckets live on the session, per user ones here). */

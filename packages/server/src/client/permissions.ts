@@ -75,6 +75,19 @@ export class Permissions {
     if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
   }
 
+  /**
+   * checkMapWrite allows a client's map publish or removal by the namespace's map.allow_*
+   * options, by the same rule as checkPublish (a subscriber is one whose subscribe is live).
+   */
+  checkMapWrite(kind: 'publish' | 'remove', rc: ResolvedChannel, user: string, subscribed: boolean): void {
+    const m = rc.options.map;
+    const forAnon = kind === 'publish' ? m.allow_publish_for_anonymous : m.allow_remove_for_anonymous;
+    const forClient = kind === 'publish' ? m.allow_publish_for_client : m.allow_remove_for_client;
+    const forSub = kind === 'publish' ? m.allow_publish_for_subscriber : m.allow_remove_for_subscriber;
+    const allowed = this.#insecure || ((user !== '' || forAnon) && (forClient || (forSub && subscribed)));
+    if (!allowed) throw new ProtocolError(ErrorCode.PermissionDenied);
+  }
+
   /** checkRead allows a presence or history read, by the same rule as checkPublish. */
   checkRead(kind: ReadKind, rc: ResolvedChannel, user: string, subscribed: boolean): void {
     const o = rc.options;

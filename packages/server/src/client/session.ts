@@ -47,14 +47,8 @@ import { history, presence, publish, rpc, send, unsubscribeCommand } from './com
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
 import { checkPosition, deliverPublication } from './delivery.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
-import {
-  proxySubRefresh,
-  removeSubscription,
-  serverSubscribe,
-  subRefreshCommand,
-  subscribeCommand,
-  unsubscribe,
-} from './subscribe.js';
+import { proxySubRefresh, removeSubscription, serverSubscribe, subRefreshCommand, unsubscribe } from './subscribe.js';
+import { subscribeCommand } from './subscribe-command.js';
 import type { PublicationFrame, SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
 
@@ -311,7 +305,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'unsubscribe':
         return unsubscribeCommand(this, cmd.req.channel);
       case 'publish':
-        return publish(this, cmd.req.channel, cmd.req.data);
+        return publish(this, cmd.req);
       case 'presence':
         return presence(this, cmd.req.channel, false);
       case 'presence_stats':

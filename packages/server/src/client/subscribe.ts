@@ -25,8 +25,8 @@ import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } f
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
-import { recover, rejectUnrecoveredFlag } from './recovery.js';
-import { requireChannel, resolveClientChannel } from './command-checks.js';
+import { recover } from './recovery.js';
+import { requireChannel } from './command-checks.js';
 import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
@@ -69,14 +69,29 @@ function isPending(s: SessionCore, channel: string): boolean {
   return s.pending !== undefined && s.pending.has(channel);
 }
 
-/** subscribeCommand runs the client `subscribe` command. */
-export async function subscribeCommand(
+/** Authorized is what the checks of a client subscribe found, for the subscription to make. */
+export interface Authorized {
+  claims: SubscriptionTokenClaims | undefined;
+  proxied: SubscribeOutcome | undefined;
+  subRefreshProxy: ProxyTarget | undefined;
+  /** Expiry in ms since epoch; 0 never. */
+  expireAt: number;
+  ownFilter: CompiledFilter | undefined;
+  enforced: CompiledFilter | undefined;
+  delta: boolean;
+}
+
+/**
+ * authorizeSubscribe runs the checks of a new client subscription: not subscribed yet, the
+ * channel limit, the options, then the token, the subscribe proxy or the namespace's
+ * permissions. It throws the error to answer.
+ */
+export async function authorizeSubscribe(
   s: SessionCore,
+  rc: ResolvedChannel,
   req: SubscribeRequest,
-): Promise<{ reply: Reply; after: () => void }> {
-  requireChannel(req.channel);
+): Promise<Authorized> {
   const ctx = s.ctx;
-  const rc = resolveClientChannel(ctx.rules, req.channel);
   if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
   const limit = ctx.config.client.channel_limit;
   if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
@@ -109,25 +124,7 @@ export async function subscribeCommand(
   const enforced = claims
     ? serverFilter(s, rc.channel, claims.serverTagsFilter, 'token')
     : serverFilter(s, rc.channel, proxied?.serverTagsFilter, 'proxy');
-  const made = await subscribe(s, rc, {
-    recover: req.recover === true,
-    offset: req.offset ?? 0,
-    epoch: req.epoch ?? '',
-    wantPositioned: req.positioned === true,
-    wantRecoverable: req.recoverable === true,
-    wantJoinLeave: req.join_leave === true,
-    chanInfo: claims?.info ?? proxied?.info,
-    data: claims?.data ?? proxied?.data,
-    expireAt,
-    serverSide: false,
-    override: claims?.override ?? proxied?.override,
-    subRefreshProxy,
-    clientFilter: ownFilter,
-    serverFilter: enforced,
-    rejectUnrecovered: ((req.flag ?? 0) & rejectUnrecoveredFlag) !== 0,
-    delta,
-  });
-  return { reply: { method: 'subscribe', result: made.result }, after: made.activate };
+  return { claims, proxied, subRefreshProxy, expireAt, ownFilter, enforced, delta };
 }
 
 /**

@@ -59,6 +59,19 @@ export interface SubState {
    * this (see delta.ts).
    */
   deltaBase?: RawJSON | undefined;
+  /**
+   * A map subscription still paging through its state and stream (client/map-subscribe.ts):
+   * indexed and buffering, not live yet. Undefined for every other subscription.
+   */
+  mapSync?: MapSync | undefined;
+}
+
+/** MapSync is the progress of a map subscribe that spans several client requests. */
+export interface MapSync {
+  /** The subscription type asked for (1 map, 2 map_clients, 3 map_users). */
+  readonly type: number;
+  /** Drops the subscribe when it is not live by map.subscribe_catch_up_timeout. */
+  readonly timer: NodeJS.Timeout;
 }
 
 /** Subscriber is a connection as the hub sees it. */

@@ -20,6 +20,7 @@ interface NamespaceRulesInput {
   readonly force_recovery: boolean;
   readonly allow_recovery: boolean;
   readonly channel_regex: string;
+  readonly subscription_type: string;
 }
 
 /** TokenKeysInput is what the rules read of a token verification section. */
@@ -76,6 +77,13 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput): ProxyCo
       issues.push({
         path: [...path, 'force_recovery'],
         message: 'recovery needs history (history_size and history_ttl)',
+      });
+    }
+    const isMap = ['map', 'map_clients', 'map_users'].includes(opts.subscription_type);
+    if (isMap && cfg.engine.type !== 'memory') {
+      issues.push({
+        path: [...path, 'subscription_type'],
+        message: `map channels need engine.type memory for now: the ${cfg.engine.type} engine has no map broker yet, and a map per process would split the cluster's state`,
       });
     }
     if (opts.channel_regex !== '') {

@@ -8,6 +8,8 @@
 import type { Config } from '../config/schema.js';
 import type { Broker, BrokerEventHandler } from './broker.js';
 import { MemoryBroker } from './broker-memory.js';
+import type { MapBroker } from './map-broker.js';
+import { MemoryMapBroker } from './map-broker-memory.js';
 import type { PresenceManager } from './presence.js';
 import { MemoryPresenceManager } from './presence-memory.js';
 import { RedisBroker } from './redis/broker-redis.js';
@@ -22,10 +24,12 @@ export interface EngineEvents {
   onError(err: unknown): void;
 }
 
-/** Engine is one started-or-not pair of broker and presence manager. */
+/** Engine is one started-or-not set of broker, presence manager and map broker. */
 export interface Engine {
   readonly broker: Broker;
   readonly presence: PresenceManager;
+  /** The state of map channels (map subscriptions). */
+  readonly map: MapBroker;
   /** Where the engine's service is, without credentials (for logs); 'memory' for the memory engine. */
   readonly address: string;
   /**
@@ -43,39 +47,57 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
     const opts = { ...redisOptions(cfg.engine.redis), ...events };
     const broker = new RedisBroker(opts);
     const presence = new RedisPresenceManager(opts);
+    // Map channels are refused with the Redis engine at config load until it has a map broker
+    // of its own (config/cross-key-rules.ts): a per-process map would split the cluster's state.
+    const map = new MemoryMapBroker({ onHandlerError: (err) => events.onError(err) });
     return {
       broker,
       presence,
+      map,
       address: broker.address,
       async start(handler) {
         try {
-          await Promise.all([broker.start(handler), presence.start()]);
+          await Promise.all([broker.start(handler), presence.start(), map.start(handler)]);
         } catch (err) {
-          // Neither may be left running: the next attempt makes a new engine.
-          await Promise.allSettled([broker.close(), presence.close()]);
+          // None may be left running: the next attempt makes a new engine.
+          await Promise.allSettled([broker.close(), presence.close(), map.close()]);
           throw err;
         }
       },
       isReady: () => broker.isReady() && presence.isReady(),
     };
   }
-  const broker = new MemoryBroker({ onHandlerError: (err) => events.onError(err) });
+  const onHandlerError = (err: unknown) => events.onError(err);
+  const broker = new MemoryBroker({ onHandlerError });
+  const map = new MemoryMapBroker({ onHandlerError });
   return {
     broker,
     presence: new MemoryPresenceManager(),
+    map,
     address: 'memory',
-    start: (handler) => broker.start(handler),
+    start: async (handler) => {
+      await broker.start(handler);
+      await map.start(handler);
+    },
     isReady: () => true,
   };
 }
 
-/** injectedEngine wraps a broker and presence manager given to the node (library use, tests). */
-export function injectedEngine(broker: Broker, presence: PresenceManager): Engine {
+/**
+ * injectedEngine wraps a broker and presence manager given to the node (library use, tests),
+ * with the given map broker or a memory one.
+ */
+export function injectedEngine(broker: Broker, presence: PresenceManager, map?: MapBroker): Engine {
+  const maps = map ?? new MemoryMapBroker();
   return {
     broker,
     presence,
+    map: maps,
     address: 'injected',
-    start: (handler) => broker.start(handler),
+    start: async (handler) => {
+      await broker.start(handler);
+      await maps.start(handler);
+    },
     isReady: () => broker.isReady?.() ?? true,
   };
 }

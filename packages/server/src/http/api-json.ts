@@ -32,9 +32,13 @@ export function clientInfoJson(info: ClientInfo): Record<string, unknown> {
   };
 }
 
-/** publicationJson is a Publication as the API answers it (history). */
+/** publicationJson is a Publication as the API answers it (history, map state and stream). */
 export function publicationJson(p: Publication): Record<string, unknown> {
-  const out: Record<string, unknown> = { data: JSON.parse(p.data) as unknown };
+  // A map removal carries no data.
+  const out: Record<string, unknown> = p.data === '' ? {} : { data: JSON.parse(p.data) as unknown };
+  if (p.key !== undefined) out['key'] = p.key;
+  if (p.removed) out['removed'] = true;
+  if (p.score) out['score'] = p.score;
   if (p.info) out['info'] = clientInfoJson(p.info);
   if (p.offset) out['offset'] = p.offset;
   if (p.tags) out['tags'] = p.tags;

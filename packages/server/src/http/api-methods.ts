@@ -15,12 +15,15 @@ import type { Surveys } from '../cluster/survey.js';
 import { userCommandSchemas, type UserCommandMethod, type UserCommands } from '../cluster/user-commands.js';
 import type { Broker } from '../engine/broker.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import type { MapBroker } from '../engine/map-broker.js';
 import type { PresenceManager } from '../engine/presence.js';
+import type { Metrics } from '../metrics.js';
 import { ANY, killSwitchKinds } from '../protection/kill-switches.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import type { PublicationVariant, StreamPosition } from '../protocol/types.js';
 import { channelField, parseBody, streamPositionField } from '../util/request-body.js';
 import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
+import { mapApiMethods } from './api-map.js';
 import {
   dataMissing,
   hasData,
@@ -34,8 +37,11 @@ import {
 /** ApiNode is what the server API methods need from the node itself. */
 export interface ApiNode {
   /** http_api.* caps the reads (history, presence, channels). */
-  readonly config: Readonly<Pick<Config, 'http_api'>>;
-  readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
+  readonly config: Readonly<Pick<Config, 'http_api' | 'protection'>>;
+  readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs' | 'mapRetention'>;
+  /** The engine's map broker (map_* methods). */
+  readonly mapBroker: MapBroker;
+  readonly metrics: Pick<Metrics, 'mapWrites' | 'mapSuppressed'>;
   /** The engine's broker (history) and presence manager, as they are now. */
   readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
   readonly presence: Pick<PresenceManager, 'presence' | 'presenceStats'>;
@@ -106,6 +112,7 @@ function relay<M extends UserCommandMethod>(name: M, repeatSafe = true): ApiMeth
 const channelCounts = z.record(z.string(), z.number().int().min(0));
 
 const methods = {
+  ...mapApiMethods,
   publish: method(
     z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {

@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.js';
 import type { Broker, BrokerEventHandler } from '../engine/broker.js';
 import type { Engine, EngineEvents } from '../engine/engine.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import type { MapBroker } from '../engine/map-broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
@@ -79,6 +80,10 @@ export class EngineSupervisor {
   }
 
   /** The presence manager of the current engine. */
+  get map(): MapBroker {
+    return this.#engine.map;
+  }
+
   get presence(): PresenceManager {
     return this.#engine.presence;
   }

@@ -39,6 +39,10 @@ export async function publishResolved(
     );
   }
   const o = rc.options;
+  if (ChannelRules.isMap(o)) {
+    // A map channel changes by key only: a keyless publication would reach map subscribers as nonsense.
+    throw new ProtocolError(ErrorCode.BadRequest, 'bad request: a map channel takes map_publish (a key), not publish');
+  }
   const history = !opts.skipHistory && ChannelRules.hasHistory(o);
   const result = await ctx.broker.publish(rc.channel, data, {
     historySize: history ? o.history_size : 0,

@@ -7,11 +7,12 @@
  */
 import type { Logger } from 'pino';
 import { TokenVerifier, tokenVerifierOptions } from '../auth/token-verifier.js';
-import type { ChannelRules } from '../channel-rules.js';
+import { ChannelRules } from '../channel-rules.js';
 import { FlushScheduler, type Flushable } from '../client/flush-scheduler.js';
 import type { ClientSession } from '../client/session.js';
 import type { Config } from '../config/schema.js';
 import type { Broker } from '../engine/broker.js';
+import type { MapBroker } from '../engine/map-broker.js';
 import type { PresenceManager } from '../engine/presence.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 
@@ -28,6 +29,8 @@ export interface SessionServicesContext {
   };
   /** The engine's broker and presence manager, as they are now. */
   readonly broker: Pick<Broker, 'subscribe' | 'unsubscribe'>;
+  /** The map broker delivers the channels of map namespaces. */
+  readonly mapBroker: Pick<MapBroker, 'subscribe' | 'unsubscribe'>;
   readonly presence: Pick<PresenceManager, 'addPresence'>;
   /** How long a presence entry lives. */
   readonly presenceTtlMs: number;
@@ -83,7 +86,7 @@ export class SessionServices {
   nodeSubscribe(channel: string): Promise<void> {
     let p = this.#nodeSubs.get(channel);
     if (!p) {
-      p = this.#ctx.broker.subscribe(channel);
+      p = this.#deliverer(channel).subscribe(channel);
       this.#nodeSubs.set(channel, p);
       p.catch(() => this.#nodeSubs.delete(channel));
     }
@@ -94,7 +97,12 @@ export class SessionServices {
   async nodeUnsubscribe(channel: string): Promise<void> {
     if (this.#ctx.hub.hasSubscribers(channel)) return;
     this.#nodeSubs.delete(channel);
-    await this.#ctx.broker.unsubscribe(channel);
+    await this.#deliverer(channel).unsubscribe(channel);
+  }
+
+  /** #deliverer is what delivers `channel` to this node: the map broker for map channels, else the broker. */
+  #deliverer(channel: string): Pick<Broker, 'subscribe' | 'unsubscribe'> {
+    return ChannelRules.isMap(this.#ctx.rules.resolve(channel).options) ? this.#ctx.mapBroker : this.#ctx.broker;
   }
 
   /** start refreshes the sessions' presence entries every client.presence_update_interval. */

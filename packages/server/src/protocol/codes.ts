@@ -35,6 +35,12 @@ export const ErrorCode = {
   Expired: 110,
   TooManyRequests: 111,
   UnrecoverablePosition: 112,
+  /**
+   * Bulwark's own (Centrifugo has no such code): a conditional map write lost — the key was
+   * taken (`if_new`), is gone (`if_exists`), or the channel moved on (expected position). Not
+   * temporary: the same write fails again until the client has read the new state.
+   */
+  Conflict: 113,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -52,6 +58,7 @@ const errorMessages: Record<ErrorCode, string> = {
   110: 'expired',
   111: 'too many requests',
   112: 'unrecoverable position',
+  113: 'conflict',
 };
 
 const temporaryErrors: ReadonlySet<number> = new Set([ErrorCode.Internal, ErrorCode.TooManyRequests]);

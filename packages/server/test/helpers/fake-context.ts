@@ -25,6 +25,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { Broker } from '../../src/engine/broker.js';
 import { MemoryBroker } from '../../src/engine/broker-memory.js';
+import { MemoryMapBroker } from '../../src/engine/map-broker-memory.js';
 import type { PresenceManager } from '../../src/engine/presence.js';
 import { MemoryPresenceManager } from '../../src/engine/presence-memory.js';
 import { Metrics } from '../../src/metrics.js';
@@ -32,7 +33,7 @@ import { BurstLog } from '../../src/protection/burst-log.js';
 import { KillSwitches } from '../../src/protection/kill-switches.js';
 import { CommandRateLimiter } from '../../src/protection/rate-limit.js';
 import type { Disconnect } from '../../src/protocol/codes.js';
-import { asRaw, type ClientInfo, type RawJSON, type StreamPosition } from '../../src/protocol/types.js';
+import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from '../../src/protocol/types.js';
 import { BackendProxy } from '../../src/proxy/backend-proxy.js';
 import { HttpProxyClient } from '../../src/proxy/http-proxy-client.js';
 import { ProxyResolver } from '../../src/proxy/proxies.js';
@@ -289,15 +290,18 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
   const verifier = new TokenVerifier(tokenVerifierOptions(config.client.token, 'client.token'));
   const sessions = new Set<ClientSession>();
 
-  await broker.start({
-    onPublication: (channel, pub, epoch) => {
+  const mapBroker = new MemoryMapBroker({ sweepIntervalMs: 0 });
+  const handler = {
+    onPublication: (channel: string, pub: Publication, epoch: string) => {
       const n = hub.broadcastPublication(channel, pub, epoch);
       if (n > 0) metrics.deliveries.inc(n);
     },
-    onJoin: (channel, info) => hub.broadcastJoin(channel, info),
-    onLeave: (channel, info) => hub.broadcastLeave(channel, info),
+    onJoin: (channel: string, info: ClientInfo) => hub.broadcastJoin(channel, info),
+    onLeave: (channel: string, info: ClientInfo) => hub.broadcastLeave(channel, info),
     onControl: () => undefined,
-  });
+  };
+  await broker.start(handler);
+  await mapBroker.start(handler);
 
   // The node's own pieces for what a node does for its sessions: shared broker subscriptions,
   // flush passes, and publishing with the namespace's options. They read `ctx` when called,
@@ -313,6 +317,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     get presence() {
       return ctx.presence;
     },
+    mapBroker,
     presenceTtlMs: Math.round(config.client.presence_update_interval * 2.5),
   });
   const publish = (rc: ResolvedChannel, data: RawJSON, info?: ClientInfo, o?: NodePublishOptions) =>
@@ -325,6 +330,7 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     permissions: new Permissions(config.client.insecure, rules),
     broker,
     presence,
+    mapBroker,
     metrics,
     log,
     rateLimiter: new CommandRateLimiter(config.protection.rate_limit),

@@ -7,10 +7,30 @@
  */
 import { z } from 'zod';
 import { duration } from './common.js';
+import { mapSchema, subscriptionTypes } from './map.js';
 import { proxyName, proxySchema } from './proxy.js';
 
 /** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
 export const channelOptionsShape = {
+  subscription_type: z
+    .enum(subscriptionTypes)
+    .default('stream')
+    .describe(
+      'What a subscription to these channels is: `stream` (publications, history, recovery), `map` (a key-value state: see docs/MAPS.md), `map_clients` / `map_users` (map presence, written by the server), or `shared_poll`. A client must subscribe with the matching type.',
+    ),
+  map: mapSchema,
+  map_clients_presence_channel_prefix: z
+    .string()
+    .default('')
+    .describe(
+      'When set, a subscriber of a channel here is listed, keyed by its connection id, in the map channel `<prefix><channel>` (a map_clients namespace).',
+    ),
+  map_users_presence_channel_prefix: z
+    .string()
+    .default('')
+    .describe(
+      'When set, a subscriber of a channel here is listed, keyed by its user id, in the map channel `<prefix><channel>` (a map_users namespace); the entry expires key_ttl after the last connection of the user left.',
+    ),
   presence: z.boolean().default(false).describe('Keep presence (who is subscribed) for channels.'),
   join_leave: z.boolean().default(false).describe('Send join/leave pushes to subscribers who ask for them.'),
   force_push_join_leave: z.boolean().default(false).describe('Send join/leave pushes to every subscriber.'),
