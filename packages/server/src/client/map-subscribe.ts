@@ -24,6 +24,7 @@ import type { ChannelOptions } from '../config/schema.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { bothFilters, matches } from '../protocol/tags-filter.js';
 import type { Publication, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
+import { joinMapPresence, mapKeysOf } from './map-presence.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
 import { authorizeSubscribe, removeSubscription } from './subscribe.js';
@@ -109,6 +110,7 @@ async function begin(
     refreshing: false,
     filter: bothFilters(a.enforced, a.ownFilter),
     serverFilter: a.enforced,
+    mapKeys: mapKeysOf(rc, s.user),
     mapSync: {
       type: req.type ?? 1,
       timer: setTimeout(() => {
@@ -228,6 +230,7 @@ function live(s: SessionCore, state: SubState, result: SubscribeResult): Answer 
       if (pub) s.deliverPublication(state, pub, frame);
       else s.enqueue(frame as Buffer);
     }
+    joinMapPresence(s, state);
   };
   return { reply: { method: 'subscribe', result }, after };
 }

@@ -30,6 +30,7 @@ import { requireChannel } from './command-checks.js';
 import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
 import type { SubState } from './subscriber.js';
+import { joinMapPresence, leaveMapPresence, mapKeysOf } from './map-presence.js';
 import { clientFilter, serverFilter } from './tags-filters.js';
 
 /** SubscribeOptions describes one subscription to make (client, token or API initiated). */
@@ -163,6 +164,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
     // As in Centrifugo, a filtered subscription does not get deltas: it skips publications.
     delta: o.delta === true && o.serverFilter === undefined && o.clientFilter === undefined,
     deltaBase: undefined,
+    mapKeys: mapKeysOf(rc, s.user),
   };
   (s.pending ??= new Set()).add(rc.channel);
   ctx.hub.addSub(rc.channel, s, state);
@@ -228,6 +230,7 @@ export async function subscribe(s: SessionCore, rc: ResolvedChannel, o: Subscrib
       if (pub) s.deliverPublication(state, pub, frame);
       else s.enqueue(frame as Buffer);
     }
+    joinMapPresence(s, state);
   };
   return { result, activate };
 }
@@ -282,6 +285,7 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
   if (ctx.hub.removeSub(state.channel, s)) await ctx.nodeUnsubscribe(state.channel);
   if (state.presence) await ctx.presence.removePresence(state.channel, s.id, s.user);
   if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
+  await leaveMapPresence(s, state);
 }
 
 /**

@@ -64,6 +64,8 @@ export interface SubState {
    * indexed and buffering, not live yet. Undefined for every other subscription.
    */
   mapSync?: MapSync | undefined;
+  /** The map entries this subscription keeps outside its channel (map presence, own key); see map-presence.ts. */
+  mapKeys?: MapKeys | undefined;
 }
 
 /** MapSync is the progress of a map subscribe that spans several client requests. */
@@ -91,4 +93,14 @@ export interface Subscriber {
   deliverPublication(state: SubState, pub: Publication, frame: PublicationFrame, epoch?: string): boolean;
   /** deliverEvent hands a join/leave frame to one subscription. */
   deliverEvent(state: SubState, frame: Buffer): void;
+}
+
+/** MapKeys are the map entries one subscription keeps, outside its own channel's stream. */
+export interface MapKeys {
+  /** The map_clients channel listing this connection. */
+  readonly clients?: string | undefined;
+  /** The map_users channel listing this user. */
+  readonly users?: string | undefined;
+  /** Remove this connection's own key from the channel on unsubscribe (a map channel). */
+  readonly ownKey?: boolean | undefined;
 }

@@ -21,6 +21,8 @@ interface NamespaceRulesInput {
   readonly allow_recovery: boolean;
   readonly channel_regex: string;
   readonly subscription_type: string;
+  readonly map_clients_presence_channel_prefix: string;
+  readonly map_users_presence_channel_prefix: string;
 }
 
 /** TokenKeysInput is what the rules read of a token verification section. */
@@ -43,6 +45,7 @@ export interface ConfigRulesInput {
   readonly channel: {
     readonly without_namespace: NamespaceRulesInput;
     readonly namespaces: ReadonlyArray<NamespaceRulesInput & { readonly name: string }>;
+    readonly namespace_boundary: string;
   };
   readonly http_api: { readonly insecure: boolean; readonly key: string };
   readonly protection: {
@@ -85,6 +88,22 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput): ProxyCo
         path: [...path, 'subscription_type'],
         message: `map channels need engine.type memory for now: the ${cfg.engine.type} engine has no map broker yet, and a map per process would split the cluster's state`,
       });
+    }
+    for (const [key, want] of [
+      ['map_clients_presence_channel_prefix', 'map_clients'],
+      ['map_users_presence_channel_prefix', 'map_users'],
+    ] as const) {
+      const prefix = opts[key];
+      if (prefix === '') continue;
+      const boundary = cfg.channel.namespace_boundary;
+      const name = prefix.endsWith(boundary) ? prefix.slice(0, -boundary.length) : undefined;
+      const target = cfg.channel.namespaces.find((ns) => ns.name === name);
+      if (target === undefined || target.subscription_type !== want) {
+        issues.push({
+          path: [...path, key],
+          message: `must be the name of a namespace with subscription_type ${want} followed by "${boundary}" (e.g. "${want === 'map_clients' ? 'clients' : 'users'}${boundary}")`,
+        });
+      }
     }
     if (opts.channel_regex !== '') {
       try {

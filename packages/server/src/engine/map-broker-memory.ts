@@ -219,7 +219,13 @@ export class MemoryMapBroker implements MapBroker {
     const refused = this.#preconditions(ch, o, now);
     if (refused !== undefined) return refused;
     const existing = ch.entries.get(key);
-    if (o.keyMode === 'if_new' && existing !== undefined) return { ...ch.position(), suppressed: 'key_exists' };
+    if (o.keyMode === 'if_new' && existing !== undefined) {
+      if (o.refreshTtlOnSuppress === true && o.keyTtlMs > 0) {
+        existing.expireAt = now + o.keyTtlMs;
+        this.#scheduleKey(existing);
+      }
+      return { ...ch.position(), suppressed: 'key_exists' };
+    }
     if (o.keyMode === 'if_exists' && existing === undefined) return { ...ch.position(), suppressed: 'key_not_found' };
     const version = o.version ?? 0;
     const versionEpoch = o.versionEpoch ?? '';

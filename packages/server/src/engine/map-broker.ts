@@ -56,6 +56,12 @@ export interface MapPublishOptions extends MapRetention {
   versionEpoch?: string | undefined;
   idempotencyKey?: string | undefined;
   idempotentResultTtlMs?: number | undefined;
+  /**
+   * With `keyMode: 'if_new'` on a key that exists: restart the key's TTL all the same (nothing
+   * else changes, nothing is delivered). Map presence refreshes its entries this way, so a
+   * heartbeat costs no delivery.
+   */
+  refreshTtlOnSuppress?: boolean | undefined;
 }
 
 /** MapRemoveOptions describe one removal of a key. */

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { TokenVerifier, tokenVerifierOptions } from '../auth/token-verifier.js';
 import { ChannelRules } from '../channel-rules.js';
 import { FlushScheduler, type Flushable } from '../client/flush-scheduler.js';
+import { refreshMapPresence } from '../client/map-presence.js';
 import type { ClientSession } from '../client/session.js';
 import type { Config } from '../config/schema.js';
 import type { Broker } from '../engine/broker.js';
@@ -24,7 +25,7 @@ export interface SessionServicesContext {
   readonly rules: Pick<ChannelRules, 'resolve'>;
   /** This node's sessions (the hub). */
   readonly hub: {
-    sessions(): Iterable<Pick<ClientSession, 'subs' | 'info'>>;
+    sessions(): Iterable<Pick<ClientSession, 'subs' | 'info' | 'id' | 'user' | 'ctx'>>;
     hasSubscribers(channel: string): boolean;
   };
   /** The engine's broker and presence manager, as they are now. */
@@ -127,7 +128,8 @@ export class SessionServices {
   async #refreshPresence(): Promise<void> {
     const { hub, rules, presence, presenceTtlMs, log } = this.#ctx;
     for (const s of hub.sessions()) {
-      for (const channel of s.subs.keys()) {
+      for (const [channel, state] of s.subs) {
+        refreshMapPresence(s, state);
         const rc = rules.resolve(channel);
         if (!rc.options.presence) continue;
         await presence.addPresence(channel, s.info(), presenceTtlMs).catch((err: unknown) => {
