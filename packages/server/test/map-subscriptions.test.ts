@@ -267,6 +267,20 @@ describe('map subscriptions: refusals and limits', () => {
     c.close();
   });
 
+  it('tells a token subscription its expiry and data in the live reply', async () => {
+    const c = await rawClient(srv.url);
+    await c.connect(await srv.token('tok'));
+    const token = await srv.subToken('tok', 'cursors:tok', { ttlSeconds: 60, data: { seat: 3 } });
+    const live = await c.call('subscribe', { channel: 'cursors:tok', type: 1, phase: 2, token });
+    assert.equal(live.error, undefined, JSON.stringify(live));
+    const r = live.subscribe as { expires?: boolean; ttl?: number; data?: unknown; phase?: number };
+    assert.equal(r.phase, undefined, 'an ephemeral map goes live on its last state page');
+    assert.equal(r.expires, true);
+    assert.ok((r.ttl ?? 0) > 50 && (r.ttl ?? 0) <= 60);
+    assert.deepEqual(r.data, { seat: 3 });
+    c.close();
+  });
+
   it('refuses keys that are missing or too long, and writes beyond max_keys', async () => {
     const long = await srv.api('map_publish', { channel: 'lobby:lim', key: 'k'.repeat(17), data: 1 });
     assert.equal(long.body.error?.code, ErrorCode.BadRequest);

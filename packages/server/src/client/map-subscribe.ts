@@ -23,6 +23,7 @@ import { ChannelRules, type ResolvedChannel } from '../channel-rules.js';
 import type { ChannelOptions } from '../config/schema.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { bothFilters, matches } from '../protocol/tags-filter.js';
+import { ttlSeconds } from '../protocol/ttl.js';
 import type { Publication, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
 import { joinMapPresence, mapKeysOf } from './map-presence.js';
 import type { SessionCore } from './session-core.js';
@@ -113,6 +114,7 @@ async function begin(
     mapKeys: mapKeysOf(rc, s.user),
     mapSync: {
       type: req.type ?? 1,
+      data: a.claims?.data ?? a.proxied?.data,
       timer: setTimeout(() => {
         if (s.subs.get(rc.channel) !== state || state.mapSync === undefined) return;
         ctx.log.info({ client: s.id, channel: rc.channel }, 'map subscribe not live in time: dropped');
@@ -219,10 +221,23 @@ async function streamPage(
   return live(s, state, result);
 }
 
-/** live makes the subscription: the reply goes out, then what arrived meanwhile follows it. */
+/**
+ * live makes the subscription: the reply goes out, then what arrived meanwhile follows it. As
+ * for a stream subscription, a token's expiry is told to the client (unless the sub_refresh
+ * proxy prolongs it) and its data passed on.
+ */
 function live(s: SessionCore, state: SubState, result: SubscribeResult): Answer {
-  if (state.mapSync !== undefined) clearTimeout(state.mapSync.timer);
+  const sync = state.mapSync;
+  if (sync !== undefined) clearTimeout(sync.timer);
   state.mapSync = undefined;
+  if (state.expireAt > 0) {
+    if (state.subRefreshProxy === undefined) {
+      result.expires = true;
+      result.ttl = ttlSeconds(state.expireAt);
+    }
+    s.subsChanged();
+  }
+  if (sync?.data !== undefined) result.data = sync.data;
   const after = () => {
     const buffered = state.buffer ?? [];
     state.buffer = undefined;

@@ -285,7 +285,7 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
   if (ctx.hub.removeSub(state.channel, s)) await ctx.nodeUnsubscribe(state.channel);
   if (state.presence) await ctx.presence.removePresence(state.channel, s.id, s.user);
   if (state.joinLeaveEnabled) await ctx.broker.publishLeave(state.channel, s.info(state.chanInfo));
-  await leaveMapPresence(s, state);
+  if (state.mapKeys !== undefined) await leaveMapPresence(s, state);
 }
 
 /**

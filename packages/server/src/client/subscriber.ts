@@ -74,6 +74,8 @@ export interface MapSync {
   readonly type: number;
   /** Drops the subscribe when it is not live by map.subscribe_catch_up_timeout. */
   readonly timer: NodeJS.Timeout;
+  /** Data for the client from its subscription token or the subscribe proxy, sent in the live reply. */
+  readonly data?: RawJSON | undefined;
 }
 
 /** Subscriber is a connection as the hub sees it. */
