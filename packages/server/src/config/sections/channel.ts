@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { duration } from './common.js';
 import { proxyName, proxySchema } from './proxy.js';
+import { sharedPollNamespaceSchema } from './shared-poll.js';
 
 /** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
 export const channelOptionsShape = {
@@ -98,6 +99,15 @@ export const channelOptionsShape = {
       'When a subscription with an expiry expires, ask the backend (sub_refresh proxy) to prolong it instead of the client.',
     ),
   sub_refresh_proxy_name: proxyName('sub_refresh (channel.proxy.sub_refresh)'),
+  subscription_type: z
+    .enum(['stream', 'map', 'map_clients', 'map_users', 'shared_poll'])
+    .default('stream')
+    .describe(
+      'What subscriptions to the namespace are, as in Centrifugo v6.8: `stream` (default), `map`, `map_clients`, `map_users` (map subscriptions), `shared_poll` (docs/SHARED_POLL.md). A subscribe of another type is refused with 107.',
+    ),
+  shared_poll: sharedPollNamespaceSchema.describe(
+    'Shared poll options of the namespace (used with subscription_type shared_poll; see docs/SHARED_POLL.md).',
+  ),
 };
 
 const channelOptions = z.strictObject(channelOptionsShape);
@@ -132,6 +142,9 @@ export const channelSection = z
         subscribe: proxySchema.describe('The `default` subscribe proxy (namespaces turn it on).'),
         publish: proxySchema.describe('The `default` publish proxy (namespaces turn it on).'),
         sub_refresh: proxySchema.describe('The `default` sub_refresh proxy (namespaces turn it on).'),
+        shared_poll_refresh: proxySchema.describe(
+          'The `default` shared poll refresh proxy (namespaces with subscription_type shared_poll and shared_poll.proxy_name `default`).',
+        ),
       })
       .prefault({})
       .describe('Channel-wide proxies, used by namespaces with *_proxy_enabled (see docs/PROXY.md).'),
