@@ -135,7 +135,10 @@ for (const format of ['json', 'protobuf'] as const) {
 
       const keys = ['k1', 'k2', 'k3', 'k4'];
       const limit = nextEvent(sub, 'error', 3000, (e) => e.type === 'track');
-      sub.track(keys.map((key) => ({ key, version: 0 })), signTrackSignature(pollSecret, 'bob', channel, keys, 60));
+      sub.track(
+        keys.map((key) => ({ key, version: 0 })),
+        signTrackSignature(pollSecret, 'bob', channel, keys, 60),
+      );
       assert.equal((await limit).error.code, 106);
       assert.equal(updates.filter((u) => !u.removed).length, 0);
       sub.unsubscribe();
@@ -151,3 +154,75 @@ for (const format of ['json', 'protobuf'] as const) {
     });
   });
 }
+
+describe('shared poll with a backend down or slow', () => {
+  it('keeps the last data, backs off instead of retrying, shows the stale state, recovers', async () => {
+    const origin = await OriginServer.start();
+    const backend = new Backend();
+    origin.route('/refresh', backend.answer);
+    const pollSecret = 'another-poll-secret';
+    const srv = await startTestServer({
+      shared_poll: { hmac_secret_key: pollSecret },
+      channel: {
+        proxy: { shared_poll_refresh: { endpoint: `${origin.url}/refresh`, timeout: '300ms' } },
+        namespaces: [
+          {
+            name: 'votes',
+            subscription_type: 'shared_poll',
+            allow_subscribe_for_client: true,
+            shared_poll: { refresh_interval: '200ms', refresh_interval_max: '800ms' },
+          },
+        ],
+      },
+    });
+    try {
+      const stale = async (): Promise<number> => {
+        const m = await srv.node.metrics.registry.getSingleMetric('bulwark_shared_poll_stale_channels')?.get();
+        return m?.values[0]?.value ?? 0;
+      };
+      backend.values.set('s1', 'first');
+      const client = newCentrifuge(srv.url, { token: await srv.token('dave') });
+      client.connect();
+      const sub = client.newSharedPollSubscription(channel, {
+        getSignature: (ctx) =>
+          Promise.resolve({ keys: ctx.keys, signature: signTrackSignature(pollSecret, 'dave', channel, ctx.keys, 60) }),
+      });
+      const updates: Update[] = [];
+      sub.on('update', (ctx) => updates.push(ctx));
+      sub.subscribe();
+      sub.track(['s1']);
+      await waitUntil(() => updates.length === 1, 3000, 'initial item');
+
+      // Down: 500s. Without backoff 3 s at 200 ms would be ~15 calls; backing off (400, 800,
+      // 800 … ms) it is a handful.
+      origin.failure = { status: 500 };
+      origin.resetCounters();
+      await sleep(3000);
+      const downCalls = origin.callsTo('/refresh');
+      assert.ok(downCalls >= 2 && downCalls <= 7, `${downCalls} calls in 3 s while the backend is down`);
+      assert.equal(await stale(), 1, 'the channel shows as stale');
+      assert.equal(updates.length, 1, 'clients keep the last data: no removal, no update');
+
+      // Slow: answers after the proxy timeout count as failures too.
+      origin.failure = undefined;
+      origin.delayMs = 1000;
+      origin.resetCounters();
+      await sleep(2000);
+      const slowCalls = origin.callsTo('/refresh');
+      assert.ok(slowCalls <= 5, `${slowCalls} calls in 2 s while the backend is slow`);
+      assert.ok(origin.maxInFlight <= 2, `${origin.maxInFlight} calls in flight at once`);
+
+      // Back: the next cycle (within refresh_interval_max) brings the change; stale clears.
+      origin.delayMs = 0;
+      backend.values.set('s1', 'second');
+      await waitUntil(() => updates.length === 2, 4000, 'update after recovery');
+      assert.equal(updates[1]?.data, 'second');
+      await waitUntil(() => updates.length === 2, 100);
+      assert.equal(await stale(), 0, 'no longer stale');
+      sub.unsubscribe();
+    } finally {
+      await srv.close();
+      await origin.close();
+    }
+  });
+});

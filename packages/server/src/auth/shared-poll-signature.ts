@@ -26,15 +26,16 @@ export interface TrackSecrets {
 
 /** TrackSignatureVerdict is a verified signature's expiry (Unix seconds, 0: none), or why it was refused. */
 export type TrackSignatureVerdict =
-  | { ok: true; exp: number }
-  | { ok: false; reason: 'malformed' | 'invalid' | 'expired' };
+  { ok: true; exp: number } | { ok: false; reason: 'malformed' | 'invalid' | 'expired' };
 
 function keysHash(keys: readonly string[]): string {
   return createHash('sha256').update(keys.join('\x00')).digest('hex');
 }
 
 function mac(secret: string, iat: number, exp: number, user: string, channel: string, keys: readonly string[]): Buffer {
-  return createHmac('sha256', secret).update(`${iat}:${exp}:${user}:${channel}:${keysHash(keys)}`).digest();
+  return createHmac('sha256', secret)
+    .update(`${iat}:${exp}:${user}:${channel}:${keysHash(keys)}`)
+    .digest();
 }
 
 /**

@@ -68,13 +68,15 @@ export function diffItems(
     if (!asked.has(item.key)) continue;
     const cur = stored.get(item.key);
     if (item.removed) {
-      if (cur !== undefined) out.set(item.key, { key: item.key, version: cur.version, hash: '', data: '' as RawJSON, removed: true });
+      if (cur !== undefined)
+        out.set(item.key, { key: item.key, version: cur.version, hash: '', data: '' as RawJSON, removed: true });
       continue;
     }
     if (item.data === undefined) continue;
     const data = JSON.stringify(item.data) as RawJSON;
     if (versioned) {
-      if (item.version === undefined || item.version === 0 || (cur !== undefined && item.version <= cur.version)) continue;
+      if (item.version === undefined || item.version === 0 || (cur !== undefined && item.version <= cur.version))
+        continue;
       out.set(item.key, { key: item.key, version: item.version, hash: '', data, removed: false });
     } else {
       const hash = contentHash(data);

@@ -72,7 +72,7 @@ export class SharedPollMetrics {
     });
     this.staleChannels = new Gauge({
       name: 'bulwark_shared_poll_stale_channels',
-      help: "Shared poll channels on this node whose last refresh failed: their clients keep the last data until one succeeds.",
+      help: 'Shared poll channels on this node whose last refresh failed: their clients keep the last data until one succeeds.',
       registers,
     });
     this.rejections = new Counter({

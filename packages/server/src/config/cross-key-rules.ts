@@ -54,9 +54,7 @@ export interface ConfigRulesInput {
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
-export function configIssues(
-  input: ConfigRulesInput & ProxyRulesInput & SharedPollRulesInput,
-): ProxyConfigIssue[] {
+export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedPollRulesInput): ProxyConfigIssue[] {
   const cfg: ConfigRulesInput = input;
   const issues: ProxyConfigIssue[] = [];
   const namespaces = [{ path: ['channel', 'without_namespace'], opts: cfg.channel.without_namespace }].concat(

@@ -50,7 +50,9 @@ export const sharedPollRefreshResultSchema = z.looseObject({
 });
 
 /** refreshOutcome turns a validated result into Bulwark's shape. */
-export function refreshOutcome(r: z.output<typeof sharedPollRefreshResultSchema> | undefined): SharedPollRefreshOutcome {
+export function refreshOutcome(
+  r: z.output<typeof sharedPollRefreshResultSchema> | undefined,
+): SharedPollRefreshOutcome {
   const items = (r?.items ?? []).map((i) => ({
     key: i.key,
     data: i.data === null ? undefined : i.data,

@@ -361,7 +361,12 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
         burstLog,
         proxies: new ProxyResolver(config),
         backend: new BackendProxy(
-          new HttpProxyClient({ maxResponseBytes: config.proxy.max_response_size, observer: metrics, burstLog, version }),
+          new HttpProxyClient({
+            maxResponseBytes: config.proxy.max_response_size,
+            observer: metrics,
+            burstLog,
+            version,
+          }),
         ),
       },
       new MemorySharedPollStore(),

@@ -60,9 +60,7 @@ export const sharedPollNamespaceSchema = z
     proxy_name: z
       .string()
       .default('default')
-      .describe(
-        'Refresh proxy: `default` (channel.proxy.shared_poll_refresh) or the name of an entry of `proxies[]`.',
-      ),
+      .describe('Refresh proxy: `default` (channel.proxy.shared_poll_refresh) or the name of an entry of `proxies[]`.'),
     refresh_interval: duration('10s').describe(
       'How often the backend is asked for the tracked items (default 10s): once per interval for the whole cluster.',
     ),
@@ -81,7 +79,9 @@ export const sharedPollNamespaceSchema = z
       .int()
       .min(1)
       .default(5000)
-      .describe('Most keys one connection may track in the channel (default 5000); over it a track is refused with 106.'),
+      .describe(
+        'Most keys one connection may track in the channel (default 5000); over it a track is refused with 106.',
+      ),
     mode: z
       .enum(['', 'versionless', 'versioned'])
       .default('versionless')
