@@ -5,7 +5,7 @@
  * not one per node or per client; a change reaches exactly the connections tracking its key
  * (counted server-side: the SDK itself drops publications of keys it does not track).
  */
-import { describe, it, type TestContext } from 'node:test';
+import { it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Centrifuge, SharedPollSubscription } from 'centrifuge';
