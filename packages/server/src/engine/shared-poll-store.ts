@@ -132,6 +132,8 @@ export class MemorySharedPollStore implements SharedPollStore {
     const c = this.#channel(channel);
     const now = Date.now();
     for (const [k, until] of c.keys) if (until <= now) c.keys.delete(k);
+    // Values of keys nobody tracks any more are not kept: memory follows what is tracked.
+    for (const k of c.items.keys()) if (!c.keys.has(k)) c.items.delete(k);
     return Promise.resolve([...c.keys.keys()]);
   }
 
