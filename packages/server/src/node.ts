@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { ChannelRules, type ResolvedChannel } from './channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from './client/context.js';
 import type { ClientSession } from './client/session.js';
+import type { SharedPolls } from './client/shared-polls.js';
 import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
 import type { Broker } from './engine/broker.js';
@@ -46,6 +47,7 @@ import type { Surveys } from './cluster/survey.js';
 import { TimerWheel } from './client/timer-wheel.js';
 import { Metrics } from './metrics.js';
 import { Backend } from './node/backend.js';
+import { createSharedPolls } from './node/shared-polls.js';
 import { Drainer } from './node/drain.js';
 import { EngineSupervisor } from './node/engine-supervisor.js';
 import { nodeHttpServers, type NodeHttpServers } from './node/http-routes.js';
@@ -114,6 +116,8 @@ export class Node implements SessionContext {
   readonly backend: BackendProxy;
   /** Cacheable RPC methods (proxy.cache.rpc), shared through Redis with the Redis engine. */
   readonly rpcCache: RpcCache;
+  /** Shared poll subscriptions on this node (docs/SHARED_POLL.md). */
+  readonly sharedPolls: SharedPolls;
 
   /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
   readonly #engine: EngineSupervisor;
@@ -158,6 +162,7 @@ export class Node implements SessionContext {
     ({ control: this.control, nodes: this.nodes, surveys: this.surveys } = this.#cluster);
     this.#backend = new Backend(this, options.proxyGuard);
     ({ proxies: this.proxies, proxy: this.backend, rpcCache: this.rpcCache } = this.#backend);
+    this.sharedPolls = createSharedPolls(this);
     this.admission = new Admission(this);
     this.metrics.setAdmissionSource(() => ({ open: this.admission.open, limit: this.admission.connectionLimit }));
     this.metrics.setHttpPendingSource(() => this.admission.pending.size);
@@ -171,6 +176,7 @@ export class Node implements SessionContext {
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
+        this.sharedPolls.stop();
         this.#cluster.stop();
         this.#engine.stop();
         this.shedder.stop();
@@ -182,6 +188,7 @@ export class Node implements SessionContext {
         await this.broker.close();
         await this.presence.close();
         await this.mapBroker.close();
+        await this.sharedPolls.close();
         this.#backend.close();
       },
       release: () => {
@@ -305,6 +312,7 @@ export class Node implements SessionContext {
   /** #engineStarted runs once the engine started, at start or on a later retry. */
   #engineStarted(): void {
     this.#backend.connectCache();
+    this.sharedPolls.start().catch((err: unknown) => this.log.error({ err }, 'shared poll: store not started'));
     if (this.#name !== '') {
       this.log.info({ address: this.#engine.address }, 'engine started: node ready');
       this.#cluster.publishInfo();

@@ -23,6 +23,7 @@ import type { ProxyResolver } from '../proxy/proxies.js';
 import type { Flushable } from './flush-scheduler.js';
 import type { Hub } from './hub.js';
 import type { Permissions } from './permissions.js';
+import type { SharedPolls } from './shared-polls.js';
 import type { TimerWheel } from './timer-wheel.js';
 
 /** RpcContext is what an RPC handler learns about its caller. */
@@ -99,4 +100,6 @@ export interface SessionContext {
   readonly wheel: TimerWheel;
   /** Presence entries are refreshed at this period and live for a few periods. */
   readonly presenceTtlMs: number;
+  /** Shared poll subscriptions on this node (see shared-polls.ts). */
+  readonly sharedPolls: SharedPolls;
 }

@@ -321,7 +321,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       case 'refresh':
         return refresh(this, cmd.req.token);
       case 'sub_refresh':
-        return subRefreshCommand(this, cmd.req.channel, cmd.req.token);
+        return subRefreshCommand(this, cmd.req);
       case 'pong':
         return undefined;
     }

@@ -1,6 +1,7 @@
 /**
- * The client `subscribe` command: a stream subscription (subscribe.ts) or a map subscription
- * (map-subscribe.ts), as the request's `type` and the channel's namespace say.
+ * The client `subscribe` command: a stream subscription (subscribe.ts), a map subscription
+ * (map-subscribe.ts) or a shared poll subscription (shared-poll-subscribe.ts), as the
+ * request's `type` and the channel's namespace say.
  *
  * @module
  */
@@ -10,7 +11,8 @@ import { requireChannel, resolveClientChannel } from './command-checks.js';
 import { mapSubscribeCommand } from './map-subscribe.js';
 import { rejectUnrecoveredFlag } from './recovery.js';
 import type { SessionCore } from './session-core.js';
-import { authorizeSubscribe, subscribe } from './subscribe.js';
+import { isSharedPollSubscribe, sharedPollSubscribe } from './shared-poll-subscribe.js';
+import { authorizeSubscribe, checkNewSubscription, subscribe } from './subscribe.js';
 
 /** subscribeCommand runs the client `subscribe` command. */
 export async function subscribeCommand(
@@ -19,6 +21,10 @@ export async function subscribeCommand(
 ): Promise<{ reply: Reply; after: () => void }> {
   requireChannel(req.channel);
   const rc = resolveClientChannel(s.ctx.rules, req.channel);
+  if (isSharedPollSubscribe(rc, req)) {
+    checkNewSubscription(s, rc);
+    return sharedPollSubscribe(s, rc, req);
+  }
   if ((req.type ?? 0) !== 0 || ChannelRules.isMap(rc.options)) return mapSubscribeCommand(s, rc, req);
   const a = await authorizeSubscribe(s, rc, req);
   const made = await subscribe(s, rc, {

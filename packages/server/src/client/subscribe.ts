@@ -21,7 +21,14 @@ import {
   disconnect,
 } from '../protocol/codes.js';
 import { ttlSeconds } from '../protocol/ttl.js';
-import type { Publication, RawJSON, Reply, SubscribeRequest, SubscribeResult } from '../protocol/types.js';
+import type {
+  Publication,
+  RawJSON,
+  Reply,
+  SubRefreshRequest,
+  SubscribeRequest,
+  SubscribeResult,
+} from '../protocol/types.js';
 import type { SubscribeOutcome } from '../proxy/backend-proxy.js';
 import type { ProxyTarget } from '../proxy/proxies.js';
 import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
@@ -29,6 +36,7 @@ import { recover } from './recovery.js';
 import { requireChannel } from './command-checks.js';
 import { deltaRecovered, negotiateDelta } from './delta.js';
 import type { SessionCore } from './session-core.js';
+import { sharedPollSubRefresh } from './shared-poll-track.js';
 import type { SubState } from './subscriber.js';
 import { joinMapPresence, leaveMapPresence, mapKeysOf } from './map-presence.js';
 import { clientFilter, serverFilter } from './tags-filters.js';
@@ -82,6 +90,17 @@ export interface Authorized {
   delta: boolean;
 }
 
+/** checkNewSubscription refuses a subscription the session holds already (105) or one over client.channel_limit (106). */
+export function checkNewSubscription(s: SessionCore, rc: ResolvedChannel): void {
+  const ctx = s.ctx;
+  if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
+  const limit = ctx.config.client.channel_limit;
+  if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
+    ctx.metrics.reject('channel_limit');
+    throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
+  }
+}
+
 /**
  * authorizeSubscribe runs the checks of a new client subscription: not subscribed yet, the
  * channel limit, the options, then the token, the subscribe proxy or the namespace's
@@ -93,12 +112,7 @@ export async function authorizeSubscribe(
   req: SubscribeRequest,
 ): Promise<Authorized> {
   const ctx = s.ctx;
-  if (s.subs.has(rc.channel) || isPending(s, rc.channel)) throw new ProtocolError(ErrorCode.AlreadySubscribed);
-  const limit = ctx.config.client.channel_limit;
-  if (limit > 0 && s.subs.size + (s.pending?.size ?? 0) >= limit) {
-    ctx.metrics.reject('channel_limit');
-    throw new ProtocolError(ErrorCode.LimitExceeded, 'channel limit exceeded');
-  }
+  checkNewSubscription(s, rc);
   // A bad option is refused before any token check or backend call is spent on the request.
   const delta = negotiateDelta(req.delta, rc.options);
   // Before any backend call: a filter the client got wrong costs nothing but this reply.
@@ -281,6 +295,7 @@ export async function unsubscribe(
 /** removeSubscription undoes what subscribe did: hub index, node subscription, presence, leave. */
 export async function removeSubscription(s: SessionCore, state: SubState): Promise<void> {
   const ctx = s.ctx;
+  ctx.sharedPolls.release(s, state.channel);
   ctx.metrics.subscriptions.dec();
   if (ctx.hub.removeSub(state.channel, s)) await ctx.nodeUnsubscribe(state.channel);
   if (state.presence) await ctx.presence.removePresence(state.channel, s.id, s.user);
@@ -291,9 +306,12 @@ export async function removeSubscription(s: SessionCore, state: SubState): Promi
 /**
  * subRefreshCommand runs the client `sub_refresh` command (a new subscription token). As in
  * Centrifugo: not subscribed is 103; a subscription the sub_refresh proxy prolongs must not be
- * refreshed by the client (3501); a missing token is 107.
+ * refreshed by the client (3501); a missing token is 107. With a `type`, it is a shared poll
+ * track or untrack (shared-poll-track.ts).
  */
-export async function subRefreshCommand(s: SessionCore, channel: string, token: string): Promise<{ reply: Reply }> {
+export async function subRefreshCommand(s: SessionCore, req: SubRefreshRequest): Promise<{ reply: Reply }> {
+  if (req.type !== undefined && req.type !== 0) return sharedPollSubRefresh(s, req);
+  const { channel, token } = req;
   requireChannel(channel);
   const state = s.subs.get(channel);
   if (!state) throw new ProtocolError(ErrorCode.PermissionDenied, 'not subscribed');

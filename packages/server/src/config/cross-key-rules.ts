@@ -12,6 +12,7 @@
  */
 import { proxyConfigIssues, type ProxyConfigIssue, type ProxyRulesInput } from './proxy-rules.js';
 import { redisConfigProblem, type RedisSectionInput } from './redis-options.js';
+import { sharedPollConfigIssues, type SharedPollRulesInput } from './shared-poll-rules.js';
 
 /** NamespaceRulesInput is what the rules read of one channel namespace's options. */
 interface NamespaceRulesInput {
@@ -57,7 +58,7 @@ export interface ConfigRulesInput {
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
-export function configIssues(input: ConfigRulesInput & ProxyRulesInput): ProxyConfigIssue[] {
+export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedPollRulesInput): ProxyConfigIssue[] {
   const cfg: ConfigRulesInput = input;
   const issues: ProxyConfigIssue[] = [];
   const namespaces = [{ path: ['channel', 'without_namespace'], opts: cfg.channel.without_namespace }].concat(
@@ -172,5 +173,6 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput): ProxyCo
     });
   }
   issues.push(...proxyConfigIssues(input));
+  issues.push(...sharedPollConfigIssues(input));
   return issues;
 }

@@ -29,6 +29,7 @@ import { demoSection, drainSection, logSection, nodeSection, shutdownSection } f
 import { protectionSection } from './sections/protection.js';
 import { proxiesSection, proxySection } from './sections/proxy.js';
 import { rpcSection } from './sections/rpc.js';
+import { sharedPollSection } from './sections/shared-poll.js';
 import {
   emulationSection,
   httpStreamSection,
@@ -58,6 +59,7 @@ export const configSchema = z
     channel: channelSection,
     rpc: rpcSection,
     proxies: proxiesSection,
+    shared_poll: sharedPollSection,
     http_api: httpApiSection,
     prometheus: prometheusSection,
     health: healthSection,

@@ -19,6 +19,12 @@ import {
   subscribeResultSchema,
   type proxyOverrideSchema,
 } from './proxy-protocol.js';
+import {
+  refreshOutcome,
+  sharedPollRefreshResultSchema,
+  type RefreshItemRequest,
+  type SharedPollRefreshOutcome,
+} from './shared-poll-refresh.js';
 import type { z } from 'zod';
 
 /** ProxyConnection is what a proxy request says about the connection it is for. */
@@ -235,5 +241,25 @@ export class BackendProxy {
       requireResult: false,
     });
     return raw(r?.data);
+  }
+
+  /**
+   * sharedPollRefresh asks the backend for the current state of tracked items (shared poll
+   * refresh proxy). Not on behalf of a connection: the body is the channel and items only.
+   */
+  async sharedPollRefresh(
+    target: ProxyTarget,
+    channel: string,
+    items: readonly RefreshItemRequest[],
+  ): Promise<SharedPollRefreshOutcome> {
+    const r = await this.#client.call({
+      kind: 'shared_poll_refresh',
+      target,
+      body: { channel, items },
+      headers: undefined,
+      result: sharedPollRefreshResultSchema,
+      requireResult: false,
+    });
+    return refreshOutcome(r);
   }
 }

@@ -10,7 +10,7 @@
 import type { ChannelOptions, Config, ProxyConfig } from '../config/schema.js';
 
 /** ProxyKind is a proxied event. */
-export type ProxyKind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc';
+export type ProxyKind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc' | 'shared_poll_refresh';
 
 /** ChannelProxyKind is a proxied channel event. */
 export type ChannelProxyKind = 'subscribe' | 'publish' | 'sub_refresh';
@@ -52,6 +52,7 @@ export class ProxyResolver {
   readonly forwardedHeaders: readonly string[];
   readonly #defaults: Readonly<Record<ChannelProxyKind, ProxyTarget>>;
   readonly #rpcDefault: ProxyTarget;
+  readonly #sharedPollDefault: ProxyTarget;
   readonly #named: ReadonlyMap<string, ProxyTarget>;
   readonly #rpc: Config['rpc'];
   readonly #rpcNamespaces: ReadonlyMap<string, Config['rpc']['without_namespace']>;
@@ -67,6 +68,7 @@ export class ProxyResolver {
       sub_refresh: target('channel.proxy.sub_refresh', ch.sub_refresh),
     };
     this.#rpcDefault = target('rpc.proxy', cfg.rpc.proxy);
+    this.#sharedPollDefault = target('channel.proxy.shared_poll_refresh', ch.shared_poll_refresh);
     this.#named = new Map(cfg.proxies.map((p) => [p.name, target(p.name, p)]));
     this.#rpc = cfg.rpc;
     this.#rpcNamespaces = new Map(cfg.rpc.namespaces.map((ns) => [ns.name, ns]));
@@ -75,6 +77,7 @@ export class ProxyResolver {
       this.refresh,
       ...Object.values(this.#defaults),
       this.#rpcDefault,
+      this.#sharedPollDefault,
       ...this.#named.values(),
     ];
     this.forwardedHeaders = [...new Set(all.flatMap((t) => t?.httpHeaders ?? []))];
@@ -84,6 +87,12 @@ export class ProxyResolver {
   channel(kind: ChannelProxyKind, opts: ChannelOptions): ProxyTarget | undefined {
     if (!opts[`${kind}_proxy_enabled`]) return undefined;
     return this.#byName(opts[`${kind}_proxy_name`], this.#defaults[kind]);
+  }
+
+  /** sharedPollRefresh returns the refresh proxy of a shared poll namespace (shared_poll.proxy_name). */
+  sharedPollRefresh(opts: ChannelOptions): ProxyTarget | undefined {
+    const name = opts.shared_poll.proxy_name;
+    return this.#byName(name === '' ? 'default' : name, this.#sharedPollDefault);
   }
 
   /**

@@ -19,6 +19,9 @@ import { ChannelRules, type ResolvedChannel } from '../../src/channel-rules.js';
 import type { MessageHandler, RpcHandler, SessionContext } from '../../src/client/context.js';
 import { Hub } from '../../src/client/hub.js';
 import { Permissions } from '../../src/client/permissions.js';
+import { SharedPollMetrics } from '../../src/client/shared-poll-metrics.js';
+import { SharedPolls } from '../../src/client/shared-polls.js';
+import { MemorySharedPollStore } from '../../src/engine/shared-poll-store.js';
 import { ClientSession } from '../../src/client/session.js';
 import { TimerWheel } from '../../src/client/timer-wheel.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -362,6 +365,25 @@ export async function fakeNode(opts: FakeContextOptions = {}): Promise<FakeNode>
     rpcCache: new RpcCache(config.proxy.cache, undefined),
     wheel,
     presenceTtlMs: Math.round(config.client.presence_update_interval * 2.5),
+    sharedPolls: new SharedPolls(
+      {
+        config,
+        rules,
+        log,
+        burstLog,
+        proxies: new ProxyResolver(config),
+        backend: new BackendProxy(
+          new HttpProxyClient({
+            maxResponseBytes: config.proxy.max_response_size,
+            observer: metrics,
+            burstLog,
+            version,
+          }),
+        ),
+      },
+      new MemorySharedPollStore(),
+      new SharedPollMetrics(metrics.registry),
+    ),
     ...(opts.parts as Partial<FakeSessionContext>),
   };
 

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { duration } from './common.js';
 import { mapSchema, subscriptionTypes } from './map.js';
 import { proxyName, proxySchema } from './proxy.js';
+import { sharedPollNamespaceSchema } from './shared-poll.js';
 
 /** channelOptionsShape holds the per-namespace channel options, named as in Centrifugo v6. */
 export const channelOptionsShape = {
@@ -16,7 +17,7 @@ export const channelOptionsShape = {
     .enum(subscriptionTypes)
     .default('stream')
     .describe(
-      'What a subscription to these channels is: `stream` (publications, history, recovery), `map` (a key-value state: see docs/MAPS.md), `map_clients` / `map_users` (map presence, written by the server), or `shared_poll`. A client must subscribe with the matching type.',
+      'What a subscription to these channels is, as in Centrifugo v6.8: `stream` (publications, history, recovery), `map` (a key-value state: docs/MAPS.md), `map_clients` / `map_users` (map presence, written by the server), or `shared_poll` (the server polls the backend once for every tracker: docs/SHARED_POLL.md). A subscribe of another type is refused with 107.',
     ),
   map: mapSchema,
   map_clients_presence_channel_prefix: z
@@ -118,6 +119,9 @@ export const channelOptionsShape = {
       'When a subscription with an expiry expires, ask the backend (sub_refresh proxy) to prolong it instead of the client.',
     ),
   sub_refresh_proxy_name: proxyName('sub_refresh (channel.proxy.sub_refresh)'),
+  shared_poll: sharedPollNamespaceSchema.describe(
+    'Shared poll options of the namespace (used with subscription_type shared_poll; see docs/SHARED_POLL.md).',
+  ),
 };
 
 const channelOptions = z.strictObject(channelOptionsShape);
@@ -152,6 +156,9 @@ export const channelSection = z
         subscribe: proxySchema.describe('The `default` subscribe proxy (namespaces turn it on).'),
         publish: proxySchema.describe('The `default` publish proxy (namespaces turn it on).'),
         sub_refresh: proxySchema.describe('The `default` sub_refresh proxy (namespaces turn it on).'),
+        shared_poll_refresh: proxySchema.describe(
+          'The `default` shared poll refresh proxy (namespaces with subscription_type shared_poll and shared_poll.proxy_name `default`).',
+        ),
       })
       .prefault({})
       .describe('Channel-wide proxies, used by namespaces with *_proxy_enabled (see docs/PROXY.md).'),
