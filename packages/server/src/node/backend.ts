@@ -67,6 +67,7 @@ export class Backend {
           client: this.#cacheRedis,
           prefix: `${cfg.engine.redis.prefix}.cache`,
           waitTimeoutMs: cfg.proxy.cache.shared_wait,
+          commandTimeoutMs: cfg.proxy.cache.shared_timeout,
         }),
     );
     ctx.metrics.setRpcCacheSource(() => this.rpcCache.collect(ctx.metrics));

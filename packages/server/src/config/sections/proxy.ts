@@ -230,6 +230,9 @@ export const proxySection = z
         shared_wait: duration('5s').describe(
           'How long a node waits for another node loading the same key before calling the backend itself; keep it above the proxy timeout.',
         ),
+        shared_timeout: duration('1s').describe(
+          'Longest wait for one Redis command of the shared tier; past it (Redis slow or down) the node calls the backend itself, as a cache of its own would, and counts it.',
+        ),
       })
       .prefault({})
       .describe('Protected cache of backend answers (single flight, TTL jitter, negative caching, stale serving).'),
