@@ -36,6 +36,7 @@ const namespaces: ConfigNamespaces = [
       allow_publish_for_subscriber: true,
       allow_remove_for_subscriber: true,
       client_key_mode: 'if_new',
+      client_owned_keys: true,
       default_page_size: 3,
       min_page_size: 1,
       max_keys: 8,
@@ -238,7 +239,14 @@ for (const format of ['json', 'protobuf'] as const) {
       assert.equal(lost.length, 1);
       assert.equal((lost[0] as PromiseRejectedResult).reason.code, ErrorCode.Conflict);
       const state = await serverState(srv, ch);
-      assert.ok(['alice', 'bob'].includes((state['slot-4'] as { player: string }).player));
+      const holder = (state['slot-4'] as { player: string }).player;
+      assert.ok(['alice', 'bob'].includes(holder));
+      // client_owned_keys: the loser cannot kick the winner out; the winner can leave.
+      const [winner, loser] = holder === 'alice' ? [sa, sb] : [sb, sa];
+      await assert.rejects(loser.remove('slot-4'), (err: { code: number }) => err.code === ErrorCode.PermissionDenied);
+      assert.ok('slot-4' in (await serverState(srv, ch)));
+      await winner.remove('slot-4');
+      assert.equal('slot-4' in (await serverState(srv, ch)), false);
     });
   });
 }

@@ -4,13 +4,15 @@
  * own, or its connection or user id when the namespace says so (`map.client_key`); the
  * namespace's `map.allow_*` options decide who may write; `map.client_key_mode` (Bulwark's own)
  * makes every client write conditional, so two players racing for a lobby slot get one winner
- * and one error 113.
+ * and one error 113; `map.client_owned_keys` (Bulwark's own) lets a client touch only the
+ * entries its user wrote (103 otherwise), so nobody kicks another player out of a slot.
  *
  * @module
  */
 import type { ResolvedChannel } from '../channel-rules.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { asRaw, type PublishRequest, type Reply } from '../protocol/types.js';
+import type { MapSuppressReason } from '../engine/map-broker.js';
 import type { SessionCore } from './session-core.js';
 
 /** mapPublish runs a client's map publish or removal (the kill switch was checked by the caller). */
@@ -37,10 +39,12 @@ export async function mapPublish(s: SessionCore, rc: ResolvedChannel, req: Publi
   ctx.permissions.checkMapWrite(removed ? 'remove' : 'publish', rc, s.user, subscribed);
   const retention = ctx.rules.mapRetention(ns);
   const info = s.info(sub?.chanInfo);
+  const ownerUser = m.client_owned_keys ? s.user : undefined;
   if (removed) {
     // Removing a key that is not there leaves the map as asked: no error.
-    await ctx.mapBroker.remove(rc.channel, key, { ...retention, info });
-    ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
+    const r = await ctx.mapBroker.remove(rc.channel, key, { ...retention, info, ownerUser });
+    refuseNotOwner(s, r.suppressed);
+    if (r.suppressed === undefined) ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
     return { reply: { method: 'publish' } };
   }
   const data = asRaw(req.data);
@@ -53,7 +57,8 @@ export async function mapPublish(s: SessionCore, rc: ResolvedChannel, req: Publi
     );
   }
   const keyMode = m.client_key_mode === '' ? undefined : m.client_key_mode;
-  const r = await ctx.mapBroker.publish(rc.channel, key, { ...retention, data, info, keyMode });
+  const r = await ctx.mapBroker.publish(rc.channel, key, { ...retention, data, info, keyMode, ownerUser });
+  refuseNotOwner(s, r.suppressed);
   if (r.suppressed !== undefined) ctx.metrics.mapSuppressed.inc({ reason: r.suppressed });
   if (r.suppressed === 'key_exists' || r.suppressed === 'key_not_found') {
     const why = r.suppressed === 'key_exists' ? 'the key is taken' : 'the key does not exist';
@@ -61,4 +66,11 @@ export async function mapPublish(s: SessionCore, rc: ResolvedChannel, req: Publi
   }
   ctx.metrics.mapWrites.inc({ op: 'publish', from: 'client' });
   return { reply: { method: 'publish' } };
+}
+
+/** refuseNotOwner answers 103 to a write of an entry another user wrote (map.client_owned_keys). */
+function refuseNotOwner(s: SessionCore, suppressed: MapSuppressReason | undefined): void {
+  if (suppressed !== 'not_owner') return;
+  s.ctx.metrics.mapSuppressed.inc({ reason: suppressed });
+  throw new ProtocolError(ErrorCode.PermissionDenied, 'permission denied: the entry belongs to another user');
 }

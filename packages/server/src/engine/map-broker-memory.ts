@@ -227,6 +227,9 @@ export class MemoryMapBroker implements MapBroker {
       return { ...ch.position(), suppressed: 'key_exists' };
     }
     if (o.keyMode === 'if_exists' && existing === undefined) return { ...ch.position(), suppressed: 'key_not_found' };
+    if (o.ownerUser !== undefined && existing !== undefined && existing.pub.info?.user !== o.ownerUser) {
+      return { ...ch.position(), suppressed: 'not_owner' };
+    }
     const version = o.version ?? 0;
     const versionEpoch = o.versionEpoch ?? '';
     if (
@@ -265,6 +268,8 @@ export class MemoryMapBroker implements MapBroker {
     if (refused !== undefined) return refused;
     const e = ch.entries.get(key);
     if (e === undefined) return { ...ch.position(), suppressed: 'key_not_found' };
+    if (o.ownerUser !== undefined && e.pub.info?.user !== o.ownerUser)
+      return { ...ch.position(), suppressed: 'not_owner' };
     return this.#removeEntry(ch, e, o, now, o);
   }
 

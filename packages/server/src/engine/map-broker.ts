@@ -23,9 +23,10 @@ export type KeyMode = 'if_new' | 'if_exists';
  * Why a write changed nothing: `idempotency` (a repeat of an idempotency key), `key_exists`
  * (if_new on a key that exists), `key_not_found` (if_exists, or a removal, of a missing key),
  * `position_mismatch` (the channel moved past `expectedPosition`), `version` (not newer than the
- * key's version).
+ * key's version), `not_owner` (the key exists and was written by another user than `ownerUser`).
  */
-export type MapSuppressReason = 'idempotency' | 'key_exists' | 'key_not_found' | 'position_mismatch' | 'version';
+export type MapSuppressReason =
+  'idempotency' | 'key_exists' | 'key_not_found' | 'position_mismatch' | 'version' | 'not_owner';
 
 /** MapRetention says how long a channel's state and stream live (from the namespace's `map` block). */
 export interface MapRetention {
@@ -56,6 +57,8 @@ export interface MapPublishOptions extends MapRetention {
   versionEpoch?: string | undefined;
   idempotencyKey?: string | undefined;
   idempotentResultTtlMs?: number | undefined;
+  /** Write an existing key only when its last write came from this user (`info.user`); new keys are free. */
+  ownerUser?: string | undefined;
   /**
    * With `keyMode: 'if_new'` on a key that exists: restart the key's TTL all the same (nothing
    * else changes, nothing is delivered). Map presence refreshes its entries this way, so a
@@ -71,6 +74,8 @@ export interface MapRemoveOptions extends MapRetention {
   expectedPosition?: StreamPosition | undefined;
   idempotencyKey?: string | undefined;
   idempotentResultTtlMs?: number | undefined;
+  /** Remove only when the key's last write came from this user (`info.user`). */
+  ownerUser?: string | undefined;
 }
 
 /** MapUpdateResult is the stream position after a write; `suppressed` says why nothing changed. */

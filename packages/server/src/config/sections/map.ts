@@ -59,6 +59,12 @@ export const mapSchema = z
       .describe(
         "Bulwark's own: makes every client write conditional. `if_new` lets a client take a key only while nobody holds it (a lobby slot: of two players racing for it exactly one wins, the other gets error 113); `if_exists` only updates existing keys.",
       ),
+    client_owned_keys: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Bulwark's own: a client may change or remove only the entries its own user wrote (a player cannot kick another from a lobby slot); others get 103. Server API writes are not bound by it.",
+      ),
     remove_client_on_unsubscribe: z
       .boolean()
       .default(false)
