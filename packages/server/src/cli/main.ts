@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `bulwark` CLI: start, checkconfig, genconfig, gentoken, version.
+ * The `bulwark` CLI: start, migrate, checkconfig, genconfig, gentoken, version.
  *
  * @module
  */
@@ -12,6 +12,8 @@ import { signConnectionToken } from '../auth/token-signer.js';
 import { loadConfig, redactConfig, toConfigInput } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { BulwarkError } from '../errors.js';
+import { postgresOptions } from '../engine/engine.js';
+import { PostgresDatabase } from '../engine/postgres/database.js';
 import { Node } from '../node.js';
 import { version } from '../version.js';
 import { demoConfig } from './demo-config.js';
@@ -164,6 +166,32 @@ function banner(
     '\n'
   );
 }
+
+program
+  .command('migrate')
+  .description("apply the PostgreSQL engine's schema migrations (engine.type postgresql) and exit")
+  .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
+  .action(async (opts: { config?: string }) => {
+    const config = load(opts);
+    if (config.engine.type !== 'postgresql') {
+      process.stderr.write(`bulwark: migrate needs engine.type "postgresql" (it is "${config.engine.type}")\n`);
+      process.exit(2);
+    }
+    // Several nodes (or a migrate and starting nodes) may run at once: migrations take an
+    // advisory lock, so one applies them and the others find them applied.
+    const db = new PostgresDatabase(postgresOptions(config.engine.postgresql), () => undefined).retain();
+    try {
+      const r = await db.start();
+      const what = r.applied.length === 0 ? 'nothing to apply' : `applied ${r.applied.join(', ')}`;
+      process.stdout.write(`bulwark: PostgreSQL schema at version ${r.to} (${what}) at ${db.address}\n`);
+    } catch (err) {
+      const code = err instanceof BulwarkError ? `${err.code}: ` : '';
+      process.stderr.write(`bulwark: migrate failed: ${code}${(err as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await db.close();
+    }
+  });
 
 program
   .command('checkconfig')
