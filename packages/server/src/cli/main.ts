@@ -74,13 +74,13 @@ program
   .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
   .option('-p, --port <port>', 'HTTP port (overrides http_server.port)', parsePort)
   .option('--demo', 'serve the bulletin board demo; without --config, run on fresh random secrets')
-  .option('-w, --workers <n>', 'run N processes sharing the port (needs engine.type redis)', parseWorkers, 1)
+  .option('-w, --workers <n>', 'run N processes sharing the port (needs engine.type redis or postgresql)', parseWorkers, 1)
   .action(async (opts: { config?: string; port?: number; demo?: boolean; workers: number }) => {
     const config = load(opts);
     if (opts.workers > 1 && !isWorker()) {
-      if (config.engine.type !== 'redis') {
+      if (config.engine.type === 'memory') {
         process.stderr.write(
-          'bulwark: --workers needs engine.type "redis": with the memory engine each process would be an island (publications would not reach the other processes\' clients)\n',
+          'bulwark: --workers needs engine.type "redis" (or "postgresql"): with the memory engine each process would be an island (publications would not reach the other processes\' clients)\n',
         );
         process.exit(2);
       }
