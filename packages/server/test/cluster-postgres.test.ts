@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { it, type TestContext } from 'node:test';
+import { it } from 'node:test';
 import type { Centrifuge } from 'centrifuge';
 import { signConnectionToken } from '../src/auth/token-signer.js';
 import type { NodeInfo } from '../src/cluster/control.js';

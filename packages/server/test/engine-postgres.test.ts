@@ -8,6 +8,7 @@
  * BULWARK_REQUIRE_SERVICES=1).
  */
 import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
@@ -232,6 +233,58 @@ await describePostgres('PostgreSQL engine', () => {
     });
   });
 
+  it('while PostgreSQL is lost: not ready, calls fail as unavailable, then reconnects and delivers what was published meanwhile', async () => {
+    const proxy = await TcpProxy.start(new URL(pgUrl));
+    const states: boolean[] = [];
+    const viaProxy = new URL(pgUrl);
+    viaProxy.port = String(proxy.port);
+    const a = new PostgresBroker({
+      ...base,
+      dsn: viaProxy.toString(),
+      connectTimeoutMs: 500,
+      reconnectMaxDelayMs: 100,
+      pollIntervalMs: 100,
+      onStateChange: (up) => states.push(up),
+      ...quiet,
+    });
+    const b = new PostgresBroker({ ...base, ...quiet });
+    const ra = new Recorder();
+    try {
+      await Promise.all([a.start(ra), b.start(new Recorder())]);
+      const ch = `lost-db-${prefix}`;
+      await a.subscribe(ch);
+      const first = await a.publish(ch, asRaw(1), hist());
+      await waitFor(() => ra.pubs.length === 1);
+      states.length = 0;
+      proxy.stop();
+      await waitFor(() => !a.isReady(), 2000);
+      assert.deepEqual(states, [false]);
+      const t0 = Date.now();
+      await assert.rejects(a.publish(ch, asRaw('no'), hist()), (err: unknown) => err instanceof EngineUnavailableError);
+      await assert.rejects(
+        a.history(ch, { limit: -1, metaTtlMs: LONG }),
+        (err: unknown) => err instanceof EngineUnavailableError && err.temporary,
+      );
+      assert.ok(Date.now() - t0 < 2000, 'failed fast');
+      await b.publish(ch, asRaw(2), hist()); // another node, still connected
+      await proxy.resume();
+      await waitFor(() => a.isReady(), 3000);
+      await waitFor(() => ra.pubs.length >= 2, 3000);
+      assert.deepEqual(
+        ra.pubs.map((d) => [d.pub.offset, d.pub.data]),
+        [
+          [1, asRaw(1)],
+          [2, asRaw(2)],
+        ],
+      );
+      assert.deepEqual(await a.publish(ch, asRaw(3), hist()), { offset: 3, epoch: first.epoch });
+      assert.deepEqual(states, [false, true]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      proxy.stop();
+    }
+  });
+
   describe('migrations', () => {
     it('migrates a fresh database, does nothing the second time, and shares one run among concurrent starts', async () => {
       const p = freshPrefix();
@@ -376,3 +429,44 @@ await describePostgres('PostgreSQL engine', () => {
     });
   });
 });
+
+/** TcpProxy forwards a local port to PostgreSQL; stop() cuts every connection and refuses new ones. */
+class TcpProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(
+    readonly port: number,
+    private readonly target: URL,
+  ) {}
+
+  static async start(target: URL): Promise<TcpProxy> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const proxy = new TcpProxy(port, target);
+    await proxy.resume();
+    return proxy;
+  }
+
+  async resume(): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(Number(this.target.port || 5432), this.target.hostname);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+  }
+
+  stop(): void {
+    this.server?.close();
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+  }
+}
