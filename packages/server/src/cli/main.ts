@@ -74,7 +74,12 @@ program
   .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
   .option('-p, --port <port>', 'HTTP port (overrides http_server.port)', parsePort)
   .option('--demo', 'serve the bulletin board demo; without --config, run on fresh random secrets')
-  .option('-w, --workers <n>', 'run N processes sharing the port (needs engine.type redis or postgresql)', parseWorkers, 1)
+  .option(
+    '-w, --workers <n>',
+    'run N processes sharing the port (needs engine.type redis or postgresql)',
+    parseWorkers,
+    1,
+  )
   .action(async (opts: { config?: string; port?: number; demo?: boolean; workers: number }) => {
     const config = load(opts);
     if (opts.workers > 1 && !isWorker()) {
