@@ -18,6 +18,7 @@ import { PostgresBroker, type PostgresBrokerOptions } from '../src/engine/postgr
 import { PostgresDatabase, type PostgresEngineOptions } from '../src/engine/postgres/database.js';
 import { PostgresPresenceManager } from '../src/engine/postgres/presence-postgres.js';
 import { LATEST_SCHEMA_VERSION } from '../src/engine/postgres/schema.js';
+import { runCleanup } from '../src/engine/postgres/cleanup.js';
 import { BulwarkError } from '../src/errors.js';
 import { asRaw, type ClientInfo, type Publication } from '../src/protocol/types.js';
 import { LONG, Recorder, runBrokerSuite, sleep, waitFor, withHistory } from './conformance/broker.case.js';
@@ -282,6 +283,42 @@ await describePostgres('PostgreSQL engine', () => {
     } finally {
       await Promise.all([a.close(), b.close()]);
       proxy.stop();
+    }
+  });
+
+  it('cleans up expired streams, publications, idempotency results, presence entries and old notices', async () => {
+    const db = new PostgresDatabase(base, () => {}).retain();
+    const broker = new PostgresBroker({ database: db, ...quiet });
+    const presence = new PostgresPresenceManager({ database: db, ...quiet });
+    const ch = `clean-${prefix}-`;
+    const count = async (table: string): Promise<number> =>
+      Number(
+        (await sql<{ n: string }>(`SELECT count(*) AS n FROM ${prefix}_${table} WHERE channel LIKE $1`, [`${ch}%`]))[0]!
+          .n,
+      );
+    try {
+      await db.start();
+      await broker.start(new Recorder());
+      const short = { historyTtlMs: 100, idempotencyKey: 'k', idempotentResultTtlMs: 100 };
+      await broker.publish(`${ch}gone`, asRaw(1), hist({ ...short, historyMetaTtlMs: 100 }));
+      await broker.publish(`${ch}kept`, asRaw(1), hist(short));
+      await presence.addPresence(`${ch}gone`, { user: 'u', client: 'c' }, 100);
+      const [notice] = await sql<{ id: number }>(
+        `INSERT INTO ${prefix}_notices (payload, created_at) VALUES ('c\n{}', 0) RETURNING id`,
+      );
+      assert.deepEqual([await count('streams'), await count('publications'), await count('results')], [2, 2, 2]);
+      await sleep(250);
+      await runCleanup(db);
+      assert.deepEqual(
+        [await count('streams'), await count('publications'), await count('results'), await count('presence')],
+        [1, 0, 0, 0],
+        'the kept stream keeps its position, nothing else is left',
+      );
+      assert.deepEqual(await sql(`SELECT id FROM ${prefix}_notices WHERE id = $1`, [notice!.id]), []);
+      const h = await broker.history(`${ch}kept`, { limit: -1, metaTtlMs: LONG });
+      assert.deepEqual([h.offset, h.publications], [1, []]);
+    } finally {
+      await Promise.all([broker.close(), presence.close(), db.close()]);
     }
   });
 

@@ -145,16 +145,12 @@ export class PostgresBroker implements Broker {
    */
   subscribe(channel: string): Promise<void> {
     const existing = this.feeds.get(channel);
-    if (existing !== undefined) return existing.ready ? Promise.resolve() : this.whenReady(existing);
-    const feed = new Feed(channel, this.onError);
+    if (existing !== undefined) return existing.started;
+    const feed = new Feed(channel, (err) => this.state !== 'closed' && this.onError(err));
     this.feeds.set(channel, feed);
-    return this.whenReady(feed);
-  }
-
-  private whenReady(feed: Feed): Promise<void> {
-    return new Promise((resolve, reject) => {
+    // Calls for a channel being subscribed share this one read, and its failure.
+    feed.started = new Promise((resolve, reject) => {
       feed.push(async () => {
-        if (feed.ready) return resolve();
         try {
           const rows = await this.db.query<{ epoch: string; top: number }>(
             `SELECT epoch, top FROM ${this.db.tables.streams} WHERE channel = $1`,
@@ -170,6 +166,7 @@ export class PostgresBroker implements Broker {
         }
       });
     });
+    return feed.started;
   }
 
   /** unsubscribe stops delivery of the channel to this node at once. */
@@ -387,31 +384,32 @@ export class PostgresBroker implements Broker {
     }
     const feed = this.feeds.get(notice.channel);
     if (feed === undefined) return;
+    if (notice.kind === 'history') {
+      if (feed.ready && notice.epoch === feed.epoch && notice.offset <= feed.offset) return;
+      feed.pushCatchUp(() => this.catchUp(feed));
+    } else if (notice.kind === 'large') {
+      // Read and delivered in this task, so it keeps its place in the channel's order.
+      feed.push(async () => {
+        const inner = await this.readLarge(notice.id);
+        if (inner !== undefined && inner.kind !== 'large' && inner.kind !== 'control') await this.deliver(feed, inner);
+      });
+    } else {
+      feed.push(() => this.deliver(feed, notice));
+    }
+  }
+
+  /** deliver hands one channel notice to the handler, while the channel is still subscribed. */
+  private async deliver(feed: Feed, notice: Exclude<Notice, { kind: 'control' | 'large' }>): Promise<void> {
+    if (!this.live(feed)) return;
     switch (notice.kind) {
       case 'history':
-        if (feed.ready && notice.epoch === feed.epoch && notice.offset <= feed.offset) return;
-        feed.pushCatchUp(() => this.catchUp(feed));
-        return;
-      case 'large':
-        feed.push(async () => {
-          const inner = await this.readLarge(notice.id);
-          if (inner !== undefined && inner.kind !== 'large') this.dispatchNotice(inner);
-        });
-        return;
+        return this.catchUp(feed);
       case 'publication':
-        feed.push(() => {
-          if (this.live(feed)) this.call((h) => h.onPublication(feed.channel, notice.pub, ''));
-        });
-        return;
+        return this.call((h) => h.onPublication(feed.channel, notice.pub, ''));
       case 'join':
-        feed.push(() => {
-          if (this.live(feed)) this.call((h) => h.onJoin(feed.channel, notice.info));
-        });
-        return;
+        return this.call((h) => h.onJoin(feed.channel, notice.info));
       case 'leave':
-        feed.push(() => {
-          if (this.live(feed)) this.call((h) => h.onLeave(feed.channel, notice.info));
-        });
+        return this.call((h) => h.onLeave(feed.channel, notice.info));
     }
   }
 

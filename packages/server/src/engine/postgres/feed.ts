@@ -24,6 +24,8 @@ export class Feed {
   last: Publication | undefined;
   /** False until the stream's position at subscribe time was read. */
   ready = false;
+  /** Settles when that read did (rejects when it failed: the feed is then dropped). */
+  started: Promise<void> = Promise.resolve();
   readonly #tasks: Task[] = [];
   readonly #onError: (err: unknown) => void;
   #running = false;
