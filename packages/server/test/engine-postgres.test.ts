@@ -27,6 +27,7 @@ import { runPublishGuardSuite } from './conformance/publish-guards.case.js';
 import { describePostgres, dropTables, pgUrl, sql, uniqueTablePrefix } from './helpers/postgres.js';
 import { mulberry32 } from './helpers/prng.js';
 import { runBulwark, writeConfigFile } from './helpers/process.js';
+import { startTestServer } from './helpers/server.js';
 
 /** Every table this run creates starts with this; dropped at the end. */
 const prefix = uniqueTablePrefix();
@@ -415,6 +416,56 @@ await describePostgres('PostgreSQL engine', () => {
       db.pathname = '/no_such_db_bw';
       const missing = new PostgresBroker({ ...base, dsn: db.toString(), ...quiet });
       await assert.rejects(missing.start(new Recorder()), isUnavailable(/no such database.*engine\.postgresql\.dsn/));
+    });
+
+    it('names the missing permission and engine.postgresql.dsn for a role without grants', async () => {
+      const role = `${prefix}_ro`;
+      await sql(`CREATE ROLE ${role} LOGIN`);
+      try {
+        const url = new URL(pgUrl);
+        url.username = role;
+        const broker = new PostgresBroker({ ...base, dsn: url.toString(), ...quiet });
+        await assert.rejects(
+          broker.start(new Recorder()),
+          isUnavailable(/refused a permission \(permission denied .*engine\.postgresql\.dsn/),
+        );
+      } finally {
+        await sql(`DROP ROLE ${role}`);
+      }
+    });
+
+    it('a node started while PostgreSQL is unreachable is up but not ready, and becomes ready once it answers', async () => {
+      const proxy = await TcpProxy.start(new URL(pgUrl));
+      proxy.stop();
+      const dsn = new URL(pgUrl);
+      dsn.port = String(proxy.port);
+      const srv = await startTestServer({
+        engine: {
+          type: 'postgresql',
+          postgresql: {
+            dsn: dsn.toString(),
+            table_prefix: prefix,
+            reconnect_max_delay: '100ms',
+            connect_timeout: '300ms',
+          },
+        },
+      });
+      try {
+        assert.equal(srv.node.engineStarted, false);
+        assert.equal((await fetch(`${srv.httpUrl}/ready`)).status, 503);
+        await proxy.resume();
+        await waitFor(() => srv.node.engineStarted, 3000);
+        let status = 0;
+        await waitFor(() => {
+          void fetch(`${srv.httpUrl}/ready`).then((r) => (status = r.status));
+          return status === 200;
+        }, 3000);
+        const res = await srv.api('publish', { channel: `chat:${prefix}`, data: { n: 1 } });
+        assert.equal(res.body.result?.offset, 1, JSON.stringify(res.body));
+      } finally {
+        await srv.close();
+        proxy.stop();
+      }
     });
 
     it('names the missing table and `bulwark migrate` when a table was dropped', async () => {
