@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig, redactConfig } from '../src/config/load.js';
 import { MemoryBroker } from '../src/engine/broker-memory.js';
 import type { HistoryQuery, PublishOptions } from '../src/engine/broker.js';
 import { EngineOutcomeUnknownError, EngineUnavailableError } from '../src/engine/errors.js';
@@ -493,7 +493,10 @@ await describePostgres('PostgreSQL engine', () => {
       );
     });
 
-    it('refuses a config without engine.postgresql.dsn, naming the key', () => {
+    it('refuses a config without engine.postgresql.dsn, naming the key, and redacts the DSN when printed', () => {
+      assert.deepEqual(redactConfig({ engine: { postgresql: { dsn: 'postgresql://u:pw@h/db' } } }), {
+        engine: { postgresql: { dsn: '<redacted>' } },
+      });
       assert.throws(
         () =>
           loadConfig({
