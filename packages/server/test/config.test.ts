@@ -208,7 +208,7 @@ describe('loadConfig', () => {
       }),
     );
     assert.ok(lines.includes('http_server.port: must be a number, got a string'), lines.join('\n'));
-    assert.ok(lines.includes('engine.type: must be one of "memory", "redis"'), lines.join('\n'));
+    assert.ok(lines.includes('engine.type: must be one of "memory", "redis", "postgresql"'), lines.join('\n'));
     assert.ok(lines.includes('client.channel_limit: must be at least 0'), lines.join('\n'));
     assert.ok(lines.includes('channel.namespaces: must be an array, got a string'), lines.join('\n'));
   });

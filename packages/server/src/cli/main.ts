@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `bulwark` CLI: start, checkconfig, genconfig, gentoken, version.
+ * The `bulwark` CLI: start, migrate, checkconfig, genconfig, gentoken, version.
  *
  * @module
  */
@@ -12,6 +12,8 @@ import { signConnectionToken } from '../auth/token-signer.js';
 import { loadConfig, redactConfig, toConfigInput } from '../config/load.js';
 import type { Config, ConfigInput } from '../config/schema.js';
 import { BulwarkError } from '../errors.js';
+import { postgresOptions } from '../engine/engine.js';
+import { PostgresDatabase } from '../engine/postgres/database.js';
 import { Node } from '../node.js';
 import { version } from '../version.js';
 import { demoConfig } from './demo-config.js';
@@ -72,13 +74,18 @@ program
   .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
   .option('-p, --port <port>', 'HTTP port (overrides http_server.port)', parsePort)
   .option('--demo', 'serve the bulletin board demo; without --config, run on fresh random secrets')
-  .option('-w, --workers <n>', 'run N processes sharing the port (needs engine.type redis)', parseWorkers, 1)
+  .option(
+    '-w, --workers <n>',
+    'run N processes sharing the port (needs engine.type redis or postgresql)',
+    parseWorkers,
+    1,
+  )
   .action(async (opts: { config?: string; port?: number; demo?: boolean; workers: number }) => {
     const config = load(opts);
     if (opts.workers > 1 && !isWorker()) {
-      if (config.engine.type !== 'redis') {
+      if (config.engine.type === 'memory') {
         process.stderr.write(
-          'bulwark: --workers needs engine.type "redis": with the memory engine each process would be an island (publications would not reach the other processes\' clients)\n',
+          'bulwark: --workers needs engine.type "redis" (or "postgresql"): with the memory engine each process would be an island (publications would not reach the other processes\' clients)\n',
         );
         process.exit(2);
       }
@@ -164,6 +171,32 @@ function banner(
     '\n'
   );
 }
+
+program
+  .command('migrate')
+  .description("apply the PostgreSQL engine's schema migrations (engine.type postgresql) and exit")
+  .option('-c, --config <file>', 'JSON config file (default: $BULWARK_CONFIG)')
+  .action(async (opts: { config?: string }) => {
+    const config = load(opts);
+    if (config.engine.type !== 'postgresql') {
+      process.stderr.write(`bulwark: migrate needs engine.type "postgresql" (it is "${config.engine.type}")\n`);
+      process.exit(2);
+    }
+    // Several nodes (or a migrate and starting nodes) may run at once: migrations take an
+    // advisory lock, so one applies them and the others find them applied.
+    const db = new PostgresDatabase(postgresOptions(config.engine.postgresql), () => undefined).retain();
+    try {
+      const r = await db.start();
+      const what = r.applied.length === 0 ? 'nothing to apply' : `applied ${r.applied.join(', ')}`;
+      process.stdout.write(`bulwark: PostgreSQL schema at version ${r.to} (${what}) at ${db.address}\n`);
+    } catch (err) {
+      const code = err instanceof BulwarkError ? `${err.code}: ` : '';
+      process.stderr.write(`bulwark: migrate failed: ${code}${(err as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await db.close();
+    }
+  });
 
 program
   .command('checkconfig')

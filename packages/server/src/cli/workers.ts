@@ -6,7 +6,7 @@
  * not become a fork storm), and on SIGTERM asks every worker to drain and waits for them.
  *
  * The workers share nothing in memory: they act as one Bulwark through the Redis engine,
- * exactly as nodes on different machines do. That is why workers need engine.type redis.
+ * exactly as nodes on different machines do. That is why workers need a shared engine: engine.type redis or postgresql.
  *
  * @module
  */

@@ -54,7 +54,11 @@ export interface ConfigRulesInput {
     readonly retry_after_max: number;
     readonly shedding: { readonly connect_lag: number; readonly read_lag: number };
   };
-  readonly engine: { readonly type: string; readonly redis: RedisSectionInput };
+  readonly engine: {
+    readonly type: string;
+    readonly redis: RedisSectionInput;
+    readonly postgresql: { readonly dsn: string };
+  };
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
@@ -159,6 +163,13 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
   if (cfg.engine.type === 'redis') {
     const problem = redisConfigProblem(cfg.engine.redis);
     if (problem !== undefined) issues.push({ path: ['engine', 'redis'], message: problem });
+  }
+  if (cfg.engine.type === 'postgresql' && cfg.engine.postgresql.dsn === '') {
+    issues.push({
+      path: ['engine', 'postgresql', 'dsn'],
+      message:
+        'missing secret: engine.type postgresql needs engine.postgresql.dsn (e.g. postgresql://bulwark:password@db:5432/bulwark; BULWARK_ENGINE_POSTGRESQL_DSN)',
+    });
   }
   if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {
     issues.push({

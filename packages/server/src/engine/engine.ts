@@ -1,7 +1,7 @@
 /**
  * Engine: the broker and presence manager a node runs on, made from `engine.*` config. The
- * memory engine is the embedded default; the Redis engine makes many processes and machines
- * act as one.
+ * memory engine is the embedded default; the Redis and PostgreSQL engines make many processes
+ * and machines act as one.
  *
  * @module
  */
@@ -15,6 +15,9 @@ import { MemoryPresenceManager } from './presence-memory.js';
 import { RedisBroker } from './redis/broker-redis.js';
 import { redisOptions } from '../config/redis-options.js';
 import { RedisPresenceManager } from './redis/presence-redis.js';
+import { PostgresBroker } from './postgres/broker-postgres.js';
+import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
+import { PostgresPresenceManager } from './postgres/presence-postgres.js';
 
 /** EngineEvents are what an engine reports that no caller can receive. */
 export interface EngineEvents {
@@ -33,8 +36,8 @@ export interface Engine {
   /** Where the engine's service is, without credentials (for logs); 'memory' for the memory engine. */
   readonly address: string;
   /**
-   * start connects (Redis: rejects with EngineUnavailableError when unreachable; the engine
-   * cannot be started again, make a new one) and begins delivering to `handler`.
+   * start connects (Redis, PostgreSQL: rejects with EngineUnavailableError when unreachable;
+   * the engine cannot be started again, make a new one) and begins delivering to `handler`.
    */
   start(handler: BrokerEventHandler): Promise<void>;
   /** isReady is false while the engine's service is unreachable. */
@@ -67,6 +70,7 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
       isReady: () => broker.isReady() && presence.isReady(),
     };
   }
+  if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events);
   const onHandlerError = (err: unknown) => events.onError(err);
   const broker = new MemoryBroker({ onHandlerError });
   const map = new MemoryMapBroker({ onHandlerError });
@@ -80,6 +84,51 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
       await map.start(handler);
     },
     isReady: () => true,
+  };
+}
+
+/** postgresOptions maps `engine.postgresql` onto the PostgreSQL engine's options (durations in ms). */
+export function postgresOptions(p: Readonly<Config['engine']['postgresql']>): PostgresEngineOptions {
+  return {
+    dsn: p.dsn,
+    poolSize: p.pool_size,
+    tablePrefix: p.table_prefix,
+    connectTimeoutMs: p.connect_timeout,
+    ioTimeoutMs: p.io_timeout,
+    reconnectMaxDelayMs: p.reconnect_max_delay,
+    pollIntervalMs: p.poll_interval,
+    catchUpBatch: p.catch_up_batch,
+    cleanupIntervalMs: p.cleanup_interval,
+  };
+}
+
+/**
+ * postgresEngine is a broker and presence manager sharing one pool: start migrates the schema
+ * once, then listens; readiness is the broker's (its LISTEN connection).
+ */
+export function postgresEngine(options: PostgresEngineOptions, events: EngineEvents): Engine {
+  const database = new PostgresDatabase(options, events.onError);
+  const broker = new PostgresBroker({ database, ...events });
+  const presence = new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
+  // Map channels are refused with this engine at config load (config/cross-key-rules.ts): it has
+  // no map broker of its own yet, and a map per process would split the cluster's state.
+  const map = new MemoryMapBroker({ onHandlerError: events.onError });
+  return {
+    broker,
+    presence,
+    map,
+    address: database.address,
+    async start(handler) {
+      try {
+        await database.start();
+        await broker.start(handler);
+        await map.start(handler);
+      } catch (err) {
+        await Promise.allSettled([broker.close(), presence.close(), map.close()]);
+        throw err;
+      }
+    },
+    isReady: () => broker.isReady(),
   };
 }
 

@@ -24,7 +24,7 @@ type Subscription = Parameters<ClientSession['checkPosition']>[0];
 
 /** EngineSupervisorContext is what engine supervision needs from its node. */
 export interface EngineSupervisorContext {
-  /** engine.redis.reconnect_max_delay: the retry period while the engine cannot start. */
+  /** engine.<type>.reconnect_max_delay: the retry period while the engine cannot start. */
   readonly config: Readonly<Config>;
   readonly log: Logger;
   readonly burstLog: Pick<BurstLog, 'error'>;
@@ -108,7 +108,7 @@ export class EngineSupervisor {
    * neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back to
    * memory (a silent split brain): it logs a loud error naming the address, stays up with
    * /ready false and upgrades refused, and tries again with a fresh engine every
-   * engine.redis.reconnect_max_delay until it starts.
+   * engine.redis.reconnect_max_delay (engine.postgresql.reconnect_max_delay) until it starts.
    */
   async start(): Promise<void> {
     const ctx = this.#ctx;
@@ -116,13 +116,19 @@ export class EngineSupervisor {
       await this.#engine.start(this.#handler);
     } catch (err) {
       if (!(err instanceof EngineUnavailableError)) throw err;
-      const retryMs = ctx.config.engine.redis.reconnect_max_delay;
+      const pg = ctx.config.engine.type === 'postgresql';
+      const retryMs = pg
+        ? ctx.config.engine.postgresql.reconnect_max_delay
+        : ctx.config.engine.redis.reconnect_max_delay;
+      const check = pg
+        ? `PostgreSQL runs at ${this.#engine.address} and engine.postgresql.* is right`
+        : `Redis runs at ${this.#engine.address} and engine.redis.* is right`;
       ctx.metrics.engineUp.set(0);
       const why = this.#refusal ?? err.message.replace(/\.+$/, '');
       ctx.burstLog.error(
         'engine.start',
         { err: why, address: this.#engine.address, retryMs },
-        `engine unavailable at start: ${why}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that Redis runs at ${this.#engine.address} and engine.redis.* is right.`,
+        `engine unavailable at start: ${why}. The node is up but NOT READY (/ready 503, connections refused) and retries every ${retryMs} ms; check that ${check}.`,
       );
       this.#refusal = undefined;
       this.#retry = setTimeout(() => {
