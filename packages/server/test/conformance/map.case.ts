@@ -155,7 +155,9 @@ export function runMapBrokerSuite(name: string, factory: () => Promise<MapBroker
       const pub = rec.pubs[0]!.pub;
       assert.deepEqual([pub.key, pub.info, pub.tags, pub.score], ['a', info, { team: 'red' }, 7]);
       const page = await map.readState(ch(), { cursor: '', limit: 10, metaTtlMs: LONG });
-      assert.deepEqual(page.entries, [{ offset: 1, data: asRaw({ v: 1 }), key: 'a', info, tags: { team: 'red' }, score: 7 }]);
+      assert.deepEqual(page.entries, [
+        { offset: 1, data: asRaw({ v: 1 }), key: 'a', info, tags: { team: 'red' }, score: 7 },
+      ]);
     });
 
     it('delivers a removal with empty data, removed and the entry tags', async () => {
@@ -171,7 +173,11 @@ export function runMapBrokerSuite(name: string, factory: () => Promise<MapBroker
       assert.equal(rec.pubs.length, 2, 'a suppressed removal delivers nothing');
       const pub = rec.pubs[1]!.pub;
       assert.deepEqual([pub.offset, pub.key, pub.data, pub.removed, pub.tags], [2, 'a', '', true, { team: 'red' }]);
-      const stream = await map.readStream(ch(), { since: { offset: 1, epoch: removed.epoch }, limit: -1, metaTtlMs: LONG });
+      const stream = await map.readStream(ch(), {
+        since: { offset: 1, epoch: removed.epoch },
+        limit: -1,
+        metaTtlMs: LONG,
+      });
       assert.deepEqual(
         stream.publications.map((p) => [p.offset, p.key, p.removed, p.data]),
         [[2, 'a', true, '']],
@@ -350,7 +356,10 @@ export function runMapBrokerSuite(name: string, factory: () => Promise<MapBroker
       assert.equal(other.suppressed, 'idempotency', 'keyed per channel, not per map key');
       await map.publish(ch(), 'c', set(4));
       const rm = await map.remove(ch(), 'c', del({ idempotencyKey: 'rm-1' }));
-      assert.deepEqual(await map.remove(ch(), 'c', del({ idempotencyKey: 'rm-1' })), { ...rm, suppressed: 'idempotency' });
+      assert.deepEqual(await map.remove(ch(), 'c', del({ idempotencyKey: 'rm-1' })), {
+        ...rm,
+        suppressed: 'idempotency',
+      });
       const elsewhere = await map.publish(ch('x'), 'a', set(5, { idempotencyKey: 'op-1' }));
       assert.equal(elsewhere.suppressed, undefined, 'another channel');
       await waitFor(() => rec.pubs.length >= 3);
