@@ -33,7 +33,13 @@ import { BurstLog } from '../../src/protection/burst-log.js';
 import { KillSwitches } from '../../src/protection/kill-switches.js';
 import { CommandRateLimiter } from '../../src/protection/rate-limit.js';
 import type { Disconnect } from '../../src/protocol/codes.js';
-import { asRaw, type ClientInfo, type Publication, type RawJSON, type StreamPosition } from '../../src/protocol/types.js';
+import {
+  asRaw,
+  type ClientInfo,
+  type Publication,
+  type RawJSON,
+  type StreamPosition,
+} from '../../src/protocol/types.js';
 import { BackendProxy } from '../../src/proxy/backend-proxy.js';
 import { HttpProxyClient } from '../../src/proxy/http-proxy-client.js';
 import { ProxyResolver } from '../../src/proxy/proxies.js';

@@ -255,7 +255,14 @@ export class RedisMapBroker implements MapBroker {
         this.command,
         mapStateScript,
         [k.meta, k.state, k.keys, k.expire, k.stream],
-        [newEpoch(), metaTtl(q.metaTtlMs), q.cursor, Math.max(1, Math.floor(q.limit)), q.key ?? '', q.key ? '1' : ''],
+        [
+          newEpoch(),
+          metaTtl(q.metaTtlMs),
+          q.cursor,
+          Math.max(1, Math.floor(q.limit)),
+          q.key ?? '',
+          q.key !== undefined ? '1' : '',
+        ],
       ),
     );
     if (!Array.isArray(reply) || typeof reply[0] !== 'number' || typeof reply[1] !== 'string') {
