@@ -188,6 +188,28 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes map namespaces on the Redis engine, but not on a Redis Cluster yet', () => {
+    const maps = { namespaces: [{ name: 'lobby', subscription_type: 'map' }] };
+    const redis = loadConfig({ object: { ...secrets, channel: maps, engine: { type: 'redis' } } });
+    assert.equal(redis.engine.redis.map_cleanup_interval, 1000);
+    assert.equal(redis.engine.redis.map_cleanup_batch_size, 100);
+    const lines = problems(() =>
+      loadConfig({
+        object: {
+          ...secrets,
+          channel: maps,
+          engine: { type: 'redis', redis: { cluster_address: ['127.0.0.1:7000'] } },
+        },
+      }),
+    );
+    assert.ok(
+      lines.some((l) =>
+        l.startsWith('channel.namespaces[0].subscription_type: map channels are not supported on a Redis Cluster'),
+      ),
+      lines.join('\n'),
+    );
+  });
+
   it('refuses an internal port equal to the public one', () => {
     const lines = problems(() =>
       loadConfig({ object: { ...secrets, http_server: { port: 9000, internal_port: 9000 } } }),

@@ -3,7 +3,7 @@
  * (503 on /ready and on upgrades) and becomes ready once Redis appears; losing Redis while
  * running turns publishes into prompt temporary errors (code 100) without disconnecting
  * anyone; and publications a node missed while its pub/sub connection was down are recovered
- * by its subscribers, once each and in order. Runs private `redis-server`s on free ports
+ * by its subscribers, once each and in order (map changes too). Runs private `redis-server`s on free ports
  * (`--save "" --appendonly no`), never touching the shared Redis; skipped without
  * `redis-server`, unless BULWARK_REQUIRE_SERVICES=1.
  */
@@ -214,5 +214,46 @@ describeIf('Redis outages', redisServerMissing(), () => {
     await waitUntil(() => a.node.ready && b.node.ready, 3000, 'both nodes ready again');
     await waitUntil(() => b.node.killSwitches.size === 1, 2000, 'the switch on B');
     assert.equal(b.node.killSwitches.find('publish', 'open')?.reason, 'frozen');
+  });
+  it('map changes a node missed while its pub/sub connections were down reach its subscribers (2500, recovered)', async (t) => {
+    const server = await redis();
+    const board = { name: 'board', subscription_type: 'map' as const, allow_subscribe_for_client: true };
+    const cfg: ConfigInput = {
+      ...redisEngine(server.url, uniquePrefix()),
+      channel: { namespaces: [{ ...board, map: { mode: 'durable' } }] },
+    };
+    const a = await start(t, cfg);
+    const b = await start(t, cfg);
+    const client = await connectedAs(b, t, 'bob');
+    const events = watchConnection(client);
+    const sub = client.newMapSubscription('board:gap');
+    const seen = new Map<string, unknown>();
+    const resubscribes: number[] = [];
+    const recovered: boolean[] = [];
+    sub.on('sync', (ctx) => {
+      seen.clear();
+      for (const e of ctx.entries) seen.set(e.key, e.data);
+    });
+    sub.on('update', (ctx) => (ctx.removed ? seen.delete(ctx.key) : seen.set(ctx.key, ctx.data)));
+    sub.on('subscribing', (ctx) => resubscribes.push(ctx.code));
+    sub.on('subscribed', (ctx) => recovered.push(ctx.recovered));
+    sub.subscribe();
+    await waitUntil(() => recovered.length === 1, 3000, 'subscribed');
+    await a.api('map_publish', { channel: 'board:gap', key: 'k1', data: 1 });
+    await waitUntil(() => seen.size === 1, 3000, 'the first change');
+
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    // A's and B's broker subscribers, and B's map broker subscriber (A's subscribes no map channel).
+    assert.equal(await admin.client('KILL', 'TYPE', 'pubsub'), 3);
+    for (let n = 2; n <= 4; n++) {
+      const res = await a.api('map_publish', { channel: 'board:gap', key: `k${n}`, data: n });
+      assert.equal(res.body.error, undefined, JSON.stringify(res.body));
+    }
+    await waitUntil(() => seen.size === 4, 5000, 'the 3 missed changes');
+    assert.deepEqual(Object.fromEntries(seen), { k1: 1, k2: 2, k3: 3, k4: 4 });
+    assert.deepEqual(resubscribes.slice(1), [2500], 'B found its subscriber behind');
+    assert.deepEqual(recovered, [false, true]);
+    assert.deepEqual(events, [], 'the client stayed connected');
   });
 });

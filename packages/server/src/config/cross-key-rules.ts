@@ -88,10 +88,18 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
       });
     }
     const isMap = ['map', 'map_clients', 'map_users'].includes(opts.subscription_type);
-    if (isMap && cfg.engine.type !== 'memory') {
+    if (isMap && cfg.engine.type === 'redis' && cfg.engine.redis.cluster_address.length > 0) {
       issues.push({
         path: [...path, 'subscription_type'],
-        message: `map channels need engine.type memory for now: the ${cfg.engine.type} engine has no map broker yet, and a map per process would split the cluster's state`,
+        message:
+          'map channels are not supported on a Redis Cluster yet (engine.redis.cluster_address): use standalone or Sentinel Redis, or the memory engine',
+      });
+    }
+    if (isMap && cfg.engine.type === 'postgresql') {
+      issues.push({
+        path: [...path, 'subscription_type'],
+        message:
+          'map channels need engine.type memory or redis for now: the postgresql engine has no map broker yet, and a map per process would split the cluster state',
       });
     }
     for (const [key, want] of [

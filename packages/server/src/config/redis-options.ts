@@ -233,6 +233,14 @@ export interface RedisSectionInput {
   readonly reconnect_max_delay: number;
 }
 
+/** redisMapOptions maps the map broker's own `engine.redis.map_*` keys onto its options. */
+export function redisMapOptions(r: {
+  readonly map_cleanup_interval: number;
+  readonly map_cleanup_batch_size: number;
+}): { cleanupIntervalMs: number; cleanupBatchSize: number } {
+  return { cleanupIntervalMs: r.map_cleanup_interval, cleanupBatchSize: r.map_cleanup_batch_size };
+}
+
 /** redisOptions maps `engine.redis` (Centrifugo v6 key names) onto the Redis engine's options. */
 export function redisOptions(r: RedisSectionInput): RedisEngineOptions {
   const common: RedisEngineOptions = {

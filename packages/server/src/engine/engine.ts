@@ -13,7 +13,8 @@ import { MemoryMapBroker } from './map-broker-memory.js';
 import type { PresenceManager } from './presence.js';
 import { MemoryPresenceManager } from './presence-memory.js';
 import { RedisBroker } from './redis/broker-redis.js';
-import { redisOptions } from '../config/redis-options.js';
+import { RedisMapBroker } from './redis/map-broker-redis.js';
+import { redisMapOptions, redisOptions } from '../config/redis-options.js';
 import { RedisPresenceManager } from './redis/presence-redis.js';
 import { PostgresBroker } from './postgres/broker-postgres.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
@@ -50,9 +51,7 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
     const opts = { ...redisOptions(cfg.engine.redis), ...events };
     const broker = new RedisBroker(opts);
     const presence = new RedisPresenceManager(opts);
-    // Map channels are refused with the Redis engine at config load until it has a map broker
-    // of its own (config/cross-key-rules.ts): a per-process map would split the cluster's state.
-    const map = new MemoryMapBroker({ onHandlerError: (err) => events.onError(err) });
+    const map = new RedisMapBroker({ ...opts, ...redisMapOptions(cfg.engine.redis) });
     return {
       broker,
       presence,
@@ -67,7 +66,7 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
           throw err;
         }
       },
-      isReady: () => broker.isReady() && presence.isReady(),
+      isReady: () => broker.isReady() && presence.isReady() && map.isReady(),
     };
   }
   if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events);

@@ -3,7 +3,10 @@
  * its position — and the reads over them (a state page, a stream page). Conditions, expiry and
  * delivery are the broker's (map-broker-memory.ts); this file only keeps the data consistent.
  *
- * State pages walk the keys in sorted order, the cursor being the last key served: a key
+ * State pages walk the keys in UTF-8 byte order (Unicode code point order, the order of the
+ * Redis map broker's ZRANGEBYLEX, so both engines page alike; JavaScript's default string order
+ * compares UTF-16 code units and differs for characters above U+FFFF), the cursor being the
+ * last key served: a key
  * written between two pages is served on a later page when it sorts after the cursor, and its
  * change is in the stream (or, for ephemeral maps, in the subscriber's buffer) either way, so
  * a subscriber that applies state then changes converges on the same map.
@@ -97,7 +100,7 @@ export class MapChannel {
       const e = this.entries.get(key);
       return { ...pos, entries: e === undefined ? [] : [e.pub], cursor: '' };
     }
-    const sorted = (this.#sorted ??= [...this.entries.keys()].sort());
+    const sorted = (this.#sorted ??= [...this.entries.keys()].sort(compareKeys));
     let i = cursor === '' ? 0 : upperBound(sorted, cursor);
     const entries: Publication[] = [];
     for (; i < sorted.length && entries.length < limit; i++) {
@@ -152,8 +155,26 @@ function upperBound(sorted: readonly string[], key: string): number {
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as string) <= key) lo = mid + 1;
+    if (compareKeys(sorted[mid] as string, key) <= 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * compareKeys orders strings by code point (= UTF-8 byte order): UTF-16 code units compare
+ * alike except surrogates (U+D800–U+DFFF, halves of characters above U+FFFF), which must sort
+ * after U+E000–U+FFFF; shifting the code units ≥ U+D800 fixes that.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
+    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
 }

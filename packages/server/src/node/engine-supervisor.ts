@@ -1,5 +1,5 @@
 /**
- * Engine supervision: starts the engine (broker + presence), delivering what it brings to
+ * Engine supervision: starts the engine (broker, presence, map broker), delivering what it brings to
  * the hub and the control bus, and, while its service is
  * unreachable at start, retries with a fresh one; follows it up and down afterwards (readiness,
  * bulwark_engine_up, logs), checks subscribers' stream positions when it comes back, and
@@ -29,7 +29,7 @@ export interface EngineSupervisorContext {
   readonly log: Logger;
   readonly burstLog: Pick<BurstLog, 'error'>;
   readonly metrics: Pick<Metrics, 'engineUp' | 'deliveries'>;
-  readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs'>;
+  readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs' | 'mapRetention'>;
   /** The hub: publications, joins and leaves go to it; the position check walks its subscriptions. */
   readonly hub: {
     broadcastPublication(channel: string, pub: Publication, epoch: string, prev?: Publication): number;
@@ -190,16 +190,23 @@ export class EngineSupervisor {
    * #checkPositions compares every positioned subscription with its stream's position after
    * the engine came back: a subscriber that missed publications meanwhile is told to
    * resubscribe (2500), and its SDK recovers them from history where history still holds
-   * them. One history read (limit 0) per channel with such subscribers.
+   * them. One history read (limit 0) per channel with such subscribers; for a map channel with
+   * a change stream (durable, persistent), one map stream read (limit 0) instead.
    */
   async #checkPositions(): Promise<void> {
     const { hub, rules, log } = this.#ctx;
     for (const [channel] of [...hub.channels()]) {
       const rc = rules.resolve(channel);
-      if (!ChannelRules.hasHistory(rc.options)) continue;
       let top;
       try {
-        top = await this.broker.history(channel, { limit: 0, metaTtlMs: rules.historyMetaTtlMs(rc.options) });
+        if (ChannelRules.isMap(rc.options)) {
+          const retention = rules.mapRetention(rc.options);
+          if (retention.streamSize === 0) continue;
+          top = await this.map.readStream(channel, { limit: 0, metaTtlMs: retention.metaTtlMs });
+        } else {
+          if (!ChannelRules.hasHistory(rc.options)) continue;
+          top = await this.broker.history(channel, { limit: 0, metaTtlMs: rules.historyMetaTtlMs(rc.options) });
+        }
       } catch (err) {
         log.warn({ err, channel }, 'position check failed');
         return;

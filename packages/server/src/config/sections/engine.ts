@@ -50,6 +50,17 @@ const redisSchema = z
       'Longest wait for one Redis reply; then the call fails (a publish is never left hanging): a read with a temporary error, a publish with 100 "outcome unknown" (Redis may still apply it; see docs/PROTOCOL.md).',
     ),
     reconnect_max_delay: duration('2s').describe('Longest wait between reconnect attempts while Redis is down.'),
+    map_cleanup_interval: duration('1s').describe(
+      "How often each node removes the map keys whose key_ttl passed (Centrifugo's map broker cleanup_interval). Every node runs it; each key is removed, and its removal delivered, once. Expired keys stay readable until then.",
+    ),
+    map_cleanup_batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe(
+        "Most channels, and most keys per channel, one map cleanup step removes (Centrifugo's cleanup_batch_size).",
+      ),
   })
   .prefault({})
   .describe('The Redis engine (engine.type redis).');

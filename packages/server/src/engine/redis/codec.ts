@@ -98,7 +98,11 @@ export function decodeStreamEntry(entry: unknown): Publication {
   return decodePublication(entry[0].slice(0, entry[0].indexOf('-')), data, meta);
 }
 
-function decodePublication(offsetText: string, data: string, metaText: string): Publication {
+/**
+ * decodePublication builds a publication from its offset text, data and meta JSON ('' when
+ * none) as the scripts store and publish them; throws MalformedMessageError.
+ */
+export function decodePublication(offsetText: string, data: string, metaText: string): Publication {
   const offset = Number(offsetText);
   if (offsetText === '' || !Number.isSafeInteger(offset) || offset < 0) {
     throw new MalformedMessageError('publication', `bad offset ${JSON.stringify(offsetText)}`);
@@ -120,6 +124,19 @@ function decodePublication(offsetText: string, data: string, metaText: string): 
   if (meta.time !== undefined) {
     if (typeof meta.time !== 'number') throw new MalformedMessageError('publication meta', 'bad time');
     pub.time = meta.time;
+  }
+  // Map changes (map-broker-redis.ts) carry their key, removal flag and score in the meta.
+  if (meta.key !== undefined) {
+    if (typeof meta.key !== 'string') throw new MalformedMessageError('publication meta', 'bad key');
+    pub.key = meta.key;
+  }
+  if (meta.removed !== undefined) {
+    if (meta.removed !== true) throw new MalformedMessageError('publication meta', 'bad removed');
+    pub.removed = true;
+  }
+  if (meta.score !== undefined) {
+    if (typeof meta.score !== 'number') throw new MalformedMessageError('publication meta', 'bad score');
+    pub.score = meta.score;
   }
   if (meta.variants !== undefined) {
     if (!Array.isArray(meta.variants) || !meta.variants.every(isVariant)) {
