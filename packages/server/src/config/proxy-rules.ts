@@ -24,7 +24,7 @@ export interface ProxyRulesInput {
     };
   };
   readonly channel: {
-    readonly proxy: Readonly<Record<ChannelProxyKind, ProxyObjectInput>>;
+    readonly proxy: Readonly<Record<ChannelProxyKind | MapProxyKind, ProxyObjectInput>>;
     readonly without_namespace: ChannelProxyOptions;
     readonly namespaces: ReadonlyArray<ChannelProxyOptions & { readonly name: string }>;
   };
@@ -39,8 +39,15 @@ export interface ProxyRulesInput {
 /** ChannelProxyKind is a channel-wide proxy event. */
 export type ChannelProxyKind = 'subscribe' | 'publish' | 'sub_refresh';
 
+/** MapProxyKind is a map channel proxy event (turned on in a namespace's `map` block). */
+export type MapProxyKind = 'map_publish' | 'map_remove';
+
 type ChannelProxyOptions = Readonly<
-  Record<`${ChannelProxyKind}_proxy_enabled`, boolean> & Record<`${ChannelProxyKind}_proxy_name`, string>
+  Record<`${ChannelProxyKind}_proxy_enabled`, boolean> &
+    Record<`${ChannelProxyKind}_proxy_name`, string> & {
+      map: Readonly<Record<'publish_proxy_enabled' | 'remove_proxy_enabled', boolean>> &
+        Readonly<Record<'publish_proxy_name' | 'remove_proxy_name', string>>;
+    }
 >;
 
 interface RpcProxyOptions {
@@ -90,7 +97,9 @@ export function proxyConfigIssues(cfg: ProxyRulesInput): ProxyConfigIssue[] {
       });
     }
   }
-  for (const kind of channelKinds) checkEndpoint(['channel', 'proxy', kind], cfg.channel.proxy[kind].endpoint);
+  for (const kind of [...channelKinds, 'map_publish', 'map_remove'] as const) {
+    checkEndpoint(['channel', 'proxy', kind], cfg.channel.proxy[kind].endpoint);
+  }
   checkEndpoint(['rpc', 'proxy'], cfg.rpc.proxy.endpoint);
 
   const named = new Set<string>();
@@ -142,6 +151,17 @@ export function proxyConfigIssues(cfg: ProxyRulesInput): ProxyConfigIssue[] {
         opts[`${kind}_proxy_name`],
         `channel.proxy.${kind}`,
         cfg.channel.proxy[kind].endpoint,
+      );
+    }
+    for (const op of ['publish', 'remove'] as const) {
+      if (!opts.map[`${op}_proxy_enabled`]) continue;
+      checkReference(
+        [...path, 'map'],
+        `${op}_proxy_enabled`,
+        `${op}_proxy_name`,
+        opts.map[`${op}_proxy_name`],
+        `channel.proxy.map_${op}`,
+        cfg.channel.proxy[`map_${op}`].endpoint,
       );
     }
   }

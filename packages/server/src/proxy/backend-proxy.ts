@@ -9,6 +9,14 @@
 import type { SubscriptionOverride, TokenSubscribeOptions } from '../auth/token-verifier.js';
 import { asRaw, type RawJSON } from '../protocol/types.js';
 import type { HttpProxyClient } from './http-proxy-client.js';
+import {
+  mapPublishOutcome,
+  mapPublishResultSchema,
+  mapRemoveOutcome,
+  mapRemoveResultSchema,
+  type MapPublishOutcome,
+  type MapRemoveOutcome,
+} from './map-proxy.js';
 import type { ProxyTarget } from './proxies.js';
 import {
   connectResultSchema,
@@ -210,6 +218,45 @@ export class BackendProxy {
       requireResult: false,
     });
     return { data: raw(r?.data), skipHistory: r?.skip_history === true, tags: r?.tags ?? undefined };
+  }
+
+  /** mapPublish asks the backend whether the connection may write `key` of map `channel` (map publish proxy). */
+  async mapPublish(
+    target: ProxyTarget,
+    c: ProxyConnection,
+    channel: string,
+    key: string,
+    data: unknown,
+  ): Promise<MapPublishOutcome> {
+    const body = this.#base(target, c, true);
+    body['channel'] = channel;
+    body['key'] = key;
+    body['data'] = data;
+    const r = await this.#client.call({
+      kind: 'map_publish',
+      target,
+      body,
+      headers: c.headers,
+      result: mapPublishResultSchema,
+      requireResult: false,
+    });
+    return mapPublishOutcome(r);
+  }
+
+  /** mapRemove asks the backend whether the connection may remove `key` of map `channel` (map remove proxy). */
+  async mapRemove(target: ProxyTarget, c: ProxyConnection, channel: string, key: string): Promise<MapRemoveOutcome> {
+    const body = this.#base(target, c, true);
+    body['channel'] = channel;
+    body['key'] = key;
+    const r = await this.#client.call({
+      kind: 'map_remove',
+      target,
+      body,
+      headers: c.headers,
+      result: mapRemoveResultSchema,
+      requireResult: false,
+    });
+    return mapRemoveOutcome(r);
   }
 
   /** subRefresh asks the backend to prolong an expiring subscription (sub_refresh proxy). */

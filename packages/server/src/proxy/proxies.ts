@@ -10,7 +10,16 @@
 import type { ChannelOptions, Config, ProxyConfig } from '../config/schema.js';
 
 /** ProxyKind is a proxied event. */
-export type ProxyKind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc' | 'shared_poll_refresh';
+export type ProxyKind =
+  | 'connect'
+  | 'refresh'
+  | 'subscribe'
+  | 'publish'
+  | 'sub_refresh'
+  | 'rpc'
+  | 'shared_poll_refresh'
+  | 'map_publish'
+  | 'map_remove';
 
 /** ChannelProxyKind is a proxied channel event. */
 export type ChannelProxyKind = 'subscribe' | 'publish' | 'sub_refresh';
@@ -53,6 +62,7 @@ export class ProxyResolver {
   readonly #defaults: Readonly<Record<ChannelProxyKind, ProxyTarget>>;
   readonly #rpcDefault: ProxyTarget;
   readonly #sharedPollDefault: ProxyTarget;
+  readonly #mapDefaults: Readonly<Record<'publish' | 'remove', ProxyTarget>>;
   readonly #named: ReadonlyMap<string, ProxyTarget>;
   readonly #rpc: Config['rpc'];
   readonly #rpcNamespaces: ReadonlyMap<string, Config['rpc']['without_namespace']>;
@@ -69,6 +79,10 @@ export class ProxyResolver {
     };
     this.#rpcDefault = target('rpc.proxy', cfg.rpc.proxy);
     this.#sharedPollDefault = target('channel.proxy.shared_poll_refresh', ch.shared_poll_refresh);
+    this.#mapDefaults = {
+      publish: target('channel.proxy.map_publish', ch.map_publish),
+      remove: target('channel.proxy.map_remove', ch.map_remove),
+    };
     this.#named = new Map(cfg.proxies.map((p) => [p.name, target(p.name, p)]));
     this.#rpc = cfg.rpc;
     this.#rpcNamespaces = new Map(cfg.rpc.namespaces.map((ns) => [ns.name, ns]));
@@ -78,6 +92,7 @@ export class ProxyResolver {
       ...Object.values(this.#defaults),
       this.#rpcDefault,
       this.#sharedPollDefault,
+      ...Object.values(this.#mapDefaults),
       ...this.#named.values(),
     ];
     this.forwardedHeaders = [...new Set(all.flatMap((t) => t?.httpHeaders ?? []))];
@@ -87,6 +102,12 @@ export class ProxyResolver {
   channel(kind: ChannelProxyKind, opts: ChannelOptions): ProxyTarget | undefined {
     if (!opts[`${kind}_proxy_enabled`]) return undefined;
     return this.#byName(opts[`${kind}_proxy_name`], this.#defaults[kind]);
+  }
+
+  /** mapWrite returns the proxy a map namespace turns on for client writes or removals, or undefined. */
+  mapWrite(op: 'publish' | 'remove', opts: ChannelOptions): ProxyTarget | undefined {
+    if (!opts.map[`${op}_proxy_enabled`]) return undefined;
+    return this.#byName(opts.map[`${op}_proxy_name`], this.#mapDefaults[op]);
   }
 
   /** sharedPollRefresh returns the refresh proxy of a shared poll namespace (shared_poll.proxy_name). */

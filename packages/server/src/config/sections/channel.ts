@@ -156,6 +156,12 @@ export const channelSection = z
         subscribe: proxySchema.describe('The `default` subscribe proxy (namespaces turn it on).'),
         publish: proxySchema.describe('The `default` publish proxy (namespaces turn it on).'),
         sub_refresh: proxySchema.describe('The `default` sub_refresh proxy (namespaces turn it on).'),
+        map_publish: proxySchema.describe(
+          'The `default` map publish proxy (namespaces turn it on with map.publish_proxy_enabled).',
+        ),
+        map_remove: proxySchema.describe(
+          'The `default` map remove proxy (namespaces turn it on with map.remove_proxy_enabled).',
+        ),
         shared_poll_refresh: proxySchema.describe(
           'The `default` shared poll refresh proxy (namespaces with subscription_type shared_poll and shared_poll.proxy_name `default`).',
         ),

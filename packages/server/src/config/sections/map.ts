@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { duration } from './common.js';
+import { proxyName } from './proxy.js';
 
 /** subscriptionTypes are the namespace's `subscription_type` values, in the protocol's numbering (0–4). */
 export const subscriptionTypes = ['stream', 'map', 'map_clients', 'map_users', 'shared_poll'] as const;
@@ -47,6 +48,20 @@ export const mapSchema = z
       .boolean()
       .default(false)
       .describe('Extends the two above to anonymous clients (alone it allows nothing).'),
+    publish_proxy_enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Ask the backend (map publish proxy) about every client write instead of the map.allow_publish_* options: it may refuse, or change the key, the data, tags, score, key mode, version or idempotency key (anti-cheat, server-derived keys).',
+      ),
+    publish_proxy_name: proxyName('map publish (channel.proxy.map_publish)'),
+    remove_proxy_enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Ask the backend (map remove proxy) about every client removal instead of the map.allow_remove_* options.',
+      ),
+    remove_proxy_name: proxyName('map remove (channel.proxy.map_remove)'),
     client_key: z
       .enum(['', 'client_id', 'user_id'])
       .default('')
