@@ -45,7 +45,7 @@ export const lobbyScenario: Scenario = {
       return {
         options: o,
         results,
-        checks: [check(`${o.nodes} nodes on Redis accept map namespaces`, 0, '==', 1)],
+        checks: [check(`Bulwark accepts map namespaces on the Redis engine (--nodes ${o.nodes})`, 0, '==', 1)],
         charts: [],
         table:
           `lobby: not run: with --nodes ${o.nodes} Bulwark runs on the Redis engine, and it refused the lobby map ` +
