@@ -68,6 +68,7 @@ export function lobbyTable(o: LobbyOptions, r: LobbyResult): string {
     ],
     ['settle (ms)', fmt(r.settleMs)],
     ['server CPU, % of one core', r.cpu.serverPercent.map((c) => fmt(c, 1)).join(' / ')],
+    ['server waiting for a CPU, % of the time', r.cpu.serverWaitPercent.map((c) => fmt(c, 1)).join(' / ')],
     ['load generator CPU, %', fmt(r.cpu.loadgenPercent, 1)],
     ['players received (MiB)', fmt(r.bytesReceived / 2 ** 20, 2)],
     ['players disconnected', fmtCounts(r.disconnected)],

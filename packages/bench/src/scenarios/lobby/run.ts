@@ -23,6 +23,7 @@ import { CpuSampler, cpuPercentPoints } from '../../harness/cpu-sampler.js';
 import { fmt } from '../../harness/format.js';
 import { watchCpu, type CpuReading } from '../../harness/proc.js';
 import { deleteKeysWithPrefix } from '../../harness/redis-keys.js';
+import { watchRunQueueWait } from '../../harness/run-queue.js';
 import type { ScenarioContext } from '../../harness/scenario.js';
 import { roundSummary } from '../../harness/stats.js';
 import { ServerRunError, type RunningServer } from '../../harness/targets.js';
@@ -147,6 +148,7 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
 
     const samplers = servers.map((s) => new CpuSampler(s.pid, 500));
     const cpuDone = servers.map((s) => watchCpu(s.pid));
+    const waitDone = servers.map((s) => watchRunQueueWait(s.pid));
     const t0 = performance.now();
     t.timeline.restart(t0);
     const clock = {
@@ -163,11 +165,13 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
       );
     }, 250);
     let cpu: CpuReading[];
+    let cpuWait: number[];
     try {
       await Promise.all(players.map((p) => p.play(clock)));
     } finally {
       clearInterval(ticker);
       cpu = cpuDone.map((done) => done());
+      cpuWait = waitDone.map((done) => done());
       ctx.progress.end();
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -255,7 +259,11 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
       stream: anomalies,
       exactness,
       settleMs: Math.round(settleMs),
-      cpu: { serverPercent: cpu.map((c) => c.serverCpuPercent), loadgenPercent: cpu[0]?.loadgenCpuPercent ?? NaN },
+      cpu: {
+        serverPercent: cpu.map((c) => c.serverCpuPercent),
+        serverWaitPercent: cpuWait,
+        loadgenPercent: cpu[0]?.loadgenCpuPercent ?? NaN,
+      },
       disconnected: tally(players.map((p) => p.client.closeCode)),
       serverUnsubscribes: players.reduce((n, p) => n + p.client.serverUnsubscribes, 0),
       bytesReceived: players.reduce((n, p) => n + p.client.bytesReceived, 0),

@@ -123,8 +123,11 @@ export interface LobbyResult {
   exactness: ExactnessResult;
   /** Milliseconds the settle took until every mirror matched (or its bound). */
   settleMs: number;
-  /** Server CPU over the active window, % of one core, per node; load generator likewise. */
-  cpu: { serverPercent: number[]; loadgenPercent: number };
+  /**
+   * Over the active window, per node: server CPU (% of one core), and the time it waited for a
+   * CPU (% of the window: on a shared machine, latency the server did not cause); load generator CPU.
+   */
+  cpu: { serverPercent: number[]; serverWaitPercent: number[]; loadgenPercent: number };
   /** Players closed before the end, by close code. */
   disconnected: Record<string, number>;
   serverUnsubscribes: number;
