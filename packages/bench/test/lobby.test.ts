@@ -337,6 +337,8 @@ function cleanResult(): LobbyResult {
     settleMs: 10,
     cpu: { serverPercent: [10], serverWaitPercent: [1], loadgenPercent: 10 },
     disconnected: {},
+    bulwark: { writes: { publish: 8, remove: 5 }, suppressed: { key_exists: 2 }, catchUpTimeouts: 0 },
+    ownDropped: 0,
     serverUnsubscribes: 0,
     bytesReceived: 100,
   };
@@ -366,6 +368,8 @@ describe('the lobby verdict', () => {
       [(r) => (r.joins.writeErrors = { '106': 1 }), /other than 113/],
       [(r) => (r.disconnected = { '3001': 1 }), /disconnected/],
       [(r) => (r.latencyMs.own = { ...r.latencyMs.own, p99: 300 }), /delivery p99/],
+      [(r) => (r.bulwark!.suppressed = { key_exists: 3 }), /key_exists suppressions/],
+      [(r) => (r.bulwark!.writes = { publish: 9, remove: 5 }), /applied client sets/],
     ];
     for (const [spoil, name] of cases) {
       const r = cleanResult();

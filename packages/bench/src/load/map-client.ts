@@ -92,6 +92,8 @@ export class MapClient {
   bytesReceived = 0;
   /** Lines that were not JSON (counted, never thrown). */
   malformed = 0;
+  /** Own writes still unseen when their channel was let go (a leave's removal whose push came after its reply). */
+  ownDropped = 0;
   /** Subscriptions the server ended (unsubscribe pushes). */
   serverUnsubscribes = 0;
   /** Anomalies of the mirrors this client has let go (see {@link anomalies} for the total). */
@@ -271,6 +273,13 @@ export class MapClient {
   }
 
   #forget(channel: string): void {
+    // Own writes of a channel let go will never be seen: they must not hold up a settle.
+    for (const k of this.#own.keys()) {
+      if (k.startsWith(`${channel}\0`)) {
+        this.#own.delete(k);
+        this.ownDropped++;
+      }
+    }
     const m = this.#mirrors.get(channel);
     if (m === undefined) return;
     this.#mirrors.delete(channel);

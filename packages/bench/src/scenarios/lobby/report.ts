@@ -66,6 +66,14 @@ export function lobbyTable(o: LobbyOptions, r: LobbyResult): string {
       'end: slots held / double-held / strangers / phantoms',
       `${fmt(x.slotsHeld)} / ${fmt(x.doubleHeld)} / ${fmt(x.strangers)} / ${fmt(x.phantoms)}`,
     ],
+    [
+      "Bulwark's count: client sets / removals / key_exists / catch-up timeouts",
+      r.bulwark === undefined
+        ? '(unread)'
+        : `${fmt(r.bulwark.writes['publish'] ?? 0)} / ${fmt(r.bulwark.writes['remove'] ?? 0)} / ` +
+          `${fmt(r.bulwark.suppressed['key_exists'] ?? 0)} / ${fmt(r.bulwark.catchUpTimeouts)}`,
+    ],
+    ['own leaves let go before their push', fmt(r.ownDropped)],
     ['settle (ms)', fmt(r.settleMs)],
     ['server CPU, % of one core', r.cpu.serverPercent.map((c) => fmt(c, 1)).join(' / ')],
     ['server waiting for a CPU, % of the time', r.cpu.serverWaitPercent.map((c) => fmt(c, 1)).join(' / ')],

@@ -17,7 +17,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { ServerApi } from '../../harness/api.js';
+import { fetchMetrics, metricSeries, ServerApi } from '../../harness/api.js';
 import { startCluster } from '../../harness/cluster.js';
 import { CpuSampler, cpuPercentPoints } from '../../harness/cpu-sampler.js';
 import { fmt } from '../../harness/format.js';
@@ -88,6 +88,25 @@ export async function readLobby(api: ServerApi, channel: string, limit: number):
     cursor = r.cursor ?? '';
   } while (cursor !== '');
   return { entries, offset: first?.offset ?? 0, epoch: first?.epoch ?? '' };
+}
+
+/** readBulwarkCounts sums the map counters of every node's /metrics; undefined when a node does not answer. */
+export async function readBulwarkCounts(servers: readonly RunningServer[]): Promise<LobbyResult['bulwark']> {
+  const out = { writes: {} as Record<string, number>, suppressed: {} as Record<string, number>, catchUpTimeouts: 0 };
+  const add = (into: Record<string, number>, m: Map<string, number>) => {
+    for (const [k, v] of m) into[k] = (into[k] ?? 0) + v;
+  };
+  try {
+    for (const s of servers) {
+      const text = await fetchMetrics(s);
+      add(out.writes, metricSeries(text, 'bulwark_map_writes_total', 'op'));
+      add(out.suppressed, metricSeries(text, 'bulwark_map_writes_suppressed_total', 'reason'));
+      out.catchUpTimeouts += metricSeries(text, 'bulwark_rejections_total', 'reason').get('map_catch_up_timeout') ?? 0;
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 /** viewOf is what a player holds and believes now. */
@@ -205,6 +224,7 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
     await waitFor(matches, Math.max(0, o.settleSeconds * 1000 - (performance.now() - settleStart)), 50);
     const settleMs = performance.now() - settleStart;
     const exactness = judgeExactness(players.map(viewOf), server, o.slots);
+    const bulwark = await readBulwarkCounts(servers);
     const cpuPoints = samplers.map((s, i) => ({
       label: servers.length > 1 ? `node ${i + 1}` : 'Bulwark',
       points: cpuPercentPoints(s.stop(), t0),
@@ -264,6 +284,8 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
         serverWaitPercent: cpuWait,
         loadgenPercent: cpu[0]?.loadgenCpuPercent ?? NaN,
       },
+      ...(bulwark !== undefined ? { bulwark } : {}),
+      ownDropped: players.reduce((n, p) => n + p.client.ownDropped, 0),
       disconnected: tally(players.map((p) => p.client.closeCode)),
       serverUnsubscribes: players.reduce((n, p) => n + p.client.serverUnsubscribes, 0),
       bytesReceived: players.reduce((n, p) => n + p.client.bytesReceived, 0),

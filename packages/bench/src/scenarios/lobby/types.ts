@@ -128,6 +128,14 @@ export interface LobbyResult {
    * CPU (% of the window: on a shared machine, latency the server did not cause); load generator CPU.
    */
   cpu: { serverPercent: number[]; serverWaitPercent: number[]; loadgenPercent: number };
+  /**
+   * Bulwark's own counts (/metrics, summed over the nodes; undefined when unread): client map
+   * writes applied by operation, writes suppressed by reason (`key_exists`: the 113s), and map
+   * subscribes dropped for not going live in time.
+   */
+  bulwark?: { writes: Record<string, number>; suppressed: Record<string, number>; catchUpTimeouts: number };
+  /** Own writes let go unseen: a leave's removal whose push had not come when the player unsubscribed. */
+  ownDropped: number;
   /** Players closed before the end, by close code. */
   disconnected: Record<string, number>;
   serverUnsubscribes: number;

@@ -37,6 +37,34 @@ export function judgeLobby(r: LobbyResult, o: LobbyOptions): Check[] {
       'players',
     ),
     check('slots taken', r.joins.succeeded, '>', 0, 'slots'),
+    ...bulwarkChecks(r),
     check('own write → delivery p99', r.latencyMs.own.p99, '<=', o.p99LimitMs, 'ms'),
+  ];
+}
+
+/**
+ * bulwarkChecks hold the server's own counts to what the clients saw: a 113 for every write it
+ * suppressed as `key_exists`, an applied write for every slot taken and every leave. The leaves'
+ * removals are counted once the reply came; a removal whose reply never came would show here.
+ */
+function bulwarkChecks(r: LobbyResult): Check[] {
+  const b = r.bulwark;
+  if (b === undefined) return [];
+  return [
+    check(
+      "Bulwark's key_exists suppressions − clients' 113s",
+      (b.suppressed['key_exists'] ?? 0) - r.conflicts.total,
+      '==',
+      0,
+      'writes',
+    ),
+    check(
+      "Bulwark's applied client sets − slots taken",
+      (b.writes['publish'] ?? 0) - r.joins.succeeded,
+      '==',
+      0,
+      'writes',
+    ),
+    check("Bulwark's applied client removals − leaves", (b.writes['remove'] ?? 0) - r.leaves.ok, '==', 0, 'writes'),
   ];
 }
