@@ -77,7 +77,11 @@ export function lobbyTable(o: LobbyOptions, r: LobbyResult): string {
     ['settle (ms)', fmt(r.settleMs)],
     ['server CPU, % of one core', r.cpu.serverPercent.map((c) => fmt(c, 1)).join(' / ')],
     ['server waiting for a CPU, % of the time', r.cpu.serverWaitPercent.map((c) => fmt(c, 1)).join(' / ')],
-    ['load generator CPU, %', fmt(r.cpu.loadgenPercent, 1)],
+    [
+      'load generator CPU, % · waiting for a CPU, % · loop delay p99 / max ms',
+      `${fmt(r.cpu.loadgenPercent, 1)} · ${fmt(r.cpu.loadgenWaitPercent, 1)} · ` +
+        `${fmt(r.cpu.loadgenLoopDelayMs.p99, 1)} / ${fmt(r.cpu.loadgenLoopDelayMs.max, 1)}`,
+    ],
     ['players received (MiB)', fmt(r.bytesReceived / 2 ** 20, 2)],
     ['players disconnected', fmtCounts(r.disconnected)],
   ];

@@ -168,6 +168,7 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
     const samplers = servers.map((s) => new CpuSampler(s.pid, 500));
     const cpuDone = servers.map((s) => watchCpu(s.pid));
     const waitDone = servers.map((s) => watchRunQueueWait(s.pid));
+    const ownWaitDone = watchRunQueueWait(process.pid);
     const t0 = performance.now();
     t.timeline.restart(t0);
     const clock = {
@@ -185,12 +186,14 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
     }, 250);
     let cpu: CpuReading[];
     let cpuWait: number[];
+    let ownWait: number;
     try {
       await Promise.all(players.map((p) => p.play(clock)));
     } finally {
       clearInterval(ticker);
       cpu = cpuDone.map((done) => done());
       cpuWait = waitDone.map((done) => done());
+      ownWait = ownWaitDone();
       ctx.progress.end();
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -283,6 +286,8 @@ export async function runLobby(ctx: ScenarioContext, o: LobbyOptions): Promise<R
         serverPercent: cpu.map((c) => c.serverCpuPercent),
         serverWaitPercent: cpuWait,
         loadgenPercent: cpu[0]?.loadgenCpuPercent ?? NaN,
+        loadgenWaitPercent: ownWait,
+        loadgenLoopDelayMs: cpu[0]?.loadgenLoopDelayMs ?? { p99: NaN, max: NaN },
       },
       ...(bulwark !== undefined ? { bulwark } : {}),
       ownDropped: players.reduce((n, p) => n + p.client.ownDropped, 0),

@@ -125,9 +125,16 @@ export interface LobbyResult {
   settleMs: number;
   /**
    * Over the active window, per node: server CPU (% of one core), and the time it waited for a
-   * CPU (% of the window: on a shared machine, latency the server did not cause); load generator CPU.
+   * CPU (% of the window: on a shared machine, latency the server did not cause); the load
+   * generator's CPU, its own wait for a CPU, and its event-loop delay (a late timestamp of arrival).
    */
-  cpu: { serverPercent: number[]; serverWaitPercent: number[]; loadgenPercent: number };
+  cpu: {
+    serverPercent: number[];
+    serverWaitPercent: number[];
+    loadgenPercent: number;
+    loadgenWaitPercent: number;
+    loadgenLoopDelayMs: { p99: number; max: number };
+  };
   /**
    * Bulwark's own counts (/metrics, summed over the nodes; undefined when unread): client map
    * writes applied by operation, writes suppressed by reason (`key_exists`: the 113s), and map
