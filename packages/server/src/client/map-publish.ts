@@ -38,9 +38,11 @@ export async function mapPublish(s: SessionCore, rc: ResolvedChannel, req: Publi
   const retention = ctx.rules.mapRetention(ns);
   const info = s.info(sub?.chanInfo);
   if (removed) {
-    // Removing a key that is not there leaves the map as asked: no error.
-    await ctx.mapBroker.remove(rc.channel, key, { ...retention, info });
-    ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
+    // Removing a key that is not there leaves the map as asked: no error, but no applied write
+    // either (counted as suppressed, as the server API and map presence count it).
+    const r = await ctx.mapBroker.remove(rc.channel, key, { ...retention, info });
+    if (r.suppressed !== undefined) ctx.metrics.mapSuppressed.inc({ reason: r.suppressed });
+    else ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
     return { reply: { method: 'publish' } };
   }
   const data = asRaw(req.data);
