@@ -303,6 +303,35 @@ describe('map subscriptions: refusals and limits', () => {
     assert.equal((await srv.api('map_stats', { channel: 'lobby:lim' })).body.result.num_keys, 8);
   });
 
+  it('counts a client removal of a missing key as suppressed, not as an applied write', async () => {
+    const series = async (prefix: string): Promise<number> => {
+      const text = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith(prefix))
+        .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    };
+    const removes = () => series('bulwark_map_writes_total{op="remove",from="client"');
+    const notFound = () => series('bulwark_map_writes_suppressed_total{reason="key_not_found"');
+    const c = await rawClient(srv.url);
+    await c.connect(await srv.token('remover'));
+    const state = await c.call('subscribe', { channel: 'lobby:count', type: 1, phase: 2 });
+    const { offset, epoch } = state.subscribe as { offset?: number; epoch: string };
+    const live = await c.call('subscribe', { channel: 'lobby:count', type: 1, phase: 1, offset: offset ?? 0, epoch });
+    assert.equal(live.error, undefined);
+    const [removes0, notFound0] = [await removes(), await notFound()];
+    assert.equal(
+      (await c.call('publish', { channel: 'lobby:count', type: 1, key: 'slot-1', data: 1 })).error,
+      undefined,
+    );
+    const remove = { channel: 'lobby:count', type: 1, key: 'slot-1', removed: true };
+    assert.equal((await c.call('publish', remove)).error, undefined);
+    assert.equal((await c.call('publish', remove)).error, undefined, 'a missing key is removed without an error');
+    assert.equal((await removes()) - removes0, 1);
+    assert.equal((await notFound()) - notFound0, 1);
+    c.close();
+  });
+
   it('answers a conditional API write that loses with suppressed and the position', async () => {
     await srv.api('map_publish', { channel: 'board:cas', key: 'a', data: 1 });
     const taken = await srv.api('map_publish', { channel: 'board:cas', key: 'a', data: 2, key_mode: 'if_new' });

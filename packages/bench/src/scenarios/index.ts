@@ -14,6 +14,7 @@ import { deltaScenario } from './delta/index.js';
 import { fanoutMixedScenario } from './fanout-mixed/index.js';
 import { fanoutScenario } from './fanout/index.js';
 import { hugScenario } from './hug/index.js';
+import { lobbyScenario } from './lobby/index.js';
 import { neighbourScenario } from './neighbour/index.js';
 import { overloadScenario } from './overload/index.js';
 import { retryStormScenario } from './retry-storm/index.js';
@@ -38,6 +39,7 @@ export const registry: Scenario[] = [
   rollingRestartScenario,
   neighbourScenario,
   deltaScenario,
+  lobbyScenario,
 ];
 
 /** The scenarios run when none is named. */

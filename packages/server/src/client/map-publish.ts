@@ -50,10 +50,12 @@ export async function mapPublish(s: SessionCore, rc: ResolvedChannel, req: Publi
     if (key === '') throw new ProtocolError(ErrorCode.BadRequest, 'bad request: key required');
     checkKeyLength(s, m.max_key_length, key);
     const opts = { ...retention, info, ownerUser, tags: out.tags, idempotencyKey: out.idempotencyKey };
-    // Removing a key that is not there leaves the map as asked: no error.
+    // Removing a key that is not there leaves the map as asked: no error, but no applied write
+    // either (counted as suppressed, as the server API and map presence count it).
     const r = await ctx.mapBroker.remove(rc.channel, key, opts);
     refuseNotOwner(s, r.suppressed);
-    if (r.suppressed === undefined) ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
+    if (r.suppressed !== undefined) ctx.metrics.mapSuppressed.inc({ reason: r.suppressed });
+    else ctx.metrics.mapWrites.inc({ op: 'remove', from: 'client' });
     return { reply: { method: 'publish' } };
   }
   const out =
