@@ -13,6 +13,7 @@ import { connectionsScenario } from './connections/index.js';
 import { deltaScenario } from './delta/index.js';
 import { fanoutMixedScenario } from './fanout-mixed/index.js';
 import { fanoutScenario } from './fanout/index.js';
+import { historyDepthScenario } from './history-depth/index.js';
 import { hugScenario } from './hug/index.js';
 import { lobbyScenario } from './lobby/index.js';
 import { neighbourScenario } from './neighbour/index.js';
@@ -40,6 +41,7 @@ export const registry: Scenario[] = [
   neighbourScenario,
   deltaScenario,
   lobbyScenario,
+  historyDepthScenario,
 ];
 
 /** The scenarios run when none is named. */
