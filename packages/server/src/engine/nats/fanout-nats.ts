@@ -73,9 +73,12 @@ export class NatsFanout implements Fanout {
   /** unavailable makes the error of a call while NATS cannot be reached, naming the config key. */
   unavailable(cause?: unknown): EngineUnavailableError {
     const why = cause instanceof Error ? cause.message : cause === undefined ? 'connection is down' : String(cause);
-    const err = new Error(`NATS at ${this.address} is not reachable (${why}): check that NATS runs there and ${URL_KEY}`, {
-      cause,
-    });
+    const err = new Error(
+      `NATS at ${this.address} is not reachable (${why}): check that NATS runs there and ${URL_KEY}`,
+      {
+        cause,
+      },
+    );
     return new EngineUnavailableError(this.address, { cause: err });
   }
 
@@ -194,7 +197,10 @@ export class NatsFanout implements Fanout {
   async #flush(nc: NatsConnection): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#o.dialTimeoutMs} ms`)), this.#o.dialTimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.#o.dialTimeoutMs} ms`)),
+        this.#o.dialTimeoutMs,
+      );
     });
     try {
       await Promise.race([nc.flush(), timeout]);
