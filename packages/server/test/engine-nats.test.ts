@@ -36,7 +36,8 @@ type HistoryKind = 'redis' | 'postgresql';
 function history(kind: HistoryKind): RedisBroker | PostgresBroker {
   return kind === 'redis'
     ? new RedisBroker({ addresses: [redisUrl], prefix: redisPrefix, ...quiet })
-    : new PostgresBroker({ dsn: pgUrl, tablePrefix, cleanupIntervalMs: 0, ...quiet });
+    : // Publishes of one channel queue on its stream row: a long queue waits for a pooled connection.
+      new PostgresBroker({ dsn: pgUrl, tablePrefix, cleanupIntervalMs: 0, connectTimeoutMs: 10_000, ...quiet });
 }
 
 interface NodeOptions {
@@ -145,7 +146,8 @@ await describeNats(
           const dataAt = new Map(ra.pubs.map((d) => [d.pub.offset, d.pub.data]));
           results.forEach((r, i) => assert.equal(dataAt.get(r.offset), asRaw(i)));
           console.log(
-            `# ${kind}: ${n} concurrent publishes from 2 nodes delivered in order on both in ${ms.toFixed(0)} ms`,
+            `# ${kind}: ${n} concurrent publishes from 2 nodes delivered in order on both in ${ms.toFixed(0)} ms; ` +
+              `order work a ${JSON.stringify(a.orderStats)} b ${JSON.stringify(b.orderStats)}`,
           );
         } finally {
           await Promise.all([a.close(), b.close()]);

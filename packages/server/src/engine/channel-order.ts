@@ -37,6 +37,20 @@ export interface ChannelOrderDeps {
   waitMs: number;
   /** Most publications one history read fetches. */
   batch: number;
+  /** Counts what the order had to do, shared by a broker's channels (tests, docs/NATS.md). */
+  stats?: OrderStats;
+}
+
+/** OrderStats count the work of keeping order. */
+export interface OrderStats {
+  /** Gaps waited for: a publication arrived before a lower offset. */
+  waits: number;
+  /** History reads after a wait ran out. */
+  reads: number;
+  /** Publications delivered from history (never arrived over the fan-out in time). */
+  filled: number;
+  /** Late or repeated publications dropped (their offset was already delivered or skipped). */
+  dropped: number;
 }
 
 interface Held {
@@ -75,7 +89,10 @@ export class ChannelOrder {
       if (this.#epoch !== '') this.#newEpoch(epoch);
       else this.#epoch = epoch;
     }
-    if (this.#known && pub.offset <= this.#last) return;
+    if (this.#known && pub.offset <= this.#last) {
+      if (this.deps.stats) this.deps.stats.dropped++;
+      return;
+    }
     this.#held.set(pub.offset, { pub, delta });
     if (!this.#known && pub.offset === 1) this.#known = true;
     if (this.#reading) return;
@@ -112,6 +129,7 @@ export class ChannelOrder {
     }
     if (this.#held.size === 0) this.#clearTimer();
     else if (this.#timer === undefined) {
+      if (this.deps.stats) this.deps.stats.waits++;
       this.#timer = setTimeout(() => this.#waited(), this.deps.waitMs);
       this.#timer.unref?.();
     }
@@ -134,6 +152,7 @@ export class ChannelOrder {
   /** #fill reads the missing offsets from history, delivers them, then what was held. */
   async #fill(): Promise<void> {
     this.#reading = true;
+    if (this.deps.stats) this.deps.stats.reads++;
     const epoch = this.#epoch;
     try {
       const page = await this.deps.read({ offset: this.#last, epoch }, this.deps.batch);
@@ -142,6 +161,7 @@ export class ChannelOrder {
         if (pub.offset <= this.#last) continue;
         const held = this.#held.get(pub.offset);
         this.#held.delete(pub.offset);
+        if (held === undefined && this.deps.stats) this.deps.stats.filled++;
         // A publication read from history carries no delta flag: it goes without `prev`
         // (subscribers get its full data), unless it was also held.
         this.#emit(held ?? { pub, delta: false });

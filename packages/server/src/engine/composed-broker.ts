@@ -17,7 +17,7 @@ import type {
   PublishOptions,
   PublishResult,
 } from './broker.js';
-import { ChannelOrder } from './channel-order.js';
+import { ChannelOrder, type OrderStats } from './channel-order.js';
 import { EngineOutcomeUnknownError } from './errors.js';
 import type { Fanout, FanoutEvent } from './fanout.js';
 
@@ -65,6 +65,8 @@ export class ComposedBroker implements Broker {
   readonly #o: ComposedBrokerOptions;
   readonly #onError: (err: unknown) => void;
   readonly #orders = new Map<string, ChannelOrder>();
+  /** What keeping offset order cost on this node, over all channels (see channel-order.ts). */
+  readonly orderStats: OrderStats = { waits: 0, reads: 0, filled: 0, dropped: 0 };
   #handler: BrokerEventHandler | undefined;
 
   constructor(history: Broker, fanout: Fanout, options: ComposedBrokerOptions) {
@@ -113,6 +115,7 @@ export class ComposedBroker implements Broker {
           onError: (err) => this.#onError(err),
           waitMs: this.#o.reorderWaitMs,
           batch: this.#o.catchUpBatch,
+          stats: this.orderStats,
         }),
       );
     }
