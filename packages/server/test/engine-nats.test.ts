@@ -20,7 +20,7 @@ import { channelToken, Subjects, tokenChannel } from '../src/engine/nats/subject
 import { PostgresBroker } from '../src/engine/postgres/broker-postgres.js';
 import { RedisBroker } from '../src/engine/redis/broker-redis.js';
 import { asRaw } from '../src/protocol/types.js';
-import { LONG, Recorder, runBrokerSuite, sleep, waitFor, withHistory } from './conformance/broker.case.js';
+import { LONG, Recorder, runBrokerSuite, waitFor, withHistory } from './conformance/broker.case.js';
 import { runPublishGuardSuite } from './conformance/publish-guards.case.js';
 import { describeNats, NatsServer, natsServerMissing, natsUrl, uniqueNatsPrefix } from './helpers/nats.js';
 import { dropTables, pgAvailable, pgUrl, uniqueTablePrefix } from './helpers/postgres.js';
