@@ -18,6 +18,10 @@ export const errorCodes = {
   BW_ERR_TLS: 'The TLS certificate or key (http_server.tls) cannot be read or is not PEM.',
   BW_ERR_ENGINE_SCHEMA:
     'The PostgreSQL engine found a database schema newer than this build knows (a newer Bulwark migrated it), or could not migrate it.',
+  BW_ERR_NATS_MALFORMED:
+    'A message on one of the NATS broker subjects (broker.nats.prefix) was not written by Bulwark (or by a Bulwark of another version); it was skipped.',
+  BW_ERR_NATS_FANOUT:
+    'A publication was stored in history (it has its offset) but could not be handed to NATS; other nodes fill the gap from history when the channel publishes again, positioned subscribers recover it.',
   BW_ERR_FD_LIMIT:
     'The open-file limit is too low for client.connection_limit (or leaves no room for any connection); the message says what to set.',
 } as const;

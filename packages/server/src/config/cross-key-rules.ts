@@ -59,6 +59,7 @@ export interface ConfigRulesInput {
     readonly redis: RedisSectionInput;
     readonly postgresql: { readonly dsn: string };
   };
+  readonly broker: { readonly enabled: boolean };
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
@@ -177,6 +178,13 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
       path: ['engine', 'postgresql', 'dsn'],
       message:
         'missing secret: engine.type postgresql needs engine.postgresql.dsn (e.g. postgresql://bulwark:password@db:5432/bulwark; BULWARK_ENGINE_POSTGRESQL_DSN)',
+    });
+  }
+  if (cfg.broker.enabled && cfg.engine.type === 'memory') {
+    issues.push({
+      path: ['broker', 'enabled'],
+      message:
+        'broker.enabled needs engine.type redis or postgresql: the engine numbers every publication and keeps history for all nodes; with the memory engine each node would number its own',
     });
   }
   if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {

@@ -17,6 +17,7 @@ import { configIssues } from './cross-key-rules.js';
 import { adminSection } from './sections/admin.js';
 import { channelSection } from './sections/channel.js';
 import { clientSection } from './sections/client.js';
+import { brokerSection } from './sections/broker.js';
 import { engineSection } from './sections/engine.js';
 import {
   healthSection,
@@ -64,6 +65,7 @@ export const configSchema = z
     prometheus: prometheusSection,
     health: healthSection,
     engine: engineSection,
+    broker: brokerSection,
     shutdown: shutdownSection,
     node: nodeSection,
     protection: protectionSection,

@@ -1,7 +1,8 @@
 /**
  * Engine: the broker and presence manager a node runs on, made from `engine.*` config. The
  * memory engine is the embedded default; the Redis and PostgreSQL engines make many processes
- * and machines act as one.
+ * and machines act as one. With `broker.enabled` the engine's broker keeps history only and
+ * NATS fans out (composed-broker.ts), as Centrifugo v6 chooses a broker apart from the engine.
  *
  * @module
  */
@@ -19,6 +20,8 @@ import { RedisPresenceManager } from './redis/presence-redis.js';
 import { PostgresBroker } from './postgres/broker-postgres.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
 import { PostgresPresenceManager } from './postgres/presence-postgres.js';
+import { ComposedBroker } from './composed-broker.js';
+import { NatsFanout } from './nats/fanout-nats.js';
 
 /** EngineEvents are what an engine reports that no caller can receive. */
 export interface EngineEvents {
@@ -45,11 +48,36 @@ export interface Engine {
   isReady(): boolean;
 }
 
-/** createEngine makes the engine `engine.type` names (not started). */
+/** HistoryBroker is a broker that can say where its service is and whether it is reachable. */
+type HistoryBroker = Broker & { readonly address: string; isReady(): boolean };
+
+/** WrapBroker puts a fan-out in front of the engine's broker, or leaves it as it is. */
+type WrapBroker = (history: HistoryBroker) => HistoryBroker;
+
+/** brokerWrapper returns what `broker.*` config asks for: a NATS fan-out, or nothing. */
+export function brokerWrapper(cfg: Readonly<Config>, events: EngineEvents): WrapBroker {
+  if (!cfg.broker.enabled) return (history) => history;
+  const n = cfg.broker.nats;
+  return (history) =>
+    new ComposedBroker(
+      history,
+      new NatsFanout({
+        url: n.url,
+        prefix: n.prefix,
+        dialTimeoutMs: n.dial_timeout,
+        reconnectMaxDelayMs: n.reconnect_max_delay,
+        pingIntervalMs: n.ping_interval,
+      }),
+      { reorderWaitMs: n.reorder_wait, catchUpBatch: n.catch_up_batch, ...events },
+    );
+}
+
+/** createEngine makes the engine `engine.type` names (not started), with the broker `broker.*` names. */
 export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engine {
+  const wrap = brokerWrapper(cfg, events);
   if (cfg.engine.type === 'redis') {
     const opts = { ...redisOptions(cfg.engine.redis), ...events };
-    const broker = new RedisBroker(opts);
+    const broker = wrap(new RedisBroker(opts));
     const presence = new RedisPresenceManager(opts);
     const map = new RedisMapBroker({ ...opts, ...redisMapOptions(cfg.engine.redis) });
     return {
@@ -69,7 +97,7 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
       isReady: () => broker.isReady() && presence.isReady() && map.isReady(),
     };
   }
-  if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events);
+  if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events, wrap);
   const onHandlerError = (err: unknown) => events.onError(err);
   const broker = new MemoryBroker({ onHandlerError });
   const map = new MemoryMapBroker({ onHandlerError });
@@ -105,9 +133,13 @@ export function postgresOptions(p: Readonly<Config['engine']['postgresql']>): Po
  * postgresEngine is a broker and presence manager sharing one pool: start migrates the schema
  * once, then listens; readiness is the broker's (its LISTEN connection).
  */
-export function postgresEngine(options: PostgresEngineOptions, events: EngineEvents): Engine {
+export function postgresEngine(
+  options: PostgresEngineOptions,
+  events: EngineEvents,
+  wrap: WrapBroker = (history) => history,
+): Engine {
   const database = new PostgresDatabase(options, events.onError);
-  const broker = new PostgresBroker({ database, ...events });
+  const broker = wrap(new PostgresBroker({ database, ...events }));
   const presence = new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
   // Map channels are refused with this engine at config load (config/cross-key-rules.ts): it has
   // no map broker of its own yet, and a map per process would split the cluster's state.
@@ -116,7 +148,7 @@ export function postgresEngine(options: PostgresEngineOptions, events: EngineEve
     broker,
     presence,
     map,
-    address: database.address,
+    address: broker.address,
     async start(handler) {
       try {
         await database.start();

@@ -108,7 +108,8 @@ export class EngineSupervisor {
    * neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back to
    * memory (a silent split brain): it logs a loud error naming the address, stays up with
    * /ready false and upgrades refused, and tries again with a fresh engine every
-   * engine.redis.reconnect_max_delay (engine.postgresql.reconnect_max_delay) until it starts.
+   * engine.redis.reconnect_max_delay (engine.postgresql.reconnect_max_delay;
+   * broker.nats.reconnect_max_delay when NATS is the one missing) until it starts.
    */
   async start(): Promise<void> {
     const ctx = this.#ctx;
@@ -117,12 +118,18 @@ export class EngineSupervisor {
     } catch (err) {
       if (!(err instanceof EngineUnavailableError)) throw err;
       const pg = ctx.config.engine.type === 'postgresql';
-      const retryMs = pg
-        ? ctx.config.engine.postgresql.reconnect_max_delay
-        : ctx.config.engine.redis.reconnect_max_delay;
-      const check = pg
-        ? `PostgreSQL runs at ${this.#engine.address} and engine.postgresql.* is right`
-        : `Redis runs at ${this.#engine.address} and engine.redis.* is right`;
+      // With broker.enabled the failing service may be NATS (the fan-out) or the engine's.
+      const nats = ctx.config.broker.enabled && err.address.startsWith('nats');
+      const retryMs = nats
+        ? ctx.config.broker.nats.reconnect_max_delay
+        : pg
+          ? ctx.config.engine.postgresql.reconnect_max_delay
+          : ctx.config.engine.redis.reconnect_max_delay;
+      const check = nats
+        ? `NATS runs at ${err.address} and broker.nats.url is right`
+        : pg
+          ? `PostgreSQL runs at ${err.address} and engine.postgresql.* is right`
+          : `Redis runs at ${err.address} and engine.redis.* is right`;
       ctx.metrics.engineUp.set(0);
       const why = this.#refusal ?? err.message.replace(/\.+$/, '');
       ctx.burstLog.error(

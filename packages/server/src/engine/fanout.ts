@@ -1,0 +1,54 @@
+/**
+ * The Fanout contract: the part of a broker that only carries messages between nodes, with no
+ * history and no numbering of its own (NATS: nats/fanout-nats.ts). A {@link ComposedBroker}
+ * puts one in front of an engine's broker, which keeps history and numbers publications, as
+ * Centrifugo v6 lets a broker be chosen apart from the engine.
+ *
+ * @module
+ */
+import type { ClientInfo, Publication, RawJSON } from '../protocol/types.js';
+
+/** FanoutEvent is one channel event carried between nodes. */
+export type FanoutEvent =
+  | { kind: 'publication'; pub: Publication; epoch: string; delta: boolean }
+  | { kind: 'join' | 'leave'; info: ClientInfo };
+
+/** FanoutEvents receive what the fan-out brings to this node. */
+export interface FanoutEvents {
+  /** An event on a subscribed channel, in the order the fan-out received it. */
+  onEvent(channel: string, event: FanoutEvent): void;
+  /** A control message (from any node, this one included). */
+  onControl(data: RawJSON): void;
+  /** The fan-out became usable again (true) or was lost (false), after start. */
+  onStateChange(up: boolean): void;
+  /** What no caller can receive: malformed messages, the first error of each outage. */
+  onError(err: unknown): void;
+}
+
+/**
+ * Fanout carries channel events and control messages between nodes, at most once.
+ *
+ * Contract:
+ * - `start` connects and listens to control messages; it rejects with an
+ *   EngineUnavailableError naming the config key when the service cannot be reached, and
+ *   leaves nothing running.
+ * - `subscribe` resolves once events published after it reach this node; `unsubscribe` stops
+ *   them at once.
+ * - `publish` and `publishControl` hand the message over or throw: an EngineUnavailableError
+ *   while the service is known to be down (nothing was sent).
+ * - Events of one channel sent by one node arrive in the order that node sent them; events
+ *   from different nodes may interleave in any order (the composed broker reorders).
+ */
+export interface Fanout {
+  /** Where the service is, without credentials (for logs). */
+  readonly address: string;
+  start(events: FanoutEvents): Promise<void>;
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  publish(channel: string, event: FanoutEvent): void;
+  publishControl(data: RawJSON): void;
+  isReady(): boolean;
+  /** unavailable makes the error a call gets while the service is down. */
+  unavailable(cause?: unknown): Error;
+  close(): Promise<void>;
+}
