@@ -18,6 +18,8 @@ export const errorCodes = {
   BW_ERR_TLS: 'The TLS certificate or key (http_server.tls) cannot be read or is not PEM.',
   BW_ERR_ENGINE_SCHEMA:
     'The PostgreSQL engine found a database schema newer than this build knows (a newer Bulwark migrated it), or could not migrate it.',
+  BW_ERR_OUTBOX_TABLE:
+    'The outbox consumer (outbox.enabled) found no outbox table at outbox.table, or one without the columns it needs; the message names them.',
   BW_ERR_FD_LIMIT:
     'The open-file limit is too low for client.connection_limit (or leaves no room for any connection); the message says what to set.',
 } as const;

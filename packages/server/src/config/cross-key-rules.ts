@@ -59,6 +59,7 @@ export interface ConfigRulesInput {
     readonly redis: RedisSectionInput;
     readonly postgresql: { readonly dsn: string };
   };
+  readonly outbox: { readonly enabled: boolean; readonly postgresql: { readonly dsn: string } };
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
@@ -169,6 +170,13 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
       path: ['engine', 'postgresql', 'dsn'],
       message:
         'missing secret: engine.type postgresql needs engine.postgresql.dsn (e.g. postgresql://bulwark:password@db:5432/bulwark; BULWARK_ENGINE_POSTGRESQL_DSN)',
+    });
+  }
+  if (cfg.outbox.enabled && cfg.outbox.postgresql.dsn === '') {
+    issues.push({
+      path: ['outbox', 'postgresql', 'dsn'],
+      message:
+        'missing secret: outbox.enabled needs outbox.postgresql.dsn, the database holding the outbox table (BULWARK_OUTBOX_POSTGRESQL_DSN)',
     });
   }
   if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {

@@ -18,6 +18,7 @@ import { adminSection } from './sections/admin.js';
 import { channelSection } from './sections/channel.js';
 import { clientSection } from './sections/client.js';
 import { engineSection } from './sections/engine.js';
+import { outboxSection } from './sections/outbox.js';
 import {
   healthSection,
   httpApiSection,
@@ -64,6 +65,7 @@ export const configSchema = z
     prometheus: prometheusSection,
     health: healthSection,
     engine: engineSection,
+    outbox: outboxSection,
     shutdown: shutdownSection,
     node: nodeSection,
     protection: protectionSection,
