@@ -59,7 +59,7 @@ export const outboxSection = z
       .max(1000)
       .default(5)
       .describe(
-        'Failed publishes of one row (errors other than an unreachable engine, which pauses consuming instead) before it is quarantined with reason publish_failed. A row that cannot be published at all (bad channel, bad data, too large) is quarantined at once.',
+        'Failed publishes of one row (errors other than an unreachable engine, which leaves the row for a later batch without counting an attempt) before it is quarantined with reason publish_failed. A row that cannot be published at all (bad channel, bad data, too large) is quarantined at once.',
       ),
   })
   .prefault({});
