@@ -22,6 +22,8 @@ export const errorCodes = {
     'A message on one of the NATS broker subjects (broker.nats.prefix) was not written by Bulwark (or by a Bulwark of another version); it was skipped.',
   BW_ERR_NATS_FANOUT:
     'A publication was stored in history (it has its offset) but could not be handed to NATS; other nodes fill the gap from history when the channel publishes again, positioned subscribers recover it.',
+  BW_ERR_OUTBOX_TABLE:
+    'The outbox consumer (outbox.enabled) found no outbox table at outbox.table, or one without the columns it needs; the message names them.',
   BW_ERR_FD_LIMIT:
     'The open-file limit is too low for client.connection_limit (or leaves no room for any connection); the message says what to set.',
 } as const;

@@ -67,6 +67,14 @@ export class Metrics {
   readonly sheddingTransitions: Counter<'level'>;
   readonly killSwitches: Gauge;
   readonly engineUp: Gauge;
+  /** The outbox consumer (docs/OUTBOX.md). */
+  readonly outbox: {
+    readonly lag: Gauge;
+    readonly published: Counter;
+    readonly quarantined: Counter<'reason'>;
+    readonly failures: Counter<'reason'>;
+    readonly paused: Gauge<'reason'>;
+  };
   readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
   readonly proxyProtection: Counter<'target' | 'outcome'>;
   readonly proxyBreakerOpen: Gauge<'target'>;
@@ -131,7 +139,7 @@ export class Metrics {
     });
     this.publications = new Counter({
       name: 'bulwark_publications_total',
-      help: 'Publications accepted, by source (client, api).',
+      help: 'Publications accepted, by source (client, api, outbox).',
       labelNames: ['source'],
       registers,
     });
@@ -208,6 +216,36 @@ export class Metrics {
       registers,
     });
     this.engineUp.set(1);
+    this.outbox = {
+      lag: new Gauge({
+        name: 'bulwark_outbox_lag_seconds',
+        help: 'Age of the oldest outbox row waiting to be published (0 when none), as this node last saw it.',
+        registers,
+      }),
+      published: new Counter({
+        name: 'bulwark_outbox_published_total',
+        help: 'Outbox rows this node published (a replay the idempotency key suppressed included) and deleted.',
+        registers,
+      }),
+      quarantined: new Counter({
+        name: 'bulwark_outbox_quarantined_total',
+        help: 'Outbox rows quarantined, by reason (bad_channel, bad_data, too_large, publish_failed).',
+        labelNames: ['reason'],
+        registers,
+      }),
+      failures: new Counter({
+        name: 'bulwark_outbox_failures_total',
+        help: 'Outbox failures, by reason (engine: a publish failed as unavailable or outcome unknown, retried; publish: another publish error, counted as an attempt; database: the outbox database failed).',
+        labelNames: ['reason'],
+        registers,
+      }),
+      paused: new Gauge({
+        name: 'bulwark_outbox_paused',
+        help: 'The outbox consumer is paused (1), by reason (shedding: the node sheds load; not_ready: its engine is not ready or it is draining).',
+        labelNames: ['reason'],
+        registers,
+      }),
+    };
     this.proxyProtection = new Counter({
       name: 'bulwark_proxy_protected_calls_total',
       help: 'Backend calls through the protections, by target and outcome (ok, timeout, overloaded, circuit_open, killed, origin_error).',

@@ -65,6 +65,7 @@ import {
   type StreamPosition,
 } from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
+import { OutboxConsumer } from './outbox/consumer.js';
 import { resolveVariants, type VariantInput } from './node/publication-variants.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { defaultLogger } from './node/logger.js';
@@ -118,6 +119,8 @@ export class Node implements SessionContext {
   readonly rpcCache: RpcCache;
   /** Shared poll subscriptions on this node (docs/SHARED_POLL.md). */
   readonly sharedPolls: SharedPolls;
+  /** The outbox consumer, with outbox.enabled (docs/OUTBOX.md). */
+  readonly #outbox: OutboxConsumer | undefined;
 
   /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
   readonly #engine: EngineSupervisor;
@@ -173,6 +176,7 @@ export class Node implements SessionContext {
           this.metrics.variantDeliveries.inc({ variant: i === 0 ? 'default' : String(i - 1) }, counts[i]);
       }
     };
+    this.#outbox = cfg.outbox.enabled ? new OutboxConsumer(this) : undefined;
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
@@ -184,6 +188,7 @@ export class Node implements SessionContext {
       close: async () => {
         // The other nodes drop this one from info at once instead of after 3 info intervals.
         await this.#cluster.leave();
+        await this.#outbox?.stop();
         await Promise.all([this.#http.public.close(), this.#http.internal?.close()]);
         await this.broker.close();
         await this.presence.close();
@@ -295,6 +300,7 @@ export class Node implements SessionContext {
     this.metrics.setNodeName(this.#name);
     this.#sessions.start();
     this.#cluster.start();
+    this.#outbox?.start();
     this.log.info(
       {
         node: this.#name,

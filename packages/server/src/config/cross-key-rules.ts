@@ -60,6 +60,7 @@ export interface ConfigRulesInput {
     readonly postgresql: { readonly dsn: string };
   };
   readonly broker: { readonly enabled: boolean };
+  readonly outbox: { readonly enabled: boolean; readonly postgresql: { readonly dsn: string } };
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
@@ -185,6 +186,13 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
       path: ['broker', 'enabled'],
       message:
         'broker.enabled needs engine.type redis or postgresql: the engine numbers every publication and keeps history for all nodes; with the memory engine each node would number its own',
+    });
+  }
+  if (cfg.outbox.enabled && cfg.outbox.postgresql.dsn === '') {
+    issues.push({
+      path: ['outbox', 'postgresql', 'dsn'],
+      message:
+        'missing secret: outbox.enabled needs outbox.postgresql.dsn, the database holding the outbox table (BULWARK_OUTBOX_POSTGRESQL_DSN)',
     });
   }
   if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {

@@ -19,6 +19,7 @@ import { channelSection } from './sections/channel.js';
 import { clientSection } from './sections/client.js';
 import { brokerSection } from './sections/broker.js';
 import { engineSection } from './sections/engine.js';
+import { outboxSection } from './sections/outbox.js';
 import {
   healthSection,
   httpApiSection,
@@ -66,6 +67,7 @@ export const configSchema = z
     health: healthSection,
     engine: engineSection,
     broker: brokerSection,
+    outbox: outboxSection,
     shutdown: shutdownSection,
     node: nodeSection,
     protection: protectionSection,

@@ -58,7 +58,7 @@ export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
   }
 }
 
-/** dropTables drops every table whose name starts with `<prefix>_`. */
+/** dropTables drops every table and function whose name starts with `<prefix>_`. */
 export async function dropTables(prefix: string, url = pgUrl): Promise<void> {
   const rows = await sql<{ t: string }>(
     `SELECT tablename AS t FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, $1)`,
@@ -66,4 +66,11 @@ export async function dropTables(prefix: string, url = pgUrl): Promise<void> {
     url,
   );
   if (rows.length > 0) await sql(`DROP TABLE IF EXISTS ${rows.map((r) => r.t).join(', ')} CASCADE`, [], url);
+  const fns = await sql<{ f: string }>(
+    `SELECT p.oid::regprocedure::text AS f FROM pg_proc p
+     WHERE p.pronamespace = current_schema()::regnamespace AND starts_with(p.proname, $1)`,
+    [`${prefix}_`],
+    url,
+  );
+  if (fns.length > 0) await sql(`DROP FUNCTION IF EXISTS ${fns.map((r) => r.f).join(', ')} CASCADE`, [], url);
 }

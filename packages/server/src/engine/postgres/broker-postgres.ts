@@ -19,19 +19,12 @@ import {
   type PublishResult,
 } from '../broker.js';
 import { startCleanup } from './cleanup.js';
-import {
-  controlNotice,
-  decodeNotice,
-  historyNotice,
-  joinLeaveNotice,
-  largeNotice,
-  publicationNotice,
-  type Notice,
-} from './codec.js';
+import { controlNotice, decodeNotice, joinLeaveNotice, largeNotice, type Notice } from './codec.js';
 import { PostgresDatabase, type PostgresEngineOptions, type Query } from './database.js';
 import { catchUp, Feed } from './feed.js';
 import { Listener } from './listener.js';
-import { NOW_MS } from './schema.js';
+import { NOTIFY_MAX_BYTES } from './publish-function.js';
+import { NOW_MS } from './tables.js';
 import { lockStream, readPage, saveStream } from './streams.js';
 
 /** PostgresBrokerOptions configure a {@link PostgresBroker}. */
@@ -48,9 +41,6 @@ export interface PostgresBrokerOptions extends Partial<PostgresEngineOptions> {
 
 /** Default meta TTL, as Centrifugo's `channel.history_meta_ttl` (720h) and the memory broker. */
 const DEFAULT_META_TTL_MS = 720 * 60 * 60 * 1000;
-
-/** NOTIFY payloads must stay below 8000 bytes (PostgreSQL's limit); larger go through the notices table. */
-const NOTIFY_MAX_BYTES = 7900;
 
 /** How many channels one poll query asks about. */
 const POLL_CHUNK = 1000;
@@ -174,83 +164,43 @@ export class PostgresBroker implements Broker {
     this.feeds.delete(channel);
   }
 
-  /** publish stores (when history is on) and publishes one publication; see the class contract. */
+  /**
+   * publish stores (when history is on) and publishes one publication in one statement: a call
+   * of `<prefix>_publish_raw`, the function a backend's `<prefix>_publish` calls too, so both
+   * paths lock, number, trim, remember and notify alike (publish-function.ts).
+   */
   async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
-    const key = opts.idempotencyKey ?? '';
-    const resultTtlMs = Math.max(1, Math.ceil(opts.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS));
-    const t = this.db.tables;
-    if (!(opts.historySize > 0 && opts.historyTtlMs > 0)) {
-      const notice = publicationNotice(channel, opts, data);
-      if (key === '') {
-        await this.notifyOnce(channel, notice);
-        return { offset: 0, epoch: '' };
-      }
-      return this.db.transaction(true, async (q) => {
-        const mine = await q(
-          `INSERT INTO ${t.results} AS r (channel, key, "offset", epoch, expires_at)
-           VALUES ($1, $2, 0, '', ${NOW_MS} + $3)
-           ON CONFLICT (channel, key) DO UPDATE SET "offset" = 0, epoch = '', expires_at = EXCLUDED.expires_at
-           WHERE r.expires_at < ${NOW_MS} RETURNING 1`,
-          [channel, key, resultTtlMs],
-        );
-        if (mine.length === 0) return this.remembered(q, channel, key);
-        await this.notify(q, channel, notice);
-        return { offset: 0, epoch: '' };
-      });
-    }
-    return this.db.transaction(true, async (q) => {
-      const s = await lockStream(q, t, channel, newEpoch());
-      if (key !== '') {
-        const first = await this.remembered(q, channel, key);
-        if (first.suppressed !== undefined) return first;
-      }
-      const version = opts.version ?? 0;
-      if (version > 0) {
-        const versionEpoch = opts.versionEpoch ?? '';
-        const sameEpoch = versionEpoch === '' || versionEpoch === s.version_epoch;
-        if (s.version > 0 && sameEpoch && s.version >= version) {
-          return { offset: s.top, epoch: s.epoch, suppressed: 'version' as const };
-        }
-        s.version = version;
-        s.version_epoch = versionEpoch;
-      }
-      const offset = ++s.top;
-      await q(
-        `INSERT INTO ${t.publications} (channel, "offset", data, info, tags, time, variants, delta)
-         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7::jsonb, $8)`,
-        [
-          channel,
-          offset,
-          data,
-          json(opts.info),
-          json(opts.tags),
-          opts.time ?? null,
-          opts.variants !== undefined && opts.variants.length > 0 ? JSON.stringify(opts.variants) : null,
-          opts.delta === true,
-        ],
-      );
-      const size = Math.max(1, Math.floor(opts.historySize));
-      if (offset > size) {
-        await q(`DELETE FROM ${t.publications} WHERE channel = $1 AND "offset" <= $2`, [channel, offset - size]);
-      }
-      s.history_expires_at = Math.max(s.history_expires_at, s.now + Math.ceil(opts.historyTtlMs));
-      s.meta_expires_at = Math.max(
-        s.meta_expires_at,
-        s.now + this.metaTtl(opts.historyMetaTtlMs),
-        s.history_expires_at,
-      );
-      await saveStream(q, t, channel, s);
-      if (key !== '') {
-        await q(
-          `INSERT INTO ${t.results} (channel, key, "offset", epoch, expires_at) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (channel, key) DO UPDATE SET "offset" = EXCLUDED."offset", epoch = EXCLUDED.epoch,
-             expires_at = EXCLUDED.expires_at`,
-          [channel, key, offset, s.epoch, s.now + resultTtlMs],
-        );
-      }
-      await this.notify(q, channel, historyNotice(channel, offset, s.epoch));
-      return { offset, epoch: s.epoch };
-    });
+    const history = opts.historySize > 0 && opts.historyTtlMs > 0;
+    const rows = await this.db.query<{
+      channel_offset: number;
+      epoch: string;
+      suppressed: boolean;
+      suppress_reason: string;
+    }>(
+      `SELECT * FROM ${this.db.tables.publishRaw}($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12::jsonb, $13, $14, $15)`,
+      [
+        channel,
+        data,
+        newEpoch(),
+        opts.idempotencyKey ?? '',
+        Math.max(1, Math.ceil(opts.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS)),
+        history ? Math.max(1, Math.floor(opts.historySize)) : 0,
+        history ? Math.ceil(opts.historyTtlMs) : 0,
+        this.metaTtl(opts.historyMetaTtlMs),
+        json(opts.info),
+        json(opts.tags),
+        opts.time ?? null,
+        opts.variants !== undefined && opts.variants.length > 0 ? JSON.stringify(opts.variants) : null,
+        opts.delta === true,
+        opts.version ?? 0,
+        opts.versionEpoch ?? '',
+      ],
+      true,
+    );
+    const r = rows[0]!;
+    const result: PublishResult = { offset: r.channel_offset, epoch: r.epoch };
+    if (r.suppressed) result.suppressed = r.suppress_reason as 'idempotency' | 'version';
+    return result;
   }
 
   /** publishJoin tells every node subscribed to the channel that a client joined it. */
@@ -300,18 +250,6 @@ export class PostgresBroker implements Broker {
     this.up = false;
     await this.listener.close();
     if (!wasClosed) await this.db.close();
-  }
-
-  /** remembered answers a repeated idempotency key with the first publish's position. */
-  private async remembered(q: Query, channel: string, key: string): Promise<PublishResult> {
-    const rows = await q<{ offset: number; epoch: string }>(
-      `SELECT "offset", epoch FROM ${this.db.tables.results} WHERE channel = $1 AND key = $2 AND expires_at >= ${NOW_MS}`,
-      [channel, key],
-    );
-    const first = rows[0];
-    return first === undefined
-      ? { offset: 0, epoch: '' }
-      : { offset: first.offset, epoch: first.epoch, suppressed: 'idempotency' };
   }
 
   /**

@@ -14,36 +14,18 @@
  * - `<prefix>_results`: the first result of each (channel, idempotency key) until it expires.
  * - `<prefix>_presence`: (channel, client) → user, ClientInfo JSON, expiry.
  * - `<prefix>_notices`: notifications too large for NOTIFY's 8000 bytes, read back by id.
+ * - Functions (version 2, publish-function.ts): `<prefix>_publish` (for the backend's own
+ *   transactions), `<prefix>_publish_raw` (the engine's publish), `<prefix>_notify`,
+ *   `<prefix>_notice_head`.
  *
  * @module
  */
 import type { PoolClient } from 'pg';
 import { BulwarkError } from '../../errors.js';
+import { publishFunctionsSql } from './publish-function.js';
+import type { Tables } from './tables.js';
 
-/** Tables are the names of one deployment's tables and its NOTIFY channel. */
-export interface Tables {
-  readonly migrations: string;
-  readonly streams: string;
-  readonly publications: string;
-  readonly results: string;
-  readonly presence: string;
-  readonly notices: string;
-  /** The LISTEN/NOTIFY channel every node of the deployment listens on. */
-  readonly events: string;
-}
-
-/** tablesOf names the tables of `prefix` (already checked against ^[a-z_][a-z0-9_]*$). */
-export function tablesOf(prefix: string): Tables {
-  return {
-    migrations: `${prefix}_migrations`,
-    streams: `${prefix}_streams`,
-    publications: `${prefix}_publications`,
-    results: `${prefix}_results`,
-    presence: `${prefix}_presence`,
-    notices: `${prefix}_notices`,
-    events: `${prefix}_events`,
-  };
-}
+export { NOW_MS, tablesOf, type Tables } from './tables.js';
 
 /** Migration is one schema version: the SQL that brings the previous version to it. */
 interface Migration {
@@ -105,6 +87,11 @@ CREATE TABLE ${t.notices} (
 );
 CREATE INDEX ${t.notices}_created ON ${t.notices} (created_at);
 `,
+  },
+  {
+    version: 2,
+    description: "publish functions: <prefix>_publish for the backend's own transactions, the engine's _publish_raw",
+    sql: publishFunctionsSql,
   },
 ];
 
@@ -174,10 +161,3 @@ function refuseNewer(version: number, t: Tables): void {
     `the PostgreSQL schema (table ${t.migrations}) is at version ${version}, newer than this build's ${LATEST_SCHEMA_VERSION}: a newer Bulwark migrated it; run that version (or newer) instead`,
   );
 }
-
-/**
- * NOW_MS is the database clock in milliseconds, the one clock every expiry is measured with,
- * so that clock skew between nodes never expires a stream, a result or a presence entry
- * early. clock_timestamp(), not now(): now() is frozen at the start of the transaction.
- */
-export const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
