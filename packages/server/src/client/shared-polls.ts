@@ -13,7 +13,7 @@
  */
 import type { ItemChange, SharedPollStore } from '../engine/shared-poll-store.js';
 import type { Codec } from '../protocol/codec.js';
-import type { Publication, Push } from '../protocol/types.js';
+import type { Publication, Push, RawJSON } from '../protocol/types.js';
 import { Semaphore, runTick } from './shared-poll-cycle.js';
 import type { CycleHost, PollChannel, PollTracker, SharedPollsContext } from './shared-poll-types.js';
 import type { SharedPollMetrics } from './shared-poll-metrics.js';
@@ -171,6 +171,18 @@ export class SharedPolls implements CycleHost {
     c.lastUsed = Date.now();
     if (c.cold.size > 0) this.#scheduleCold(c);
     return out;
+  }
+
+  /**
+   * publish stores an item's new value pushed by the backend (the shared_poll_publish API)
+   * through the store, which keeps it only above the stored version and delivers it to every
+   * node, each pushing it to its own trackers of the key. False when an equal or newer version
+   * was already stored (nothing is sent).
+   */
+  async publish(name: string, key: string, version: number, data: RawJSON): Promise<boolean> {
+    const accepted = await this.store.apply(name, [{ key, version, hash: '', data, removed: false }]);
+    this.metrics.itemsChanged.inc(accepted.length);
+    return accepted.length > 0;
   }
 
   /** untrack forgets keys of one connection (unknown keys are ignored). */
