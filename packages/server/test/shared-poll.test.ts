@@ -226,3 +226,51 @@ describe('shared poll with a backend down or slow', () => {
     }
   });
 });
+
+describe('shared poll cold keys', () => {
+  it('fetches a key nobody has a value of once when first tracked on the node, not per track', async () => {
+    const origin = await OriginServer.start();
+    const backend = new Backend();
+    origin.route('/refresh', backend.answer);
+    const pollSecret = 'cold-key-poll-secret';
+    const srv = await startTestServer({
+      shared_poll: { hmac_secret_key: pollSecret },
+      channel: {
+        proxy: { shared_poll_refresh: { endpoint: `${origin.url}/refresh`, timeout: '1s' } },
+        namespaces: [
+          {
+            name: 'votes',
+            subscription_type: 'shared_poll',
+            allow_subscribe_for_client: true,
+            // Long: only cold fetches reach the backend during the test.
+            shared_poll: { refresh_interval: '60s' },
+          },
+        ],
+      },
+    });
+    try {
+      backend.values.set('known', 1);
+      for (const user of ['u1', 'u2', 'u3']) {
+        const client = newCentrifuge(srv.url, { token: await srv.token(user) });
+        client.connect();
+        const sub = client.newSharedPollSubscription(channel, {
+          getSignature: (ctx) =>
+            Promise.resolve({ keys: ctx.keys, signature: signTrackSignature(pollSecret, user, channel, ctx.keys, 60) }),
+        });
+        const updates: Update[] = [];
+        sub.on('update', (ctx) => updates.push(ctx));
+        const ready = nextEvent(sub, 'subscribed');
+        sub.subscribe();
+        await ready;
+        // `ghost` is the slot of a post not written yet: the backend has no value for it.
+        sub.track(['known', 'ghost']);
+        await waitUntil(() => updates.length === 1, 3000, `${user}: the known item`);
+        await sleep(100);
+      }
+      assert.equal(origin.callsTo('/refresh'), 1, 'one cold fetch, by the first tracker; the cycle asks later');
+    } finally {
+      await srv.close();
+      await origin.close();
+    }
+  });
+});

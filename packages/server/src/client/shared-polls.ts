@@ -13,7 +13,7 @@
  */
 import type { ItemChange, SharedPollStore } from '../engine/shared-poll-store.js';
 import type { Codec } from '../protocol/codec.js';
-import type { Publication, Push } from '../protocol/types.js';
+import type { Publication, Push, RawJSON } from '../protocol/types.js';
 import { Semaphore, runTick } from './shared-poll-cycle.js';
 import type { CycleHost, PollChannel, PollTracker, SharedPollsContext } from './shared-poll-types.js';
 import type { SharedPollMetrics } from './shared-poll-metrics.js';
@@ -125,7 +125,9 @@ export class SharedPolls implements CycleHost {
    * track records the connection's keys (with the versions it holds) and returns the
    * publications of the items this node knows newer values of, for the track reply;
    * undefined when the connection is not subscribed (any more). Keys nobody holds a value of
-   * are fetched from the backend at once (cold keys).
+   * are fetched from the backend at once (cold keys) when no other connection on the node
+   * tracks them yet (as Centrifugo): a key the backend has no value for (a board's next post)
+   * would otherwise cost a backend call per burst of tracks; once tracked, the cycle asks for it.
    */
   async track(
     t: PollTracker,
@@ -144,6 +146,7 @@ export class SharedPolls implements CycleHost {
     const out: Publication[] = [];
     for (const i of items) {
       let tr = keys.get(i.key);
+      let firstOnNode = false;
       if (tr === undefined) {
         tr = { version: i.version, expireAt: i.expireAt };
         keys.set(i.key, tr);
@@ -152,6 +155,7 @@ export class SharedPolls implements CycleHost {
           trackers = new Map();
           c.byKey.set(i.key, trackers);
           this.metrics.trackedKeys.inc();
+          firstOnNode = true;
         }
         trackers.set(t, tr);
         this.#pairs++;
@@ -162,7 +166,7 @@ export class SharedPolls implements CycleHost {
       }
       const cached = c.cache.get(i.key);
       if (cached === undefined) {
-        c.cold.add(i.key);
+        if (firstOnNode) c.cold.add(i.key);
       } else if (cached.version > i.version) {
         out.push(itemPublication(i.key, cached));
         tr.version = cached.version;
@@ -171,6 +175,18 @@ export class SharedPolls implements CycleHost {
     c.lastUsed = Date.now();
     if (c.cold.size > 0) this.#scheduleCold(c);
     return out;
+  }
+
+  /**
+   * publish stores an item's new value pushed by the backend (the shared_poll_publish API)
+   * through the store, which keeps it only above the stored version and delivers it to every
+   * node, each pushing it to its own trackers of the key. False when an equal or newer version
+   * was already stored (nothing is sent).
+   */
+  async publish(name: string, key: string, version: number, data: RawJSON): Promise<boolean> {
+    const accepted = await this.store.apply(name, [{ key, version, hash: '', data, removed: false }]);
+    this.metrics.itemsChanged.inc(accepted.length);
+    return accepted.length > 0;
   }
 
   /** untrack forgets keys of one connection (unknown keys are ignored). */

@@ -24,6 +24,7 @@ import type { PublicationVariant, StreamPosition } from '../protocol/types.js';
 import { channelField, parseBody, streamPositionField } from '../util/request-body.js';
 import { clientInfoJson, engineErrorJson, publicationJson } from './api-json.js';
 import { mapApiMethods } from './api-map.js';
+import { sharedPollApiMethods, type SharedPollPublisher } from './api-shared-poll.js';
 import {
   dataMissing,
   hasData,
@@ -37,8 +38,10 @@ import {
 /** ApiNode is what the server API methods need from the node itself. */
 export interface ApiNode {
   /** http_api.* caps the reads (history, presence, channels). */
-  readonly config: Readonly<Pick<Config, 'http_api' | 'protection'>>;
+  readonly config: Readonly<Pick<Config, 'http_api' | 'protection' | 'shared_poll'>>;
   readonly rules: Pick<ChannelRules, 'resolve' | 'historyMetaTtlMs' | 'mapRetention'>;
+  /** The node's shared poll state (shared_poll_publish). */
+  readonly sharedPolls: SharedPollPublisher;
   /** The engine's map broker (map_* methods). */
   readonly mapBroker: MapBroker;
   readonly metrics: Pick<Metrics, 'mapWrites' | 'mapSuppressed'>;
@@ -113,6 +116,7 @@ const channelCounts = z.record(z.string(), z.number().int().min(0));
 
 const methods = {
   ...mapApiMethods,
+  ...sharedPollApiMethods,
   publish: method(
     z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {

@@ -15,7 +15,11 @@ export function describe(r: ModeResult): string {
   return (
     `${r.mode}: ${fmt(r.published)} posts, ${fmt(r.seen)}/${fmt(r.owed)} post × player seen; ` +
     `${r.mode === 'push' ? 'latency' : 'staleness'} p50 ${fmt(l.p50, 1)} / p99 ${fmt(l.p99, 1)} ms; ` +
-    `server ${fmt(r.window.serverCpuPercent, 1)}% CPU, ${fmt(r.window.serverBytesWritten / 2 ** 20, 2)} MiB written`
+    `server ${fmt(r.window.serverCpuPercent, 1)}% CPU, ${fmt(r.window.serverBytesWritten / 2 ** 20, 2)} MiB written` +
+    (r.origin
+      ? `; origin ${fmt(r.origin.requestsPerSecond, 1)} requests/s of ${fmt(r.origin.itemsPerRequest, 0)} items ` +
+        `(${fmt(r.origin.requestsPerCycleBatch, 2)} per cycle and batch)`
+      : '')
   );
 }
 
@@ -27,7 +31,9 @@ export function charts(runs: Runs): Chart[] {
       return run ? [fn(run.trace.timeline, m)] : [];
     });
   const kib = (s: Series): Series => ({ label: s.label, points: s.points.map(([x, y]) => [x, round(y / 1024, 1)]) });
-  const all: BoardMode[] = ['push', ...polls];
+  const shared = (['shared-poll'] as const).filter((m) => runs[m]);
+  const stale: BoardMode[] = [...polls, ...shared];
+  const all: BoardMode[] = ['push', ...polls, ...shared];
   return [
     {
       title: 'Server CPU over time (sampled every 500 ms)',
@@ -48,12 +54,12 @@ export function charts(runs: Runs): Chart[] {
       ],
     },
     {
-      title: 'Polls: staleness (post sent → first reply containing it), by post send time',
+      title: 'Polls and shared poll: staleness (post sent → first reply or push containing it), by post send time',
       xLabel: 's since event start',
       yLabel: 'ms',
       series: [
-        ...each(polls, (t, m) => t.quantile('staleness', 50, `${m}: p50`)),
-        ...each(polls, (t, m) => t.quantile('staleness', 99, `${m}: p99`)),
+        ...each(stale, (t, m) => t.quantile('staleness', 50, `${m}: p50`)),
+        ...each(stale, (t, m) => t.quantile('staleness', 99, `${m}: p99`)),
       ],
     },
     {
@@ -64,7 +70,16 @@ export function charts(runs: Runs): Chart[] {
         ...each(['push'], (t) => t.rate('published', 'posts published')),
         ...each(['push'], (t) => t.rate('deliveries', 'push: deliveries')),
         ...each(polls, (t, m) => t.rate('replies', `${m}: replies`)),
-        ...each(polls, (t, m) => t.rate('seen', `${m}: posts seen first time`)),
+        ...each(stale, (t, m) => t.rate('seen', `${m}: posts seen first time`)),
+      ],
+    },
+    {
+      title: "Requests per second reaching the board's backend (polls to the server, or shared poll refresh calls)",
+      xLabel: 's since event start',
+      yLabel: 'per second',
+      series: [
+        ...each(polls, (t, m) => t.rate('polls', `${m}: polls`)),
+        ...each(shared, (t, m) => t.rate('origin', `${m}: origin requests`)),
       ],
     },
     {
@@ -78,7 +93,7 @@ export function charts(runs: Runs): Chart[] {
 
 /** boardTable renders the report. */
 export function boardTable(opts: BoardOptions, r: BoardResult): string {
-  const modes = [r.push, r.poll, ...(r.pollSince ? [r.pollSince] : [])];
+  const modes = [r.push, r.poll, ...(r.pollSince ? [r.pollSince] : []), ...(r.sharedPoll ? [r.sharedPoll] : [])];
   const lat = (l: LatencySummary) => `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}`;
   const vsPush = (m: ModeResult, v: number, base: number, digits: number) =>
     m.mode === 'push' || !(base > 0) ? fmt(v, digits) : `${fmt(v, digits)} (${fmt(v / base, 1)}×)`;
@@ -90,6 +105,7 @@ export function boardTable(opts: BoardOptions, r: BoardResult): string {
       'push',
       `poll: newest ${opts.page} every ${opts.pollIntervalS} s`,
       ...(r.pollSince ? [`poll-since: new posts every ${opts.pollIntervalS} s`] : []),
+      ...(r.sharedPoll ? [`shared-poll: backend asked every ${opts.refreshIntervalS} s`] : []),
     ],
     row('posts published (API errors)', (m) => `${fmt(m.published)} (${fmt(m.apiErrors)})`),
     row('post × player seen / owed', (m) => `${fmt(m.seen)} / ${fmt(m.owed)}`),
@@ -98,6 +114,12 @@ export function boardTable(opts: BoardOptions, r: BoardResult): string {
     row(
       'polls sent / ok / refused (111) / timed out',
       poll((p) => `${fmt(p.sent)} / ${fmt(p.ok)} / ${fmt(p.errors['111'] ?? 0)} / ${fmt(p.timeouts)}`),
+    ),
+    row("requests/s for the board's data (polls; shared-poll: origin)", (m) =>
+      m.origin ? fmt(m.origin.requestsPerSecond, 1) : m.polls ? fmt(opts.players / opts.pollIntervalS, 1) : '-',
+    ),
+    row('origin: items per request; requests per cycle × batch', (m) =>
+      m.origin ? `${fmt(m.origin.itemsPerRequest, 1)}; ${fmt(m.origin.requestsPerCycleBatch, 2)}` : '-',
     ),
     row(
       'poll reply p50 / p99 (ms)',
@@ -126,7 +148,11 @@ export function boardTable(opts: BoardOptions, r: BoardResult): string {
       `1 post of ${fmt(opts.postBytes)} B per team every ${opts.postIntervalS} s for ${opts.seconds} s through the server API; ` +
       `boards keep ${opts.historySize}, prefilled with ${opts.page}; fresh server per mode`,
     `  CPU and bytes over ${opts.seconds} s of posting after ${opts.warmupS} s of warm-up; ` +
-      'staleness = post sent → first poll reply containing it',
+      'staleness = post sent → first poll reply containing it' +
+      (r.sharedPoll
+        ? `; shared-poll: posts written to the backend, Bulwark refreshes every ${opts.refreshIntervalS} s ` +
+          `(batches of ${opts.refreshBatchSize}) and pushes what is new`
+        : ''),
     formatTable(rows),
   ].join('\n');
 }

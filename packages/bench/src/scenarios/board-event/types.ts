@@ -8,7 +8,10 @@ import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
 import type { Timeline } from '../../harness/timeline.js';
 
 /** BoardMode is how players read their board. */
-export type BoardMode = 'push' | 'poll' | 'poll-since';
+export type BoardMode = 'push' | 'poll' | 'poll-since' | 'shared-poll';
+
+/** boardModes are the modes, in the order they run. */
+export const boardModes: readonly BoardMode[] = ['push', 'poll', 'poll-since', 'shared-poll'];
 
 /** BoardOptions size the scenario. */
 export interface BoardOptions {
@@ -42,6 +45,31 @@ export interface BoardOptions {
   connectConcurrency: number;
   /** Modes run, in order, each on a fresh server. */
   modes: BoardMode[];
+  /** shared-poll: the namespace's refresh_interval, seconds. */
+  refreshIntervalS: number;
+  /** shared-poll: the namespace's refresh_batch_size. */
+  refreshBatchSize: number;
+  /** shared-poll: how far past the refresh interval staleness p99 may go, ms. */
+  stalenessMarginMs: number;
+}
+
+/** OriginCounts are what the board's backend saw in the measured window (shared-poll). */
+export interface OriginCounts {
+  requests: number;
+  requestsPerSecond: number;
+  itemsAsked: number;
+  itemsPerRequest: number;
+  /** Items answered with data (posts new to Bulwark). */
+  itemsAnswered: number;
+  bytesAnswered: number;
+  /** The most refresh cycles that can start in the window (⌊window ÷ refresh interval⌋ + 1). */
+  cycles: number;
+  /** Batches of one cycle over every board (boards × ⌈keys per board ÷ batch size⌉). */
+  batchesPerCycle: number;
+  /** requests ÷ (cycles × batchesPerCycle): 1 when the cluster asks once per batch per cycle. */
+  requestsPerCycleBatch: number;
+  /** Refresh requests before the window (the players' tracks fetching cold keys at connect). */
+  requestsAtConnect: number;
 }
 
 /** PollCounts tallies the polls of a poll mode. */
@@ -78,6 +106,8 @@ export interface ModeResult {
   /** push: delivery latency; poll: staleness (first reply containing the post − send time). */
   latencyMs: LatencySummary;
   polls?: PollCounts;
+  /** shared-poll: the board's backend. */
+  origin?: OriginCounts;
   /** Over the measured window (the posting after the warm-up). */
   window: CpuReading & {
     seconds: number;
@@ -99,10 +129,11 @@ export interface BoardResult {
   push: ModeResult;
   poll: ModeResult;
   pollSince?: ModeResult;
+  sharedPoll?: ModeResult;
   /** Server CPU over the window, ÷ push's. */
-  cpuRatio: { poll: number; pollSince?: number };
+  cpuRatio: { poll: number; pollSince?: number; sharedPoll?: number };
   /** Server bytes written over the window, ÷ push's. */
-  bytesRatio: { poll: number; pollSince?: number };
+  bytesRatio: { poll: number; pollSince?: number; sharedPoll?: number };
 }
 
 /** What a mode's run leaves for the charts. */

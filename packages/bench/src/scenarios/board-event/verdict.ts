@@ -4,7 +4,7 @@
  * @module
  */
 import { check, type Check } from '../../harness/scenario.js';
-import type { ModeResult } from './types.js';
+import type { BoardOptions, ModeResult } from './types.js';
 
 /**
  * judgeBoard applies the pass criteria: push within the latency limit and without loss, every
@@ -34,5 +34,35 @@ export function judgeBoard(
       '% of a core',
     ),
     check('posts the server API refused or lost (all modes)', apiErrors, '==', 0),
+  ];
+}
+
+/** How far above one request per batch per cycle the origin may be asked (cycles drift, a cold fetch). */
+export const ORIGIN_REQUEST_SLACK = 1.2;
+
+/**
+ * judgeSharedPoll applies shared poll's criteria: the backend asked about once per batch per
+ * refresh cycle whatever the number of players, staleness within one refresh interval plus
+ * `stalenessMarginMs`, and every player saw every post.
+ */
+export function judgeSharedPoll(
+  r: ModeResult,
+  opts: Pick<BoardOptions, 'refreshIntervalS' | 'stalenessMarginMs'>,
+): Check[] {
+  return [
+    check(
+      'shared-poll: origin requests per refresh cycle and batch',
+      r.origin?.requestsPerCycleBatch ?? Number.NaN,
+      '<=',
+      ORIGIN_REQUEST_SLACK,
+    ),
+    check(
+      'shared-poll: staleness p99',
+      r.latencyMs.p99,
+      '<=',
+      opts.refreshIntervalS * 1000 + opts.stalenessMarginMs,
+      'ms',
+    ),
+    check('shared-poll: post × player pairs never received', r.missing.missing, '==', 0),
   ];
 }

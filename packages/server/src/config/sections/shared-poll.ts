@@ -98,7 +98,7 @@ export const sharedPollNamespaceSchema = z
       .boolean()
       .default(false)
       .describe(
-        'Centrifugo: shared_poll_publish reaches other nodes only when true. In Bulwark every change (polled or published) reaches every node, so this key changes nothing; it is accepted for compatibility.',
+        'Allow the shared_poll_publish server API on the namespace (default false: it is refused with 108, as Centrifugo). Needs mode versioned. A published value reaches every node, like a polled change.',
       ),
   })
   .prefault({});
