@@ -187,6 +187,30 @@ await describeNats(
       }
     });
 
+    it('delivers the first publication after subscribing at once: the position comes from history', async () => {
+      const prefix = uniqueNatsPrefix();
+      const a = node('redis', { prefix, reorderWaitMs: 300 });
+      const ra = new Recorder();
+      try {
+        await a.start(ra);
+        const ch = `late-${prefix}`;
+        for (let i = 1; i <= 5; i++) await a.publish(ch, asRaw(i), withHistory()); // before anyone subscribed
+        await a.subscribe(ch);
+        const t0 = performance.now();
+        await a.publish(ch, asRaw(6), withHistory());
+        await waitFor(() => ra.pubs.length === 1, 2000);
+        const ms = performance.now() - t0;
+        assert.deepEqual(
+          ra.pubs.map((d) => d.pub.offset),
+          [6],
+        );
+        assert.ok(ms < 250, `not held for reorder_wait (${ms.toFixed(0)} ms)`);
+        assert.equal(a.orderStats.waits, 0);
+      } finally {
+        await a.close();
+      }
+    });
+
     it('skips a malformed message on a channel subject, reporting it, and keeps delivering', async () => {
       const prefix = uniqueNatsPrefix();
       const errors: unknown[] = [];

@@ -13,8 +13,10 @@
  *   expired) are skipped: positioned subscribers see the gap and recover, as after any loss;
  * - an offset at or below the last delivered one (it came after its gap was filled from
  *   history) is dropped, so each offset reaches the node at most once;
- * - the first publication after subscribe sets the position: offset 1 at once, a later one
- *   after `waitMs`, with whatever arrived below it meanwhile;
+ * - the position after subscribe is the stream's top, read from history when the node
+ *   subscribes (`startAt`), so the first publication is delivered at once; until that read
+ *   answers (or when it fails), the first publication sets the position: offset 1 at once, a
+ *   later one after `waitMs`, with whatever arrived below it meanwhile;
  * - a new epoch (the engine lost the stream) starts over as after subscribe; late messages of
  *   the epochs it left are dropped.
  *
@@ -97,6 +99,22 @@ export class ChannelOrder {
     if (!this.#known && pub.offset === 1) this.#known = true;
     if (this.#reading) return;
     this.#drain();
+  }
+
+  /**
+   * startAt sets the position from the stream's top as history answered it at subscribe: what
+   * is at or below it was published before this node subscribed (its subscribers read their own
+   * positions from history), so the next offset is delivered at once instead of after a wait.
+   * Ignored once a position is known, or for another epoch than what already arrived.
+   */
+  startAt(top: StreamPosition): void {
+    if (this.#closed || this.#known || top.epoch === '') return;
+    if (this.#epoch !== '' && this.#epoch !== top.epoch) return;
+    this.#epoch = top.epoch;
+    this.#known = true;
+    this.#last = top.offset;
+    for (const offset of [...this.#held.keys()]) if (offset <= top.offset) this.#held.delete(offset);
+    if (!this.#reading) this.#drain();
   }
 
   /** close stops delivery and the timer (unsubscribe). */

@@ -126,6 +126,14 @@ export class ComposedBroker implements Broker {
       this.#orders.delete(channel);
       throw err;
     }
+    // Subscribed first, then the top: a publication after the read arrives over the fan-out.
+    // Without it the first publication would wait reorder_wait for offsets that were never coming.
+    try {
+      const top = await this.#history.history(channel, { limit: 0, metaTtlMs: 1 });
+      this.#orders.get(channel)?.startAt(top);
+    } catch {
+      // The first publication sets the position, after reorder_wait (see channel-order.ts).
+    }
   }
 
   /** unsubscribe stops delivery of the channel to this node at once. */
