@@ -8,19 +8,68 @@
  * `bulwark start` consumer killed with SIGKILL mid-stream and started again still publishes
  * each message exactly once (contiguous offsets, each id once, in order); a node that sheds
  * load pulls nothing. The last three use the PostgreSQL engine so every node sees one history
- * and one set of idempotency keys. Needs NATS (BULWARK_TEST_NATS_URL) and PostgreSQL.
+ * and one set of idempotency keys. Needs NATS (BULWARK_TEST_NATS_URL) and PostgreSQL; the
+ * envelope parser and the config rules are checked without them.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { loadConfig } from '../src/config/load.js';
 import type { ConfigInput } from '../src/config/schema.js';
+import { parseCommand } from '../src/jetstream/message.js';
 import { describeNats, jetstreamAvailable, natsUrl } from './helpers/nats.js';
 import { dropTables, pgAvailable, pgUrl, uniqueTablePrefix } from './helpers/postgres.js';
 import { callApi, startBulwark, writeConfigFile } from './helpers/process.js';
 import { connected, sleep, startTestServer, waitUntil, type TestServer } from './helpers/server.js';
 import { track } from './helpers/tracked.js';
+
+describe('jetstream consumer: message format and config rules', () => {
+  const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+  it('reads a publish command, with or without method and idempotency_key', () => {
+    assert.deepEqual(parseCommand(enc({ method: 'publish', payload: { channel: 'a', data: { n: 1 } } })), {
+      channel: 'a',
+      data: '{"n":1}',
+      idempotencyKey: undefined,
+    });
+    assert.deepEqual(parseCommand(enc({ payload: { channel: 'a', data: 'x', idempotency_key: 'k' } })), {
+      channel: 'a',
+      data: '"x"',
+      idempotencyKey: 'k',
+    });
+  });
+  it('names the reason of a bad message', () => {
+    const reason = (v: unknown) => {
+      const r = parseCommand(v instanceof Uint8Array ? v : enc(v));
+      return 'reason' in r ? r.reason : 'ok';
+    };
+    assert.equal(reason('{nope'), 'bad_data');
+    assert.equal(reason(new Uint8Array([0x7b, 0xff, 0x7d])), 'bad_data'); // not UTF-8
+    assert.equal(reason([1]), 'bad_data');
+    assert.equal(reason({ method: 'broadcast', payload: { channel: 'a', data: 1 } }), 'bad_data');
+    assert.equal(reason({ payload: { channel: 'a' } }), 'bad_data');
+    assert.equal(reason({ payload: { channel: 'a', data: 1, idempotency_key: 7 } }), 'bad_data');
+    assert.equal(reason({ payload: { data: 1 } }), 'bad_channel');
+    assert.equal(reason({ payload: { channel: '', data: 1 } }), 'bad_channel');
+  });
+  it('needs stream_name, ack_wait under channel.idempotent_result_ttl, and fetch_expires of 1s or more', () => {
+    const base = { client: { insecure: true }, http_api: { insecure: true } };
+    const problems = (jetstream: object, channel: object = {}) => {
+      try {
+        loadConfig({ object: { ...base, channel, consumers: { jetstream: { enabled: true, ...jetstream } } } });
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    assert.match(problems({}), /consumers\.jetstream\.stream_name/);
+    assert.equal(problems({ stream_name: 'GAME' }), '');
+    assert.match(problems({ stream_name: 'GAME', ack_wait: '5m' }), /consumers\.jetstream\.ack_wait/);
+    assert.equal(problems({ stream_name: 'GAME', ack_wait: '5m' }, { idempotent_result_ttl: '10m' }), '');
+    assert.match(problems({ stream_name: 'GAME', fetch_expires: '500ms' }), /fetch_expires/);
+  });
+});
 
 await describeNats(
   'jetstream consumer',
