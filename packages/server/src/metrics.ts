@@ -75,6 +75,14 @@ export class Metrics {
     readonly failures: Counter<'reason'>;
     readonly paused: Gauge<'reason'>;
   };
+  /** The JetStream consumer (docs/JETSTREAM.md). */
+  readonly jetstream: {
+    readonly pending: Gauge;
+    readonly published: Counter;
+    readonly terminated: Counter<'reason'>;
+    readonly failures: Counter<'reason'>;
+    readonly paused: Gauge<'reason'>;
+  };
   readonly proxyCalls: Counter<'proxy' | 'target' | 'result'>;
   readonly proxyProtection: Counter<'target' | 'outcome'>;
   readonly proxyBreakerOpen: Gauge<'target'>;
@@ -139,7 +147,7 @@ export class Metrics {
     });
     this.publications = new Counter({
       name: 'bulwark_publications_total',
-      help: 'Publications accepted, by source (client, api, outbox).',
+      help: 'Publications accepted, by source (client, api, outbox, jetstream).',
       labelNames: ['source'],
       registers,
     });
@@ -242,6 +250,36 @@ export class Metrics {
       paused: new Gauge({
         name: 'bulwark_outbox_paused',
         help: 'The outbox consumer is paused (1), by reason (shedding: the node sheds load; not_ready: its engine is not ready or it is draining).',
+        labelNames: ['reason'],
+        registers,
+      }),
+    };
+    this.jetstream = {
+      pending: new Gauge({
+        name: 'bulwark_jetstream_pending',
+        help: 'Messages of the stream the JetStream consumer has not yet been handed (its lag), as this node last saw it.',
+        registers,
+      }),
+      published: new Counter({
+        name: 'bulwark_jetstream_published_total',
+        help: 'JetStream messages this node published (a redelivery the idempotency key suppressed included) and acknowledged.',
+        registers,
+      }),
+      terminated: new Counter({
+        name: 'bulwark_jetstream_terminated_total',
+        help: 'JetStream messages terminated (never redelivered), by reason (bad_data, bad_channel, too_large, publish_failed).',
+        labelNames: ['reason'],
+        registers,
+      }),
+      failures: new Counter({
+        name: 'bulwark_jetstream_failures_total',
+        help: 'JetStream consumer failures, by reason (engine: a publish failed as unavailable, retried; publish: another publish error, counted as an attempt; nats: NATS or the stream failed).',
+        labelNames: ['reason'],
+        registers,
+      }),
+      paused: new Gauge({
+        name: 'bulwark_jetstream_paused',
+        help: 'The JetStream consumer is paused (1), by reason (shedding: the node sheds load; not_ready: its engine is not ready or it is draining).',
         labelNames: ['reason'],
         registers,
       }),

@@ -66,6 +66,7 @@ import {
 } from './protocol/types.js';
 import { publishResolved } from './node/publish.js';
 import { OutboxConsumer } from './outbox/consumer.js';
+import { JetStreamConsumer } from './jetstream/consumer.js';
 import { resolveVariants, type VariantInput } from './node/publication-variants.js';
 import type { NodeOptions, NodePublishOptions } from './node/options.js';
 import { defaultLogger } from './node/logger.js';
@@ -121,6 +122,8 @@ export class Node implements SessionContext {
   readonly sharedPolls: SharedPolls;
   /** The outbox consumer, with outbox.enabled (docs/OUTBOX.md). */
   readonly #outbox: OutboxConsumer | undefined;
+  /** The JetStream consumer, with consumers.jetstream.enabled (docs/JETSTREAM.md). */
+  readonly #jetstream: JetStreamConsumer | undefined;
 
   /** The engine, restarted while it cannot start (see node/engine-supervisor.ts). */
   readonly #engine: EngineSupervisor;
@@ -177,6 +180,7 @@ export class Node implements SessionContext {
       }
     };
     this.#outbox = cfg.outbox.enabled ? new OutboxConsumer(this) : undefined;
+    this.#jetstream = cfg.consumers.jetstream.enabled ? new JetStreamConsumer(this) : undefined;
     this.#drainer = new Drainer(this, {
       halt: () => {
         this.#sessions.stop();
@@ -188,7 +192,7 @@ export class Node implements SessionContext {
       close: async () => {
         // The other nodes drop this one from info at once instead of after 3 info intervals.
         await this.#cluster.leave();
-        await this.#outbox?.stop();
+        await Promise.all([this.#outbox?.stop(), this.#jetstream?.stop()]);
         await Promise.all([this.#http.public.close(), this.#http.internal?.close()]);
         await this.broker.close();
         await this.presence.close();
@@ -301,6 +305,7 @@ export class Node implements SessionContext {
     this.#sessions.start();
     this.#cluster.start();
     this.#outbox?.start();
+    this.#jetstream?.start();
     this.log.info(
       {
         node: this.#name,

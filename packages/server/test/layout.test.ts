@@ -25,7 +25,7 @@ const serverLayers: readonly (readonly string[])[] = [
   ['protocol', 'util', 'errors.ts', 'version.ts'],
   ['config', 'transport', 'metrics.ts'],
   ['engine', 'auth', 'protection', 'proxy', 'cache', 'channel-rules.ts'],
-  ['cluster', 'client', 'outbox'],
+  ['cluster', 'client', 'outbox', 'jetstream'],
   ['http'],
   ['node', 'node.ts'],
   ['cli', 'index.ts'],

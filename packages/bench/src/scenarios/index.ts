@@ -17,6 +17,7 @@ import { historyDepthScenario } from './history-depth/index.js';
 import { hugScenario } from './hug/index.js';
 import { lobbyScenario } from './lobby/index.js';
 import { neighbourScenario } from './neighbour/index.js';
+import { outboxScenario } from './outbox/index.js';
 import { overloadScenario } from './overload/index.js';
 import { retryStormScenario } from './retry-storm/index.js';
 import { rollingRestartScenario } from './rolling-restart/index.js';
@@ -42,6 +43,7 @@ export const registry: Scenario[] = [
   deltaScenario,
   lobbyScenario,
   historyDepthScenario,
+  outboxScenario,
 ];
 
 /** The scenarios run when none is named. */

@@ -47,6 +47,7 @@ export interface ConfigRulesInput {
     readonly without_namespace: NamespaceRulesInput;
     readonly namespaces: ReadonlyArray<NamespaceRulesInput & { readonly name: string }>;
     readonly namespace_boundary: string;
+    readonly idempotent_result_ttl: number;
   };
   readonly http_api: { readonly insecure: boolean; readonly key: string };
   readonly protection: {
@@ -61,6 +62,9 @@ export interface ConfigRulesInput {
   };
   readonly broker: { readonly enabled: boolean };
   readonly outbox: { readonly enabled: boolean; readonly postgresql: { readonly dsn: string } };
+  readonly consumers: {
+    readonly jetstream: { readonly enabled: boolean; readonly stream_name: string; readonly ack_wait: number };
+  };
 }
 
 /** configIssues lists every cross-key problem of a parsed configuration (empty when it is valid). */
@@ -193,6 +197,20 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
       path: ['outbox', 'postgresql', 'dsn'],
       message:
         'missing secret: outbox.enabled needs outbox.postgresql.dsn, the database holding the outbox table (BULWARK_OUTBOX_POSTGRESQL_DSN)',
+    });
+  }
+  const js = cfg.consumers.jetstream;
+  if (js.enabled && js.stream_name === '') {
+    issues.push({
+      path: ['consumers', 'jetstream', 'stream_name'],
+      message: 'consumers.jetstream.enabled needs consumers.jetstream.stream_name, the stream the backend publishes to',
+    });
+  }
+  const ttl = cfg.channel.idempotent_result_ttl;
+  if (js.enabled && ttl > 0 && js.ack_wait >= ttl) {
+    issues.push({
+      path: ['consumers', 'jetstream', 'ack_wait'],
+      message: `consumers.jetstream.ack_wait (${js.ack_wait} ms) must be shorter than channel.idempotent_result_ttl (${ttl} ms): a message redelivered after a node died holding it is suppressed only while the key of its first publish is remembered`,
     });
   }
   if (cfg.protection.shedding.read_lag < cfg.protection.shedding.connect_lag) {

@@ -20,6 +20,7 @@ import { clientSection } from './sections/client.js';
 import { brokerSection } from './sections/broker.js';
 import { engineSection } from './sections/engine.js';
 import { outboxSection } from './sections/outbox.js';
+import { consumersSection } from './sections/consumers.js';
 import {
   healthSection,
   httpApiSection,
@@ -68,6 +69,7 @@ export const configSchema = z
     engine: engineSection,
     broker: brokerSection,
     outbox: outboxSection,
+    consumers: consumersSection,
     shutdown: shutdownSection,
     node: nodeSection,
     protection: protectionSection,

@@ -28,6 +28,7 @@ import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
 import { BulwarkError } from '../errors.js';
 import { claim, missingColumns, settle, type OutboxRow, type Settlement } from './table.js';
 import { classifyChannelError, classifyPublishError, describe, quarantine, type Outcome } from './outcome.js';
+import { PauseGate } from './pause.js';
 
 /** OutboxContext is what the consumer needs from its node. */
 export interface OutboxContext {
@@ -56,11 +57,12 @@ export class OutboxConsumer {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #tableChecked = false;
-  #paused: 'shedding' | 'not_ready' | undefined;
+  readonly #gate: PauseGate;
 
   constructor(ctx: OutboxContext) {
     this.#ctx = ctx;
     this.#cfg = ctx.config.outbox;
+    this.#gate = new PauseGate(ctx, ctx.metrics.outbox.paused, 'outbox consumer', { table: this.#cfg.table });
     const c = this.#cfg.postgresql;
     this.#pool = new pg.Pool({
       connectionString: c.dsn,
@@ -90,12 +92,12 @@ export class OutboxConsumer {
     this.#wake?.();
     await this.#loop;
     await this.#pool.end().catch(() => undefined);
-    for (const reason of ['shedding', 'not_ready'] as const) this.#ctx.metrics.outbox.paused.set({ reason }, 0);
+    this.#gate.clear();
   }
 
   async #run(): Promise<void> {
     while (this.#running) {
-      if (this.#pause()) {
+      if (this.#gate.paused()) {
         await this.#sleep(this.#cfg.poll_interval);
         continue;
       }
@@ -108,20 +110,6 @@ export class OutboxConsumer {
       }
       if (!full) await this.#sleep(this.#cfg.poll_interval);
     }
-  }
-
-  /** #pause decides whether to consume now, and reports a change in bulwark_outbox_paused and the log. */
-  #pause(): boolean {
-    const ctx = this.#ctx;
-    const reason = ctx.shedder.connect || ctx.shedder.read ? 'shedding' : !ctx.ready ? 'not_ready' : undefined;
-    if (reason !== this.#paused) {
-      if (this.#paused !== undefined) ctx.metrics.outbox.paused.set({ reason: this.#paused }, 0);
-      if (reason !== undefined) ctx.metrics.outbox.paused.set({ reason }, 1);
-      if (reason !== undefined) ctx.log.warn({ table: this.#cfg.table, reason }, 'outbox consumer paused');
-      else ctx.log.info({ table: this.#cfg.table }, 'outbox consumer resumed');
-      this.#paused = reason;
-    }
-    return reason !== undefined;
   }
 
   /** #checkTable refuses a missing table or one without the consumer's columns (BW_ERR_OUTBOX_TABLE). */

@@ -9,6 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describeIf, freePort } from './redis.js';
 
@@ -24,6 +25,21 @@ export async function natsAvailable(url = natsUrl): Promise<string | undefined> 
     return undefined;
   } catch (err) {
     return `NATS at ${url} is not reachable (${(err as Error).message})`;
+  }
+}
+
+/** jetstreamAvailable returns undefined when NATS at `url` has JetStream enabled, else why not. */
+export async function jetstreamAvailable(url = natsUrl): Promise<string | undefined> {
+  try {
+    const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+    try {
+      await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
+      return undefined;
+    } finally {
+      await nc.close();
+    }
+  } catch (err) {
+    return `JetStream at ${url} is not available (${(err as Error).message})`;
   }
 }
 
