@@ -26,7 +26,15 @@ import {
   encodePublication,
   MalformedMessageError,
 } from './codec.js';
-import { closeClient, connectClient, createRedisClients, evalScript, watchClient, withDeadline } from './connection.js';
+import {
+  closeClient,
+  connectClient,
+  createRedisClients,
+  evalScript,
+  subscribeAll,
+  watchClient,
+  withDeadline,
+} from './connection.js';
 import type { RedisClient } from './connection.js';
 import { toEngineError } from './errors.js';
 import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
@@ -60,9 +68,6 @@ export interface RedisBrokerOptions extends RedisEngineOptions {
 
 /** Default meta TTL, as Centrifugo's `channel.history_meta_ttl` (720h) and the memory broker. */
 const DEFAULT_META_TTL_MS = 720 * 60 * 60 * 1000;
-
-/** How many channels one SUBSCRIBE carries when resubscribing after a reconnect. */
-const RESUBSCRIBE_BATCH = 512;
 
 /**
  * RedisBroker implements {@link Broker} on Redis (standalone, Sentinel or Cluster).
@@ -349,11 +354,7 @@ export class RedisBroker implements Broker {
       return;
     }
     const names = [this.control, ...[...this.subscriptions.keys()].map((c) => pubsubChannel(this.o.prefix, c))];
-    const batches: Promise<unknown>[] = [];
-    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) {
-      batches.push(this.subscriber.subscribe(...names.slice(i, i + RESUBSCRIBE_BATCH)));
-    }
-    Promise.all(batches).then(
+    subscribeAll(this.subscriber, names).then(
       () => this.setUp('subscriber', true),
       (err: unknown) => {
         if (this.state !== 'started') return;

@@ -129,6 +129,22 @@ export async function closeClient(client: RedisClient, o: ResolvedRedisOptions):
   }
 }
 
+/** How many channels one SUBSCRIBE carries when resubscribing after a reconnect. */
+const RESUBSCRIBE_BATCH = 512;
+
+/**
+ * subscribeAll subscribes `subscriber` to every name in batches of {@link RESUBSCRIBE_BATCH}
+ * (one SUBSCRIBE of a hundred thousand channels would be one huge command): how both Redis
+ * brokers renew their pub/sub channels after the subscriber connection came back.
+ */
+export function subscribeAll(subscriber: RedisClient, names: readonly string[]): Promise<unknown> {
+  const batches: Promise<unknown>[] = [];
+  for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) {
+    batches.push(subscriber.subscribe(...names.slice(i, i + RESUBSCRIBE_BATCH)));
+  }
+  return Promise.all(batches);
+}
+
 /**
  * withDeadline rejects with a {@link NoAnswerError} (which {@link toEngineError} maps) when
  * `promise` has not settled within `ms`. Standalone commands are bounded by ioredis'

@@ -23,7 +23,7 @@ import {
   type MapUpdateResult,
 } from '../map-broker.js';
 import { decodeEvent, decodePublication, decodeStreamEntry, MalformedMessageError } from './codec.js';
-import { closeClient, connectClient, createRedisClients, evalScript, watchClient } from './connection.js';
+import { closeClient, connectClient, createRedisClients, evalScript, subscribeAll, watchClient } from './connection.js';
 import type { RedisClient } from './connection.js';
 import { toEngineError } from './errors.js';
 import type { RedisEngineOptions, ResolvedRedisOptions } from '../../config/redis-options.js';
@@ -63,9 +63,6 @@ export class MapClusterUnsupportedError extends Error {
     this.name = 'MapClusterUnsupportedError';
   }
 }
-
-/** How many channels one SUBSCRIBE carries when resubscribing after a reconnect. */
-const RESUBSCRIBE_BATCH = 512;
 
 /**
  * RedisMapBroker implements {@link MapBroker} on Redis.
@@ -418,11 +415,7 @@ export class RedisMapBroker implements MapBroker {
 
   private resubscribeAll(): void {
     const names = [...this.subscriptions.keys()].map((c) => mapPubsubChannel(this.o.prefix, c));
-    const batches: Promise<unknown>[] = [];
-    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) {
-      batches.push(this.subscriber.subscribe(...names.slice(i, i + RESUBSCRIBE_BATCH)));
-    }
-    Promise.all(batches).then(
+    subscribeAll(this.subscriber, names).then(
       () => this.setUp('subscriber', true),
       (err: unknown) => {
         if (this.state !== 'started') return;
