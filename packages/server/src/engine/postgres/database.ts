@@ -111,6 +111,11 @@ export class PostgresDatabase {
     // An idle pooled connection that breaks (PostgreSQL restarted) is dropped by the pool; the
     // event must have a listener or it would crash the process.
     this.pool.on('error', (err) => onError(toEngineError(err, this.address)));
+    // pg-pool listens for errors on idle connections only. One that breaks while checked out
+    // (PostgreSQL killed during a query) emits 'error' as its socket ends, after or without
+    // failing a query: with no listener that event would crash the node. Its user learns of
+    // the failure from the query (or the next one), and release(err) destroys it.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** address is where PostgreSQL is, without credentials. */
