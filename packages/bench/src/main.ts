@@ -11,7 +11,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { helpLine, parseOptionsOf, readFlags, type FlagSpec } from './harness/flags.js';
+import { helpLine, parseOptionsOf, readFlags } from './harness/flags.js';
+import { globalFlags } from './harness/global-flags.js';
 import { machineInfo, pinSelf, tasksetAvailable } from './harness/proc.js';
 import { Progress } from './harness/progress.js';
 import { runScenario } from './harness/run-scenario.js';
@@ -19,45 +20,7 @@ import { defaultBulwarkMain, killAllServers, parseTargets } from './harness/targ
 import { defaultScenarios, registry } from './scenarios/index.js';
 
 /** The options of the bench itself, whatever the scenario. */
-const global = {
-  target: {
-    name: 'target',
-    arg: 'T',
-    help: 'raw | bulwark | socketio | both (raw + bulwark) | all (raw + bulwark + socketio)',
-    defaultText: 'all for fanout and connections, else both; bulwark is skipped if not built',
-  },
-  quick: {
-    name: 'quick',
-    help: 'small counts and durations (smoke test: < 30 s a scenario; overload, stalled ~45 s)',
-  },
-  json: { name: 'json', help: 'print the results as JSON instead of tables' },
-  outDir: { name: 'out-dir', arg: 'DIR', help: 'where results files go', default: './bench-results' },
-  noPin: { name: 'no-pin', help: 'do not pin server (CPU 0) and load generator (CPU 1) with taskset' },
-  bulwarkMain: {
-    name: 'bulwark-main',
-    arg: 'FILE',
-    help: 'Bulwark CLI entry',
-    defaultText: 'packages/server/dist/src/cli/main.js',
-  },
-  wsPath: { name: 'ws-path', arg: 'PATH', help: 'Bulwark WebSocket path', default: '/connection/websocket' },
-  bulwarkConfig: {
-    name: 'bulwark-config',
-    arg: 'J',
-    help: `JSON merged into Bulwark's config, e.g. '{"client":{"write_delay":"20ms"}}'`,
-  },
-  workers: {
-    name: 'workers',
-    arg: 'N',
-    help: `start Bulwark with --workers N (needs '{"engine":{"type":"redis"}}'; not pinned)`,
-    default: 1,
-    min: 1,
-  },
-  noHtml: { name: 'no-html', help: 'do not write the HTML report next to the JSON results' },
-  console: {
-    name: 'console',
-    help: "an operator watches Bulwark's console: its overview and /metrics are fetched every second during each run",
-  },
-} satisfies Record<string, FlagSpec>;
+const global = globalFlags;
 
 /** usage is the help text, generated from the flag declarations. */
 function usage(): string {

@@ -14,6 +14,7 @@ import { deltaScenario } from './delta/index.js';
 import { fanoutMixedScenario } from './fanout-mixed/index.js';
 import { fanoutScenario } from './fanout/index.js';
 import { historyDepthScenario } from './history-depth/index.js';
+import { jetstreamScenario } from './jetstream/index.js';
 import { hugScenario } from './hug/index.js';
 import { lobbyScenario } from './lobby/index.js';
 import { neighbourScenario } from './neighbour/index.js';
@@ -44,6 +45,7 @@ export const registry: Scenario[] = [
   lobbyScenario,
   historyDepthScenario,
   outboxScenario,
+  jetstreamScenario,
 ];
 
 /** The scenarios run when none is named. */
