@@ -1,7 +1,8 @@
 /**
  * Tests of the jetstream scenario's pure parts: its options (defaults, quick values, refusals),
  * the phase plan and the run's time bound, the message it publishes (the documented envelope,
- * whose data the lean client decodes), the phase verdict and the saturated-side verdict; and
+ * whose data the lean client decodes), the phase verdict and the saturated-side verdict, finding
+ * the local nats-server; and
  * that no scenario's flag shares a name with a global flag.
  */
 import assert from 'node:assert/strict';
@@ -11,8 +12,9 @@ import { globalFlags } from '../src/harness/global-flags.js';
 import type { LatencySummary } from '../src/harness/stats.js';
 import { parseBenchPush } from '../src/load/lean-client.js';
 import { registry } from '../src/scenarios/index.js';
-import { channelName, envelope } from '../src/scenarios/jetstream/backend.js';
+import { channelName, envelope, localNatsPid } from '../src/scenarios/jetstream/backend.js';
 import { bulwarkConfig } from '../src/scenarios/jetstream/index.js';
+import { jetstreamTable } from '../src/scenarios/jetstream/report.js';
 import { jetstreamFlags, maxRunSeconds, phasePlan, readOptions } from '../src/scenarios/jetstream/options.js';
 import { judgePhase, limitOf, saturatedSide, type PhaseResult } from '../src/scenarios/jetstream/verdict.js';
 
@@ -45,6 +47,7 @@ const phase = (over: Partial<PhaseResult> = {}): PhaseResult => ({
   drainMs: 30,
   serverCpuPercent: 40,
   loadgenCpuPercent: 30,
+  natsCpuPercent: 20,
   ...over,
 });
 
@@ -164,12 +167,14 @@ describe('the jetstream verdicts', () => {
       side({ publishedPerSec: 500, serverCpuPercent: 95 }),
       /^JetStream publish side: .* 500 of 1000 msg\/s/,
     );
-    assert.equal(side({ serverCpuPercent: 97, tailMs: 900 }), 'Bulwark CPU (97%)');
+    assert.equal(side({ serverCpuPercent: 97, natsCpuPercent: 99, tailMs: 900 }), 'Bulwark CPU (97%)');
+    assert.equal(side({ natsCpuPercent: 99, tailMs: 900 }), 'NATS server CPU (99%)');
     assert.match(
       side({ tailMs: 900 }),
       /^Bulwark's JetStream consumer below CPU saturation \(server 40%\).*max_ack_pending 1$/,
     );
-    assert.match(side({ latencyMs: latency(5, 400) }), /^latency\/loss below CPU saturation/);
+    assert.match(side({ latencyMs: latency(5, 400) }), /^latency\/loss below CPU saturation .*NATS 20%\)$/);
+    assert.match(side({ latencyMs: latency(5, 400), natsCpuPercent: Number.NaN }), /NATS NaN%\)$/);
   });
 
   it('reports the highest passing rate and what limited the first failing phase', () => {
@@ -183,5 +188,31 @@ describe('the jetstream verdicts', () => {
     const limit = limitOf([passed, failed], 1, 250);
     assert.equal(limit.maxPassingRate, 1000);
     assert.match(limit.limitedBy, /JetStream consumer below CPU saturation/);
+  });
+});
+
+describe('the jetstream table', () => {
+  it('has a cell under every heading, and says what limited the run', () => {
+    const o = readOptions(readFlags({}, false));
+    const phases = [
+      { ...phase(), pass: true, reason: '' },
+      { ...phase({ label: 'ramp 1', natsCpuPercent: Number.NaN }), pass: false, reason: 'p99 300 ms > 250 ms' },
+    ];
+    const lines = jetstreamTable(o, { phases, maxPassingRate: 1000, limitedBy: 'Bulwark CPU (97%)' }).split('\n');
+    const cells = (line: string) => line.trim().split(/\s{2,}/).length;
+    assert.equal(lines.length, 5);
+    assert.equal(cells(lines[1]!), 11);
+    assert.equal(cells(lines[2]!), 11);
+    assert.match(lines[3]!, /^ramp 1 .* - +FAIL: p99 300 ms > 250 ms$/);
+    assert.equal(lines[4], 'highest passing rate: 1,000 msg/s; limited by: Bulwark CPU (97%)');
+  });
+});
+
+describe('localNatsPid', () => {
+  it('looks only behind a loopback URL', () => {
+    assert.equal(localNatsPid('nats://nats.internal:4222'), undefined);
+    assert.equal(localNatsPid('tls://127.0.0.1:4222'), undefined);
+    const pid = localNatsPid('nats://127.0.0.1:4222');
+    assert.ok(pid === undefined || (Number.isInteger(pid) && pid > 0));
   });
 });

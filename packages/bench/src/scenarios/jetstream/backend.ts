@@ -17,6 +17,8 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readdirSync } from 'node:fs';
+import { readComm } from '../../harness/proc.js';
 import { benchData } from '../../load/lean-client.js';
 import { nowMicros } from '../../harness/util.js';
 
@@ -141,4 +143,21 @@ export class JetStreamBackend {
     });
     await this.nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * localNatsPid finds the `nats-server` process behind a loopback URL, so its CPU can be read
+ * too: the only one on this machine, else undefined (none, several, or a remote URL).
+ */
+export function localNatsPid(url: string): number | undefined {
+  if (!/^nats:\/\/(127\.0\.0\.1|localhost)(:|$)/.test(url)) return undefined;
+  let found: number[] = [];
+  try {
+    found = readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e) && readComm(Number(e)) === 'nats-server')
+      .map(Number);
+  } catch {
+    return undefined;
+  }
+  return found.length === 1 ? found[0] : undefined;
 }

@@ -11,11 +11,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { fmt, formatTable } from '../../harness/format.js';
 import { check, type Scenario } from '../../harness/scenario.js';
 import { bulwarkAvailable, onFreshBulwark } from '../../harness/targets.js';
 import { JetStreamBackend } from './backend.js';
 import { jetstreamFlags, maxRunSeconds, readOptions, type JetStreamOptions } from './options.js';
+import { jetstreamTable } from './report.js';
 import { runPhases, type RunResult } from './run.js';
 
 /** bulwarkConfig is the consumer's config for one run (stream, subjects and durable name are the run's own). */
@@ -74,37 +74,7 @@ export const jetstreamScenario: Scenario = {
       check('fixed rate consumed', fixed.consumedPerSec, '>=', Math.floor(o.rate * 0.95), 'msg/s'),
       check('fixed rate p99', fixed.latencyMs.p99, '<=', o.p99LimitMs, 'ms'),
     ];
-    const rows = [
-      [
-        'phase',
-        'target/s',
-        'published/s',
-        'consumed/s',
-        'p50 ms',
-        'p99 ms',
-        'max lag',
-        'server CPU',
-        'bench CPU',
-        'verdict',
-      ],
-      ...r.phases.map((p) => [
-        p.label,
-        fmt(p.targetRate),
-        fmt(p.publishedPerSec),
-        fmt(p.consumedPerSec),
-        fmt(p.latencyMs.p50, 2),
-        fmt(p.latencyMs.p99, 2),
-        fmt(p.maxLag),
-        `${p.serverCpuPercent}%`,
-        `${p.loadgenCpuPercent}%`,
-        p.pass ? 'pass' : `FAIL: ${p.reason}`,
-      ]),
-    ];
-    const table = [
-      `jetstream: ${o.channels} channels × ${o.subscribersPerChannel} subscribers, max_ack_pending ${o.maxAckPending}, batch ${o.batch}, ${o.storage} storage`,
-      formatTable(rows),
-      `highest passing rate: ${fmt(r.maxPassingRate)} msg/s; limited by: ${r.limitedBy}`,
-    ].join('\n');
+    const table = jetstreamTable(o, r);
     return { options: o, results: r, checks, charts: [], table };
   },
 };

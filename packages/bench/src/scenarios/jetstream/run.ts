@@ -10,13 +10,13 @@
  */
 import type { Log } from '../../harness/scenario.js';
 import { connectionToken } from '../../harness/jwt.js';
-import { watchCpu } from '../../harness/proc.js';
+import { readCpuMicros, watchCpu } from '../../harness/proc.js';
 import type { Progress } from '../../harness/progress.js';
 import { LatencyRecorder, roundSummary, SeqTracker } from '../../harness/stats.js';
 import type { RunningServer } from '../../harness/targets.js';
 import { nowMicros, round, sleep, waitFor } from '../../harness/util.js';
 import { LeanClient } from '../../load/lean-client.js';
-import { channelName, type JetStreamBackend } from './backend.js';
+import { channelName, localNatsPid, type JetStreamBackend } from './backend.js';
 import { phasePlan, type JetStreamOptions, type PhasePlan } from './options.js';
 import { judgePhase, limitOf, type PhaseResult, type Verdict } from './verdict.js';
 
@@ -146,6 +146,7 @@ async function runPhase(
     }
   })();
   const cpu = watchCpu(serverPid);
+  const natsCpu = natsCpuWatch(o.natsUrl);
   const t0 = performance.now();
   const windowMs = plan.seconds * 1000;
   const total = Math.round(plan.rate * plan.seconds);
@@ -161,6 +162,7 @@ async function runPhase(
   const windowEndMicros = nowMicros();
   const publishSeconds = (performance.now() - t0) / 1000;
   const load = cpu();
+  const natsCpuPercent = natsCpu();
   await backend.settle(5000);
 
   const published = backend.total - sent0;
@@ -207,5 +209,21 @@ async function runPhase(
     drainMs: Math.round(drainMs),
     serverCpuPercent: load.serverCpuPercent,
     loadgenCpuPercent: load.loadgenCpuPercent,
+    natsCpuPercent,
   };
+}
+
+/** natsCpuWatch starts reading the local nats-server's CPU; the returned function ends the window (NaN: not found). */
+function natsCpuWatch(url: string): () => number {
+  const pid = localNatsPid(url);
+  const read = (): number => {
+    try {
+      return pid === undefined ? Number.NaN : readCpuMicros(pid);
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const cpu0 = read();
+  const t0 = performance.now();
+  return () => round(((read() - cpu0) / ((performance.now() - t0) * 1000)) * 100, 1);
 }

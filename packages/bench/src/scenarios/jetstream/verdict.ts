@@ -38,6 +38,8 @@ export interface PhaseResult {
   drainMs: number;
   serverCpuPercent: number;
   loadgenCpuPercent: number;
+  /** The local nats-server's CPU (NaN when NATS is not a single local process). */
+  natsCpuPercent: number;
 }
 
 /** Verdict is a phase's pass/fail with the first reason it failed. */
@@ -99,10 +101,11 @@ export function saturatedSide(r: PhaseResult, maxAckPending: number, p99LimitMs:
     return `JetStream publish side: the backend got ${Math.round(r.publishedPerSec)} of ${r.targetRate} msg/s acknowledged`;
   }
   if (r.serverCpuPercent >= CPU_SATURATED) return `Bulwark CPU (${r.serverCpuPercent}%)`;
+  if (r.natsCpuPercent >= CPU_SATURATED) return `NATS server CPU (${r.natsCpuPercent}%)`;
   if (consumerBehind(r, p99LimitMs)) {
     return `Bulwark's JetStream consumer below CPU saturation (server ${r.serverCpuPercent}%): one pull-publish-ack round trip per message, max_ack_pending ${maxAckPending}`;
   }
-  return `latency/loss below CPU saturation (server ${r.serverCpuPercent}%, load generator ${r.loadgenCpuPercent}%)`;
+  return `latency/loss below CPU saturation (server ${r.serverCpuPercent}%, load generator ${r.loadgenCpuPercent}%, NATS ${r.natsCpuPercent}%)`;
 }
 
 /** limitOf is the run's verdict on its limit: the first failing phase's saturated side, or "not reached". */
