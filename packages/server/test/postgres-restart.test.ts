@@ -108,15 +108,26 @@ describeIf('PostgreSQL restarts under a node', privatePostgresMissing(), () => {
     assert.equal(stays.subscribed[0]?.streamPosition?.epoch, epoch);
     await waitUntil(() => stays.received.length === n && leaves.received.length === n, 3000, `the ${n} posts`);
 
-    // Other channels keep the pool busy, so that connections break mid-query at the kill.
+    // Other channels keep the pool busy, so that connections break mid-query at the kill (an
+    // unhandled 'error' of such a connection crashed the node). Each publish is answered: an
+    // offset, or engine error 100 (temporary, or outcome unknown for one in flight).
     let busy = true;
+    const answers: unknown[] = [];
     const others = [1, 2, 3].map(async (w) => {
-      for (let i = 0; busy; i++) await srv.api('publish', { channel: `chat:other-${w}`, data: { n: i } });
+      for (let i = 0; busy; i++) {
+        const res = await srv.api('publish', { channel: `chat:other-${w}`, data: { n: i } });
+        answers.push(res.body.result === undefined ? res.body.error?.code : 'ok');
+      }
     });
     await new Promise((resolve) => setTimeout(resolve, 200));
     await server.kill();
     busy = false;
     await Promise.all(others);
+    assert.deepEqual(
+      answers.filter((a) => a !== 'ok' && a !== 100),
+      [],
+      'offsets or error 100 only',
+    );
     await waitReady(srv, 503, 3000);
     assert.equal(await engineUp(srv), 0);
     assert.equal((await fetch(`${srv.httpUrl}/health`)).status, 200, 'the node lives on');
