@@ -11,7 +11,8 @@
  * postmaster). initdb runs once per test process; each server copies that template.
  *
  * Every server still running when the test process exits (even on a crash) is SIGKILLed with
- * its backends and its directory removed, so a failed run leaves no postgres behind.
+ * its backends and its directory removed; a test process killed by a signal takes its
+ * postmasters with it (setpriv --pdeathsig), so a failed run leaves no postgres behind.
  *
  * @module
  */
@@ -228,11 +229,17 @@ export class PrivatePostgres {
       shared_buffers: '16MB',
     };
     const args = ['-D', join(this.dir, 'data'), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-    const proc = spawn(join(pgBinDir, 'postgres'), args, {
-      ...this.who,
-      stdio: ['ignore', log, log],
-      env: { ...process.env, LC_ALL: 'C' },
-    });
+    const postgres = join(pgBinDir, 'postgres');
+    const env = { ...process.env, LC_ALL: 'C' };
+    // Through setpriv (which execs it: the pid stays the postmaster's), the postmaster gets
+    // SIGKILL when this process dies in any way, a signal included, where the exit hook
+    // does not run; its backends follow it.
+    const proc = setprivAvailable()
+      ? spawn('setpriv', [...setprivUser(this.who), '--pdeathsig', 'KILL', '--', postgres, ...args], {
+          stdio: ['ignore', log, log],
+          env,
+        })
+      : spawn(postgres, args, { ...this.who, stdio: ['ignore', log, log], env });
     closeSync(log);
     this.#proc = proc;
     running.add(this);
@@ -247,6 +254,19 @@ export class PrivatePostgres {
     });
     return proc;
   }
+}
+
+let setprivOk: boolean | undefined;
+
+/** setprivAvailable tells whether util-linux's `setpriv` can run here. */
+function setprivAvailable(): boolean {
+  setprivOk ??= spawnSync('setpriv', ['--version']).status === 0;
+  return setprivOk;
+}
+
+/** setprivUser is setpriv's arguments to run as `who` (none: as this process's user). */
+function setprivUser(who: RunAs): string[] {
+  return 'uid' in who ? [`--reuid=${who.uid}`, `--regid=${who.gid}`, '--clear-groups'] : [];
 }
 
 /** answers tells whether PostgreSQL at `url` runs a query now. */
