@@ -76,6 +76,10 @@ export class OutboxConsumer {
     });
     // A pooled connection that breaks while idle is dropped by the pool; reported, never thrown.
     this.#pool.on('error', (err) => this.#dbFailed(err));
+    // pg-pool listens on idle connections only; the batch's connection is checked out while its
+    // rows are published, and if PostgreSQL dies then, it emits 'error' with no query to fail:
+    // unheard, that event would crash the node. The batch learns of it at its next query.
+    this.#pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   /** start begins polling in the background. */
