@@ -67,6 +67,7 @@ export function brokerWrapper(cfg: Readonly<Config>, events: EngineEvents): Wrap
         dialTimeoutMs: n.dial_timeout,
         reconnectMaxDelayMs: n.reconnect_max_delay,
         pingIntervalMs: n.ping_interval,
+        access: n,
       }),
       { reorderWaitMs: n.reorder_wait, catchUpBatch: n.catch_up_batch, ...events },
     );

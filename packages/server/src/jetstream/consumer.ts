@@ -23,10 +23,11 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, t
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Config } from '../config/schema.js';
+import { natsAccessHint, natsAccessOptions } from '../engine/nats/access.js';
 import { natsAddress } from '../engine/nats/fanout-nats.js';
 import type { Metrics } from '../metrics.js';
 import { publishEvent, type EventSourceContext } from '../outbox/event-publisher.js';
-import { describe, type Outcome } from '../outbox/outcome.js';
+import { classifyChannelError, describe, type Outcome } from '../outbox/outcome.js';
 import { PauseGate } from '../outbox/pause.js';
 import { WakeableSleep } from '../util/wakeable-sleep.js';
 import { parseCommand } from './message.js';
@@ -97,6 +98,7 @@ export class JetStreamConsumer {
     const c = this.#cfg;
     if (this.#nc === undefined) {
       this.#nc = await connect({
+        ...natsAccessOptions(c, 'consumers.jetstream'),
         servers: c.url.split(',').map((u) => u.trim()),
         name: 'bulwark-jetstream',
         timeout: c.connect_timeout,
@@ -188,10 +190,34 @@ export class JetStreamConsumer {
     }
   }
 
-  #publish(m: JsMsg, key: string): Promise<Outcome> | Outcome {
+  /**
+   * #publish publishes a message's command. A broadcast checks every channel first and publishes
+   * nowhere when one is bad (as the server API's broadcast); a retry after a failure publishes to
+   * every channel again, and the key suppresses it where it was already published.
+   */
+  async #publish(m: JsMsg, key: string): Promise<Outcome> {
     const cmd = parseCommand(m.data);
     if ('kind' in cmd) return cmd;
-    return publishEvent(this.#ctx, 'jetstream', cmd.channel, cmd.data, cmd.idempotencyKey ?? key);
+    const idempotencyKey = cmd.idempotencyKey ?? key;
+    if (cmd.channels.length === 1) {
+      return publishEvent(this.#ctx, 'jetstream', cmd.channels[0] as string, cmd.data, idempotencyKey);
+    }
+    for (const channel of cmd.channels) {
+      try {
+        this.#ctx.rules.resolve(channel);
+      } catch (err) {
+        return classifyChannelError(err);
+      }
+    }
+    const outcomes = await Promise.all(
+      cmd.channels.map((ch) => publishEvent(this.#ctx, 'jetstream', ch, cmd.data, idempotencyKey)),
+    );
+    // The worst outcome decides: hold and retry (engine, attempt) before giving up (quarantine).
+    for (const kind of ['engine', 'attempt', 'quarantine'] as const) {
+      const worst = outcomes.find((o) => o.kind === kind);
+      if (worst !== undefined) return worst;
+    }
+    return { kind: 'published' };
   }
 
   #failed(m: JsMsg, outcome: Outcome & { detail: string }, attempts: number): void {
@@ -211,7 +237,7 @@ export class JetStreamConsumer {
     this.#ctx.burstLog.error(
       'jetstream.nats',
       { ...this.#fields, url: natsAddress(this.#cfg.url), err: describe(err) },
-      'jetstream consumer: NATS or the stream failed; retrying every consumers.jetstream.retry_interval',
+      `jetstream consumer: NATS or the stream failed (${natsAccessHint(err, 'consumers.jetstream') ?? 'check consumers.jetstream.url and stream_name'}); retrying every consumers.jetstream.retry_interval`,
     );
   }
 }

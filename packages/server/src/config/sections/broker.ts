@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { duration } from './common.js';
+import { natsTlsSchema, natsToken } from './nats-access.js';
 
 /** natsSchema: where the NATS broker finds NATS and how it keeps order. */
 const natsSchema = z
@@ -31,6 +32,8 @@ const natsSchema = z
       .describe(
         'First token(s) of every subject: `<prefix>.ch.<channel>` and `<prefix>.control`, so several deployments can share one NATS.',
       ),
+    token: natsToken,
+    tls: natsTlsSchema,
     dial_timeout: duration('1s').describe('Longest wait for a connection to NATS, at start and on each reconnect.'),
     reconnect_max_delay: duration('2s').describe(
       'Longest wait between reconnect attempts while NATS is down, and between start attempts of a node that could not reach it.',

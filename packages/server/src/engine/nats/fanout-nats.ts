@@ -9,6 +9,7 @@
  * @module
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { natsAccessHint, natsAccessOptions, type NatsAccess } from './access.js';
 import type { RawJSON } from '../../protocol/types.js';
 import { EngineUnavailableError } from '../errors.js';
 import type { Fanout, FanoutEvent, FanoutEvents } from '../fanout.js';
@@ -28,6 +29,8 @@ export interface NatsFanoutOptions {
   pingIntervalMs: number;
   /** Connection name shown by the NATS server's monitoring. */
   name?: string;
+  /** Token and TLS (`broker.nats.token`, `broker.nats.tls`); none when absent. */
+  access?: NatsAccess;
 }
 
 /** natsAddress returns the servers of `url` without credentials (for logs and errors). */
@@ -73,12 +76,8 @@ export class NatsFanout implements Fanout {
   /** unavailable makes the error of a call while NATS cannot be reached, naming the config key. */
   unavailable(cause?: unknown): EngineUnavailableError {
     const why = cause instanceof Error ? cause.message : cause === undefined ? 'connection is down' : String(cause);
-    const err = new Error(
-      `NATS at ${this.address} is not reachable (${why}): check that NATS runs there and ${URL_KEY}`,
-      {
-        cause,
-      },
-    );
+    const check = natsAccessHint(cause, 'broker.nats') ?? `check that NATS runs there and ${URL_KEY}`;
+    const err = new Error(`NATS at ${this.address} is not reachable (${why}): ${check}`, { cause });
     return new EngineUnavailableError(this.address, { cause: err });
   }
 
@@ -88,6 +87,7 @@ export class NatsFanout implements Fanout {
     let nc: NatsConnection;
     try {
       nc = await connect({
+        ...(this.#o.access === undefined ? {} : natsAccessOptions(this.#o.access, 'broker.nats')),
         servers: this.#o.url.split(',').map((u) => u.trim()),
         name: this.#o.name ?? 'bulwark',
         timeout: this.#o.dialTimeoutMs,
