@@ -140,7 +140,9 @@ export class RedisFanout implements Fanout {
       throw this.unavailable(err);
     }
     this.#state = 'started';
-    this.#setUp('subscriber', true);
+    // Up without a report: onStateChange tells changes after start (the Fanout contract).
+    this.#subscriberUp = true;
+    this.#up = this.#commandUp;
   }
 
   /** subscribe makes this node receive the channel's events; resolves once Redis confirmed it. */
