@@ -2,7 +2,8 @@
  * Engine: the broker and presence manager a node runs on, made from `engine.*` config. The
  * memory engine is the embedded default; the Redis and PostgreSQL engines make many processes
  * and machines act as one. With `broker.enabled` the engine's broker keeps history only and
- * NATS fans out (composed-broker.ts), as Centrifugo v6 chooses a broker apart from the engine.
+ * NATS or Redis pub/sub fans out (composed-broker.ts, fanout-choice.ts), as Centrifugo v6
+ * chooses a broker apart from the engine; presence_manager is added in combined-engine.ts.
  *
  * @module
  */
@@ -21,7 +22,7 @@ import { PostgresBroker } from './postgres/broker-postgres.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
 import { PostgresPresenceManager } from './postgres/presence-postgres.js';
 import { ComposedBroker } from './composed-broker.js';
-import { NatsFanout } from './nats/fanout-nats.js';
+import { chosenFanout } from './fanout-choice.js';
 
 /** EngineEvents are what an engine reports that no caller can receive. */
 export interface EngineEvents {
@@ -54,23 +55,13 @@ type HistoryBroker = Broker & { readonly address: string; isReady(): boolean };
 /** WrapBroker puts a fan-out in front of the engine's broker, or leaves it as it is. */
 type WrapBroker = (history: HistoryBroker) => HistoryBroker;
 
-/** brokerWrapper returns what `broker.*` config asks for: a NATS fan-out, or nothing. */
+/** brokerWrapper returns what `broker.*` config asks for: a fan-out (NATS, Redis pub/sub), or nothing. */
 export function brokerWrapper(cfg: Readonly<Config>, events: EngineEvents): WrapBroker {
   if (!cfg.broker.enabled) return (history) => history;
-  const n = cfg.broker.nats;
-  return (history) =>
-    new ComposedBroker(
-      history,
-      new NatsFanout({
-        url: n.url,
-        prefix: n.prefix,
-        dialTimeoutMs: n.dial_timeout,
-        reconnectMaxDelayMs: n.reconnect_max_delay,
-        pingIntervalMs: n.ping_interval,
-        access: n,
-      }),
-      { reorderWaitMs: n.reorder_wait, catchUpBatch: n.catch_up_batch, ...events },
-    );
+  return (history) => {
+    const { fanout, ...order } = chosenFanout(cfg.broker);
+    return new ComposedBroker(history, fanout, { ...order, ...events });
+  };
 }
 
 /** createEngine makes the engine `engine.type` names (not started), with the broker `broker.*` names. */
