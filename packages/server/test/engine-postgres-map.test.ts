@@ -1,0 +1,252 @@
+/**
+ * The PostgreSQL map broker: the MapBroker conformance suite on a real PostgreSQL (real clock,
+ * a fast expiry loop, a table prefix of this run's own, dropped at the end), then what is
+ * specific to it: two nodes on one database deliver each other's changes and race fairly, key
+ * expiry run by several nodes removes each key once, a lost notification is caught up by the
+ * poll, changes too large for NOTIFY arrive whole, a malformed notification is reported without
+ * crashing, the reads use the indexes, and an unreachable PostgreSQL fails a write as a
+ * temporary engine error naming the key. Needs PostgreSQL at BULWARK_TEST_POSTGRES_URL (skipped
+ * without it, unless BULWARK_REQUIRE_SERVICES=1).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { EngineUnavailableError } from '../src/engine/errors.js';
+import { PostgresMapBroker, type PostgresMapBrokerOptions } from '../src/engine/postgres/map-broker-postgres.js';
+import { asRaw } from '../src/protocol/types.js';
+import { Recorder, sleep, waitFor } from './conformance/broker.case.js';
+import { del, readAll, runMapBrokerSuite, set } from './conformance/map.case.js';
+import { describePostgres, dropTables, pgUrl, sql, uniqueTablePrefix } from './helpers/postgres.js';
+
+/** Every table this run creates starts with this; dropped at the end. */
+const prefix = uniqueTablePrefix();
+const quiet = { onError: () => {} };
+
+const broker = (over: Partial<PostgresMapBrokerOptions> = {}): PostgresMapBroker =>
+  new PostgresMapBroker({
+    dsn: pgUrl,
+    tablePrefix: prefix,
+    cleanupIntervalMs: 0,
+    mapCleanupIntervalMs: 25,
+    ...quiet,
+    ...over,
+  });
+
+let serial = 0;
+const channel = (what: string): string => `${what}-${process.pid}-${++serial}`;
+
+await describePostgres('PostgreSQL map broker', () => {
+  after(async () => {
+    await dropTables(prefix);
+  });
+
+  runMapBrokerSuite('PostgresMapBroker conformance', async () => {
+    const map = broker();
+    return { map, cleanup: () => map.close() };
+  });
+
+  describe('several nodes on one PostgreSQL', () => {
+    const started: PostgresMapBroker[] = [];
+    const node = async (rec: Recorder, over: Partial<PostgresMapBrokerOptions> = {}): Promise<PostgresMapBroker> => {
+      const b = broker(over);
+      started.push(b);
+      await b.start(rec);
+      return b;
+    };
+    after(async () => {
+      await Promise.all(started.map((b) => b.close()));
+    });
+
+    it('delivers each node the changes of the other, in offset order', async () => {
+      const [ra, rb] = [new Recorder(), new Recorder()];
+      const [a, b] = [await node(ra), await node(rb)];
+      const ch = channel('two');
+      await Promise.all([a.subscribe(ch), b.subscribe(ch)]);
+      for (let i = 1; i <= 10; i++) await (i % 2 === 0 ? a : b).publish(ch, `k${i % 3}`, set(i));
+      await (await node(new Recorder())).remove(ch, 'k0', del());
+      for (const rec of [ra, rb]) {
+        await waitFor(() => rec.pubs.length >= 11);
+        assert.deepEqual(
+          rec.pubs.map((d) => d.pub.offset),
+          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        );
+        assert.deepEqual(rec.pubs[10]!.pub, { offset: 11, data: '', key: 'k0', removed: true });
+      }
+    });
+
+    it('lets exactly one of concurrent if_new writers on two nodes take a key, 20 times', async () => {
+      const [a, b] = [await node(new Recorder()), await node(new Recorder())];
+      const ch = channel('race');
+      for (let slot = 0; slot < 20; slot++) {
+        const results = await Promise.all(
+          [a, b, a, b].map((n, i) => n.publish(ch, `slot${slot}`, set(i, { keyMode: 'if_new' }))),
+        );
+        assert.equal(results.filter((r) => r.suppressed === undefined).length, 1);
+      }
+      assert.deepEqual(await a.stats(ch), { numKeys: 20 });
+      const stream = await b.readStream(ch, { limit: -1, metaTtlMs: 60_000 });
+      assert.deepEqual(
+        stream.publications.map((p) => p.offset),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+        'losers appended nothing',
+      );
+    });
+
+    it('removes an expired key once, whichever nodes run the expiry', async () => {
+      const recs = [new Recorder(), new Recorder(), new Recorder()];
+      const nodes = await Promise.all(recs.map((r) => node(r, { mapCleanupIntervalMs: 5 })));
+      const ch = channel('expire');
+      await Promise.all(nodes.map((n) => n.subscribe(ch)));
+      for (let i = 0; i < 30; i++) await nodes[i % 3]!.publish(ch, `k${i}`, set(i, { keyTtlMs: 100 }));
+      for (const rec of recs) await waitFor(() => rec.pubs.length >= 60, 4000);
+      await sleep(100);
+      for (const rec of recs) {
+        const removals = rec.pubs.filter((d) => d.pub.removed).map((d) => d.pub.key);
+        assert.equal(removals.length, 30);
+        assert.equal(new Set(removals).size, 30);
+        assert.deepEqual(
+          rec.pubs.map((d) => d.pub.offset),
+          Array.from({ length: 60 }, (_, i) => i + 1),
+        );
+      }
+      assert.deepEqual((await readAll(nodes[0]!, ch, 100)).entries, []);
+      assert.deepEqual(await nodes[1]!.stats(ch), { numKeys: 0 });
+    });
+
+    it('catches up through the poll a change whose notification was lost', async () => {
+      const rec = new Recorder();
+      const a = await node(rec, { pollIntervalMs: 50 });
+      const b = await node(new Recorder());
+      const ch = channel('lost');
+      await a.subscribe(ch);
+      await b.publish(ch, 'a', set(1));
+      await waitFor(() => rec.pubs.length === 1);
+      // Written behind the engine's back: the stream row and position, no NOTIFY.
+      await sql(
+        `WITH m AS (UPDATE ${prefix}_map_meta SET top = 2 WHERE channel = $1 RETURNING channel)
+         INSERT INTO ${prefix}_map_stream (channel, "offset", key, data, created_at)
+         SELECT channel, 2, 'b', '"quiet"', (extract(epoch from clock_timestamp()) * 1000)::bigint FROM m`,
+        [ch],
+      );
+      await waitFor(() => rec.pubs.length === 2, 2000);
+      assert.deepEqual(rec.pubs[1]!.pub, { offset: 2, data: asRaw('quiet'), key: 'b' });
+      await b.publish(ch, 'c', set(3));
+      await waitFor(() => rec.pubs.length === 3);
+      assert.deepEqual(
+        rec.pubs.map((d) => d.pub.offset),
+        [1, 2, 3],
+      );
+    });
+
+    it('delivers changes too large for NOTIFY, with and without a stream', async () => {
+      const [ra, rb] = [new Recorder(), new Recorder()];
+      const [a, b] = [await node(ra), await node(rb)];
+      const big = 'x'.repeat(20_000);
+      for (const [ch, size] of [
+        [channel('big'), 10],
+        [channel('big-eph'), 0],
+      ] as const) {
+        await b.subscribe(ch);
+        await a.publish(ch, 'k', set(big, { streamSize: size, tags: { t: '1' } }));
+        await a.remove(ch, 'k', del({ streamSize: size }));
+        await waitFor(() => rb.pubs.filter((d) => d.channel === ch).length === 2);
+        const got = rb.pubs.filter((d) => d.channel === ch).map((d) => d.pub);
+        assert.deepEqual(got, [
+          { offset: size > 0 ? 1 : 0, data: asRaw(big), key: 'k', tags: { t: '1' } },
+          { offset: size > 0 ? 2 : 0, data: '', key: 'k', removed: true, tags: { t: '1' } },
+        ]);
+      }
+    });
+
+    it('reports a malformed notification and keeps delivering', async () => {
+      const errors: unknown[] = [];
+      const rec = new Recorder();
+      const n = await node(rec, { onError: (err) => errors.push(err) });
+      const ch = channel('bad');
+      await n.subscribe(ch);
+      const head = `${ch.length}\n${ch}\n`;
+      for (const bad of [
+        'garbage',
+        `m\n${head}1\n`,
+        `m\n${head}x\ne\n{}\n1`,
+        `m\n${head}1\ne\n{"key":5}\n1`,
+        `q\n${head}1`,
+      ]) {
+        await sql(`SELECT pg_notify($1, $2)`, [`${prefix}_map_events`, bad]);
+      }
+      await n.publish(ch, 'ok', set('fine'));
+      await waitFor(() => rec.pubs.length >= 1);
+      assert.deepEqual(
+        rec.pubs.map((d) => [d.pub.key, d.pub.data]),
+        [['ok', asRaw('fine')]],
+      );
+      assert.equal(errors.length, 5);
+    });
+  });
+
+  it('reads state pages, single keys, the stream and the due keys through indexes, not scans', async () => {
+    const migrated = broker();
+    await migrated.start(new Recorder());
+    await migrated.close();
+    // Enough rows over enough channels that the planner would scan a table without an index.
+    const bulk = channel('plan');
+    await sql(
+      `INSERT INTO ${prefix}_map_state (channel, key, "offset", data, expires_at)
+       SELECT $1 || (i % 200), 'k' || i, i, '1', CASE WHEN i % 7 = 0 THEN i ELSE 0 END FROM generate_series(1, 20000) i`,
+      [bulk],
+    );
+    await sql(
+      `INSERT INTO ${prefix}_map_stream (channel, "offset", key, data, created_at)
+       SELECT $1 || (i % 200), i, 'k' || i, '1', 0 FROM generate_series(1, 20000) i`,
+      [bulk],
+    );
+    await sql(`ANALYZE ${prefix}_map_state, ${prefix}_map_stream`);
+    const ch = `${bulk}7`;
+    // Each must be a range of an index: the primary keys on the channel, the expiry index.
+    const queries: Array<[string, unknown[]]> = [
+      [`SELECT * FROM ${prefix}_map_state WHERE channel = $1 AND key > $2 ORDER BY key LIMIT 10`, [ch, 'k10']],
+      [`SELECT * FROM ${prefix}_map_state WHERE channel = $1 ORDER BY key LIMIT 10`, [ch]],
+      [`SELECT * FROM ${prefix}_map_state WHERE channel = $1 AND key = $2`, [ch, 'k10']],
+      [`SELECT * FROM ${prefix}_map_stream WHERE channel = $1 AND "offset" > $2 ORDER BY "offset" LIMIT 10`, [ch, 3]],
+      [
+        `SELECT * FROM ${prefix}_map_stream WHERE channel = $1 AND "offset" < $2 ORDER BY "offset" DESC LIMIT 10`,
+        [ch, 900],
+      ],
+      [
+        `SELECT channel, key FROM ${prefix}_map_state WHERE expires_at > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT 100`,
+        [50],
+      ],
+    ];
+    try {
+      for (const [q, params] of queries) {
+        const p = (await sql<{ 'QUERY PLAN': string }>(`EXPLAIN ${q}`, params)).map((r) => r['QUERY PLAN']).join('\n');
+        assert.doesNotMatch(p, /Seq Scan/, `${q}\n${p}`);
+        assert.match(p, /Index Cond: \(+channel = |_map_state_expiry/, `${q}\n${p}`);
+      }
+    } finally {
+      await sql(`DELETE FROM ${prefix}_map_state WHERE starts_with(channel, $1)`, [bulk]);
+      await sql(`DELETE FROM ${prefix}_map_stream WHERE starts_with(channel, $1)`, [bulk]);
+    }
+  });
+
+  it('fails a write as unavailable, naming the channel and key, when PostgreSQL is unreachable; never a crash', async () => {
+    // Not started (its start would fail the same way): every call reaches for the pool.
+    const map = broker({ dsn: 'postgresql://postgres@127.0.0.1:1/test', connectTimeoutMs: 300 });
+    for (const p of [map.publish('lobby:1', 'slot-7', set(1)), map.remove('lobby:1', 'slot-7', del())]) {
+      await assert.rejects(
+        p,
+        (err: unknown) =>
+          err instanceof EngineUnavailableError &&
+          err.temporary &&
+          /key "slot-7" in channel "lobby:1"/.test(err.message),
+      );
+    }
+    await assert.rejects(
+      map.readState('lobby:1', { cursor: '', limit: 10, metaTtlMs: 1000 }),
+      (err: unknown) => err instanceof EngineUnavailableError && err.temporary,
+    );
+    await map.close();
+    const again = broker({ dsn: 'postgresql://postgres@127.0.0.1:1/test', connectTimeoutMs: 300 });
+    await assert.rejects(again.start(new Recorder()), EngineUnavailableError);
+    assert.equal(again.isReady(), false);
+  });
+});
