@@ -11,6 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { EngineUnavailableError } from '../src/engine/errors.js';
+import { runCleanup } from '../src/engine/postgres/cleanup.js';
+import { PostgresDatabase } from '../src/engine/postgres/database.js';
 import { PostgresMapBroker, type PostgresMapBrokerOptions } from '../src/engine/postgres/map-broker-postgres.js';
 import { asRaw } from '../src/protocol/types.js';
 import { Recorder, sleep, waitFor } from './conformance/broker.case.js';
@@ -225,6 +227,41 @@ await describePostgres('PostgreSQL map broker', () => {
     } finally {
       await sql(`DELETE FROM ${prefix}_map_state WHERE starts_with(channel, $1)`, [bulk]);
       await sql(`DELETE FROM ${prefix}_map_stream WHERE starts_with(channel, $1)`, [bulk]);
+    }
+  });
+
+  it('the engine cleanup deletes expired empty map channels with their stream, and expired results', async () => {
+    const db = new PostgresDatabase({ dsn: pgUrl, tablePrefix: prefix, cleanupIntervalMs: 0 }, () => {}).retain();
+    const map = new PostgresMapBroker({ database: db, mapCleanupIntervalMs: 0, ...quiet });
+    const [gone, kept] = [channel('clean-gone'), channel('clean-kept')];
+    const count = async (table: string, ch: string): Promise<number> =>
+      Number((await sql<{ n: string }>(`SELECT count(*) AS n FROM ${prefix}_${table} WHERE channel = $1`, [ch]))[0]!.n);
+    try {
+      await db.start();
+      await map.start(new Recorder());
+      const short = { metaTtlMs: 100, streamTtlMs: 100, idempotentResultTtlMs: 100 };
+      await map.publish(gone, 'a', set(1, { ...short, idempotencyKey: 'op' }));
+      await map.remove(gone, 'a', del(short));
+      await map.publish(kept, 'a', set(1, { ...short, idempotencyKey: 'op' }));
+      assert.deepEqual(
+        [await count('map_meta', gone), await count('map_stream', gone), await count('map_results', gone)],
+        [1, 2, 1],
+      );
+      await sleep(250);
+      await runCleanup(db);
+      assert.deepEqual(
+        [await count('map_meta', gone), await count('map_stream', gone), await count('map_results', gone)],
+        [0, 0, 0],
+      );
+      assert.deepEqual(
+        [await count('map_meta', kept), await count('map_results', kept)],
+        [1, 0],
+        'a channel with keys stays',
+      );
+      assert.deepEqual(await map.stats(kept), { numKeys: 1 });
+    } finally {
+      await map.close();
+      await db.close();
     }
   });
 

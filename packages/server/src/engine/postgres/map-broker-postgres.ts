@@ -7,30 +7,39 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { ErrorCode, ProtocolError } from '../../protocol/codes.js';
 import type { Publication } from '../../protocol/types.js';
-import { DEFAULT_IDEMPOTENT_RESULT_TTL_MS, type BrokerEventHandler } from '../broker.js';
-import { EngineOutcomeUnknownError, EngineUnavailableError } from '../errors.js';
-import {
-  MapLimitError,
-  type MapBroker,
-  type MapPublishOptions,
-  type MapRemoveOptions,
-  type MapRetention,
-  type MapStatePage,
-  type MapStateQuery,
-  type MapStreamPage,
-  type MapStreamQuery,
-  type MapSuppressReason,
-  type MapUpdateResult,
+import type { BrokerEventHandler } from '../broker.js';
+import type {
+  MapBroker,
+  MapPublishOptions,
+  MapRemoveOptions,
+  MapStatePage,
+  MapStateQuery,
+  MapStreamPage,
+  MapStreamQuery,
+  MapUpdateResult,
 } from '../map-broker.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './database.js';
 import { Feed } from './feed.js';
 import { Listener } from './listener.js';
-import { decodeMapNotice, mapPublication, type MapNotice, type MapRow } from './map-codec.js';
+import {
+  entryRow,
+  expected,
+  json,
+  metaTtl,
+  namingKey,
+  newEpoch,
+  outcome,
+  resultTtl,
+  retention,
+  streamRange,
+  unrecoverable,
+  type EntryRow,
+  type PositionRow,
+  type WriteRow,
+} from './map-calls.js';
+import { decodeMapNotice, mapPublication, type MapNotice } from './map-codec.js';
 import { applyChange, catchUpMap } from './map-feed.js';
-import { MapWriteCode } from './map-schema.js';
 import { NOW_MS } from './tables.js';
 
 /** PostgresMapBrokerOptions configure a {@link PostgresMapBroker}. */
@@ -47,29 +56,11 @@ export interface PostgresMapBrokerOptions extends Partial<PostgresEngineOptions>
   onError?: (err: unknown) => void;
 }
 
-/** Meta TTL used when a caller passes 0 or less: 30 days, as the other map brokers. */
-const DEFAULT_META_TTL_MS = 720 * 60 * 60 * 1000;
-
 /** How many channels one poll query asks about. */
 const POLL_CHUNK = 1000;
 
 /** Expiry rounds one run makes at most: a larger backlog waits for the next run. */
 const EXPIRY_ROUNDS = 10;
-
-const suppressReasons: Readonly<Record<number, MapSuppressReason>> = {
-  [MapWriteCode.idempotency]: 'idempotency',
-  [MapWriteCode.keyExists]: 'key_exists',
-  [MapWriteCode.keyNotFound]: 'key_not_found',
-  [MapWriteCode.positionMismatch]: 'position_mismatch',
-  [MapWriteCode.version]: 'version',
-  [MapWriteCode.notOwner]: 'not_owner',
-};
-
-interface WriteRow {
-  r_offset: number;
-  r_epoch: string;
-  r_code: number;
-}
 
 /**
  * PostgresMapBroker implements {@link MapBroker} on PostgreSQL.
@@ -460,97 +451,4 @@ export class PostgresMapBroker implements MapBroker {
       .catch(() => undefined) // the listener reported the outage and reconnects
       .finally(() => (this.polling = false));
   }
-}
-
-interface PositionRow {
-  r_epoch: string;
-  r_top: number;
-}
-
-interface EntryRow {
-  r_key: string | null;
-  r_offset: number | null;
-  r_data: string | null;
-  r_info: unknown;
-  r_tags: unknown;
-  r_score: number | null;
-}
-
-function entryRow(r: EntryRow): MapRow {
-  return { offset: r.r_offset, key: r.r_key, data: r.r_data, info: r.r_info, tags: r.r_tags, score: r.r_score };
-}
-
-/** outcome turns a write function's row into the result, or the error its code means. */
-function outcome(channel: string, o: { maxKeys: number }, rows: WriteRow[]): MapUpdateResult {
-  const row = rows[0];
-  if (row === undefined) throw new Error('map write returned no row');
-  if (row.r_code === MapWriteCode.limit) throw new MapLimitError(channel, o.maxKeys);
-  if (row.r_code === MapWriteCode.needsStream) {
-    throw new ProtocolError(
-      ErrorCode.BadRequest,
-      'expected_position needs a map with a stream (durable or persistent)',
-    );
-  }
-  const result: MapUpdateResult = { offset: row.r_offset, epoch: row.r_epoch };
-  const reason = suppressReasons[row.r_code];
-  if (reason !== undefined) result.suppressed = reason;
-  return result;
-}
-
-/**
- * namingKey rebuilds an engine error with what failed (op, channel, key) in its message, so a
- * log line or API answer says which write it was; any other error is returned as it is.
- */
-export function namingKey(err: unknown, what: string): unknown {
-  if (!(err instanceof EngineUnavailableError)) return err;
-  const inner = err.cause instanceof Error ? err.cause : undefined;
-  const cause = new Error(inner === undefined ? what : `${what}: ${inner.message}`, { cause: inner ?? err });
-  return err instanceof EngineOutcomeUnknownError
-    ? new EngineOutcomeUnknownError(err.address, { cause })
-    : new EngineUnavailableError(err.address, { cause });
-}
-
-/** retention: stream size, stream TTL, meta TTL and key TTL as the functions take them. */
-function retention(o: MapRetention): [number, number, number, number] {
-  return [
-    Math.max(0, Math.floor(o.streamSize)),
-    Math.max(0, Math.ceil(o.streamTtlMs)),
-    metaTtl(o.metaTtlMs),
-    Math.max(0, Math.ceil(o.keyTtlMs)),
-  ];
-}
-
-function metaTtl(ms: number): number {
-  return Math.ceil(ms > 0 ? ms : DEFAULT_META_TTL_MS);
-}
-
-function resultTtl(o: { idempotentResultTtlMs?: number | undefined }): number {
-  return Math.max(1, Math.ceil(o.idempotentResultTtlMs ?? DEFAULT_IDEMPOTENT_RESULT_TTL_MS));
-}
-
-function expected(o: MapPublishOptions | MapRemoveOptions): [number | null, string | null] {
-  const p = o.expectedPosition;
-  return p === undefined ? [null, null] : [Math.floor(p.offset), p.epoch];
-}
-
-/** streamRange turns a stream query into the read function's direction ('f', 'r', 'n': none), bound and limit (null: all). */
-function streamRange(q: MapStreamQuery): [dir: 'f' | 'r' | 'n', since: number, limit: number | null] {
-  const limit = q.limit < 0 ? null : Math.floor(q.limit);
-  if (limit === 0) return ['n', 0, 0];
-  const since = q.since === undefined ? undefined : Math.min(Math.floor(q.since.offset), Number.MAX_SAFE_INTEGER - 1);
-  if (!q.reverse) return ['f', since === undefined || since < 0 ? 0 : since, limit];
-  return ['r', since ?? Number.MAX_SAFE_INTEGER, limit];
-}
-
-function json(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-/** newEpoch makes a channel epoch: 8 random base64url characters (48 bits), as the other brokers. */
-function newEpoch(): string {
-  return randomBytes(6).toString('base64url');
-}
-
-function unrecoverable(): never {
-  throw new ProtocolError(ErrorCode.UnrecoverablePosition);
 }
