@@ -27,6 +27,7 @@
  *   position, key mode, owner, version, max keys) and the write, returning (offset, epoch, code).
  * - `<prefix>_map_expire(channel, keys)`: removes those of `keys` whose TTL passed, each as a
  *   removal; skips a channel another transaction holds (the next cleanup run gets it).
+ *   Writes lock the meta row before anything else, so a committed entry always has its meta row.
  * - `<prefix>_map_read_state(…)`, `<prefix>_map_read_stream(…)`: the position, then the page.
  *
  * Notifications on `<prefix>_map_events` (map-codec.ts decodes them): `m` a change with its
@@ -337,6 +338,12 @@ BEGIN
   -- Another node expiring this channel, or a write, holds the row: the next run gets it.
   SELECT * INTO m FROM ${t.mapMeta} WHERE channel = p_channel FOR UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
+    PERFORM 1 FROM ${t.mapMeta} WHERE channel = p_channel;
+    IF NOT FOUND THEN
+      -- Entries without a channel (written behind the engine's back): nobody to tell; drop them,
+      -- or they would hold the head of every node's due list.
+      DELETE FROM ${t.mapState} s WHERE s.channel = p_channel AND s.key = ANY(p_keys);
+    END IF;
     RETURN -1;
   END IF;
   FOR e IN DELETE FROM ${t.mapState} s WHERE s.channel = p_channel AND s.key = ANY(p_keys)
