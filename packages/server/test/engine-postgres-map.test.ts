@@ -14,7 +14,8 @@ import { EngineUnavailableError } from '../src/engine/errors.js';
 import { runCleanup } from '../src/engine/postgres/cleanup.js';
 import { PostgresDatabase } from '../src/engine/postgres/database.js';
 import { PostgresMapBroker, type PostgresMapBrokerOptions } from '../src/engine/postgres/map-broker-postgres.js';
-import { asRaw } from '../src/protocol/types.js';
+import { ErrorCode, ProtocolError } from '../src/protocol/codes.js';
+import { asRaw, type RawJSON } from '../src/protocol/types.js';
 import { Recorder, sleep, waitFor } from './conformance/broker.case.js';
 import { del, readAll, runMapBrokerSuite, set } from './conformance/map.case.js';
 import { describePostgres, dropTables, pgUrl, sql, uniqueTablePrefix } from './helpers/postgres.js';
@@ -273,6 +274,31 @@ await describePostgres('PostgreSQL map broker', () => {
     } finally {
       await map.close();
       await db.close();
+    }
+  });
+
+  it('refuses what PostgreSQL cannot store with 107 naming the key, and numbers nothing', async () => {
+    const map = broker();
+    await map.start(new Recorder());
+    try {
+      const ch = channel('nul');
+      const badRequest = (pattern: RegExp) => (err: unknown) =>
+        err instanceof ProtocolError && err.code === ErrorCode.BadRequest && pattern.test(err.message);
+      await assert.rejects(map.publish(ch, 'a\0b', set(1)), badRequest(/key "a\\u0000b" in channel/));
+      await assert.rejects(
+        map.publish(ch, 'k', set(1, { info: { user: 'u', client: 'c', conn_info: '\u0000' as RawJSON } })),
+        badRequest(/map publish of key "k"/),
+      );
+      await assert.rejects(
+        map.readState(ch, { cursor: '', limit: 10, key: 'a\0b', metaTtlMs: 1000 }),
+        badRequest(/state read/),
+      );
+      assert.deepEqual(await map.publish(ch, 'k', set(1)), {
+        offset: 1,
+        epoch: (await map.readStream(ch, { limit: 0, metaTtlMs: 1000 })).epoch,
+      });
+    } finally {
+      await map.close();
     }
   });
 

@@ -244,9 +244,15 @@ export class PostgresMapBroker implements MapBroker {
 
   async readState(channel: string, q: MapStateQuery): Promise<MapStatePage> {
     const limit = Math.max(1, Math.floor(q.limit));
-    const rows = await this.db.query<PositionRow & EntryRow>(
-      `SELECT * FROM ${this.db.tables.mapReadState}($1, $2, $3, $4, $5, $6)`,
-      [channel, newEpoch(), metaTtl(q.metaTtlMs), q.cursor, limit + 1, q.key ?? null],
+    const rows = await this.write('state read', channel, q.key ?? q.cursor, () =>
+      this.db.query<PositionRow & EntryRow>(`SELECT * FROM ${this.db.tables.mapReadState}($1, $2, $3, $4, $5, $6)`, [
+        channel,
+        newEpoch(),
+        metaTtl(q.metaTtlMs),
+        q.cursor,
+        limit + 1,
+        q.key ?? null,
+      ]),
     );
     const [position, ...found] = rows;
     if (position === undefined) throw new Error('map state read returned no position');
@@ -348,7 +354,7 @@ export class PostgresMapBroker implements MapBroker {
     }
   }
 
-  /** write runs a write statement and names the channel and key in an engine error. */
+  /** write runs a statement of a write (or a read of a key) and names the channel and key in its error. */
   private async write<T>(op: string, channel: string, key: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run();

@@ -18,6 +18,7 @@ import {
   type MapSuppressReason,
   type MapUpdateResult,
 } from '../map-broker.js';
+import { sqlState } from './errors.js';
 import type { MapRow } from './map-codec.js';
 import { MapWriteCode } from './map-schema.js';
 
@@ -81,9 +82,14 @@ export function outcome(channel: string, o: { maxKeys: number }, rows: WriteRow[
 
 /**
  * namingKey rebuilds an engine error with what failed (op, channel, key) in its message, so a
- * log line or API answer says which write it was; any other error is returned as it is.
+ * log line or API answer says which write it was. A value PostgreSQL refuses to store (SQLSTATE
+ * class 22: a NUL character in a key, `\u0000` in info JSON, a number out of range) is the
+ * caller's bad input: 107, naming it too. Any other error is returned as it is.
  */
 export function namingKey(err: unknown, what: string): unknown {
+  if (sqlState(err)?.startsWith('22') === true) {
+    return new ProtocolError(ErrorCode.BadRequest, `${what}: PostgreSQL cannot store it (${(err as Error).message})`);
+  }
   if (!(err instanceof EngineUnavailableError)) return err;
   const inner = err.cause instanceof Error ? err.cause : undefined;
   const cause = new Error(inner === undefined ? what : `${what}: ${inner.message}`, { cause: inner ?? err });
