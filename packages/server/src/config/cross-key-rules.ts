@@ -107,13 +107,6 @@ export function configIssues(input: ConfigRulesInput & ProxyRulesInput & SharedP
           'map channels are not supported on a Redis Cluster yet (engine.redis.cluster_address): use standalone or Sentinel Redis, or the memory engine',
       });
     }
-    if (isMap && cfg.engine.type === 'postgresql') {
-      issues.push({
-        path: [...path, 'subscription_type'],
-        message:
-          'map channels need engine.type memory or redis for now: the postgresql engine has no map broker yet, and a map per process would split the cluster state',
-      });
-    }
     for (const [key, want] of [
       ['map_clients_presence_channel_prefix', 'map_clients'],
       ['map_users_presence_channel_prefix', 'map_users'],

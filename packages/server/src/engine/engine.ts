@@ -21,6 +21,7 @@ import { RedisPresenceManager } from './redis/presence-redis.js';
 import { PostgresBroker } from './postgres/broker-postgres.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
 import { PostgresPresenceManager } from './postgres/presence-postgres.js';
+import { PostgresMapBroker, type PostgresMapBrokerOptions } from './postgres/map-broker-postgres.js';
 import { ComposedBroker } from './composed-broker.js';
 import { chosenFanout } from './fanout-choice.js';
 
@@ -89,7 +90,10 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
       isReady: () => broker.isReady() && presence.isReady() && map.isReady(),
     };
   }
-  if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events, wrap);
+  if (cfg.engine.type === 'postgresql') {
+    const p = cfg.engine.postgresql;
+    return postgresEngine(postgresOptions(p), events, wrap, postgresMapOptions(p));
+  }
   const onHandlerError = (err: unknown) => events.onError(err);
   const broker = new MemoryBroker({ onHandlerError });
   const map = new MemoryMapBroker({ onHandlerError });
@@ -121,21 +125,28 @@ export function postgresOptions(p: Readonly<Config['engine']['postgresql']>): Po
   };
 }
 
+/** postgresMapOptions maps the map broker's own `engine.postgresql.map_*` keys onto its options. */
+export function postgresMapOptions(
+  p: Pick<Config['engine']['postgresql'], 'map_cleanup_interval' | 'map_cleanup_batch_size'>,
+): PostgresMapBrokerOptions {
+  return { mapCleanupIntervalMs: p.map_cleanup_interval, mapCleanupBatchSize: p.map_cleanup_batch_size };
+}
+
 /**
- * postgresEngine is a broker and presence manager sharing one pool: start migrates the schema
- * once, then listens; readiness is the broker's (its LISTEN connection).
+ * postgresEngine is a broker, presence manager and map broker sharing one pool: start migrates
+ * the schema once, then each listens (the broker and the map broker hold one LISTEN connection
+ * each); the engine is ready while both listen.
  */
 export function postgresEngine(
   options: PostgresEngineOptions,
   events: EngineEvents,
   wrap: WrapBroker = (history) => history,
+  mapOptions: PostgresMapBrokerOptions = {},
 ): Engine {
   const database = new PostgresDatabase(options, events.onError);
   const broker = wrap(new PostgresBroker({ database, ...events }));
   const presence = new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
-  // Map channels are refused with this engine at config load (config/cross-key-rules.ts): it has
-  // no map broker of its own yet, and a map per process would split the cluster's state.
-  const map = new MemoryMapBroker({ onHandlerError: events.onError });
+  const map = new PostgresMapBroker({ ...mapOptions, database, ...events });
   return {
     broker,
     presence,
@@ -151,7 +162,7 @@ export function postgresEngine(
         throw err;
       }
     },
-    isReady: () => broker.isReady(),
+    isReady: () => broker.isReady() && map.isReady(),
   };
 }
 

@@ -77,8 +77,20 @@ const postgresqlSchema = z
         'Most publications one catch-up read of one channel fetches (it reads again while it gets full pages).',
       ),
     cleanup_interval: duration('1m').describe(
-      'How often each node deletes expired streams, publications past their history TTL, idempotency results, presence entries and large-notice rows (each at least this old).',
+      'How often each node deletes expired streams, publications past their history TTL, idempotency results, presence entries, expired empty map channels and large-notice rows (each at least this old).',
     ),
+    map_cleanup_interval: duration('1s').describe(
+      "How often each node removes the map keys whose key_ttl passed (Centrifugo's map broker cleanup_interval). Every node runs it; each key is removed, and its removal delivered, once. Expired keys stay readable until then.",
+    ),
+    map_cleanup_batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(100)
+      .describe(
+        "Most expired map keys one cleanup step reads and removes (Centrifugo's cleanup_batch_size); a run makes at most 10 steps.",
+      ),
   })
   .prefault({})
   .describe('The PostgreSQL engine (engine.type postgresql).');
