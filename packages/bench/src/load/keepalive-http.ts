@@ -8,9 +8,10 @@
  * objects) costs the load generator more CPU than the floor server spends answering, and the
  * load generator shares its one core with nothing else to spare: it would measure itself.
  * This client does what a benchmark client such as wrk does: a pre-built request text, and a
- * reply parsed only as far as status line, Content-Length and body. A reply it cannot frame
- * (chunked, no Content-Length, bytes nobody asked for) fails the request and closes the
- * connection, so it is counted as an error, never misread.
+ * reply parsed only as far as status line, framing (Content-Length, or chunked as Node's
+ * `http` sends a body written after `writeHead`) and body. A reply it cannot frame (neither,
+ * a malformed chunk, bytes nobody asked for) fails the request and closes the connection, so
+ * it is counted as an error, never misread.
  *
  * @module
  */
@@ -29,6 +30,42 @@ export type ReplyCallback = (err: Error | undefined, reply: HttpReply | undefine
 const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+const CHUNKED = /\r\ntransfer-encoding:[ \t]*chunked/i;
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * decodeChunked reads a chunked body starting at `from` in `buf`: its text and where it ends
+ * (after the last chunk and the trailers), `incomplete` when more bytes must come first, or
+ * `malformed`.
+ */
+export function decodeChunked(buf: Buffer, from: number): { body: string; end: number } | 'incomplete' | 'malformed' {
+  const parts: Buffer[] = [];
+  let pos = from;
+  for (;;) {
+    const lineEnd = buf.indexOf(CRLF, pos);
+    if (lineEnd === -1) return buf.length - pos > 64 ? 'malformed' : 'incomplete';
+    // The size in hex, maybe followed by extensions (";name=value"), which say nothing we need.
+    const sizeText = buf.toString('latin1', pos, lineEnd).split(';', 1)[0]?.trim() ?? '';
+    if (!/^[0-9a-f]+$/i.test(sizeText)) return 'malformed';
+    const size = parseInt(sizeText, 16);
+    if (size === 0) {
+      // The last chunk, then trailer lines (usually none), then an empty line.
+      if (buf.length < lineEnd + 4) return 'incomplete';
+      if (buf[lineEnd + 2] === 13 && buf[lineEnd + 3] === 10) {
+        return { body: Buffer.concat(parts).toString('utf8'), end: lineEnd + 4 };
+      }
+      const trailersEnd = buf.indexOf(HEAD_END, lineEnd);
+      if (trailersEnd === -1) return 'incomplete';
+      return { body: Buffer.concat(parts).toString('utf8'), end: trailersEnd + HEAD_END.length };
+    }
+    const dataStart = lineEnd + CRLF.length;
+    const dataEnd = dataStart + size;
+    if (buf.length < dataEnd + CRLF.length) return 'incomplete';
+    if (buf[dataEnd] !== 13 || buf[dataEnd + 1] !== 10) return 'malformed';
+    parts.push(buf.subarray(dataStart, dataEnd));
+    pos = dataEnd + CRLF.length;
+  }
+}
 
 /**
  * requestHead is the head of a POST request up to and without its Content-Length line, to be
@@ -117,15 +154,30 @@ export class KeepAliveConnection {
       return;
     }
     const head = buf.toString('latin1', 0, headEnd);
-    const length = CONTENT_LENGTH.exec(head);
-    if (!length) {
-      this.protocolError(`reply without Content-Length: ${head.split('\r\n', 1)[0] ?? ''}`);
-      return;
-    }
     const bodyStart = headEnd + HEAD_END.length;
-    const end = bodyStart + Number(length[1]);
-    if (buf.length < end) {
-      this.partial = buf;
+    const length = CONTENT_LENGTH.exec(head);
+    let body: string;
+    let end: number;
+    if (length) {
+      end = bodyStart + Number(length[1]);
+      if (buf.length < end) {
+        this.partial = buf;
+        return;
+      }
+      body = buf.toString('utf8', bodyStart, end);
+    } else if (CHUNKED.test(head)) {
+      const chunked = decodeChunked(buf, bodyStart);
+      if (chunked === 'incomplete') {
+        this.partial = buf;
+        return;
+      }
+      if (chunked === 'malformed') {
+        this.protocolError('malformed chunked reply');
+        return;
+      }
+      ({ body, end } = chunked);
+    } else {
+      this.protocolError(`reply without Content-Length or chunked body: ${head.split('\r\n', 1)[0] ?? ''}`);
       return;
     }
     if (buf.length > end) {
@@ -140,7 +192,7 @@ export class KeepAliveConnection {
       this.protocolError('a reply without a request');
       return;
     }
-    done(undefined, { status, body: buf.toString('utf8', bodyStart, end) });
+    done(undefined, { status, body });
   }
 
   /** protocolError fails the request in flight and closes: the stream can no longer be framed. */
