@@ -28,6 +28,7 @@ import { apiPublishTable } from '../src/scenarios/api-publish/report.js';
 import {
   OffsetLedger,
   batchBody,
+  channelNames,
   publishParams,
   readBatchReply,
   readPublishReply,
@@ -85,15 +86,20 @@ describe('api-publish requests and replies', () => {
   const ok = (body: string, status = 200): HttpReply => ({ status, body });
 
   it('sends JSON a server can parse: one publish, and a batch in command order', () => {
-    const one = JSON.parse(publishParams(3, 7, 'xx')) as { channel: string; data: { seq: number; pad: string } };
-    assert.equal(one.channel, 'bench:api3');
+    const names = channelNames('t1', 3);
+    assert.deepEqual(names, ['bench:api-t1-0', 'bench:api-t1-1', 'bench:api-t1-2']);
+    const one = JSON.parse(publishParams('bench:a', 7, 'xx')) as {
+      channel: string;
+      data: { seq: number; pad: string };
+    };
+    assert.equal(one.channel, 'bench:a');
     assert.equal(one.data.seq, 7);
     assert.equal(one.data.pad, 'xx');
     const batch = JSON.parse(
       batchBody(
         [
-          [0, 1],
-          [1, 2],
+          ['bench:api0', 1],
+          ['bench:api1', 2],
         ],
         '',
         true,
@@ -104,7 +110,7 @@ describe('api-publish requests and replies', () => {
       ['bench:api0', 'bench:api1'],
     );
     assert.equal(batch.parallel, true);
-    assert.equal('parallel' in (JSON.parse(batchBody([[0, 1]], '', false)) as object), false);
+    assert.equal('parallel' in (JSON.parse(batchBody([['bench:a', 1]], '', false)) as object), false);
   });
 
   it('reads a publish reply, and counts every other answer as an error', () => {
@@ -398,7 +404,7 @@ describe('the HTTP floor server', () => {
       const head = requestHead('/api/publish', 'h', {});
       const offsets = [];
       for (const ch of [0, 1, 0, 0]) {
-        const r = readPublishReply(await send(c, postRequest(head, publishParams(ch, 1, ''))));
+        const r = readPublishReply(await send(c, postRequest(head, publishParams(`bench:${ch}`, 1, ''))));
         offsets.push('offsets' in r ? r.offsets[0] : r.error);
       }
       assert.deepEqual(offsets, [1, 1, 2, 3]);

@@ -11,21 +11,26 @@
  */
 import type { HttpReply } from '../../load/keepalive-http.js';
 
-/** channelName is the name of channel `i` in the bench's history namespace. */
-export const channelName = (i: number): string => `bench:api${i}`;
+/**
+ * channelNames are the run's `count` channels in the bench's history namespace, named with the
+ * run's random `tag`: a stream that outlives a run (the Redis engine keeps it for history_ttl)
+ * is never another run's, so each run's offsets start at 1 and the {@link OffsetLedger} holds.
+ */
+export const channelNames = (tag: string, count: number): string[] =>
+  Array.from({ length: count }, (_, i) => `bench:api-${tag}-${i}`);
 
 /**
  * publishParams is the JSON of one publish's request fields: a small game event (a position
  * update numbered `seq`), with `pad` appended to its data.
  */
-export function publishParams(channel: number, seq: number, pad: string): string {
+export function publishParams(channel: string, seq: number, pad: string): string {
   const x = (seq % 1000) / 4;
   const p = pad === '' ? '' : `,"pad":"${pad}"`;
-  return `{"channel":"${channelName(channel)}","data":{"kind":"move","seq":${seq},"x":${x},"y":${1000 - x}${p}}}`;
+  return `{"channel":"${channel}","data":{"kind":"move","seq":${seq},"x":${x},"y":${1000 - x}${p}}}`;
 }
 
 /** batchBody is the body of one `POST /api/batch` publishing `items` ([channel, seq] each) in order. */
-export function batchBody(items: ReadonlyArray<readonly [number, number]>, pad: string, parallel: boolean): string {
+export function batchBody(items: ReadonlyArray<readonly [string, number]>, pad: string, parallel: boolean): string {
   const commands = items.map(([ch, seq]) => `{"publish":${publishParams(ch, seq, pad)}}`).join(',');
   return `{"commands":[${commands}]${parallel ? ',"parallel":true' : ''}}`;
 }

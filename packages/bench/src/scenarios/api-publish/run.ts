@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { saturation } from '../../harness/comparison.js';
 import { readTreeCpuMicros } from '../../harness/proc.js';
@@ -22,7 +23,7 @@ import type { RunningServer } from '../../harness/targets.js';
 import { round, sleep, waitFor } from '../../harness/util.js';
 import { ChatClient } from '../../load/chat-client.js';
 import { KeepAliveConnection, postRequest, requestHead, type HttpReply } from '../../load/keepalive-http.js';
-import { OffsetLedger, batchBody, channelName, publishParams, readBatchReply, readPublishReply } from './requests.js';
+import { OffsetLedger, batchBody, channelNames, publishParams, readBatchReply, readPublishReply } from './requests.js';
 import type { ApiPublishOptions, ApiRunName, ApiRunResult } from './types.js';
 
 /** How many error messages a result keeps, as read. */
@@ -51,6 +52,7 @@ export async function runApiLoad(
     'Content-Type': 'application/json',
   });
   const pad = 'x'.repeat(o.padBytes);
+  const names = channelNames(randomBytes(3).toString('hex'), o.channels);
   const ledger = new OffsetLedger(o.channels);
   const recorder = new LatencyRecorder();
   const errorSamples: string[] = [];
@@ -70,7 +72,7 @@ export async function runApiLoad(
   try {
     if (o.verifySubscribers && server.name === 'bulwark') {
       for (let ch = 0; ch < o.channels; ch++) {
-        subscribers.push(new ChatClient(server.wsUrl, channelName(ch), () => delivered[ch]!++));
+        subscribers.push(new ChatClient(server.wsUrl, names[ch] as string, () => delivered[ch]!++));
       }
       const id = (i: number) => ({ user: `sub${i}`, name: 'bench', version: '1' });
       await Promise.all(subscribers.map((s, i) => s.join(id(i), server.tokenSecret)));
@@ -84,15 +86,15 @@ export async function runApiLoad(
       const channels: number[] = [];
       let body: string;
       if (batch) {
-        const items: Array<[number, number]> = [];
+        const items: Array<[string, number]> = [];
         for (let i = 0; i < perRequest; i++, seq++) {
-          items.push([seq % o.channels, seq]);
+          items.push([names[seq % o.channels] as string, seq]);
           channels.push(seq % o.channels);
         }
         body = batchBody(items, pad, o.batchParallel);
       } else {
         channels.push(seq % o.channels);
-        body = publishParams(seq % o.channels, seq, pad);
+        body = publishParams(names[seq % o.channels] as string, seq, pad);
         seq++;
       }
       const sentAt = performance.now();
