@@ -64,9 +64,16 @@ export async function runApiLoad(
   let windowStartMs = 0;
   const publishesBySecond: number[] = [];
 
-  const conns = await Promise.all(
+  const opened = await Promise.allSettled(
     Array.from({ length: o.connections }, () => KeepAliveConnection.connect(server.port)),
   );
+  const conns = opened.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  const refused = opened.find((x) => x.status === 'rejected');
+  if (refused) {
+    // None left open behind a failed run.
+    for (const c of conns) c.close();
+    throw new Error(`could not open ${opened.length - conns.length} connections: ${String(refused.reason)}`);
+  }
   const subscribers: ChatClient[] = [];
   const delivered = new Array<number>(o.channels).fill(0);
   try {
