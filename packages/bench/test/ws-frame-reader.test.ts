@@ -22,7 +22,9 @@ function collector(): { events: Event[]; reader: FrameReader } {
   const events: Event[] = [];
   const reader = new FrameReader({
     onMessage: (binary, buf, start, end) =>
-      events.push(binary ? ['binary', buf.subarray(start, end).toString('hex')] : ['text', buf.toString('utf8', start, end)]),
+      events.push(
+        binary ? ['binary', buf.subarray(start, end).toString('hex')] : ['text', buf.toString('utf8', start, end)],
+      ),
     onPing: (p) => events.push(['ping', p.toString()]),
     onClose: (code, reason) => events.push(['close', code, reason]),
     onError: (m) => events.push(['error', m]),
@@ -219,7 +221,9 @@ describe('RawWebSocket against a real ws server', () => {
     await once(refuse, 'listening');
     const forge = net.createServer((s) => {
       s.once('data', () =>
-        s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n'),
+        s.write(
+          'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n',
+        ),
       );
     });
     forge.listen(0, '127.0.0.1');

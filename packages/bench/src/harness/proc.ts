@@ -161,8 +161,16 @@ export function tasksetAvailable(): boolean {
  * threads created later inherit it. Returns false when taskset is missing or refuses.
  */
 export function pinSelf(cpu: number): boolean {
+  return pinProcess(process.pid, cpu);
+}
+
+/**
+ * pinProcess pins every thread of process `pid` to `cpu` (e.g. a load-generator worker to the
+ * load generator's CPU). Returns false when taskset is missing or refuses.
+ */
+export function pinProcess(pid: number, cpu: number): boolean {
   if (!tasksetAvailable()) return false;
-  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(process.pid)], { encoding: 'utf8' });
+  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(pid)], { encoding: 'utf8' });
   return r.status === 0;
 }
 

@@ -138,12 +138,7 @@ export function parseBenchPush(buf: Buffer, start = 0, end = buf.length): BenchP
 const SIO_PUSH_PREFIX = Buffer.from('42["push",');
 
 /** decodeSocketIoBenchPush is {@link decodeBenchPush} for a Socket.IO `push` event frame in buf[start…end). */
-export function decodeSocketIoBenchPush(
-  buf: Buffer,
-  handler: PushHandler,
-  start = 0,
-  end = buf.length,
-): boolean {
+export function decodeSocketIoBenchPush(buf: Buffer, handler: PushHandler, start = 0, end = buf.length): boolean {
   const n = SIO_PUSH_PREFIX.length;
   if (end - start < n || buf.compare(SIO_PUSH_PREFIX, 0, n, start, start + n) !== 0) return false;
   return decodeMarkers(buf, start + n, end, handler);

@@ -82,10 +82,7 @@ export class RawSessionClient {
       opts.protocol === 'socketio' ? new Promise<void>((resolve) => (this.socketIoConnected = resolve)) : undefined;
     // Socket.IO: open also covers the namespace connect, which a close may cut short.
     this.opened = connected
-      ? Promise.race([
-          this.ws.opened.then(() => connected),
-          new Promise<void>((_, reject) => (this.failOpen = reject)),
-        ])
+      ? Promise.race([this.ws.opened.then(() => connected), new Promise<void>((_, reject) => (this.failOpen = reject))])
       : this.ws.opened;
     this.opened.catch(() => undefined);
     this.replyEvents = {
@@ -181,7 +178,9 @@ export class RawSessionClient {
         return;
       }
       try {
-        scanProtobufFrame(buf, start, end, this.opts.onPush, (s, e) => readReplies(buf.subarray(s, e), this.replyEvents));
+        scanProtobufFrame(buf, start, end, this.opts.onPush, (s, e) =>
+          readReplies(buf.subarray(s, e), this.replyEvents),
+        );
       } catch (err) {
         this.ws.lastError = `malformed frame: ${(err as Error).message}`;
       }
