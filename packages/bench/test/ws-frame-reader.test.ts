@@ -95,17 +95,26 @@ async function recordServerStream(): Promise<Buffer> {
   }
 }
 
-/** Feeds `stream` to a fresh reader in pieces of the given sizes (the rest in one piece). */
+/**
+ * Feeds `stream` to a fresh reader in pieces of the given sizes (the rest in one piece), each
+ * read into the same scratch memory, which is scribbled over after every push — as net's
+ * `onread` reuses one buffer — so a reader that kept a reference to a chunk would fail.
+ */
 function replay(stream: Buffer, sizes: Iterable<number>): Event[] {
   const { events, reader } = collector();
+  const scratch = Buffer.alloc(stream.length + 16);
+  const feed = (from: number, to: number) => {
+    stream.copy(scratch, 8, from, to);
+    reader.push(scratch, 8, 8 + to - from);
+    scratch.fill(0xa5);
+  };
   let pos = 0;
   for (const n of sizes) {
     if (pos >= stream.length) break;
-    // Copies, so no piece shares memory with another, as separate TCP chunks would not.
-    reader.push(Buffer.from(stream.subarray(pos, pos + n)));
+    feed(pos, Math.min(stream.length, pos + n));
     pos += n;
   }
-  if (pos < stream.length) reader.push(Buffer.from(stream.subarray(pos)));
+  if (pos < stream.length) feed(pos, stream.length);
   return events;
 }
 

@@ -5,6 +5,11 @@
  * frames out ({@link encodeClientFrame}). Pings are answered with pongs and a server close
  * with a close, here, so the protocol clients above see only messages.
  *
+ * Every socket of the process reads into one shared buffer (net's `onread`), straight into the
+ * frame parser: no Buffer allocated per read and none of the stream machinery behind a `data`
+ * event. Safe because a read is parsed synchronously before the next one, and the parser keeps
+ * no reference to a chunk.
+ *
  * Why not `ws`: see ws-frame-reader.ts — its per-message overhead is what issue 18 removes.
  *
  * @module
@@ -27,6 +32,9 @@ export interface RawWebSocketOptions {
   onClose(code: number, reason: string): void;
 }
 
+/** The memory every socket of this process reads into (see the module comment). */
+const readBuffer = Buffer.allocUnsafe(256 * 1024);
+
 /** The longest upgrade response accepted (Bulwark's and `ws`'s are ~150 bytes). */
 const MAX_RESPONSE_HEAD = 8192;
 
@@ -42,7 +50,9 @@ export class RawWebSocket {
 
   private readonly socket: net.Socket;
   private readonly reader: FrameReader;
+  /** The upgrade response so far; undefined once it has been read. */
   private head: Buffer | undefined = Buffer.alloc(0);
+  private onHead: ((buf: Buffer, n: number) => void) | undefined;
   private closed = false;
   private closeCode = 1006;
   private closeReason = '';
@@ -74,7 +84,19 @@ export class RawWebSocket {
         this.socket.destroy();
       },
     });
-    this.socket = net.connect({ host, port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    this.socket = net.connect({
+      host,
+      port,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      onread: {
+        buffer: readBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          if (this.head === undefined) this.reader.push(buf as Buffer, 0, n);
+          else this.onHead?.(buf as Buffer, n);
+          return true;
+        },
+      },
+    });
     this.socket.setNoDelay(true);
     this.opened = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -87,28 +109,27 @@ export class RawWebSocket {
             `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
         );
       });
-      const onHead = (chunk: Buffer): void => {
-        const head = Buffer.concat([this.head as Buffer, chunk]);
+      this.onHead = (buf: Buffer, n: number): void => {
+        const head = Buffer.concat([this.head as Buffer, buf.subarray(0, n)]);
         const at = head.indexOf('\r\n\r\n');
         if (at === -1) {
           this.head = head;
           if (head.length > MAX_RESPONSE_HEAD) this.refuse('upgrade response head too long');
           return;
         }
-        this.head = undefined;
         clearTimeout(timer);
         const problem = checkUpgrade(head.toString('latin1', 0, at), acceptFor(key));
         if (problem !== undefined) {
           this.refuse(problem);
           return;
         }
-        this.socket.off('data', onHead);
-        this.socket.on('data', (c: Buffer) => this.reader.push(c));
+        this.head = undefined;
+        this.onHead = undefined;
         this.isOpen = true;
         resolve();
-        if (at + 4 < head.length) this.reader.push(head.subarray(at + 4));
+        // Frames that came in the same read as the response (`head` is a copy: safe to keep).
+        if (at + 4 < head.length) this.reader.push(head, at + 4, head.length);
       };
-      this.socket.on('data', onHead);
       this.socket.once('close', () => {
         clearTimeout(timer);
         const wasOpen = this.isOpen;

@@ -9,8 +9,10 @@
  * ping bookkeeping) is exactly the overhead that made the generator, not the server, the
  * bottleneck (issue 18). This parser hands each complete message to its callback as a byte
  * range of the TCP chunk it arrived in — no copy, no allocation — and copies only what it must:
- * a frame split across chunks (the pieces are joined once, when the frame is complete) and a
- * fragmented message (its fragments are joined at the final one).
+ * a frame split across chunks (the pieces are copied and joined once, when the frame is
+ * complete) and a fragmented message (its fragments are copied and joined at the final one). It
+ * keeps no reference to a chunk after `push` returns, so the caller may read every socket into
+ * one reused buffer (net's `onread`).
  *
  * What it does not do, because the bench's servers never need it: extensions (no
  * permessage-deflate is negotiated, so RSV bits must be 0), UTF-8 validation (the servers are
@@ -29,11 +31,11 @@ export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** FrameEvents receive what a {@link FrameReader} parses. */
 export interface FrameEvents {
   /**
-   * A complete text or binary message in buf[start…end). The bytes are valid only during the
-   * call if the caller reuses buffers; the reader itself never writes to them.
+   * A complete text or binary message in buf[start…end), valid only during the call (the
+   * caller may reuse the chunk's memory afterwards); the reader never writes to it.
    */
   onMessage(binary: boolean, buf: Buffer, start: number, end: number): void;
-  /** A ping with its payload: the client must answer with a pong carrying the same payload. */
+  /** A ping with its payload (valid during the call): the client must answer with a pong carrying it. */
   onPing(payload: Buffer): void;
   /** A close frame: its code (1005 when it carries none) and reason. */
   onClose(code: number, reason: string): void;
@@ -61,28 +63,26 @@ export class FrameReader {
 
   constructor(private readonly ev: FrameEvents) {}
 
-  /** push parses one chunk of the stream. */
-  push(chunk: Buffer): void {
+  /** push parses one chunk of the stream, chunk[start…end). */
+  push(chunk: Buffer, start = 0, end = chunk.length): void {
     if (this.done) return;
     if (this.held === 0) {
-      this.parse(chunk);
+      this.parse(chunk, start, end);
       return;
     }
-    // The chunks of a frame that straddles them are joined once, when the frame is complete
+    // The pieces of a frame that straddles chunks are joined once, when the frame is complete
     // (or, while its header is incomplete, at once: then fewer than 10 bytes are held).
-    this.pending.push(chunk);
-    this.held += chunk.length;
+    this.pending.push(Buffer.from(chunk.subarray(start, end)));
+    this.held += end - start;
     if (this.need > 0 && this.held < this.need) return;
     const joined = Buffer.concat(this.pending, this.held);
     this.pending = [];
     this.held = 0;
-    this.parse(joined);
+    this.parse(joined, 0, joined.length);
   }
 
-  /** Parses every complete frame of buf; keeps the incomplete rest for the next chunk. */
-  private parse(buf: Buffer): void {
-    const n = buf.length;
-    let pos = 0;
+  /** Parses every complete frame of buf[pos…n); keeps (a copy of) the incomplete rest for the next chunk. */
+  private parse(buf: Buffer, pos: number, n: number): void {
     // Bytes the incomplete frame at `pos` needs in all; 0 while its header is incomplete.
     let need = 0;
     while (pos < n && !this.done) {
@@ -114,7 +114,7 @@ export class FrameReader {
       pos = end;
     }
     if (pos < n && !this.done) {
-      const rest = pos === 0 ? buf : buf.subarray(pos);
+      const rest = Buffer.from(buf.subarray(pos, n));
       this.pending = [rest];
       this.held = rest.length;
       this.need = need;
@@ -127,7 +127,7 @@ export class FrameReader {
     const op = b0 & 0x0f;
     if (op >= 8) {
       if (!fin || end - start > 125) return this.fail('fragmented or long control frame');
-      if (op === OP.ping) this.ev.onPing(buf.subarray(start, end));
+      if (op === OP.ping) this.ev.onPing(Buffer.from(buf.subarray(start, end)));
       else if (op === OP.close) {
         this.done = true;
         const code = end - start >= 2 ? buf.readUInt16BE(start) : 1005;
@@ -160,8 +160,8 @@ export class FrameReader {
   private addFragment(buf: Buffer, start: number, end: number): void {
     this.fragmentBytes += end - start;
     if (this.fragmentBytes > MAX_MESSAGE_BYTES) return this.fail(`message over ${MAX_MESSAGE_BYTES} bytes`);
-    // A subarray is safe to keep: Node never writes into a chunk it has handed to 'data'.
-    this.fragments.push(buf.subarray(start, end));
+    // A copy: the chunk's memory may be reused once push returns.
+    this.fragments.push(Buffer.from(buf.subarray(start, end)));
   }
 
   private fail(message: string): void {
