@@ -165,12 +165,13 @@ export function pinSelf(cpu: number): boolean {
 }
 
 /**
- * pinProcess pins every thread of process `pid` to `cpu` (e.g. a load-generator worker to the
- * load generator's CPU). Returns false when taskset is missing or refuses.
+ * pinProcess pins every thread of process `pid` to `cpus` (a taskset list: "1", "1-3"), e.g. a
+ * load-generator worker to the CPUs the server does not have. Returns false when taskset is
+ * missing or refuses.
  */
-export function pinProcess(pid: number, cpu: number): boolean {
+export function pinProcess(pid: number, cpus: number | string): boolean {
   if (!tasksetAvailable()) return false;
-  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(pid)], { encoding: 'utf8' });
+  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpus), String(pid)], { encoding: 'utf8' });
   return r.status === 0;
 }
 

@@ -23,6 +23,7 @@ import { splitRange } from './conn-fleet.js';
 import type { LatencyHistogram } from '../harness/latency-histogram.js';
 import { mergeTallies, SubscriberSet, type PhaseTally, type SubscriberSetOptions } from './fanout-subscribers.js';
 import type { FanoutWorkerReply, FromFanoutWorker, ToFanoutWorker } from './fanout-worker-protocol.js';
+import type { ReaderName } from './session-clients.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const workerMain = path.resolve(here, './fanout-worker.js');
@@ -50,14 +51,19 @@ interface Member {
 }
 
 /** FanoutFleetOptions configure a {@link FanoutFleet}. */
-export interface FanoutFleetOptions extends Omit<SubscriberSetOptions, 'from' | 'to' | 'concurrency'> {
+export interface FanoutFleetOptions extends Omit<SubscriberSetOptions, 'from' | 'to' | 'concurrency' | 'reader'> {
+  /**
+   * The reader of each worker, round-robin: one name for all, or several to compare them in one
+   * run (worker k reads with readers[k mod n], and each worker's CPU per delivery is reported).
+   */
+  readers: ReaderName[];
   subscribers: number;
   /** Worker processes; 0 holds the subscribers in this process. */
   processes: number;
   /** Connects in flight at once, all processes together. */
   concurrency: number;
-  /** CPU to pin the workers to (the load generator's), if pinning. */
-  pinCpu?: number;
+  /** CPUs to pin the workers to (a taskset list: the ones the server does not have), if pinning. */
+  pinCpus?: string;
 }
 
 /** The end of a phase, all processes added up. */
@@ -66,6 +72,8 @@ export interface FleetPhase extends PhaseTally {
   histogram: LatencyHistogram;
   /** Each worker's CPU time during the phase, µs (empty with --sub-procs 0: it is this process's). */
   workerCpuMicros: number[];
+  /** Each worker's reader and deliveries (same order). */
+  workers: Array<{ reader: ReaderName; delivered: number }>;
 }
 
 /** FanoutFleet holds the fan-out subscribers of one scenario run. */
@@ -74,7 +82,7 @@ export class FanoutFleet {
   delivered = 0;
   /** The shortest clock-probe round trip of each worker, µs (the bound on its clock error is half). */
   readonly clockRttMicros: number[] = [];
-  /** Workers that were pinned to the load generator's CPU. */
+  /** Workers that were pinned to the load generator's CPUs. */
   pinned = 0;
 
   private readonly members: Member[] = [];
@@ -105,8 +113,9 @@ export class FanoutFleet {
     const parts = Math.max(1, o.processes);
     const slices = splitRange(o.subscribers, parts);
     const concurrency = Math.max(1, Math.ceil(o.concurrency / parts));
+    const readerOf = (k: number) => o.readers[k % o.readers.length] as ReaderName;
     if (o.processes === 0) {
-      const set = new SubscriberSet({ ...o, from: 0, to: o.subscribers, concurrency });
+      const set = new SubscriberSet({ ...o, reader: readerOf(0), from: 0, to: o.subscribers, concurrency });
       this.local = set;
       this.members.push(localMember(set, () => (this.delivered = set.delivered)));
     } else {
@@ -116,7 +125,7 @@ export class FanoutFleet {
     const opened = await Promise.all(
       this.members.map((m, k) => {
         const [from, to] = slices[k] as [number, number];
-        return m.request({ type: 'open', options: { ...o, from, to, concurrency } }, 120_000);
+        return m.request({ type: 'open', options: { ...o, reader: readerOf(k), from, to, concurrency } }, 120_000);
       }),
     );
     const failures = opened.flatMap((a) => (a.body as { failures: string[] }).failures);
@@ -134,7 +143,7 @@ export class FanoutFleet {
     if (child.pid === undefined) throw new Error('could not start a fan-out worker');
     live.add(child);
     const pid = child.pid;
-    if (this.o.pinCpu !== undefined && pinProcess(pid, this.o.pinCpu)) this.pinned++;
+    if (this.o.pinCpus !== undefined && pinProcess(pid, this.o.pinCpus)) this.pinned++;
     const stderr: string[] = [];
     child.stderr?.on('data', (c: Buffer) => {
       stderr.push(
@@ -230,10 +239,15 @@ export class FanoutFleet {
         m.request({ type: 'finish', publishedPer: [...publishedPer], drainTimeoutMs }, drainTimeoutMs + 10_000),
       ),
     );
-    const merged = mergeTallies(answers.map((a) => (a.body as { tally: PhaseTally }).tally));
+    const tallies = answers.map((a) => (a.body as { tally: PhaseTally }).tally);
+    const merged = mergeTallies(tallies);
     this.delivered = merged.delivered;
     return {
       ...merged,
+      workers: tallies.map((t, k) => ({
+        reader: this.o.readers[k % this.o.readers.length] as ReaderName,
+        delivered: t.delivered,
+      })),
       workerCpuMicros: this.local ? [] : answers.map((a, k) => a.cpuMicros - (this.cpuAtStart[k] ?? 0)),
     };
   }

@@ -20,7 +20,7 @@ export const flags = {
   reader: {
     name: 'reader',
     arg: 'R',
-    help: "how subscribers read: raw (hand-rolled frames on a bare TCP socket) or ws (the ws library's clients, for comparison)",
+    help: "how subscribers read: raw (hand-rolled frames on a bare TCP socket), ws (the ws library's clients) or compare (half the worker processes each: CPU per delivery of both in one run)",
     default: 'raw',
   },
   subProcs: {
@@ -106,11 +106,15 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
   if (o.subscribers % o.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
   }
+  // compare: the two readers in as many processes each.
+  if (o.reader === 'compare') o.subscriberProcesses = 2 * Math.max(1, Math.ceil(o.subscriberProcesses / 2));
   return o;
 }
 
 /** parseReader reads --reader. */
-function parseReader(arg: string): ReaderName {
-  if (arg !== 'raw' && arg !== 'ws') throw new Error(`--reader must be raw or ws, got "${arg}"`);
+function parseReader(arg: string): ReaderName | 'compare' {
+  if (arg !== 'raw' && arg !== 'ws' && arg !== 'compare') {
+    throw new Error(`--reader must be raw, ws or compare, got "${arg}"`);
+  }
   return arg;
 }

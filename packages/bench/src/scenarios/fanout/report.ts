@@ -60,6 +60,14 @@ export function fanoutTable(
     }),
     row('load generator CPU per delivery (µs)', (r) => fmt(r.fixed.loadgenCpuMicrosPerDelivery, 3)),
     row('  of which subscriber readers (µs)', (r) => fmt(r.fixed.readerCpuMicrosPerDelivery, 3)),
+    ...(resultsOf(report.results).some(([, r]) => r.fixed.readerCompare)
+      ? [
+          row('  --reader compare: raw / ws (µs per delivery)', (r) => {
+            const c = r.fixed.readerCompare;
+            return c ? `${fmt(c.raw ?? Number.NaN, 3)} / ${fmt(c.ws ?? Number.NaN, 3)}` : '-';
+          }),
+        ]
+      : []),
     row('saturated (≥ 90% of its cores)', (r) => r.fixed.saturated),
     row('load generator loop delay max (ms)', (r) => fmt(r.fixed.loadgenLoopDelayMs.max, 1)),
     row(

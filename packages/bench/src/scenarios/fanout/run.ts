@@ -17,8 +17,13 @@ import type { Log } from '../../harness/scenario.js';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchData } from '../../load/lean-client.js';
-import { FanoutFleet } from '../../load/fanout-fleet.js';
-import { bulwarkClients, makeSessionClient, type BulwarkClientName } from '../../load/session-clients.js';
+import { FanoutFleet, type FleetPhase } from '../../load/fanout-fleet.js';
+import {
+  bulwarkClients,
+  makeSessionClient,
+  type BulwarkClientName,
+  type ReaderName,
+} from '../../load/session-clients.js';
 import { ServerApi } from '../../harness/api.js';
 import { saturation } from '../../harness/comparison.js';
 import { connectionToken } from '../../harness/jwt.js';
@@ -46,11 +51,13 @@ export async function runFanout(
   const pad = 'x'.repeat(opts.padBytes);
   const seqNext = new Array<number>(channels).fill(1);
   let reconnects = 0;
-  // Pinned, every load-generator process shares one CPU; else each may have one (up to the machine's).
-  const loadgenCores =
-    opts.loadgenCpu !== undefined && opts.loadgenCpu !== null
-      ? 1
-      : Math.min(os.cpus().length, opts.subscriberProcesses + 1);
+  // Pinned (the bench pins the server to CPU 0 and itself to CPU 1), the workers get every CPU but
+  // the server's: CPU 1 on this 2-core machine, shared with the publisher. Unpinned, each
+  // process may have a CPU, up to the machine's.
+  const cpus = os.cpus().length;
+  const pinned = opts.loadgenCpu !== undefined && opts.loadgenCpu !== null;
+  const pinCpus = pinned ? (cpus > 2 ? `1-${cpus - 1}` : '1') : undefined;
+  const loadgenCores = pinned ? Math.max(1, cpus - 1) : Math.min(cpus, opts.subscriberProcesses + 1);
 
   if (opts.apiPublish && !server.apiKey)
     throw new Error(`--api-publish / --tags-filter: ${server.name} has no server API`);
@@ -72,14 +79,14 @@ export async function runFanout(
       server: { name: server.name, wsUrl: server.wsUrl, port: server.port, protocol: server.protocol },
       tokenSecret: server.tokenSecret,
       kind,
-      reader: opts.reader,
+      readers: opts.reader === 'compare' ? ['raw', 'ws'] : [opts.reader],
       channels,
       subscribers: opts.subscribers,
       processes: opts.subscriberProcesses,
       concurrency: opts.connectConcurrency,
       ...(opts.tagsFilter ? { tagsFilter: opts.tagsFilter.filter } : {}),
       variants: opts.variants,
-      ...(opts.loadgenCpu !== undefined && opts.loadgenCpu !== null ? { pinCpu: opts.loadgenCpu } : {}),
+      ...(pinCpus !== undefined ? { pinCpus } : {}),
     });
     const subs = fleet;
     await publisher.open();
@@ -92,7 +99,7 @@ export async function runFanout(
       `  subscribers: ${opts.reader} reader, ` +
         (opts.subscriberProcesses === 0
           ? "in the publisher's process"
-          : `${opts.subscriberProcesses} worker process(es)${subs.pinned > 0 ? ` pinned to CPU ${opts.loadgenCpu}` : ''}, ` +
+          : `${opts.subscriberProcesses} worker process(es)${subs.pinned > 0 ? ` pinned to CPU ${pinCpus}` : ''}, ` +
             `clock offset error ≤ ${Math.ceil(Math.max(...subs.clockRttMicros) / 2)} µs`),
     );
     await sleep(500);
@@ -195,6 +202,7 @@ export async function runFanout(
         },
         loadgenCpuMicrosPerDelivery: perDelivery(publisherCpu + workersCpu),
         readerCpuMicrosPerDelivery: opts.subscriberProcesses === 0 ? Number.NaN : perDelivery(workersCpu),
+        ...(opts.reader === 'compare' ? { readerCompare: perReader(tally) } : {}),
         saturated: saturation(serverCpuPercent, loadgenCpuPercent / loadgenCores),
         deliveredBySecond: tally.deliveredBySecond,
         loadgenLoopDelayMs: { p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
@@ -314,6 +322,21 @@ export async function runRamp(
   };
 }
 
+/** perReader is each reader's workers' CPU time per delivery (µs), for --reader compare. */
+function perReader(t: FleetPhase): Partial<Record<ReaderName, number>> {
+  const sums: Partial<Record<ReaderName, { cpu: number; delivered: number }>> = {};
+  t.workers.forEach((w, k) => {
+    const s = (sums[w.reader] ??= { cpu: 0, delivered: 0 });
+    s.cpu += t.workerCpuMicros[k] ?? 0;
+    s.delivered += w.delivered;
+  });
+  const out: Partial<Record<ReaderName, number>> = {};
+  for (const [reader, s] of Object.entries(sums)) {
+    out[reader as ReaderName] = round(s.delivered > 0 ? s.cpu / s.delivered : Number.NaN, 3);
+  }
+  return out;
+}
+
 /** describe is a one-line summary of a phase for progress output. */
 export function describe(r: PhaseResult): string {
   const workers = r.loadgenCpu.workerPercents;
@@ -322,7 +345,13 @@ export function describe(r: PhaseResult): string {
     `loss ${r.loss.missing}, server ${r.serverCpuMicrosPerDelivery} µs/delivery (${r.serverCpuPercent}% CPU), ` +
     `load generator ${r.loadgenCpuMicrosPerDelivery} µs/delivery (${r.loadgenCpuPercent}% CPU` +
     (workers.length > 0 ? `: publisher ${r.loadgenCpu.publisherPercent}% + readers ${workers.join(' + ')}%` : '') +
-    `), saturated: ${r.saturated}, loop delay max ${r.loadgenLoopDelayMs.max} ms` +
+    `)` +
+    (r.readerCompare
+      ? `, readers: ${Object.entries(r.readerCompare)
+          .map(([k, v]) => `${k} ${v} µs/delivery`)
+          .join(', ')}`
+      : '') +
+    `, saturated: ${r.saturated}, loop delay max ${r.loadgenLoopDelayMs.max} ms` +
     (r.kernel.tcpRetransSegs > 0
       ? `, ${r.kernel.tcpRetransSegs} TCP retransmits (${r.kernel.tcpLossProbes} loss probes)`
       : '') +

@@ -11,8 +11,8 @@ import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
 export interface FanoutOptions {
   /** Bulwark's client kinds (--format), each measured on a fresh server: one column each. */
   formats: BulwarkClientName[];
-  /** How the subscribers read their sockets (--reader): the raw reader, or the `ws` clients. */
-  reader: ReaderName;
+  /** How the subscribers read their sockets (--reader): the raw reader, the `ws` clients, or both (compare). */
+  reader: ReaderName | 'compare';
   /** Subscriber processes (--sub-procs); 0 keeps them in the publisher's process. */
   subscriberProcesses: number;
   /** The CPU the load generator is pinned to (its workers are pinned there too); null/absent: unpinned. */
@@ -101,6 +101,11 @@ export interface PhaseResult {
   loadgenCpuMicrosPerDelivery: number;
   /** Subscriber workers' CPU time per delivered message, µs (NaN with --sub-procs 0: it is in the publisher's). */
   readerCpuMicrosPerDelivery: number;
+  /**
+   * --reader compare: each reader's CPU time per delivery, µs (its workers' CPU over their
+   * deliveries), measured side by side in the same phase; absent otherwise.
+   */
+  readerCompare?: Partial<Record<ReaderName, number>>;
   /** Which side saturated its CPU: server, load generator, both or neither (see `saturation`). */
   saturated: string;
   /** Deliveries that arrived in each second of the phase, all subscribers. */
@@ -129,7 +134,7 @@ export interface FanoutResult {
   /** What the load clients spoke: Bulwark's client kind ("WebSocket, Protobuf"), else the protocol. */
   clients: string;
   /** How the subscribers read (--reader), and in how many processes (0: the publisher's). */
-  reader: ReaderName;
+  reader: ReaderName | 'compare';
   subscriberProcesses: number;
   /** CPUs the load generator could use (1 when pinned): its saturation is judged against them. */
   loadgenCores: number;
