@@ -26,7 +26,7 @@ export const flags = {
   subProcs: {
     name: 'sub-procs',
     arg: 'P',
-    help: "subscriber processes (0: in the publisher's process); pinned to the load generator's CPU",
+    help: "subscriber processes (0: in the publisher's process), pinned to every CPU but the server's",
     defaultText: 'CPUs − 1 (the server has one): 1 on 2 cores',
   },
   subscribers: { name: 'subscribers', arg: 'N', help: '', default: 2000, quick: 200, min: 1 },
