@@ -44,6 +44,7 @@ function conn(rssPerConnectionBytes: number, serverCpuMicrosPerConnect: number):
     handshakeMs: { count: 10, mean: 1, p50: 1, p90: 1, p99: 1, p999: 1, max: 1 },
     serverCpuMicros: serverCpuMicrosPerConnect * 10,
     serverCpuMicrosPerConnect,
+    subscriptionsPerConnection: 1,
     serverCpuPercent: 1,
     loadgenCpuPercent: 1,
     rssBaselineBytes: 0,

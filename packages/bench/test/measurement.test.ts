@@ -128,41 +128,72 @@ describe('measurements against the raw server with known faults', () => {
     assert.equal(result.drained, true);
   });
 
-  it('fanout: measured loss is the dropped publications × subscribers per channel', async () => {
-    const server = await startFaultyRaw(['--drop-every', '5']);
-    const opts: FanoutOptions = {
-      formats: ['json'],
-      subscribers: 12,
-      channels: 3,
-      padBytes: 0,
-      fixedRate: 90,
-      fixedSeconds: 1,
-      warmupSeconds: 0,
-      ramp: false,
-      rampStartRate: 1,
-      rampFactor: 2,
-      rampStepSeconds: 1,
-      rampMaxSteps: 0,
-      rampRefineSteps: 0,
-      rampRetryLatencyFailures: false,
-      rampBudgetSeconds: 0,
-      p99LimitMs: 100,
-      drainTimeoutMs: 600,
-      connectConcurrency: 12,
-      apiPublish: false,
-      tagsFilter: undefined,
-      variants: false,
-    };
-    const r = await runFanout(server, opts, () => undefined);
-    const { published } = r.fixed;
-    assert.equal(published, 90);
-    // Publications go round-robin over the channels, so channel c got ⌈(published − c) / channels⌉.
-    let missing = 0;
-    for (let c = 0; c < opts.channels; c++) {
-      missing += Math.floor(Math.ceil((published - c) / opts.channels) / 5) * (opts.subscribers / opts.channels);
-    }
-    assert.equal(missing, 72);
-    assert.equal(r.fixed.loss.missing, missing);
-    assert.equal(r.fixed.delivered, r.fixed.expectedDeliveries - missing);
+  /** A small fan-out: 12 subscribers over 3 channels, 90 publications in one second. */
+  const fanoutOpts = (reader: 'raw' | 'ws', subscriberProcesses: number): FanoutOptions => ({
+    formats: ['json'],
+    reader,
+    subscriberProcesses,
+    subscribers: 12,
+    channels: 3,
+    padBytes: 0,
+    fixedRate: 90,
+    fixedSeconds: 1,
+    warmupSeconds: 0,
+    ramp: false,
+    rampStartRate: 1,
+    rampFactor: 2,
+    rampStepSeconds: 1,
+    rampMaxSteps: 0,
+    rampRefineSteps: 0,
+    rampRetryLatencyFailures: false,
+    rampBudgetSeconds: 0,
+    p99LimitMs: 100,
+    drainTimeoutMs: 600,
+    connectConcurrency: 12,
+    apiPublish: false,
+    tagsFilter: undefined,
+    variants: false,
+  });
+
+  // Both readers, in the publisher's process and spread over two worker processes.
+  for (const [reader, procs] of [
+    ['ws', 0],
+    ['raw', 0],
+    ['raw', 2],
+    ['ws', 2],
+  ] as const) {
+    it(`fanout (${reader} reader, ${procs} subscriber processes): measured loss is the dropped publications × subscribers per channel`, async () => {
+      const server = await startFaultyRaw(['--drop-every', '5']);
+      const opts = fanoutOpts(reader, procs);
+      const r = await runFanout(server, opts, () => undefined);
+      const { published } = r.fixed;
+      assert.equal(published, 90);
+      // Publications go round-robin over the channels, so channel c got ⌈(published − c) / channels⌉.
+      let missing = 0;
+      for (let c = 0; c < opts.channels; c++) {
+        missing += Math.floor(Math.ceil((published - c) / opts.channels) / 5) * (opts.subscribers / opts.channels);
+      }
+      assert.equal(missing, 72);
+      assert.equal(r.fixed.loss.missing, missing);
+      assert.equal(r.fixed.loss.duplicates, 0);
+      assert.equal(r.fixed.delivered, r.fixed.expectedDeliveries - missing);
+      assert.equal(r.fixed.latencyMs.count, r.fixed.delivered);
+      assert.equal(
+        r.fixed.deliveredBySecond.reduce((a, b) => a + b, 0),
+        r.fixed.delivered,
+      );
+      assert.equal(r.fixed.loadgenCpu.workerPercents.length, procs);
+      assert.equal(r.subscriberProcesses, procs);
+    });
+  }
+
+  it('fanout with two subscriber processes: a 50 ms server delay shows as 50 ms (the clocks agree)', async () => {
+    const server = await startFaultyRaw(['--delay-ms', '50']);
+    const r = await runFanout(server, fanoutOpts('raw', 2), () => undefined);
+    assert.equal(r.fixed.loss.missing, 0);
+    // The workers started hundreds of ms after this process: without the clock offset the
+    // latencies would be off by that much.
+    assert.ok(r.fixed.latencyMs.p50 >= 50, `p50 ${r.fixed.latencyMs.p50} ms`);
+    assert.ok(r.fixed.latencyMs.p50 < 90, `p50 ${r.fixed.latencyMs.p50} ms`);
   });
 });

@@ -22,8 +22,14 @@ export const errorCodes = {
     'A message on one of the NATS broker subjects (broker.nats.prefix) was not written by Bulwark (or by a Bulwark of another version); it was skipped.',
   BW_ERR_NATS_FANOUT:
     'A publication was stored in history (it has its offset) but could not be handed to NATS; other nodes fill the gap from history when the channel publishes again, positioned subscribers recover it.',
+  BW_ERR_REDIS_FANOUT_MALFORMED:
+    'A message on one of the Redis fan-out pub/sub channels (broker.redis.prefix) was not written by Bulwark (or by a Bulwark of another version); it was skipped.',
+  BW_ERR_REDIS_FANOUT:
+    'A publication was stored in history (it has its offset) but could not be handed to Redis pub/sub (broker.type redis); other nodes fill the gap from history when the channel publishes again, positioned subscribers recover it.',
   BW_ERR_OUTBOX_TABLE:
     'The outbox consumer (outbox.enabled) found no outbox table at outbox.table, or one without the columns it needs; the message names them.',
+  BW_ERR_PLAN_INPUT:
+    'bulwark plan: the forecast or the coefficients file is invalid (unreadable, not JSON, an unknown key, a value out of range); the message names every bad key.',
   BW_ERR_FD_LIMIT:
     'The open-file limit is too low for client.connection_limit (or leaves no room for any connection); the message says what to set.',
 } as const;

@@ -24,7 +24,8 @@ import type { SharedPolls } from './client/shared-polls.js';
 import { loadConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
 import type { Broker } from './engine/broker.js';
-import { createEngine, injectedEngine } from './engine/engine.js';
+import { createCombinedEngine } from './engine/combined-engine.js';
+import { injectedEngine } from './engine/engine.js';
 import type { MapBroker } from './engine/map-broker.js';
 import type { PresenceManager } from './engine/presence.js';
 import { MemoryPresenceManager } from './engine/presence-memory.js';
@@ -154,7 +155,7 @@ export class Node implements SessionContext {
     const make: ConstructorParameters<typeof EngineSupervisor>[1] =
       broker !== undefined
         ? () => injectedEngine(broker, presence ?? new MemoryPresenceManager())
-        : (events) => createEngine(cfg, events);
+        : (events) => createCombinedEngine(cfg, events);
     this.#engine = new EngineSupervisor(this, make, {
       started: () => this.#engineStarted(),
       // Kill switch changes sent while this node's connection was down never reached it.

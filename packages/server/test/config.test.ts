@@ -188,11 +188,17 @@ describe('loadConfig', () => {
     );
   });
 
-  it('takes map namespaces on the Redis engine, but not on a Redis Cluster yet', () => {
+  it('takes map namespaces on the Redis and PostgreSQL engines, but not on a Redis Cluster yet', () => {
     const maps = { namespaces: [{ name: 'lobby', subscription_type: 'map' }] };
     const redis = loadConfig({ object: { ...secrets, channel: maps, engine: { type: 'redis' } } });
     assert.equal(redis.engine.redis.map_cleanup_interval, 1000);
     assert.equal(redis.engine.redis.map_cleanup_batch_size, 100);
+    const pg = loadConfig({
+      object: { ...secrets, channel: maps, engine: { type: 'postgresql', postgresql: { dsn: 'postgresql://db/x' } } },
+    });
+    assert.equal(pg.channel.namespaces[0]!.subscription_type, 'map');
+    assert.equal(pg.engine.postgresql.map_cleanup_interval, 1000);
+    assert.equal(pg.engine.postgresql.map_cleanup_batch_size, 100);
     const lines = problems(() =>
       loadConfig({
         object: {

@@ -27,16 +27,24 @@ import { track } from './helpers/tracked.js';
 
 describe('jetstream consumer: message format and config rules', () => {
   const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
-  it('reads a publish command, with or without method and idempotency_key', () => {
+  it('reads a publish command, with or without method and idempotency_key, and a broadcast', () => {
     assert.deepEqual(parseCommand(enc({ method: 'publish', payload: { channel: 'a', data: { n: 1 } } })), {
-      channel: 'a',
+      method: 'publish',
+      channels: ['a'],
       data: '{"n":1}',
       idempotencyKey: undefined,
     });
     assert.deepEqual(parseCommand(enc({ payload: { channel: 'a', data: 'x', idempotency_key: 'k' } })), {
-      channel: 'a',
+      method: 'publish',
+      channels: ['a'],
       data: '"x"',
       idempotencyKey: 'k',
+    });
+    assert.deepEqual(parseCommand(enc({ method: 'broadcast', payload: { channels: ['a', 'b'], data: [1] } })), {
+      method: 'broadcast',
+      channels: ['a', 'b'],
+      data: '[1]',
+      idempotencyKey: undefined,
     });
   });
   it('names the reason of a bad message', () => {
@@ -47,7 +55,11 @@ describe('jetstream consumer: message format and config rules', () => {
     assert.equal(reason('{nope'), 'bad_data');
     assert.equal(reason(new Uint8Array([0x7b, 0xff, 0x7d])), 'bad_data'); // not UTF-8
     assert.equal(reason([1]), 'bad_data');
-    assert.equal(reason({ method: 'broadcast', payload: { channel: 'a', data: 1 } }), 'bad_data');
+    assert.equal(reason({ method: 'history', payload: { channel: 'a' } }), 'bad_data');
+    assert.equal(reason({ method: 'broadcast', payload: { channel: 'a', data: 1 } }), 'bad_channel');
+    assert.equal(reason({ method: 'broadcast', payload: { channels: [], data: 1 } }), 'bad_channel');
+    assert.equal(reason({ method: 'broadcast', payload: { channels: ['a', 7], data: 1 } }), 'bad_channel');
+    assert.equal(reason({ method: 'broadcast', payload: { channels: ['a'] } }), 'bad_data');
     assert.equal(reason({ payload: { channel: 'a' } }), 'bad_data');
     assert.equal(reason({ payload: { channel: 'a', data: 1, idempotency_key: 7 } }), 'bad_data');
     assert.equal(reason({ payload: { data: 1 } }), 'bad_channel');
@@ -164,7 +176,7 @@ await describeNats(
       );
     };
 
-    it('publishes messages once each in stream order per channel, and terminates bad ones with their reason', async () => {
+    it('publishes messages and broadcasts once each in stream order per channel, and terminates bad ones with their reason', async () => {
       durable++;
       const server = await startTestServer(config({ protection: { publication_max_size: 2000 } }));
       try {
@@ -185,20 +197,27 @@ await describeNats(
               payload: { channel: 'board:a', data: { pad: 'x'.repeat(3000) } },
             }),
           },
-          { raw: JSON.stringify({ method: 'broadcast', payload: { channels: ['board:a'], data: {} } }) },
+          {
+            raw: JSON.stringify({ method: 'broadcast', payload: { channels: ['board:a', 'board:b'], data: { n: 9 } } }),
+          },
+          // One bad channel: the broadcast publishes nowhere, as the server API's broadcast.
+          {
+            raw: JSON.stringify({ method: 'broadcast', payload: { channels: ['board:a', 'nope:y'], data: { n: 0 } } }),
+          },
+          { raw: JSON.stringify({ method: 'history', payload: { channel: 'board:a' } }) },
           ['board:b', 2],
           ['board:a', 3],
         ]);
-        await waitUntil(() => a.received.length === 3 && b.received.length === 2, 5000, '5 publications');
-        assert.deepEqual(a.received, [1, 2, 3]);
-        assert.deepEqual(a.offsets, [1, 2, 3]);
-        assert.deepEqual(b.received, [1, 2]);
+        await waitUntil(() => a.received.length === 4 && b.received.length === 3, 5000, '7 publications');
+        assert.deepEqual(a.received, [1, 2, 9, 3]);
+        assert.deepEqual(a.offsets, [1, 2, 3, 4]);
+        assert.deepEqual(b.received, [1, 9, 2]);
         await waitUntilAsync(async () => (await pending()) === 0, 3000, 'the stream consumed');
         const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
         assert.match(metrics, /bulwark_jetstream_terminated_total\{reason="bad_data"[^}]*\} 2/);
-        assert.match(metrics, /bulwark_jetstream_terminated_total\{reason="bad_channel"[^}]*\} 3/);
+        assert.match(metrics, /bulwark_jetstream_terminated_total\{reason="bad_channel"[^}]*\} 4/);
         assert.match(metrics, /bulwark_jetstream_terminated_total\{reason="too_large"[^}]*\} 1/);
-        assert.match(metrics, /bulwark_jetstream_published_total\{[^}]*\} 5/);
+        assert.match(metrics, /bulwark_jetstream_published_total\{[^}]*\} 6/);
         assert.match(metrics, /bulwark_jetstream_pending\{[^}]*\} 0/);
         client.disconnect();
       } finally {

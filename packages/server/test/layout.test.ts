@@ -22,7 +22,7 @@ const benchSrc = fileURLToPath(new URL('../../../bench/src/', import.meta.url));
  * file graph must still be free of circles.
  */
 const serverLayers: readonly (readonly string[])[] = [
-  ['protocol', 'util', 'errors.ts', 'version.ts'],
+  ['protocol', 'util', 'errors.ts', 'version.ts', 'capacity'],
   ['config', 'transport', 'metrics.ts'],
   ['engine', 'auth', 'protection', 'proxy', 'cache', 'channel-rules.ts'],
   ['cluster', 'client', 'outbox', 'jetstream'],

@@ -6,7 +6,6 @@
  * `openssl`, unless BULWARK_REQUIRE_SERVICES=1.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,50 +16,12 @@ import { loadConfig } from '../src/config/load.js';
 import type { BulwarkError } from '../src/errors.js';
 import { Node } from '../src/node.js';
 import { describeIf, freePort } from './helpers/redis.js';
+import { opensslMissing, selfSigned } from './helpers/certs.js';
 import { startBulwark, writeConfigFile } from './helpers/process.js';
 import { newCentrifuge, nextEvent, startTestServer, waitUntil } from './helpers/server.js';
 
-function opensslMissing(): string | undefined {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'openssl not found (it makes the test certificates)';
-  }
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** selfSigned makes a certificate for 127.0.0.1 / localhost with common name `cn`; returns the file paths. */
-function selfSigned(cn: string): { cert: string; key: string } {
-  const cert = join(dir, `${cn}.crt`);
-  const key = join(dir, `${cn}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${cn}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 /** peerCommonName opens a TLS connection trusting `ca` and returns the server certificate's CN. */
 function peerCommonName(port: number, ca: Buffer): Promise<string> {

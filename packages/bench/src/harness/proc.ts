@@ -161,8 +161,17 @@ export function tasksetAvailable(): boolean {
  * threads created later inherit it. Returns false when taskset is missing or refuses.
  */
 export function pinSelf(cpu: number): boolean {
+  return pinProcess(process.pid, cpu);
+}
+
+/**
+ * pinProcess pins every thread of process `pid` to `cpus` (a taskset list: "1", "1-3"), e.g. a
+ * load-generator worker to the CPUs the server does not have. Returns false when taskset is
+ * missing or refuses.
+ */
+export function pinProcess(pid: number, cpus: number | string): boolean {
   if (!tasksetAvailable()) return false;
-  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpu), String(process.pid)], { encoding: 'utf8' });
+  const r = spawnSync('taskset', ['-a', '-c', '-p', String(cpus), String(pid)], { encoding: 'utf8' });
   return r.status === 0;
 }
 

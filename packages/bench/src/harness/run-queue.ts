@@ -8,9 +8,14 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** readRunQueueWaitNanos is `pid`'s threads' total time waiting on a run queue (ns); NaN when unreadable. */
-export function readRunQueueWaitNanos(pid: number): number {
+/**
+ * readRunQueueWaitNanos is `pid`'s threads' total time waiting on a run queue (ns), or with
+ * `mainThreadOnly` its main thread's alone (the event loop: what delays a reply; helper
+ * threads waiting at the same time can add up to more than the wall time); NaN when unreadable.
+ */
+export function readRunQueueWaitNanos(pid: number, mainThreadOnly = false): number {
   try {
+    if (mainThreadOnly) return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1').split(' ')[1]);
     let total = 0;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       try {
@@ -26,11 +31,11 @@ export function readRunQueueWaitNanos(pid: number): number {
 }
 
 /** watchRunQueueWait starts a window; the returned function gives the wait as % of the window's wall time. */
-export function watchRunQueueWait(pid: number): () => number {
-  const w0 = readRunQueueWaitNanos(pid);
+export function watchRunQueueWait(pid: number, mainThreadOnly = false): () => number {
+  const w0 = readRunQueueWaitNanos(pid, mainThreadOnly);
   const t0 = performance.now();
   return () => {
     const wallNanos = (performance.now() - t0) * 1e6;
-    return Math.round(((readRunQueueWaitNanos(pid) - w0) / wallNanos) * 1000) / 10;
+    return Math.round(((readRunQueueWaitNanos(pid, mainThreadOnly) - w0) / wallNanos) * 1000) / 10;
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Starting and stopping the servers under test as child processes: Bulwark (its CLI with a
- * generated config), the raw-ws reference server and the Socket.IO reference server. Each is pinned to a CPU with taskset when
- * asked, polled on GET /ready until it answers 200, and always killed (SIGTERM, then SIGKILL).
+ * generated config), the raw-ws reference server, the Socket.IO reference server and the HTTP
+ * floor of the api-publish scenario. Each is pinned to a CPU with taskset when asked, polled on
+ * GET /ready until it answers 200, and always killed (SIGTERM, then SIGKILL).
  *
  * @module
  */
@@ -17,8 +18,15 @@ import { SOCKETIO_WS_PATH, type WireProtocol } from './wire.js';
 import { readComm, tasksetAvailable } from './proc.js';
 import { sleep } from './util.js';
 
-/** TargetName names a server under test. */
+/** TargetName names a server under test that WebSocket clients are compared on (--target). */
 export type TargetName = 'raw' | 'bulwark' | 'socketio';
+
+/**
+ * ServerName names every server the bench starts: the targets, and `floor` (the HTTP floor of
+ * the api-publish scenario, servers/http-floor-server.ts), which serves no WebSocket, so that
+ * --target never names it.
+ */
+export type ServerName = TargetName | 'floor';
 
 /**
  * parseTargets reads `--target`: one server, `both` (raw and Bulwark: the original pair, kept
@@ -33,7 +41,7 @@ export function parseTargets(arg: string): TargetName[] {
 
 /** RunningServer is a started, ready server under test. */
 export interface RunningServer {
-  name: TargetName;
+  name: ServerName;
   /** PID of the server's node process (taskset execs node, so it is the child's PID). */
   pid: number;
   port: number;
@@ -107,6 +115,7 @@ const rawServerMain = path.resolve(here, '../servers/raw-ws-server.js');
 /** Preloaded into Bulwark so it exits with the bench (see exit-with-parent.ts). */
 const exitWithParent = path.resolve(here, '../servers/exit-with-parent.js');
 const socketioServerMain = path.resolve(here, '../servers/socketio-server.js');
+const floorServerMain = path.resolve(here, '../servers/http-floor-server.js');
 
 /** Every child we started and have not yet seen exit: killed on any way out of the process. */
 const live = new Set<ChildProcess>();
@@ -149,7 +158,7 @@ export function bulwarkAvailable(main = defaultBulwarkMain): boolean {
 }
 
 /** startServer starts target `name` on a free loopback port and waits until it is ready. */
-export async function startServer(name: TargetName, opts: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(name: ServerName, opts: StartOptions = {}): Promise<RunningServer> {
   const port = await freePort();
   const tokenSecret = opts.tokenSecret ?? randomBytes(32).toString('hex');
   const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
@@ -193,6 +202,8 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     args = ['--import', exitWithParent, main, 'start', '--config', configFile, '--port', String(port)];
     if ((opts.workers ?? 1) > 1) args.push('--workers', String(opts.workers));
+  } else if (name === 'floor') {
+    args = [floorServerMain, '--port', String(port), '--watch-stdin'];
   } else {
     const main = name === 'socketio' ? socketioServerMain : rawServerMain;
     args = [main, '--port', String(port), '--jwt-secret', tokenSecret, '--watch-stdin'];
@@ -276,7 +287,8 @@ export async function startServer(name: TargetName, opts: StartOptions = {}): Pr
       pid,
       port,
       wsUrl: `ws://127.0.0.1:${port}${wsPath}`,
-      protocol: name === 'bulwark' ? 'centrifugo' : name,
+      // The floor speaks no WebSocket: its wsUrl and protocol are never used.
+      protocol: name === 'bulwark' ? 'centrifugo' : name === 'floor' ? 'raw' : name,
       tokenSecret,
       apiKey: name === 'bulwark' ? apiKey : undefined,
       pinnedCpu: pin ? opts.cpu : undefined,

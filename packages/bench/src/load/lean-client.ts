@@ -137,11 +137,11 @@ export function parseBenchPush(buf: Buffer, start = 0, end = buf.length): BenchP
 /** The frame of a `push` event from the Socket.IO reference server: `42["push","<channel>",<data>]`. */
 const SIO_PUSH_PREFIX = Buffer.from('42["push",');
 
-/** decodeSocketIoBenchPush is {@link decodeBenchPush} for a Socket.IO `push` event frame. */
-function decodeSocketIoBenchPush(buf: Buffer, handler: PushHandler): boolean {
+/** decodeSocketIoBenchPush is {@link decodeBenchPush} for a Socket.IO `push` event frame in buf[start…end). */
+export function decodeSocketIoBenchPush(buf: Buffer, handler: PushHandler, start = 0, end = buf.length): boolean {
   const n = SIO_PUSH_PREFIX.length;
-  if (buf.length < n || buf.compare(SIO_PUSH_PREFIX, 0, n, 0, n) !== 0) return false;
-  return decodeMarkers(buf, n, buf.length, handler);
+  if (end - start < n || buf.compare(SIO_PUSH_PREFIX, 0, n, start, start + n) !== 0) return false;
+  return decodeMarkers(buf, start + n, end, handler);
 }
 
 /**

@@ -13,6 +13,7 @@ import type { RunningServer } from '../harness/targets.js';
 import { HttpStreamClient } from './http-stream-client.js';
 import { LeanClient, type PushHandler } from './lean-client.js';
 import { ProtobufClient } from './protobuf-client.js';
+import { RawSessionClient } from './raw-session-client.js';
 
 /** SessionClient is what the comparison scenarios need of one load-generator connection. */
 export interface SessionClient {
@@ -105,4 +106,33 @@ export function makeSessionClient(
 ): SessionClient {
   if (server.name !== 'bulwark') return new LeanClient({ url: server.wsUrl, protocol: server.protocol, ...opts });
   return bulwarkClients[kind].make(server, opts);
+}
+
+/**
+ * ReaderName is how a fan-out subscriber reads its socket (`--reader`): `raw`, the hand-rolled
+ * reader on a bare TCP socket ({@link RawSessionClient}, issue 18), or `ws`, the `ws`-library
+ * clients above (kept for comparison).
+ */
+export type ReaderName = 'raw' | 'ws';
+
+/**
+ * makeReaderClient makes a subscriber for `server` with `reader`. The raw reader speaks every
+ * WebSocket format (raw, Socket.IO, Bulwark JSON and Protobuf); Bulwark's HTTP-streaming and SSE
+ * clients are not WebSocket and keep their own client whatever the reader.
+ */
+export function makeReaderClient(
+  server: ServerAddress,
+  kind: BulwarkClientName,
+  reader: ReaderName,
+  opts: SessionClientOptions = {},
+): SessionClient {
+  if (reader === 'raw' && (server.name !== 'bulwark' || kind === 'json' || kind === 'protobuf')) {
+    return new RawSessionClient({
+      url: server.wsUrl,
+      protocol: server.protocol,
+      format: kind === 'protobuf' ? 'protobuf' : 'json',
+      ...opts,
+    });
+  }
+  return makeSessionClient(server, kind, opts);
 }

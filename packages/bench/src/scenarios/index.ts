@@ -6,6 +6,7 @@
  */
 import type { Scenario } from '../harness/scenario.js';
 import { admissionScenario } from './admission/index.js';
+import { apiPublishScenario } from './api-publish/index.js';
 import { boardEventScenario } from './board-event/index.js';
 import { coldCacheScenario } from './cold-cache/index.js';
 import { connectionsScaleScenario } from './connections-scale/index.js';
@@ -46,6 +47,7 @@ export const registry: Scenario[] = [
   historyDepthScenario,
   outboxScenario,
   jetstreamScenario,
+  apiPublishScenario,
 ];
 
 /** The scenarios run when none is named. */

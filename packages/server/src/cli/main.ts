@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `bulwark` CLI: start, migrate, checkconfig, genconfig, gentoken, version.
+ * The `bulwark` CLI: start, migrate, checkconfig, genconfig, gentoken, plan, version.
  *
  * @module
  */
@@ -17,6 +17,7 @@ import { PostgresDatabase } from '../engine/postgres/database.js';
 import { Node } from '../node.js';
 import { version } from '../version.js';
 import { demoConfig } from './demo-config.js';
+import { registerPlan } from './plan.js';
 import { isWorker, runPrimary, workerId } from './workers.js';
 
 function parseWorkers(v: string): number {
@@ -271,5 +272,7 @@ program
   .action(() => {
     process.stdout.write(`bulwark ${version}\n`);
   });
+
+registerPlan(program);
 
 await program.parseAsync(process.argv);

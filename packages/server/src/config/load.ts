@@ -240,7 +240,7 @@ export function toConfigInput(config: unknown, schema: JsonSchemaNode = inputSch
   return config;
 }
 
-const secretKeys = new Set(['hmac_secret_key', 'key', 'password', 'secret', 'dsn']);
+const secretKeys = new Set(['hmac_secret_key', 'key', 'password', 'secret', 'dsn', 'token']);
 
 /** redactConfig returns a copy of `config` with every secret replaced, for printing. */
 export function redactConfig(config: unknown): unknown {

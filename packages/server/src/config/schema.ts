@@ -20,6 +20,7 @@ import { clientSection } from './sections/client.js';
 import { brokerSection } from './sections/broker.js';
 import { engineSection } from './sections/engine.js';
 import { outboxSection } from './sections/outbox.js';
+import { presenceManagerSection } from './sections/presence-manager.js';
 import { consumersSection } from './sections/consumers.js';
 import {
   healthSection,
@@ -68,6 +69,7 @@ export const configSchema = z
     health: healthSection,
     engine: engineSection,
     broker: brokerSection,
+    presence_manager: presenceManagerSection,
     outbox: outboxSection,
     consumers: consumersSection,
     shutdown: shutdownSection,

@@ -1,13 +1,14 @@
 /**
  * Per-channel delivery order on a receiving node of a composed broker. The engine numbers a
- * channel's publications 1, 2, 3…, but they reach a node over the fan-out (NATS) from the nodes
+ * channel's publications 1, 2, 3…, but they reach a node over the fan-out (NATS, Redis pub/sub) from the nodes
  * that published them, and two nodes' messages can cross: offset 6 from node B may arrive
  * before offset 5 from node A. ChannelOrder delivers in offset order anyway:
  *
  * - the next offset (last delivered + 1) is delivered at once: in the usual case order costs
  *   nothing;
- * - one that arrives early is held, at most `waitMs` (broker.nats.reorder_wait); if the
- *   missing offsets arrive meanwhile, everything held is delivered in order;
+ * - one that arrives early is held, at most `waitMs` (broker.nats.reorder_wait,
+ *   broker.redis.reorder_wait); if the missing offsets arrive meanwhile, everything held is
+ *   delivered in order;
  * - past the wait the node reads the missing offsets from the engine's history (at most
  *   `batch`) and delivers them, then what it held. Offsets history no longer has (trimmed,
  *   expired) are skipped: positioned subscribers see the gap and recover, as after any loss;

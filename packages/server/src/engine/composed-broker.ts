@@ -1,13 +1,13 @@
 /**
  * A broker composed of two: the engine's broker keeps history and numbers publications (Redis
  * or PostgreSQL: publish + history append stay one atomic step per channel there), and a
- * {@link Fanout} (NATS) carries publications, joins, leaves and control messages between the
- * nodes, as Centrifugo v6 lets a broker be chosen apart from the engine. docs/NATS.md explains
- * the design; the shared conformance suite checks it like every other broker.
+ * {@link Fanout} (NATS, or Redis pub/sub) carries publications, joins, leaves and control
+ * messages between the nodes, as Centrifugo v6 lets a broker be chosen apart from the engine.
+ * docs/NATS.md explains the design, docs/ENGINES.md the combinations; the shared conformance
+ * suite checks it like every other broker.
  *
  * @module
  */
-import { BulwarkError } from '../errors.js';
 import type { ClientInfo, Publication, RawJSON } from '../protocol/types.js';
 import type {
   Broker,
@@ -51,7 +51,7 @@ const inert: BrokerEventHandler = {
  *   without an idempotency key it goes to the fan-out alone (offset 0). While the fan-out is
  *   down a publish is refused before it is stored (EngineUnavailableError, safe to repeat); one
  *   stored whose hand-over then failed rejects with an EngineOutcomeUnknownError
- *   (BW_ERR_NATS_FANOUT in its cause) and is reported to `onError`.
+ *   (BW_ERR_NATS_FANOUT or BW_ERR_REDIS_FANOUT in its cause) and is reported to `onError`.
  * - Delivery: each subscribed channel has a {@link ChannelOrder}: publications reach the
  *   handler in offset order, gaps filled from history after `reorderWaitMs`. Joins, leaves
  *   and publications without history are delivered as they arrive.
@@ -159,13 +159,12 @@ export class ComposedBroker implements Broker {
     if (opts.variants !== undefined && opts.variants.length > 0) pub.variants = opts.variants;
     const event: FanoutEvent = { kind: 'publication', pub, epoch: result.epoch, delta: opts.delta === true };
     try {
-      this.#fanout.publish(channel, event);
+      await this.#fanout.publish(channel, event);
     } catch (err) {
       if (result.offset === 0 && (opts.idempotencyKey ?? '') === '') throw err; // nothing was stored
-      const cause = new BulwarkError(
-        'BW_ERR_NATS_FANOUT',
-        `publication ${channel}@${result.offset}:${result.epoch} is stored in history but was not handed to NATS: ${(err as Error).message}`,
-        { cause: err },
+      const cause = this.#fanout.notHandedOver(
+        `publication ${channel}@${result.offset}:${result.epoch} is stored in history`,
+        err,
       );
       const unknown = new EngineOutcomeUnknownError(this.#fanout.address, { cause });
       this.#onError(unknown);
@@ -176,17 +175,17 @@ export class ComposedBroker implements Broker {
 
   /** publishJoin tells every node subscribed to the channel that a client joined it. */
   async publishJoin(channel: string, info: ClientInfo): Promise<void> {
-    this.#fanout.publish(channel, { kind: 'join', info });
+    await this.#fanout.publish(channel, { kind: 'join', info });
   }
 
   /** publishLeave tells every node subscribed to the channel that a client left it. */
   async publishLeave(channel: string, info: ClientInfo): Promise<void> {
-    this.#fanout.publish(channel, { kind: 'leave', info });
+    await this.#fanout.publish(channel, { kind: 'leave', info });
   }
 
   /** publishControl sends a control message to every node, this one included. */
   async publishControl(data: RawJSON): Promise<void> {
-    this.#fanout.publishControl(data);
+    await this.#fanout.publishControl(data);
   }
 
   /** history reads the history broker. */

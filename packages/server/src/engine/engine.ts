@@ -2,7 +2,8 @@
  * Engine: the broker and presence manager a node runs on, made from `engine.*` config. The
  * memory engine is the embedded default; the Redis and PostgreSQL engines make many processes
  * and machines act as one. With `broker.enabled` the engine's broker keeps history only and
- * NATS fans out (composed-broker.ts), as Centrifugo v6 chooses a broker apart from the engine.
+ * NATS or Redis pub/sub fans out (composed-broker.ts, fanout-choice.ts), as Centrifugo v6
+ * chooses a broker apart from the engine; presence_manager is added in combined-engine.ts.
  *
  * @module
  */
@@ -20,8 +21,9 @@ import { RedisPresenceManager } from './redis/presence-redis.js';
 import { PostgresBroker } from './postgres/broker-postgres.js';
 import { PostgresDatabase, type PostgresEngineOptions } from './postgres/database.js';
 import { PostgresPresenceManager } from './postgres/presence-postgres.js';
+import { PostgresMapBroker, type PostgresMapBrokerOptions } from './postgres/map-broker-postgres.js';
 import { ComposedBroker } from './composed-broker.js';
-import { NatsFanout } from './nats/fanout-nats.js';
+import { chosenFanout } from './fanout-choice.js';
 
 /** EngineEvents are what an engine reports that no caller can receive. */
 export interface EngineEvents {
@@ -54,22 +56,13 @@ type HistoryBroker = Broker & { readonly address: string; isReady(): boolean };
 /** WrapBroker puts a fan-out in front of the engine's broker, or leaves it as it is. */
 type WrapBroker = (history: HistoryBroker) => HistoryBroker;
 
-/** brokerWrapper returns what `broker.*` config asks for: a NATS fan-out, or nothing. */
+/** brokerWrapper returns what `broker.*` config asks for: a fan-out (NATS, Redis pub/sub), or nothing. */
 export function brokerWrapper(cfg: Readonly<Config>, events: EngineEvents): WrapBroker {
   if (!cfg.broker.enabled) return (history) => history;
-  const n = cfg.broker.nats;
-  return (history) =>
-    new ComposedBroker(
-      history,
-      new NatsFanout({
-        url: n.url,
-        prefix: n.prefix,
-        dialTimeoutMs: n.dial_timeout,
-        reconnectMaxDelayMs: n.reconnect_max_delay,
-        pingIntervalMs: n.ping_interval,
-      }),
-      { reorderWaitMs: n.reorder_wait, catchUpBatch: n.catch_up_batch, ...events },
-    );
+  return (history) => {
+    const { fanout, ...order } = chosenFanout(cfg.broker);
+    return new ComposedBroker(history, fanout, { ...order, ...events });
+  };
 }
 
 /** createEngine makes the engine `engine.type` names (not started), with the broker `broker.*` names. */
@@ -97,7 +90,10 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
       isReady: () => broker.isReady() && presence.isReady() && map.isReady(),
     };
   }
-  if (cfg.engine.type === 'postgresql') return postgresEngine(postgresOptions(cfg.engine.postgresql), events, wrap);
+  if (cfg.engine.type === 'postgresql') {
+    const p = cfg.engine.postgresql;
+    return postgresEngine(postgresOptions(p), events, wrap, postgresMapOptions(p));
+  }
   const onHandlerError = (err: unknown) => events.onError(err);
   const broker = new MemoryBroker({ onHandlerError });
   const map = new MemoryMapBroker({ onHandlerError });
@@ -129,21 +125,28 @@ export function postgresOptions(p: Readonly<Config['engine']['postgresql']>): Po
   };
 }
 
+/** postgresMapOptions maps the map broker's own `engine.postgresql.map_*` keys onto its options. */
+export function postgresMapOptions(
+  p: Pick<Config['engine']['postgresql'], 'map_cleanup_interval' | 'map_cleanup_batch_size'>,
+): PostgresMapBrokerOptions {
+  return { mapCleanupIntervalMs: p.map_cleanup_interval, mapCleanupBatchSize: p.map_cleanup_batch_size };
+}
+
 /**
- * postgresEngine is a broker and presence manager sharing one pool: start migrates the schema
- * once, then listens; readiness is the broker's (its LISTEN connection).
+ * postgresEngine is a broker, presence manager and map broker sharing one pool: start migrates
+ * the schema once, then each listens (the broker and the map broker hold one LISTEN connection
+ * each); the engine is ready while both listen.
  */
 export function postgresEngine(
   options: PostgresEngineOptions,
   events: EngineEvents,
   wrap: WrapBroker = (history) => history,
+  mapOptions: PostgresMapBrokerOptions = {},
 ): Engine {
   const database = new PostgresDatabase(options, events.onError);
   const broker = wrap(new PostgresBroker({ database, ...events }));
   const presence = new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
-  // Map channels are refused with this engine at config load (config/cross-key-rules.ts): it has
-  // no map broker of its own yet, and a map per process would split the cluster's state.
-  const map = new MemoryMapBroker({ onHandlerError: events.onError });
+  const map = new PostgresMapBroker({ ...mapOptions, database, ...events });
   return {
     broker,
     presence,
@@ -159,7 +162,7 @@ export function postgresEngine(
         throw err;
       }
     },
-    isReady: () => broker.isReady(),
+    isReady: () => broker.isReady() && map.isReady(),
   };
 }
 

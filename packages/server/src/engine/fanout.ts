@@ -1,6 +1,7 @@
 /**
  * The Fanout contract: the part of a broker that only carries messages between nodes, with no
- * history and no numbering of its own (NATS: nats/fanout-nats.ts). A {@link ComposedBroker}
+ * history and no numbering of its own (NATS: nats/fanout-nats.ts; Redis pub/sub:
+ * redis/fanout-redis.ts; broker.type chooses, fanout-choice.ts). A {@link ComposedBroker}
  * puts one in front of an engine's broker, which keeps history and numbers publications, as
  * Centrifugo v6 lets a broker be chosen apart from the engine.
  *
@@ -34,8 +35,10 @@ export interface FanoutEvents {
  *   leaves nothing running.
  * - `subscribe` resolves once events published after it reach this node; `unsubscribe` stops
  *   them at once.
- * - `publish` and `publishControl` hand the message over or throw: an EngineUnavailableError
- *   while the service is known to be down (nothing was sent).
+ * - `publish` and `publishControl` hand the message over or reject: an EngineUnavailableError
+ *   while the service is known to be down (nothing was sent), an EngineOutcomeUnknownError
+ *   when it may have been sent (Redis: no answer in time). NATS hands over to its client's
+ *   buffer and resolves at once; Redis resolves once Redis answered the PUBLISH.
  * - Events of one channel sent by one node arrive in the order that node sent them; events
  *   from different nodes may interleave in any order (the composed broker reorders).
  */
@@ -45,10 +48,15 @@ export interface Fanout {
   start(events: FanoutEvents): Promise<void>;
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  publish(channel: string, event: FanoutEvent): void;
-  publishControl(data: RawJSON): void;
+  publish(channel: string, event: FanoutEvent): Promise<void>;
+  publishControl(data: RawJSON): Promise<void>;
   isReady(): boolean;
   /** unavailable makes the error a call gets while the service is down. */
   unavailable(cause?: unknown): Error;
+  /**
+   * notHandedOver makes the coded error logged when a publication stored in history could not
+   * be handed to the fan-out (BW_ERR_NATS_FANOUT, BW_ERR_REDIS_FANOUT); `what` says which.
+   */
+  notHandedOver(what: string, cause: unknown): Error;
   close(): Promise<void>;
 }

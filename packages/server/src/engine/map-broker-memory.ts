@@ -1,7 +1,7 @@
 /**
  * The memory map broker: map channels (state, change stream, position) inside one process. It
- * is the map engine of a single-node Bulwark and the reference behaviour the Redis map broker
- * must match (both run `test/conformance/map.case.ts`).
+ * is the map engine of a single-node Bulwark and the reference behaviour the Redis and
+ * PostgreSQL map brokers must match (all run `test/conformance/map.case.ts`).
  *
  * Every write is synchronous from the conditions to the delivery: the checks (idempotency,
  * expected position, key mode, version, key limit), the state change, the stream append and

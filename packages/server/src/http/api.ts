@@ -34,10 +34,10 @@ export interface ApiTransportContext {
   readonly log: Logger;
 }
 
-function keyMatches(given: string, expected: string): boolean {
+/** keyMatches compares a request's key with the configured one (its bytes made once) in constant time. */
+function keyMatches(given: string, expected: Buffer): boolean {
   const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === expected.length && timingSafeEqual(a, expected);
 }
 
 function apiKeyOf(req: IncomingMessage): string | undefined {
@@ -77,12 +77,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
 
 /** apiRoute serves the server API (registered at `/api` and `/api/*`). */
 export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): RouteHandler {
+  const cfg = transport.config.http_api;
+  const expectedKey = Buffer.from(cfg.key);
   return async (req, res, url) => {
     const method = url.pathname.slice(apiPrefix.length);
-    const cfg = transport.config.http_api;
     if (!cfg.insecure) {
       const key = apiKeyOf(req);
-      if (key === undefined || !keyMatches(key, cfg.key)) {
+      if (key === undefined || !keyMatches(key, expectedKey)) {
         transport.metrics.apiCommands.inc({ method: 'auth', result: 'unauthorized' });
         sendJson(res, 401, { error: { code: ErrorCode.Unauthorized, message: 'unauthorized' } });
         return;

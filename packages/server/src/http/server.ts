@@ -15,6 +15,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { BulwarkError } from '../errors.js';
+import { RequestUrl } from './request-url.js';
 import { rejectUpgrade, sendJson } from './respond.js';
 
 /**
@@ -24,7 +25,7 @@ import { rejectUpgrade, sendJson } from './respond.js';
 export type RouteHandler = (
   req: IncomingMessage,
   res: ServerResponse,
-  url: URL,
+  url: RequestUrl,
 ) => void | boolean | Promise<void | boolean>;
 
 /**
@@ -184,7 +185,7 @@ export class HttpServer {
       sockets.requestStarted(socket);
       res.once('finish', () => sockets.requestEnded(socket));
     }
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = new RequestUrl(req.url ?? '/');
     const path = url.pathname;
     try {
       for (const r of this.#routes) {

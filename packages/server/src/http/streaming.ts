@@ -36,6 +36,7 @@ import { jsonCodec, jsonUniCodec } from '../protocol/json-codec.js';
 import { protobufCodec } from '../protocol/protobuf-codec.js';
 import type { ConnectRequest } from '../protocol/types.js';
 import { HttpStreamTransport } from '../transport/transport-http-stream.js';
+import type { RequestUrl } from './request-url.js';
 import { SseTransport } from '../transport/transport-sse.js';
 import { SocketSink } from '../transport/socket-sink.js';
 import { ResponseSink } from '../transport/stream-sink.js';
@@ -101,7 +102,7 @@ export function streamingRoute(ctx: StreamingContext, kind: StreamKind): RouteHa
   const limit = ctx.config[kind].max_request_body_size;
 
   /** #opening reads the connect request; undefined when the request was answered instead. */
-  const opening = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<Opening | undefined> => {
+  const opening = async (req: IncomingMessage, res: ServerResponse, url: RequestUrl): Promise<Opening | undefined> => {
     let text: string | undefined;
     let frame: Buffer | undefined;
     if (req.method === 'POST') {

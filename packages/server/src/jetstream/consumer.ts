@@ -22,34 +22,19 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JsMsg } from '@nats-io/jetstream';
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from 'pino';
-import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
 import type { Config } from '../config/schema.js';
+import { natsAccessHint, natsAccessOptions } from '../engine/nats/access.js';
 import { natsAddress } from '../engine/nats/fanout-nats.js';
 import type { Metrics } from '../metrics.js';
-import type { BurstLog } from '../protection/burst-log.js';
-import type { SheddingState } from '../protection/load-shedder.js';
-import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
-import { classifyChannelError, classifyPublishError, describe, type Outcome } from '../outbox/outcome.js';
+import { publishEvent, type EventSourceContext } from '../outbox/event-publisher.js';
+import { classifyChannelError, describe, type Outcome } from '../outbox/outcome.js';
 import { PauseGate } from '../outbox/pause.js';
+import { WakeableSleep } from '../util/wakeable-sleep.js';
 import { parseCommand } from './message.js';
 
 /** JetStreamContext is what the consumer needs from its node. */
-export interface JetStreamContext {
-  readonly config: Readonly<Config>;
-  readonly log: Logger;
-  readonly burstLog: Pick<BurstLog, 'error'>;
+export interface JetStreamContext extends EventSourceContext {
   readonly metrics: Pick<Metrics, 'jetstream' | 'publications'>;
-  readonly rules: Pick<ChannelRules, 'resolve'>;
-  readonly shedder: SheddingState;
-  /** The engine is started and reachable, and the node not draining (else: paused, not_ready). */
-  readonly ready: boolean;
-  publishResolved(
-    rc: ResolvedChannel,
-    data: RawJSON,
-    info?: ClientInfo,
-    opts?: { idempotencyKey?: string },
-  ): Promise<StreamPosition>;
 }
 
 /** JetStreamConsumer consumes one stream for one node; start it once, stop it once. */
@@ -60,7 +45,7 @@ export class JetStreamConsumer {
   readonly #fields: Record<string, unknown>;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #pause = new WakeableSleep();
   #nc: NatsConnection | undefined;
   #consumer: Consumer | undefined;
   #fetch: ConsumerMessages | undefined;
@@ -83,7 +68,7 @@ export class JetStreamConsumer {
   /** stop ends the pull in flight, finishes (or gives back) the message at hand, and closes the connection. */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#pause.wake();
     this.#fetch?.stop();
     await this.#loop;
     await this.#nc?.close().catch(() => undefined);
@@ -93,7 +78,7 @@ export class JetStreamConsumer {
   async #run(): Promise<void> {
     while (this.#running) {
       if (this.#gate.paused()) {
-        await this.#sleep(this.#cfg.retry_interval);
+        await this.#pause.sleep(this.#cfg.retry_interval);
         continue;
       }
       try {
@@ -103,7 +88,7 @@ export class JetStreamConsumer {
         if (!this.#running) break;
         this.#consumer = undefined;
         this.#natsFailed(err);
-        await this.#sleep(this.#cfg.retry_interval);
+        await this.#pause.sleep(this.#cfg.retry_interval);
       }
     }
   }
@@ -113,6 +98,7 @@ export class JetStreamConsumer {
     const c = this.#cfg;
     if (this.#nc === undefined) {
       this.#nc = await connect({
+        ...natsAccessOptions(c, 'consumers.jetstream'),
         servers: c.url.split(',').map((u) => u.trim()),
         name: 'bulwark-jetstream',
         timeout: c.connect_timeout,
@@ -195,7 +181,7 @@ export class JetStreamConsumer {
         return;
       }
       this.#failed(m, outcome, attempts);
-      await this.#sleep(this.#cfg.retry_interval);
+      await this.#pause.sleep(this.#cfg.retry_interval);
       if (!this.#running) {
         m.nak(); // another node (or this one, started again) takes it at once, in order
         return;
@@ -204,21 +190,33 @@ export class JetStreamConsumer {
     }
   }
 
+  /**
+   * #publish publishes a message's command. A broadcast checks every channel first and publishes
+   * nowhere when one is bad (as the server API's broadcast); a retry after a failure publishes to
+   * every channel again, and the key suppresses it where it was already published.
+   */
   async #publish(m: JsMsg, key: string): Promise<Outcome> {
     const cmd = parseCommand(m.data);
     if ('kind' in cmd) return cmd;
-    let rc: ResolvedChannel;
-    try {
-      rc = this.#ctx.rules.resolve(cmd.channel);
-    } catch (err) {
-      return classifyChannelError(err);
+    const idempotencyKey = cmd.idempotencyKey ?? key;
+    if (cmd.channels.length === 1) {
+      return publishEvent(this.#ctx, 'jetstream', cmd.channels[0] as string, cmd.data, idempotencyKey);
     }
-    try {
-      await this.#ctx.publishResolved(rc, cmd.data, undefined, { idempotencyKey: cmd.idempotencyKey ?? key });
-    } catch (err) {
-      return classifyPublishError(err);
+    for (const channel of cmd.channels) {
+      try {
+        this.#ctx.rules.resolve(channel);
+      } catch (err) {
+        return classifyChannelError(err);
+      }
     }
-    this.#ctx.metrics.publications.inc({ source: 'jetstream' });
+    const outcomes = await Promise.all(
+      cmd.channels.map((ch) => publishEvent(this.#ctx, 'jetstream', ch, cmd.data, idempotencyKey)),
+    );
+    // The worst outcome decides: hold and retry (engine, attempt) before giving up (quarantine).
+    for (const kind of ['engine', 'attempt', 'quarantine'] as const) {
+      const worst = outcomes.find((o) => o.kind === kind);
+      if (worst !== undefined) return worst;
+    }
     return { kind: 'published' };
   }
 
@@ -239,18 +237,7 @@ export class JetStreamConsumer {
     this.#ctx.burstLog.error(
       'jetstream.nats',
       { ...this.#fields, url: natsAddress(this.#cfg.url), err: describe(err) },
-      'jetstream consumer: NATS or the stream failed; retrying every consumers.jetstream.retry_interval',
+      `jetstream consumer: NATS or the stream failed (${natsAccessHint(err, 'consumers.jetstream') ?? 'check consumers.jetstream.url and stream_name'}); retrying every consumers.jetstream.retry_interval`,
     );
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 }

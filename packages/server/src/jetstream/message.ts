@@ -2,17 +2,19 @@
  * The JetStream consumer's message format (docs/JETSTREAM.md): a Centrifugo server API
  * command as JSON, as Centrifugo's async consumers take it,
  * `{"method":"publish","payload":{"channel":"board:1","data":{...},"idempotency_key":"..."}}`
- * (`method` may be left out: publish is the only method). Anything else is a bad message,
- * terminated with reason bad_data (not that envelope) or bad_channel (no channel).
+ * (`method` may be left out: publish is the default) or
+ * `{"method":"broadcast","payload":{"channels":["a","b"],"data":{...}}}`. Anything else is a
+ * bad message, terminated with reason bad_data (not that envelope) or bad_channel (no channel).
  *
  * @module
  */
 import type { RawJSON } from '../protocol/types.js';
 import { quarantine, type Outcome } from '../outbox/outcome.js';
 
-/** PublishCommand is one message's publish. */
+/** PublishCommand is one message's publish (one channel) or broadcast (one or more). */
 export interface PublishCommand {
-  readonly channel: string;
+  readonly method: 'publish' | 'broadcast';
+  readonly channels: readonly string[];
   readonly data: RawJSON;
   /** The envelope's own key; absent: the consumer's `jetstream:<stream>:<sequence>`. */
   readonly idempotencyKey: string | undefined;
@@ -29,20 +31,31 @@ export function parseCommand(body: Uint8Array): PublishCommand | Outcome {
     return quarantine('bad_data', 'the message is not JSON (a publish command envelope, docs/JETSTREAM.md)');
   }
   if (!isObject(msg)) return quarantine('bad_data', 'the message is not a JSON object');
-  if (msg.method !== undefined && msg.method !== 'publish') {
-    return quarantine('bad_data', `method ${JSON.stringify(msg.method)} is not supported (only publish)`);
+  const method = msg.method ?? 'publish';
+  if (method !== 'publish' && method !== 'broadcast') {
+    return quarantine('bad_data', `method ${JSON.stringify(msg.method)} is not supported (publish or broadcast)`);
   }
   const payload = msg.payload;
   if (!isObject(payload)) return quarantine('bad_data', 'the message has no payload object');
-  if (typeof payload.channel !== 'string' || payload.channel === '') {
-    return quarantine('bad_channel', 'the payload has no channel');
+  let channels: string[];
+  if (method === 'publish') {
+    if (typeof payload.channel !== 'string' || payload.channel === '') {
+      return quarantine('bad_channel', 'the payload has no channel');
+    }
+    channels = [payload.channel];
+  } else {
+    const list = payload.channels;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((c) => typeof c === 'string' && c !== '')) {
+      return quarantine('bad_channel', 'a broadcast payload needs channels: a non-empty array of channel names');
+    }
+    channels = list as string[];
   }
   if (payload.data === undefined) return quarantine('bad_data', 'the payload has no data');
   const key = payload.idempotency_key;
   if (key !== undefined && (typeof key !== 'string' || key === '')) {
     return quarantine('bad_data', 'payload.idempotency_key is not a non-empty string');
   }
-  return { channel: payload.channel, data: JSON.stringify(payload.data) as RawJSON, idempotencyKey: key };
+  return { method, channels, data: JSON.stringify(payload.data) as RawJSON, idempotencyKey: key };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

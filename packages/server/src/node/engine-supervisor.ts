@@ -13,6 +13,7 @@ import type { ClientSession } from '../client/session.js';
 import type { Config } from '../config/schema.js';
 import type { Broker, BrokerEventHandler } from '../engine/broker.js';
 import type { Engine, EngineEvents } from '../engine/engine.js';
+import { engineParts, partsAt } from '../engine/engine-parts.js';
 import { EngineUnavailableError } from '../engine/errors.js';
 import type { MapBroker } from '../engine/map-broker.js';
 import type { PresenceManager } from '../engine/presence.js';
@@ -108,8 +109,9 @@ export class EngineSupervisor {
    * neither crashes (a crash loop would hammer Redis and the orchestrator) nor falls back to
    * memory (a silent split brain): it logs a loud error naming the address, stays up with
    * /ready false and upgrades refused, and tries again with a fresh engine every
-   * engine.redis.reconnect_max_delay (engine.postgresql.reconnect_max_delay;
-   * broker.nats.reconnect_max_delay when NATS is the one missing) until it starts.
+   * reconnect_max_delay of the part that could not be reached (engine.redis,
+   * engine.postgresql, broker.nats, broker.redis, presence_manager.*: engine-parts.ts) until
+   * it starts.
    */
   async start(): Promise<void> {
     const ctx = this.#ctx;
@@ -117,19 +119,14 @@ export class EngineSupervisor {
       await this.#engine.start(this.#handler);
     } catch (err) {
       if (!(err instanceof EngineUnavailableError)) throw err;
-      const pg = ctx.config.engine.type === 'postgresql';
-      // With broker.enabled the failing service may be NATS (the fan-out) or the engine's.
-      const nats = ctx.config.broker.enabled && err.address.startsWith('nats');
-      const retryMs = nats
-        ? ctx.config.broker.nats.reconnect_max_delay
-        : pg
-          ? ctx.config.engine.postgresql.reconnect_max_delay
-          : ctx.config.engine.redis.reconnect_max_delay;
-      const check = nats
-        ? `NATS runs at ${err.address} and broker.nats.url is right`
-        : pg
-          ? `PostgreSQL runs at ${err.address} and engine.postgresql.* is right`
-          : `Redis runs at ${err.address} and engine.redis.* is right`;
+      // The failing service may be the engine's, the fan-out's or the presence manager's.
+      const parts = partsAt(engineParts(ctx.config), err.address);
+      const retryMs =
+        parts.length === 0 ? ctx.config.engine.redis.reconnect_max_delay : Math.min(...parts.map((p) => p.retryMs));
+      const check =
+        parts.length === 0
+          ? `the engine's service runs at ${err.address}`
+          : parts.map((p) => `${p.service} runs at ${err.address} and ${p.section}.* is right`).join(', or that ');
       ctx.metrics.engineUp.set(0);
       const why = this.#refusal ?? err.message.replace(/\.+$/, '');
       ctx.burstLog.error(
@@ -228,7 +225,7 @@ export class EngineSupervisor {
     if (refusal !== undefined && !this.#started) {
       // Redis answered, and said no: most often a missing or wrong password (incident 3).
       this.#refusal = /NOAUTH|WRONGPASS|invalid password/i.test(refusal)
-        ? `Redis at ${this.#engine.address} refused authentication (${refusal.replace(/\.+$/, '')}): set engine.redis.password (BULWARK_ENGINE_REDIS_PASSWORD) and engine.redis.user if it uses ACLs`
+        ? `Redis at ${this.#engine.address} refused authentication (${refusal.replace(/\.+$/, '')}): ${passwordHint(ctx.config)}`
         : `Redis at ${this.#engine.address} answered: ${refusal}`;
       return;
     }
@@ -238,4 +235,20 @@ export class EngineSupervisor {
     }
     ctx.log.error({ err }, 'engine error');
   }
+}
+
+/**
+ * passwordHint says which password to set when a Redis refused authentication: the Redis
+ * sections in use (engine.redis, broker.redis, presence_manager.redis), since the refusal does
+ * not say which of them answered.
+ */
+function passwordHint(cfg: Readonly<Config>): string {
+  const sections = engineParts(cfg)
+    .filter((p) => p.service === 'Redis')
+    .map((p) => p.section);
+  return (sections.length > 0 ? sections : ['engine.redis'])
+    .map(
+      (s) => `set ${s}.password (BULWARK_${s.replace('.', '_').toUpperCase()}_PASSWORD) and ${s}.user if it uses ACLs`,
+    )
+    .join('; or ');
 }

@@ -18,34 +18,19 @@
  * @module
  */
 import pg from 'pg';
-import type { Logger } from 'pino';
-import type { ChannelRules, ResolvedChannel } from '../channel-rules.js';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
-import type { BurstLog } from '../protection/burst-log.js';
-import type { SheddingState } from '../protection/load-shedder.js';
-import type { ClientInfo, RawJSON, StreamPosition } from '../protocol/types.js';
+import type { RawJSON } from '../protocol/types.js';
 import { BulwarkError } from '../errors.js';
+import { WakeableSleep } from '../util/wakeable-sleep.js';
+import { publishEvent, type EventSourceContext } from './event-publisher.js';
 import { claim, missingColumns, settle, type OutboxRow, type Settlement } from './table.js';
-import { classifyChannelError, classifyPublishError, describe, quarantine, type Outcome } from './outcome.js';
+import { describe, quarantine, type Outcome } from './outcome.js';
 import { PauseGate } from './pause.js';
 
 /** OutboxContext is what the consumer needs from its node. */
-export interface OutboxContext {
-  readonly config: Readonly<Config>;
-  readonly log: Logger;
-  readonly burstLog: Pick<BurstLog, 'error'>;
+export interface OutboxContext extends EventSourceContext {
   readonly metrics: Pick<Metrics, 'outbox' | 'publications'>;
-  readonly rules: Pick<ChannelRules, 'resolve'>;
-  readonly shedder: SheddingState;
-  /** The engine is started and reachable, and the node not draining (else: paused, not_ready). */
-  readonly ready: boolean;
-  publishResolved(
-    rc: ResolvedChannel,
-    data: RawJSON,
-    info?: ClientInfo,
-    opts?: { idempotencyKey?: string },
-  ): Promise<StreamPosition>;
 }
 
 /** OutboxConsumer consumes one outbox table for one node; start it once, stop it once. */
@@ -55,7 +40,7 @@ export class OutboxConsumer {
   readonly #pool: pg.Pool;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #pause = new WakeableSleep();
   #tableChecked = false;
   readonly #gate: PauseGate;
 
@@ -93,7 +78,7 @@ export class OutboxConsumer {
   /** stop finishes the batch in flight (its rows are settled and committed), then closes the connection. */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#loop;
     await this.#pool.end().catch(() => undefined);
     this.#gate.clear();
@@ -102,7 +87,7 @@ export class OutboxConsumer {
   async #run(): Promise<void> {
     while (this.#running) {
       if (this.#gate.paused()) {
-        await this.#sleep(this.#cfg.poll_interval);
+        await this.#pause.sleep(this.#cfg.poll_interval);
         continue;
       }
       let full = false;
@@ -112,7 +97,7 @@ export class OutboxConsumer {
       } catch (err) {
         this.#dbFailed(err);
       }
-      if (!full) await this.#sleep(this.#cfg.poll_interval);
+      if (!full) await this.#pause.sleep(this.#cfg.poll_interval);
     }
   }
 
@@ -191,23 +176,15 @@ export class OutboxConsumer {
   }
 
   /** #publish publishes one row through the node (idempotency key `outbox:<id>` unless the row has one). */
-  async #publish(row: OutboxRow): Promise<Outcome> {
-    let rc: ResolvedChannel;
-    try {
-      rc = this.#ctx.rules.resolve(row.channel);
-    } catch (err) {
-      return classifyChannelError(err);
-    }
+  #publish(row: OutboxRow): Promise<Outcome> | Outcome {
     if (!isJson(row.data)) return quarantine('bad_data', 'data is not JSON');
-    try {
-      await this.#ctx.publishResolved(rc, row.data as RawJSON, undefined, {
-        idempotencyKey: row.idempotency_key || `outbox:${row.id}`,
-      });
-    } catch (err) {
-      return classifyPublishError(err);
-    }
-    this.#ctx.metrics.publications.inc({ source: 'outbox' });
-    return { kind: 'published' };
+    return publishEvent(
+      this.#ctx,
+      'outbox',
+      row.channel,
+      row.data as RawJSON,
+      row.idempotency_key || `outbox:${row.id}`,
+    );
   }
 
   #failed(row: OutboxRow, outcome: Extract<Outcome, { kind: 'engine' | 'attempt' }>): void {
@@ -230,17 +207,6 @@ export class OutboxConsumer {
       { table: this.#cfg.table, code: err instanceof BulwarkError ? err.code : undefined, err: describe(err) },
       'outbox consumer: the outbox database failed; retrying every outbox.poll_interval',
     );
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 }
 

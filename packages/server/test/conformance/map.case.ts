@@ -1,6 +1,6 @@
 /**
- * The MapBroker conformance suite: the behaviour every map engine (memory, Redis) must share.
- * An engine's test file calls {@link runMapBrokerSuite} with a factory for fresh map brokers.
+ * The MapBroker conformance suite: the behaviour every map engine (memory, Redis, PostgreSQL)
+ * must share. An engine's test file calls {@link runMapBrokerSuite} with a factory for fresh map brokers.
  *
  * As broker.case.ts, it is written for engines that deliver asynchronously: it waits for
  * deliveries, uses channel names unique per test (a shared Redis keeps state between tests),

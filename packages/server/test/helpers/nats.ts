@@ -86,11 +86,17 @@ process.once('exit', () => {
 export class NatsServer {
   private proc: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly args: readonly string[],
+  ) {}
 
-  /** start runs a server on a free port (or `port`) and waits until it listens. */
-  static async start(port?: number): Promise<NatsServer> {
-    const server = new NatsServer(port ?? (await freePort()));
+  /**
+   * start runs a server on a free port (or `port`) and waits until it listens; `args` are more
+   * nats-server flags (e.g. `--tls …`, `--auth TOKEN`, `-js -sd DIR`).
+   */
+  static async start(port?: number, args: readonly string[] = []): Promise<NatsServer> {
+    const server = new NatsServer(port ?? (await freePort()), args);
     await server.resume();
     return server;
   }
@@ -103,7 +109,9 @@ export class NatsServer {
   /** resume starts the server process again on the same port and waits until it listens. */
   async resume(): Promise<void> {
     if (this.proc !== undefined) return;
-    const proc = spawn(natsServerBin, ['-a', '127.0.0.1', '-p', String(this.port)], { stdio: 'ignore' });
+    const proc = spawn(natsServerBin, ['-a', '127.0.0.1', '-p', String(this.port), ...this.args], {
+      stdio: 'ignore',
+    });
     this.proc = proc;
     running.add(proc);
     proc.once('exit', () => {

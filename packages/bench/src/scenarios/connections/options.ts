@@ -17,6 +17,13 @@ export const flags = {
   },
   connections: { name: 'connections', arg: 'N', help: '', default: 10_000, quick: 1000, min: 1 },
   concurrency: { name: 'concurrency', arg: 'N', help: 'connects in flight', default: 200, min: 1 },
+  subscriptions: {
+    name: 'subscriptions',
+    arg: 'N',
+    help: 'channels each connection subscribes to (Bulwark only beyond 1; the capacity model reads the extra ones)',
+    default: 1,
+    min: 1,
+  },
   sourceIps: { name: 'source-ips', arg: 'N', help: 'spread over 127.0.0.1..N', default: 1, min: 1 },
   settle: { name: 'settle', arg: 'MS', help: 'idle time before reading RSS', default: 3000, quick: 1000 },
   repeat: {
@@ -36,11 +43,13 @@ export function connectionsOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>
     formats: parseClientNames(f.str(flags.format)),
     connections: f.num(flags.connections),
     channels: 100,
+    subscriptions: f.num(flags.subscriptions),
     concurrency: f.num(flags.concurrency),
     baselineSettleMs: ctx.quick ? 500 : 2000,
     settleMs: f.num(flags.settle),
     sourceIps: f.num(flags.sourceIps),
   };
   if (o.sourceIps > 254) throw new Error('--source-ips must be ≤ 254');
+  if ((o.subscriptions ?? 1) > o.channels) throw new Error(`--subscriptions must be ≤ ${o.channels} (the channels)`);
   return o;
 }

@@ -30,7 +30,7 @@ export function connectionsTable(
   const runs = Object.values(report.results).map((o) => (o && 'result' in o ? (o.runs?.length ?? 1) : 0));
   const reps = Math.max(...runs);
   const head = any
-    ? `connections: ${fmt(any.requested)} idle connections, JWT + one subscription each` +
+    ? `connections: ${fmt(any.requested)} idle connections, JWT + ${any.subscriptionsPerConnection > 1 ? `${any.subscriptionsPerConnection} subscriptions` : 'one subscription'} each` +
       (reps > 1 ? ` (median of ${reps} runs per server, servers alternating)` : '')
     : 'connections';
   const row = (label: string, f: (r: ConnectionsResult) => string, extra: [string, string] = ['', ''], sio = '') =>

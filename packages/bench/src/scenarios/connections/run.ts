@@ -32,6 +32,11 @@ export interface ConnectionsOptions {
   connections: number;
   /** Channels the connections spread over (connection i subscribes to channel i % channels). */
   channels: number;
+  /**
+   * Channels each connection subscribes to: i % channels, then the next ones (Bulwark only
+   * beyond 1: the reference servers speak one subscription per connection).
+   */
+  subscriptions?: number;
   /** Connects in flight at once. */
   concurrency: number;
   /** Idle time before the baseline RSS reading. */
@@ -62,6 +67,8 @@ export interface ConnectionsResult {
   serverCpuMicros: number;
   /** Server CPU time per completed connect+subscribe, µs (TCP accept, upgrade, JWT, subscribe). */
   serverCpuMicrosPerConnect: number;
+  /** Subscriptions each connection made. */
+  subscriptionsPerConnection: number;
   serverCpuPercent: number;
   loadgenCpuPercent: number;
   rssBaselineBytes: number;
@@ -86,6 +93,10 @@ export async function runConnections(
   kind: BulwarkClientName = 'json',
 ): Promise<ConnectionsResult> {
   const n = opts.connections;
+  const subscriptions = opts.subscriptions ?? 1;
+  if (subscriptions > 1 && server.protocol !== 'centrifugo') {
+    throw new Error(`--subscriptions ${subscriptions}: ${server.name} speaks one subscription per connection`);
+  }
   // Sign every token up front so the connect loop measures connecting, not our HMACs.
   const tokens = Array.from({ length: n }, (_, i) => connectionToken(`user-${i}`, server.tokenSecret));
   const clients: SessionClient[] = [];
@@ -117,6 +128,7 @@ export async function runConnections(
         if (server.protocol === 'centrifugo') {
           await client.connect(tokens[i] as string);
           await client.subscribe(channel);
+          for (let k = 1; k < subscriptions; k++) await client.subscribe(`bench:idle${(i + k) % opts.channels}`);
         } else {
           await client.subscribe(channel, tokens[i]);
         }
@@ -162,6 +174,7 @@ export async function runConnections(
       handshakeMs: roundSummary(recorder.summary(), 2),
       serverCpuMicros: Math.round(cpu),
       serverCpuMicrosPerConnect: round(connected > 0 ? cpu / connected : Number.NaN, 1),
+      subscriptionsPerConnection: subscriptions,
       serverCpuPercent: round((cpu / wallMicros) * 100, 1),
       loadgenCpuPercent: round(((own.user + own.system) / wallMicros) * 100, 1),
       rssBaselineBytes: rss0,

@@ -19,7 +19,7 @@ export const fanoutScenario: Scenario = {
   flags: Object.values(flags),
   defaultTarget: 'all',
   async run(ctx) {
-    const o = fanoutOptions(ctx);
+    const o = { ...fanoutOptions(ctx), loadgenCpu: ctx.loadgenCpu };
     const results = await runOnTargets(
       'fanout',
       ctx,

@@ -4,8 +4,9 @@
  *
  * @module
  */
+import os from 'node:os';
 import { type FlagSpec } from '../../harness/flags.js';
-import { parseClientNames } from '../../load/session-clients.js';
+import { parseClientNames, type ReaderName } from '../../load/session-clients.js';
 import { type ScenarioContext } from '../../harness/scenario.js';
 import { type FanoutOptions } from './types.js';
 
@@ -15,6 +16,18 @@ export const flags = {
     arg: 'LIST',
     help: "Bulwark's clients: json, protobuf, http_stream, sse (comma-separated), both (json,protobuf) or all (one column each, fresh server each)",
     default: 'both',
+  },
+  reader: {
+    name: 'reader',
+    arg: 'R',
+    help: "how subscribers read: raw (hand-rolled frames on a bare TCP socket), ws (the ws library's clients) or compare (half the worker processes each: CPU per delivery of both in one run)",
+    default: 'raw',
+  },
+  subProcs: {
+    name: 'sub-procs',
+    arg: 'P',
+    help: "subscriber processes (0: in the publisher's process), pinned to every CPU but the server's",
+    defaultText: 'CPUs − 1 (the server has one): 1 on 2 cores',
   },
   subscribers: { name: 'subscribers', arg: 'N', help: '', default: 2000, quick: 200, min: 1 },
   channels: { name: 'channels', arg: 'N', help: '', default: 20, min: 1 },
@@ -60,6 +73,9 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
   const quick = ctx.quick;
   const o: FanoutOptions = {
     formats: parseClientNames(f.str(flags.format)),
+    reader: parseReader(f.str(flags.reader)),
+    // The server has a CPU of its own; the publisher (this process) shares the workers' CPUs.
+    subscriberProcesses: f.int(flags.subProcs, Math.max(1, os.cpus().length - 1)),
     subscribers: f.num(flags.subscribers),
     channels: f.num(flags.channels),
     padBytes: f.num(flags.pad),
@@ -90,5 +106,15 @@ export function fanoutOptions(ctx: Pick<ScenarioContext, 'quick' | 'flags'>): Fa
   if (o.subscribers % o.channels !== 0) {
     throw new Error('--subscribers must be a multiple of --channels (equal subscribers per channel)');
   }
+  // compare: the two readers in as many processes each.
+  if (o.reader === 'compare') o.subscriberProcesses = 2 * Math.max(1, Math.ceil(o.subscriberProcesses / 2));
   return o;
+}
+
+/** parseReader reads --reader. */
+function parseReader(arg: string): ReaderName | 'compare' {
+  if (arg !== 'raw' && arg !== 'ws' && arg !== 'compare') {
+    throw new Error(`--reader must be raw, ws or compare, got "${arg}"`);
+  }
+  return arg;
 }

@@ -17,7 +17,6 @@ import {
   type Outcomes,
   resultsOf,
   labelledRatioLines,
-  saturation,
   variantKeys,
 } from '../../harness/comparison.js';
 import { fmt, formatTable } from '../../harness/format.js';
@@ -52,8 +51,24 @@ export function fanoutTable(
       infoRatioCell(report.socketioRatios, 'server CPU per delivered message'),
     ),
     row('server CPU (% of a core)', (r) => fmt(r.fixed.serverCpuPercent, 1)),
-    row('load generator CPU (% of a core)', (r) => fmt(r.fixed.loadgenCpuPercent, 1)),
-    row('saturated (≥ 90% of a core)', (r) => saturation(r.fixed.serverCpuPercent, r.fixed.loadgenCpuPercent)),
+    row('load generator CPU (% of a core, all processes)', (r) => fmt(r.fixed.loadgenCpuPercent, 1)),
+    row('  publisher / subscriber readers (%)', (r) => {
+      const c = r.fixed.loadgenCpu;
+      return c.workerPercents.length > 0
+        ? `${fmt(c.publisherPercent, 1)} / ${c.workerPercents.map((p) => fmt(p, 1)).join(' + ')}`
+        : 'in one process';
+    }),
+    row('load generator CPU per delivery (µs)', (r) => fmt(r.fixed.loadgenCpuMicrosPerDelivery, 3)),
+    row('  of which subscriber readers (µs)', (r) => fmt(r.fixed.readerCpuMicrosPerDelivery, 3)),
+    ...(resultsOf(report.results).some(([, r]) => r.fixed.readerCompare)
+      ? [
+          row('  --reader compare: raw / ws (µs per delivery)', (r) => {
+            const c = r.fixed.readerCompare;
+            return c ? `${fmt(c.raw ?? Number.NaN, 3)} / ${fmt(c.ws ?? Number.NaN, 3)}` : '-';
+          }),
+        ]
+      : []),
+    row('saturated (≥ 90% of its cores)', (r) => r.fixed.saturated),
     row('load generator loop delay max (ms)', (r) => fmt(r.fixed.loadgenLoopDelayMs.max, 1)),
     row(
       'TCP retransmits (loss probes) / zero-window',
@@ -68,6 +83,9 @@ export function fanoutTable(
       ),
       row('ramp: delivered msgs/s at max', (r) => (r.ramp ? fmt(r.ramp.maxPassingDeliveriesPerSec) : '-')),
       row('ramp: steps run', (r) => (r.ramp ? String(r.ramp.steps.length) : '-')),
+      row('ramp: saturated, step by step', (r) =>
+        r.ramp ? r.ramp.steps.map((s) => `${fmt(s.targetRate)}:${abbrev(s.saturated)}`).join(' ') : '-',
+      ),
     );
   }
   const limits = [...TABLE_TARGETS, ...variantKeys(report.results)]
@@ -77,14 +95,32 @@ export function fanoutTable(
     })
     .filter(Boolean);
   const clients = resultsOf(report.results).map(([k, r]) => `${k}: ${r.clients}`);
+  const readers = [
+    ...new Set(
+      resultsOf(report.results).map(
+        ([, r]) =>
+          `${r.reader} reader, ${r.subscriberProcesses === 0 ? "in the publisher's process" : `${r.subscriberProcesses} subscriber process(es)`}` +
+          `, load generator on ${r.loadgenCores} CPU(s)`,
+      ),
+    ),
+  ];
   return [
     head,
     formatTable(rows),
     ...(variantKeys(report.results).length > 0 ? [`  clients: ${clients.join('; ')}`] : []),
+    ...readers.map((r) => `  subscribers: ${r}`),
+    ...(resultsOf(report.results).some(([, r]) => r.ramp)
+      ? ['  ramp steps, saturated: S server, L load generator, B both, - neither (≥ 90% of its cores)']
+      : []),
     ...labelledRatioLines(report.ratios).map((l) => `  ${l}`),
     ...limits,
     ...notes(report).map((n) => `  ${n}`),
   ].join('\n');
+}
+
+/** abbrev shortens a `saturation` verdict to one letter for the per-step row. */
+function abbrev(saturated: string): string {
+  return saturated === 'server' ? 'S' : saturated === 'load generator' ? 'L' : saturated === 'both' ? 'B' : '-';
 }
 
 /** fanoutCharts: the fixed phase's worst latency per second, and the ramp's p99 by offered rate. */

@@ -14,45 +14,31 @@
  * @module
  */
 import type { Log } from '../../harness/scenario.js';
+import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchData } from '../../load/lean-client.js';
+import { FanoutFleet, type FleetPhase } from '../../load/fanout-fleet.js';
 import {
   bulwarkClients,
   makeSessionClient,
   type BulwarkClientName,
-  type SessionClient,
+  type ReaderName,
 } from '../../load/session-clients.js';
 import { ServerApi } from '../../harness/api.js';
+import { saturation } from '../../harness/comparison.js';
 import { connectionToken } from '../../harness/jwt.js';
 import { diffKernelNetCounters, readKernelNetCounters, readTreeCpuMicros } from '../../harness/proc.js';
-import { LatencyRecorder, SeqTracker, roundSummary, summarizeLoss } from '../../harness/stats.js';
+import { roundSummary } from '../../harness/stats.js';
 import { type RunningServer } from '../../harness/targets.js';
-import { mapLimit, nowMicros, round, sleep, waitFor } from '../../harness/util.js';
+import { nowMicros, round, sleep, waitFor } from '../../harness/util.js';
 import { judge } from './verdict.js';
 import type { FanoutOptions, FanoutResult, PhaseResult, RampStep } from './types.js';
 
-export interface Subscriber {
-  index: number;
-  ch: number;
-  client: SessionClient | undefined;
-  tracker: SeqTracker;
-  wrong: number;
-  dead: boolean;
-}
-
-/** Per-phase counters the push handlers write to. */
-export interface PhaseState {
-  recorder: LatencyRecorder;
-  /** Phase start in µs of nowMicros(), and the worst latency per second of send time. */
-  startMicros: number;
-  maxBySecond: number[];
-  delivered: number;
-  lastDeliveryAt: number;
-}
-
 /**
  * runFanout runs the fan-out scenario against a started server; on Bulwark the subscribers and
- * the publisher are clients of kind `kind` (JSON or Protobuf over WebSocket).
+ * the publisher are clients of kind `kind` (JSON or Protobuf over WebSocket). The subscribers
+ * live in `opts.subscriberProcesses` worker processes (a {@link FanoutFleet}) and read with
+ * `opts.reader`; the publisher stays here.
  */
 export async function runFanout(
   server: RunningServer,
@@ -63,16 +49,15 @@ export async function runFanout(
   const { channels } = opts;
   const channelName = (ch: number) => `bench:ch${ch}`;
   const pad = 'x'.repeat(opts.padBytes);
-  const subs: Subscriber[] = [];
   const seqNext = new Array<number>(channels).fill(1);
-  let state: PhaseState = {
-    recorder: new LatencyRecorder(),
-    startMicros: 0,
-    maxBySecond: [],
-    delivered: 0,
-    lastDeliveryAt: 0,
-  };
   let reconnects = 0;
+  // Pinned (the bench pins the server to CPU 0 and itself to CPU 1), the workers get every CPU but
+  // the server's: CPU 1 on this 2-core machine, shared with the publisher. Unpinned, each
+  // process may have a CPU, up to the machine's.
+  const cpus = os.cpus().length;
+  const pinned = opts.loadgenCpu !== undefined && opts.loadgenCpu !== null;
+  const pinCpus = pinned ? (cpus > 2 ? `1-${cpus - 1}` : '1') : undefined;
+  const loadgenCores = pinned ? Math.max(1, cpus - 1) : Math.min(cpus, opts.subscriberProcesses + 1);
 
   if (opts.apiPublish && !server.apiKey)
     throw new Error(`--api-publish / --tags-filter: ${server.name} has no server API`);
@@ -84,79 +69,47 @@ export async function runFanout(
   // The variant: the same data with one more field, so its subscribers measure it the same way.
   const variantOf = (data: string) => `[{"when":{"version_below":"2"},"data":{"v":1,${data.slice(1)}}]`;
 
-  const openSubscriber = async (sub: Subscriber): Promise<void> => {
-    const client = makeSessionClient(server, kind, {
-      ...(opts.tagsFilter ? { tagsFilter: opts.tagsFilter.filter } : {}),
-      ...(opts.variants ? { clientVersion: sub.index % 2 === 0 ? '1.0' : '9.0' } : {}),
-      onPush: (ch, seq, sentAt) => {
-        if (ch !== sub.ch) {
-          sub.wrong++;
-          return;
-        }
-        sub.tracker.record(seq);
-        const now = nowMicros();
-        state.delivered++;
-        state.lastDeliveryAt = now;
-        const latency = (now - sentAt) / 1000;
-        state.recorder.add(latency);
-        const sec = Math.floor((sentAt - state.startMicros) / 1e6);
-        if (sec >= 0 && !(latency <= (state.maxBySecond[sec] ?? -1))) state.maxBySecond[sec] = latency;
-      },
-      onClose: () => {
-        sub.dead = true;
-      },
-    });
-    sub.client = client;
-    sub.dead = false;
-    await client.open();
-    const token = connectionToken(`user-${sub.index}`, server.tokenSecret);
-    if (server.protocol === 'centrifugo') {
-      await client.connect(token);
-      await client.subscribe(channelName(sub.ch));
-    } else {
-      await client.subscribe(channelName(sub.ch), token);
-    }
-  };
-
   const publisher = makeSessionClient(server, kind);
+  let fleet: FanoutFleet | undefined;
   try {
     // Setup: subscriber i listens on channel i % channels, so channels get equal shares.
     const t0 = performance.now();
-    const failures: string[] = [];
-    for (let i = 0; i < opts.subscribers; i++) {
-      subs.push({ index: i, ch: i % channels, client: undefined, tracker: new SeqTracker(), wrong: 0, dead: true });
-    }
-    await mapLimit(
-      subs.length,
-      opts.connectConcurrency,
-      (i) => openSubscriber(subs[i] as Subscriber),
-      (_i, err) => failures.push((err as Error).message),
-    );
-    if (failures.length > 0) {
-      throw new Error(`${failures.length}/${opts.subscribers} subscribers failed to connect; first: ${failures[0]}`);
-    }
+    fleet = await FanoutFleet.start({
+      // Plain data only: the options cross IPC to the workers.
+      server: { name: server.name, wsUrl: server.wsUrl, port: server.port, protocol: server.protocol },
+      tokenSecret: server.tokenSecret,
+      kind,
+      readers: opts.reader === 'compare' ? ['raw', 'ws'] : [opts.reader],
+      channels,
+      subscribers: opts.subscribers,
+      processes: opts.subscriberProcesses,
+      concurrency: opts.connectConcurrency,
+      ...(opts.tagsFilter ? { tagsFilter: opts.tagsFilter.filter } : {}),
+      variants: opts.variants,
+      ...(pinCpus !== undefined ? { pinCpus } : {}),
+    });
+    const subs = fleet;
     await publisher.open();
     if (server.protocol === 'centrifugo') {
       await publisher.connect(connectionToken('bench-publisher', server.tokenSecret));
     }
     const connectSeconds = (performance.now() - t0) / 1000;
     log(`  ${opts.subscribers} subscribers + publisher connected in ${connectSeconds.toFixed(1)} s`);
+    log(
+      `  subscribers: ${opts.reader} reader, ` +
+        (opts.subscriberProcesses === 0
+          ? "in the publisher's process"
+          : `${opts.subscriberProcesses} worker process(es)${subs.pinned > 0 ? ` pinned to CPU ${pinCpus}` : ''}, ` +
+            `clock offset error ≤ ${Math.ceil(Math.max(...subs.clockRttMicros) / 2)} µs`),
+    );
     await sleep(500);
 
     /** Reconnects subscribers the server dropped (e.g. as slow) so the ramp can go on. */
     const revive = async (): Promise<void> => {
-      const dead = subs.filter((s) => s.dead);
-      if (dead.length === 0) return;
-      reconnects += dead.length;
-      log(`  reconnecting ${dead.length} dropped subscribers`);
-      const errs: string[] = [];
-      await mapLimit(
-        dead.length,
-        opts.connectConcurrency,
-        (i) => openSubscriber(dead[i] as Subscriber),
-        (_i, e) => errs.push((e as Error).message),
-      );
-      if (errs.length > 0) throw new Error(`could not reconnect ${errs.length} subscribers; first: ${errs[0]}`);
+      const n = await subs.revive();
+      if (n === 0) return;
+      reconnects += n;
+      log(`  reconnected ${n} dropped subscribers`);
       await sleep(300);
     };
 
@@ -165,19 +118,8 @@ export async function runFanout(
         throw new Error(`publisher disconnected: ${publisher.closeCode} ${publisher.closeReason}`);
       }
       const first = seqNext.slice();
-      for (const s of subs) {
-        s.tracker = new SeqTracker(first[s.ch] as number);
-        s.wrong = 0;
-      }
-      state = {
-        recorder: new LatencyRecorder(),
-        startMicros: nowMicros(),
-        maxBySecond: [],
-        delivered: 0,
-        lastDeliveryAt: 0,
-      };
+      await subs.startPhase(first, nowMicros());
       const errors0 = publishErrors();
-      const alive0 = subs.filter((s) => !s.dead).length;
       // Measurement window starts here: server CPU and our own CPU, read back after the drain.
       const cpu0 = readTreeCpuMicros(server.pid);
       const net0 = readKernelNetCounters();
@@ -211,8 +153,8 @@ export async function runFanout(
       }
       const publishEnd = performance.now();
       const publishedPer = seqNext.map((n, c) => n - (first[c] as number));
-      const expected = subs.reduce((acc, s) => acc + (publishedPer[s.ch] as number), 0);
-      const drained = await waitFor(() => state.delivered >= expected, opts.drainTimeoutMs, 5);
+      // Every subscriber process waits for its deliveries (at most the drain timeout) and tallies.
+      const tally = await subs.finishPhase(publishedPer, opts.drainTimeoutMs);
       // Let publish replies (Bulwark) trickle in before counting errors; bounded.
       if (api) await waitFor(() => api.inFlight === 0, 1000, 5);
       else if (server.protocol === 'centrifugo') {
@@ -223,35 +165,46 @@ export async function runFanout(
       const own = process.cpuUsage(own0);
       loopDelay.disable();
       const kernel = diffKernelNetCounters(net0, readKernelNetCounters());
-      const loss = summarizeLoss(
-        subs.map((s) => s.tracker),
-        (i) => publishedPer[(subs[i] as Subscriber).ch] as number,
-      );
       const publishSeconds = (publishEnd - start) / 1000;
       // Deliveries per second over the time deliveries actually took (publish window + tail).
-      const lastAt = state.lastDeliveryAt / 1000;
+      const lastAt = tally.lastDeliveryAt / 1000;
       const deliverySeconds = Math.max(publishSeconds, (Math.max(lastAt, publishEnd) - start) / 1000);
       const serverCpu = cpu1 - cpu0;
       const wallMicros = (end - start) * 1000;
+      const delivered = tally.delivered;
+      const publisherCpu = own.user + own.system;
+      const workersCpu = tally.workerCpuMicros.reduce((a, b) => a + b, 0);
+      const loadgenCpuPercent = round(((publisherCpu + workersCpu) / wallMicros) * 100, 1);
+      const serverCpuPercent = round((serverCpu / wallMicros) * 100, 1);
+      const perDelivery = (micros: number) => round(delivered > 0 ? micros / delivered : Number.NaN, 3);
       return {
         targetRate: round(rate, 1),
         published: sent,
         achievedRate: round(sent / publishSeconds, 1),
         publishSeconds: round(publishSeconds, 2),
-        expectedDeliveries: expected,
-        delivered: state.delivered,
-        deliveredPerSec: round(state.delivered / deliverySeconds, 0),
-        latencyMs: roundSummary(state.recorder.summary(), 3),
-        maxLatencyBySecondMs: Array.from(state.maxBySecond, (v) => round(v ?? 0, 1)),
-        loss,
-        wrongChannel: subs.reduce((a, s) => a + s.wrong, 0),
+        expectedDeliveries: tally.expected,
+        delivered,
+        deliveredPerSec: round(delivered / deliverySeconds, 0),
+        latencyMs: roundSummary(tally.histogram.summary(), 3),
+        maxLatencyBySecondMs: tally.maxBySecond.map((v) => round(v, 1)),
+        loss: tally.loss,
+        wrongChannel: tally.wrong,
         publishErrors: publishErrors() - errors0,
-        disconnects: alive0 - subs.filter((s) => !s.dead).length,
-        drained,
+        disconnects: tally.disconnects,
+        drained: tally.drained,
         serverCpuMicros: Math.round(serverCpu),
-        serverCpuMicrosPerDelivery: round(state.delivered > 0 ? serverCpu / state.delivered : Number.NaN, 3),
-        serverCpuPercent: round((serverCpu / wallMicros) * 100, 1),
-        loadgenCpuPercent: round(((own.user + own.system) / wallMicros) * 100, 1),
+        serverCpuMicrosPerDelivery: perDelivery(serverCpu),
+        serverCpuPercent,
+        loadgenCpuPercent,
+        loadgenCpu: {
+          publisherPercent: round((publisherCpu / wallMicros) * 100, 1),
+          workerPercents: tally.workerCpuMicros.map((c) => round((c / wallMicros) * 100, 1)),
+        },
+        loadgenCpuMicrosPerDelivery: perDelivery(publisherCpu + workersCpu),
+        readerCpuMicrosPerDelivery: opts.subscriberProcesses === 0 ? Number.NaN : perDelivery(workersCpu),
+        ...(opts.reader === 'compare' ? { readerCompare: perReader(tally) } : {}),
+        saturated: saturation(serverCpuPercent, loadgenCpuPercent / loadgenCores),
+        deliveredBySecond: tally.deliveredBySecond,
         loadgenLoopDelayMs: { p99: round(loopDelay.percentile(99) / 1e6, 1), max: round(loopDelay.max / 1e6, 1) },
         kernel,
       };
@@ -272,6 +225,9 @@ export async function runFanout(
     return {
       target: server.name,
       clients: server.name === 'bulwark' ? bulwarkClients[kind].label : server.protocol,
+      reader: opts.reader,
+      subscriberProcesses: opts.subscriberProcesses,
+      loadgenCores,
       subscribers: opts.subscribers,
       channels,
       subscribersPerChannel: opts.subscribers / channels,
@@ -283,7 +239,7 @@ export async function runFanout(
   } finally {
     api?.close();
     publisher.terminate();
-    for (const s of subs) s.client?.terminate();
+    fleet?.close();
   }
 }
 
@@ -350,10 +306,12 @@ export async function runRamp(
   const firstFail = finals.filter((s) => !s.pass).sort((a, b) => a.targetRate - b.targetRate)[0];
   let limitedBy = 'not reached';
   if (firstFail) {
-    if (firstFail.loadgenCpuPercent >= 90) limitedBy = `load generator CPU (${firstFail.loadgenCpuPercent}%)`;
-    else if (firstFail.serverCpuPercent >= 90) limitedBy = `server CPU (${firstFail.serverCpuPercent}%)`;
-    else
-      limitedBy = `latency/loss below CPU saturation (server ${firstFail.serverCpuPercent}%, load generator ${firstFail.loadgenCpuPercent}%)`;
+    // The load generator's CPU is all its processes (publisher and subscriber workers).
+    const cpus = `server ${firstFail.serverCpuPercent}%, load generator ${firstFail.loadgenCpuPercent}%`;
+    if (firstFail.saturated === 'load generator' || firstFail.saturated === 'both')
+      limitedBy = `load generator CPU (${cpus})`;
+    else if (firstFail.saturated === 'server') limitedBy = `server CPU (${cpus})`;
+    else limitedBy = `latency/loss below CPU saturation (${cpus})`;
   }
   return {
     steps,
@@ -364,12 +322,36 @@ export async function runRamp(
   };
 }
 
+/** perReader is each reader's workers' CPU time per delivery (µs), for --reader compare. */
+function perReader(t: FleetPhase): Partial<Record<ReaderName, number>> {
+  const sums: Partial<Record<ReaderName, { cpu: number; delivered: number }>> = {};
+  t.workers.forEach((w, k) => {
+    const s = (sums[w.reader] ??= { cpu: 0, delivered: 0 });
+    s.cpu += t.workerCpuMicros[k] ?? 0;
+    s.delivered += w.delivered;
+  });
+  const out: Partial<Record<ReaderName, number>> = {};
+  for (const [reader, s] of Object.entries(sums)) {
+    out[reader as ReaderName] = round(s.delivered > 0 ? s.cpu / s.delivered : Number.NaN, 3);
+  }
+  return out;
+}
+
 /** describe is a one-line summary of a phase for progress output. */
 export function describe(r: PhaseResult): string {
+  const workers = r.loadgenCpu.workerPercents;
   return (
     `${r.deliveredPerSec} deliveries/s, p50 ${r.latencyMs.p50} / p99 ${r.latencyMs.p99} / max ${r.latencyMs.max} ms, ` +
     `loss ${r.loss.missing}, server ${r.serverCpuMicrosPerDelivery} µs/delivery (${r.serverCpuPercent}% CPU), ` +
-    `load generator ${r.loadgenCpuPercent}% CPU, loop delay max ${r.loadgenLoopDelayMs.max} ms` +
+    `load generator ${r.loadgenCpuMicrosPerDelivery} µs/delivery (${r.loadgenCpuPercent}% CPU` +
+    (workers.length > 0 ? `: publisher ${r.loadgenCpu.publisherPercent}% + readers ${workers.join(' + ')}%` : '') +
+    `)` +
+    (r.readerCompare
+      ? `, readers: ${Object.entries(r.readerCompare)
+          .map(([k, v]) => `${k} ${v} µs/delivery`)
+          .join(', ')}`
+      : '') +
+    `, saturated: ${r.saturated}, loop delay max ${r.loadgenLoopDelayMs.max} ms` +
     (r.kernel.tcpRetransSegs > 0
       ? `, ${r.kernel.tcpRetransSegs} TCP retransmits (${r.kernel.tcpLossProbes} loss probes)`
       : '') +

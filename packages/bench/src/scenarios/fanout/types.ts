@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { BulwarkClientName } from '../../load/session-clients.js';
+import type { BulwarkClientName, ReaderName } from '../../load/session-clients.js';
 import { type KernelNetCounters } from '../../harness/proc.js';
 import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
 
@@ -11,6 +11,12 @@ import { type LatencySummary, type LossSummary } from '../../harness/stats.js';
 export interface FanoutOptions {
   /** Bulwark's client kinds (--format), each measured on a fresh server: one column each. */
   formats: BulwarkClientName[];
+  /** How the subscribers read their sockets (--reader): the raw reader, the `ws` clients, or both (compare). */
+  reader: ReaderName | 'compare';
+  /** Subscriber processes (--sub-procs); 0 keeps them in the publisher's process. */
+  subscriberProcesses: number;
+  /** The CPU the load generator is pinned to (its workers are pinned there too); null/absent: unpinned. */
+  loadgenCpu?: number | null;
   subscribers: number;
   channels: number;
   /** Extra bytes of padding in each publication's data. */
@@ -84,8 +90,26 @@ export interface PhaseResult {
   serverCpuMicrosPerDelivery: number;
   /** Server CPU use over the phase, % of one core. */
   serverCpuPercent: number;
-  /** Load generator CPU use over the phase, % of one core (≥ ~90% means it is the bottleneck). */
+  /**
+   * Load generator CPU use over the phase, % of one core: the publisher's process plus every
+   * subscriber process (≥ ~90% of the cores it may use means it is the bottleneck).
+   */
   loadgenCpuPercent: number;
+  /** The parts of {@link loadgenCpuPercent}: the publisher's process and each subscriber worker. */
+  loadgenCpu: { publisherPercent: number; workerPercents: number[] };
+  /** Load generator CPU time (all its processes) per delivered message, µs. */
+  loadgenCpuMicrosPerDelivery: number;
+  /** Subscriber workers' CPU time per delivered message, µs (NaN with --sub-procs 0: it is in the publisher's). */
+  readerCpuMicrosPerDelivery: number;
+  /**
+   * --reader compare: each reader's CPU time per delivery, µs (its workers' CPU over their
+   * deliveries), measured side by side in the same phase; absent otherwise.
+   */
+  readerCompare?: Partial<Record<ReaderName, number>>;
+  /** Which side saturated its CPU: server, load generator, both or neither (see `saturation`). */
+  saturated: string;
+  /** Deliveries that arrived in each second of the phase, all subscribers. */
+  deliveredBySecond: number[];
   /**
    * The load generator's own event-loop delay (p99 and max, ms): a stall here delays every
    * delivery it holds up, so latency tails that match it are the generator's, not the server's.
@@ -109,6 +133,11 @@ export interface FanoutResult {
   target: string;
   /** What the load clients spoke: Bulwark's client kind ("WebSocket, Protobuf"), else the protocol. */
   clients: string;
+  /** How the subscribers read (--reader), and in how many processes (0: the publisher's). */
+  reader: ReaderName | 'compare';
+  subscriberProcesses: number;
+  /** CPUs the load generator could use (1 when pinned): its saturation is judged against them. */
+  loadgenCores: number;
   subscribers: number;
   channels: number;
   subscribersPerChannel: number;

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { duration } from './common.js';
+import { natsTlsSchema, natsToken } from './nats-access.js';
 
 /** jetstreamSchema is `consumers.jetstream`. */
 const jetstreamSchema = z
@@ -93,6 +94,8 @@ const jetstreamSchema = z
       'Wait before publishing a failed message again (it is held meanwhile, in order), while paused, and between attempts to reach NATS or the stream.',
     ),
     connect_timeout: duration('2s').describe('Longest wait for a connection to NATS, and for one JetStream API call.'),
+    token: natsToken,
+    tls: natsTlsSchema,
   })
   .prefault({})
   .describe('The NATS JetStream consumer (docs/JETSTREAM.md).');

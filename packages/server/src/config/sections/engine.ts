@@ -1,55 +1,20 @@
 /**
  * The `engine` section of the config: which engine a node runs on, where the Redis engine
  * finds Redis and where the PostgreSQL engine finds PostgreSQL (Centrifugo v6's key names where
- * they exist). The check that the Redis keys make usable engine options is in
+ * they exist). The Redis connection keys are shared with broker.redis and
+ * presence_manager.redis (redis-connection.ts); the check that they make usable options is in
  * ../redis-options.ts; the PostgreSQL DSN is required by ../cross-key-rules.ts.
  *
  * @module
  */
 import { z } from 'zod';
 import { duration, secret } from './common.js';
+import { redisConnectionShape } from './redis-connection.js';
 
 /** redisSchema: where the Redis engine finds Redis, with Centrifugo v6's key names. */
 const redisSchema = z
   .strictObject({
-    address: z
-      .array(z.string())
-      .default(['redis://127.0.0.1:6379'])
-      .describe(
-        'Standalone Redis: one `redis://[user:password@]host:port[/db]` URL (`rediss://` for TLS). Ignored with sentinel_master_name or cluster_address.',
-      ),
-    prefix: z
-      .string()
-      .regex(/^[^{}]+$/, 'prefix must be non-empty, without "{" or "}"')
-      .default('bulwark')
-      .describe('Prefix of every Redis key and pub/sub channel, so several deployments can share one Redis.'),
-    user: z.string().default('').describe('ACL user (Redis 6+); overrides the one in the address.'),
-    password: secret.describe(
-      'Password (AUTH); overrides the one in the address. A secret: when Redis refuses it (missing or wrong), the node still starts but stays not ready (503 on /ready and on upgrades), logs an error naming this key, and keeps retrying.',
-    ),
-    db: z.number().int().min(0).default(0).describe('Database number (0 with cluster_address).'),
-    tls: z
-      .strictObject({ enabled: z.boolean().default(false).describe('TLS to Redis and to the sentinels.') })
-      .prefault({}),
-    sentinel_address: z
-      .array(z.string())
-      .default([])
-      .describe('Sentinel addresses (`host:port`); used with sentinel_master_name.'),
-    sentinel_master_name: z
-      .string()
-      .default('')
-      .describe('Name of the master monitored by Sentinel; set it to find the master through Sentinel.'),
-    sentinel_user: z.string().default('').describe('ACL user of the sentinels.'),
-    sentinel_password: secret.describe('Password of the sentinels (not of the master).'),
-    cluster_address: z
-      .array(z.string())
-      .default([])
-      .describe('Redis Cluster seed nodes (`host:port`); set to use Redis Cluster (channels use sharded pub/sub).'),
-    connect_timeout: duration('1s').describe('Longest wait for a connection to Redis, at start and on reconnect.'),
-    io_timeout: duration('1s').describe(
-      'Longest wait for one Redis reply; then the call fails (a publish is never left hanging): a read with a temporary error, a publish with 100 "outcome unknown" (Redis may still apply it; see docs/PROTOCOL.md).',
-    ),
-    reconnect_max_delay: duration('2s').describe('Longest wait between reconnect attempts while Redis is down.'),
+    ...redisConnectionShape('engine.redis'),
     map_cleanup_interval: duration('1s').describe(
       "How often each node removes the map keys whose key_ttl passed (Centrifugo's map broker cleanup_interval). Every node runs it; each key is removed, and its removal delivered, once. Expired keys stay readable until then.",
     ),
@@ -112,8 +77,20 @@ const postgresqlSchema = z
         'Most publications one catch-up read of one channel fetches (it reads again while it gets full pages).',
       ),
     cleanup_interval: duration('1m').describe(
-      'How often each node deletes expired streams, publications past their history TTL, idempotency results, presence entries and large-notice rows (each at least this old).',
+      'How often each node deletes expired streams, publications past their history TTL, idempotency results, presence entries, expired empty map channels and large-notice rows (each at least this old).',
     ),
+    map_cleanup_interval: duration('1s').describe(
+      "How often each node removes the map keys whose key_ttl passed (Centrifugo's map broker cleanup_interval). Every node runs it; each key is removed, and its removal delivered, once. Expired keys stay readable until then.",
+    ),
+    map_cleanup_batch_size: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(100)
+      .describe(
+        "Most expired map keys one cleanup step reads and removes (Centrifugo's cleanup_batch_size); a run makes at most 10 steps.",
+      ),
   })
   .prefault({})
   .describe('The PostgreSQL engine (engine.type postgresql).');

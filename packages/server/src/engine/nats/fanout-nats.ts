@@ -9,10 +9,12 @@
  * @module
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { BulwarkError } from '../../errors.js';
+import { natsAccessHint, natsAccessOptions, type NatsAccess } from './access.js';
 import type { RawJSON } from '../../protocol/types.js';
 import { EngineUnavailableError } from '../errors.js';
 import type { Fanout, FanoutEvent, FanoutEvents } from '../fanout.js';
-import { decodeEvent, encodeEvent } from './codec.js';
+import { decodeEvent, encodeEvent, MalformedEventError } from '../fanout-codec.js';
 import { Subjects } from './subjects.js';
 
 /** The config key naming NATS, in every message about reaching it. */
@@ -28,6 +30,8 @@ export interface NatsFanoutOptions {
   pingIntervalMs: number;
   /** Connection name shown by the NATS server's monitoring. */
   name?: string;
+  /** Token and TLS (`broker.nats.token`, `broker.nats.tls`); none when absent. */
+  access?: NatsAccess;
 }
 
 /** natsAddress returns the servers of `url` without credentials (for logs and errors). */
@@ -73,12 +77,8 @@ export class NatsFanout implements Fanout {
   /** unavailable makes the error of a call while NATS cannot be reached, naming the config key. */
   unavailable(cause?: unknown): EngineUnavailableError {
     const why = cause instanceof Error ? cause.message : cause === undefined ? 'connection is down' : String(cause);
-    const err = new Error(
-      `NATS at ${this.address} is not reachable (${why}): check that NATS runs there and ${URL_KEY}`,
-      {
-        cause,
-      },
-    );
+    const check = natsAccessHint(cause, 'broker.nats') ?? `check that NATS runs there and ${URL_KEY}`;
+    const err = new Error(`NATS at ${this.address} is not reachable (${why}): ${check}`, { cause });
     return new EngineUnavailableError(this.address, { cause: err });
   }
 
@@ -88,6 +88,7 @@ export class NatsFanout implements Fanout {
     let nc: NatsConnection;
     try {
       nc = await connect({
+        ...(this.#o.access === undefined ? {} : natsAccessOptions(this.#o.access, 'broker.nats')),
         servers: this.#o.url.split(',').map((u) => u.trim()),
         name: this.#o.name ?? 'bulwark',
         timeout: this.#o.dialTimeoutMs,
@@ -132,9 +133,12 @@ export class NatsFanout implements Fanout {
           if (err !== null || this.#subs.get(channel) !== sub) return;
           let event: FanoutEvent;
           try {
-            event = decodeEvent(subject, msg.string());
+            event = decodeEvent(msg.string());
           } catch (e) {
-            this.#events?.onError(e);
+            const why = e instanceof MalformedEventError ? e.why : String(e);
+            this.#events?.onError(
+              new BulwarkError('BW_ERR_NATS_MALFORMED', `malformed NATS message on ${subject}: ${why}; skipped`),
+            );
             return;
           }
           this.#events?.onEvent(channel, event);
@@ -163,13 +167,19 @@ export class NatsFanout implements Fanout {
    * then, instead of letting the client buffer until it reconnects, keeps a publication from
    * reaching the other nodes long after the subscribers' recovery already gave it to them.
    */
-  publish(channel: string, event: FanoutEvent): void {
+  async publish(channel: string, event: FanoutEvent): Promise<void> {
     this.#send(this.subjects.channel(channel), encodeEvent(event));
   }
 
   /** publishControl hands a control message to NATS, for every node (this one included). */
-  publishControl(data: RawJSON): void {
+  async publishControl(data: RawJSON): Promise<void> {
     this.#send(this.subjects.control, data);
+  }
+
+  /** notHandedOver makes BW_ERR_NATS_FANOUT: a stored publication that never reached NATS. */
+  notHandedOver(what: string, cause: unknown): BulwarkError {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    return new BulwarkError('BW_ERR_NATS_FANOUT', `${what} but was not handed to NATS: ${why}`, { cause });
   }
 
   /** close ends the connection; idempotent. */

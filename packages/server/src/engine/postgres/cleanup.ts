@@ -23,6 +23,11 @@ export function cleanupStatements(db: PostgresDatabase): string[] {
      DELETE FROM ${t.publications} p USING done WHERE p.channel = done.channel`,
     `DELETE FROM ${t.results} WHERE expires_at < ${NOW_MS}`,
     `DELETE FROM ${t.presence} WHERE expires_at < ${NOW_MS}`,
+    // Map channels without keys past their meta TTL, with their stream (their next write, or
+    // read, would start a new epoch anyway: see map-schema.ts's map_lock).
+    `WITH gone AS (DELETE FROM ${t.mapMeta} WHERE num_keys = 0 AND meta_expires_at < ${NOW_MS} RETURNING channel)
+     DELETE FROM ${t.mapStream} s USING gone WHERE s.channel = gone.channel`,
+    `DELETE FROM ${t.mapResults} WHERE expires_at < ${NOW_MS}`,
     // Large notices are read within moments of their NOTIFY; one interval is ample.
     `DELETE FROM ${t.notices} WHERE created_at < ${NOW_MS} - ${Math.max(1000, Math.floor(db.o.cleanupIntervalMs))}`,
   ];

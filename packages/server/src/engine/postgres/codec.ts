@@ -177,7 +177,8 @@ export function decodeClientInfo(text: string): ClientInfo {
   return info;
 }
 
-function isClientInfo(v: unknown): v is ClientInfo {
+/** isClientInfo tells whether `v` is a ClientInfo (user and client strings, optional string infos). */
+export function isClientInfo(v: unknown): v is ClientInfo {
   return (
     isRecord(v) &&
     typeof v.user === 'string' &&

@@ -1,6 +1,7 @@
 /**
  * The PostgreSQL engine's LISTEN connection: one dedicated connection per node, outside the
- * pool, listening on `<prefix>_events`. It reconnects with a capped backoff when lost, and
+ * pool, listening on `<prefix>_events` (the map broker holds a second one on
+ * `<prefix>_map_events`). It reconnects with a capped backoff when lost, and
  * reports itself up and down (the broker's readiness). The periodic catch-up poll runs its
  * query on this connection, so the poll doubles as a heartbeat: a half-open connection that
  * would silently stop delivering notifications fails the query and is replaced.
@@ -28,15 +29,28 @@ export interface ListenerEvents {
 export class Listener {
   readonly #db: PostgresDatabase;
   readonly #events: ListenerEvents;
+  readonly #channel: string;
+  readonly #applicationName: string;
   #client: pg.Client | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #attempts = 0;
   #reported = false;
   #closed = false;
 
-  constructor(db: PostgresDatabase, events: ListenerEvents) {
+  /**
+   * `channel` is the NOTIFY channel to listen on (default `<prefix>_events`), `applicationName`
+   * how the connection shows in pg_stat_activity.
+   */
+  constructor(
+    db: PostgresDatabase,
+    events: ListenerEvents,
+    channel = db.tables.events,
+    applicationName = 'bulwark-listen',
+  ) {
     this.#db = db;
     this.#events = events;
+    this.#channel = channel;
+    this.#applicationName = applicationName;
   }
 
   /** up tells whether the connection is listening now. */
@@ -74,17 +88,17 @@ export class Listener {
   }
 
   async #open(): Promise<void> {
-    const client = new pg.Client(this.#db.clientConfig('bulwark-listen'));
+    const client = new pg.Client(this.#db.clientConfig(this.#applicationName));
     client.on('error', (err) => this.#lost(client, err));
     client.on('end', () => this.#lost(client, new Error('LISTEN connection ended')));
     client.on('notification', (msg) => {
-      if (this.#client === client && msg.channel === this.#db.tables.events && msg.payload !== undefined) {
+      if (this.#client === client && msg.channel === this.#channel && msg.payload !== undefined) {
         this.#events.onNotice(msg.payload);
       }
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.#db.tables.events}`);
+      await client.query(`LISTEN ${this.#channel}`);
     } catch (err) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);

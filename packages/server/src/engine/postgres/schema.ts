@@ -17,11 +17,14 @@
  * - Functions (version 2, publish-function.ts): `<prefix>_publish` (for the backend's own
  *   transactions), `<prefix>_publish_raw` (the engine's publish), `<prefix>_notify`,
  *   `<prefix>_notice_head`.
+ * - Map channels (version 3, map-schema.ts): `<prefix>_map_meta`, `<prefix>_map_state`,
+ *   `<prefix>_map_stream`, `<prefix>_map_results` and the `<prefix>_map_*` functions.
  *
  * @module
  */
 import type { PoolClient } from 'pg';
 import { BulwarkError } from '../../errors.js';
+import { mapSchemaSql } from './map-schema.js';
 import { publishFunctionsSql } from './publish-function.js';
 import type { Tables } from './tables.js';
 
@@ -92,6 +95,11 @@ CREATE INDEX ${t.notices}_created ON ${t.notices} (created_at);
     version: 2,
     description: "publish functions: <prefix>_publish for the backend's own transactions, the engine's _publish_raw",
     sql: publishFunctionsSql,
+  },
+  {
+    version: 3,
+    description: 'map channels: meta, state, stream, idempotency results, and their functions',
+    sql: mapSchemaSql,
   },
 ];
 

@@ -24,6 +24,24 @@ export interface Tables {
   readonly notify: string;
   /** The head of a notice: kind, channel length, channel. */
   readonly noticeHead: string;
+  /** Map channels (version 3, map-schema.ts): per channel epoch, top, key count, retention. */
+  readonly mapMeta: string;
+  /** Map channels: the entries, (channel, key). */
+  readonly mapState: string;
+  /** Map channels: the change stream, (channel, offset). */
+  readonly mapStream: string;
+  /** Map channels: the first result of each (channel, idempotency key). */
+  readonly mapResults: string;
+  /** The LISTEN/NOTIFY channel of map changes. */
+  readonly mapEvents: string;
+  /** Map functions: lock a channel's meta row, apply a change, write, remove, expire, read. */
+  readonly mapLock: string;
+  readonly mapChange: string;
+  readonly mapPublish: string;
+  readonly mapRemove: string;
+  readonly mapExpire: string;
+  readonly mapReadState: string;
+  readonly mapReadStream: string;
 }
 
 /** tablesOf names the tables of `prefix` (already checked against ^[a-z_][a-z0-9_]*$). */
@@ -40,6 +58,18 @@ export function tablesOf(prefix: string): Tables {
     publishRaw: `${prefix}_publish_raw`,
     notify: `${prefix}_notify`,
     noticeHead: `${prefix}_notice_head`,
+    mapMeta: `${prefix}_map_meta`,
+    mapState: `${prefix}_map_state`,
+    mapStream: `${prefix}_map_stream`,
+    mapResults: `${prefix}_map_results`,
+    mapEvents: `${prefix}_map_events`,
+    mapLock: `${prefix}_map_lock`,
+    mapChange: `${prefix}_map_change`,
+    mapPublish: `${prefix}_map_publish`,
+    mapRemove: `${prefix}_map_remove`,
+    mapExpire: `${prefix}_map_expire`,
+    mapReadState: `${prefix}_map_read_state`,
+    mapReadStream: `${prefix}_map_read_stream`,
   };
 }
 
