@@ -95,10 +95,12 @@ describe('capacity model', () => {
       }),
       measuredCoefficients,
     );
-    // 2,000,000 × (7.7 + 2 × 0.5) KiB = 16.6 GiB of connections; a 2 GiB machine with two
-    // 90 MiB processes holds 1.6 − 0.18 GiB of them.
-    const perNode = 2 * 0.8 - (2 * 90) / 1024;
-    assert.equal(memoryBound.nodes.forPeak, Math.ceil((2_000_000 * 8.7) / 1024 / 1024 / perNode));
+    // 2,000,000 connections of 3 subscriptions; a 2 GiB machine fills to 80 % with two idle
+    // processes and the connections' share.
+    const c = measuredCoefficients;
+    const connectionKib = c.memoryPerConnectionKib.value + 2 * c.memoryPerExtraSubscriptionKib.value;
+    const perNode = 2 * 0.8 - (2 * c.memoryPerProcessMib.value) / 1024;
+    assert.equal(memoryBound.nodes.forPeak, Math.ceil((2_000_000 * connectionKib) / 1024 / 1024 / perNode));
     assert.ok(memoryBound.nodes.forPeak > Math.ceil(memoryBound.processes.forCpu / 2), 'memory, not CPU, decides');
 
     const filesBound = plan(parseForecast({ peak_ccu: 100_000, fd_limit: 20_000 }), measuredCoefficients);
@@ -145,7 +147,7 @@ describe('bulwark plan', () => {
     assert.match(text.stdout, /deliveries\/s\s+66,667 \(audience 10\)/);
     assert.match(text.stdout, /machines\s+\d+ × 4 cores/);
     assert.match(text.stdout, /Assumptions\n {2}- a deploy reconnects every player evenly within 60 s/);
-    assert.match(text.stdout, /cpuPerConnectUs\s+333 µs/);
+    assert.match(text.stdout, new RegExp(`cpuPerConnectUs\\s+${measuredCoefficients.cpuPerConnectUs.value} µs`));
     const json = await runBulwark(['plan', '--peak-ccu', '200000', '--audience', '10', '--json']);
     assert.equal(json.exit.code, 0);
     const parsed = JSON.parse(json.stdout) as ReturnType<typeof plan>;

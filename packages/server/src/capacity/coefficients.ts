@@ -47,29 +47,29 @@ export interface Coefficients {
 /** measuredCoefficients are this project's figures (docs/CAPACITY.md lists them with their runs). */
 export const measuredCoefficients: Coefficients = {
   cpuPerConnectUs: {
-    value: 333,
+    value: 244,
     unit: 'µs',
-    source: 'BENCHMARKS.md "The console and the latency histograms", connections without the console, 2026-12-06',
+    source: 'BENCHMARKS.md "Quiet-machine run": connections --target both, median of 3, 2026-12-06 17:55',
   },
   cpuPerExtraSubscribeUs: {
-    value: 40,
+    value: 11,
     unit: 'µs',
-    source: 'estimate: the subscribe command’s share of a connect profile (not measured on its own yet)',
+    source: 'BENCHMARKS.md "Quiet-machine run": connections --subscriptions 5 vs 1 (299 vs 254 µs), 2026-12-06',
   },
   cpuPerDeliveryUs: {
-    value: 11.8,
+    value: 10.2,
     unit: 'µs',
-    source: 'BENCHMARKS.md "The console and the latency histograms", fanout at 40,000 deliveries/s, 2026-12-06',
+    source: 'BENCHMARKS.md "Quiet-machine run": fanout at 40,000 deliveries/s, memory engine, 2026-12-06 17:57',
   },
   redisDeliveryFactor: {
-    value: 1.05,
+    value: 1.06,
     unit: '×',
-    source: 'BENCHMARKS.md "Scale-out": 13.4 vs 12.8 µs per delivery at 40,000/s, 2026-11-22',
+    source: 'BENCHMARKS.md "Quiet-machine run": fanout on Redis with history, median 10.77 µs vs 10.2, 2026-12-06',
   },
   cpuPerApiPublishUs: {
-    value: 45,
+    value: 36,
     unit: 'µs',
-    source: 'issue 18: 22,000 API publishes/s on one core, measured from outside (not by this bench yet)',
+    source: 'BENCHMARKS.md "Quiet-machine run": api-publish, /api/publish, median of 6 runs (28–39 µs), 2026-12-06',
   },
   cpuPerIdleConnectionUsPerS: {
     value: 1.8,
@@ -82,19 +82,19 @@ export const measuredCoefficients: Coefficients = {
     source: 'BENCHMARKS.md "connections-scale": 7.7 KiB per connection over 7 workers, 2026-11-22',
   },
   memoryPerExtraSubscriptionKib: {
-    value: 0.5,
+    value: 0.26,
     unit: 'KiB',
-    source: 'estimate: a subscription’s state and hub entries (not measured on its own yet)',
+    source: 'BENCHMARKS.md "Quiet-machine run": connections --subscriptions 5 vs 1 (7.46 vs 6.43 KiB), 2026-12-06',
   },
   memoryPerProcessMib: {
-    value: 90,
+    value: 125,
     unit: 'MiB',
-    source: 'BENCHMARKS.md "connections-scale": 689 MiB for a primary and 7 idle workers, 2026-11-22',
+    source: 'BENCHMARKS.md "Quiet-machine run": RSS of an idle Bulwark before the connections, 2026-12-06',
   },
   redisCommandsPerShardPerS: {
-    value: 100_000,
+    value: 110_000,
     unit: 'commands/s',
-    source: 'assumption: a conservative budget for one Redis 7 process (not measured here yet)',
+    source: 'BENCHMARKS.md "Quiet-machine run": redis-benchmark, 50 clients: PUBLISH 121k/s, SET 138k/s, GET 114k/s, 2026-12-06',
   },
 };
 
