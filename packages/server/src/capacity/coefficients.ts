@@ -2,7 +2,7 @@
  * The measured costs the capacity model (model.ts) is built from: what one connect, one
  * delivery, one API publish, one idle connection and one Redis command cost on one core, each
  * with where it was measured (a section of docs/BENCHMARKS.md and its date). They are this
- * project's own measurements on its 2-core VM (AMD EPYC, Node 20), server pinned to one core;
+ * project's own measurements on its 2-vCPU VM (Node 20), server pinned to one core;
  * `bulwark plan --coefficients FILE` replaces any of them with a studio's own figures.
  *
  * Why a table of figures and not a formula from first principles: CPU per operation on Node
@@ -94,7 +94,8 @@ export const measuredCoefficients: Coefficients = {
   redisCommandsPerShardPerS: {
     value: 110_000,
     unit: 'commands/s',
-    source: 'BENCHMARKS.md "Quiet-machine run": redis-benchmark, 50 clients: PUBLISH 121k/s, SET 138k/s, GET 114k/s, 2026-12-06',
+    source:
+      'BENCHMARKS.md "Quiet-machine run": redis-benchmark, 50 clients: PUBLISH 121k/s, SET 138k/s, GET 114k/s, 2026-12-06',
   },
 };
 
