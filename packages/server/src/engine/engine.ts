@@ -50,6 +50,18 @@ export interface Engine {
   isReady(): boolean;
 }
 
+/**
+ * SeparatePresence is a presence manager apart from the engine (`presence_manager`), with its own
+ * service to start and watch; an engine given one makes no presence manager of its own.
+ */
+export interface SeparatePresence extends PresenceManager {
+  /** Where its service is, without credentials (for logs). */
+  readonly address: string;
+  /** start connects (rejects with EngineUnavailableError when unreachable; not reusable then). */
+  start(): Promise<void>;
+  isReady(): boolean;
+}
+
 /** HistoryBroker is a broker that can say where its service is and whether it is reachable. */
 type HistoryBroker = Broker & { readonly address: string; isReady(): boolean };
 
@@ -65,19 +77,23 @@ export function brokerWrapper(cfg: Readonly<Config>, events: EngineEvents): Wrap
   };
 }
 
-/** createEngine makes the engine `engine.type` names (not started), with the broker `broker.*` names. */
-export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engine {
+/**
+ * createEngine makes the engine `engine.type` names (not started), with the broker `broker.*`
+ * names, and with `separate` (presence_manager, combined-engine.ts) as its presence manager
+ * instead of one of its own: a Redis engine then opens no presence connection it would not use.
+ */
+export function createEngine(cfg: Readonly<Config>, events: EngineEvents, separate?: SeparatePresence): Engine {
   const wrap = brokerWrapper(cfg, events);
   if (cfg.engine.type === 'redis') {
     const opts = { ...redisOptions(cfg.engine.redis), ...events };
     const broker = wrap(new RedisBroker(opts));
-    const presence = new RedisPresenceManager(opts);
+    const presence = separate ?? new RedisPresenceManager(opts);
     const map = new RedisMapBroker({ ...opts, ...redisMapOptions(cfg.engine.redis) });
     return {
       broker,
       presence,
       map,
-      address: broker.address,
+      address: withPresenceAddress(broker.address, separate),
       async start(handler) {
         try {
           await Promise.all([broker.start(handler), presence.start(), map.start(handler)]);
@@ -92,21 +108,22 @@ export function createEngine(cfg: Readonly<Config>, events: EngineEvents): Engin
   }
   if (cfg.engine.type === 'postgresql') {
     const p = cfg.engine.postgresql;
-    return postgresEngine(postgresOptions(p), events, wrap, postgresMapOptions(p));
+    return postgresEngine(postgresOptions(p), events, wrap, postgresMapOptions(p), separate);
   }
   const onHandlerError = (err: unknown) => events.onError(err);
   const broker = new MemoryBroker({ onHandlerError });
   const map = new MemoryMapBroker({ onHandlerError });
   return {
     broker,
-    presence: new MemoryPresenceManager(),
+    presence: separate ?? new MemoryPresenceManager(),
     map,
-    address: 'memory',
+    address: withPresenceAddress('memory', separate),
     start: async (handler) => {
       await broker.start(handler);
       await map.start(handler);
+      await separate?.start();
     },
-    isReady: () => true,
+    isReady: () => separate?.isReady() ?? true,
   };
 }
 
@@ -142,28 +159,38 @@ export function postgresEngine(
   events: EngineEvents,
   wrap: WrapBroker = (history) => history,
   mapOptions: PostgresMapBrokerOptions = {},
+  separate?: SeparatePresence,
 ): Engine {
   const database = new PostgresDatabase(options, events.onError);
   const broker = wrap(new PostgresBroker({ database, ...events }));
-  const presence = new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
+  const presence =
+    separate ?? new PostgresPresenceManager({ database, isReady: () => broker.isReady(), onError: events.onError });
   const map = new PostgresMapBroker({ ...mapOptions, database, ...events });
   return {
     broker,
     presence,
     map,
-    address: broker.address,
+    address: withPresenceAddress(broker.address, separate),
     async start(handler) {
       try {
         await database.start();
-        await broker.start(handler);
-        await map.start(handler);
+        const engine = async (): Promise<void> => {
+          await broker.start(handler);
+          await map.start(handler);
+        };
+        await Promise.all([engine(), separate?.start()]);
       } catch (err) {
         await Promise.allSettled([broker.close(), presence.close(), map.close()]);
         throw err;
       }
     },
-    isReady: () => broker.isReady() && map.isReady(),
+    isReady: () => broker.isReady() && map.isReady() && (separate?.isReady() ?? true),
   };
+}
+
+/** withPresenceAddress adds a separate presence manager's address to the engine's (for logs). */
+function withPresenceAddress(address: string, separate: SeparatePresence | undefined): string {
+  return separate === undefined ? address : `${address}, presence ${separate.address}`;
 }
 
 /**
