@@ -6,39 +6,12 @@
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-/**
- * prom-client's default metrics whose collection walks every open file or handle: with 10,000
- * connections one scrape spent ~20 ms listing /proc/self/fd and ~8 ms counting handles, so a
- * console or Prometheus scraping every second cost ~9 % of the CPU a burst of connects needs.
- * They are re-read at most every {@link SLOW_COLLECT_INTERVAL_MS}; scrapes in between report
- * the last reading (fd headroom and handle counts move slowly enough for that).
- */
-const connectionSizedCollectors = [
-  'process_open_fds',
-  'nodejs_active_handles',
-  'nodejs_active_handles_total',
-  'nodejs_active_resources',
-  'nodejs_active_resources_total',
-];
-const SLOW_COLLECT_INTERVAL_MS = 10_000;
-
-/** throttleCollectors makes the named metrics of `registry` collect at most once per `intervalMs`. */
-function throttleCollectors(registry: Registry, names: readonly string[], intervalMs: number): void {
-  for (const name of names) {
-    // prom-client calls a metric's `collect` (set from its config) before reading it.
-    const metric = registry.getSingleMetric(name) as unknown as { collect?: () => unknown } | undefined;
-    const collect = metric?.collect;
-    if (metric === undefined || collect === undefined) continue;
-    let last = -Infinity;
-    metric.collect = function (this: unknown): unknown {
-      const now = performance.now();
-      if (now - last < intervalMs) return undefined;
-      last = now;
-      return collect.call(this);
-    };
-  }
-}
+import { FastHistogram, type HistogramCell } from './util/fast-histogram.js';
+import {
+  SLOW_COLLECT_INTERVAL_MS,
+  connectionSizedCollectors,
+  throttleCollectors,
+} from './util/throttled-collectors.js';
 
 /** Latency buckets of commands (seconds): a cached reply to a slow backend proxy call. */
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -101,15 +74,18 @@ export class Metrics {
   readonly draining: Gauge;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
-  readonly commandDuration: Histogram<'method'>;
-  readonly apiCommandDuration: Histogram<'method'>;
-  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
+  readonly commandDuration: FastHistogram;
+  readonly apiCommandDuration: FastHistogram;
+  readonly #durationCells = new Map<string, HistogramCell>();
   readonly #histogram: IntervalHistogram;
   /**
-   * Bound counters per label value: prom-client hashes the label set on every inc(), which
-   * costs more than a refused command itself under a storm of refusals.
+   * Client commands counted since bulwark_client_commands_total was last read, by method and
+   * result: two per connect, so they are plain additions here, folded into the counter (one
+   * labelled inc per series) when it is scraped. prom-client hashes the label set on every
+   * inc(), even of a bound child, which costs more than a refused command itself under a storm.
    */
-  readonly #commandChildren = new Map<string, { inc(): void }>();
+  readonly #commandCounts = new Map<string, { labels: { method: string; result: string }; n: number }>();
+  /** Bound counters per label value (see #commandCounts). */
   readonly #rejectionChildren = new Map<string, { inc(): void }>();
   readonly #httpClosedChildren = new Map<string, { inc(): void }>();
 
@@ -133,11 +109,19 @@ export class Metrics {
       registers,
     });
     this.subscriptions = new Gauge({ name: 'bulwark_subscriptions', help: 'Client subscriptions.', registers });
+    const commandCounts = this.#commandCounts;
     this.commands = new Counter({
       name: 'bulwark_client_commands_total',
       help: 'Client protocol commands by method and result (ok, error, disconnect).',
       labelNames: ['method', 'result'],
       registers,
+      collect() {
+        for (const c of commandCounts.values()) {
+          if (c.n === 0) continue;
+          this.inc(c.labels, c.n);
+          c.n = 0;
+        }
+      },
     });
     this.apiCommands = new Counter({
       name: 'bulwark_api_commands_total',
@@ -379,17 +363,17 @@ export class Metrics {
       labelNames: ['proxy', 'target', 'result'],
       registers,
     });
-    this.commandDuration = new Histogram({
+    this.commandDuration = new FastHistogram({
       name: 'bulwark_client_command_duration_seconds',
       help: 'Duration of client commands by method, from decoding to the reply (errors included).',
-      labelNames: ['method'],
+      labelName: 'method',
       buckets: durationBuckets,
       registers,
     });
-    this.apiCommandDuration = new Histogram({
+    this.apiCommandDuration = new FastHistogram({
       name: 'bulwark_api_command_duration_seconds',
       help: 'Duration of server API calls by method, from the parsed body to the answer (errors included).',
-      labelNames: ['method'],
+      labelName: 'method',
       buckets: durationBuckets,
       registers,
     });
@@ -421,9 +405,9 @@ export class Metrics {
    */
   command(method: string, result: 'ok' | 'error' | 'disconnect', startedAt?: number): void {
     const key = `${method}\u0000${result}`;
-    let child = this.#commandChildren.get(key);
-    if (child === undefined) this.#commandChildren.set(key, (child = this.commands.labels({ method, result })));
-    child.inc();
+    let c = this.#commandCounts.get(key);
+    if (c === undefined) this.#commandCounts.set(key, (c = { labels: { method, result }, n: 0 }));
+    c.n++;
     if (startedAt !== undefined) this.#observe(this.commandDuration, 'c', method, startedAt);
   }
 
@@ -432,11 +416,11 @@ export class Metrics {
     this.#observe(this.apiCommandDuration, 'a', method, startedAt);
   }
 
-  #observe(h: Histogram<'method'>, kind: string, method: string, startedAt: number): void {
+  #observe(h: FastHistogram, kind: string, method: string, startedAt: number): void {
     const key = `${kind}${method}`;
-    let child = this.#durationChildren.get(key);
-    if (child === undefined) this.#durationChildren.set(key, (child = h.labels({ method })));
-    child.observe((performance.now() - startedAt) / 1000);
+    let cell = this.#durationCells.get(key);
+    if (cell === undefined) this.#durationCells.set(key, (cell = h.cell(method)));
+    cell.observe((performance.now() - startedAt) / 1000);
   }
 
   /** reject counts one request refused by a check or limit (bulwark_rejections_total{reason}). */

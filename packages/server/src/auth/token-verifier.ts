@@ -38,15 +38,16 @@
  * @module
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/schema.js';
+import { decodeJsonSegment, splitCompact, type CompactJws } from './jws-compact.js';
 import {
   parseConnectClaims,
   parseSubscriptionClaims,
   type ConnectTokenClaims,
   type SubscriptionTokenClaims,
 } from './token-claims.js';
-import { TokenKeys, type TokenAlgorithm } from './token-keys.js';
+import { TokenKeys, type HMAC_ALGORITHMS, type TokenAlgorithm } from './token-keys.js';
 import {
   TokenRejection,
   connectError,
@@ -54,6 +55,13 @@ import {
   subscriptionError,
   type SubscriptionTokenPurpose,
 } from './token-rejection.js';
+
+/** node:crypto's name of each HMAC algorithm's hash. */
+const hmacHashes: Record<(typeof HMAC_ALGORITHMS)[number], string> = {
+  HS256: 'sha256',
+  HS384: 'sha384',
+  HS512: 'sha512',
+};
 
 export { ECDSA_ALGORITHMS, HMAC_ALGORITHMS, RSA_ALGORITHMS, type TokenAlgorithm } from './token-keys.js';
 export type {
@@ -194,8 +202,8 @@ export class TokenVerifier {
    */
   async verifyConnectToken(token: string, options: VerifyConnectOptions = {}): Promise<ConnectTokenClaims> {
     try {
-      const payload = await this.verifyJwt(token);
-      const claims = parseConnectClaims(payload);
+      const verified = this.verifyJwt(token);
+      const claims = parseConnectClaims(verified instanceof Promise ? await verified : verified);
       if (options.expectedUser !== undefined && claims.user !== options.expectedUser) {
         throw new TokenRejection('mismatch', 'token user does not match the connection user');
       }
@@ -222,8 +230,8 @@ export class TokenVerifier {
     options: VerifySubscriptionOptions = {},
   ): Promise<SubscriptionTokenClaims> {
     try {
-      const payload = await this.verifyJwt(token);
-      const claims = parseSubscriptionClaims(payload);
+      const verified = this.verifyJwt(token);
+      const claims = parseSubscriptionClaims(verified instanceof Promise ? await verified : verified);
       if (claims.channel !== channel) {
         throw new TokenRejection('mismatch', `token is for channel "${claims.channel}", not "${channel}"`);
       }
@@ -239,17 +247,16 @@ export class TokenVerifier {
     }
   }
 
-  /** verifyJwt checks the header, signature, `aud`, `iss`, `exp` and `nbf`, and returns the payload. */
-  private async verifyJwt(token: string): Promise<JWTPayload> {
+  /**
+   * verifyJwt checks the header, signature, `aud`, `iss`, `exp` and `nbf`, and returns the
+   * payload: at once for HMAC tokens (node:crypto is synchronous), as a promise for RSA and
+   * ECDSA ones (WebCrypto through jose), so a connect with an HMAC token waits on no promise here.
+   */
+  private verifyJwt(token: string): JWTPayload | Promise<JWTPayload> {
     if (typeof token !== 'string' || token === '') throw invalid('empty token');
-    let alg: unknown;
-    let header: Record<string, unknown>;
-    try {
-      header = decodeProtectedHeader(token) as Record<string, unknown>;
-      alg = header['alg'];
-    } catch (err) {
-      throw invalid('malformed token header', err);
-    }
+    const jws = splitCompact(token);
+    const header = decodeJsonSegment(jws.header, 'header');
+    const alg = header['alg'];
     if (typeof alg !== 'string' || !(this.algorithms as readonly string[]).includes(alg)) {
       throw invalid(
         alg === 'none'
@@ -257,8 +264,13 @@ export class TokenVerifier {
           : `algorithm ${String(alg)} is not enabled (enabled: ${this.algorithms.join(', ') || 'none'})`,
       );
     }
-    if (alg.startsWith('HS')) return this.verifyHmac(token, header, alg as TokenAlgorithm);
-    const key = await this.keys.keyFor(alg as TokenAlgorithm);
+    if (alg.startsWith('HS')) return this.verifyHmac(jws, header, alg as TokenAlgorithm);
+    return this.verifyWithJose(token, alg as TokenAlgorithm);
+  }
+
+  /** verifyWithJose verifies an RSA or ECDSA token with jose (WebCrypto). */
+  private async verifyWithJose(token: string, alg: TokenAlgorithm): Promise<JWTPayload> {
+    const key = await this.keys.keyFor(alg);
     try {
       const { payload } = await jwtVerify(token, key, {
         algorithms: [alg],
@@ -286,28 +298,21 @@ export class TokenVerifier {
    * against ~6 µs for node:crypto (measured, docs/BENCHMARKS.md) — and every connect in a
    * reconnect storm pays it. jose still parses the payload and handles the RSA and ECDSA keys.
    */
-  private verifyHmac(token: string, header: Record<string, unknown>, alg: TokenAlgorithm): JWTPayload {
+  private verifyHmac(jws: CompactJws, header: Record<string, unknown>, alg: TokenAlgorithm): JWTPayload {
     const hmacKey = this.keys.hmacKey;
     if (hmacKey === undefined) throw invalid(`no key for ${alg}`);
-    const parts = token.split('.');
-    if (parts.length !== 3) throw invalid('malformed token');
-    const [head, body, sig] = parts as [string, string, string];
     // Extensions jose would refuse unless told about them: refuse them too.
     if (header['crit'] !== undefined || header['b64'] !== undefined) throw invalid('unsupported JWS header parameter');
-    const expected = createHmac(`sha${alg.slice(2)}`, hmacKey)
-      .update(`${head}.${body}`)
+    const expected = createHmac(hmacHashes[alg as (typeof HMAC_ALGORITHMS)[number]], hmacKey)
+      .update(jws.signingInput)
       .digest();
+    const sig = jws.signature;
     const given = Buffer.from(sig, 'base64url');
     // base64url decoding skips stray characters: require the canonical form as well.
     if (given.length !== expected.length || !timingSafeEqual(given, expected) || given.toString('base64url') !== sig) {
       throw invalid('signature verification failed');
     }
-    let payload: JWTPayload;
-    try {
-      payload = decodeJwt(token);
-    } catch (err) {
-      throw invalid('JWT payload must be a JSON object (claims set)', err);
-    }
+    const payload: JWTPayload = decodeJsonSegment(jws.payload, 'payload (claims set)');
     const now = Math.floor(Date.now() / 1000);
     const tol = this.clockTolerance;
     for (const claim of ['exp', 'nbf', 'iat'] as const) {

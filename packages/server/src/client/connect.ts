@@ -75,7 +75,7 @@ async function authenticate(s: SessionCore, req: ConnectRequest): Promise<Grant>
 }
 
 /** connect runs the connect command: the reply, and the server-side subscriptions to activate after it. */
-export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ reply: Reply; after: () => void }> {
+export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ reply: Reply; after?: () => void }> {
   const ctx = s.ctx;
   const cfg = ctx.config.client;
   const grant = await authenticate(s, req);
@@ -92,8 +92,7 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
   // Server-side subscriptions granted by the token; the client may ask to recover them.
   const subs: Record<string, SubscribeResult> = {};
   const activations: Array<() => void> = [];
-  const wanted = new Set([...grant.channels, ...Object.keys(grant.subs ?? {})]);
-  for (const channel of wanted) {
+  for (const channel of grantedChannels(grant)) {
     let rc: ResolvedChannel;
     try {
       rc = ctx.rules.resolve(channel);
@@ -148,8 +147,18 @@ export async function connect(s: SessionCore, req: ConnectRequest): Promise<{ re
   }
   if (grant.data !== undefined) result.data = grant.data;
   if (cfg.connect_include_server_time) result.time = Date.now();
-  ctx.log.debug({ client: s.id, user, remote: s.remoteAddress }, 'client connected');
-  return { reply: { method: 'connect', result }, after: () => activations.forEach((a) => a()) };
+  // Guarded: the fields would be built (and the peer address asked of the kernel) on every connect.
+  if (ctx.log.isLevelEnabled('debug'))
+    ctx.log.debug({ client: s.id, user, remote: s.remoteAddress }, 'client connected');
+  const reply: Reply = { method: 'connect', result };
+  return activations.length === 0 ? { reply } : { reply, after: () => activations.forEach((a) => a()) };
+}
+
+/** grantedChannels lists the server-side subscriptions a grant makes, each once (most grants make none). */
+function grantedChannels(grant: Grant): Iterable<string> {
+  const fromSubs = grant.subs === undefined ? [] : Object.keys(grant.subs);
+  if (fromSubs.length === 0 && grant.channels.length <= 1) return grant.channels;
+  return new Set([...grant.channels, ...fromSubs]);
 }
 
 /**

@@ -68,7 +68,7 @@ export async function connectUnidirectional(s: GatedSession, req: ConnectRequest
     const result = (out.reply as { result: ConnectResult }).result;
     const activations = await subscribeAsked(s, req, result);
     s.pushNow({ type: 'connect', result });
-    out.after();
+    out.after?.();
     for (const a of activations) a();
     ctx.metrics.command('connect', 'ok');
   } catch (err) {
