@@ -51,7 +51,13 @@ export class WriteQueue implements Flushable {
   readonly #owner: WriteQueueOwner;
   readonly #maxBytes: number;
   readonly #flusher: FlushRequester;
-  /** Frames waiting for the next flush; the shared empty array while there are none. */
+  /**
+   * The one frame waiting for the next flush, while there is exactly one: a subscriber of a
+   * channel gets a publication per flush pass in most fan-outs, and an array per delivery
+   * would be garbage per delivery.
+   */
+  #one: Buffer | undefined;
+  /** Every frame waiting, once there are two or more; the shared empty array otherwise. */
   #frames: Buffer[] = noFrames;
   /** Bytes of #frames. */
   #bytes = 0;
@@ -106,8 +112,12 @@ export class WriteQueue implements Flushable {
   }
 
   #add(frame: Buffer): void {
-    if (this.#frames === noFrames) this.#frames = [];
-    this.#frames.push(frame);
+    if (this.#frames !== noFrames) this.#frames.push(frame);
+    else if (this.#one === undefined) this.#one = frame;
+    else {
+      this.#frames = [this.#one, frame];
+      this.#one = undefined;
+    }
     this.#bytes += frame.length;
   }
 
@@ -122,15 +132,14 @@ export class WriteQueue implements Flushable {
   /** flush writes everything queued as one frame. */
   flush(): void {
     this.#flushPending = 0;
+    const one = this.#one;
     const q = this.#frames;
-    if (q.length === 0) return;
+    if (one === undefined && q.length === 0) return;
     const replies = this.#replyBytes;
-    this.#frames = noFrames;
-    this.#bytes = 0;
-    this.#replyBytes = 0;
+    this.clear();
     const transport = this.#transport;
     try {
-      if (q.length === 1) transport.send(q[0] as Buffer);
+      if (one !== undefined) transport.send(one);
       else if (transport.sendMany !== undefined) transport.sendMany(q);
       else transport.send(joinMessages(transport.codec, q));
     } catch (err) {
@@ -145,6 +154,7 @@ export class WriteQueue implements Flushable {
 
   /** clear drops everything queued (the connection is closing or was found slow). */
   clear(): void {
+    this.#one = undefined;
     this.#frames = noFrames;
     this.#bytes = 0;
     this.#replyBytes = 0;
