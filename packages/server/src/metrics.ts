@@ -6,39 +6,8 @@
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-
-/**
- * prom-client's default metrics whose collection walks every open file or handle: with 10,000
- * connections one scrape spent ~20 ms listing /proc/self/fd and ~8 ms counting handles, so a
- * console or Prometheus scraping every second cost ~9 % of the CPU a burst of connects needs.
- * They are re-read at most every {@link SLOW_COLLECT_INTERVAL_MS}; scrapes in between report
- * the last reading (fd headroom and handle counts move slowly enough for that).
- */
-const connectionSizedCollectors = [
-  'process_open_fds',
-  'nodejs_active_handles',
-  'nodejs_active_handles_total',
-  'nodejs_active_resources',
-  'nodejs_active_resources_total',
-];
-const SLOW_COLLECT_INTERVAL_MS = 10_000;
-
-/** throttleCollectors makes the named metrics of `registry` collect at most once per `intervalMs`. */
-function throttleCollectors(registry: Registry, names: readonly string[], intervalMs: number): void {
-  for (const name of names) {
-    // prom-client calls a metric's `collect` (set from its config) before reading it.
-    const metric = registry.getSingleMetric(name) as unknown as { collect?: () => unknown } | undefined;
-    const collect = metric?.collect;
-    if (metric === undefined || collect === undefined) continue;
-    let last = -Infinity;
-    metric.collect = function (this: unknown): unknown {
-      const now = performance.now();
-      if (now - last < intervalMs) return undefined;
-      last = now;
-      return collect.call(this);
-    };
-  }
-}
+import { DeferredCounter, DeferredHistogram, type CounterChild, type HistogramChild } from './util/deferred-metrics.js';
+import { throttleConnectionSizedCollectors } from './util/throttled-collectors.js';
 
 /** Latency buckets of commands (seconds): a cached reply to a slow backend proxy call. */
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -50,9 +19,9 @@ export class Metrics {
   readonly connectionsOpened: Counter;
   readonly connectionsClosed: Counter;
   readonly subscriptions: Gauge;
-  readonly commands: Counter<'method' | 'result'>;
-  readonly apiCommands: Counter<'method' | 'result'>;
-  readonly publications: Counter<'source'>;
+  readonly commands: DeferredCounter<'method' | 'result'>;
+  readonly apiCommands: DeferredCounter<'method' | 'result'>;
+  readonly publications: DeferredCounter<'source'>;
   readonly publicationsSuppressed: Counter<'reason'>;
   readonly variantDeliveries: Counter<'variant'>;
   readonly mapWrites: Counter<'op' | 'from'>;
@@ -101,15 +70,18 @@ export class Metrics {
   readonly draining: Gauge;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
-  readonly commandDuration: Histogram<'method'>;
-  readonly apiCommandDuration: Histogram<'method'>;
-  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
+  readonly commandDuration: DeferredHistogram<'method'>;
+  readonly apiCommandDuration: DeferredHistogram<'method'>;
+  readonly #durationChildren = new Map<string, HistogramChild>();
   readonly #histogram: IntervalHistogram;
   /**
    * Bound counters per label value: prom-client hashes the label set on every inc(), which
-   * costs more than a refused command itself under a storm of refusals.
+   * costs more than a refused command itself under a storm of refusals. Client and API
+   * commands' (keyed `c…`, `a…`) and publications' are deferred (util/deferred-metrics.ts).
    */
-  readonly #commandChildren = new Map<string, { inc(): void }>();
+  readonly #commandChildren = new Map<string, CounterChild>();
+  /** Per API method: one lookup per call (issue 18). */
+  readonly #apiChildren = new Map<string, Record<'ok' | 'error', CounterChild> & { time: HistogramChild }>();
   readonly #rejectionChildren = new Map<string, { inc(): void }>();
   readonly #httpClosedChildren = new Map<string, { inc(): void }>();
 
@@ -119,7 +91,7 @@ export class Metrics {
     // Under their stock names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, …), so
     // the usual Node.js dashboards work unchanged.
     collectDefaultMetrics({ register: r });
-    throttleCollectors(r, connectionSizedCollectors, SLOW_COLLECT_INTERVAL_MS);
+    throttleConnectionSizedCollectors(r);
     const registers = [r];
     this.connections = new Gauge({ name: 'bulwark_connections', help: 'Connected clients.', registers });
     this.connectionsOpened = new Counter({
@@ -133,19 +105,19 @@ export class Metrics {
       registers,
     });
     this.subscriptions = new Gauge({ name: 'bulwark_subscriptions', help: 'Client subscriptions.', registers });
-    this.commands = new Counter({
+    this.commands = new DeferredCounter({
       name: 'bulwark_client_commands_total',
       help: 'Client protocol commands by method and result (ok, error, disconnect).',
       labelNames: ['method', 'result'],
       registers,
     });
-    this.apiCommands = new Counter({
+    this.apiCommands = new DeferredCounter({
       name: 'bulwark_api_commands_total',
       help: 'Server API commands by method and result.',
       labelNames: ['method', 'result'],
       registers,
     });
-    this.publications = new Counter({
+    this.publications = new DeferredCounter({
       name: 'bulwark_publications_total',
       help: 'Publications accepted, by source (client, api, outbox, jetstream).',
       labelNames: ['source'],
@@ -379,14 +351,14 @@ export class Metrics {
       labelNames: ['proxy', 'target', 'result'],
       registers,
     });
-    this.commandDuration = new Histogram({
+    this.commandDuration = new DeferredHistogram({
       name: 'bulwark_client_command_duration_seconds',
       help: 'Duration of client commands by method, from decoding to the reply (errors included).',
       labelNames: ['method'],
       buckets: durationBuckets,
       registers,
     });
-    this.apiCommandDuration = new Histogram({
+    this.apiCommandDuration = new DeferredHistogram({
       name: 'bulwark_api_command_duration_seconds',
       help: 'Duration of server API calls by method, from the parsed body to the answer (errors included).',
       labelNames: ['method'],
@@ -420,22 +392,41 @@ export class Metrics {
    * (performance.now()), observes its duration.
    */
   command(method: string, result: 'ok' | 'error' | 'disconnect', startedAt?: number): void {
-    const key = `${method}\u0000${result}`;
-    let child = this.#commandChildren.get(key);
-    if (child === undefined) this.#commandChildren.set(key, (child = this.commands.labels({ method, result })));
-    child.inc();
+    this.#count(this.commands, `c${method}\u0000${result}`, { method, result });
     if (startedAt !== undefined) this.#observe(this.commandDuration, 'c', method, startedAt);
   }
 
-  /** apiCommand observes the duration of one server API call that started at `startedAt` (performance.now()). */
-  apiCommand(method: string, startedAt: number): void {
-    this.#observe(this.apiCommandDuration, 'a', method, startedAt);
+  /** apiCommand counts one server API call by method and result, and its duration since `startedAt` (performance.now()). */
+  apiCommand(method: string, result: 'ok' | 'error', startedAt: number): void {
+    let m = this.#apiChildren.get(method);
+    if (m === undefined) {
+      const [c, h] = [this.apiCommands, this.apiCommandDuration];
+      m = {
+        ok: c.child({ method, result: 'ok' }),
+        error: c.child({ method, result: 'error' }),
+        time: h.child({ method }),
+      };
+      this.#apiChildren.set(method, m);
+    }
+    m[result].inc();
+    m.time.observe((performance.now() - startedAt) / 1000);
   }
 
-  #observe(h: Histogram<'method'>, kind: string, method: string, startedAt: number): void {
+  /** published counts one publication accepted from `source` (bulwark_publications_total). */
+  published(source: 'api' | 'client'): void {
+    this.#count(this.publications, source, { source });
+  }
+
+  #count<T extends string>(c: DeferredCounter<T>, key: string, labels: Record<T, string>): void {
+    let child = this.#commandChildren.get(key);
+    if (child === undefined) this.#commandChildren.set(key, (child = c.child(labels)));
+    child.inc();
+  }
+
+  #observe(h: DeferredHistogram<'method'>, kind: string, method: string, startedAt: number): void {
     const key = `${kind}${method}`;
     let child = this.#durationChildren.get(key);
-    if (child === undefined) this.#durationChildren.set(key, (child = h.labels({ method })));
+    if (child === undefined) this.#durationChildren.set(key, (child = h.child({ method })));
     child.observe((performance.now() - startedAt) / 1000);
   }
 
