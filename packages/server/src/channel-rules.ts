@@ -20,6 +20,23 @@ export interface ResolvedChannel {
   isPrivate: boolean;
 }
 
+/**
+ * hasSpaceOrControl tells whether `s` has a character `/[\s\p{Cc}]/u` matches: a loop, not the
+ * RegExp, because every publish and subscribe resolves its channel (issue 18). None of those
+ * characters is astral, so UTF-16 units are as good as code points here.
+ */
+export function hasSpaceOrControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x20 && c < 0x7f) continue;
+    if (c <= 0x20 || c <= 0xa0) return true; // C0 controls and space; DEL, C1 controls and NBSP
+    if (c < 0x1680) continue;
+    if (c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029) return true;
+    if (c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff) return true;
+  }
+  return false;
+}
+
 /** ChannelRules resolves channels against the configured namespaces. */
 export class ChannelRules {
   readonly #cfg: Config['channel'];
@@ -42,11 +59,12 @@ export class ChannelRules {
   resolve(channel: string): ResolvedChannel {
     const cfg = this.#cfg;
     if (channel.length === 0) throw new ProtocolError(ErrorCode.BadRequest, 'channel required');
-    if (Buffer.byteLength(channel) > cfg.max_length) {
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count the bytes only when it could matter.
+    if (channel.length * 3 > cfg.max_length && Buffer.byteLength(channel) > cfg.max_length) {
       throw new ProtocolError(ErrorCode.BadRequest, `channel name longer than ${cfg.max_length} bytes`);
     }
     // Control characters and whitespace in names break logs and dashboards; reject them.
-    if (/[\s\p{Cc}]/u.test(channel))
+    if (hasSpaceOrControl(channel))
       throw new ProtocolError(ErrorCode.BadRequest, 'channel name has control or space characters');
     const isPrivate = cfg.private_prefix !== '' && channel.startsWith(cfg.private_prefix);
     const bare = isPrivate ? channel.slice(cfg.private_prefix.length) : channel;

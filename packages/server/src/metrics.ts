@@ -6,12 +6,8 @@
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FastHistogram, type HistogramCell } from './util/fast-histogram.js';
-import {
-  SLOW_COLLECT_INTERVAL_MS,
-  connectionSizedCollectors,
-  throttleCollectors,
-} from './util/throttled-collectors.js';
+import { DeferredCounter, DeferredHistogram, type CounterChild, type HistogramChild } from './util/deferred-metrics.js';
+import { throttleConnectionSizedCollectors } from './util/throttled-collectors.js';
 
 /** Latency buckets of commands (seconds): a cached reply to a slow backend proxy call. */
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -23,9 +19,9 @@ export class Metrics {
   readonly connectionsOpened: Counter;
   readonly connectionsClosed: Counter;
   readonly subscriptions: Gauge;
-  readonly commands: Counter<'method' | 'result'>;
-  readonly apiCommands: Counter<'method' | 'result'>;
-  readonly publications: Counter<'source'>;
+  readonly commands: DeferredCounter<'method' | 'result'>;
+  readonly apiCommands: DeferredCounter<'method' | 'result'>;
+  readonly publications: DeferredCounter<'source'>;
   readonly publicationsSuppressed: Counter<'reason'>;
   readonly variantDeliveries: Counter<'variant'>;
   readonly mapWrites: Counter<'op' | 'from'>;
@@ -74,18 +70,18 @@ export class Metrics {
   readonly draining: Gauge;
   #rpcCacheSource: (() => void) | undefined;
   readonly proxyDuration: Histogram<'proxy' | 'target'>;
-  readonly commandDuration: FastHistogram;
-  readonly apiCommandDuration: FastHistogram;
-  readonly #durationCells = new Map<string, HistogramCell>();
+  readonly commandDuration: DeferredHistogram<'method'>;
+  readonly apiCommandDuration: DeferredHistogram<'method'>;
+  readonly #durationChildren = new Map<string, HistogramChild>();
   readonly #histogram: IntervalHistogram;
   /**
-   * Client commands counted since bulwark_client_commands_total was last read, by method and
-   * result: two per connect, so they are plain additions here, folded into the counter (one
-   * labelled inc per series) when it is scraped. prom-client hashes the label set on every
-   * inc(), even of a bound child, which costs more than a refused command itself under a storm.
+   * Bound counters per label value: prom-client hashes the label set on every inc(), which
+   * costs more than a refused command itself under a storm of refusals. Client and API
+   * commands' (keyed `c…`, `a…`) and publications' are deferred (util/deferred-metrics.ts).
    */
-  readonly #commandCounts = new Map<string, { labels: { method: string; result: string }; n: number }>();
-  /** Bound counters per label value (see #commandCounts). */
+  readonly #commandChildren = new Map<string, CounterChild>();
+  /** Per API method: one lookup per call (issue 18). */
+  readonly #apiChildren = new Map<string, Record<'ok' | 'error', CounterChild> & { time: HistogramChild }>();
   readonly #rejectionChildren = new Map<string, { inc(): void }>();
   readonly #httpClosedChildren = new Map<string, { inc(): void }>();
 
@@ -95,7 +91,7 @@ export class Metrics {
     // Under their stock names (process_cpu_seconds_total, nodejs_eventloop_lag_seconds, …), so
     // the usual Node.js dashboards work unchanged.
     collectDefaultMetrics({ register: r });
-    throttleCollectors(r, connectionSizedCollectors, SLOW_COLLECT_INTERVAL_MS);
+    throttleConnectionSizedCollectors(r);
     const registers = [r];
     this.connections = new Gauge({ name: 'bulwark_connections', help: 'Connected clients.', registers });
     this.connectionsOpened = new Counter({
@@ -109,27 +105,19 @@ export class Metrics {
       registers,
     });
     this.subscriptions = new Gauge({ name: 'bulwark_subscriptions', help: 'Client subscriptions.', registers });
-    const commandCounts = this.#commandCounts;
-    this.commands = new Counter({
+    this.commands = new DeferredCounter({
       name: 'bulwark_client_commands_total',
       help: 'Client protocol commands by method and result (ok, error, disconnect).',
       labelNames: ['method', 'result'],
       registers,
-      collect() {
-        for (const c of commandCounts.values()) {
-          if (c.n === 0) continue;
-          this.inc(c.labels, c.n);
-          c.n = 0;
-        }
-      },
     });
-    this.apiCommands = new Counter({
+    this.apiCommands = new DeferredCounter({
       name: 'bulwark_api_commands_total',
       help: 'Server API commands by method and result.',
       labelNames: ['method', 'result'],
       registers,
     });
-    this.publications = new Counter({
+    this.publications = new DeferredCounter({
       name: 'bulwark_publications_total',
       help: 'Publications accepted, by source (client, api, outbox, jetstream).',
       labelNames: ['source'],
@@ -363,17 +351,17 @@ export class Metrics {
       labelNames: ['proxy', 'target', 'result'],
       registers,
     });
-    this.commandDuration = new FastHistogram({
+    this.commandDuration = new DeferredHistogram({
       name: 'bulwark_client_command_duration_seconds',
       help: 'Duration of client commands by method, from decoding to the reply (errors included).',
-      labelName: 'method',
+      labelNames: ['method'],
       buckets: durationBuckets,
       registers,
     });
-    this.apiCommandDuration = new FastHistogram({
+    this.apiCommandDuration = new DeferredHistogram({
       name: 'bulwark_api_command_duration_seconds',
       help: 'Duration of server API calls by method, from the parsed body to the answer (errors included).',
-      labelName: 'method',
+      labelNames: ['method'],
       buckets: durationBuckets,
       registers,
     });
@@ -404,23 +392,42 @@ export class Metrics {
    * (performance.now()), observes its duration.
    */
   command(method: string, result: 'ok' | 'error' | 'disconnect', startedAt?: number): void {
-    const key = `${method}\u0000${result}`;
-    let c = this.#commandCounts.get(key);
-    if (c === undefined) this.#commandCounts.set(key, (c = { labels: { method, result }, n: 0 }));
-    c.n++;
+    this.#count(this.commands, `c${method}\u0000${result}`, { method, result });
     if (startedAt !== undefined) this.#observe(this.commandDuration, 'c', method, startedAt);
   }
 
-  /** apiCommand observes the duration of one server API call that started at `startedAt` (performance.now()). */
-  apiCommand(method: string, startedAt: number): void {
-    this.#observe(this.apiCommandDuration, 'a', method, startedAt);
+  /** apiCommand counts one server API call by method and result, and its duration since `startedAt` (performance.now()). */
+  apiCommand(method: string, result: 'ok' | 'error', startedAt: number): void {
+    let m = this.#apiChildren.get(method);
+    if (m === undefined) {
+      const [c, h] = [this.apiCommands, this.apiCommandDuration];
+      m = {
+        ok: c.child({ method, result: 'ok' }),
+        error: c.child({ method, result: 'error' }),
+        time: h.child({ method }),
+      };
+      this.#apiChildren.set(method, m);
+    }
+    m[result].inc();
+    m.time.observe((performance.now() - startedAt) / 1000);
   }
 
-  #observe(h: FastHistogram, kind: string, method: string, startedAt: number): void {
+  /** published counts one publication accepted from `source` (bulwark_publications_total). */
+  published(source: 'api' | 'client'): void {
+    this.#count(this.publications, source, { source });
+  }
+
+  #count<T extends string>(c: DeferredCounter<T>, key: string, labels: Record<T, string>): void {
+    let child = this.#commandChildren.get(key);
+    if (child === undefined) this.#commandChildren.set(key, (child = c.child(labels)));
+    child.inc();
+  }
+
+  #observe(h: DeferredHistogram<'method'>, kind: string, method: string, startedAt: number): void {
     const key = `${kind}${method}`;
-    let cell = this.#durationCells.get(key);
-    if (cell === undefined) this.#durationCells.set(key, (cell = h.cell(method)));
-    cell.observe((performance.now() - startedAt) / 1000);
+    let child = this.#durationChildren.get(key);
+    if (child === undefined) this.#durationChildren.set(key, (child = h.child({ method })));
+    child.observe((performance.now() - startedAt) / 1000);
   }
 
   /** reject counts one request refused by a check or limit (bulwark_rejections_total{reason}). */

@@ -65,7 +65,7 @@ import {
   type RawJSON,
   type StreamPosition,
 } from './protocol/types.js';
-import { publishResolved } from './node/publish.js';
+import { publishResolved, publishResolvedNow } from './node/publish.js';
 import { OutboxConsumer } from './outbox/consumer.js';
 import { JetStreamConsumer } from './jetstream/consumer.js';
 import { resolveVariants, type VariantInput } from './node/publication-variants.js';
@@ -356,7 +356,20 @@ export class Node implements SessionContext {
   async publish(channel: string, data: unknown, opts: NodePublishOptions = {}): Promise<StreamPosition> {
     const rc = this.rules.resolve(channel);
     const pos = await this.publishResolved(rc, asRaw(data), opts.info, opts);
-    this.metrics.publications.inc({ source: 'api' });
+    this.metrics.published('api');
+    return pos;
+  }
+
+  /**
+   * publishNow is publish completed within the call, on an engine whose broker publishes
+   * synchronously (the memory engine): the same checks, errors and counts. Undefined, with
+   * nothing done, on any other engine: use publish.
+   */
+  publishNow(channel: string, data: unknown, opts: NodePublishOptions = {}): StreamPosition | undefined {
+    if (this.broker.publishNow === undefined) return undefined;
+    const rc = this.rules.resolve(channel);
+    const pos = publishResolvedNow(this, rc, asRaw(data), opts.info, opts);
+    if (pos !== undefined) this.metrics.published('api');
     return pos;
   }
 
@@ -448,7 +461,7 @@ export class Node implements SessionContext {
     opts?: { skipHistory?: boolean; tags?: Record<string, string> | undefined },
   ): Promise<StreamPosition> {
     const pos = await this.publishResolved(rc, data, info, opts);
-    this.metrics.publications.inc({ source: 'client' });
+    this.metrics.published('client');
     return pos;
   }
 

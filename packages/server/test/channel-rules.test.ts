@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChannelRules } from '../src/channel-rules.js';
+import { ChannelRules, hasSpaceOrControl } from '../src/channel-rules.js';
 import { loadConfig } from '../src/config/load.js';
 import { ProtocolError } from '../src/protocol/codes.js';
 
@@ -103,5 +103,44 @@ describe('ChannelRules', () => {
     assert.equal(rules.historyMetaTtlMs(rules.resolve('chat:x').options), 720 * 3_600_000);
     assert.equal(ChannelRules.hasHistory(rules.resolve('chat:x').options), true);
     assert.equal(ChannelRules.hasHistory(rules.resolve('x').options), false);
+  });
+
+  it('refuses names with space or control characters: every UTF-16 unit as the RegExp it replaced', () => {
+    const re = /[\s\p{Cc}]/u;
+    const differ: number[] = [];
+    for (let c = 0; c <= 0xffff; c++) {
+      const s = `a${String.fromCharCode(c)}b`;
+      if (hasSpaceOrControl(s) !== re.test(s)) differ.push(c);
+    }
+    assert.deepEqual(differ, []);
+    assert.equal(hasSpaceOrControl('chat:\u{1F600}'), false);
+    assert.equal(
+      codeOf(() => rules.resolve('chat:a b')),
+      107,
+    );
+    assert.equal(
+      codeOf(() => rules.resolve('chat:a\u0085')),
+      107,
+    );
+  });
+
+  it("counts a name's length in UTF-8 bytes against max_length", () => {
+    assert.equal(
+      codeOf(() => rules.resolve(`chat:${'x'.repeat(27)}`)),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => rules.resolve(`chat:${'x'.repeat(28)}`)),
+      107,
+    );
+    // Past a third of the limit in characters, so counted in bytes: 17 fit, 35 do not.
+    assert.equal(
+      codeOf(() => rules.resolve(`chat:${'é'.repeat(6)}`)),
+      undefined,
+    );
+    assert.equal(
+      codeOf(() => rules.resolve(`chat:${'€'.repeat(10)}`)),
+      107,
+    );
   });
 });

@@ -168,6 +168,11 @@ export class MemoryBroker implements Broker {
 
   /** publish stores (when history is on) and delivers one publication; see the class contract. */
   async publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult> {
+    return this.publishNow(channel, data, opts);
+  }
+
+  /** publishNow is publish, done within the call (it never waits for anything). */
+  publishNow(channel: string, data: RawJSON, opts: PublishOptions): PublishResult {
     const key = opts.idempotencyKey;
     if (key !== undefined && key !== '') {
       const first = this.results.get(channel, key, this.now());

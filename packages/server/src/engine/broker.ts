@@ -118,6 +118,12 @@ export interface Broker {
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
   publish(channel: string, data: RawJSON, opts: PublishOptions): Promise<PublishResult>;
+  /**
+   * publishNow is `publish` completed within the call, where a broker can (the memory broker:
+   * nothing to wait for): the same effect and result, or the same error thrown. Optional; the
+   * server API answers a publish without a promise when the broker has it (issue 18).
+   */
+  publishNow?(channel: string, data: RawJSON, opts: PublishOptions): PublishResult;
   publishJoin(channel: string, info: ClientInfo): Promise<void>;
   publishLeave(channel: string, info: ClientInfo): Promise<void>;
   publishControl(data: RawJSON): Promise<void>;

@@ -24,7 +24,7 @@ import type { BurstLog } from '../protection/burst-log.js';
 import { AdminAuth } from './admin-auth.js';
 import { methodNotFound, runApiCommand } from './api-call.js';
 import { callApiMethod, isApiMethod, type ApiContext } from './api-methods.js';
-import { readBody } from './api.js';
+import { readBody } from './request-body.js';
 import { sendJson } from './respond.js';
 import type { HttpServer } from './server.js';
 

@@ -13,7 +13,15 @@ import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import { ErrorCode, ProtocolError, type ProtocolErrorShape } from '../protocol/codes.js';
 import { engineErrorJson } from './api-json.js';
-import { callApiMethod, isRepeatSafe, type ApiContext, type ApiMethod } from './api-methods.js';
+import {
+  PublishedAt,
+  callApiMethod,
+  callApiMethodNow,
+  isRepeatSafe,
+  notNow,
+  type ApiContext,
+  type ApiMethod,
+} from './api-methods.js';
 
 /** ApiOutcome is what one command ended with: its result or its error. */
 export type ApiOutcome = { readonly result: unknown } | { readonly error: ProtocolErrorShape };
@@ -39,22 +47,65 @@ export async function runApiCommand(
   const started = performance.now();
   try {
     const result = await callApiMethod(ctx, method, body);
-    call.metrics.apiCommands.inc({ method, result: 'ok' });
+    call.metrics.apiCommand(method, 'ok', started);
     return { result };
   } catch (err) {
-    call.metrics.apiCommands.inc({ method, result: 'error' });
-    if (err instanceof ProtocolError) return { error: err.toWire() };
-    if (err instanceof EngineUnavailableError) {
-      // Temporary when nothing was done (or doing it again changes nothing), else "outcome
-      // unknown". Once per burst in the log: an outage fails every call.
-      call.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
-      return { error: engineErrorJson(err, isRepeatSafe(method, body)) };
-    }
-    call.log.error({ err, method }, 'api method failed');
-    return { error: { code: ErrorCode.Internal, message: 'internal server error' } };
-  } finally {
-    call.metrics.apiCommand(method, started);
+    return failedOutcome(call, method, body, err, started);
   }
+}
+
+/**
+ * runApiCommandNow is runApiCommand for a command that completes within the call (publish on
+ * the memory engine, see callApiMethodNow): its outcome, counted and timed the same, without a
+ * promise. {@link notNow} when the command cannot complete synchronously: nothing was applied
+ * nor counted, and the caller runs it with runApiCommand.
+ */
+export function runApiCommandNow(
+  call: ApiCallContext,
+  ctx: ApiContext,
+  method: ApiMethod,
+  body: unknown,
+): ApiOutcome | typeof notNow {
+  const started = performance.now();
+  try {
+    const result = callApiMethodNow(ctx, method, body);
+    if (result === notNow) return notNow;
+    call.metrics.apiCommand(method, 'ok', started);
+    return { result };
+  } catch (err) {
+    return failedOutcome(call, method, body, err, started);
+  }
+}
+
+/** failedOutcome counts a command that threw and turns what it threw into the error it is answered with. */
+function failedOutcome(
+  call: ApiCallContext,
+  method: ApiMethod,
+  body: unknown,
+  err: unknown,
+  started: number,
+): ApiOutcome {
+  call.metrics.apiCommand(method, 'error', started);
+  if (err instanceof ProtocolError) return { error: err.toWire() };
+  if (err instanceof EngineUnavailableError) {
+    // Temporary when nothing was done (or doing it again changes nothing), else "outcome
+    // unknown". Once per burst in the log: an outage fails every call.
+    call.burstLog.error('engine.api', { method, err: err.message }, 'api method failed: engine unavailable');
+    return { error: engineErrorJson(err, isRepeatSafe(method, body)) };
+  }
+  call.log.error({ err, method }, 'api method failed');
+  return { error: { code: ErrorCode.Internal, message: 'internal server error' } };
+}
+
+/**
+ * outcomeJson is an outcome as the API answers it: JSON.stringify's bytes, written by hand for
+ * the usual reply to a publish (a {@link PublishedAt}), which every API publish pays for.
+ */
+export function outcomeJson(o: ApiOutcome): string {
+  if ('result' in o && o.result instanceof PublishedAt) {
+    return `{"result":{"offset":${o.result.offset},"epoch":${JSON.stringify(o.result.epoch)}}}`;
+  }
+  return JSON.stringify(o);
 }
 
 /** methodNotFound is the error of a command naming no method Bulwark has. */

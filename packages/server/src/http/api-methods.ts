@@ -29,7 +29,9 @@ import {
   dataMissing,
   hasData,
   hasIdempotencyKey,
+  plainPublishBody,
   publishFields,
+  publishOptionsNow,
   publishOptionsOf,
   type ApiPublishOptions,
   type VariantRequest,
@@ -46,12 +48,18 @@ export interface ApiNode {
   readonly mapBroker: MapBroker;
   readonly metrics: Pick<Metrics, 'mapWrites' | 'mapSuppressed'>;
   /** The engine's broker (history) and presence manager, as they are now. */
-  readonly broker: Pick<Broker, 'history' | 'removeHistory'>;
+  readonly broker: Pick<Broker, 'history' | 'removeHistory' | 'publishNow'>;
   readonly presence: Pick<PresenceManager, 'presence' | 'presenceStats'>;
   /** This node's channels with their subscriber counts (the hub). */
   readonly hub: { channels(): Iterable<[string, number]> };
   /** publish publishes to a channel as the library's Node.publish does. */
   publish(channel: string, data: unknown, opts: ApiPublishOptions): Promise<StreamPosition>;
+  /**
+   * publishNow is publish completed within the call, for a broker that has `publishNow`
+   * (the memory engine): the same checks, errors and counts, without a promise; undefined,
+   * with nothing done, for any other broker.
+   */
+  publishNow(channel: string, data: unknown, opts: ApiPublishOptions): StreamPosition | undefined;
   /** resolveVariants turns a publish's variants into payloads (see node/publication-variants.ts). */
   resolveVariants(variants: readonly VariantRequest[]): Promise<PublicationVariant[]>;
   /** info is this node's entry of the info method. */
@@ -85,7 +93,16 @@ export interface ApiMethodEntry {
   readonly repeatSafe: boolean;
   /** call validates `raw` (throwing ProtocolError 107) and runs the method. */
   call(ctx: ApiContext, raw: unknown): Promise<unknown>;
+  /**
+   * callNow, where a method has it, is `call` completed within the call when the method can
+   * be (see {@link callApiMethodNow}): its result, thrown errors as `call` rejects with, or
+   * {@link notNow} with nothing applied.
+   */
+  callNow?(ctx: ApiContext, raw: unknown): unknown;
 }
+
+/** notNow is what a method's synchronous form returns when it cannot complete within the call. */
+export const notNow: unique symbol = Symbol('notNow');
 
 /** method makes a table entry: `run` gets the body as `schema` outputs it, and the body as received. */
 function method<T>(
@@ -111,21 +128,51 @@ function relay<M extends UserCommandMethod>(name: M, repeatSafe = true): ApiMeth
   );
 }
 
+/** The body of `publish`. */
+const publishSchema = z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing);
+
+/**
+ * PublishedAt is a publish's result when the channel keeps history: its position. A class, so
+ * that the reply can be written without JSON.stringify (api-call.ts, outcomeJson); as JSON it
+ * is `{"offset":N,"epoch":"…"}` like the object it stands for.
+ */
+export class PublishedAt {
+  constructor(
+    readonly offset: number,
+    readonly epoch: string,
+  ) {}
+}
+
+/** positionJson is a publish's result: its position, or nothing when the channel keeps no history. */
+function positionJson(pos: StreamPosition): PublishedAt | Record<string, never> {
+  return pos.offset > 0 ? new PublishedAt(pos.offset, pos.epoch) : {};
+}
+
 /** A node's answer to the channels survey: channel → its subscribers there. */
 const channelCounts = z.record(z.string(), z.number().int().min(0));
 
 const methods = {
   ...mapApiMethods,
   ...sharedPollApiMethods,
-  publish: method(
-    z.object({ channel: channelField, ...publishFields }).refine(hasData, dataMissing),
-    async (p, ctx) => {
-      const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
-      const pos = await ctx.node.publish(p.channel, p.b64data ?? p.data, opts);
-      return pos.offset > 0 ? { offset: pos.offset, epoch: pos.epoch } : {};
+  publish: {
+    ...method(
+      publishSchema,
+      async (p, ctx) => {
+        const opts = await publishOptionsOf(p, ctx.node.config.http_api, (v) => ctx.node.resolveVariants(v));
+        return positionJson(await ctx.node.publish(p.channel, p.b64data ?? p.data, opts));
+      },
+      false,
+    ),
+    // The same publish, answered within the call when the engine publishes synchronously (the
+    // memory engine) and there are no variants to resolve (issue 18).
+    callNow: (ctx, raw) => {
+      if (ctx.node.broker.publishNow === undefined) return notNow;
+      const p = plainPublishBody(raw) ?? parseBody(publishSchema, raw);
+      if (p.variants !== undefined && p.variants.length > 0) return notNow;
+      const pos = ctx.node.publishNow(p.channel, p.b64data ?? p.data, publishOptionsNow(p, ctx.node.config.http_api));
+      return pos === undefined ? notNow : positionJson(pos);
     },
-    false,
-  ),
+  },
   broadcast: method(
     z.object({ channels: z.array(channelField).min(1), ...publishFields }).refine(hasData, dataMissing),
     async (p, ctx) => {
@@ -276,6 +323,16 @@ export function isApiMethod(name: string): name is ApiMethod {
  */
 export function callApiMethod(ctx: ApiContext, name: ApiMethod, body: unknown): Promise<unknown> {
   return methods[name].call(ctx, body);
+}
+
+/**
+ * callApiMethodNow is callApiMethod completed within the call, for a method that can be (a
+ * publish without variants on the memory engine): the result, or a throw as callApiMethod
+ * would reject. {@link notNow} when it cannot: nothing was applied; call callApiMethod.
+ */
+export function callApiMethodNow(ctx: ApiContext, name: ApiMethod, body: unknown): unknown {
+  const entry: ApiMethodEntry = methods[name];
+  return entry.callNow === undefined ? notNow : entry.callNow(ctx, body);
 }
 
 /**

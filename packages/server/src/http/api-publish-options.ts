@@ -108,6 +108,18 @@ export async function publishOptionsOf(
   cfg: Pick<Config['http_api'], LimitKey>,
   resolve: (variants: readonly VariantRequest[]) => Promise<PublicationVariant[]>,
 ): Promise<ApiPublishOptions> {
+  const opts = publishOptionsNow(p, cfg);
+  if (p.variants !== undefined && p.variants.length > 0) {
+    opts.variants = await resolve(p.variants.map((v) => ({ when: v.when, data: v.b64data ?? v.data, rpc: v.rpc })));
+  }
+  return opts;
+}
+
+/**
+ * publishOptionsNow is publishOptionsOf without the variants, which only it resolves: the
+ * limits checked the same (ProtocolError 107), for a publish that has none.
+ */
+export function publishOptionsNow(p: PublishFields, cfg: Pick<Config['http_api'], LimitKey>): ApiPublishOptions {
   checkLength('idempotency_key', p.idempotency_key, cfg.idempotency_key_max_length, 'idempotency_key_max_length');
   checkLength('version_epoch', p.version_epoch, cfg.version_epoch_max_length, 'version_epoch_max_length');
   checkLength('variants', p.variants, cfg.publication_variants_max, 'publication_variants_max');
@@ -117,11 +129,32 @@ export async function publishOptionsOf(
     idempotencyKey: p.idempotency_key === '' ? undefined : p.idempotency_key,
     version: p.version === 0 ? undefined : p.version,
     versionEpoch: p.version_epoch,
-    variants:
-      p.variants !== undefined && p.variants.length > 0
-        ? await resolve(p.variants.map((v) => ({ when: v.when, data: v.b64data ?? v.data, rpc: v.rpc })))
-        : undefined,
+    variants: undefined,
   };
+}
+
+/**
+ * plainPublishBody reads a publish body of the plain kind — a non-empty string `channel`,
+ * `data`, and at most `skip_history`, `idempotency_key`, `version` and `version_epoch` of the
+ * right types — without running the body schema (zod took ~2,000 instructions of a publish:
+ * issue 18). Anything else (`b64data`, `tags`, `variants`, a wrong type) is undefined, for the
+ * schema to read or to refuse with its usual error: it never accepts a body the schema
+ * refuses. Unknown keys stay on the body it returns, unread (the schema drops them).
+ */
+export function plainPublishBody(raw: unknown): (PublishFields & { channel: string }) | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const b = raw as Record<string, unknown>;
+  const { channel, skip_history: skip, idempotency_key: key, version, version_epoch: epoch } = b;
+  if (typeof channel !== 'string' || channel === '' || b['data'] === undefined) return undefined;
+  if (b['b64data'] !== undefined || b['tags'] !== undefined || b['variants'] !== undefined) return undefined;
+  if (skip !== undefined && typeof skip !== 'boolean') return undefined;
+  if (key !== undefined && typeof key !== 'string') return undefined;
+  if (epoch !== undefined && typeof epoch !== 'string') return undefined;
+  if (version !== undefined && !(typeof version === 'number' && Number.isSafeInteger(version) && version >= 0)) {
+    return undefined;
+  }
+  // The body itself, not a copy: every field read from it is one checked above.
+  return raw as PublishFields & { channel: string };
 }
 
 /**

@@ -8,18 +8,18 @@
  *
  * @module
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { BurstLog } from '../protection/burst-log.js';
 import { ErrorCode, ProtocolError } from '../protocol/codes.js';
 import { batchMethod, runBatch } from './api-batch.js';
-import { methodNotFound, runApiCommand } from './api-call.js';
-import { isApiMethod, type ApiContext } from './api-methods.js';
+import { methodNotFound, outcomeJson, runApiCommand, runApiCommandNow } from './api-call.js';
+import { isApiMethod, notNow, type ApiContext, type ApiMethod } from './api-methods.js';
 import { runPipeline } from './api-pipeline.js';
-import { sendJson } from './respond.js';
+import { collectBody } from './request-body.js';
+import { routeFailed, sendJson, sendJsonText } from './respond.js';
 import type { RouteHandler } from './server.js';
 
 /** The path prefix of the API: `/api/<method>`. */
@@ -34,10 +34,16 @@ export interface ApiTransportContext {
   readonly log: Logger;
 }
 
-/** keyMatches compares a request's key with the configured one (its bytes made once) in constant time. */
-function keyMatches(given: string, expected: Buffer): boolean {
-  const a = Buffer.from(given);
-  return a.length === expected.length && timingSafeEqual(a, expected);
+/**
+ * keyMatches compares a request's key with the configured one in a time that depends on their
+ * lengths only. Strings, not their UTF-8 bytes: equal strings are equal bytes, and a Buffer
+ * and timingSafeEqual per request cost more than the comparison (issue 18).
+ */
+function keyMatches(given: string, expected: string): boolean {
+  if (given.length !== expected.length) return false;
+  let diff = 0;
+  for (let i = 0; i < given.length; i++) diff |= given.charCodeAt(i) ^ expected.charCodeAt(i);
+  return diff === 0;
 }
 
 function apiKeyOf(req: IncomingMessage): string | undefined {
@@ -48,50 +54,23 @@ function apiKeyOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-/** readBody reads a request body of at most `limit` bytes (declared or sent); more is `too_large`. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) return Promise.resolve('too_large');
-  // Listeners, not `for await`: the async iterator leaves its end-of-stream listeners on the
-  // request, and an HTTP stream's request lives as long as the connection.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (out: Buffer | 'too_large' | Error): void => {
-      req.off('data', onData).off('end', onEnd).off('error', done).off('close', onClose);
-      if (out instanceof Error) reject(out);
-      else resolve(out);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        done('too_large');
-      } else chunks.push(chunk);
-    };
-    const onEnd = (): void => done(Buffer.concat(chunks));
-    const onClose = (): void => done(new Error('request closed before its body was read'));
-    req.on('data', onData).on('end', onEnd).on('error', done).on('close', onClose);
-  });
-}
-
 /** apiRoute serves the server API (registered at `/api` and `/api/*`). */
 export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): RouteHandler {
   const cfg = transport.config.http_api;
-  const expectedKey = Buffer.from(cfg.key);
-  return async (req, res, url) => {
+  const expectedKey = cfg.key;
+  const { metrics, log } = transport;
+  return (req, res, url) => {
     const method = url.pathname.slice(apiPrefix.length);
     if (!cfg.insecure) {
       const key = apiKeyOf(req);
       if (key === undefined || !keyMatches(key, expectedKey)) {
-        transport.metrics.apiCommands.inc({ method: 'auth', result: 'unauthorized' });
+        metrics.apiCommands.inc({ method: 'auth', result: 'unauthorized' });
         sendJson(res, 401, { error: { code: ErrorCode.Unauthorized, message: 'unauthorized' } });
         return;
       }
     }
     // `/api` itself (with or without the slash) is the newline-delimited form.
-    const pipeline = method === '';
-    if (!pipeline && method !== batchMethod && !isApiMethod(method)) {
+    if (method !== '' && method !== batchMethod && !isApiMethod(method)) {
       sendJson(res, 404, { error: methodNotFound });
       return;
     }
@@ -100,43 +79,80 @@ export function apiRoute(transport: ApiTransportContext, ctx: ApiContext): Route
       sendJson(res, 405, { error: { code: ErrorCode.BadRequest, message: 'use POST' } });
       return;
     }
-    const body = await readBody(req, cfg.max_body_size);
-    if (body === 'too_large') {
-      sendJson(res, 413, {
-        error: { code: ErrorCode.LimitExceeded, message: `body larger than ${cfg.max_body_size} bytes` },
-      });
-      req.resume();
-      return;
-    }
-    if (pipeline) {
-      const out = await runPipeline(transport, ctx, body.toString('utf8'));
+    // The rest runs when the body has ended: a callback, no promise, so that a command that
+    // completes synchronously (publish on the memory engine) is answered within the body's
+    // 'end' (issue 18). What throws or rejects from here is answered 500, as the router would.
+    collectBody(req, cfg.max_body_size, (body) => {
+      try {
+        const pending = answer(transport, ctx, res, method, body);
+        if (pending !== undefined) pending.catch((err: unknown) => routeFailed(log, err, res, url.pathname));
+      } catch (err) {
+        routeFailed(log, err, res, url.pathname);
+      }
+      if (body === 'too_large') req.resume();
+    });
+  };
+}
+
+/** bodyText is a collected body as text. */
+function bodyText(body: Buffer | readonly Buffer[]): string {
+  return (Buffer.isBuffer(body) ? body : Buffer.concat(body)).toString('utf8');
+}
+
+/**
+ * answer answers an API request whose body was read: synchronously when its command completes
+ * within the call, else when the returned promise settles.
+ */
+function answer(
+  transport: ApiTransportContext,
+  ctx: ApiContext,
+  res: ServerResponse,
+  method: string,
+  body: Buffer | readonly Buffer[] | 'too_large',
+): Promise<void> | undefined {
+  const cfg = transport.config.http_api;
+  if (body === 'too_large') {
+    sendJson(res, 413, {
+      error: { code: ErrorCode.LimitExceeded, message: `body larger than ${cfg.max_body_size} bytes` },
+    });
+    return undefined;
+  }
+  if (method === '') {
+    return runPipeline(transport, ctx, bodyText(body)).then((out) => {
       res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });
       res.end(out.body);
-      return;
+    });
+  }
+  let parsed: unknown = {};
+  const text = bodyText(body);
+  if (text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      transport.metrics.apiCommands.inc({ method, result: 'error' });
+      sendJson(res, 400, { error: { code: ErrorCode.BadRequest, message: 'malformed JSON body' } });
+      return undefined;
     }
-    let parsed: unknown = {};
-    if (body.length > 0) {
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        transport.metrics.apiCommands.inc({ method, result: 'error' });
-        sendJson(res, 400, { error: { code: ErrorCode.BadRequest, message: 'malformed JSON body' } });
-        return;
-      }
-    }
-    if (method === batchMethod) {
-      try {
-        const replies = await runBatch(transport, ctx, parsed);
+  }
+  if (method === batchMethod) {
+    return runBatch(transport, ctx, parsed).then(
+      (replies) => {
         transport.metrics.apiCommands.inc({ method, result: 'ok' });
         sendJson(res, 200, replies);
-      } catch (err) {
+      },
+      (err: unknown) => {
         // Only the batch as a whole throws (bad body, too many commands): nothing ran.
         if (!(err instanceof ProtocolError)) throw err;
         transport.metrics.apiCommands.inc({ method, result: 'error' });
         sendJson(res, 200, { error: err.toWire() });
-      }
-      return;
-    }
-    sendJson(res, 200, await runApiCommand(transport, ctx, method, parsed));
-  };
+      },
+    );
+  }
+  const m = method as ApiMethod;
+  const now = runApiCommandNow(transport, ctx, m, parsed);
+  if (now !== notNow) {
+    sendJsonText(res, 200, outcomeJson(now));
+    return undefined;
+  }
+  return runApiCommand(transport, ctx, m, parsed).then((out) => sendJsonText(res, 200, outcomeJson(out)));
 }

@@ -29,7 +29,7 @@ import type { NodeRegistry } from '../cluster/node-registry.js';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import { EmulationRequestSchema } from '../protocol/gen/client_pb.js';
-import { readBody } from './api.js';
+import { readBody } from './request-body.js';
 import { corsGate } from './cors.js';
 import { sendJson } from './respond.js';
 import type { RouteHandler } from './server.js';

@@ -1,17 +1,34 @@
 /**
- * Writing HTTP responses: JSON bodies, and the raw refusal of a WebSocket upgrade.
+ * Writing HTTP responses: JSON bodies, the 500 of a route that failed, and the raw refusal of a
+ * WebSocket upgrade.
  *
  * @module
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import { writeRawResponse } from '../protection/admission.js';
 
 /** sendJson writes a JSON response. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+/** sendJsonText writes a JSON response from its text. */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * routeFailed answers a request whose route threw or rejected with a logged 500; a response
+ * already begun is cut instead. The router calls it, and so does a route that goes on in
+ * callbacks of its own (the server API reading a body).
+ */
+export function routeFailed(log: Logger, err: unknown, res: ServerResponse, path: string): void {
+  log.error({ err, path }, 'http handler failed');
+  if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
+  else res.destroy();
 }
 
 /** rejectUpgrade refuses an upgrade request with a bodiless status, straight on its socket. */

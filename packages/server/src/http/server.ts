@@ -16,7 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { BulwarkError } from '../errors.js';
 import { RequestUrl } from './request-url.js';
-import { rejectUpgrade, sendJson } from './respond.js';
+import { rejectUpgrade, routeFailed, sendJson } from './respond.js';
 
 /**
  * RouteHandler serves a request on its route. Returning false passes it on (e.g. a method the
@@ -82,10 +82,16 @@ export class HttpServer {
   readonly #upgrades = new Map<string, UpgradeHandler>();
 
   readonly #sockets: SocketWatch | undefined;
+  /** Tells the socket watch that the response of `this` was sent: one listener for every response. */
+  readonly #requestEnded: (this: ServerResponse) => void;
 
   constructor(log: Logger, options: HttpServerOptions) {
     this.#log = log;
     const sockets = (this.#sockets = options.sockets);
+    this.#requestEnded = function (this: ServerResponse): void {
+      const socket = this.socket;
+      if (socket != null) sockets?.requestEnded(socket);
+    };
     const serverOptions = {
       headersTimeout: options.headersTimeout,
       requestTimeout: options.requestTimeout,
@@ -94,7 +100,7 @@ export class HttpServer {
       // timeout fired after up to 90 s). A quarter of the header timeout, at most 1 s.
       connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(options.headersTimeout / 4))),
     };
-    const handle = (req: IncomingMessage, res: ServerResponse): void => void this.#handle(req, res);
+    const handle = (req: IncomingMessage, res: ServerResponse): void => this.#handle(req, res);
     this.#server =
       options.tls === undefined
         ? createServer(serverOptions, handle)
@@ -178,26 +184,48 @@ export class HttpServer {
     socket.destroy();
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * #handle starts a request on the first route that takes it. Synchronous until a route is:
+   * a route that answers within the call (the server API's publish on the memory engine) costs
+   * no promise here, and only a route that returns a promise is followed by one (issue 18).
+   */
+  #handle(req: IncomingMessage, res: ServerResponse): void {
     const sockets = this.#sockets;
     if (sockets !== undefined) {
-      const socket = req.socket;
-      sockets.requestStarted(socket);
-      res.once('finish', () => sockets.requestEnded(socket));
+      sockets.requestStarted(req.socket);
+      // One shared listener, not a closure per request; first, so that the response still
+      // holds its socket (Node's own 'finish' listener detaches it).
+      res.prependListener('finish', this.#requestEnded);
     }
-    const url = new RequestUrl(req.url ?? '/');
+    this.#route(req, res, new RequestUrl(req.url ?? '/'), 0);
+  }
+
+  /** #route tries the routes from index `from` on, in registration order; none is 404. */
+  #route(req: IncomingMessage, res: ServerResponse, url: RequestUrl, from: number): void {
     const path = url.pathname;
-    try {
-      for (const r of this.#routes) {
-        if (r.prefix ? !path.startsWith(r.path) : path !== r.path) continue;
-        if ((await r.handler(req, res, url)) !== false) return;
+    const routes = this.#routes;
+    for (let i = from; i < routes.length; i++) {
+      const r = routes[i] as Route;
+      if (r.prefix ? !path.startsWith(r.path) : path !== r.path) continue;
+      let out: ReturnType<RouteHandler>;
+      try {
+        out = r.handler(req, res, url);
+      } catch (err) {
+        routeFailed(this.#log, err, res, path);
+        return;
       }
-      sendJson(res, 404, { error: 'not found' });
-    } catch (err) {
-      this.#log.error({ err, path }, 'http handler failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal server error' });
-      else res.destroy();
+      if (out === false) continue;
+      if (out !== undefined && out !== true) {
+        out.then(
+          (taken) => {
+            if (taken === false) this.#route(req, res, url, i + 1);
+          },
+          (err: unknown) => routeFailed(this.#log, err, res, path),
+        );
+      }
+      return;
     }
+    sendJson(res, 404, { error: 'not found' });
   }
 
   #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {

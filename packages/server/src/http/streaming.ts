@@ -40,7 +40,7 @@ import type { RequestUrl } from './request-url.js';
 import { SseTransport } from '../transport/transport-sse.js';
 import { SocketSink } from '../transport/socket-sink.js';
 import { ResponseSink } from '../transport/stream-sink.js';
-import { readBody } from './api.js';
+import { readBody } from './request-body.js';
 import { corsGate } from './cors.js';
 import { sendJson } from './respond.js';
 import type { RouteHandler } from './server.js';

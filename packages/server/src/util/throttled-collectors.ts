@@ -1,6 +1,6 @@
 /**
- * Throttled prom-client collectors: default metrics that are costly to collect with many
- * connections open, re-read at most once per interval however often /metrics is scraped.
+ * prom-client's default metrics that are too dear to collect at every scrape on a node with many
+ * connections, and the throttle that re-reads them at most every 10 s (metrics.ts installs it).
  *
  * @module
  */
@@ -14,19 +14,18 @@ import type { Registry } from 'prom-client';
  * They are re-read at most every {@link SLOW_COLLECT_INTERVAL_MS}; scrapes in between report
  * the last reading (fd headroom and handle counts move slowly enough for that).
  */
-export const connectionSizedCollectors = [
+const connectionSizedCollectors = [
   'process_open_fds',
   'nodejs_active_handles',
   'nodejs_active_handles_total',
   'nodejs_active_resources',
   'nodejs_active_resources_total',
 ];
-/** How often the connection-sized collectors re-read at most (ms). */
-export const SLOW_COLLECT_INTERVAL_MS = 10_000;
+const SLOW_COLLECT_INTERVAL_MS = 10_000;
 
-/** throttleCollectors makes the named metrics of `registry` collect at most once per `intervalMs`. */
-export function throttleCollectors(registry: Registry, names: readonly string[], intervalMs: number): void {
-  for (const name of names) {
+/** throttleConnectionSizedCollectors makes those of `registry`'s metrics collect at most once per interval. */
+export function throttleConnectionSizedCollectors(registry: Registry): void {
+  for (const name of connectionSizedCollectors) {
     // prom-client calls a metric's `collect` (set from its config) before reading it.
     const metric = registry.getSingleMetric(name) as unknown as { collect?: () => unknown } | undefined;
     const collect = metric?.collect;
@@ -34,7 +33,7 @@ export function throttleCollectors(registry: Registry, names: readonly string[],
     let last = -Infinity;
     metric.collect = function (this: unknown): unknown {
       const now = performance.now();
-      if (now - last < intervalMs) return undefined;
+      if (now - last < SLOW_COLLECT_INTERVAL_MS) return undefined;
       last = now;
       return collect.call(this);
     };
