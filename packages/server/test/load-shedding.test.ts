@@ -148,7 +148,7 @@ async function admitted<T>(connect: () => Promise<T>): Promise<T> {
 describe('load shedding over real sockets', () => {
   it('a busy loop sheds connects and reads, publications keep flowing, then everything is served again', async (t) => {
     const srv = await startTestServer({
-      protection: { shedding: { sample_interval: '10ms', connect_lag: '20ms', read_lag: '40ms' } },
+      protection: { shedding: { enabled: true, sample_interval: '10ms', connect_lag: '20ms', read_lag: '40ms' } },
     });
     t.after(() => srv.close());
     srv.node.rpc('echo', (data) => data);
