@@ -43,7 +43,6 @@ const timingFiles: ReadonlyMap<string, string> = new Map([
   ['drain.test.js', 'closes spread over the drain window, slice by slice'],
   ['admission.test.js', 'connection rates per second and Retry-After'],
   ['rate-limit.test.js', 'token buckets refilled in real time'],
-  ['slow-consumer.test.js', 'write-buffer deadlines'],
   ['neighbour.test.js', 'CPU-hungry neighbour processes, measured'],
   ['measurement.test.js', 'latency percentiles against a 50 ms delay'],
 ]);
