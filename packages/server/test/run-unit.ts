@@ -1,7 +1,7 @@
 /**
  * The runner of `npm run unit`: every compiled test file of both packages, in two phases.
  *
- * 1. Most files run a few at a time (`BULWARK_TEST_CONCURRENCY`, default 3): they spend most of
+ * 1. Most files run a few at a time (`--concurrency N`, default 3): they spend most of
  *    their time waiting — for a process to start, a timeout to pass, Redis or PostgreSQL to
  *    answer — so running them side by side on 2 cores takes about half the time of one by one.
  *    They do not clash: each uses its own random Redis key, table and NATS subject prefix,
@@ -12,7 +12,9 @@
  *
  * Both phases print node:test's spec report. At the end the runner lists every failing test
  * again, with its file and error, and exits 1 if any failed (a file that crashes counts as a
- * failing test). `node packages/server/dist/test/run-unit.js <files…>` runs only those files.
+ * failing test). `npm run unit -- [--concurrency N] [files…]` passes its arguments on: with
+ * files, only those run. (Not an environment variable: every BULWARK_* variable is a config
+ * key to the bulwark processes the tests start, and an unknown one stops them.)
  *
  * @module
  */
@@ -21,6 +23,7 @@ import { basename, join } from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 /** The compiled test folders of both packages. */
 const testDirs = [
@@ -46,6 +49,40 @@ const timingFiles: ReadonlyMap<string, string> = new Map([
   ['neighbour.test.js', 'CPU-hungry neighbour processes, measured'],
   ['measurement.test.js', 'latency percentiles against a 50 ms delay'],
 ]);
+
+/**
+ * Files that take longest (10–35 s each), started first so that the end of the first phase
+ * is not one of them running alone while the cores idle. Most expensive first.
+ */
+const longFiles: readonly string[] = [
+  'rpc-cache.test.js',
+  'postgres-restart.test.js',
+  'engine-redis.test.js',
+  'package.test.js',
+  'raw-session-client.test.js',
+  'engine-postgres.test.js',
+  'cluster-processes.test.js',
+  'cluster-combined.test.js',
+  'protected-cache.test.js',
+  'outbox.test.js',
+  'jetstream.test.js',
+  'engine-combined.test.js',
+  'churn-memory.test.js',
+  'cli.test.js',
+  'cluster-nats.test.js',
+  'engine-nats.test.js',
+  'shared-poll-cluster.test.js',
+  'admin-browser.test.js',
+];
+
+/** longFirst orders files: those of {@link longFiles} first, in its order, then the rest as given. */
+function longFirst(files: string[]): string[] {
+  const rank = (f: string) => {
+    const i = longFiles.indexOf(basename(f));
+    return i === -1 ? longFiles.length : i;
+  };
+  return [...files].sort((a, b) => rank(a) - rank(b));
+}
 
 /** testFiles lists the compiled test files of both packages, sorted by name within each. */
 function testFiles(): string[] {
@@ -97,14 +134,14 @@ async function runPhase(files: string[], concurrency: number): Promise<Tally> {
   return tally;
 }
 
-const concurrency = Number(process.env['BULWARK_TEST_CONCURRENCY'] ?? 3);
+const args = parseArgs({ options: { concurrency: { type: 'string', default: '3' } }, allowPositionals: true });
+const concurrency = Number(args.values.concurrency);
 if (!Number.isInteger(concurrency) || concurrency < 1) {
-  throw new TypeError(`BULWARK_TEST_CONCURRENCY must be a whole number of files, 1 or more (got ${concurrency})`);
+  throw new TypeError(`--concurrency must be a whole number of files, 1 or more (got ${args.values.concurrency})`);
 }
-const chosen = process.argv.slice(2);
-const files = chosen.length > 0 ? chosen : testFiles();
+const files = args.positionals.length > 0 ? args.positionals : testFiles();
 const alone = files.filter((f) => timingFiles.has(basename(f)));
-const together = files.filter((f) => !timingFiles.has(basename(f)));
+const together = longFirst(files.filter((f) => !timingFiles.has(basename(f))));
 
 const started = performance.now();
 console.log(`# ${together.length} test files, ${concurrency} at a time`);
