@@ -208,6 +208,9 @@ const maxDepth = 16_000;
 const groupStarts = Buffer.alloc(maxDepth * 2, Buffer.from([0x9b, 0x06]));
 const groupEnds = Buffer.alloc(maxDepth * 2, Buffer.from([0x9c, 0x06]));
 
+/** The most one input may take to decode, in ms. */
+const slowMs = 100;
+
 const kinds = ['random', 'valid', 'mutated', 'varint', 'wiretype', 'unknown', 'depth'] as const;
 
 describe('decodeProtobufFrame fuzz', () => {
@@ -216,7 +219,10 @@ describe('decodeProtobufFrame fuzz', () => {
     const fz = new ProtoFuzzer(seed);
     const tally: Record<string, { ok: number; frameError: number }> = {};
     let slowest = 0;
-    /** Time spent decoding (making the inputs is not the decoder's cost). */
+    /**
+     * CPU time spent decoding, in ms (making the inputs is not the decoder's cost). CPU time, not
+     * wall time: on a machine shared with busy neighbours the wall clock also counts their turns.
+     */
     let total = 0;
     for (let i = 0; i < 20_000; i++) {
       const kind = kinds[i % kinds.length] as (typeof kinds)[number];
@@ -236,6 +242,7 @@ describe('decodeProtobufFrame fuzz', () => {
                     : fz.depthBomb();
       const count = (tally[kind] ??= { ok: 0, frameError: 0 });
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       try {
         const { commands } = decodeProtobufFrame(input);
         assert.ok(commands.length > 0, `${kind}: no commands and no error`);
@@ -247,8 +254,20 @@ describe('decodeProtobufFrame fuzz', () => {
         }
         count.frameError++;
       }
-      const took = performance.now() - t0;
-      total += took;
+      const cpu = process.cpuUsage(cpu0);
+      total += (cpu.user + cpu.system) / 1000;
+      let took = performance.now() - t0;
+      // An input over the bound is timed twice more and its fastest run counts: a neighbour
+      // process taking the CPU (or a GC) slows one run, a decoder slow on the input slows every run.
+      for (let retry = 0; retry < 2 && took >= slowMs; retry++) {
+        const r0 = performance.now();
+        try {
+          decodeProtobufFrame(input);
+        } catch {
+          // its outcome was checked above
+        }
+        took = Math.min(took, performance.now() - r0);
+      }
       slowest = Math.max(slowest, took);
     }
     // Every kind was exercised both ways where it can be (valid ones always decode).
@@ -256,10 +275,10 @@ describe('decodeProtobufFrame fuzz', () => {
       assert.ok(tally[kind]?.frameError, `${kind}: never refused`);
     assert.ok(tally['unknown']?.ok, 'unknown fields are skipped, not refused');
     assert.equal(tally['varint']?.ok, 0, 'a malformed or out-of-range length prefix is always refused');
-    assert.ok(slowest < 100, `slowest input took ${slowest.toFixed(1)} ms`);
-    assert.ok(total < 5000, `20,000 inputs took ${total.toFixed(0)} ms`);
+    assert.ok(slowest < slowMs, `slowest input took ${slowest.toFixed(1)} ms`);
+    assert.ok(total < 5000, `20,000 inputs took ${total.toFixed(0)} ms of CPU`);
     t.diagnostic(
-      `seed ${seed}: decoded in ${total.toFixed(0)} ms, slowest ${slowest.toFixed(2)} ms: ${JSON.stringify(tally)}`,
+      `seed ${seed}: decoded in ${total.toFixed(0)} ms of CPU, slowest ${slowest.toFixed(2)} ms: ${JSON.stringify(tally)}`,
     );
   });
 

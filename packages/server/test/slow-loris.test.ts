@@ -74,14 +74,22 @@ async function slowLoris(port: number, n: number, dripMs: number): Promise<{ all
     sockets.push(s);
     s.on('error', () => undefined);
     s.setEncoding('latin1').on('data', (d: string) => (l.answered += d));
-    const drip = setInterval(() => s.write('X'), dripMs);
+    // The drip starts once the partial request is written: on a busy machine a connect can take
+    // longer than one drip, and a byte written before the request line would make it a bad
+    // request (400, closed at once) instead of a slow one.
+    let drip: NodeJS.Timeout | undefined;
     s.once('close', () => {
       clearInterval(drip);
       l.closedAt = performance.now();
     });
     connected.push(
       new Promise((resolve) => {
-        s.once('connect', () => s.write(partial, () => resolve()));
+        s.once('connect', () =>
+          s.write(partial, () => {
+            if (!s.destroyed) drip = setInterval(() => s.write('X'), dripMs);
+            resolve();
+          }),
+        );
         s.once('close', () => resolve());
       }),
     );

@@ -11,15 +11,15 @@ import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { describeIf, freePort } from './redis.js';
+import { availabilityTimeoutMs, describeIf, freePort } from './redis.js';
 
 /** natsUrl is the shared NATS the suites run against. */
 export const natsUrl = process.env.BULWARK_TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-/** natsAvailable returns undefined when NATS at `url` answers within a second, else why not. */
+/** natsAvailable returns undefined when NATS at `url` answers within 5 s, else why not. */
 export async function natsAvailable(url = natsUrl): Promise<string | undefined> {
   try {
-    const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+    const nc = await connect({ servers: url, timeout: availabilityTimeoutMs, reconnect: false });
     await nc.flush();
     await nc.close();
     return undefined;
@@ -31,9 +31,9 @@ export async function natsAvailable(url = natsUrl): Promise<string | undefined> 
 /** jetstreamAvailable returns undefined when NATS at `url` has JetStream enabled, else why not. */
 export async function jetstreamAvailable(url = natsUrl): Promise<string | undefined> {
   try {
-    const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+    const nc = await connect({ servers: url, timeout: availabilityTimeoutMs, reconnect: false });
     try {
-      await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
+      await (await jetstreamManager(nc, { timeout: availabilityTimeoutMs })).getAccountInfo();
       return undefined;
     } finally {
       await nc.close();

@@ -8,14 +8,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describeIf } from './redis.js';
+import { availabilityTimeoutMs, describeIf } from './redis.js';
 
 /** pgUrl is the shared PostgreSQL the suites run against. */
 export const pgUrl = process.env.BULWARK_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 
-/** pgAvailable returns undefined when PostgreSQL at `url` answers within a second, else why not. */
+/** pgAvailable returns undefined when PostgreSQL at `url` answers within 5 s, else why not. */
 export async function pgAvailable(url = pgUrl): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: availabilityTimeoutMs });
   client.on('error', () => {});
   try {
     await client.connect();

@@ -137,7 +137,10 @@ export interface StartOptions {
   port?: number;
   /** More arguments after `start -c <file> -p <port>`, e.g. `['--workers', '2']`. */
   args?: string[];
-  /** How long to wait for the banner (default 10 s). */
+  /**
+   * How long to wait for the banner (default 30 s: a process starting beside other test files
+   * on a busy machine wrote nothing within 10 s).
+   */
   timeoutMs?: number;
   /** Start under this open-file limit, soft and hard (`ulimit -n`, through /bin/sh). */
   nofile?: number;
@@ -175,7 +178,7 @@ export async function startBulwark(
         proc.stderr.on('data', check);
         void exited.then((e) => reject(new Error(`bulwark exited (${e.signal ?? `code ${e.code}`}) before listening`)));
       }),
-      opts.timeoutMs ?? 10_000,
+      opts.timeoutMs ?? 30_000,
       'bulwark banner',
     );
   } catch (err) {

@@ -51,8 +51,12 @@ export function upgradeAttempt(url: string): Promise<Attempt> {
 /** rejectionsMetric reads bulwark_rejections_total{reason} from GET /metrics (0 when absent). */
 export async function rejectionsMetric(httpUrl: string, reason: string): Promise<number> {
   const res = await fetch(`${httpUrl}/metrics`);
-  const text = await res.text();
-  const m = new RegExp(`^bulwark_rejections_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)$`, 'm').exec(text);
+  return rejectionsIn(await res.text(), reason);
+}
+
+/** rejectionsIn reads bulwark_rejections_total{reason} from the text of a /metrics scrape (0 when absent). */
+export function rejectionsIn(metrics: string, reason: string): number {
+  const m = new RegExp(`^bulwark_rejections_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)$`, 'm').exec(metrics);
   return m ? Number(m[1]) : 0;
 }
 

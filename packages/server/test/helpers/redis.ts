@@ -23,11 +23,22 @@ export const redisUrl = process.env.BULWARK_TEST_REDIS_URL ?? 'redis://127.0.0.1
 const servicesRequired = process.env.BULWARK_REQUIRE_SERVICES === '1';
 
 /**
- * redisAvailable checks that Redis at `url` answers PING within a second. It returns
- * undefined when it does, else the reason it does not.
+ * How long a suite's check that a service is up waits for its answer (ms). A service that is
+ * down refuses the connection at once; one that is up but slow to answer, on a machine busy
+ * with other test files and other work, must not be taken for down (it was, at 1 s).
+ */
+export const availabilityTimeoutMs = 5000;
+
+/**
+ * redisAvailable checks that Redis at `url` answers PING within {@link availabilityTimeoutMs}.
+ * It returns undefined when it does, else the reason it does not.
  */
 export async function redisAvailable(url = redisUrl): Promise<string | undefined> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: availabilityTimeoutMs,
+    retryStrategy: () => null,
+  });
   let cause: unknown;
   client.on('error', (err) => (cause ??= err)); // the socket error says more than connect()'s
   try {
@@ -78,7 +89,11 @@ export function uniquePrefix(): string {
 
 /** removeKeys deletes every key under `prefix` (`<prefix>.*`) with SCAN + UNLINK; returns how many. */
 export async function removeKeys(prefix: string, url = redisUrl): Promise<number> {
-  const client = new Redis(url, { connectTimeout: 1000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  const client = new Redis(url, {
+    connectTimeout: availabilityTimeoutMs,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
   client.on('error', () => {});
   let removed = 0;
   try {

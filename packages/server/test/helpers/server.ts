@@ -209,7 +209,7 @@ function mergeNamespaces(base: Obj[], over: Obj[]): Obj[] {
 
 /**
  * startTestServer starts a node on 127.0.0.1 with a random port, random secrets, checked
- * logging, no drain window and the {@link baseNamespaces}. `overrides` is merged in deeply;
+ * logging, no drain window, no load shedding and the {@link baseNamespaces}. `overrides` is merged in deeply;
  * `channel.namespaces` entries are merged by name (same name replaces, new names are added).
  * `nodeOptions` can inject a broker or presence manager. The node logs at debug level into
  * {@link checkedLogger}, which fails the test file if any line is not clean JSON.
@@ -227,6 +227,10 @@ export async function startTestServer(
     http_api: { key: apiKey },
     drain: { window: '0s' },
     shutdown: { timeout: '5s' },
+    // No load shedding unless a test turns it on: the node runs in the test's process, and on a
+    // machine busy with other work (or other test files) the test's own bursts lag the loop
+    // enough that a connect or a read was refused now and then, in tests about something else.
+    protection: { shedding: { enabled: false } },
     channel: { namespaces: baseNamespaces },
   };
   const over = overrides as Obj;
