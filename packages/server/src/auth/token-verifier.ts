@@ -296,7 +296,8 @@ export class TokenVerifier {
    * checks jwtVerify makes (signature, `crit`, `exp`, `nbf`, `iat` type, `aud`, `iss`). Why not
    * jose here: jose goes through WebCrypto, whose async HMAC costs ~45 µs of CPU per token
    * against ~6 µs for node:crypto (measured, docs/BENCHMARKS.md) — and every connect in a
-   * reconnect storm pays it. jose still parses the payload and handles the RSA and ECDSA keys.
+   * reconnect storm pays it. The token's segments are decoded by jws-compact.ts; jose handles the
+   * RSA and ECDSA keys.
    */
   private verifyHmac(jws: CompactJws, header: Record<string, unknown>, alg: TokenAlgorithm): JWTPayload {
     const hmacKey = this.keys.hmacKey;
