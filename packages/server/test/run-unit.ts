@@ -1,7 +1,7 @@
 /**
  * The runner of `npm run unit`: every compiled test file of both packages, in two phases.
  *
- * 1. Most files run a few at a time (`--concurrency N`, default 3): they spend most of
+ * 1. Most files run a few at a time (`--concurrency N`, default 2): they spend most of
  *    their time waiting — for a process to start, a timeout to pass, Redis or PostgreSQL to
  *    answer — so running them side by side on 2 cores takes about half the time of one by one.
  *    They do not clash: each uses its own random Redis key, table and NATS subject prefix,
@@ -134,7 +134,7 @@ async function runPhase(files: string[], concurrency: number): Promise<Tally> {
   return tally;
 }
 
-const args = parseArgs({ options: { concurrency: { type: 'string', default: '3' } }, allowPositionals: true });
+const args = parseArgs({ options: { concurrency: { type: 'string', default: '2' } }, allowPositionals: true });
 const concurrency = Number(args.values.concurrency);
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   throw new TypeError(`--concurrency must be a whole number of files, 1 or more (got ${args.values.concurrency})`);
