@@ -16,7 +16,6 @@ import {
   DisconnectCode,
   ErrorCode,
   ProtocolError,
-  UnsubscribeCode,
   disconnect,
   type Disconnect,
   type ProtocolErrorShape,
@@ -41,13 +40,20 @@ import {
   type GatedSession,
 } from './command-gate.js';
 import { outOfOrder } from './command-checks.js';
+import { PublishPipeline, pipelined } from './publish-pipeline.js';
 import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
 import { history, presence, publish, rpc, send, unsubscribeCommand } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
 import { checkPosition, deliverPublication } from './delivery.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
-import { proxySubRefresh, removeSubscription, serverSubscribe, subRefreshCommand, unsubscribe } from './subscribe.js';
+import {
+  removeSubscription,
+  serverSubscribe,
+  subRefreshCommand,
+  subscriptionDeadlines,
+  unsubscribe,
+} from './subscribe.js';
 import { subscribeCommand } from './subscribe-command.js';
 import type { PublicationFrame, SubState, Subscriber } from './subscriber.js';
 import { WriteQueue, type WriteQueueOwner } from './write-queue.js';
@@ -94,6 +100,8 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
   /** The command chain's tail; the shared resolved promise while idle. */
   #chain: Promise<void> = idle;
   #pendingFrames = 0;
+  /** Publishes in flight together (publish-pipeline.ts), made on the first one. */
+  #publishes: PublishPipeline | undefined;
   /** Set when the gate closes the connection (3013): frames after that are never run. */
   #cut = false;
   /** The client's upgrade request headers that proxies forward (lower-case names); undefined when none do. */
@@ -226,14 +234,18 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
         await this.#handleCommands(batch, verdicts, connected);
         if (close) closeRefused(this);
       } catch (err) {
-        this.ctx.log.error({ err, client: this.id }, 'command handling failed');
-        this.disconnect(disconnect(DisconnectCode.ServerError));
+        this.#failed(err);
       } finally {
         // The last frame done: let go of the chain's promises (an idle connection keeps none).
         if (--this.#pendingFrames === 0) this.#chain = idle;
       }
     });
   }
+
+  readonly #failed = (err: unknown): void => {
+    this.ctx.log.error({ err, client: this.id }, 'command handling failed');
+    this.disconnect(disconnect(DisconnectCode.ServerError));
+  };
 
   async #handleCommands(
     commands: DecodedCommand[],
@@ -243,6 +255,15 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
     for (let i = 0; i < commands.length; i++) {
       const cmd = commands[i] as DecodedCommand;
       if (this.#state === 'closed') return;
+      if (admitted && verdicts?.[i] !== REFUSE && cmd.method !== undefined && pipelined(this.ctx, cmd)) {
+        // In flight with the publishes around it, pending until answered (publish-pipeline.ts).
+        this.#publishes ??= new PublishPipeline();
+        this.#publishes.run(this.#handleCommand(cmd, true), () => this.pendingCommands--, this.#failed);
+        continue;
+      }
+      // Any other command waits for the publishes before it: their replies first, their effect seen.
+      const inFlight = this.#publishes?.settled();
+      if (inFlight !== undefined && (await inFlight.then(() => this.state === 'closed'))) return;
       this.pendingCommands--;
       if (verdicts !== undefined && verdicts[i] === REFUSE) {
         answerRefused(this, cmd);
@@ -438,23 +459,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       return;
     }
     if (d.takePing(now, cfg.ping_interval, cfg.pong_timeout)) this.enqueue(this.codec.ping);
-    if (d.nextSubExpiry > 0 && now >= d.nextSubExpiry + cfg.expired_close_delay) {
-      for (const sub of [...this.subs.values()]) {
-        if (sub.expireAt > 0 && sub.expireAt <= now && sub.subRefreshProxy === undefined) {
-          void this.unsubscribe(sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
-        }
-      }
-      d.updateSubExpiries(this.subs.values());
-    }
-    if (d.nextSubRefresh > 0 && now >= d.nextSubRefresh) {
-      for (const sub of this.subs.values()) {
-        const target = sub.subRefreshProxy;
-        if (target !== undefined && !sub.refreshing && sub.expireAt > 0 && sub.expireAt <= now) {
-          proxySubRefresh(this, sub, target);
-        }
-      }
-      d.updateSubExpiries(this.subs.values());
-    }
+    subscriptionDeadlines(this, d, now, cfg.expired_close_delay);
     this.#reschedule();
   }
 

@@ -35,6 +35,7 @@ import { bothFilters, type CompiledFilter } from '../protocol/tags-filter.js';
 import { recover } from './recovery.js';
 import { requireChannel } from './command-checks.js';
 import { deltaRecovered, negotiateDelta } from './delta.js';
+import type { Deadlines } from './deadlines.js';
 import type { SessionCore } from './session-core.js';
 import { sharedPollSubRefresh } from './shared-poll-track.js';
 import type { SubState } from './subscriber.js';
@@ -354,4 +355,29 @@ export function proxySubRefresh(s: SessionCore, sub: SubState, target: ProxyTarg
       sub.refreshing = false;
       if (s.state === 'connected') s.subsChanged();
     });
+}
+
+/**
+ * subscriptionDeadlines runs the subscription deadlines due at `now`: past its expiry plus
+ * `grace` (client.expired_close_delay) a subscription without a sub_refresh proxy is
+ * unsubscribed (2501); an expired one with the proxy asks its backend (proxySubRefresh).
+ */
+export function subscriptionDeadlines(s: SessionCore, d: Deadlines, now: number, grace: number): void {
+  if (d.nextSubExpiry > 0 && now >= d.nextSubExpiry + grace) {
+    for (const sub of [...s.subs.values()]) {
+      if (sub.expireAt > 0 && sub.expireAt <= now && sub.subRefreshProxy === undefined) {
+        void unsubscribe(s, sub.channel, { code: UnsubscribeCode.Expired, reason: 'subscription expired' });
+      }
+    }
+    d.updateSubExpiries(s.subs.values());
+  }
+  if (d.nextSubRefresh > 0 && now >= d.nextSubRefresh) {
+    for (const sub of s.subs.values()) {
+      const target = sub.subRefreshProxy;
+      if (target !== undefined && !sub.refreshing && sub.expireAt > 0 && sub.expireAt <= now) {
+        proxySubRefresh(s, sub, target);
+      }
+    }
+    d.updateSubExpiries(s.subs.values());
+  }
 }

@@ -124,6 +124,12 @@ export interface Broker {
    * server API answers a publish without a promise when the broker has it (issue 18).
    */
   publishNow?(channel: string, data: RawJSON, opts: PublishOptions): PublishResult;
+  /**
+   * publishesInCallOrder: publishes started without waiting for each other are applied in the
+   * order they were started (one FIFO connection per channel, as Redis has), so a client's run
+   * of publishes may be in flight together (client/publish-pipeline.ts). Absent means false.
+   */
+  readonly publishesInCallOrder?: boolean;
   publishJoin(channel: string, info: ClientInfo): Promise<void>;
   publishLeave(channel: string, info: ClientInfo): Promise<void>;
   publishControl(data: RawJSON): Promise<void>;

@@ -109,6 +109,11 @@ export class RedisBroker implements Broker {
   private readonly command: RedisClient;
   private readonly subscriber: RedisClient;
   private readonly cluster: boolean;
+  /**
+   * One command connection answers in order, so publishes are applied in the order they were
+   * started. Not in cluster mode: a redirect during a slot migration resends a command late.
+   */
+  readonly publishesInCallOrder: boolean;
   private readonly control: string;
   /** The pub/sub channel name of channel "x" is `${pubPrefix}x}`. */
   private readonly pubPrefix: string;
@@ -129,6 +134,7 @@ export class RedisBroker implements Broker {
   constructor(options: RedisBrokerOptions = {}) {
     ({ options: this.o, command: this.command, subscriber: this.subscriber } = createRedisClients(options));
     this.cluster = this.o.mode === 'cluster';
+    this.publishesInCallOrder = !this.cluster;
     this.control = controlChannel(this.o.prefix);
     this.pubPrefix = pubsubChannel(this.o.prefix, '').slice(0, -1);
     this.defaultMetaTtlMs = options.defaultMetaTtlMs ?? DEFAULT_META_TTL_MS;

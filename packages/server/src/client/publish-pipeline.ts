@@ -1,0 +1,67 @@
+/**
+ * A connection's consecutive publishes in flight together (issue 18).
+ *
+ * A session runs its commands one after another: the next waits for the previous one's
+ * outcome. On the memory engine a publish is done within the call, so that costs nothing; on
+ * Redis every publish waits for a round trip, and while fan-out keeps the event loop busy a
+ * round trip is a whole loop iteration: one publishing connection (a game server's, a bot's)
+ * could then publish only a few hundred times a second with the process half idle. Where the
+ * engine applies publishes in the order they were started (`Broker.publishesInCallOrder`: one
+ * FIFO connection, Redis), a run of publishes is started without waiting, and their order is
+ * kept by the engine instead of by the session:
+ *
+ * - only a plain publish whose path to the engine is synchronous takes part: no publish proxy
+ *   (the backend's answer would race), not a map channel (map_publish reads before it writes);
+ * - any other command waits until every publish in flight is answered (`settled`), so what a
+ *   client does after publishing (history, unsubscribe, an RPC) sees its publications, and
+ *   replies leave in the order of the commands as before;
+ * - a publish in flight still counts as pending (protection.rate_limit.max_pending_commands
+ *   bounds how many a connection has in flight).
+ *
+ * @module
+ */
+import { ChannelRules } from '../channel-rules.js';
+import type { Command } from '../protocol/types.js';
+import type { SessionContext } from './context.js';
+
+/** PublishPipeline counts a session's publishes in flight and lets other commands wait for them. */
+export class PublishPipeline {
+  #inFlight = 0;
+  #settled: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  /**
+   * run takes a started publish (its handling, which answers the client): `done` when it is
+   * over, `failed` first if it escaped its handler's error answers (a bug: never unhandled).
+   */
+  run(task: Promise<void>, done: () => void, failed: (err: unknown) => void): void {
+    this.#inFlight++;
+    void task.catch(failed).finally(() => {
+      done();
+      if (--this.#inFlight > 0) return;
+      const wake = this.#wake;
+      this.#settled = this.#wake = undefined;
+      wake?.();
+    });
+  }
+
+  /** settled is undefined with nothing in flight, else a promise of the moment nothing is. */
+  settled(): Promise<void> | undefined {
+    if (this.#inFlight === 0) return undefined;
+    return (this.#settled ??= new Promise<void>((resolve) => (this.#wake = resolve)));
+  }
+}
+
+/** pipelined tells whether `cmd` may run while the publishes before it are in flight. */
+export function pipelined(ctx: SessionContext, cmd: Command): boolean {
+  if (cmd.method !== 'publish' || ctx.broker.publishesInCallOrder !== true) return false;
+  const req = cmd.req;
+  if ((req.type ?? 0) !== 0 || typeof req.channel !== 'string' || req.channel === '') return false;
+  let options;
+  try {
+    options = ctx.rules.resolve(req.channel).options;
+  } catch {
+    return false; // the publish itself answers the error, in its turn
+  }
+  return !ChannelRules.isMap(options) && ctx.proxies.channel('publish', options) === undefined;
+}

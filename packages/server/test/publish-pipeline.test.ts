@@ -1,0 +1,149 @@
+/**
+ * One connection's publishes in flight together on the Redis engine (client/publish-pipeline.ts,
+ * issue 18). Node A reaches the real Redis through a TCP relay that can hold Redis' answers;
+ * node B reaches it directly and has a subscriber. While A's answers are held, a client of A
+ * sends a run of publishes: started one after another without waiting, every one reaches Redis
+ * and B's subscriber gets them all, in order — one at a time, only the first would. Released,
+ * A answers every publish ok, in command order, and a history read sent after them sees them
+ * all. Needs Redis at BULWARK_TEST_REDIS_URL (skipped without it, unless
+ * BULWARK_REQUIRE_SERVICES=1).
+ *
+ * @module
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { it } from 'node:test';
+import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
+import { rawClient, sleep, startTestServer, waitUntil } from './helpers/server.js';
+
+/** HoldingRelay forwards TCP to Redis; while `held`, Redis' bytes wait in the relay. */
+class HoldingRelay {
+  held = false;
+  readonly #server: net.Server;
+  readonly #waiting: { socket: net.Socket; chunk: Buffer }[] = [];
+  readonly #sockets = new Set<net.Socket>();
+
+  constructor(target: URL) {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 6379), target.hostname);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => (client.destroy(), upstream.destroy()));
+      }
+      client.on('data', (chunk) => upstream.write(chunk));
+      upstream.on('data', (chunk) => {
+        if (this.held) this.#waiting.push({ socket: client, chunk });
+        else client.write(chunk);
+      });
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return `redis://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
+  }
+
+  release(): void {
+    this.held = false;
+    for (const { socket, chunk } of this.#waiting.splice(0)) socket.write(chunk);
+  }
+
+  close(): void {
+    for (const s of this.#sockets) s.destroy();
+    this.#server.close();
+  }
+}
+
+const board = {
+  name: 'board',
+  history_size: 100,
+  history_ttl: '300s',
+  allow_subscribe_for_client: true,
+  allow_publish_for_client: true,
+  allow_history_for_client: true,
+};
+
+/** The run of publishes: a game server's connection publishing a burst. */
+const run = 30;
+
+await describeRedis('Redis engine: a connection publishes with its publishes in flight together', () => {
+  it('sends a run of publishes to Redis without waiting, in order, and answers them in order', async (t) => {
+    const prefix = uniquePrefix();
+    const relay = new HoldingRelay(new URL(redisUrl));
+    const viaRelay = await relay.listen();
+    const config = (address: string) => ({
+      engine: { type: 'redis' as const, redis: { address: [address], prefix } },
+      channel: { namespaces: [board] },
+    });
+    const a = await startTestServer(config(viaRelay));
+    const b = await startTestServer(config(redisUrl));
+    t.after(async () => {
+      relay.release();
+      await Promise.all([a.close(), b.close()]);
+      relay.close();
+      await removeKeys(prefix);
+    });
+    const reader = await rawClient(b.url);
+    const writer = await rawClient(a.url);
+    t.after(() => (reader.close(), writer.close()));
+    assert.ok((await reader.connect(await b.token('reader'))).connect);
+    assert.ok((await reader.call('subscribe', { channel: 'board:run' })).subscribe);
+    assert.ok((await writer.connect(await a.token('writer'))).connect);
+
+    const received = (): number[] =>
+      reader.messages.flatMap((m) => {
+        const push = (m as { push?: { channel?: string; pub?: { data?: { n?: number } } } }).push;
+        return push?.channel === 'board:run' && typeof push.pub?.data?.n === 'number' ? [push.pub.data.n] : [];
+      });
+    const replies = () => writer.messages.filter((m) => m.id !== undefined && m.id >= 100);
+
+    // A first publish loads the publish script into Redis: a NOSCRIPT answer held in the relay
+    // would keep every publish from being applied, pipelined or not.
+    writer.send({ id: 2, publish: { channel: 'board:run', data: { n: -1 } } });
+    await waitUntil(() => received().length === 1, 5000, 'the first publication');
+
+    relay.held = true;
+    // Half in one frame, half a frame each: the run spans frames as an SDK's bursts do.
+    const commands = Array.from({ length: run }, (_, n) => ({
+      id: 100 + n,
+      publish: { channel: 'board:run', data: { n } },
+    }));
+    writer.send(
+      commands
+        .slice(0, run / 2)
+        .map((c) => JSON.stringify(c))
+        .join('\n'),
+    );
+    for (const c of commands.slice(run / 2)) writer.send(c);
+    // A history read after the run must wait for all of it.
+    writer.send({ id: 100 + run, history: { channel: 'board:run', limit: -1 } });
+
+    // One publish at a time, only the first would reach Redis while its answer is held.
+    const ran = () => received().filter((n) => n >= 0);
+    await waitUntil(() => ran().length === run, 5000, `all ${run} publications reach Redis unanswered`);
+    assert.deepEqual(
+      ran(),
+      Array.from({ length: run }, (_, n) => n),
+      'applied in the order sent',
+    );
+    await sleep(50);
+    assert.equal(replies().length, 0, 'nothing answered while Redis answers are held');
+
+    relay.release();
+    await waitUntil(() => replies().length === run + 1, 5000, 'every command answered');
+    const ids = replies().map((m) => m.id);
+    assert.deepEqual(
+      ids,
+      Array.from({ length: run + 1 }, (_, i) => 100 + i),
+      'answered in command order',
+    );
+    for (const m of replies().slice(0, run)) assert.equal(m.error, undefined, JSON.stringify(m));
+    const history = replies()[run]?.history as { publications?: { data: { n: number } }[] } | undefined;
+    assert.deepEqual(
+      history?.publications?.map((p) => p.data.n),
+      Array.from({ length: run + 1 }, (_, n) => n - 1),
+      'the history read sent after the run sees all of it',
+    );
+  });
+});
