@@ -10,15 +10,21 @@ import { ErrorCode, ProtocolError } from './protocol/codes.js';
 
 /** ResolvedChannel is a valid channel with its namespace options. */
 export interface ResolvedChannel {
-  channel: string;
+  readonly channel: string;
   /** Namespace name; '' for channels without a namespace. */
-  namespace: string;
+  readonly namespace: string;
   /** The channel name without its namespace prefix. */
-  name: string;
-  options: ChannelOptions;
+  readonly name: string;
+  readonly options: ChannelOptions;
   /** Starts with channel.private_prefix: needs a subscription token. */
-  isPrivate: boolean;
+  readonly isPrivate: boolean;
 }
+
+/**
+ * How many resolved channels a ChannelRules remembers; past it, it forgets them all and starts
+ * over (a bound, not an LRU: the usual working set of busy channels is far smaller).
+ */
+const RESOLVED_MAX = 4096;
 
 /**
  * hasSpaceOrControl tells whether `s` has a character `/[\s\p{Cc}]/u` matches: a loop, not the
@@ -42,6 +48,12 @@ export class ChannelRules {
   readonly #cfg: Config['channel'];
   readonly #namespaces: Map<string, ChannelOptions>;
   readonly #regexes = new Map<string, RegExp>();
+  /**
+   * Channels resolved before, each with its (read-only, shared) answer: the config is frozen,
+   * so a name resolves the same every time, and every publish and subscribe resolves one
+   * (issue 18). Names that throw are not kept: they throw anew, as they did.
+   */
+  readonly #resolved = new Map<string, ResolvedChannel>();
 
   constructor(cfg: Config['channel']) {
     this.#cfg = cfg;
@@ -57,6 +69,16 @@ export class ChannelRules {
    * Centrifugo answers clients), and 102 (unknown channel) for an unknown namespace.
    */
   resolve(channel: string): ResolvedChannel {
+    const known = this.#resolved.get(channel);
+    if (known !== undefined) return known;
+    const rc = this.#resolveNew(channel);
+    if (this.#resolved.size >= RESOLVED_MAX) this.#resolved.clear();
+    this.#resolved.set(channel, rc);
+    return rc;
+  }
+
+  /** #resolveNew is resolve for a channel not resolved before. */
+  #resolveNew(channel: string): ResolvedChannel {
     const cfg = this.#cfg;
     if (channel.length === 0) throw new ProtocolError(ErrorCode.BadRequest, 'channel required');
     // A UTF-16 unit is at most 3 UTF-8 bytes: count the bytes only when it could matter.

@@ -143,4 +143,31 @@ describe('ChannelRules', () => {
       107,
     );
   });
+
+  it('answers a channel resolved before the same, from memory, and refuses a bad name every time', () => {
+    const fresh = new ChannelRules(config.channel);
+    const first = fresh.resolve('chat:again');
+    assert.equal(fresh.resolve('chat:again'), first);
+    assert.deepEqual(first, {
+      channel: 'chat:again',
+      namespace: 'chat',
+      name: 'again',
+      options: first.options,
+      isPrivate: false,
+    });
+    for (let i = 0; i < 2; i++) {
+      assert.equal(
+        codeOf(() => fresh.resolve('nope:x')),
+        102,
+      );
+      assert.equal(
+        codeOf(() => fresh.resolve('room:ABC')),
+        107,
+      );
+    }
+    // Bounded: past its size it starts over, and answers alike.
+    for (let i = 0; i < 5000; i++) fresh.resolve(`chat:n${i}`);
+    assert.deepEqual(fresh.resolve('chat:again'), first);
+    assert.equal(fresh.resolve('chat:n4999').name, 'n4999');
+  });
 });

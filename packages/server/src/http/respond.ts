@@ -14,9 +14,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   sendJsonText(res, status, JSON.stringify(body));
 }
 
-/** sendJsonText writes a JSON response from its text. */
+/**
+ * sendJsonText writes a JSON response from its text. The headers as a flat [name, value, …]
+ * array, which Node writes as it would the object's own keys (same names, values and order;
+ * on a response with headers already set, each name replaces its own): no object per reply
+ * and no `for…in` over it, on every API reply (issue 18).
+ */
 export function sendJsonText(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', Buffer.byteLength(text)]);
   res.end(text);
 }
 
