@@ -21,8 +21,27 @@
  * @module
  */
 import { ChannelRules } from '../channel-rules.js';
+import { DisconnectCode, disconnect, type Disconnect } from '../protocol/codes.js';
 import type { Command } from '../protocol/types.js';
 import type { SessionContext } from './context.js';
+
+/** PipelineSession is the session whose publishes are in flight. */
+export interface PipelineSession {
+  readonly id: string;
+  readonly ctx: SessionContext;
+  pendingCommands: number;
+  disconnect(d: Disconnect): void;
+}
+
+/**
+ * commandsFailed ends a connection whose command handling let an error escape (a bug: every
+ * handler answers its own errors): logged, and 3004 for this connection only, never an
+ * unhandled rejection that would end the process.
+ */
+export function commandsFailed(session: PipelineSession, err: unknown): void {
+  session.ctx.log.error({ err, client: session.id }, 'command handling failed');
+  session.disconnect(disconnect(DisconnectCode.ServerError));
+}
 
 /** PublishPipeline counts a session's publishes in flight and lets other commands wait for them. */
 export class PublishPipeline {
@@ -31,18 +50,20 @@ export class PublishPipeline {
   #wake: (() => void) | undefined;
 
   /**
-   * run takes a started publish (its handling, which answers the client): `done` when it is
-   * over, `failed` first if it escaped its handler's error answers (a bug: never unhandled).
+   * run takes a started publish of `session` (its handling, which answers the client); it stays
+   * among the session's pending commands until it is over.
    */
-  run(task: Promise<void>, done: () => void, failed: (err: unknown) => void): void {
+  run(task: Promise<void>, session: PipelineSession): void {
     this.#inFlight++;
-    void task.catch(failed).finally(() => {
-      done();
-      if (--this.#inFlight > 0) return;
-      const wake = this.#wake;
-      this.#settled = this.#wake = undefined;
-      wake?.();
-    });
+    void task
+      .catch((err: unknown) => commandsFailed(session, err))
+      .finally(() => {
+        session.pendingCommands--;
+        if (--this.#inFlight > 0) return;
+        const wake = this.#wake;
+        this.#settled = this.#wake = undefined;
+        wake?.();
+      });
   }
 
   /** settled is undefined with nothing in flight, else a promise of the moment nothing is. */

@@ -40,12 +40,12 @@ import {
   type GatedSession,
 } from './command-gate.js';
 import { outOfOrder } from './command-checks.js';
-import { PublishPipeline, pipelined } from './publish-pipeline.js';
 import { answerFailure } from './command-errors.js';
 import { applyRefresh, connect, proxyRefresh, refresh } from './connect.js';
 import { history, presence, publish, rpc, send, unsubscribeCommand } from './commands.js';
 import { Deadlines, type DeadlineOwner } from './deadlines.js';
 import { checkPosition, deliverPublication } from './delivery.js';
+import { PublishPipeline, commandsFailed, pipelined } from './publish-pipeline.js';
 import type { Identity, Outcome, SessionState } from './session-core.js';
 import {
   removeSubscription,
@@ -234,18 +234,13 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
         await this.#handleCommands(batch, verdicts, connected);
         if (close) closeRefused(this);
       } catch (err) {
-        this.#failed(err);
+        commandsFailed(this, err);
       } finally {
         // The last frame done: let go of the chain's promises (an idle connection keeps none).
         if (--this.#pendingFrames === 0) this.#chain = idle;
       }
     });
   }
-
-  readonly #failed = (err: unknown): void => {
-    this.ctx.log.error({ err, client: this.id }, 'command handling failed');
-    this.disconnect(disconnect(DisconnectCode.ServerError));
-  };
 
   async #handleCommands(
     commands: DecodedCommand[],
@@ -258,7 +253,7 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       if (admitted && verdicts?.[i] !== REFUSE && cmd.method !== undefined && pipelined(this.ctx, cmd)) {
         // In flight with the publishes around it, pending until answered (publish-pipeline.ts).
         this.#publishes ??= new PublishPipeline();
-        this.#publishes.run(this.#handleCommand(cmd, true), () => this.pendingCommands--, this.#failed);
+        this.#publishes.run(this.#handleCommand(cmd, true), this);
         continue;
       }
       // Any other command waits for the publishes before it: their replies first, their effect seen.
