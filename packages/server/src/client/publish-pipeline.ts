@@ -15,21 +15,23 @@
  * - any other command waits until every publish in flight is answered (`settled`), so what a
  *   client does after publishing (history, unsubscribe, an RPC) sees its publications, and
  *   replies leave in the order of the commands as before;
- * - a publish in flight still counts as pending (protection.rate_limit.max_pending_commands
- *   bounds how many a connection has in flight).
+ * - with half of protection.rate_limit.max_pending_commands in flight the connection is not
+ *   read until half of them are answered: TCP backpressure, not refusals, for a publisher
+ *   faster than Redis answers (a publish in flight is not a command waiting).
  *
  * @module
  */
 import { ChannelRules } from '../channel-rules.js';
 import { DisconnectCode, disconnect, type Disconnect } from '../protocol/codes.js';
 import type { Command } from '../protocol/types.js';
+import type { Transport } from '../transport/transport.js';
 import type { SessionContext } from './context.js';
 
 /** PipelineSession is the session whose publishes are in flight. */
 export interface PipelineSession {
   readonly id: string;
   readonly ctx: SessionContext;
-  pendingCommands: number;
+  readonly transport: Pick<Transport, 'pauseReading' | 'resumeReading'>;
   disconnect(d: Disconnect): void;
 }
 
@@ -48,18 +50,37 @@ export class PublishPipeline {
   #inFlight = 0;
   #settled: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  /** The connection is not read while this many publishes are in flight (0: never paused). */
+  readonly #highWater: number;
+  #paused = false;
+
+  /** `maxPending`: protection.rate_limit.max_pending_commands (0: no limit). */
+  constructor(maxPending: number) {
+    this.#highWater = maxPending > 0 ? Math.max(1, Math.floor(maxPending / 2)) : 0;
+  }
 
   /**
-   * run takes a started publish of `session` (its handling, which answers the client); it stays
-   * among the session's pending commands until it is over.
+   * run takes a started publish of `session` (its handling, which answers the client). At half
+   * of max_pending_commands in flight the connection stops being read until half of those are
+   * answered: a publisher faster than Redis answers is slowed by TCP backpressure, its sends
+   * waiting in its own socket, as on the memory engine, instead of being refused (111) and cut
+   * off (3013) for commands it sent in good faith. In flight is not waiting: these do not count
+   * against max_pending_commands, which bounds the commands queued behind them.
    */
   run(task: Promise<void>, session: PipelineSession): void {
-    this.#inFlight++;
+    if (++this.#inFlight === this.#highWater && session.transport.pauseReading !== undefined) {
+      this.#paused = true;
+      session.transport.pauseReading();
+    }
     void task
       .catch((err: unknown) => commandsFailed(session, err))
       .finally(() => {
-        session.pendingCommands--;
-        if (--this.#inFlight > 0) return;
+        this.#inFlight--;
+        if (this.#paused && this.#inFlight <= this.#highWater >> 1) {
+          this.#paused = false;
+          session.transport.resumeReading?.();
+        }
+        if (this.#inFlight > 0) return;
         const wake = this.#wake;
         this.#settled = this.#wake = undefined;
         wake?.();

@@ -251,8 +251,9 @@ export class ClientSession implements GatedSession, Subscriber, WriteQueueOwner,
       const cmd = commands[i] as DecodedCommand;
       if (this.#state === 'closed') return;
       if (admitted && verdicts?.[i] !== REFUSE && cmd.method !== undefined && pipelined(this.ctx, cmd)) {
-        // In flight with the publishes around it, pending until answered (publish-pipeline.ts).
-        this.#publishes ??= new PublishPipeline();
+        // In flight with the publishes around it (publish-pipeline.ts): no longer waiting.
+        this.pendingCommands--;
+        this.#publishes ??= new PublishPipeline(this.ctx.config.protection.rate_limit.max_pending_commands);
         this.#publishes.run(this.#handleCommand(cmd, true), this);
         continue;
       }

@@ -58,6 +58,14 @@ export class WebSocketTransport implements Transport {
     else this.#ws.send(frame, { binary });
   }
 
+  pauseReading(): void {
+    this.#ws.pause();
+  }
+
+  resumeReading(): void {
+    this.#ws.resume();
+  }
+
   close(d: Disconnect): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
     const ws = this.#ws;

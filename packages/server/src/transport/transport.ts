@@ -21,6 +21,13 @@ export interface Transport {
    * joined into one frame for send.
    */
   sendMany?(messages: readonly Buffer[]): void;
+  /**
+   * pauseReading stops reading the client's frames until resumeReading: TCP backpressure, its
+   * sends wait in its own buffers. Optional: HTTP-streaming and SSE clients send their
+   * commands in separate requests, which are not held back this way.
+   */
+  pauseReading?(): void;
+  resumeReading?(): void;
   /** close ends the connection with a disconnect advice (WebSocket close code and reason). */
   close(d: Disconnect): void;
   /** Bytes accepted by send() but not yet written to the socket. */

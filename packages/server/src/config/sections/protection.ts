@@ -84,7 +84,7 @@ export const protectionSection = z
           .min(0)
           .default(512)
           .describe(
-            "Commands one connection may have waiting to be handled (a connection's commands run one at a time, in order; on the Redis engine a run of publishes is in flight together, and counts here until answered); more are refused on arrival with error 111 (temporary), so a client pipelining a retry storm cannot queue work the server would do long after the client gave up. Above client.channel_limit, since an SDK resubscribes every channel at once on reconnect. 0 means no limit.",
+            "Commands one connection may have waiting to be handled (a connection's commands run one at a time, in order; on the Redis engine a run of publishes is in flight together, and with half this many in flight the connection is not read until half of them are answered); more are refused on arrival with error 111 (temporary), so a client pipelining a retry storm cannot queue work the server would do long after the client gave up. Above client.channel_limit, since an SDK resubscribes every channel at once on reconnect. 0 means no limit.",
           ),
       })
       .prefault({})
