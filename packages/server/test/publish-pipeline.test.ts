@@ -6,7 +6,8 @@
  * and B's subscriber gets them all, in order — one at a time, only the first would. Released,
  * A answers every publish ok, in command order, and a history read sent after them sees them
  * all. A publisher faster than Redis answers is not read past half of max_pending_commands in
- * flight, instead of being refused. Needs Redis at BULWARK_TEST_REDIS_URL (skipped without it, unless
+ * flight, instead of being refused. A node whose Redis connection comes back loads the publish
+ * scripts again before anything else. Needs Redis at BULWARK_TEST_REDIS_URL (skipped without it, unless
  * BULWARK_REQUIRE_SERVICES=1).
  *
  * @module
@@ -14,6 +15,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { it, type TestContext } from 'node:test';
+import { Redis } from 'ioredis';
+import { publishScript } from '../src/engine/redis/scripts.js';
 import { describeRedis, redisUrl, removeKeys, uniquePrefix } from './helpers/redis.js';
 import { rawClient, sleep, startTestServer, waitUntil, type RawClient, type ServerMessage } from './helpers/server.js';
 
@@ -43,6 +46,12 @@ class HoldingRelay {
   async listen(): Promise<string> {
     await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
     return `redis://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
+  }
+
+  /** drop cuts every connection through the relay (it keeps listening: clients reconnect). */
+  drop(): void {
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
   }
 
   release(): void {
@@ -189,5 +198,19 @@ await describeRedis('Redis engine: a connection publishes with its publishes in 
     for (const m of replies()) assert.equal(m.error, undefined, JSON.stringify(m));
     await waitUntil(() => received().length === sent, 5000, 'every publication delivered');
     assert.deepEqual(received(), inOrder(sent), 'applied in the order sent');
+  });
+
+  it('loads the publish scripts again first thing when its Redis connection comes back', async (t) => {
+    const { relay } = await setUp(t);
+    const redis = new Redis(redisUrl);
+    t.after(() => redis.disconnect());
+    const loaded = async () => ((await redis.script('EXISTS', publishScript.sha)) as number[])[0] === 1;
+    assert.ok(await loaded(), 'loaded by the first publish');
+    // As after a Redis restart: the scripts are gone, and the node's connections are cut.
+    await redis.script('FLUSH');
+    relay.drop();
+    const until = Date.now() + 5000;
+    while (!(await loaded()) && Date.now() < until) await sleep(20);
+    assert.ok(await loaded(), 'loaded again on reconnect, before any publish asked for it');
   });
 });

@@ -145,6 +145,10 @@ export class RedisBroker implements Broker {
     const report = (err: unknown): void => {
       if (this.state === 'started') this.onError(toEngineError(err, this.o.description));
     };
+    // Before anything else on every (re)connect: a restarted Redis has lost its scripts, and a
+    // publish answered NOSCRIPT is sent again after its answer, where a later publish of a run
+    // in flight together (client/publish-pipeline.ts) could overtake it.
+    if (!this.cluster) this.command.on('ready', () => this.loadPublishScripts());
     watchClient(this.command, {
       onUp: () => this.setUp('command', true),
       onDown: () => this.setUp('command', false),
@@ -337,6 +341,13 @@ export class RedisBroker implements Broker {
       return await (this.cluster ? withDeadline(promise, this.o.commandTimeoutMs) : promise);
     } catch (err) {
       throw toEngineError(err, this.o.description, write);
+    }
+  }
+
+  /** loadPublishScripts sends SCRIPT LOAD of the publish scripts; a failure is left to the publishes' own fallback. */
+  private loadPublishScripts(): void {
+    for (const script of [publishScript, publishOnceScript]) {
+      this.command.script('LOAD', script.source).catch(() => undefined);
     }
   }
 
