@@ -118,10 +118,7 @@ function answer(
     return undefined;
   }
   if (method === '') {
-    return runPipeline(transport, ctx, bodyText(body)).then((out) => {
-      res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out.body) });
-      res.end(out.body);
-    });
+    return runPipeline(transport, ctx, bodyText(body)).then((out) => sendJsonText(res, out.status, out.body));
   }
   let parsed: unknown = {};
   const text = bodyText(body);
